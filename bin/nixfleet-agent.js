@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// Thin launcher: registers tsx's ESM loader and runs the TypeScript entry point.
+import { register } from 'tsx/esm/api';
+register();
+await import('../agent/main.ts');

@@ -1,0 +1,160 @@
+/**
+ * The one test command (`npm test`): type-check, then every uvu / fast-check test file in its own
+ * process, then one closing line `N passed, N failed` with the real counts summed from uvu's own
+ * summaries. A file that crashes, times out or prints no uvu summary (a suite without `.run()`)
+ * counts as a failure, so a silent file cannot pass.
+ *
+ * Flags: `--no-e2e` skips e2e/, `--only DIR` runs only files under DIR, `--filter TEXT` only files
+ * whose path contains TEXT.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const ROOT = process.cwd();
+const SKIP_DIRS = new Set(['node_modules', '.git', 'tmp', '.bench-cache']);
+const UNIT_TIMEOUT_MS = 10 * 60_000;
+const E2E_TIMEOUT_MS = 30 * 60_000;
+
+type FileResult = { file: string; passed: number; failed: number; skipped: number; output: string; ms: number };
+
+function parseArgs(argv: string[]): { e2e: boolean; only: string | null; filter: string | null; typecheck: boolean } {
+  let e2e = true;
+  let only: string | null = null;
+  let filter: string | null = null;
+  let typecheck = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--no-e2e') e2e = false;
+    else if (a === '--no-typecheck') typecheck = false;
+    else if (a === '--only') only = argv[++i] ?? null;
+    else if (a === '--filter') filter = argv[++i] ?? null;
+    else {
+      process.stderr.write(`test: unknown argument ${a}\n`);
+      process.exit(2);
+    }
+  }
+  return { e2e, only, filter, typecheck };
+}
+
+function findTests(dir: string, out: string[]): string[] {
+  for (const name of readdirSync(dir)) {
+    if (SKIP_DIRS.has(name)) continue;
+    const p = join(dir, name);
+    const st = statSync(p);
+    if (st.isDirectory()) findTests(p, out);
+    else if (name.endsWith('.test.ts')) out.push(relative(ROOT, p));
+  }
+  return out;
+}
+
+// uvu colours through kleur; NO_COLOR keeps the summary plain, and we strip escapes anyway.
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number; output: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => {
+      output += `\n[test runner] timed out after ${timeoutMs / 1000}s: killed\n`;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, output: output.replace(ANSI, ''), ms: performance.now() - started });
+    });
+  });
+}
+
+function summarise(file: string, code: number, output: string, ms: number): FileResult {
+  const num = (label: string): number | null => {
+    const m = output.match(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm'));
+    return m ? Number(m[1]) : null;
+  };
+  const total = num('Total');
+  const passed = num('Passed');
+  const skipped = num('Skipped') ?? 0;
+  if (total === null || passed === null) {
+    // No uvu summary: the file crashed before finishing, or never called `.run()`.
+    return { file, passed: 0, failed: 1, skipped: 0, output: output + '\n[test runner] no uvu summary in output\n', ms };
+  }
+  let failed = Math.max(0, total - passed - skipped);
+  if (code !== 0 && failed === 0) failed = 1;
+  if (total === 0) failed = Math.max(failed, 1);
+  return { file, passed, failed, skipped, output, ms };
+}
+
+async function pool<T, R>(items: T[], width: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+
+  if (opts.typecheck && opts.only === null && opts.filter === null) {
+    const tsc = await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', '.'], UNIT_TIMEOUT_MS);
+    if (tsc.code === 0) {
+      passed += 1;
+      console.log(`ok   typecheck (tsc --noEmit, strict) ${Math.round(tsc.ms)} ms`);
+    } else {
+      failed += 1;
+      console.log(`FAIL typecheck\n${tsc.output}`);
+    }
+  }
+
+  let files = findTests(ROOT, []).sort();
+  if (opts.only !== null) files = files.filter((f) => f.startsWith(opts.only!.replace(/\/$/, '') + '/'));
+  if (opts.filter !== null) files = files.filter((f) => f.includes(opts.filter!));
+  const isE2e = (f: string) => f.startsWith('e2e/');
+  const unit = files.filter((f) => !isE2e(f));
+  const e2e = opts.e2e ? files.filter(isE2e) : [];
+
+  const runFile = async (file: string, timeoutMs: number): Promise<FileResult> => {
+    const r = await run(process.execPath, ['--import', 'tsx', file], timeoutMs);
+    const s = summarise(file, r.code, r.output, r.ms);
+    const tag = s.failed > 0 ? 'FAIL' : 'ok  ';
+    console.log(`${tag} ${file}  (${s.passed} passed, ${s.failed} failed, ${Math.round(s.ms)} ms)`);
+    if (s.failed > 0 || process.env['TEST_VERBOSE']) console.log(s.output.replace(/^/gm, '     | '));
+    return s;
+  };
+
+  const results = [
+    ...(await pool(unit, 2, (f) => runFile(f, UNIT_TIMEOUT_MS))),
+    ...(await pool(e2e, 1, (f) => runFile(f, E2E_TIMEOUT_MS))),
+  ];
+  for (const r of results) {
+    passed += r.passed;
+    failed += r.failed;
+    skipped += r.skipped;
+  }
+  const failing = results.filter((r) => r.failed > 0).map((r) => r.file);
+  if (failing.length > 0) console.log(`\nfailing files: ${failing.join(', ')}`);
+  console.log(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+await main();
