@@ -108,7 +108,8 @@ export function hostCertMinter(ca: FleetCa, hostPublicKeyPem: string): (name: st
     ]);
     // What cert.sign() does, with the RSA signature made natively instead of in JavaScript.
     cert.signatureOid = cert.siginfo.algorithmOid = pki.oids['sha256WithRSAEncryption']!;
-    const tbs = pki.getTBSCertificate(cert);
+    // getTBSCertificate is public node-forge API (x509.js) missing from @types/node-forge.
+    const tbs = (pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
     (cert as unknown as { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate = tbs;
     const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
     cert.signature = nodeSign('sha256', tbsDer, caKey).toString('binary');
