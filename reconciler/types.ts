@@ -1,0 +1,243 @@
+/**
+ * Types of the pure reconciler (SPEC §4): what the control plane observed (`Observed`), the
+ * decisions the reconciler returns (`Action`) and what an agent tells the control plane
+ * (`HostEvent`). Fleet types come from `release/schema.ts` and are never restated here.
+ *
+ * Contract: these types are shared with the control plane, the CLI and the simulator. Changes are
+ * additive only. Every timestamp is milliseconds since the Unix epoch (`…Ms`).
+ *
+ * Pure module: no I/O.
+ */
+
+/**
+ * Host state inside one rollout (SPEC §4):
+ * `Queued → Dispatched → Activating → ConfirmWindow → Healthy → Soaked → Converged`,
+ * side exits `Failed` and `Reverted`.
+ */
+export type HostRolloutState =
+  | 'Queued'
+  | 'Dispatched'
+  | 'Activating'
+  | 'ConfirmWindow'
+  | 'Healthy'
+  | 'Soaked'
+  | 'Converged'
+  | 'Failed'
+  | 'Reverted';
+
+export const HOST_ROLLOUT_STATES: readonly HostRolloutState[] = [
+  'Queued',
+  'Dispatched',
+  'Activating',
+  'ConfirmWindow',
+  'Healthy',
+  'Soaked',
+  'Converged',
+  'Failed',
+  'Reverted',
+];
+
+/** States that use a disruption-budget slot (SPEC §4). */
+export const IN_FLIGHT_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow', 'Healthy'];
+/** States that count as done for wave order and host edges (SPEC §4). */
+export const DONE_STATES: readonly HostRolloutState[] = ['Soaked', 'Converged'];
+
+/**
+ * Rollout state: `Pending → Executing(wave k) → Converged`, or `Halted` (a host Failed or
+ * Reverted), `Superseded` (the channel's signed target changed) or `Paused` (operator).
+ */
+export type RolloutState = 'Pending' | 'Executing' | 'Converged' | 'Halted' | 'Superseded' | 'Paused';
+
+export const ROLLOUT_STATES: readonly RolloutState[] = ['Pending', 'Executing', 'Converged', 'Halted', 'Superseded', 'Paused'];
+
+/** Why a host was skipped this tick (first blocking per-host gate wins). */
+export type SkipCode =
+  | 'quarantined' // its target closure is quarantined on its channel
+  | 'offline' // no check-in for offlineAfterMs; still blocks its wave
+  | 'skipped-offline' // offline past the grace: no longer blocks its wave, gets the target on return
+  | 'host-edge' // a gating host of the same channel is not Soaked/Converged yet
+  | 'compliance'; // enforce mode: open compliance failures in earlier waves
+
+/** Why a wave cannot move this tick (aggregated over hosts, one action per rollout and cause). */
+export type WaveBlockCode = 'budget' | 'compliance' | 'host-edge-deadlock';
+
+/** One recorded transition: what `nixfleet rollout trace` shows. `host` null = rollout-level. */
+export type Transition = {
+  atMs: number;
+  host: string | null;
+  from: HostRolloutState | RolloutState | null;
+  to: HostRolloutState | RolloutState;
+  wave: number;
+  reason: string;
+};
+
+export type SkipInfo = { code: SkipCode; reason: string; sinceMs: number };
+
+/** A host inside one rollout. `closure` is the signed target (`fleet.hosts[h].closureHash`). */
+export type RolloutHost = {
+  state: HostRolloutState;
+  /** When the host entered `state` (Healthy's `enteredAtMs` starts the soak clock). */
+  enteredAtMs: number;
+  closure: string;
+  /** Index into `fleet.waves[channel]` (hosts no wave selects get an implicit last wave). */
+  wave: number;
+  /** Last skip reason recorded for this host (null when not skipped). */
+  skip: SkipInfo | null;
+  /** `rollback_host` was issued for this host (rollback-and-halt). */
+  rollbackRequested: boolean;
+};
+
+export type Rollout = {
+  /** `<channel>@<targetRef>`. */
+  id: string;
+  channel: string;
+  targetRef: string;
+  state: RolloutState;
+  /** Index of the wave being executed (0 while Pending). */
+  currentWave: number;
+  /** Number of waves of this rollout (≥ 1). */
+  waveCount: number;
+  openedAtMs: number;
+  /** When it first left Pending (null while Pending / paused before starting). */
+  startedAtMs: number | null;
+  /** Reason of the last rollout-level transition. */
+  stateReason: string;
+  hosts: Record<string, RolloutHost>;
+  /** Every transition, in the order applied. */
+  history: Transition[];
+};
+
+export type HostProbes = {
+  /** At least one probe result has been received since the last activation. */
+  observed: boolean;
+  /** Every probe passed in the last report. */
+  passing: boolean;
+};
+
+/** What the control plane knows of one host from its check-ins (not per rollout). */
+export type HostObservation = {
+  /** Null: never checked in (since the CP started from empty). */
+  lastCheckinMs: number | null;
+  /** Store basename the host runs now, as reported. */
+  currentClosure: string | null;
+  probes: HostProbes;
+  /** Names of failed systemd units (healthGate.systemdFailedUnits.max is compared with the count). */
+  failedUnits: string[];
+  bootId: string | null;
+  /** Open compliance failures (control ids); absent = none reported. Used in `enforce` mode. */
+  complianceFailures?: string[];
+};
+
+export type PauseInfo = { sinceMs: number; reason: string };
+
+export type Deferral = { rolloutId: string; reason: string; sinceMs: number };
+
+/** Everything the reconciler reads besides the signed fleet. Plain JSON-able data. */
+export type Observed = {
+  hosts: Record<string, HostObservation>;
+  /** Every rollout known, by id (old Converged / Superseded ones may be pruned by the caller). */
+  rollouts: Record<string, Rollout>;
+  /** channel → quarantined closures (store basenames). */
+  quarantinedClosures: Record<string, string[]>;
+  /** channel → pause (operator). A paused channel dispatches nothing. */
+  pausedChannels: Record<string, PauseInfo>;
+  /** channel → targetRef of the last rollout that converged. */
+  lastConverged: Record<string, string>;
+  /** channel → the current deferral (debounces `rollout_deferred`). */
+  deferrals: Record<string, Deferral>;
+  /** Optional trust-root rotation schedule: when `successorRetireAtMs` has passed, `rotate_trust_root`. */
+  trust?: { successorRetireAtMs: number | null };
+};
+
+/** Tunables of `reconcile` (SPEC §4 offline hosts). */
+export type ReconcileOptions = {
+  /** No check-in for this long = offline (default 180 s = 3 × the 60 s poll interval). */
+  offlineAfterMs: number;
+  /** After being offline this long a host no longer blocks its wave (default 30 min). */
+  offlineGraceMs: number;
+};
+
+export const DEFAULT_RECONCILE_OPTIONS: Readonly<ReconcileOptions> = Object.freeze({
+  offlineAfterMs: 180_000,
+  offlineGraceMs: 30 * 60_000,
+});
+
+/** A host of a rollout being opened, as carried by `open_rollout`. */
+export type RolloutMember = { host: string; closure: string; wave: number };
+
+/**
+ * Decisions of one tick, as plain data (SPEC §4). Every action has a human-readable `reason`.
+ * `applyActions` applies them; the control plane additionally performs the side effects
+ * (serve the target on the next check-in, answer 410 to a cancelled confirm, audit, metrics).
+ *
+ * Kinds beyond the SPEC §4 list (additive): `fail_host` (health gate failed after the soak),
+ * `pause_rollout` / `resume_rollout` (mirror the operator's channel pause into the rollout state).
+ */
+export type Action =
+  | {
+      kind: 'open_rollout';
+      rolloutId: string;
+      channel: string;
+      targetRef: string;
+      waveCount: number;
+      /** Sorted by host name. */
+      hosts: RolloutMember[];
+      reason: string;
+    }
+  | { kind: 'dispatch_host'; rolloutId: string; channel: string; host: string; closure: string; wave: number; reason: string }
+  | {
+      kind: 'promote_wave';
+      rolloutId: string;
+      channel: string;
+      /** null = the rollout starts (Pending → Executing at wave 0). */
+      fromWave: number | null;
+      toWave: number;
+      reason: string;
+    }
+  | { kind: 'soak_host'; rolloutId: string; host: string; reason: string }
+  | { kind: 'converge_rollout'; rolloutId: string; channel: string; targetRef: string; reason: string }
+  | { kind: 'halt_rollout'; rolloutId: string; channel: string; hosts: string[]; reason: string }
+  | { kind: 'rollback_host'; rolloutId: string; host: string; closure: string; reason: string }
+  | { kind: 'supersede_rollout'; rolloutId: string; channel: string; byTargetRef: string | null; reason: string }
+  | { kind: 'skip_host'; rolloutId: string; host: string; code: SkipCode; reason: string }
+  | { kind: 'wave_blocked'; rolloutId: string; wave: number; code: WaveBlockCode; hosts: number; reason: string }
+  | { kind: 'rollout_deferred'; rolloutId: string; channel: string; gatedBy: string; reason: string }
+  | { kind: 'quarantine_closure'; channel: string; closure: string; host: string; reason: string }
+  | { kind: 'rotate_trust_root'; reason: string }
+  | { kind: 'fail_host'; rolloutId: string; host: string; reason: string }
+  | { kind: 'pause_rollout'; rolloutId: string; channel: string; reason: string }
+  | { kind: 'resume_rollout'; rolloutId: string; channel: string; reason: string };
+
+export type ActionKind = Action['kind'];
+
+/**
+ * What an agent check-in, confirm or report tells the control plane. `rolloutId` names the
+ * rollout the agent acts for (the target it was handed); when absent, the newest rollout that
+ * holds the host and is not Superseded is used.
+ */
+export type HostEvent =
+  /** Plain check-in: refreshes the observation (and counts as a sign of life). */
+  | {
+      kind: 'checkin';
+      currentClosure: string | null;
+      bootId?: string | null;
+      probes?: HostProbes;
+      failedUnits?: string[];
+      complianceFailures?: string[];
+    }
+  /** The agent fetched the target and started realising / switching. Dispatched → Activating. */
+  | { kind: 'activating'; rolloutId?: string }
+  /** The switch ran; the confirm clock runs. → ConfirmWindow. */
+  | { kind: 'switched'; rolloutId?: string }
+  /** The agent confirmed within the deadline. → Healthy (starts the soak clock). */
+  | { kind: 'confirmed'; rolloutId?: string }
+  /** Activation failed (or the host reports a health failure). → Failed. */
+  | { kind: 'failed'; rolloutId?: string; reason: string }
+  /** The agent rolled itself back (magic rollback). → Reverted. */
+  | { kind: 'rolled-back'; rolloutId?: string; reason: string }
+  /** The CP's confirm deadline passed without a confirm. → Reverted. */
+  | { kind: 'deadline-expired'; rolloutId?: string }
+  /** Probe results (from a check-in or a report). */
+  | { kind: 'probes'; probes: HostProbes; failedUnits?: string[]; complianceFailures?: string[] };
+
+export type HostEventKind = HostEvent['kind'];
