@@ -1,0 +1,15 @@
+/**
+ * Entry point of the `nixfleet` binary (bin/nixfleet.js): the real world handed to `run`.
+ */
+import { COMMANDS } from './commands.ts';
+import { run } from './run.ts';
+
+process.exitCode = await run(COMMANDS, process.argv.slice(2), {
+  stdout: (s) => void process.stdout.write(s),
+  stderr: (s) => void process.stderr.write(s),
+  env: process.env,
+  cwd: process.cwd(),
+  isTTY: process.stdout.isTTY === true,
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+});

@@ -1,0 +1,149 @@
+/**
+ * Settings of the `nixfleet` CLI (SPEC §7): each is read from its flag, then its `NIXFLEET_*`
+ * environment variable, then the config file (`$XDG_CONFIG_HOME/nixfleet/config.json`, else
+ * `$HOME/.config/nixfleet/config.json`, or `--config` / `NIXFLEET_CONFIG`), then its default.
+ *
+ * Relative paths are resolved against the working directory for flags and environment, and
+ * against the config file's own directory for the file (so a config file can be moved with its
+ * certificates).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { Result } from '../release/result.ts';
+import { err, ok } from '../release/result.ts';
+import type { CliError, FlagSpec, FlagValue, Io } from './framework.ts';
+import { toFlagValue } from './framework.ts';
+
+type SettingSpec = {
+  type: 'string' | 'int';
+  placeholder: string;
+  description: string;
+  /** A filesystem path: resolved to absolute against its source. */
+  path: boolean;
+  default?: FlagValue;
+};
+
+export const SETTINGS = Object.freeze({
+  url: { type: 'string', placeholder: 'URL', path: false, description: 'Control plane base URL, e.g. https://cp.example.org:8443.' },
+  cert: { type: 'string', placeholder: 'FILE', path: true, description: 'Operator client certificate (PEM, OU=operator).' },
+  key: { type: 'string', placeholder: 'FILE', path: true, description: 'Private key of the operator certificate (PEM).' },
+  ca: { type: 'string', placeholder: 'FILE', path: true, description: 'Fleet CA certificate (PEM) that issued the CP server certificate.' },
+  timeoutSecs: { type: 'int', placeholder: 'N', path: false, default: 10, description: 'Give up on the CP after N seconds.' },
+  pkiDir: { type: 'string', placeholder: 'DIR', path: true, description: 'Directory holding the fleet CA (ca.pem, ca.key); stays on the operator machine.' },
+} satisfies Record<string, SettingSpec>) as Readonly<Record<'url' | 'cert' | 'key' | 'ca' | 'timeoutSecs' | 'pkiDir', SettingSpec>>;
+
+export type SettingName = keyof typeof SETTINGS;
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+/** `timeoutSecs` → `timeout-secs`. */
+export function settingFlagName(s: SettingName): string {
+  return s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** `timeoutSecs` → `NIXFLEET_TIMEOUT_SECS`. */
+export function settingEnvName(s: SettingName): string {
+  return 'NIXFLEET_' + s.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+/** Where the config file lives when neither `--config` nor `NIXFLEET_CONFIG` says. */
+export function defaultConfigPath(env: Io['env']): string | null {
+  const xdg = env['XDG_CONFIG_HOME'];
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'nixfleet', 'config.json');
+  const home = env['HOME'];
+  if (home) return join(home, '.config', 'nixfleet', 'config.json');
+  return null;
+}
+
+export type ConfigFile = Partial<Record<SettingName, string | number>>;
+
+/** Read and validate the config file. A missing file at the *default* path is no error. */
+export function loadConfigFile(path: string, explicit: boolean): Result<ConfigFile | null, CliError> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !explicit) return ok(null);
+    return err({ code: 'USAGE', message: `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return err({ code: 'USAGE', message: `config file ${path} is not valid JSON` });
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return err({ code: 'USAGE', message: `config file ${path} must hold a JSON object` });
+  }
+  const out: ConfigFile = {};
+  for (const [k, v] of Object.entries(data)) {
+    if (!(k in SETTINGS)) {
+      return err({ code: 'USAGE', message: `config file ${path}: unknown key ${JSON.stringify(k)} (known: ${SETTING_NAMES.join(', ')})` });
+    }
+    const spec = SETTINGS[k as SettingName];
+    const good = spec.type === 'int' ? Number.isSafeInteger(v) && (v as number) >= 0 : typeof v === 'string';
+    if (!good) return err({ code: 'USAGE', message: `config file ${path}: "${k}" must be ${spec.type === 'int' ? 'a whole number' : 'a string'}` });
+    out[k as SettingName] = v as string | number;
+  }
+  return ok(out);
+}
+
+/**
+ * Turn raw argv flags into typed values, filling setting-backed flags from env and config file,
+ * and checking `required` flags. The config file is read only if some setting is still missing.
+ */
+export function resolveFlags(
+  flags: readonly FlagSpec[],
+  raw: Readonly<Record<string, string | boolean>>,
+  io: Pick<Io, 'env' | 'cwd'>,
+): Result<Record<string, FlagValue>, CliError> {
+  const out: Record<string, FlagValue> = {};
+  const missing: FlagSpec[] = [];
+  for (const f of flags) {
+    const r = raw[f.name];
+    if (r !== undefined) {
+      const v = toFlagValue(f, r, `--${f.name}`);
+      if (!v.ok) return v;
+      out[f.name] = f.setting && SETTINGS[f.setting].path && typeof v.value === 'string' ? resolve(io.cwd, v.value) : v.value;
+      continue;
+    }
+    if (f.setting) {
+      const envName = settingEnvName(f.setting);
+      const e = io.env[envName];
+      if (e !== undefined && e !== '') {
+        const v = toFlagValue(f, e, envName);
+        if (!v.ok) return v;
+        out[f.name] = SETTINGS[f.setting].path && typeof v.value === 'string' ? resolve(io.cwd, v.value) : v.value;
+        continue;
+      }
+      missing.push(f);
+      continue;
+    }
+    if (f.default !== undefined) out[f.name] = f.default;
+  }
+  if (missing.length > 0) {
+    const explicit = (typeof out['config'] === 'string' ? (out['config'] as string) : undefined) ?? io.env['NIXFLEET_CONFIG'];
+    const path = explicit ? resolve(io.cwd, explicit) : defaultConfigPath(io.env);
+    const file = path ? loadConfigFile(path, explicit !== undefined && explicit !== '') : ok(null);
+    if (!file.ok) return file;
+    for (const f of missing) {
+      const s = f.setting!;
+      const v = file.value?.[s];
+      if (v !== undefined && path) {
+        out[f.name] = SETTINGS[s].path && typeof v === 'string' ? resolve(dirname(path), v) : v;
+      } else {
+        const d = f.default ?? SETTINGS[s].default;
+        if (d !== undefined) out[f.name] = d;
+      }
+    }
+  }
+  for (const f of flags) {
+    const needed = f.required === true || (f.setting !== undefined && REQUIRED_WHEN_ONLINE.has(f.setting));
+    if (!needed || out[f.name] !== undefined) continue;
+    const where = f.setting ? ` (or ${settingEnvName(f.setting)}, or "${f.setting}" in the config file; see: nixfleet config init)` : '';
+    return err({ code: 'USAGE', message: `missing --${f.name}${where}` });
+  }
+  return ok(out);
+}
+
+/** Connection settings without which no online command can run. */
+const REQUIRED_WHEN_ONLINE: ReadonlySet<SettingName> = new Set(['url', 'cert', 'key', 'ca']);
