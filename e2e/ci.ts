@@ -1,0 +1,119 @@
+/**
+ * The scripted CI step of the e2e fleet (SPEC §1, §3): on a commit of the fleet description in the
+ * forge's working clone it runs, as real processes of `nixfleet-release`,
+ *
+ *   resolve --fleet fleet/fleet.json --out build/fleet.resolved.json
+ *   push    --cache <file:// cache with its signing key> --closures build/closures.json
+ *   sign    --in build/fleet.resolved.json --key <release key> --closures build/closures.json
+ *           --ci-commit <sha> --revocations fleet/revocations.json --out-dir releases
+ *
+ * and commits `releases/fleet.resolved.json{,.sig}` and `releases/revocations.json{,.sig}`.
+ * The release key lives beside the forge (in the CI's own directory), never in the repository and
+ * never on the CP.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FleetDescription, Revocation } from '../release/schema.ts';
+import type { Forge } from './forge.ts';
+import { REPO, runOk, tsxArgs } from './proc.ts';
+
+/** Run `nixfleet-release <args>` as a real process; throws with its stderr on failure. */
+export async function releaseTool(args: readonly string[], cwd?: string): Promise<string> {
+  const r = await runOk(process.execPath, tsxArgs('release/main.ts', args), { cwd: cwd ?? REPO, timeoutMs: 300_000 });
+  return r.stdout;
+}
+
+export type ReleaseInput = {
+  fleet: FleetDescription;
+  /** host → store basename of its closure (what `sign --closures` injects). */
+  closures: Record<string, string>;
+  revocations?: Revocation[];
+  /** `--now` for sign (to make stale / back-dated artefacts); default: the real clock. */
+  now?: string;
+  message?: string;
+};
+
+export type ReleaseOutput = {
+  /** Commit of the fleet description (what `meta.ciCommit` names). */
+  sourceCommit: string;
+  /** Commit that added the signed release files. */
+  releaseCommit: string;
+  fleetBytes: Buffer;
+  fleetSig: Buffer;
+  revocationsBytes: Buffer;
+  revocationsSig: Buffer;
+};
+
+export class Ci {
+  readonly dir: string;
+  readonly keyFile: string;
+  publicKey = '';
+  constructor(
+    readonly root: string,
+    readonly forge: Forge,
+    /** `nix copy --to` URL of the binary cache CI pushes to (file://…?secret-key=…). */
+    readonly pushCacheUrl: string,
+  ) {
+    this.dir = join(root, 'ci');
+    this.keyFile = join(this.dir, 'release.key');
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** `nixfleet-release keygen` → the public key (base64) for trust.json. */
+  async keygen(): Promise<string> {
+    const out = await releaseTool(['keygen', '--out', this.keyFile]);
+    this.publicKey = out.trim().split('\n').pop()!.trim();
+    if (!/^[A-Za-z0-9+/]{43}=$/.test(this.publicKey)) throw new Error(`keygen printed no ed25519 public key: ${JSON.stringify(out)}`);
+    return this.publicKey;
+  }
+
+  /** A developer commits the fleet description; CI resolves, pushes, signs and commits the release. */
+  async release(input: ReleaseInput, key: string = this.keyFile): Promise<ReleaseOutput> {
+    const f = this.forge;
+    f.write('fleet/fleet.json', JSON.stringify(input.fleet, null, 2) + '\n');
+    const revocations = {
+      schemaVersion: 1,
+      revocations: input.revocations ?? [],
+      meta: { schemaVersion: 1, signedAt: null, ciCommit: null },
+    };
+    f.write('fleet/revocations.json', JSON.stringify(revocations, null, 2) + '\n');
+    const sourceCommit = await f.commit(input.message ?? 'fleet: update');
+
+    const build = join(this.dir, 'build');
+    mkdirSync(build, { recursive: true });
+    const resolved = join(build, 'fleet.resolved.json');
+    const closuresFile = join(build, 'closures.json');
+    writeFileSync(closuresFile, JSON.stringify(input.closures, null, 2) + '\n');
+    await releaseTool(['resolve', '--fleet', join(f.work, 'fleet/fleet.json'), '--out', resolved]);
+    await releaseTool(['push', '--cache', this.pushCacheUrl, '--closures', closuresFile]);
+    const signArgs = [
+      'sign',
+      '--in', resolved,
+      '--key', key,
+      '--closures', closuresFile,
+      '--ci-commit', sourceCommit,
+      '--revocations', join(f.work, 'fleet/revocations.json'),
+      '--out-dir', join(f.work, 'releases'),
+    ];
+    if (input.now !== undefined) signArgs.push('--now', input.now);
+    await releaseTool(signArgs);
+    const releaseCommit = await f.commit(`ci: signed release for ${sourceCommit.slice(0, 12)}`);
+    return { sourceCommit, releaseCommit, ...this.readReleases() };
+  }
+
+  readReleases(): Pick<ReleaseOutput, 'fleetBytes' | 'fleetSig' | 'revocationsBytes' | 'revocationsSig'> {
+    const r = (n: string) => readFileSync(join(this.forge.work, 'releases', n));
+    return {
+      fleetBytes: r('fleet.resolved.json'),
+      fleetSig: r('fleet.resolved.json.sig'),
+      revocationsBytes: r('revocations.json'),
+      revocationsSig: r('revocations.json.sig'),
+    };
+  }
+
+  /** Commit arbitrary release files as they are (tampering scenarios: bytes the CI never signed). */
+  async commitReleaseFiles(files: Partial<Record<'fleet.resolved.json' | 'fleet.resolved.json.sig' | 'revocations.json' | 'revocations.json.sig', Uint8Array>>, message: string): Promise<string> {
+    for (const [name, bytes] of Object.entries(files)) this.forge.write(join('releases', name), bytes);
+    return this.forge.commit(message);
+  }
+}
