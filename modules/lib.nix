@@ -1,0 +1,41 @@
+# Turns the plain option specs of ./options-*.nix (builtins-only data, also read by the docs
+# generator and the drift test in nix-tests/options.test.ts) into NixOS / nix-darwin options.
+#
+# Type tags: "bool" "int" "ints.positive" "ints.unsigned" "port" "str" "path" "package" "json",
+# { nullOr = T; }, { listOf = T; }, { enum = [ … ]; }.
+# "path" is an absolute path *string*: a Nix path literal (./key.pem) is refused on purpose, so a
+# TLS key can never be copied into the world-readable Nix store by accident.
+{ lib }:
+let
+  inherit (lib) types;
+in
+rec {
+  toType = t:
+    if t == "bool" then types.bool
+    else if t == "int" then types.int
+    else if t == "ints.positive" then types.ints.positive
+    else if t == "ints.unsigned" then types.ints.unsigned
+    else if t == "port" then types.port
+    else if t == "str" then types.str
+    else if t == "path" then types.strMatching "/.*"
+    else if t == "package" then types.package
+    else if t == "json" then types.attrsOf types.anything
+    else if builtins.isAttrs t && t ? nullOr then types.nullOr (toType t.nullOr)
+    else if builtins.isAttrs t && t ? listOf then types.listOf (toType t.listOf)
+    else if builtins.isAttrs t && t ? enum then types.enum t.enum
+    else throw "nixfleet modules/lib.nix: unknown option type tag ${builtins.toJSON t}";
+
+  # { name = { type; default?; defaultText?; example?; description; }; } -> { name = mkOption …; }
+  mkOptions = specs: builtins.mapAttrs (_: s:
+    lib.mkOption ({
+      type = toType s.type;
+      inherit (s) description;
+    }
+    // lib.optionalAttrs (s ? default) { inherit (s) default; }
+    // lib.optionalAttrs (s ? defaultText) { defaultText = lib.literalExpression s.defaultText; }
+    // lib.optionalAttrs (s ? example) { inherit (s) example; })) specs;
+
+  # The program's JSON config: every settings key, nulls left out (the program's own default applies).
+  toConfigJSON = settingNames: cfg:
+    builtins.toJSON (lib.filterAttrs (_: v: v != null) (lib.getAttrs settingNames cfg));
+}

@@ -1,0 +1,145 @@
+# Option specs of `services.nixfleet-control-plane` (plain data, builtins only).
+#
+# `settings` mirrors control-plane/config.ts key for key (same names, same defaults): the module
+# writes them to the JSON file given to `nixfleet-control-plane --config`. nix-tests/options.test.ts
+# fails when a config key has no option here or an option here is not a config key, and
+# docs/nixos.md is generated from this file (`npx tsx nix-tests/nixos-doc.ts --write`).
+# `service` holds the options that only the module has (unit, firewall, package).
+# Type tags: see ./lib.nix.
+{
+  service = {
+    enable = {
+      type = "bool";
+      default = false;
+      description = "Run the nixfleet control plane (a keyless caching router for signed intent, SPEC §5).";
+    };
+    package = {
+      type = "package";
+      defaultText = "nixfleet.packages.\${system}.nixfleet-control-plane";
+      description = "The nixfleet-control-plane package.";
+    };
+    openFirewall = {
+      type = "bool";
+      default = false;
+      description = "Open `listenPort` in the firewall.";
+    };
+  };
+
+  settings = {
+    listenHost = {
+      type = "str";
+      default = "127.0.0.1";
+      description = "Address the HTTPS (mutual TLS) server listens on.";
+    };
+    listenPort = {
+      type = "port";
+      default = 8443;
+      description = "TCP port of the HTTPS server. Below 1024 the unit gets CAP_NET_BIND_SERVICE and nothing else.";
+    };
+    tlsCertFile = {
+      type = "path";
+      example = "/run/secrets/nixfleet-cp/server.crt";
+      description = "PEM server certificate (not a CA certificate). Must be readable by the service's dynamic user (public material).";
+    };
+    tlsKeyFile = {
+      type = "path";
+      example = "/run/secrets/nixfleet-cp/server.key";
+      description = "PEM server private key: the only private key the control plane may hold. Passed through systemd `LoadCredential`, so it may stay root-only (mode 0400).";
+    };
+    clientCaFile = {
+      type = "path";
+      example = "/etc/nixfleet/fleet-ca.crt";
+      description = "PEM fleet CA certificate(s) that client certificates (hosts, operators) must chain to. Certificate only: the CA key never goes to the control plane.";
+    };
+    trustFile = {
+      type = "path";
+      example = "/etc/nixfleet/trust.json";
+      description = "trust.json (SPEC §2.3): the release public keys. Re-read on change.";
+    };
+    source = {
+      type = "json";
+      example = { type = "url"; fleetUrl = "https://git.example.org/ops/fleet/raw/main/releases/fleet.resolved.json"; };
+      description = ''
+        Where the signed release files come from (SPEC §2.4), one of
+        `{ type = "dir"; dir = "/path"; }`,
+        `{ type = "url"; fleetUrl; fleetSigUrl?; revocationsUrl?; revocationsSigUrl?; caFile?; }` (HTTP(S), ETag polling) or
+        `{ type = "git"; remote; ref ? "main"; path ? "releases"; }`.
+      '';
+    };
+    revocations = {
+      type = "bool";
+      default = false;
+      description = "Require a signed revocations.json before becoming ready, and enforce it.";
+    };
+    dbPath = {
+      type = "path";
+      default = "/var/lib/nixfleet-control-plane/state.db";
+      description = "SQLite database (WAL). The default lives in the unit's StateDirectory; the control plane can be rebuilt from an empty one.";
+    };
+    cacheDir = {
+      type = { nullOr = "path"; };
+      default = null;
+      description = "Where the git source keeps its clone; null means `<dbPath>.git-cache`.";
+    };
+    pollIntervalSecs = {
+      type = "ints.positive";
+      default = 60;
+      description = "Seconds between polls of the artefact source.";
+    };
+    reconcileIntervalSecs = {
+      type = "ints.positive";
+      default = 10;
+      description = "Seconds between reconcile ticks (check-ins also trigger one).";
+    };
+    reconcileDebounceMs = {
+      type = "ints.unsigned";
+      default = 250;
+      description = "Coalescing delay, in milliseconds, for the reconciles that check-ins request.";
+    };
+    confirmDeadlineSecs = {
+      type = "ints.positive";
+      default = 120;
+      description = "Seconds from dispatch within which a host must confirm, else it is Reverted for that rollout.";
+    };
+    agentPollIntervalSecs = {
+      type = "ints.positive";
+      default = 60;
+      description = "`nextCheckinSecs` sent to agents.";
+    };
+    offlineAfterSecs = {
+      type = "ints.positive";
+      default = 180;
+      description = "A host not seen for this long is offline (SPEC §4).";
+    };
+    offlineGraceSecs = {
+      type = "ints.unsigned";
+      default = 1800;
+      description = "Offline hosts stop blocking their wave after this grace.";
+    };
+    maxBodyBytes = {
+      type = "ints.positive";
+      default = 65536;
+      description = "Largest request body accepted.";
+    };
+    maxArtifactBytes = {
+      type = "ints.positive";
+      default = 16777216;
+      description = "Largest artefact accepted from the source (checked before parsing).";
+    };
+    retryAfterSecs = {
+      type = "ints.positive";
+      default = 5;
+      description = "`Retry-After` sent with 503 while not ready.";
+    };
+    fetchTimeoutMs = {
+      type = "ints.positive";
+      default = 30000;
+      description = "Per-fetch timeout, in milliseconds, for URL and git sources.";
+    };
+    logLevel = {
+      type = { enum = [ "debug" "info" "warn" "error" ]; };
+      default = "info";
+      description = "Log level.";
+    };
+  };
+}
