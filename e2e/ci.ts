@@ -31,6 +31,8 @@ export type ReleaseInput = {
   /** `--now` for sign (to make stale / back-dated artefacts); default: the real clock. */
   now?: string;
   message?: string;
+  /** Runs after signing, before the release commit is pushed (the harness evicts closures here). */
+  beforeCommit?: () => Promise<void>;
 };
 
 export type ReleaseOutput = {
@@ -97,6 +99,7 @@ export class Ci {
     ];
     if (input.now !== undefined) signArgs.push('--now', input.now);
     await releaseTool(signArgs);
+    if (input.beforeCommit !== undefined) await input.beforeCommit();
     const releaseCommit = await f.commit(`ci: signed release for ${sourceCommit.slice(0, 12)}`);
     return { sourceCommit, releaseCommit, ...this.readReleases() };
   }

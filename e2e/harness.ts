@@ -367,12 +367,15 @@ export class Fleet {
       ...(extra.revocations !== undefined ? { revocations: extra.revocations } : {}),
       ...(extra.now !== undefined ? { now: extra.now } : {}),
       ...(extra.message !== undefined ? { message: extra.message } : {}),
+      beforeCommit: async () => {
+        // Before the CP can see the release: evict the new top-level closures that no profile
+        // uses yet, so that agents must fetch them from the signed binary cache. Only the
+        // top-level path: its components may belong to the running generation (then `--delete`
+        // refuses, which is fine).
+        for (const h of this.hosts) await run('nix-store', ['--delete', `/nix/store/${closures[h.name]!}`]);
+      },
     });
     this.lastRelease = out;
-    for (const h of this.hosts) {
-      // Only the top-level path: its components may be in use by the running generation.
-      await run('nix-store', ['--delete', `/nix/store/${closures[h.name]!}`]);
-    }
     return out;
   }
 
