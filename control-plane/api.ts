@@ -15,6 +15,7 @@
  *   `hostname` must equal its CN (403 `IDENTITY_MISMATCH` otherwise).
  */
 import type { FleetResolved } from '../release/schema.ts';
+import type { HostRolloutState, RolloutState as ReconcilerRolloutState } from '../reconciler/types.ts';
 
 export const PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 export const PROTOCOL_VERSION = '1';
@@ -96,18 +97,11 @@ export type ErrorBody = {
 // States (SPEC §4). Spelled as the reconciler spells them.
 // ---------------------------------------------------------------------------------------------
 
-export type HostState =
-  | 'Queued'
-  | 'Dispatched'
-  | 'Activating'
-  | 'ConfirmWindow'
-  | 'Healthy'
-  | 'Soaked'
-  | 'Converged'
-  | 'Failed'
-  | 'Reverted';
+/** `Queued → Dispatched → Activating → ConfirmWindow → Healthy → Soaked → Converged`, `Failed`, `Reverted`. */
+export type HostState = HostRolloutState;
 
-export type RolloutState = 'Pending' | 'Executing' | 'Converged' | 'Halted' | 'Superseded' | 'Paused';
+/** `Pending → Executing → Converged`, `Halted`, `Superseded`, `Paused`. */
+export type RolloutState = ReconcilerRolloutState;
 
 // ---------------------------------------------------------------------------------------------
 // Agent routes (client certificate OU `host`, CN = hostname)
@@ -175,13 +169,25 @@ export type Target = {
   freshnessWindowMinutes: number;
   /** Hex sha256 of the canonical artefact bytes served at `GET /v1/artifact`. */
   artifactSha256: string;
-  /** RFC 3339: confirm (POST /v1/agent/confirm) before this or roll back. */
+  /**
+   * RFC 3339: confirm (POST /v1/agent/confirm) before this or roll back. The clock starts when the
+   * target is first handed to the host (first check-in that returns it), so a host that polls
+   * late still gets the full `confirmDeadlineSecs`; later check-ins repeat the same deadline.
+   */
   confirmDeadline: string;
 };
+
+/**
+ * A stopping instruction (rollback-and-halt, SPEC §4): roll back the activation of `closureHash`
+ * for `rolloutId` to the generation the agent ran before it. Never names a closure to switch to.
+ */
+export type RollbackInstruction = { rolloutId: string; closureHash: string; reason: string };
 
 /** `POST /v1/agent/checkin` 200 body. */
 export type CheckinResponse = {
   target: Target | null;
+  /** Present (non-null) only when the host must undo the activation it made for a halted rollout. */
+  rollback?: RollbackInstruction | null;
   nextCheckinSecs: number;
   /** CP clock, for the agent's skew diagnostics only (it never trusts it for freshness). */
   serverTime: string;
@@ -195,11 +201,16 @@ export type ConfirmRequest = {
   bootId: string;
   /** Optional signed record the CP stores for a later rebuild (same as checkin `lastConfirmed`). */
   confirmed?: SignedConfirmedRecord;
+  /** Probe results that justified the confirm (they start the soak observations). */
+  probes?: ProbeResult[];
+  failedUnits?: string[];
 };
 
 /** Events an agent reports (§5, §6). */
 export type ReportEvent =
   | 'activation-started'
+  /** switch-to-configuration ran; the confirm window is open (→ ConfirmWindow). */
+  | 'activation-switched'
   | 'activation-failed'
   | 'activation-deferred'
   | 'rolled-back'

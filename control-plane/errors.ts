@@ -1,0 +1,54 @@
+/**
+ * The one mapping from API error codes to HTTP statuses (STYLE §7). Services return or throw
+ * `ApiError`; `app.onError` turns it into `{error: {code, message}}`. Anything else is a bug: 500
+ * `INTERNAL` with a generic message (details go to the log, never to the client).
+ */
+import type { ErrorBody, ErrorCode } from './api.ts';
+
+export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 500 | 503>> = Object.freeze({
+  MALFORMED_JSON: 400,
+  INVALID_BODY: 400,
+  INVALID_QUERY: 400,
+  UNSUPPORTED_PROTOCOL: 400,
+  REPORT_SIGNATURE_INVALID: 400,
+  UNAUTHENTICATED: 401,
+  CERT_REVOKED: 401,
+  FORBIDDEN_ROLE: 403,
+  IDENTITY_MISMATCH: 403,
+  NOT_FOUND: 404,
+  UNKNOWN_HOST: 404,
+  UNKNOWN_ROLLOUT: 404,
+  UNKNOWN_CHANNEL: 404,
+  NO_DISPATCH: 409,
+  DEADLINE_PASSED: 410,
+  DISPATCH_CANCELLED: 410,
+  BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  NOT_READY: 503,
+  INTERNAL: 500,
+});
+
+export type Issue = { path: string; message: string };
+
+/** An expected failure that ends the request with a JSON error body. */
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly issues: Issue[] | undefined;
+  constructor(code: ErrorCode, message: string, issues?: Issue[]) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.issues = issues;
+  }
+  get status(): number {
+    return STATUS[this.code];
+  }
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message, ...(this.issues !== undefined ? { issues: this.issues } : {}) } };
+  }
+}
+
+/** Result-style failure from a service, mapped by the same table. */
+export type Failure = { code: ErrorCode; message: string };
+
+export const toApiError = (f: Failure): ApiError => new ApiError(f.code, f.message);

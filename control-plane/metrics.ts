@@ -1,0 +1,76 @@
+/**
+ * Prometheus metrics (SPEC §5): hosts by state, rollouts by state, check-ins, verification
+ * failures by code, reconcile duration — plus requests by route/status and readiness. One
+ * registry per control-plane instance (tests run several in one process).
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export type StateCounts = () => { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean };
+
+export class CpMetrics {
+  readonly registry = new Registry();
+  readonly checkins: Counter<'result'>;
+  readonly verifyFailures: Counter<'kind' | 'code'>;
+  readonly artifactsAccepted: Counter<'kind'>;
+  readonly reconcileDuration: Histogram;
+  readonly reconcileRuns: Counter<'trigger'>;
+  readonly requests: Counter<'route' | 'status'>;
+  readonly reports: Counter<'event' | 'verdict'>;
+
+  constructor(counts: StateCounts) {
+    const registers = [this.registry];
+    this.checkins = new Counter({ name: 'nixfleet_checkins_total', help: 'Agent check-ins handled', labelNames: ['result'], registers });
+    this.verifyFailures = new Counter({
+      name: 'nixfleet_artifact_verification_failures_total',
+      help: 'Artefacts from the source that failed verification, by kind and error code',
+      labelNames: ['kind', 'code'],
+      registers,
+    });
+    this.artifactsAccepted = new Counter({ name: 'nixfleet_artifacts_accepted_total', help: 'Artefacts verified and put in force', labelNames: ['kind'], registers });
+    this.reconcileDuration = new Histogram({
+      name: 'nixfleet_reconcile_duration_seconds',
+      help: 'Duration of one reconcile pass (load observed, reconcile, apply, persist)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.reconcileRuns = new Counter({ name: 'nixfleet_reconcile_runs_total', help: 'Reconcile passes by trigger', labelNames: ['trigger'], registers });
+    this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
+    this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
+    // Gauges computed at scrape time from the store.
+    let snapshot: ReturnType<StateCounts> | null = null;
+    const take = (): ReturnType<StateCounts> => (snapshot ??= counts());
+    new Gauge({
+      name: 'nixfleet_hosts',
+      help: 'Hosts by state in their newest rollout (Idle: in no rollout)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(take().hosts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_rollouts',
+      help: 'Rollouts by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(take().rollouts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_ready',
+      help: '1 when a verified fleet artefact is in force',
+      registers,
+      collect() {
+        this.set(take().ready ? 1 : 0);
+        snapshot = null; // last gauge in registration order: next scrape recomputes
+      },
+    });
+  }
+
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
