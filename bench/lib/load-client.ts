@@ -1,0 +1,392 @@
+/**
+ * The simulated agents for the check-in load, in their OWN process (fork this file through
+ * {@link startLoadClient}), so that the server under test and the load generator do not share an
+ * event loop or a heap.
+ *
+ * Identity model (docs/performance.md, "Method"): every simulated host talks over its own TLS
+ * connection with its own client certificate (undici `Client`, keep-alive, one request in flight —
+ * an agent never pipelines). At most `connections` connections are open at once; each is bound to
+ * one host, makes `checkinsPerConnection` check-ins over keep-alive, closes, and its slot moves on
+ * to the next host of the fleet (a full TLS handshake with that host's certificate, no session
+ * resumption: a new connector per host). Phases:
+ *
+ * - `sweep`: every host in a range opens its connection and checks in once (first contact);
+ * - `closed`: every slot sends its next check-in as soon as the previous one is answered —
+ *   the maximum rate (latency here is mostly queueing: Little's law, connections / rate);
+ * - `open`: check-ins are scheduled at a fixed rate whatever the answers do, and latency is
+ *   measured from the scheduled time (no coordinated omission): the latency at a given load;
+ * - `handshake`: sequential bare TLS handshakes (connect → secureConnect), no HTTP;
+ * - `fetch`: GET a path once per host over a new connection, with and without `If-None-Match`,
+ *   counting the bytes the server sent.
+ */
+import { readFileSync } from 'node:fs';
+import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { Client } from 'undici';
+import { forkTs, serveChild, type Forked } from './child.ts';
+import { summarize, type Summary } from './stats.ts';
+
+/** What the parent writes to a JSON file for the client to read once. */
+export type LoadClientInit = {
+  origin: string;
+  servername: string;
+  caPem: string;
+  /** The key shared by every bench host certificate (bench/lib/certs.ts). */
+  hostKeyPem: string;
+  hosts: { name: string; certPem: string }[];
+};
+
+export type RequestTemplate = {
+  method: 'GET' | 'POST';
+  path: string;
+  headers?: Record<string, string>;
+  /** One body per host (same order as `init.hosts`), or one body for everyone, or none. */
+  bodies?: string[] | string;
+};
+
+export type PhaseSpec =
+  | { kind: 'sweep'; request: RequestTemplate; from: number; to: number; concurrency: number }
+  | { kind: 'closed'; request: RequestTemplate; connections: number; checkinsPerConnection: number; warmupMs: number; durationMs: number; hostOffset?: number }
+  | { kind: 'open'; request: RequestTemplate; connections: number; checkinsPerConnection: number; ratePerSec: number; warmupMs: number; durationMs: number; hostOffset?: number }
+  | { kind: 'handshake'; count: number; hostOffset?: number }
+  | { kind: 'fetch'; path: string; count: number; ifNoneMatch: string | null; hostOffset?: number };
+
+export type PhaseResult = {
+  kind: PhaseSpec['kind'];
+  /** Requests completed inside the measured window. */
+  completed: number;
+  /** Status code → count, plus `error:<code>` for transport errors. */
+  statuses: Record<string, number>;
+  errors: number;
+  windowMs: number;
+  ratePerSec: number;
+  latencyMs: Summary;
+  /** New TLS connections opened during the phase (each a full handshake). */
+  connectionsOpened: number;
+  /** CPU the load client itself used during the phase (to show it was not the bottleneck). */
+  clientCpuMs: number;
+  /** `fetch` only: bytes received per request, headers + body (HTTP/1.1, before TLS framing). */
+  bytesPerRequest?: Summary;
+  /** First few non-2xx bodies, for diagnosis. */
+  sampleErrors: string[];
+};
+
+export type LoadClient = {
+  readonly pid: number;
+  run(spec: PhaseSpec): Promise<PhaseResult>;
+  close(): Promise<void>;
+};
+
+/** Fork the load client; `initFile` holds a {@link LoadClientInit} as JSON. */
+export async function startLoadClient(initFile: string): Promise<LoadClient> {
+  const f: Forked = forkTs(fileURLToPath(import.meta.url));
+  await f.call({ cmd: 'init', initFile });
+  return { pid: f.pid, run: (spec) => f.call<PhaseResult>({ cmd: 'run', spec }, 600_000), close: () => f.close() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side
+// ---------------------------------------------------------------------------------------------
+
+type Host = { name: string; ctx: SecureContext | null; certPem: string };
+type Slot = { client: Client | null; host: number; used: number };
+
+class Runner {
+  private readonly hosts: Host[];
+  private readonly url: URL;
+  constructor(private readonly init: LoadClientInit) {
+    this.hosts = init.hosts.map((h) => ({ name: h.name, certPem: h.certPem, ctx: null }));
+    this.url = new URL(init.origin);
+  }
+
+  private secureContext(i: number): SecureContext {
+    const h = this.hosts[i % this.hosts.length]!;
+    // One context per host identity, made on first use (as an agent loads its cert once).
+    h.ctx ??= createSecureContext({ ca: this.init.caPem, cert: h.certPem, key: this.init.hostKeyPem });
+    return h.ctx;
+  }
+
+  private client(i: number): Client {
+    return new Client(this.init.origin, {
+      connect: { secureContext: this.secureContext(i), servername: this.init.servername },
+      keepAliveTimeout: 60_000,
+      pipelining: 1,
+    });
+  }
+
+  private body(t: RequestTemplate, i: number): string | undefined {
+    if (t.bodies === undefined) return undefined;
+    if (typeof t.bodies === 'string') return t.bodies;
+    return t.bodies[i % t.bodies.length];
+  }
+
+  async run(spec: PhaseSpec): Promise<PhaseResult> {
+    const cpu0 = process.cpuUsage();
+    const acc = new Acc();
+    let windowMs: number;
+    switch (spec.kind) {
+      case 'sweep':
+        windowMs = await this.sweep(spec, acc);
+        break;
+      case 'closed':
+        windowMs = await this.closed(spec, acc);
+        break;
+      case 'open':
+        windowMs = await this.open(spec, acc);
+        break;
+      case 'handshake':
+        windowMs = await this.handshakes(spec, acc);
+        break;
+      case 'fetch':
+        windowMs = await this.fetch(spec, acc);
+        break;
+    }
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      kind: spec.kind,
+      completed: acc.latencies.length,
+      statuses: acc.statuses,
+      errors: acc.errors,
+      windowMs: Math.round(windowMs),
+      ratePerSec: Math.round((acc.latencies.length / windowMs) * 1000),
+      latencyMs: summarize(acc.latencies),
+      connectionsOpened: acc.connections,
+      clientCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      ...(acc.bytes.length > 0 ? { bytesPerRequest: summarize(acc.bytes) } : {}),
+      sampleErrors: acc.sampleErrors,
+    };
+  }
+
+  /** One request on `client`; resolves to the status, or -1 on a transport error (counted). */
+  private async request(client: Client, t: RequestTemplate, i: number, acc: Acc, record: boolean): Promise<number> {
+    const body = this.body(t, i);
+    try {
+      const res = await client.request({
+        method: t.method,
+        path: t.path,
+        headers: { 'x-nixfleet-protocol': '1', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...t.headers },
+        ...(body !== undefined ? { body } : {}),
+      });
+      const text = await res.body.text();
+      if (record) acc.status(String(res.statusCode), res.statusCode >= 300 ? text : null);
+      return res.statusCode;
+    } catch (e) {
+      if (record) acc.status(`error:${(e as { code?: string }).code ?? 'unknown'}`, String(e));
+      return -1;
+    }
+  }
+
+  private async sweep(spec: Extract<PhaseSpec, { kind: 'sweep' }>, acc: Acc): Promise<number> {
+    let next = spec.from;
+    const t0 = performance.now();
+    const worker = async (): Promise<void> => {
+      while (next < spec.to) {
+        const i = next++;
+        const c = this.client(i);
+        acc.connections++;
+        const s = performance.now();
+        const status = await this.request(c, spec.request, i, acc, true);
+        if (status >= 0) acc.latencies.push(performance.now() - s);
+        await c.destroy();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(spec.concurrency, spec.to - spec.from) }, worker));
+    return performance.now() - t0;
+  }
+
+  /**
+   * Open `n` connections (one per host, from `cursor`) and send one unmeasured request on each,
+   * `concurrency` at a time, so that a measured window does not start with a burst of handshakes.
+   */
+  private async prewarm(n: number, cursor: number, t: RequestTemplate, acc: Acc): Promise<Slot[]> {
+    const slots: Slot[] = Array.from({ length: n }, (_, k) => ({ client: this.client(cursor + k), host: cursor + k, used: 1 }));
+    acc.connections += n;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < slots.length) {
+        const s = slots[next++]!;
+        await this.request(s.client!, t, s.host, acc, false);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(32, n) }, worker));
+    return slots;
+  }
+
+  private async closed(spec: Extract<PhaseSpec, { kind: 'closed' }>, acc: Acc): Promise<number> {
+    let cursor = spec.hostOffset ?? 0;
+    const slots = await this.prewarm(spec.connections, cursor, spec.request, acc);
+    cursor += spec.connections;
+    const t0 = performance.now();
+    const from = t0 + spec.warmupMs;
+    const until = from + spec.durationMs;
+    const run = async (slot: Slot): Promise<void> => {
+      while (performance.now() < until) {
+        if (slot.client === null || slot.used >= spec.checkinsPerConnection) {
+          if (slot.client !== null) void slot.client.destroy();
+          slot.host = cursor++;
+          slot.client = this.client(slot.host);
+          slot.used = 0;
+          acc.connections++;
+        }
+        slot.used++;
+        const s = performance.now();
+        const inWindow = s >= from;
+        const status = await this.request(slot.client, spec.request, slot.host, acc, inWindow);
+        const e = performance.now();
+        if (inWindow && status >= 0 && e <= until) acc.latencies.push(e - s);
+        if (status < 0) slot.used = spec.checkinsPerConnection;
+      }
+    };
+    await Promise.all(slots.map(run));
+    for (const s of slots) void s.client?.destroy();
+    return spec.durationMs;
+  }
+
+  private async open(spec: Extract<PhaseSpec, { kind: 'open' }>, acc: Acc): Promise<number> {
+    let cursor = spec.hostOffset ?? 0;
+    // FIFO: connections take turns, as hosts do; every one is open before the clock starts.
+    const idle: Slot[] = await this.prewarm(spec.connections, cursor, spec.request, acc);
+    cursor += spec.connections;
+    const queue: number[] = [];
+    const t0 = performance.now();
+    const from = t0 + spec.warmupMs;
+    const until = from + spec.durationMs;
+    const interval = 1000 / spec.ratePerSec;
+    let issued = 0;
+    let inFlight = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    let schedulingOver = false;
+
+    const dispatch = (slot: Slot, scheduledAt: number): void => {
+      if (slot.client === null || slot.used >= spec.checkinsPerConnection) {
+        if (slot.client !== null) void slot.client.destroy();
+        slot.host = cursor++;
+        slot.client = this.client(slot.host);
+        slot.used = 0;
+        acc.connections++;
+      }
+      slot.used++;
+      inFlight++;
+      const inWindow = scheduledAt >= from;
+      void this.request(slot.client, spec.request, slot.host, acc, inWindow).then((status) => {
+        inFlight--;
+        if (inWindow && status >= 0) acc.latencies.push(performance.now() - scheduledAt);
+        if (status < 0) slot.used = spec.checkinsPerConnection; // reconnect next time
+        const q = queue.shift();
+        if (q !== undefined) dispatch(slot, q);
+        else idle.push(slot);
+        if (schedulingOver && inFlight === 0 && queue.length === 0) done();
+      });
+    };
+
+    await new Promise<void>((resolveSchedule) => {
+      const tick = (): void => {
+        const now = performance.now();
+        const end = Math.min(now, until);
+        while (t0 + issued * interval <= end) {
+          const at = t0 + issued * interval;
+          issued++;
+          const s = idle.shift();
+          if (s !== undefined) dispatch(s, at);
+          else queue.push(at);
+        }
+        if (now >= until) resolveSchedule();
+        else setTimeout(tick, 1);
+      };
+      tick();
+    });
+    schedulingOver = true;
+    if (inFlight === 0 && queue.length === 0) done();
+    await finished;
+    for (const s of idle) void s.client?.destroy();
+    return spec.durationMs;
+  }
+
+  private async handshakes(spec: Extract<PhaseSpec, { kind: 'handshake' }>, acc: Acc): Promise<number> {
+    const t0 = performance.now();
+    const port = Number(this.url.port);
+    for (let k = 0; k < spec.count; k++) {
+      const i = (spec.hostOffset ?? 0) + k;
+      const ctx = this.secureContext(i);
+      const s = performance.now();
+      const ok = await new Promise<boolean>((resolve) => {
+        const sock = tlsConnect({ host: this.url.hostname, port, secureContext: ctx, servername: this.init.servername });
+        sock.once('secureConnect', () => {
+          resolve(sock.authorized);
+          sock.destroy();
+        });
+        sock.once('error', () => resolve(false));
+      });
+      acc.connections++;
+      if (ok) {
+        acc.latencies.push(performance.now() - s);
+        acc.status('handshake', null);
+      } else acc.status('error:handshake', 'handshake failed');
+    }
+    return performance.now() - t0;
+  }
+
+  private async fetch(spec: Extract<PhaseSpec, { kind: 'fetch' }>, acc: Acc): Promise<number> {
+    const t0 = performance.now();
+    for (let k = 0; k < spec.count; k++) {
+      const i = (spec.hostOffset ?? 0) + k;
+      const c = this.client(i);
+      acc.connections++;
+      const s = performance.now();
+      try {
+        const res = await c.request({
+          method: 'GET',
+          path: spec.path,
+          headers: { 'x-nixfleet-protocol': '1', ...(spec.ifNoneMatch !== null ? { 'if-none-match': spec.ifNoneMatch } : {}) },
+        });
+        const body = Buffer.from(await res.body.arrayBuffer());
+        acc.latencies.push(performance.now() - s);
+        acc.status(String(res.statusCode), res.statusCode >= 400 ? body.toString('utf8') : null);
+        acc.bytes.push(responseHeaderBytes(res.statusCode, res.headers) + body.length);
+      } catch (e) {
+        acc.status(`error:${(e as { code?: string }).code ?? 'unknown'}`, String(e));
+      }
+      await c.destroy();
+    }
+    return performance.now() - t0;
+  }
+}
+
+/** Bytes of an HTTP/1.1 status line + headers as sent (`name: value\r\n` each, final CRLF). */
+function responseHeaderBytes(status: number, headers: Record<string, string | string[] | undefined>): number {
+  let n = `HTTP/1.1 ${status} XX\r\n`.length + 2;
+  for (const [k, v] of Object.entries(headers)) {
+    for (const one of Array.isArray(v) ? v : [v ?? '']) n += k.length + 2 + Buffer.byteLength(one) + 2;
+  }
+  return n;
+}
+
+class Acc {
+  latencies: number[] = [];
+  bytes: number[] = [];
+  statuses: Record<string, number> = {};
+  errors = 0;
+  connections = 0;
+  sampleErrors: string[] = [];
+  status(key: string, errorText: string | null): void {
+    this.statuses[key] = (this.statuses[key] ?? 0) + 1;
+    if (errorText !== null) {
+      this.errors++;
+      if (this.sampleErrors.length < 5) this.sampleErrors.push(`${key}: ${errorText.slice(0, 300)}`);
+    }
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.send !== undefined) {
+  let runner: Runner | null = null;
+  serveChild(async (m) => {
+    const msg = m as { cmd: 'init'; initFile: string } | { cmd: 'run'; spec: PhaseSpec };
+    if (msg.cmd === 'init') {
+      runner = new Runner(JSON.parse(readFileSync(msg.initFile, 'utf8')) as LoadClientInit);
+      return true;
+    }
+    if (runner === null) throw new Error('load client: run before init');
+    return runner.run(msg.spec);
+  });
+}
