@@ -1,0 +1,7 @@
+/**
+ * `nixfleet-release` entry point (bin/nixfleet-release.js imports this file). All behaviour lives
+ * in cli.ts so tests can run it in-process.
+ */
+import { processIo, runCli } from './cli.ts';
+
+process.exitCode = await runCli(process.argv.slice(2), processIo());
