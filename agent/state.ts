@@ -1,0 +1,208 @@
+/**
+ * The agent's persisted state under `stateDir` (SPEC §6): newest accepted artefact per kind, the
+ * pending activation record, quarantine, last outcome, the last confirmed target (signed by the
+ * host key), and a cache of fetched artefacts by sha256.
+ *
+ * Every write is atomic: write a temporary file in the same directory, fsync it, rename it over
+ * the target, fsync the directory. A reader sees the old file or the new one, never a torn one,
+ * also after a power cut. A file that does not parse is reported (never silently treated as
+ * empty): a corrupt pending record must not make the agent forget an activation in progress.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { SignedConfirmedRecord } from '../control-plane/api.ts';
+import type { AcceptedState } from '../release/verify.ts';
+import type { LastOutcome, Pending, QuarantineEntry } from './machine.ts';
+
+/** Write `data` to `file` atomically (write, fsync, rename, fsync dir). */
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+export function removeFileDurable(file: string): void {
+  if (!existsSync(file)) return;
+  rmSync(file);
+  const dfd = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+export class StateCorrupt extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
+/** The persisted parts of the agent, as the effect interpreter and the loop use them. */
+export interface StateStore {
+  loadPending(): Pending | null;
+  savePending(p: Pending): void;
+  clearPending(): void;
+  loadQuarantine(): QuarantineEntry[];
+  saveQuarantine(q: QuarantineEntry[]): void;
+  loadOutcome(): { lastOutcome: LastOutcome | null; deferred: string | null };
+  saveOutcome(lastOutcome: LastOutcome, deferred: string | null): void;
+  loadConfirmed(): SignedConfirmedRecord | null;
+  saveConfirmed(r: SignedConfirmedRecord): void;
+  loadAccepted(kind: 'fleet' | 'revocations'): AcceptedState | null;
+  saveAccepted(kind: 'fleet' | 'revocations', a: AcceptedState): void;
+  /** Cached artefact bytes + signature by sha256 (hex of the canonical bytes). */
+  loadArtifact(sha256: string): { bytes: Uint8Array; signature: Uint8Array } | null;
+  saveArtifact(sha256: string, bytes: Uint8Array, signature: Uint8Array): void;
+}
+
+type Json = unknown;
+
+function isObj(v: Json): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function parsePending(v: Json): Pending | null {
+  if (!isObj(v)) return null;
+  const { rolloutId, closureHash, closurePath, previous, deadlineMs, startedAtMs, action, phase, reason } = v;
+  if (!isStr(rolloutId) || !isStr(closureHash) || !isStr(closurePath) || !(previous === null || isStr(previous))) return null;
+  if (!isNum(deadlineMs) || !isNum(startedAtMs)) return null;
+  if (action !== 'switch' && action !== 'boot') return null;
+  if (phase !== 'switching' && phase !== 'switched' && phase !== 'rolling-back') return null;
+  const p: Pending = { rolloutId, closureHash, closurePath, previous, deadlineMs, startedAtMs, action, phase };
+  if (isStr(reason)) p.reason = reason;
+  return p;
+}
+
+function parseQuarantine(v: Json): QuarantineEntry[] | null {
+  if (!Array.isArray(v)) return null;
+  const out: QuarantineEntry[] = [];
+  for (const e of v) {
+    if (!isObj(e) || !isStr(e['closureHash']) || !isStr(e['rolloutId']) || !isNum(e['sinceMs']) || !isNum(e['untilMs']) || !isStr(e['reason'])) return null;
+    out.push({ closureHash: e['closureHash'], rolloutId: e['rolloutId'], sinceMs: e['sinceMs'], untilMs: e['untilMs'], reason: e['reason'] });
+  }
+  return out;
+}
+
+const OUTCOMES = new Set(['confirmed', 'rolled-back', 'activation-failed', 'activation-deferred', 'refused']);
+
+function parseOutcome(v: Json): { lastOutcome: LastOutcome | null; deferred: string | null } | null {
+  if (!isObj(v)) return null;
+  const d = v['deferred'];
+  if (!(d === null || isStr(d))) return null;
+  const lo = v['lastOutcome'];
+  if (lo === null) return { lastOutcome: null, deferred: d };
+  if (!isObj(lo) || !isStr(lo['rolloutId']) || !isStr(lo['closureHash']) || !isStr(lo['outcome']) || !OUTCOMES.has(lo['outcome']) || !isNum(lo['atMs'])) return null;
+  return {
+    lastOutcome: { rolloutId: lo['rolloutId'], closureHash: lo['closureHash'], outcome: lo['outcome'] as LastOutcome['outcome'], atMs: lo['atMs'] },
+    deferred: d,
+  };
+}
+
+function parseConfirmed(v: Json): SignedConfirmedRecord | null {
+  if (!isObj(v) || !isStr(v['signature']) || !isObj(v['record'])) return null;
+  const r = v['record'];
+  if (!isStr(r['hostname']) || !isStr(r['rolloutId']) || !isStr(r['closureHash']) || !isStr(r['confirmedAt'])) return null;
+  return { record: { hostname: r['hostname'], rolloutId: r['rolloutId'], closureHash: r['closureHash'], confirmedAt: r['confirmedAt'] }, signature: v['signature'] };
+}
+
+function parseAccepted(v: Json): AcceptedState | null {
+  if (!isObj(v) || !isStr(v['signedAt']) || !isStr(v['sha256'])) return null;
+  return { signedAt: v['signedAt'], sha256: v['sha256'] };
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** `StateStore` over files in `stateDir` (created 0700). */
+export class FileStateStore implements StateStore {
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'artifacts'), { recursive: true, mode: 0o700 });
+  }
+
+  private read<T>(name: string, parse: (v: Json) => T | null, empty: T): T {
+    const file = join(this.dir, name);
+    if (!existsSync(file)) return empty;
+    let v: Json;
+    try {
+      v = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new StateCorrupt(file, `not JSON (${(e as Error).message})`);
+    }
+    const parsed = parse(v);
+    if (parsed === null) throw new StateCorrupt(file, 'unexpected content');
+    return parsed;
+  }
+
+  private write(name: string, v: unknown): void {
+    writeFileAtomic(join(this.dir, name), JSON.stringify(v, null, 2) + '\n');
+  }
+
+  loadPending(): Pending | null {
+    return this.read<Pending | null>('pending.json', parsePending, null);
+  }
+  savePending(p: Pending): void {
+    this.write('pending.json', p);
+  }
+  clearPending(): void {
+    removeFileDurable(join(this.dir, 'pending.json'));
+  }
+  loadQuarantine(): QuarantineEntry[] {
+    return this.read('quarantine.json', parseQuarantine, []);
+  }
+  saveQuarantine(q: QuarantineEntry[]): void {
+    this.write('quarantine.json', q);
+  }
+  loadOutcome(): { lastOutcome: LastOutcome | null; deferred: string | null } {
+    return this.read('outcome.json', parseOutcome, { lastOutcome: null, deferred: null });
+  }
+  saveOutcome(lastOutcome: LastOutcome, deferred: string | null): void {
+    this.write('outcome.json', { lastOutcome, deferred });
+  }
+  loadConfirmed(): SignedConfirmedRecord | null {
+    return this.read<SignedConfirmedRecord | null>('confirmed.json', parseConfirmed, null);
+  }
+  saveConfirmed(r: SignedConfirmedRecord): void {
+    this.write('confirmed.json', r);
+  }
+  loadAccepted(kind: 'fleet' | 'revocations'): AcceptedState | null {
+    return this.read<AcceptedState | null>(`accepted-${kind}.json`, parseAccepted, null);
+  }
+  saveAccepted(kind: 'fleet' | 'revocations', a: AcceptedState): void {
+    this.write(`accepted-${kind}.json`, a);
+  }
+  loadArtifact(sha256: string): { bytes: Uint8Array; signature: Uint8Array } | null {
+    if (!SHA256_HEX.test(sha256)) return null;
+    const base = join(this.dir, 'artifacts', sha256);
+    if (!existsSync(`${base}.json`) || !existsSync(`${base}.sig`)) return null;
+    return { bytes: readFileSync(`${base}.json`), signature: readFileSync(`${base}.sig`) };
+  }
+  saveArtifact(sha256: string, bytes: Uint8Array, signature: Uint8Array): void {
+    if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    const base = join(this.dir, 'artifacts', sha256);
+    // Signature first: a cached artefact is only used when both files exist.
+    writeFileAtomic(`${base}.sig`, signature);
+    writeFileAtomic(`${base}.json`, bytes);
+  }
+}
