@@ -59,7 +59,7 @@ export type SkipCode =
   | 'compliance'; // enforce mode: open compliance failures in earlier waves
 
 /** Why a wave cannot move this tick (aggregated over hosts, one action per rollout and cause). */
-export type WaveBlockCode = 'budget' | 'compliance' | 'host-edge-deadlock';
+export type WaveBlockCode = 'budget' | 'host-edge-deadlock';
 
 /** One recorded transition: what `nixfleet rollout trace` shows. `host` null = rollout-level. */
 export type Transition = {

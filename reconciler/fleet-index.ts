@@ -1,0 +1,239 @@
+/**
+ * Per-fleet indexes the reconciler needs every tick (members per channel, wave of each host,
+ * host edges, budgets, target refs). Built once per fleet object and memoised in a WeakMap: the
+ * control plane passes the same verified fleet object tick after tick, so a tick costs
+ * O(hosts in rollouts), not a re-sort of the fleet. Everything is sorted, so the result does not
+ * depend on the key order of the input maps (SPEC §4).
+ *
+ * Pure module: no I/O.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import type { DisruptionBudget, FleetResolved, Host, OnHealthFailure, Selector, ComplianceMode } from '../release/schema.ts';
+
+export type BudgetIndex = {
+  index: number;
+  budget: DisruptionBudget;
+  /** Hosts of the whole fleet the selector matches. */
+  matching: number;
+  /** min(maxInFlight, ceil(pct × matching / 100)), never below 1; Infinity when both are null. */
+  limit: number;
+  label: string;
+};
+
+export type ChannelIndex = {
+  name: string;
+  /** Hosts of this channel with a non-null closureHash, sorted (UTF-16 code units). */
+  members: string[];
+  closureOf: Map<string, string>;
+  waveOf: Map<string, number>;
+  waveCount: number;
+  soakMsOf: number[];
+  /** null when the channel has no member (nothing to roll out). */
+  targetRef: string | null;
+  rolloutId: string | null;
+  onHealthFailure: OnHealthFailure;
+  failedUnitsMax: number | null;
+  complianceProbesRequired: boolean;
+  complianceMode: ComplianceMode;
+  /** Channels this one waits for (channelEdges where gated = this), sorted. */
+  gatedBy: string[];
+  /** gated host → its gating hosts (same channel, both members), sorted. */
+  hostEdges: Map<string, string[]>;
+};
+
+export type FleetIndex = {
+  /** Channel names in processing order: gating channels before gated ones, then by name. */
+  channelOrder: string[];
+  channels: Map<string, ChannelIndex>;
+  budgets: BudgetIndex[];
+  /** host → indexes into `budgets` of the budgets whose selector matches it. */
+  hostBudgets: Map<string, number[]>;
+};
+
+const cache = new WeakMap<FleetResolved, FleetIndex>();
+
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Selector match (SPEC §2.2): OR over the base rules that are set; our `and` / `not` additions as
+ * documented in release/schema.ts. An empty selector matches nothing.
+ */
+export function selectorMatches(sel: Selector, name: string, host: Host): boolean {
+  const baseSet = sel.all || sel.hosts.length > 0 || sel.tags.length > 0 || sel.tagsAny.length > 0 || sel.channel !== null;
+  const hasExtra = (sel.and !== undefined && sel.and.length > 0) || sel.not !== undefined;
+  let base: boolean;
+  if (baseSet) {
+    base =
+      sel.all ||
+      sel.hosts.includes(name) ||
+      (sel.channel !== null && sel.channel === host.channel) ||
+      (sel.tags.length > 0 && sel.tags.every((t) => host.tags.includes(t))) ||
+      (sel.tagsAny.length > 0 && sel.tagsAny.some((t) => host.tags.includes(t)));
+  } else {
+    base = hasExtra;
+  }
+  if (!base) return false;
+  if (sel.and !== undefined && !sel.and.every((s) => selectorMatches(s, name, host))) return false;
+  if (sel.not !== undefined && selectorMatches(sel.not, name, host)) return false;
+  return true;
+}
+
+/** SPEC §2.2: both limits enforced, the smaller wins, never below 1. */
+export function budgetLimit(b: Pick<DisruptionBudget, 'maxInFlight' | 'maxInFlightPct'>, matching: number): number {
+  let limit = Infinity;
+  if (b.maxInFlight !== null) limit = Math.min(limit, b.maxInFlight);
+  if (b.maxInFlightPct !== null) limit = Math.min(limit, Math.ceil((b.maxInFlightPct * matching) / 100));
+  return Math.max(1, limit);
+}
+
+/**
+ * The id of a channel's signed target: first 16 hex digits of sha256 over a stable JSON of the
+ * sorted `{host: closureHash}` of that channel (hosts with a null closure excluded). Only an id:
+ * any change of a member or of its closure gives a new ref, hence a new rollout (supersession).
+ */
+export function computeTargetRef(closures: ReadonlyArray<readonly [string, string]>): string {
+  const sorted = [...closures].sort((a, b) => byCodeUnits(a[0], b[0]));
+  const body = '{' + sorted.map(([h, c]) => `${JSON.stringify(h)}:${JSON.stringify(c)}`).join(',') + '}';
+  return bytesToHex(sha256(utf8ToBytes(body))).slice(0, 16);
+}
+
+/** `<channel>@<targetRef>`. */
+export const rolloutIdOf = (channel: string, targetRef: string): string => `${channel}@${targetRef}`;
+
+function budgetLabel(b: DisruptionBudget, index: number): string {
+  const s = b.selector;
+  const parts: string[] = [];
+  if (s.all) parts.push('all');
+  if (s.channel !== null) parts.push(`channel=${s.channel}`);
+  if (s.tags.length > 0) parts.push(`tags=${s.tags.join('+')}`);
+  if (s.tagsAny.length > 0) parts.push(`tagsAny=${s.tagsAny.join('|')}`);
+  if (s.hosts.length > 0) parts.push(`hosts=${s.hosts.length <= 3 ? s.hosts.join(',') : `${s.hosts.length} hosts`}`);
+  return `budget #${index}${parts.length > 0 ? ` (${parts.join(' ')})` : ''}`;
+}
+
+/** Topological order of channels over channel edges (Kahn, ties by name; a cycle falls back to name order). */
+function channelOrder(names: string[], fleet: FleetResolved): string[] {
+  const known = new Set(names);
+  const indeg = new Map<string, number>(names.map((n) => [n, 0]));
+  const out = new Map<string, string[]>(names.map((n) => [n, []]));
+  for (const e of fleet.channelEdges) {
+    if (!known.has(e.gates) || !known.has(e.gated) || e.gates === e.gated) continue;
+    out.get(e.gates)!.push(e.gated);
+    indeg.set(e.gated, indeg.get(e.gated)! + 1);
+  }
+  const order: string[] = [];
+  const ready = names.filter((n) => indeg.get(n) === 0);
+  while (ready.length > 0) {
+    ready.sort(byCodeUnits);
+    const n = ready.shift()!;
+    order.push(n);
+    for (const m of out.get(n)!) {
+      const d = indeg.get(m)! - 1;
+      indeg.set(m, d);
+      if (d === 0) ready.push(m);
+    }
+  }
+  const placed = new Set(order);
+  for (const n of names) if (!placed.has(n)) order.push(n); // cycle: `resolve` refuses these (SPEC §3.1)
+  return order;
+}
+
+function build(fleet: FleetResolved): FleetIndex {
+  const hostNames = Object.keys(fleet.hosts).sort(byCodeUnits);
+  const channelNames = Object.keys(fleet.channels).sort(byCodeUnits);
+
+  const membersOf = new Map<string, string[]>(channelNames.map((c) => [c, []]));
+  for (const h of hostNames) {
+    const host = fleet.hosts[h]!;
+    if (host.closureHash === null) continue;
+    membersOf.get(host.channel)?.push(h);
+  }
+
+  const channels = new Map<string, ChannelIndex>();
+  for (const name of channelNames) {
+    const ch = fleet.channels[name]!;
+    const policy = fleet.rolloutPolicies[ch.rolloutPolicy];
+    const members = membersOf.get(name)!;
+    const memberSet = new Set(members);
+    const closureOf = new Map<string, string>();
+    for (const h of members) closureOf.set(h, fleet.hosts[h]!.closureHash!);
+
+    const waves = fleet.waves[name] ?? [];
+    const waveOf = new Map<string, number>();
+    waves.forEach((w, i) => {
+      for (const h of w.hosts) if (memberSet.has(h) && !waveOf.has(h)) waveOf.set(h, i);
+    });
+    const soakMsOf = waves.map((w) => w.soakMinutes * 60_000);
+    // Hosts no wave selects still get the target, in an implicit last wave without soak.
+    if (members.some((h) => !waveOf.has(h)) || waves.length === 0) {
+      const implicit = waves.length;
+      for (const h of members) if (!waveOf.has(h)) waveOf.set(h, implicit);
+      soakMsOf.push(0);
+    }
+
+    const targetRef = members.length > 0 ? computeTargetRef(members.map((h) => [h, closureOf.get(h)!] as const)) : null;
+    const gatedBy = [...new Set(fleet.channelEdges.filter((e) => e.gated === name && e.gates !== name && e.gates in fleet.channels).map((e) => e.gates))].sort(
+      byCodeUnits,
+    );
+    const hostEdges = new Map<string, string[]>();
+    for (const e of fleet.edges) {
+      if (!memberSet.has(e.gated) || !memberSet.has(e.gates) || e.gated === e.gates) continue;
+      const list = hostEdges.get(e.gated) ?? [];
+      if (!list.includes(e.gates)) list.push(e.gates);
+      hostEdges.set(e.gated, list);
+    }
+    for (const list of hostEdges.values()) list.sort(byCodeUnits);
+
+    channels.set(name, {
+      name,
+      members,
+      closureOf,
+      waveOf,
+      waveCount: soakMsOf.length,
+      soakMsOf,
+      targetRef,
+      rolloutId: targetRef === null ? null : rolloutIdOf(name, targetRef),
+      onHealthFailure: policy?.onHealthFailure ?? 'halt',
+      failedUnitsMax: policy?.healthGate.systemdFailedUnits?.max ?? null,
+      complianceProbesRequired: policy?.healthGate.complianceProbes?.required ?? false,
+      complianceMode: ch.compliance.mode,
+      gatedBy,
+      hostEdges,
+    });
+  }
+
+  const budgets: BudgetIndex[] = [];
+  const hostBudgets = new Map<string, number[]>();
+  fleet.disruptionBudgets.forEach((b, index) => {
+    let matching = 0;
+    for (const h of hostNames) {
+      if (!selectorMatches(b.selector, h, fleet.hosts[h]!)) continue;
+      matching++;
+      const list = hostBudgets.get(h);
+      if (list) list.push(index);
+      else hostBudgets.set(h, [index]);
+    }
+    const unlimited = b.maxInFlight === null && b.maxInFlightPct === null;
+    budgets.push({ index, budget: b, matching, limit: unlimited ? Infinity : budgetLimit(b, matching), label: budgetLabel(b, index) });
+  });
+
+  return { channelOrder: channelOrder(channelNames, fleet), channels, budgets, hostBudgets };
+}
+
+/** The memoised index of a fleet (treat the fleet object as immutable once passed in). */
+export function indexFleet(fleet: FleetResolved): FleetIndex {
+  let idx = cache.get(fleet);
+  if (idx === undefined) {
+    idx = build(fleet);
+    cache.set(fleet, idx);
+  }
+  return idx;
+}
+
+/** The current target ref of every channel with at least one member. */
+export function targetRefs(fleet: FleetResolved): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, ch] of indexFleet(fleet).channels) if (ch.targetRef !== null) out[name] = ch.targetRef;
+  return out;
+}
