@@ -81,6 +81,8 @@ export type Io = {
   isTTY: boolean;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
+  /** All of standard input (read only by commands that take `-` or no FILE). */
+  stdin: () => Promise<string>;
 };
 
 export type Outcome = { exit: 0 | 1 } | { error: CliError };

@@ -12,4 +12,9 @@ process.exitCode = await run(COMMANDS, process.argv.slice(2), {
   isTTY: process.stdout.isTTY === true,
   now: () => Date.now(),
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  stdin: async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
 });
