@@ -3,7 +3,8 @@
 #
 # Input: a fleet description (release/schema.ts `FleetDescription`) as an attribute set, or a list
 # of them (fleet files, merged).
-# Output: `{ fleet; warnings; }`: `fleet` is the `fleet.resolved` value of SPEC §2.2 with
+# Output, like resolve.ts `resolveFleetInput`: `{ ok = true; fleet; warnings; }` or
+# `{ ok = false; error = { code; message; }; }` (lib.mkFleet throws the error). `fleet` is the `fleet.resolved` value of SPEC §2.2 with
 # `meta.signedAt = null`; `builtins.toJSON fleet`, canonicalised with JCS, is byte-identical to
 # what `nixfleet-release resolve` writes for the same description (nix-tests/mkfleet.test.ts holds
 # the two to the golden and negative fixtures under fixtures/fleets/).
@@ -11,12 +12,11 @@
 # The rules, defaults, check order, codes and messages are those of release/README.md
 # ("Fleet description → fleet.resolved.json") and release/resolve.ts; the shape check mirrors
 # `parseFleetDescription` in release/schema.ts (same paths, same messages). The first failing check
-# is an evaluation error: `throw "nixfleet.mkFleet: <CODE>: <message>"`.
+# is the error; nothing after it is evaluated.
 desc:
 let
   b = builtins;
 
-  fail = code: msg: throw "nixfleet.mkFleet: ${code}: ${msg}";
   optional = cond: x: if cond then [ x ] else [ ];
   optionalAttrs = cond: set: if cond then set else { };
   concatMap = f: xs: b.concatLists (map f xs);
@@ -169,27 +169,50 @@ let
   # ---------------------------------------------------------------------------------------------
 
   descs = if b.isList desc then desc else [ desc ];
+  nDescs = b.length descs;
+  q = b.toJSON; # JSON.stringify of a name, as in resolve.ts messages
 
-  # Check 1 runs before the shape check (release/README.md): missing, null or "".
-  hostsWithoutChannel = concatMap (d:
+  # Check 1 runs before the shape check (release/README.md), file by file: missing, null or "".
+  withoutChannel = d:
     if !(isObj d) || !(isObj (d.hosts or null)) then [ ]
-    else b.filter (n: let h = d.hosts.${n}; in isObj h && ((h.channel or null) == null || h.channel == "")) (b.attrNames d.hosts)) descs;
+    else b.filter (n: let h = d.hosts.${n}; in isObj h && ((h.channel or null) == null || h.channel == "")) (b.attrNames d.hosts);
+  # Checks 1 and 2, file by file, as resolve.ts resolveFleetInput.
+  inputError = b.foldl' (found: x:
+    if found != null then found
+    else
+      let
+        where = if nDescs > 1 then "fleet file ${toString (x.i + 1)}: " else "";
+        nc = withoutChannel x.v;
+        issues = descIssues x.v;
+      in
+      if nc != [ ] then { code = "HOST_WITHOUT_CHANNEL"; message = "${where}host ${q (b.head nc)} has no channel"; }
+      else if issues != [ ] then { code = "SCHEMA_INVALID"; message = where + schemaMessage issues; }
+      else null) null (indexed descs);
 
-  shapeIssues = concatMap descIssues descs;
-
-  mergeMaps = field: code: what:
-    b.foldl' (acc: d:
-      let dup = b.filter (n: acc ? ${n}) (b.attrNames d.${field}); in
-      if dup != [ ] then fail code "${what} \"${b.head dup}\" is defined in more than one fleet file" else acc // d.${field}) { } descs;
+  # Check 3: merge file by file (hosts, then channels, then policies of each file).
+  mergeOne = acc: d:
+    let
+      dupOf = field: b.filter (n: acc.${field} ? ${n}) (b.attrNames d.${field});
+      dh = dupOf "hosts";
+      dc = dupOf "channels";
+      dp = dupOf "rolloutPolicies";
+    in
+    if acc.error != null then acc
+    else if dh != [ ] then acc // { error = { code = "DUPLICATE_HOST"; message = "host ${q (b.head dh)} is defined in more than one fleet file"; }; }
+    else if dc != [ ] then acc // { error = { code = "DUPLICATE_CHANNEL"; message = "channel ${q (b.head dc)} is defined in more than one fleet file"; }; }
+    else if dp != [ ] then acc // { error = { code = "DUPLICATE_POLICY"; message = "rollout policy ${q (b.head dp)} is defined in more than one fleet file"; }; }
+    else acc // {
+      hosts = acc.hosts // d.hosts;
+      channels = acc.channels // d.channels;
+      rolloutPolicies = acc.rolloutPolicies // d.rolloutPolicies;
+    };
+  mergedMaps = b.foldl' mergeOne { error = null; hosts = { }; channels = { }; rolloutPolicies = { }; } descs;
   concatField = field: concatMap (d: d.${field} or [ ]) descs;
 
-  merged =
-    if hostsWithoutChannel != [ ] then fail "HOST_WITHOUT_CHANNEL" "host \"${b.head hostsWithoutChannel}\" has no channel"
-    else if shapeIssues != [ ] then fail "SCHEMA_INVALID" (schemaMessage shapeIssues)
-    else {
-      hosts = mergeMaps "hosts" "DUPLICATE_HOST" "host";
-      channels = mergeMaps "channels" "DUPLICATE_CHANNEL" "channel";
-      rolloutPolicies = mergeMaps "rolloutPolicies" "DUPLICATE_POLICY" "rollout policy";
+  # Evaluated only when there is no earlier error (laziness keeps the order of the checks).
+  earlyError = if inputError != null then inputError else mergedMaps.error;
+  merged = {
+      inherit (mergedMaps) hosts channels rolloutPolicies;
       edges = concatField "edges";
       channelEdges = concatField "channelEdges";
       disruptionBudgets = concatField "disruptionBudgets";
@@ -273,86 +296,109 @@ let
   channelNames = b.attrNames channels;
   policyNames = b.attrNames rolloutPolicies;
 
-  # Every selector with a label, in document order (waves per policy, then budgets).
+  # Every selector with a label, in resolve.ts order (waves per policy, then budgets).
   allSelectors =
-    concatMap (p: map ({ i, v }: { where = "rollout policy \"${p}\" wave ${toString i}"; sel = v.selector; }) (indexed rolloutPolicies.${p}.waves)) policyNames
+    concatMap (p: map ({ i, v }: { where = "rollout policy ${q p} wave ${toString i}"; sel = v.selector; }) (indexed rolloutPolicies.${p}.waves)) policyNames
     ++ map ({ i, v }: { where = "disruption budget ${toString i}"; sel = v.selector; }) (indexed disruptionBudgets);
-  # A selector and every selector nested in its `and` / `not`.
+  # A selector and every selector nested in its `and` / `not`, pre-order (resolve.ts selectorRefs).
   flatten = s: [ s ] ++ concatMap flatten (s.and or [ ]) ++ (if s ? not then flatten s.not else [ ]);
 
   # ---------------------------------------------------------------------------------------------
-  # Checks 4–13 (release/README.md), in order; the first failure is thrown.
+  # Checks 4–13 (release/README.md), in order, with resolve.ts messages; the first failure throws.
   # ---------------------------------------------------------------------------------------------
 
-  # Names that can reach themselves (a cycle; a self-edge is one), sorted.
-  cyclic = nodes: succ:
+  # resolve.ts findCycle: DFS from each node in sorted order, successors sorted; the first back
+  # edge found gives the cycle as a path [n, …, n]. Only nodes on some edge can be on a cycle.
+  findCycle = edgeList:
     let
-      reach = start: map (x: x.key) (b.genericClosure {
-        startSet = map (k: { key = k; }) (succ start);
-        operator = x: map (k: { key = k; }) (succ x.key);
-      });
+      succ = b.mapAttrs (_: es: b.sort b.lessThan (map (e: e.gated) es)) (b.groupBy (e: e.gates) edgeList);
+      nodes = b.attrNames (b.listToAttrs (concatMap (e: [ { name = e.gates; value = null; } { name = e.gated; value = null; } ]) edgeList));
+      visit = st: n:
+        let
+          entered = st // { onStack = st.onStack // { ${n} = true; }; stack = st.stack ++ [ n ]; };
+          after = b.foldl' (s: m:
+            if s.cycle != null then s
+            else if s.onStack ? ${m} then s // { cycle = (dropUntil m s.stack) ++ [ m ]; }
+            else if s.done ? ${m} then s
+            else visit s m) entered (succ.${n} or [ ]);
+        in
+        if after.cycle != null then after
+        else after // { onStack = removeAttrs after.onStack [ n ]; stack = st.stack; done = after.done // { ${n} = true; }; };
+      dropUntil = m: xs: if b.head xs == m then xs else dropUntil m (b.tail xs);
+      final = b.foldl' (s: n: if s.cycle != null || s.done ? ${n} then s else visit s n)
+        { onStack = { }; stack = [ ]; done = { }; cycle = null; } nodes;
     in
-    b.filter (n: b.elem n (reach n)) nodes;
-  successors = list: let g = b.groupBy (e: e.gates) list; in n: map (e: e.gated) (g.${n} or [ ]);
+    final.cycle;
+  arrowPath = path: b.concatStringsSep " → " (map q path);
+
+  indexedEdges = indexed edges;
+  indexedPins = indexed merged.pins;
+  indexedBudgets = indexed disruptionBudgets;
+  hostCycle = findCycle edges;
+  channelCycle = findCycle channelEdges;
 
   checks = [
     {
       code = "UNKNOWN_CHANNEL";
       errors =
-        map (n: "host \"${n}\": unknown channel \"${hosts.${n}.channel}\"") (b.filter (n: !(channels ? ${hosts.${n}.channel})) hostNames)
-        ++ concatMap (x: map (s: "${x.where}: selector names unknown channel \"${s.channel}\"")
+        map (n: "host ${q n} names unknown channel ${q hosts.${n}.channel}") (b.filter (n: !(channels ? ${hosts.${n}.channel})) hostNames)
+        ++ concatMap (x: map (s: "selector of ${x.where} names unknown channel ${q s.channel}")
           (b.filter (s: s.channel != null && !(channels ? ${s.channel})) (flatten x.sel))) allSelectors
-        ++ concatMap (e: map (c: "channel edge \"${e.gates}\" -> \"${e.gated}\": unknown channel \"${c}\"")
-          (b.filter (c: !(channels ? ${c})) [ e.gates e.gated ])) channelEdges;
+        ++ concatMap ({ i, v }: map (c: "channel edge ${toString i} names unknown channel ${q c}")
+          (b.filter (c: !(channels ? ${c})) [ v.gates v.gated ])) (indexed channelEdges);
     }
     {
       code = "UNKNOWN_POLICY";
-      errors = map (c: "channel \"${c}\": unknown rollout policy \"${channels.${c}.rolloutPolicy}\"")
+      errors = map (c: "channel ${q c} names unknown rollout policy ${q channels.${c}.rolloutPolicy}")
         (b.filter (c: !(rolloutPolicies ? ${channels.${c}.rolloutPolicy})) channelNames);
     }
     {
       code = "UNKNOWN_HOST";
       errors =
-        concatMap (e: map (n: "edge \"${e.gates}\" -> \"${e.gated}\": unknown host \"${n}\"")
-          (b.filter (n: !(hosts ? ${n})) [ e.gated e.gates ])) edges
-        ++ map (p: "pin: unknown host \"${p.host}\"") (b.filter (p: !(hosts ? ${p.host})) merged.pins)
-        ++ concatMap (x: concatMap (s: map (n: "${x.where}: selector names unknown host \"${n}\"")
+        concatMap ({ i, v }: map (n: "host edge ${toString i} names unknown host ${q n}")
+          (b.filter (n: !(hosts ? ${n})) [ v.gates v.gated ])) indexedEdges
+        ++ map ({ i, v }: "pin ${toString i} names unknown host ${q v.host}") (b.filter ({ i, v }: !(hosts ? ${v.host})) indexedPins)
+        ++ concatMap (x: concatMap (s: map (n: "selector of ${x.where} names unknown host ${q n}")
           (b.filter (n: !(hosts ? ${n})) s.hosts)) (flatten x.sel)) allSelectors;
     }
     {
       code = "UNKNOWN_FRAMEWORK";
-      errors = concatMap (c: map (f: "channel \"${c}\": unknown compliance framework \"${f}\" (known: ${b.concatStringsSep ", " knownFrameworks})")
+      errors = concatMap (c: map (f: "channel ${q c} names unknown compliance framework ${q f} (known: ${b.concatStringsSep ", " knownFrameworks})")
         (b.filter (f: !(b.elem f knownFrameworks)) channels.${c}.compliance.frameworks)) channelNames;
     }
     {
       code = "FRESHNESS_WINDOW";
       errors = map (c: let ch = channels.${c}; in
-        "channel \"${c}\": freshnessWindow ${toString ch.freshnessWindow} is less than 2 × signingIntervalMinutes (${toString ch.signingIntervalMinutes})")
+        "channel ${q c}: freshnessWindow ${toString ch.freshnessWindow} min is less than 2 × signingIntervalMinutes (${toString ch.signingIntervalMinutes} min): hosts would refuse artefacts between two signings")
         (b.filter (c: channels.${c}.freshnessWindow < 2 * channels.${c}.signingIntervalMinutes) channelNames);
     }
     {
       code = "DUPLICATE_PIN";
-      errors = map (n: "host \"${n}\" has more than one pin") (b.filter (n: b.length pinsByHost.${n} > 1) (b.attrNames pinsByHost));
+      # The first pin (in list order) whose host an earlier pin already named.
+      errors = map ({ i, v }: "host ${q v.host} has two pins")
+        (b.filter ({ i, v }: b.any (p: p.host == v.host) (b.genList (j: b.elemAt merged.pins j) i)) indexedPins);
     }
     {
       code = "CROSS_CHANNEL_EDGE";
-      errors = map (e: "edge \"${e.gates}\" -> \"${e.gated}\" crosses channels (\"${hosts.${e.gates}.channel}\" and \"${hosts.${e.gated}.channel}\")")
-        (b.filter (e: hosts.${e.gates}.channel != hosts.${e.gated}.channel) edges);
+      errors = map ({ i, v }:
+        let a = hosts.${v.gates}.channel; c = hosts.${v.gated}.channel; in
+        "host edge ${toString i}: ${q v.gates} (channel ${q a}) gates ${q v.gated} (channel ${q c}); host edges must stay inside one channel (use channelEdges)")
+        (b.filter ({ i, v }: hosts.${v.gates}.channel != hosts.${v.gated}.channel) indexedEdges);
     }
     {
       code = "HOST_EDGE_CYCLE";
-      errors = let c = cyclic hostNames (successors edges); in
-        optional (c != [ ]) "cycle in host edges through ${b.concatStringsSep ", " (map (n: "\"${n}\"") c)}";
+      errors = optional (hostCycle != null) "cycle in host edges: ${arrowPath hostCycle}";
     }
     {
       code = "CHANNEL_EDGE_CYCLE";
-      errors = let c = cyclic channelNames (successors channelEdges); in
-        optional (c != [ ]) "cycle in channel edges through ${b.concatStringsSep ", " (map (n: "\"${n}\"") c)}";
+      errors = optional (channelCycle != null) "cycle in channel edges: ${arrowPath channelCycle}";
     }
     {
       code = "BUDGET_NEVER_ADMITS";
-      errors = map ({ i, v }: "disruption budget ${toString i} can never admit a host (maxInFlight ${b.toJSON v.maxInFlight}, maxInFlightPct ${b.toJSON v.maxInFlightPct})")
-        (b.filter ({ i, v }: v.maxInFlight == 0 || v.maxInFlightPct == 0) (indexed disruptionBudgets));
+      errors = concatMap ({ i, v }:
+        if v.maxInFlight == 0 then [ "disruption budget ${toString i} has maxInFlight 0: it could never admit a host" ]
+        else if v.maxInFlightPct == 0 then [ "disruption budget ${toString i} has maxInFlightPct 0: it could never admit a host" ]
+        else [ ]) indexedBudgets;
     }
   ];
 
@@ -384,8 +430,8 @@ let
           inherit (b.elemAt policy.waves i) soakMinutes;
         }) n;
         warnings =
-          map (x: "channel ${c}: host ${x.name} matches no wave of policy ${policyName}; placed in the last wave") (b.filter (x: x.i == null) found)
-          ++ map (i: "channel ${c}: wave ${toString i} of policy ${policyName} matches no host")
+          map (x: "channel ${q c}: host ${q x.name} matches no wave of policy ${q policyName}; placed in the last wave") (b.filter (x: x.i == null) found)
+          ++ map (i: "channel ${q c}: wave ${toString i} of policy ${q policyName} matches no host")
             (b.filter (i: !(byWave ? ${toString i})) (b.genList (i: i) n));
       };
     }) channelNames);
@@ -395,16 +441,20 @@ let
     ++ map ({ i, v }: "disruption budget ${toString i}: selector matches no host")
       (b.filter ({ i, v }: !(b.any (n: matches v.selector n hosts.${n}) hostNames)) (indexed disruptionBudgets));
 
-  fleet =
-    if firstFailing != null then fail firstFailing.code (b.head firstFailing.errors)
-    else {
-      schemaVersion = 1;
-      inherit hosts channels rolloutPolicies edges channelEdges disruptionBudgets;
-      waves = b.mapAttrs (_: p: p.waves) placement;
-      meta = { schemaVersion = 1; signedAt = null; ciCommit = null; };
-    };
+  error =
+    if earlyError != null then earlyError
+    else if firstFailing != null then { inherit (firstFailing) code; message = b.head firstFailing.errors; }
+    else null;
 in
-{
-  inherit fleet;
-  warnings = b.seq fleet warnings;
+# A result value, like resolve.ts: the caller decides whether an error throws (lib.mkFleet does).
+if error != null then { ok = false; inherit error; }
+else {
+  ok = true;
+  fleet = {
+    schemaVersion = 1;
+    inherit hosts channels rolloutPolicies edges channelEdges disruptionBudgets;
+    waves = b.mapAttrs (_: p: p.waves) placement;
+    meta = { schemaVersion = 1; signedAt = null; ciCommit = null; };
+  };
+  inherit warnings;
 }
