@@ -42,7 +42,8 @@ import {
   type HttpCache,
   type ToyVariant,
 } from '../fixtures/nix.ts';
-import { generateKeyPair, toBase64, toOpenSshEd25519 } from '../release/crypto.ts';
+import { generateKeyPair, toOpenSshEd25519 } from '../release/crypto.ts';
+import { toPkcs8Pem } from '../release/keyfile.ts';
 import type { FleetDescription, Revocation, Trust } from '../release/schema.ts';
 import { Ci, type ReleaseOutput } from './ci.ts';
 import { Forge } from './forge.ts';
@@ -272,8 +273,9 @@ export class Fleet {
       writeFileSync(join(dir, 'host.key'), cert.keyPem, { mode: 0o600 });
       writeFileSync(join(dir, 'ca.pem'), this.ca.certPem);
       writeJson(join(dir, 'trust.json'), this.trust);
+      // The host's Ed25519 key (signs its reports), PKCS#8 PEM — one of the two formats the agent reads.
       const hk = generateKeyPair('ed25519');
-      writeFileSync(join(dir, 'ssh_host_ed25519_key.json'), JSON.stringify({ algorithm: 'ed25519', secretKey: toBase64(hk.secretKey) }), { mode: 0o600 });
+      writeFileSync(join(dir, 'ssh_host_ed25519_key'), toPkcs8Pem({ algorithm: 'ed25519', secretKey: hk.secretKey }), { mode: 0o600 });
       const pubkey = toOpenSshEd25519(hk.publicKey, `root@${spec.name}`);
       writeFileSync(join(dir, 'ssh_host_ed25519_key.pub'), pubkey + '\n');
       const netns = spec.netns === true && this.network !== null ? this.network.addHost(index) : null;
@@ -453,17 +455,23 @@ export class Fleet {
     return {
       hostname: h.name,
       cpUrl: h.cpUrl,
-      certFile: join(h.dir, 'host.pem'),
-      keyFile: join(h.dir, 'host.key'),
-      caFile: join(h.dir, 'ca.pem'),
+      tls: { certFile: join(h.dir, 'host.pem'), keyFile: join(h.dir, 'host.key'), caFile: join(h.dir, 'ca.pem') },
       trustFile: join(h.dir, 'trust.json'),
-      hostKeyFile: join(h.dir, 'ssh_host_ed25519_key.json'),
+      hostKeyFile: join(h.dir, 'ssh_host_ed25519_key'),
       stateDir: h.stateDir,
-      profile: h.profile,
-      currentSystem: join(h.dir, 'current-system'),
+      profilePath: h.profile,
+      // The toy activation scripts point <hostDir>/current-system at themselves (fixtures/nix/toys.nix).
+      currentSystemPath: join(h.dir, 'current-system'),
+      bootedSystemPath: join(h.dir, 'booted-system'),
+      platform: 'nixos',
       substituters: [this.cacheUrl],
       pollIntervalSecs: 1,
+      pollJitterPct: 0,
+      maxBackoffFactor: 2,
       confirmDeadlineSecs: 20,
+      retryIntervalSecs: 0.5,
+      requestTimeoutSecs: 5,
+      commandTimeoutSecs: 120,
       ...this.opts.agent,
       ...h.configOverrides,
     };

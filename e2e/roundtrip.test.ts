@@ -8,7 +8,7 @@
  * release key, cache key, operator or host keys) is on the CP's disk or in its database; the server
  * TLS key is the only private key there. The CP refuses to start when pointed at a private key.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -123,11 +123,12 @@ register('12. secret hygiene: no private key of any kind on the CP disk or in it
   secrets.push({ what: 'cache signing key', needle: cacheSecret.split(':')[1]!.slice(0, 40) });
   for (const h of f.hosts) {
     secrets.push({ what: `${h.name} TLS key`, needle: pemBody(h.cert.keyPem) });
-    const hk = JSON.parse(readFileSync(join(h.dir, 'ssh_host_ed25519_key.json'), 'utf8')) as { secretKey: string };
-    secrets.push({ what: `${h.name} host key (base64)`, needle: hk.secretKey.slice(0, 40) });
-    secrets.push({ what: `${h.name} host key (hex)`, needle: Buffer.from(hk.secretKey, 'base64').toString('hex') });
+    const hkPem = readFileSync(join(h.dir, 'ssh_host_ed25519_key'), 'utf8');
+    secrets.push({ what: `${h.name} host key (PEM)`, needle: pemBody(hkPem) });
+    const hkRaw = Buffer.from((createPrivateKey(hkPem).export({ format: 'jwk' }) as { d: string }).d, 'base64url');
+    secrets.push({ what: `${h.name} host key (raw, hex)`, needle: hkRaw.toString('hex') });
+    secrets.push({ what: `${h.name} host key (raw, base64)`, needle: hkRaw.toString('base64').slice(0, 40) });
   }
-  const { createPrivateKey } = await import('node:crypto');
   const releaseRaw = (createPrivateKey(releaseKeyPem).export({ format: 'jwk' }) as { d: string }).d;
   secrets.push({ what: 'release key (raw, base64url)', needle: releaseRaw });
   secrets.push({ what: 'release key (raw, hex)', needle: Buffer.from(releaseRaw, 'base64url').toString('hex') });
