@@ -315,9 +315,6 @@ function sameRolloutHost(a: RolloutHost | undefined, b: RolloutHost): boolean {
   );
 }
 
-/** Terminal rollout states: such rollouts are loaded only when they are the newest of their channel. */
-const TERMINAL: readonly RolloutState[] = ['Converged', 'Superseded'];
-
 export class Store {
   readonly db: DB;
   private lastAuditHash: string;
@@ -374,11 +371,23 @@ export class Store {
           OR r.id = (SELECT id FROM rollouts r2 WHERE r2.channel = r.channel ORDER BY opened_at_ms DESC, id DESC LIMIT 1)`),
       rolloutAll: p('SELECT * FROM rollouts ORDER BY opened_at_ms DESC, id'),
       rolloutGet: p('SELECT * FROM rollouts WHERE id = ?'),
+      // Upsert: a target that comes back after its rollout was superseded reopens the same id.
       rolloutInsert: p(`INSERT INTO rollouts (id, channel, target_ref, state, current_wave, wave_count, opened_at_ms, started_at_ms, state_reason,
           signed_at, artifact_sha256, updated_at_ms)
-        VALUES (@id, @channel, @targetRef, @state, @currentWave, @waveCount, @openedAtMs, @startedAtMs, @stateReason, @signedAt, @artifactSha256, @updatedAtMs)`),
+        VALUES (@id, @channel, @targetRef, @state, @currentWave, @waveCount, @openedAtMs, @startedAtMs, @stateReason, @signedAt, @artifactSha256, @updatedAtMs)
+        ON CONFLICT(id) DO UPDATE SET state = excluded.state, current_wave = excluded.current_wave, wave_count = excluded.wave_count,
+          opened_at_ms = excluded.opened_at_ms, started_at_ms = excluded.started_at_ms, state_reason = excluded.state_reason,
+          signed_at = excluded.signed_at, artifact_sha256 = excluded.artifact_sha256, updated_at_ms = excluded.updated_at_ms`),
+      rhDeleteFor: p('DELETE FROM rollout_hosts WHERE rollout_id = ?'),
       rolloutUpdate: p(`UPDATE rollouts SET state = @state, current_wave = @currentWave, wave_count = @waveCount, started_at_ms = @startedAtMs,
-          state_reason = @stateReason, updated_at_ms = @updatedAtMs WHERE id = @id`),
+          opened_at_ms = @openedAtMs, state_reason = @stateReason, updated_at_ms = @updatedAtMs WHERE id = @id`),
+      rhLiveForHost: p(`SELECT rh.*, r.id AS r_id FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id
+        WHERE rh.hostname = ? AND r.state NOT IN ('Converged', 'Superseded')`),
+      rhNewestPerHost: p(`SELECT rh.*, r.opened_at_ms AS r_opened FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id
+        ORDER BY rh.hostname, r.opened_at_ms DESC, r.id DESC`),
+      hostStateCounts: p(`SELECT rh.state AS state, COUNT(*) AS n FROM rollout_hosts rh WHERE rh.rollout_id IN (
+          SELECT r.id FROM rollouts r WHERE r.id = (SELECT r2.id FROM rollouts r2 WHERE r2.channel = r.channel ORDER BY r2.opened_at_ms DESC, r2.id DESC LIMIT 1))
+        GROUP BY rh.state`),
       rhAllFor: p('SELECT * FROM rollout_hosts WHERE rollout_id = ?'),
       rhForHost: p('SELECT * FROM rollout_hosts WHERE hostname = ?'),
       rhUpsert: p(`INSERT INTO rollout_hosts (rollout_id, hostname, state, entered_at_ms, closure, wave, skip_json, rollback_requested)
@@ -522,11 +531,10 @@ export class Store {
     const h = this.getHost(hostname);
     if (h !== null) hosts[hostname] = toObservation(h);
     const rollouts: Record<string, Rollout> = {};
-    for (const rh of this.s.rhForHost.all(hostname) as Row[]) {
+    for (const rh of this.s.rhLiveForHost.all(hostname) as Row[]) {
       const r = this.s.rolloutGet.get(rh['rollout_id']) as Row | undefined;
       if (r === undefined) continue;
       const row = toRolloutRow(r);
-      if (TERMINAL.includes(row.state)) continue;
       rollouts[row.id] = this.toRollout(row, { [hostname]: toRolloutHost(rh) });
     }
     return { hosts, rollouts, ...this.loadChannelState() };
@@ -579,6 +587,7 @@ export class Store {
     for (const [id, r] of Object.entries(after.rollouts)) {
       const b = before.rollouts[id];
       if (b === undefined) {
+        this.s.rhDeleteFor.run(id); // rows of an earlier, superseded incarnation of this id
         this.s.rolloutInsert.run({
           id,
           channel: r.channel,
@@ -598,10 +607,12 @@ export class Store {
         b.currentWave !== r.currentWave ||
         b.waveCount !== r.waveCount ||
         b.startedAtMs !== r.startedAtMs ||
+        b.openedAtMs !== r.openedAtMs ||
         b.stateReason !== r.stateReason
       ) {
         this.s.rolloutUpdate.run({
           id,
+          openedAtMs: r.openedAtMs,
           state: r.state,
           currentWave: r.currentWave,
           waveCount: r.waveCount,
@@ -709,6 +720,24 @@ export class Store {
       wave: r['wave'],
       reason: r['reason'],
     }));
+  }
+
+  /** Per host, its row in the newest rollout that holds it. */
+  newestRolloutRowPerHost(): Map<string, RolloutHostRow> {
+    const out = new Map<string, RolloutHostRow>();
+    for (const r of this.s.rhNewestPerHost.iterate() as IterableIterator<Row>) {
+      const h = r['hostname'] as string;
+      if (out.has(h)) continue;
+      out.set(h, { rolloutId: r['rollout_id'], hostname: h, state: r['state'], enteredAtMs: r['entered_at_ms'], closure: r['closure'], wave: r['wave'], skipJson: r['skip_json'] });
+    }
+    return out;
+  }
+
+  /** Hosts by state in the newest rollout of each channel. */
+  hostStateCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.s.hostStateCounts.all() as Row[]) out[r['state']] = r['n'];
+    return out;
   }
 
   rolloutStateCounts(): Record<string, number> {

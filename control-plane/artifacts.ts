@@ -1,0 +1,219 @@
+/**
+ * The signed artefacts in force (SPEC §5): fetched from the source, verified with `verifyArtifact`
+ * (SPEC §2.3) before anything else, persisted with their newest accepted signedAt so that rollback
+ * protection survives restarts. A failure is logged, counted by code and audited once per distinct
+ * content, and the last good artefact stays in force. trust.json is re-read on change (key
+ * rotation needs no restart).
+ */
+import { sha256Hex } from '../release/crypto.ts';
+import type { ArtifactKind, FleetResolved, Revocations, Trust } from '../release/schema.ts';
+import { verifyArtifact, type AcceptedState } from '../release/verify.ts';
+import { loadTrust } from './config.ts';
+import type { CpMetrics } from './metrics.ts';
+import type { ArtifactSource } from './sources.ts';
+import type { Store } from './store.ts';
+import type { Logger } from './log.ts';
+
+export type InForce = {
+  kind: ArtifactKind;
+  /** Canonical bytes: exactly what the signature covers and what agents are served. */
+  bytes: Uint8Array;
+  signature: Uint8Array;
+  sha256: string;
+  signedAt: string;
+  fleet: FleetResolved | null;
+  revocations: Revocations | null;
+};
+
+export type ArtifactManagerOptions = {
+  store: Store;
+  source: ArtifactSource;
+  trustFile: string;
+  trust: Trust;
+  requireRevocations: boolean;
+  maxBytes: number;
+  now: () => number;
+  metrics: CpMetrics;
+  log: Logger;
+  /** Called after a new fleet artefact (different sha256) was put in force. */
+  onFleetChanged: () => void;
+};
+
+const KINDS: readonly ArtifactKind[] = ['fleet', 'revocations'];
+
+export class ArtifactManager {
+  private trust: Trust;
+  private trustText: string | null = null;
+  private readonly inForce = new Map<ArtifactKind, InForce>();
+  /** sha256(raw bytes):sha256(signature) of what is in force / what was last refused (with code). */
+  private readonly acceptedKey = new Map<ArtifactKind, string>();
+  private readonly rejectedKey = new Map<ArtifactKind, string>();
+  private readonly lastError = new Map<ArtifactKind, string>();
+  private revokedBefore = new Map<string, number>();
+  private polling: Promise<void> | null = null;
+
+  constructor(private readonly o: ArtifactManagerOptions) {
+    this.trust = o.trust;
+  }
+
+  get kinds(): readonly ArtifactKind[] {
+    return this.o.requireRevocations ? KINDS : ['fleet'];
+  }
+
+  fleet(): InForce | null {
+    return this.inForce.get('fleet') ?? null;
+  }
+
+  revocations(): InForce | null {
+    return this.inForce.get('revocations') ?? null;
+  }
+
+  /** Why not ready (empty when ready). */
+  notReadyReasons(): string[] {
+    const out: string[] = [];
+    for (const k of this.kinds) {
+      if (!this.inForce.has(k)) {
+        const e = this.lastError.get(k);
+        out.push(`no verified ${k} artefact yet${e !== undefined ? ` (last attempt: ${e})` : ''}`);
+      }
+    }
+    return out;
+  }
+
+  /** Certificates for `cn` issued before this time are refused (SPEC §2.3); null = none. */
+  revokedBeforeMs(cn: string): number | null {
+    return this.revokedBefore.get(cn) ?? null;
+  }
+
+  /**
+   * Put the artefacts persisted by an earlier run back in force, if they still verify now (they may
+   * have gone stale while the CP was down; then the source must provide a fresh one).
+   */
+  loadFromStore(): void {
+    for (const kind of this.kinds) {
+      const row = this.o.store.getArtifact(kind);
+      if (row === null) continue;
+      const r = verifyArtifact({
+        kind,
+        bytes: row.bytes,
+        signature: row.signature,
+        trust: this.trust,
+        nowMs: this.o.now(),
+        lastAccepted: { signedAt: row.signedAt, sha256: row.sha256 },
+        maxBytes: this.o.maxBytes,
+      });
+      if (r.ok) this.setInForce(kind, r.value.canonical, row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null);
+      else {
+        this.lastError.set(kind, `stored ${kind} artefact no longer verifies: ${r.error.code}: ${r.error.message}`);
+        this.o.log.warn('stored artefact no longer verifies', { kind, code: r.error.code, message: r.error.message });
+      }
+    }
+  }
+
+  /** One poll of every kind; concurrent calls share the running poll. */
+  poll(): Promise<void> {
+    this.polling ??= this.pollAll().finally(() => {
+      this.polling = null;
+    });
+    return this.polling;
+  }
+
+  private async pollAll(): Promise<void> {
+    this.reloadTrust();
+    for (const kind of this.kinds) await this.pollKind(kind);
+  }
+
+  private reloadTrust(): void {
+    const t = loadTrust(this.o.trustFile);
+    if (!t.ok) {
+      if (this.lastError.get('fleet') !== `trust: ${t.error.message}`) this.o.log.error('trust file unusable; keeping the previous trust', { message: t.error.message });
+      return;
+    }
+    const text = JSON.stringify(t.value);
+    if (this.trustText !== null && text !== this.trustText) {
+      this.o.store.appendAudit({ atMs: this.o.now(), kind: 'trust.reloaded', actor: 'cp', subject: 'trust', data: { ciReleaseKey: t.value.ciReleaseKey } });
+      this.o.log.info('trust.json changed: reloaded');
+    }
+    this.trustText = text;
+    this.trust = t.value;
+  }
+
+  private async pollKind(kind: ArtifactKind): Promise<void> {
+    const f = await this.o.source.fetch(kind);
+    if (f.kind === 'not-modified') return;
+    if (f.kind === 'error') {
+      // Counted on every poll; audited and logged when the error changes.
+      this.o.metrics.verifyFailures.inc({ kind, code: `FETCH_${f.code}` });
+      const text = `fetch ${f.code}: ${f.message}`;
+      if (this.lastError.get(kind) !== text) {
+        this.lastError.set(kind, text);
+        this.audit(kind, 'artifact.fetch-failed', { code: f.code, message: f.message });
+        this.o.log.warn('artefact fetch failed; the last good one stays in force', { kind, code: f.code, message: f.message });
+      }
+      return;
+    }
+    const attemptKey = `${sha256Hex(f.bytes)}:${sha256Hex(f.signature)}`;
+    if (this.acceptedKey.get(kind) === attemptKey) {
+      this.lastError.delete(kind);
+      return; // the artefact in force, unchanged
+    }
+    const row = this.o.store.getArtifact(kind);
+    const lastAccepted: AcceptedState | null = row === null ? null : { signedAt: row.signedAt, sha256: row.sha256 };
+    const nowMs = this.o.now();
+    const r = verifyArtifact({ kind, bytes: f.bytes, signature: f.signature, trust: this.trust, nowMs, lastAccepted, maxBytes: this.o.maxBytes });
+    if (!r.ok) {
+      // Re-verified on every poll (a FUTURE_DATED one may become valid, a new trust.json may
+      // accept it) but counted and audited once per distinct content and code.
+      const key = `${attemptKey}:${r.error.code}`;
+      if (this.rejectedKey.get(kind) === key) return;
+      this.rejectedKey.set(kind, key);
+      this.lastError.set(kind, `${r.error.code}: ${r.error.message}`);
+      this.o.metrics.verifyFailures.inc({ kind, code: r.error.code });
+      this.audit(kind, 'artifact.rejected', { code: r.error.code, message: r.error.message, sha256: sha256Hex(f.bytes) });
+      this.o.log.warn('artefact rejected; the last good one stays in force', { kind, code: r.error.code, message: r.error.message });
+      return;
+    }
+    const v = r.value;
+    this.lastError.delete(kind);
+    this.rejectedKey.delete(kind);
+    this.acceptedKey.set(kind, attemptKey);
+    const current = this.inForce.get(kind);
+    if (current !== undefined && current.sha256 === v.sha256) return; // the same artefact, other encoding
+    this.o.store.tx(() => {
+      this.o.store.putArtifact({ kind, signedAt: v.accepted.signedAt, sha256: v.accepted.sha256, bytes: v.canonical, signature: f.signature, acceptedMs: nowMs });
+      this.audit(kind, 'artifact.accepted', {
+        sha256: v.sha256,
+        signedAt: v.signedAt,
+        keyRole: v.keyRole,
+        ciCommit: v.fleet?.meta.ciCommit ?? v.revocations?.meta.ciCommit ?? null,
+      });
+    });
+    this.o.metrics.artifactsAccepted.inc({ kind });
+    this.o.log.info('artefact accepted', { kind, sha256: v.sha256, signedAt: v.signedAt });
+    this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null);
+    if (kind === 'fleet') this.o.onFleetChanged();
+  }
+
+  private audit(kind: ArtifactKind, what: string, data: Record<string, unknown>): void {
+    this.o.store.appendAudit({
+      atMs: this.o.now(),
+      kind: what,
+      actor: 'cp',
+      subject: kind,
+      data: { ...data, source: this.o.source.describe, inForce: this.inForce.get(kind)?.sha256 ?? null },
+    });
+  }
+
+  private setInForce(kind: ArtifactKind, bytes: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null): void {
+    this.inForce.set(kind, { kind, bytes, signature, sha256, signedAt, fleet, revocations });
+    if (kind === 'revocations' && revocations !== null) {
+      const m = new Map<string, number>();
+      for (const rv of revocations.revocations) {
+        const t = Date.parse(rv.notBefore);
+        if (!Number.isFinite(t)) continue;
+        m.set(rv.hostname, Math.max(m.get(rv.hostname) ?? -Infinity, t));
+      }
+      this.revokedBefore = m;
+    }
+  }
+}
