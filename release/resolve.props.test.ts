@@ -3,11 +3,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { canonicalize } from './jcs.ts';
 import { resolveFleet } from './resolve.ts';
-import { matchesSelector, type FleetDescription } from './schema.ts';
+import { matchesSelector, type FleetDescription, type SelectorInput } from './schema.ts';
 
 const name = fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/);
 const tag = fc.constantFrom('a', 'b', 'c', 'd');
-const selector = fc.record({ all: fc.boolean(), tags: fc.array(tag, { maxLength: 2 }), tagsAny: fc.array(tag, { maxLength: 2 }), not: fc.option(fc.record({ tags: fc.array(tag, { maxLength: 1 }) }), { nil: undefined }) }, { requiredKeys: [] });
+const selector: fc.Arbitrary<SelectorInput> = fc.record({ all: fc.boolean(), tags: fc.array(tag, { maxLength: 2 }), tagsAny: fc.array(tag, { maxLength: 2 }), not: fc.record({ tags: fc.array(tag, { maxLength: 1 }) }) }, { requiredKeys: [] });
 const description: fc.Arbitrary<FleetDescription> = fc
   .record({
     channels: fc.uniqueArray(name, { minLength: 1, maxLength: 3 }),
