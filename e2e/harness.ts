@@ -530,6 +530,20 @@ export class Fleet {
     return this.op.get<TraceResponse>(`/v1/rollouts/${encodeURIComponent(id)}/trace`);
   }
 
+  /** One sample of the CP's Prometheus metrics (0 when absent). Labels must all match. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const r = await this.op.call('GET', '/metrics');
+    if (r.status !== 200) throw new Error(`/metrics → ${r.status}`);
+    let sum = 0;
+    for (const line of r.raw.toString('utf8').split('\n')) {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+      if (m === null || m[1] !== name) continue;
+      const ls = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]));
+      if (Object.entries(labels).every(([k, v]) => ls[k] === v)) sum += Number(m[4]);
+    }
+    return sum;
+  }
+
   /** The whole audit log, paging through `after`. */
   async audit(): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
