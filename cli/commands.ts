@@ -5,6 +5,7 @@
 import { auditVerify } from './cmd-audit.ts';
 import { configInit } from './cmd-config.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
+import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutTrace, status } from './cmd-online.ts';
 import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
 import type { CommandSpec, FlagSpec } from './framework.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
@@ -38,7 +39,209 @@ const MINT_FLAGS: FlagSpec[] = [
   { name: 'force', type: 'boolean', description: 'Replace existing NAME.pem / NAME.key.' },
 ];
 
+
+const CHANNEL_FILTER: FlagSpec = { name: 'channel', type: 'string', placeholder: 'NAME', description: 'Only this channel.' };
+const REASON: FlagSpec = { name: 'reason', type: 'string', placeholder: 'TEXT', description: 'Why (recorded in the audit log).' };
+
+const ROLLOUT_SUMMARY_FIELDS = [
+  { name: 'id', description: 'Rollout id `<channel>@<targetRef>`.' },
+  { name: 'channel', description: 'Channel name.' },
+  { name: 'state', description: 'Pending, Executing, Converged, Halted, Superseded or Paused.' },
+  { name: 'currentWave', description: '0-based index of the wave in progress.' },
+  { name: 'signedAt', description: 'meta.signedAt of the artefact that opened it.' },
+  { name: 'artifactSha256', description: 'sha256 of that artefact.' },
+  { name: 'openedAt', description: 'RFC 3339.' },
+  { name: 'updatedAt', description: 'RFC 3339.' },
+  { name: 'reason', description: 'Reason of the last state change, or null.' },
+  { name: 'hostCounts', description: 'Host state → number of hosts.' },
+];
+
+export const ONLINE_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'status',
+    summary: 'Every host: channel, running and declared closure, status label; exit 1 if any failed or quarantined',
+    description:
+      'Labels: ✓ converged, ✓ soaked, → soaking / confirming / activating / dispatched, … queued, ✗ failed,\n✗ rolled back, ✗ quarantined (its declared closure is quarantined on its channel), ⟳ pending reboot,\n⚠ stale (missed its check-ins), ⚠ offline (never checked in), · idle (nothing declared).\nExit 1 when any host is failed, rolled back or quarantined, so it can gate a CI job.',
+    args: [],
+    flags: [CHANNEL_FILTER],
+    examples: ['nixfleet status', 'nixfleet status --json | jq -r \'.hosts[] | select(.status != "converged") | .hostname\''],
+    online: true,
+    json: {
+      shape: '`{hosts: [...], counts: {status: n}, unhealthy: boolean}`; each host:',
+      fields: [
+        { name: 'hostname', description: 'Host name.' },
+        { name: 'channel', description: 'Its channel.' },
+        { name: 'currentClosure', description: 'Store basename it reported running, or null.' },
+        { name: 'declaredClosure', description: 'Store basename the signed fleet declares, or null.' },
+        { name: 'status', description: 'converged, soaked, soaking, confirming, activating, dispatched, queued, failed, rolled-back, quarantined, pending-reboot, stale, offline or idle.' },
+        { name: 'label', description: 'The human label, e.g. "✓ converged".' },
+        { name: 'rolloutId', description: 'Newest rollout of its channel that includes it, or null.' },
+        { name: 'rolloutState', description: 'Its state in that rollout (Queued … Converged, Failed, Reverted), or null.' },
+        { name: 'wave', description: 'Its wave in that rollout, or null.' },
+        { name: 'lastCheckinAt', description: 'RFC 3339, or null when never seen.' },
+        { name: 'online', description: 'false when it missed its check-ins.' },
+      ],
+    },
+    handler: status,
+  },
+  {
+    name: 'hosts',
+    summary: 'What the CP knows of each host: check-ins, failed units, probes, last outcome',
+    args: [],
+    flags: [],
+    examples: ['nixfleet hosts'],
+    online: true,
+    json: {
+      shape: 'the CP\'s `HostsResponse` (control-plane/api.ts): `{hosts: [...]}`; each host:',
+      fields: [
+        { name: 'hostname', description: 'Host name.' },
+        { name: 'channel', description: 'Its channel.' },
+        { name: 'declaredClosure', description: 'Closure in the signed fleet, or null.' },
+        { name: 'currentClosure', description: 'Closure reported at the last check-in, or null.' },
+        { name: 'lastCheckinAt', description: 'RFC 3339 or null.' },
+        { name: 'bootId', description: 'Boot id reported, or null.' },
+        { name: 'online', description: 'false after offlineAfterSecs without a check-in.' },
+        { name: 'pendingReboot', description: 'Activated for the next boot, waiting for a reboot.' },
+        { name: 'failedUnits', description: 'systemd failed units at the last check-in.' },
+        { name: 'probes', description: '[{name, ok, observedAt, message?}].' },
+        { name: 'lastOutcome', description: '{rolloutId, closureHash, outcome, at} or null.' },
+        { name: 'rollout', description: '{rolloutId, state, since, wave} of the newest rollout including it, or null.' },
+        { name: 'dispatch', description: '{rolloutId, closureHash, confirmDeadline} while a target is outstanding, or null.' },
+      ],
+    },
+    handler: hosts,
+  },
+  {
+    name: 'rollout list',
+    summary: 'Rollouts, newest first: state, wave, converged hosts, age, reason',
+    args: [],
+    flags: [CHANNEL_FILTER, { name: 'state', type: 'string', placeholder: 'STATE', description: 'Only rollouts in this state (e.g. Executing, Halted).' }],
+    examples: ['nixfleet rollout list --channel stable'],
+    online: true,
+    json: { shape: 'the CP\'s `RolloutsResponse`: `{rollouts: [...]}`; each rollout:', fields: ROLLOUT_SUMMARY_FIELDS },
+    handler: rolloutList,
+  },
+  {
+    name: 'rollout show',
+    summary: 'One rollout: its state and each host with wave, state, since when and why',
+    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>` (see rollout list).' }],
+    flags: [],
+    examples: ['nixfleet rollout show stable@3f9c2a1b'],
+    online: true,
+    json: {
+      shape: 'the CP\'s `RolloutDetail`: the rollout list fields plus `hosts`:',
+      fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason}].' }],
+    },
+    handler: rolloutShow,
+  },
+  {
+    name: 'rollout trace',
+    summary: 'Every transition of a rollout with wave, time and reason; --follow redraws progress until it ends',
+    description:
+      'With --follow: prints transitions as they happen and redraws the per-wave progress until the rollout\nconverges (exit 0), halts or is superseded (exit 1). A paused rollout is followed on (it may be resumed).',
+    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>`.' }],
+    flags: [
+      { name: 'follow', type: 'boolean', description: 'Keep watching until converged, halted or superseded.' },
+      { name: 'interval-secs', type: 'int', placeholder: 'N', default: 2, description: 'Poll interval with --follow.' },
+      { name: 'max-wait-mins', type: 'int', placeholder: 'N', default: 1440, description: 'Give up (exit 1) after N minutes with --follow.' },
+    ],
+    examples: ['nixfleet rollout trace stable@3f9c2a1b', 'nixfleet rollout trace stable@3f9c2a1b --follow'],
+    online: true,
+    json: {
+      shape: '`{rolloutId, state, events: [...]}`; with --follow, one event object per line as they happen. Each event:',
+      fields: [
+        { name: 'at', description: 'RFC 3339 time of the transition.' },
+        { name: 'subject', description: '`rollout` or `host`.' },
+        { name: 'hostname', description: 'The host, or null for rollout-level transitions.' },
+        { name: 'wave', description: 'The host\'s wave in this rollout (null for rollout-level transitions).' },
+        { name: 'from', description: 'Previous state, or null.' },
+        { name: 'to', description: 'New state.' },
+        { name: 'reason', description: 'Why (gate, probe, operator, …).' },
+      ],
+    },
+    handler: rolloutTrace,
+  },
+  {
+    name: 'pause',
+    summary: 'Pause a channel: no host of it gets a new target until resume',
+    description: 'Only stopping actions are operator powers: pause cannot start anything CI did not sign.',
+    args: [{ name: 'CHANNEL', description: 'Channel name.' }],
+    flags: [REASON],
+    examples: ['nixfleet pause stable --reason "investigating web1"'],
+    online: true,
+    json: {
+      shape: 'the CP\'s `PauseResponse`:',
+      fields: [
+        { name: 'channel', description: 'Channel name.' },
+        { name: 'paused', description: 'true after pause, false after resume.' },
+        { name: 'by', description: '`operator:<name>` who paused, or null.' },
+        { name: 'since', description: 'RFC 3339, or null.' },
+        { name: 'reason', description: 'Given reason, or null.' },
+      ],
+    },
+    handler: pause,
+  },
+  {
+    name: 'resume',
+    summary: 'Resume a paused channel: dispatch continues where it stopped',
+    args: [{ name: 'CHANNEL', description: 'Channel name.' }],
+    flags: [REASON],
+    examples: ['nixfleet resume stable'],
+    online: true,
+    json: { shape: 'the CP\'s `PauseResponse` (see pause): `{channel, paused, by, since, reason}`.', fields: [] },
+    handler: resume,
+  },
+  {
+    name: 'quarantine list',
+    summary: 'Closures quarantined per channel (not dispatched again until cleared)',
+    args: [],
+    flags: [CHANNEL_FILTER],
+    examples: ['nixfleet quarantine list'],
+    online: true,
+    json: {
+      shape: '`{quarantines: [...]}`; each:',
+      fields: [
+        { name: 'channel', description: 'Channel name.' },
+        { name: 'closureHash', description: 'Quarantined store basename (give it to quarantine clear).' },
+        { name: 'rolloutId', description: 'Rollout in which it failed, or null.' },
+        { name: 'reason', description: 'Why it was quarantined.' },
+        { name: 'since', description: 'RFC 3339.' },
+      ],
+    },
+    handler: quarantineList,
+  },
+  {
+    name: 'quarantine clear',
+    summary: 'Lift the quarantine of one closure on a channel so it may be dispatched again',
+    description: 'Exit 1 when that closure was not quarantined on that channel.',
+    args: [
+      { name: 'CHANNEL', description: 'Channel name.' },
+      { name: 'CLOSURE', description: 'Full store basename, as quarantine list shows it.' },
+    ],
+    flags: [],
+    examples: ['nixfleet quarantine clear stable 0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web1-25.05'],
+    online: true,
+    json: { shape: 'the CP\'s `QuarantineClearResponse`:', fields: [{ name: 'cleared', description: 'Number of quarantines lifted.' }] },
+    handler: quarantineClear,
+  },
+  {
+    name: 'audit export',
+    summary: 'Download the hash-chained audit log as JSON Lines (verify it with audit verify)',
+    description:
+      'Each line is the JCS form of one entry {seq, at, kind, actor, subject, data, prevHash, hash}, ascending seq.\nThe output is already JSON; there is no --json flag.',
+    args: [],
+    flags: [
+      { name: 'since', type: 'string', placeholder: 'SEQ|TIME', description: 'Start at this seq number, or at entries at/after this RFC 3339 time.' },
+      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write to FILE (mode 0600) instead of stdout.' },
+    ],
+    examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
+    online: true,
+    handler: auditExport,
+  },
+];
+
 export const COMMANDS: readonly CommandSpec[] = [
+  ...ONLINE_COMMANDS,
   {
     name: 'config init',
     summary: 'Write the settings file (mode 0600) so other commands need no connection flags',

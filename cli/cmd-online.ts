@@ -1,0 +1,272 @@
+/**
+ * Commands that talk to the control plane over mutual TLS (operator certificate): status, hosts,
+ * rollout list|show|trace, pause, resume, quarantine list|clear, audit export.
+ */
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type {
+  AuditEntry,
+  AuditResponse,
+  HostsResponse,
+  PauseResponse,
+  QuarantineClearResponse,
+  QuarantinesResponse,
+  RolloutDetail,
+  RolloutsResponse,
+  TraceResponse,
+} from '../control-plane/api.ts';
+import { ROUTES } from '../control-plane/api.ts';
+import { canonicalize } from '../release/jcs.ts';
+import { parseTimestamp } from '../release/schema.ts';
+import type { Result } from '../release/result.ts';
+import type { Client } from './client.ts';
+import { clientFromCtx } from './client.ts';
+import type { CliError, Ctx, Outcome } from './framework.ts';
+import { arg, done, fail, flagBool, flagInt, flagStr } from './framework.ts';
+import type { Style } from './output.ts';
+import { colorEnabled, makeStyle } from './output.ts';
+import {
+  renderHosts,
+  renderProgress,
+  renderQuarantines,
+  renderRolloutDetail,
+  renderRolloutList,
+  renderStatus,
+  renderTrace,
+  renderTraceLine,
+  statusReport,
+  traceRows,
+} from './views.ts';
+
+const style = (ctx: Ctx): Style => makeStyle(colorEnabled(ctx.io.isTTY, ctx.io.env));
+const json = (ctx: Ctx, value: unknown): void => ctx.io.stdout(JSON.stringify(value, null, 2) + '\n');
+const path = (route: string, params: Record<string, string>): string =>
+  route.replace(/:(\w+)/g, (_, k: string) => encodeURIComponent(params[k] ?? ''));
+
+async function withClient(ctx: Ctx, fn: (c: Client) => Promise<Outcome>): Promise<Outcome> {
+  const c = clientFromCtx(ctx);
+  if (!c.ok) return { error: c.error };
+  try {
+    return await fn(c.value);
+  } finally {
+    await c.value.close();
+  }
+}
+
+const failed = (e: CliError): Outcome => ({ error: e });
+
+export async function status(ctx: Ctx): Promise<Outcome> {
+  return withClient(ctx, async (c) => {
+    const [hosts, quarantines] = await Promise.all([c.get<HostsResponse>(ROUTES.hosts), c.get<QuarantinesResponse>(ROUTES.quarantines)]);
+    if (!hosts.ok) return failed(hosts.error);
+    if (!quarantines.ok) return failed(quarantines.error);
+    const channel = flagStr(ctx, 'channel');
+    const report = statusReport(
+      hosts.value.hosts.filter((h) => channel === undefined || h.channel === channel),
+      quarantines.value.quarantines,
+    );
+    if (flagBool(ctx, 'json')) json(ctx, report);
+    else ctx.io.stdout(renderStatus(report, ctx.io.now(), style(ctx)));
+    // Exit 1 when a host failed or is quarantined, so `nixfleet status` can gate a CI job.
+    return { exit: report.unhealthy ? 1 : 0 };
+  });
+}
+
+export async function hosts(ctx: Ctx): Promise<Outcome> {
+  return withClient(ctx, async (c) => {
+    const r = await c.get<HostsResponse>(ROUTES.hosts);
+    if (!r.ok) return failed(r.error);
+    if (flagBool(ctx, 'json')) json(ctx, r.value);
+    else ctx.io.stdout(renderHosts(r.value.hosts, ctx.io.now(), style(ctx)));
+    return done;
+  });
+}
+
+export async function rolloutList(ctx: Ctx): Promise<Outcome> {
+  return withClient(ctx, async (c) => {
+    const r = await c.get<RolloutsResponse>(ROUTES.rollouts, { channel: flagStr(ctx, 'channel'), state: flagStr(ctx, 'state') });
+    if (!r.ok) return failed(r.error);
+    if (flagBool(ctx, 'json')) json(ctx, r.value);
+    else ctx.io.stdout(renderRolloutList(r.value.rollouts, ctx.io.now(), style(ctx)));
+    return done;
+  });
+}
+
+export async function rolloutShow(ctx: Ctx): Promise<Outcome> {
+  return withClient(ctx, async (c) => {
+    const r = await c.get<RolloutDetail>(path(ROUTES.rollout, { id: arg(ctx, 'ID') }));
+    if (!r.ok) return failed(r.error);
+    if (flagBool(ctx, 'json')) json(ctx, r.value);
+    else ctx.io.stdout(renderRolloutDetail(r.value, ctx.io.now(), style(ctx)));
+    return done;
+  });
+}
+
+async function fetchTrace(c: Client, id: string): Promise<Result<{ detail: RolloutDetail; trace: TraceResponse }, CliError>> {
+  const [detail, trace] = await Promise.all([c.get<RolloutDetail>(path(ROUTES.rollout, { id })), c.get<TraceResponse>(path(ROUTES.rolloutTrace, { id }))]);
+  if (!detail.ok) return detail;
+  if (!trace.ok) return trace;
+  return { ok: true, value: { detail: detail.value, trace: trace.value } };
+}
+
+/** Rollout states after which `--follow` stops (Paused is not one: an operator may resume). */
+const FINAL_STATES = new Set(['Converged', 'Halted', 'Superseded']);
+
+export async function rolloutTrace(ctx: Ctx): Promise<Outcome> {
+  const id = arg(ctx, 'ID');
+  const asJson = flagBool(ctx, 'json');
+  if (!flagBool(ctx, 'follow')) {
+    return withClient(ctx, async (c) => {
+      const r = await fetchTrace(c, id);
+      if (!r.ok) return failed(r.error);
+      const rows = traceRows(r.value.detail, r.value.trace.events);
+      if (asJson) json(ctx, { rolloutId: r.value.trace.rolloutId, state: r.value.detail.state, events: rows });
+      else ctx.io.stdout(renderTrace(r.value.detail, rows, ctx.io.now(), style(ctx)));
+      return done;
+    });
+  }
+  return withClient(ctx, (c) => follow(ctx, c, id, asJson));
+}
+
+/**
+ * `rollout trace ID --follow`: print transitions as they happen and redraw the per-wave progress
+ * until the rollout converges (exit 0), halts or is superseded (exit 1). On a terminal the progress
+ * block is redrawn in place; otherwise it is printed again only when it changes. Bounded by
+ * `--max-wait-mins`; a few consecutive connection failures are retried before exit 3.
+ */
+async function follow(ctx: Ctx, c: Client, id: string, asJson: boolean): Promise<Outcome> {
+  const st = style(ctx);
+  const intervalMs = (flagInt(ctx, 'interval-secs') ?? 2) * 1000;
+  const deadline = ctx.io.now() + (flagInt(ctx, 'max-wait-mins') ?? 1440) * 60_000;
+  const redraw = ctx.io.isTTY && !asJson;
+  let printed = 0;
+  let lastProgress = '';
+  let drawnLines = 0;
+  let failures = 0;
+  for (;;) {
+    const r = await fetchTrace(c, id);
+    if (!r.ok) {
+      if (r.error.code !== 'UNREACHABLE' || ++failures >= 5) return failed(r.error);
+      await ctx.io.sleep(intervalMs);
+      continue;
+    }
+    failures = 0;
+    const { detail, trace } = r.value;
+    const rows = traceRows(detail, trace.events);
+    const fresh = rows.slice(printed);
+    printed = rows.length;
+    const now = ctx.io.now();
+    if (asJson) {
+      for (const e of fresh) ctx.io.stdout(JSON.stringify(e) + '\n');
+    } else {
+      const progress = renderProgress(detail, st);
+      let out = '';
+      if (redraw && drawnLines > 0 && (fresh.length > 0 || progress !== lastProgress)) out += `\x1b[${drawnLines}A\x1b[J`;
+      for (const e of fresh) out += renderTraceLine(e, now);
+      if (progress !== lastProgress || (redraw && out !== '')) {
+        out += progress;
+        drawnLines = progress.split('\n').length - 1;
+        lastProgress = progress;
+      }
+      ctx.io.stdout(out);
+    }
+    if (FINAL_STATES.has(detail.state)) {
+      if (detail.state === 'Converged') return done;
+      return fail('REFUSED', `rollout ${id} ${detail.state === 'Halted' ? 'halted' : 'was superseded by a newer signed release'}${detail.reason ? `: ${detail.reason}` : ''}`);
+    }
+    if (ctx.io.now() >= deadline) return fail('REFUSED', `rollout ${id} is still ${detail.state.toLowerCase()} after --max-wait-mins`);
+    await ctx.io.sleep(intervalMs);
+  }
+}
+
+async function pauseOrResume(ctx: Ctx, which: 'pause' | 'resume'): Promise<Outcome> {
+  const channel = arg(ctx, 'CHANNEL');
+  const reason = flagStr(ctx, 'reason');
+  return withClient(ctx, async (c) => {
+    const r = await c.post<PauseResponse>(path(which === 'pause' ? ROUTES.pause : ROUTES.resume, { channel }), reason !== undefined ? { reason } : {});
+    if (!r.ok) return failed(r.error);
+    if (flagBool(ctx, 'json')) json(ctx, r.value);
+    else if (r.value.paused) ctx.io.stdout(`channel ${channel} paused${r.value.by ? ` by ${r.value.by}` : ''}${r.value.reason ? `: ${r.value.reason}` : ''}; hosts get no new target until: nixfleet resume ${channel}\n`);
+    else ctx.io.stdout(`channel ${channel} resumed; dispatch continues\n`);
+    return done;
+  });
+}
+
+export const pause = (ctx: Ctx): Promise<Outcome> => pauseOrResume(ctx, 'pause');
+export const resume = (ctx: Ctx): Promise<Outcome> => pauseOrResume(ctx, 'resume');
+
+export async function quarantineList(ctx: Ctx): Promise<Outcome> {
+  return withClient(ctx, async (c) => {
+    const r = await c.get<QuarantinesResponse>(ROUTES.quarantines);
+    if (!r.ok) return failed(r.error);
+    const channel = flagStr(ctx, 'channel');
+    const qs = r.value.quarantines.filter((q) => channel === undefined || q.channel === channel);
+    if (flagBool(ctx, 'json')) json(ctx, { quarantines: qs });
+    else ctx.io.stdout(qs.length === 0 ? 'no quarantined closures\n' : renderQuarantines(qs, ctx.io.now(), style(ctx)));
+    return done;
+  });
+}
+
+export async function quarantineClear(ctx: Ctx): Promise<Outcome> {
+  const channel = arg(ctx, 'CHANNEL');
+  const closureHash = arg(ctx, 'CLOSURE');
+  return withClient(ctx, async (c) => {
+    const r = await c.post<QuarantineClearResponse>(ROUTES.quarantinesClear, { channel, closureHash });
+    if (!r.ok) return failed(r.error);
+    if (flagBool(ctx, 'json')) json(ctx, r.value);
+    if (r.value.cleared === 0) return fail('NOT_FOUND', `${closureHash} is not quarantined on channel ${channel} (see: nixfleet quarantine list)`);
+    if (!flagBool(ctx, 'json')) ctx.io.stdout(`cleared ${r.value.cleared} quarantine${r.value.cleared === 1 ? '' : 's'} of ${closureHash} on ${channel}; it may be dispatched again\n`);
+    return done;
+  });
+}
+
+/** Upper bound on pages fetched by one export (1000 entries each): a loop must end. */
+const MAX_AUDIT_PAGES = 100_000;
+
+export async function auditExport(ctx: Ctx): Promise<Outcome> {
+  const since = flagStr(ctx, 'since');
+  let after = 0;
+  let sinceMs: number | null = null;
+  if (since !== undefined) {
+    if (/^\d+$/.test(since)) after = Math.max(0, Number(since) - 1);
+    else {
+      sinceMs = parseTimestamp(since);
+      if (sinceMs === null) return fail('USAGE', `--since: a seq number or an RFC 3339 time, got ${JSON.stringify(since)}`);
+    }
+  }
+  return withClient(ctx, async (c) => {
+    const lines: string[] = [];
+    let first: AuditEntry | null = null;
+    let last: AuditEntry | null = null;
+    for (let page = 0; page < MAX_AUDIT_PAGES; page++) {
+      const r = await c.get<AuditResponse>(ROUTES.audit, { after, limit: 1000 });
+      if (!r.ok) return failed(r.error);
+      for (const e of r.value.entries) {
+        if (sinceMs !== null && Date.parse(e.at) < sinceMs) continue;
+        const text = canonicalize(e);
+        if (!text.ok) return fail('REFUSED', `audit entry ${e.seq} from the CP is not canonical JSON: ${text.error.message}`);
+        lines.push(text.value + '\n');
+        first ??= e;
+        last = e;
+      }
+      const next = r.value.nextAfter;
+      if (next === null || r.value.entries.length === 0) break;
+      if (next <= after) return fail('REFUSED', `the CP's audit paging did not advance (nextAfter ${next} after ${after})`);
+      after = next;
+    }
+    const out = flagStr(ctx, 'out');
+    const body = lines.join('');
+    if (out === undefined) {
+      ctx.io.stdout(body);
+      return done;
+    }
+    const file = resolve(ctx.io.cwd, out);
+    try {
+      writeFileSync(file, body, { mode: 0o600 });
+    } catch (e) {
+      return fail('IO', `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    ctx.io.stdout(first && last ? `wrote ${lines.length} entries (seq ${first.seq}..${last.seq}, head ${last.hash}) to ${file}\n` : `wrote 0 entries to ${file}\n`);
+    return done;
+  });
+}

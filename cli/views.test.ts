@@ -1,0 +1,138 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { HostView, Quarantine, RolloutDetail } from '../control-plane/api.ts';
+import { makeStyle, stripAnsi } from './output.ts';
+import { hostStatus, quarantineSet, renderProgress, renderStatus, renderTrace, statusReport, traceRows } from './views.ts';
+
+const NOW = Date.parse('2026-03-01T12:00:00Z');
+const plain = makeStyle(false);
+const H = (n: string) => `${String(n).repeat(32).slice(0, 32)}-nixos-system`;
+const OLD = `${'0'.repeat(32)}-nixos-system-25.05`;
+const NEW = `${'1'.repeat(32)}-nixos-system-25.11`;
+const BAD = `${'2'.repeat(32)}-nixos-system-25.11`;
+
+function host(hostname: string, over: Partial<HostView> = {}): HostView {
+  return {
+    hostname,
+    channel: 'stable',
+    declaredClosure: NEW,
+    currentClosure: NEW,
+    lastCheckinAt: '2026-03-01T11:59:30Z',
+    bootId: 'b',
+    online: true,
+    pendingReboot: false,
+    failedUnits: [],
+    probes: [],
+    lastOutcome: null,
+    rollout: null,
+    dispatch: null,
+    ...over,
+  };
+}
+const ro = (state: HostView['rollout'] extends infer R ? (R extends { state: infer S } ? S : never) : never, wave = 0) => ({ rolloutId: 'stable@abc', state, since: '2026-03-01T11:50:00Z', wave });
+
+const HOSTS: HostView[] = [
+  host('web1', { rollout: ro('Converged') }),
+  host('web2', { currentClosure: OLD, rollout: ro('Healthy', 1), lastCheckinAt: '2026-03-01T11:57:00Z' }),
+  host('web3', { currentClosure: OLD, rollout: ro('Queued', 2) }),
+  host('db1', { channel: 'db', currentClosure: OLD, declaredClosure: BAD, rollout: ro('Failed') }),
+  host('db2', { channel: 'db', currentClosure: OLD, declaredClosure: BAD }),
+  host('cache1', { channel: 'edge', currentClosure: OLD, pendingReboot: true, lastCheckinAt: '2026-03-01T09:00:00Z' }),
+  host('edge1', { channel: 'edge', online: false, lastCheckinAt: '2026-02-28T10:00:00Z' }),
+  host('edge2', { channel: 'edge', currentClosure: null, lastCheckinAt: null, online: false }),
+];
+const QS: Quarantine[] = [{ channel: 'db', closureHash: BAD, rolloutId: 'db@bad', reason: 'db1 rolled back', since: '2026-03-01T11:40:00Z' }];
+
+test('status table is pinned (no colour)', () => {
+  const expected = [
+    'HOST    CHANNEL  CURRENT                      DECLARED                     STATUS            SEEN',
+    'db1     db       00000000-nixos-system-25.05  22222222-nixos-system-25.11  ✗ failed          30 s ago',
+    'db2     db       00000000-nixos-system-25.05  22222222-nixos-system-25.11  ✗ quarantined     30 s ago',
+    'cache1  edge     00000000-nixos-system-25.05  11111111-nixos-system-25.11  ⟳ pending reboot  3 h ago',
+    'edge1   edge     11111111-nixos-system-25.11  = current                    ⚠ stale           26 h ago',
+    'edge2   edge     -                            11111111-nixos-system-25.11  ⚠ offline         never',
+    'web1    stable   11111111-nixos-system-25.11  = current                    ✓ converged       30 s ago',
+    'web2    stable   00000000-nixos-system-25.05  11111111-nixos-system-25.11  → soaking         3 min ago',
+    'web3    stable   00000000-nixos-system-25.05  11111111-nixos-system-25.11  … queued          30 s ago',
+    '',
+    '8 hosts: 1 converged, 1 soaking, 1 queued, 1 failed, 1 quarantined, 1 pending reboot, 1 stale, 1 offline',
+    '',
+  ].join('\n');
+  const report = statusReport(HOSTS, QS);
+  assert.fixture(renderStatus(report, NOW, plain), expected);
+  assert.is(report.unhealthy, true);
+  const coloured = renderStatus(report, NOW, makeStyle(true));
+  assert.ok(coloured.includes('\x1b[31m✗ failed\x1b[0m'));
+  assert.is(stripAnsi(coloured), expected);
+});
+
+test('status is healthy when nothing failed or is quarantined (stale and pending reboot are warnings)', () => {
+  const r = statusReport(HOSTS.filter((h) => !h.hostname.startsWith('db')), QS);
+  assert.is(r.unhealthy, false);
+  assert.equal(Object.keys(r.hosts[0]!), ['hostname', 'channel', 'currentClosure', 'declaredClosure', 'status', 'label', 'rolloutId', 'rolloutState', 'wave', 'lastCheckinAt', 'online']);
+});
+
+test('hostStatus precedence: failure > quarantine > pending reboot > never seen > stale > rollout state', () => {
+  const q = quarantineSet(QS);
+  assert.is(hostStatus(host('a', { channel: 'db', declaredClosure: BAD, currentClosure: OLD, rollout: ro('Reverted'), pendingReboot: true }), q), 'rolled-back');
+  assert.is(hostStatus(host('a', { channel: 'db', declaredClosure: BAD, currentClosure: OLD, pendingReboot: true }), q), 'quarantined');
+  assert.is(hostStatus(host('a', { channel: 'db', declaredClosure: BAD, currentClosure: BAD }), q), 'converged', 'already runs it: not held back');
+  assert.is(hostStatus(host('a', { channel: 'other', declaredClosure: BAD, currentClosure: OLD }), q), 'queued', 'quarantine is per channel');
+  assert.is(hostStatus(host('a', { declaredClosure: null, currentClosure: OLD }), q), 'idle');
+  assert.is(hostStatus(host('a', { rollout: ro('ConfirmWindow') }), q), 'confirming');
+});
+
+const DETAIL: RolloutDetail = {
+  id: 'stable@abc',
+  channel: 'stable',
+  state: 'Executing',
+  currentWave: 1,
+  signedAt: '2026-03-01T11:00:00Z',
+  artifactSha256: 'f'.repeat(64),
+  openedAt: '2026-03-01T11:30:00Z',
+  updatedAt: '2026-03-01T11:58:00Z',
+  reason: null,
+  hostCounts: { Converged: 1, Healthy: 1, Queued: 1 },
+  hosts: [
+    { hostname: 'web1', wave: 0, state: 'Converged', since: '2026-03-01T11:45:00Z', closureHash: NEW, reason: null },
+    { hostname: 'web2', wave: 1, state: 'Healthy', since: '2026-03-01T11:55:00Z', closureHash: NEW, reason: null },
+    { hostname: 'web3', wave: 2, state: 'Queued', since: '2026-03-01T11:30:00Z', closureHash: NEW, reason: 'wave 2 waits for wave 1' },
+  ],
+};
+
+test('trace rows carry each host its wave; rollout-level events have none', () => {
+  const rows = traceRows(DETAIL, [
+    { at: '2026-03-01T11:30:00.000Z', subject: 'rollout', hostname: null, from: 'Pending', to: 'Executing', reason: 'opened' },
+    { at: '2026-03-01T11:31:00.000Z', subject: 'host', hostname: 'web1', from: 'Queued', to: 'Dispatched', reason: 'wave 0 open' },
+    { at: '2026-03-01T11:55:00.000Z', subject: 'host', hostname: 'web2', from: 'ConfirmWindow', to: 'Healthy', reason: 'confirmed' },
+  ]);
+  assert.equal(rows.map((r) => r.wave), [null, 0, 1]);
+  assert.fixture(
+    renderTrace(DETAIL, rows, NOW, plain),
+    [
+      'rollout stable@abc: → executing, wave 1 (waves 0–2)',
+      'opened 30 min ago, updated 2 min ago; artefact signed 2026-03-01T11:00:00Z, sha256 ffffffffffff…',
+      '',
+      'TIME                  AGE         WAVE  HOST       TRANSITION               REASON',
+      '2026-03-01T11:30:00Z  30 min ago  -     (rollout)  Pending → Executing      opened',
+      '2026-03-01T11:31:00Z  29 min ago  0     web1       Queued → Dispatched      wave 0 open',
+      '2026-03-01T11:55:00Z  5 min ago   1     web2       ConfirmWindow → Healthy  confirmed',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('progress shows each wave with a bar and the current wave marked', () => {
+  assert.fixture(
+    renderProgress(DETAIL, plain),
+    [
+      'stable@abc: → executing',
+      '  wave 0  [####################] 1/1  1 converged',
+      '▸ wave 1  [--------------------] 0/1  1 soaking',
+      '  wave 2  [--------------------] 0/1  1 queued',
+      '',
+    ].join('\n'),
+  );
+});
+
+test.run();
