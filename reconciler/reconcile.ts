@@ -149,6 +149,8 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
   if (id === null || ch.targetRef === null) return null;
   const existing = hasOwn(t.observed.rollouts, id) ? t.observed.rollouts[id]! : null;
   const record = existing !== null && existing.state !== 'Superseded' ? existing : null;
+  // This target already converged and its record was pruned: nothing to open.
+  if (existing === null && t.converged.get(ch.name) === ch.targetRef) return null;
   const plan: Plan = {
     ch,
     id,
