@@ -55,7 +55,14 @@ export type Pending = {
 export type QuarantineEntry = { closureHash: string; rolloutId: string; sinceMs: number; untilMs: number; reason: string };
 
 export type Outcome = 'confirmed' | 'rolled-back' | 'activation-failed' | 'activation-deferred' | 'refused';
-export type LastOutcome = { rolloutId: string; closureHash: string; outcome: Outcome; atMs: number };
+export type LastOutcome = {
+  rolloutId: string;
+  closureHash: string;
+  outcome: Outcome;
+  atMs: number;
+  /** For `confirmed`: the system that ran before, so a later rollback-and-halt can go back to it. */
+  previous?: string | null;
+};
 
 export type Inhibitor = 'kernel' | 'initrd' | 'systemd' | 'dbus';
 
@@ -80,7 +87,7 @@ export type MachineState = {
   deferred: string | null;
 };
 
-export type ReportEvent = 'activation-started' | 'activation-failed' | 'activation-deferred' | 'rolled-back' | 'closure-quarantined' | 'probe-failed';
+export type ReportEvent = 'activation-started' | 'activation-switched' | 'activation-failed' | 'activation-deferred' | 'rolled-back' | 'closure-quarantined' | 'probe-failed';
 
 export type Effect =
   | { kind: 'realise'; closurePath: string }
@@ -137,8 +144,17 @@ export function deadlineFor(job: Job, nowMs: number, cfg: MachineConfig): number
   return Math.min(job.cpDeadlineMs, nowMs + cfg.confirmDeadlineSecs * 1000);
 }
 
-function outcome(state: MachineState, rolloutId: string, closureHash: string, o: Outcome, nowMs: number, deferred: string | null = state.deferred): { state: MachineState; effect: Effect } {
+function outcome(
+  state: MachineState,
+  rolloutId: string,
+  closureHash: string,
+  o: Outcome,
+  nowMs: number,
+  deferred: string | null = state.deferred,
+  previous?: string | null,
+): { state: MachineState; effect: Effect } {
   const lastOutcome: LastOutcome = { rolloutId, closureHash, outcome: o, atMs: nowMs };
+  if (previous !== undefined) lastOutcome.previous = previous;
   return { state: { ...state, lastOutcome, deferred }, effect: { kind: 'save-outcome', lastOutcome, deferred } };
 }
 
@@ -242,7 +258,14 @@ export function step(state: MachineState, event: Event, nowMs: number, cfg: Mach
       }
       const next: Pending = { ...p, phase: 'switched' };
       if (nowMs >= next.deadlineMs) return startRollback(state, next, 'confirm deadline passed during the switch');
-      return { state: { ...state, phase: { tag: 'probing', pending: next } }, effects: [{ kind: 'save-pending', pending: next }, { kind: 'run-probes' }] };
+      return {
+        state: { ...state, phase: { tag: 'probing', pending: next } },
+        effects: [
+          { kind: 'save-pending', pending: next },
+          { kind: 'report', event: 'activation-switched', rolloutId: p.rolloutId, closureHash: p.closureHash, message: 'switched; confirm window open', details: { deadline: new Date(p.deadlineMs).toISOString() } },
+          { kind: 'run-probes' },
+        ],
+      };
     }
 
     case 'probed': {
@@ -267,7 +290,7 @@ export function step(state: MachineState, event: Event, nowMs: number, cfg: Mach
       if (phase.tag !== 'confirming') return none;
       const p = phase.pending;
       if (event.result === 'ok' && nowMs < p.deadlineMs) {
-        const o = outcome(idle(state), p.rolloutId, p.closureHash, 'confirmed', nowMs, null);
+        const o = outcome(idle(state), p.rolloutId, p.closureHash, 'confirmed', nowMs, null, p.previous);
         return {
           state: o.state,
           effects: [{ kind: 'save-confirmed', rolloutId: p.rolloutId, closureHash: p.closureHash, atMs: nowMs }, { kind: 'clear-pending' }, o.effect],
@@ -381,7 +404,7 @@ export function recover(
   if (pending === null) return { state: base, effects: [] };
   if (pending.phase !== 'rolling-back' && lastConfirmed !== null && lastConfirmed.rolloutId === pending.rolloutId && lastConfirmed.closureHash === pending.closureHash) {
     // Killed after the CP accepted the confirm and its record was saved: finish the bookkeeping.
-    const lastOutcome: LastOutcome = { rolloutId: pending.rolloutId, closureHash: pending.closureHash, outcome: 'confirmed', atMs: nowMs };
+    const lastOutcome: LastOutcome = { rolloutId: pending.rolloutId, closureHash: pending.closureHash, outcome: 'confirmed', atMs: nowMs, previous: pending.previous };
     return { state: { ...base, lastOutcome, deferred: null }, effects: [{ kind: 'clear-pending' }, { kind: 'save-outcome', lastOutcome, deferred: null }] };
   }
   if (pending.phase === 'rolling-back') return startRollback(base, pending, pending.reason ?? 'rollback interrupted');
@@ -406,4 +429,29 @@ export function reconfirm(state: MachineState, job: Job): Step {
 export function hasPending(state: MachineState): boolean {
   const t = state.phase.tag;
   return t === 'switching' || t === 'probing' || t === 'confirming' || t === 'rolling-back';
+}
+
+/**
+ * The CP's rollback-and-halt instruction (control-plane/api.ts `RollbackInstruction`): undo a
+ * confirmed activation of exactly that rollout and closure, back to the system that ran before it.
+ * Anything else (another closure runs, unknown previous) is ignored: the CP can stop a deployment,
+ * never pick what runs.
+ */
+export function instructedRollback(state: MachineState, instr: { rolloutId: string; closureHash: string; reason: string }, running: string | null, nowMs: number): Step {
+  const lo = state.lastOutcome;
+  const closurePath = `/nix/store/${instr.closureHash}`;
+  if (state.phase.tag !== 'idle' || lo === null || lo.outcome !== 'confirmed') return { state, effects: [] };
+  if (lo.rolloutId !== instr.rolloutId || lo.closureHash !== instr.closureHash || running !== closurePath) return { state, effects: [] };
+  if (lo.previous === undefined || lo.previous === null) return { state, effects: [] };
+  const pending: Pending = {
+    rolloutId: instr.rolloutId,
+    closureHash: instr.closureHash,
+    closurePath,
+    previous: lo.previous,
+    deadlineMs: nowMs,
+    startedAtMs: nowMs,
+    action: 'switch',
+    phase: 'rolling-back',
+  };
+  return startRollback(state, pending, `control plane asked for a rollback: ${instr.reason}`);
 }

@@ -114,10 +114,10 @@ function parseOutcome(v: Json): { lastOutcome: LastOutcome | null; deferred: str
   const lo = v['lastOutcome'];
   if (lo === null) return { lastOutcome: null, deferred: d };
   if (!isObj(lo) || !isStr(lo['rolloutId']) || !isStr(lo['closureHash']) || !isStr(lo['outcome']) || !OUTCOMES.has(lo['outcome']) || !isNum(lo['atMs'])) return null;
-  return {
-    lastOutcome: { rolloutId: lo['rolloutId'], closureHash: lo['closureHash'], outcome: lo['outcome'] as LastOutcome['outcome'], atMs: lo['atMs'] },
-    deferred: d,
-  };
+  const lastOutcome: LastOutcome = { rolloutId: lo['rolloutId'], closureHash: lo['closureHash'], outcome: lo['outcome'] as LastOutcome['outcome'], atMs: lo['atMs'] };
+  const prev = lo['previous'];
+  if (prev === null || isStr(prev)) lastOutcome.previous = prev;
+  return { lastOutcome, deferred: d };
 }
 
 function parseConfirmed(v: Json): SignedConfirmedRecord | null {

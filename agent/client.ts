@@ -1,0 +1,162 @@
+/**
+ * The agent's HTTP client for the control plane's agent routes (control-plane/api.ts), over
+ * mutual TLS with undici.
+ *
+ * - check-in, artefact fetch and reports go through one pooled keep-alive `Agent`;
+ * - confirm ALWAYS opens a NEW connection: a fresh undici `Client` per call, closed afterwards
+ *   (SPEC §6: a configuration that breaks new connections must not be able to confirm itself
+ *   over a connection that was opened before the switch);
+ * - the artefact is read under a byte limit (STYLE §5), checked against `Content-Length` first;
+ * - `Retry-After` (seconds or HTTP date) is surfaced so the loop can honour it.
+ */
+import { Agent, Client, type Dispatcher } from 'undici';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ErrorBody, type ReportRequest } from '../control-plane/api.ts';
+import { err, ok, type Result } from '../release/result.ts';
+
+export type TlsMaterial = { cert: string; key: string; ca: string };
+
+export type HttpErrorCode = 'NETWORK' | 'HTTP_STATUS' | 'BAD_RESPONSE' | 'TOO_LARGE';
+export type HttpError = { code: HttpErrorCode; message: string; status?: number; retryAfterSecs?: number; errorCode?: string };
+
+export type ClientOptions = {
+  cpUrl: string;
+  tls: TlsMaterial | null;
+  requestTimeoutSecs: number;
+  maxArtifactBytes: number;
+};
+
+/** Seconds from a `Retry-After` header (delta-seconds or HTTP-date), or undefined. */
+export function parseRetryAfter(v: string | string[] | undefined, nowMs: number): number | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (s === undefined) return undefined;
+  if (/^\d+$/.test(s.trim())) return Number(s.trim());
+  const t = Date.parse(s);
+  return Number.isFinite(t) ? Math.max(0, Math.ceil((t - nowMs) / 1000)) : undefined;
+}
+
+type Raw = { status: number; headers: Record<string, string | string[] | undefined>; body: Uint8Array };
+
+export class CpClient {
+  private readonly pool: Agent;
+  private readonly origin: string;
+  private readonly base: string;
+
+  constructor(private readonly opts: ClientOptions) {
+    const u = new URL(opts.cpUrl);
+    this.origin = u.origin;
+    this.base = u.pathname.replace(/\/+$/, '');
+    this.pool = new Agent({ ...this.connectOptions(), keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+  }
+
+  private connectOptions(): { connect?: { ca: string; cert: string; key: string } } & Pick<Client.Options, 'headersTimeout' | 'bodyTimeout'> {
+    const t = this.opts.requestTimeoutSecs * 1000;
+    const tls = this.opts.tls;
+    return { ...(tls === null ? {} : { connect: { ca: tls.ca, cert: tls.cert, key: tls.key } }), headersTimeout: t, bodyTimeout: t };
+  }
+
+  private async call(dispatcher: Dispatcher, method: 'GET' | 'POST', path: string, body: unknown, limit: number): Promise<Result<Raw, HttpError>> {
+    const headers: Record<string, string> = { [PROTOCOL_HEADER]: PROTOCOL_VERSION };
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    try {
+      const res = await dispatcher.request({
+        origin: this.origin,
+        path: this.base + path,
+        method,
+        headers,
+        ...(payload === undefined ? {} : { body: payload }),
+        signal: AbortSignal.timeout(this.opts.requestTimeoutSecs * 1000),
+      });
+      const declared = Number(res.headers['content-length'] ?? NaN);
+      if (Number.isFinite(declared) && declared > limit) {
+        res.body.destroy();
+        return err({ code: 'TOO_LARGE', message: `${path}: ${declared} bytes exceeds the limit of ${limit}`, status: res.statusCode });
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > limit) {
+          res.body.destroy();
+          return err({ code: 'TOO_LARGE', message: `${path}: body exceeds the limit of ${limit} bytes`, status: res.statusCode });
+        }
+        chunks.push(chunk as Buffer);
+      }
+      return ok({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) });
+    } catch (e) {
+      return err({ code: 'NETWORK', message: `${method} ${path}: ${(e as Error).message}` });
+    }
+  }
+
+  private statusError(path: string, raw: Raw): HttpError {
+    let errorCode: string | undefined;
+    let message = `${path}: HTTP ${raw.status}`;
+    try {
+      const b = JSON.parse(Buffer.from(raw.body).toString('utf8')) as ErrorBody;
+      if (typeof b?.error?.code === 'string') {
+        errorCode = b.error.code;
+        message += ` ${b.error.code}: ${b.error.message}`;
+      }
+    } catch {
+      // not an ErrorBody: keep the status line
+    }
+    const retryAfterSecs = parseRetryAfter(raw.headers['retry-after'], Date.now());
+    return { code: 'HTTP_STATUS', message, status: raw.status, ...(errorCode === undefined ? {} : { errorCode }), ...(retryAfterSecs === undefined ? {} : { retryAfterSecs }) };
+  }
+
+  async checkin(body: CheckinRequest): Promise<Result<CheckinResponse, HttpError>> {
+    const r = await this.call(this.pool, 'POST', ROUTES.checkin, body, 1024 * 1024);
+    if (!r.ok) return r;
+    if (r.value.status !== 200) return err(this.statusError(ROUTES.checkin, r.value));
+    try {
+      const v = JSON.parse(Buffer.from(r.value.body).toString('utf8')) as CheckinResponse;
+      if (typeof v !== 'object' || v === null || !('target' in v) || typeof v.nextCheckinSecs !== 'number') throw new Error('missing fields');
+      return ok(v);
+    } catch (e) {
+      return err({ code: 'BAD_RESPONSE', message: `check-in answer is not a CheckinResponse: ${(e as Error).message}` });
+    }
+  }
+
+  /** The exact signed bytes and the raw signature. */
+  async fetchArtifact(): Promise<Result<{ bytes: Uint8Array; signature: Uint8Array }, HttpError>> {
+    const a = await this.call(this.pool, 'GET', ROUTES.artifact, undefined, this.opts.maxArtifactBytes);
+    if (!a.ok) return a;
+    if (a.value.status !== 200) return err(this.statusError(ROUTES.artifact, a.value));
+    const s = await this.call(this.pool, 'GET', ROUTES.artifactSig, undefined, 1024);
+    if (!s.ok) return s;
+    if (s.value.status !== 200) return err(this.statusError(ROUTES.artifactSig, s.value));
+    return ok({ bytes: a.value.body, signature: s.value.body });
+  }
+
+  async report(body: ReportRequest): Promise<Result<void, HttpError>> {
+    const r = await this.call(this.pool, 'POST', ROUTES.report, body, 64 * 1024);
+    if (!r.ok) return r;
+    if (r.value.status < 200 || r.value.status >= 300) return err(this.statusError(ROUTES.report, r.value));
+    return ok(undefined);
+  }
+
+  /**
+   * Confirm over a brand-new TLS connection (never the pool). `gone` = 410 (deadline passed or
+   * dispatch cancelled: roll back); anything else that is not 2xx is an `error` (retry until the
+   * deadline).
+   */
+  async confirm(body: ConfirmRequest): Promise<{ result: 'ok' | 'gone' | 'error'; message: string }> {
+    const fresh = new Client(this.origin, { ...this.connectOptions(), pipelining: 1, keepAliveTimeout: 1 });
+    try {
+      const r = await this.call(fresh, 'POST', ROUTES.confirm, body, 64 * 1024);
+      if (!r.ok) return { result: 'error', message: r.error.message };
+      if (r.value.status >= 200 && r.value.status < 300) return { result: 'ok', message: `HTTP ${r.value.status}` };
+      const e = this.statusError(ROUTES.confirm, r.value);
+      return { result: r.value.status === 410 ? 'gone' : 'error', message: e.message };
+    } finally {
+      await fresh.destroy().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close().catch(() => {});
+  }
+}

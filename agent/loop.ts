@@ -1,0 +1,454 @@
+/**
+ * The agent's imperative shell (SPEC §6): the poll loop around the pure activation machine.
+ *
+ * One cycle: (while an activation is in its confirm window, only tick the machine) flush queued
+ * reports → check in → on a rollback instruction, let the machine decide → on a target, fetch the
+ * artefact if its sha256 is not cached, verify it ITSELF (own trust.json, own newest accepted
+ * signedAt), match the target against the signed bytes, then drive the machine. Polls every
+ * `pollIntervalSecs` (or the CP's `nextCheckinSecs`) with ±`pollJitterPct` jitter, backs off
+ * exponentially on errors (capped at `maxBackoffFactor` ×) and never comes back before a
+ * `Retry-After`.
+ *
+ * Everything with effects is injected (backend, store, client, clock, randomness), so the loop
+ * runs the same against real Nix and a real CP as against fakes.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type {
+  CheckinRequest,
+  CheckinResponse,
+  ConfirmRequest,
+  LastOutcome as ApiLastOutcome,
+  ProbeResult,
+  ReportEvent,
+  ReportRequest,
+  SignedConfirmedRecord,
+  Target,
+} from '../control-plane/api.ts';
+import type { PrivateKey } from '../release/crypto.ts';
+import type { Result } from '../release/result.ts';
+import type { Trust } from '../release/schema.ts';
+import type { ActivationBackend } from './backend.ts';
+import type { HttpError } from './client.ts';
+import type { Config } from './config.ts';
+import { drive, type DriveDeps } from './drive.ts';
+import { signJcs } from './hostkey.ts';
+import {
+  INITIAL_STATE,
+  instructedRollback,
+  isQuarantined,
+  pruneQuarantine,
+  reconfirm,
+  recover,
+  step,
+  type Job,
+  type LastOutcome,
+  type MachineConfig,
+  type MachineState,
+  type Step,
+} from './machine.ts';
+import { runProbes, systemdFailedUnits } from './probes.ts';
+import type { StateStore } from './state.ts';
+import { checkTarget, type TargetErrorCode } from './target.ts';
+
+/** The control-plane calls the loop makes (`CpClient` implements it). */
+export interface CpApi {
+  checkin(body: CheckinRequest): Promise<Result<CheckinResponse, HttpError>>;
+  fetchArtifact(): Promise<Result<{ bytes: Uint8Array; signature: Uint8Array }, HttpError>>;
+  report(body: ReportRequest): Promise<Result<void, HttpError>>;
+  confirm(body: ConfirmRequest): Promise<{ result: 'ok' | 'gone' | 'error'; message: string }>;
+}
+
+export type AgentDeps = {
+  config: Config;
+  backend: ActivationBackend;
+  store: StateStore;
+  client: CpApi;
+  hostKey: PrivateKey | null;
+  loadTrust: () => Result<Trust, { code: string; message: string }>;
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random?: () => number;
+  bootId?: () => string;
+  log?: (msg: string) => void;
+};
+
+/** What one cycle did, for `once`, logs and tests. */
+export type CycleOutcome =
+  | { kind: 'ticked'; phase: string }
+  | { kind: 'checkin-failed'; error: HttpError }
+  | { kind: 'no-target' }
+  | { kind: 'busy'; phase: string }
+  | { kind: 'refused'; code: TargetErrorCode | 'QUARANTINED' | 'NO_AGENT_SERVICE' | 'TRUST_INVALID' | 'ARTIFACT_FETCH'; message: string }
+  | { kind: 'activated'; phase: string; outcome: LastOutcome['outcome'] | null }
+  | { kind: 'rollback-instruction'; acted: boolean };
+
+/** ± `pct` % of uniform jitter around `baseMs` (`random` in [0, 1)). Pure. */
+export function jitter(baseMs: number, pct: number, random: number): number {
+  return Math.max(0, Math.round(baseMs * (1 + ((2 * random - 1) * pct) / 100)));
+}
+
+/**
+ * Delay before the next check-in after `failures` consecutive errors (0 = last one succeeded):
+ * base × 2^(failures−1), capped at `maxFactor` × base, jittered, and never below `retryAfterSecs`.
+ */
+export function nextDelayMs(o: { baseSecs: number; failures: number; maxFactor: number; jitterPct: number; random: number; retryAfterSecs?: number }): number {
+  const factor = o.failures === 0 ? 1 : Math.min(2 ** (o.failures - 1), o.maxFactor);
+  const d = jitter(o.baseSecs * 1000 * factor, o.jitterPct, o.random);
+  return o.retryAfterSecs === undefined ? d : Math.max(d, o.retryAfterSecs * 1000);
+}
+
+const REPORT_QUEUE_MAX = 200;
+
+function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export class NixfleetAgent {
+  /** null until `start()` recovered from the persisted record (and again after an internal error). */
+  state: MachineState | null = null;
+  waitUntilMs: number | null = null;
+  failures = 0;
+  private readonly queue: ReportRequest[] = [];
+  private readonly reported = new Set<string>();
+  private probeResults: ProbeResult[] = [];
+  private readonly now: () => number;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly random: () => number;
+  private readonly bootId: () => string;
+  private readonly log: (msg: string) => void;
+  readonly machineConfig: MachineConfig;
+
+  constructor(private readonly deps: AgentDeps) {
+    this.now = deps.now ?? Date.now;
+    this.sleep = deps.sleep ?? defaultSleep;
+    this.random = deps.random ?? Math.random;
+    this.bootId = deps.bootId ?? readBootId;
+    this.log = deps.log ?? (() => {});
+    this.machineConfig = {
+      confirmDeadlineSecs: deps.config.confirmDeadlineSecs,
+      quarantineHours: deps.config.quarantineHours,
+      retryIntervalSecs: deps.config.retryIntervalSecs,
+    };
+  }
+
+  private driveDeps(): DriveDeps {
+    const { config, backend, store } = this.deps;
+    return {
+      backend,
+      store,
+      now: this.now,
+      cfg: this.machineConfig,
+      runProbes: async () => {
+        const r = await runProbes(config.probes, this.now);
+        this.probeResults = r.results;
+        return { ok: r.ok, failures: r.failures };
+      },
+      confirm: async (rolloutId, closureHash) => {
+        const body: ConfirmRequest = {
+          hostname: config.hostname,
+          rolloutId,
+          closureHash,
+          bootId: this.bootId(),
+          probes: this.probeResults,
+          failedUnits: await this.failedUnits(),
+        };
+        const rec = this.signedRecord(rolloutId, closureHash, this.now());
+        if (rec !== null) body.confirmed = rec;
+        const r = await this.deps.client.confirm(body);
+        this.log(`confirm ${rolloutId} ${closureHash}: ${r.result} (${r.message})`);
+        return r;
+      },
+      report: (r) => this.report(r),
+      saveConfirmed: (rolloutId, closureHash, atMs) => {
+        const rec = this.signedRecord(rolloutId, closureHash, atMs) ?? {
+          record: { hostname: config.hostname, rolloutId, closureHash, confirmedAt: new Date(atMs).toISOString() },
+          signature: '',
+        };
+        store.saveConfirmed(rec);
+      },
+      log: (m) => this.log(m),
+    };
+  }
+
+  private signedRecord(rolloutId: string, closureHash: string, atMs: number): SignedConfirmedRecord | null {
+    if (this.deps.hostKey === null) return null;
+    const record = { hostname: this.deps.config.hostname, rolloutId, closureHash, confirmedAt: new Date(atMs).toISOString() };
+    return { record, signature: signJcs(record, this.deps.hostKey) };
+  }
+
+  private async failedUnits(): Promise<string[]> {
+    if (this.deps.config.platform !== 'nixos') return [];
+    return (await systemdFailedUnits()) ?? [];
+  }
+
+  /** Signs and sends a report; queues it when the CP cannot be reached. Never throws. */
+  async report(r: { event: ReportEvent; rolloutId: string | null; closureHash: string | null; message: string; details?: Record<string, unknown> | undefined }): Promise<void> {
+    const report = {
+      hostname: this.deps.config.hostname,
+      event: r.event,
+      rolloutId: r.rolloutId,
+      closureHash: r.closureHash,
+      at: new Date(this.now()).toISOString(),
+      message: r.message,
+      ...(r.details === undefined ? {} : { details: r.details }),
+    };
+    const body: ReportRequest = { report, signature: this.deps.hostKey === null ? null : signJcs(report, this.deps.hostKey) };
+    this.log(`report ${r.event} ${r.closureHash ?? ''}: ${r.message}`);
+    await this.send(body);
+  }
+
+  private async send(body: ReportRequest): Promise<void> {
+    const res = await this.deps.client.report(body).catch((e: Error) => ({ ok: false as const, error: { code: 'NETWORK' as const, message: e.message } }));
+    if (res.ok) return;
+    // 4xx other than 408/429: the CP will never take it; anything else is retried later.
+    const status = 'status' in res.error ? res.error.status : undefined;
+    if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      this.log(`report refused by the CP: ${res.error.message}`);
+      return;
+    }
+    if (this.queue.length >= REPORT_QUEUE_MAX) this.queue.shift();
+    this.queue.push(body);
+  }
+
+  private async flushReports(): Promise<void> {
+    const pending = this.queue.splice(0, this.queue.length);
+    for (const body of pending) await this.send(body);
+  }
+
+  /** Report once per distinct key (a CP re-dispatching the same refused target every poll). */
+  private async reportOnce(key: string, r: Parameters<NixfleetAgent['report']>[0]): Promise<void> {
+    if (this.reported.has(key)) return;
+    if (this.reported.size > 1000) this.reported.clear();
+    this.reported.add(key);
+    await this.report(r);
+  }
+
+  private apply(result: { state: MachineState; waitUntilMs: number | null }): void {
+    this.state = result.state;
+    this.waitUntilMs = result.waitUntilMs;
+  }
+
+  private async run(first: Step): Promise<void> {
+    try {
+      this.apply(await drive(this.driveDeps(), first));
+    } catch (e) {
+      // A bug or an unreadable state file: forget the in-memory state; the next cycle recovers
+      // from the persisted record again.
+      this.state = null;
+      this.waitUntilMs = null;
+      throw e;
+    }
+  }
+
+  /** Loads the persisted state and finishes or undoes an interrupted activation (§6). */
+  async start(): Promise<void> {
+    const { store, backend } = this.deps;
+    const nowMs = this.now();
+    const outcome = store.loadOutcome();
+    const persisted = { quarantine: pruneQuarantine(store.loadQuarantine(), nowMs), ...outcome };
+    const pending = store.loadPending();
+    const running = await backend.running();
+    const confirmed = store.loadConfirmed();
+    if (pending !== null) this.log(`recovering activation of ${pending.closureHash} (phase ${pending.phase}, deadline ${new Date(pending.deadlineMs).toISOString()})`);
+    this.state = INITIAL_STATE;
+    await this.run(recover(persisted, pending, running, nowMs, confirmed === null ? null : confirmed.record));
+  }
+
+  private apiOutcome(): ApiLastOutcome | null {
+    const lo = this.state?.lastOutcome ?? null;
+    if (lo === null) return null;
+    return { rolloutId: lo.rolloutId, closureHash: lo.closureHash, outcome: lo.outcome, at: new Date(lo.atMs).toISOString() };
+  }
+
+  /** One cycle; returns what happened and when to run the next one. */
+  async cycle(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
+    if (this.state === null) await this.start();
+    const cfg = this.deps.config;
+    const base = { baseSecs: cfg.pollIntervalSecs, maxFactor: cfg.maxBackoffFactor, jitterPct: cfg.pollJitterPct };
+    const state = this.state!;
+
+    if (state.phase.tag !== 'idle') {
+      // Inside an activation: only the machine's own timers matter (probe / confirm retries,
+      // the deadline). No check-in until it has settled.
+      const wait = this.waitUntilMs ?? this.now();
+      if (this.now() >= wait) await this.run(step(state, { kind: 'tick' }, this.now(), this.machineConfig));
+      const next = this.waitUntilMs === null ? 0 : Math.max(0, this.waitUntilMs - this.now());
+      return { outcome: { kind: 'ticked', phase: this.state!.phase.tag }, delayMs: this.state!.phase.tag === 'idle' ? 0 : next };
+    }
+
+    await this.flushReports();
+    const running = await this.deps.backend.running();
+    const runningBase = running === null ? null : basename(running);
+    const body: CheckinRequest = {
+      hostname: cfg.hostname,
+      currentClosure: runningBase,
+      bootId: this.bootId(),
+      agentVersion: '0.1.0',
+      probes: this.probeResults,
+      failedUnits: await this.failedUnits(),
+      lastOutcome: this.apiOutcome(),
+      pendingReboot: state.deferred !== null && state.deferred !== runningBase,
+      lastConfirmed: this.deps.store.loadConfirmed(),
+    };
+    const res = await this.deps.client.checkin(body);
+    if (!res.ok) {
+      this.failures += 1;
+      this.log(`check-in failed (${this.failures}): ${res.error.message}`);
+      const d = nextDelayMs({ ...base, failures: this.failures, random: this.random(), ...(res.error.retryAfterSecs === undefined ? {} : { retryAfterSecs: res.error.retryAfterSecs }) });
+      return { outcome: { kind: 'checkin-failed', error: res.error }, delayMs: d };
+    }
+    this.failures = 0;
+    const n = res.value.nextCheckinSecs;
+    const delayMs = nextDelayMs({ ...base, baseSecs: Number.isFinite(n) && n > 0 && n <= 86_400 ? n : cfg.pollIntervalSecs, failures: 0, random: this.random() });
+
+    const instr = res.value.rollback ?? null;
+    if (instr !== null && instr !== undefined) {
+      const s = instructedRollback(this.state!, instr, running, this.now());
+      const acted = s.effects.length > 0;
+      if (acted) await this.run(s);
+      return { outcome: { kind: 'rollback-instruction', acted }, delayMs: acted ? 0 : delayMs };
+    }
+    const target = res.value.target;
+    if (target === null) return { outcome: { kind: 'no-target' }, delayMs };
+    return { outcome: await this.handleTarget(target, running), delayMs: this.state!.phase.tag === 'idle' ? delayMs : 0 };
+  }
+
+  private async handleTarget(target: Target, running: string | null): Promise<CycleOutcome> {
+    const { store, config } = this.deps;
+    const state = this.state!;
+    const key = `${target.rolloutId}|${target.closureHash}|${target.artifactSha256}`;
+    const refuse = async (code: Extract<CycleOutcome, { kind: 'refused' }>['code'], message: string, event: 'verify-failed' | 'stale-target') => {
+      await this.reportOnce(`${event}|${code}|${key}`, { event, rolloutId: target.rolloutId, closureHash: target.closureHash, message, details: { code } });
+      return { kind: 'refused' as const, code, message };
+    };
+
+    const trust = this.deps.loadTrust();
+    if (!trust.ok) return refuse('TRUST_INVALID', `trust.json: ${trust.error.message}`, 'verify-failed');
+
+    let art = store.loadArtifact(target.artifactSha256);
+    if (art === null) {
+      const f = await this.deps.client.fetchArtifact();
+      if (!f.ok) {
+        this.log(`artefact fetch failed: ${f.error.message}`);
+        return { kind: 'refused', code: 'ARTIFACT_FETCH', message: f.error.message };
+      }
+      art = f.value;
+    }
+    const nowMs = this.now();
+    const checked = checkTarget({
+      target,
+      hostname: config.hostname,
+      bytes: art.bytes,
+      signature: art.signature,
+      trust: trust.value,
+      nowMs,
+      lastAccepted: store.loadAccepted('fleet'),
+      maxBytes: config.maxArtifactBytes,
+    });
+    if (!checked.ok) {
+      const e = checked.error;
+      if (e.acceptedAnyway !== undefined) this.acceptNewer(e.acceptedAnyway);
+      const lastOutcome: LastOutcome = { rolloutId: target.rolloutId, closureHash: target.closureHash, outcome: 'refused', atMs: nowMs };
+      this.state = { ...state, lastOutcome };
+      store.saveOutcome(lastOutcome, state.deferred);
+      return refuse(e.code, e.message, e.code === 'STALE' ? 'stale-target' : 'verify-failed');
+    }
+    const { verified, host, cpDeadlineMs } = checked.value;
+    this.acceptNewer(verified.accepted);
+    if (store.loadArtifact(verified.sha256) === null) store.saveArtifact(verified.sha256, verified.canonical, art.signature);
+
+    const job: Job = {
+      rolloutId: target.rolloutId,
+      closureHash: target.closureHash,
+      closurePath: `/nix/store/${target.closureHash}`,
+      cpDeadlineMs,
+      leaving: host.leaving === true,
+    };
+    if (running === job.closurePath) {
+      await this.run(reconfirm(state, job));
+      return { kind: 'activated', phase: this.state!.phase.tag, outcome: this.state!.lastOutcome?.outcome ?? null };
+    }
+    if (isQuarantined(state, job.closureHash, nowMs) && this.reported.has(`quarantined|${key}`)) {
+      return { kind: 'refused', code: 'QUARANTINED', message: 'closure is quarantined on this host' };
+    }
+    const s = step(state, { kind: 'target', job }, nowMs, this.machineConfig);
+    if (s.refused?.code === 'QUARANTINED') this.reported.add(`quarantined|${key}`);
+    await this.run(s);
+    const after = this.state!;
+    if (s.refused !== undefined && s.refused.code !== 'BUSY') return { kind: 'refused', code: s.refused.code, message: s.refused.message };
+    const lo = after.lastOutcome;
+    if (lo !== null && lo.closureHash === job.closureHash && lo.rolloutId === job.rolloutId && lo.outcome === 'refused') {
+      return { kind: 'refused', code: 'NO_AGENT_SERVICE', message: 'closure lacks the agent service' };
+    }
+    return { kind: 'activated', phase: after.phase.tag, outcome: lo !== null && lo.closureHash === job.closureHash ? lo.outcome : null };
+  }
+
+  /** Persist the newest accepted artefact state (never move it backwards). */
+  private acceptNewer(a: { signedAt: string; sha256: string }): void {
+    const cur = this.deps.store.loadAccepted('fleet');
+    if (cur === null || Date.parse(a.signedAt) > Date.parse(cur.signedAt)) this.deps.store.saveAccepted('fleet', a);
+  }
+
+  /**
+   * `once`: a single check-in cycle; when it started an activation, keep ticking until the
+   * activation has settled (confirmed or rolled back — bounded by the confirm deadline).
+   */
+  async once(): Promise<CycleOutcome> {
+    let r = await this.cycle();
+    const first = r.outcome;
+    for (let i = 0; i < 100_000 && this.state !== null && this.state.phase.tag !== 'idle'; i++) {
+      await this.sleep(r.delayMs);
+      r = await this.cycle();
+    }
+    return first.kind === 'activated' ? { ...first, phase: this.state?.phase.tag ?? 'idle', outcome: this.state?.lastOutcome?.outcome ?? null } : first;
+  }
+
+  /** The daemon loop, until `signal` aborts. Errors are logged and backed off, never fatal. */
+  async runForever(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      let delayMs: number;
+      try {
+        const r = await this.cycle();
+        delayMs = r.delayMs;
+      } catch (e) {
+        this.failures += 1;
+        this.log(`cycle failed: ${(e as Error).stack ?? String(e)}`);
+        const c = this.deps.config;
+        delayMs = nextDelayMs({ baseSecs: c.pollIntervalSecs, failures: this.failures, maxFactor: c.maxBackoffFactor, jitterPct: c.pollJitterPct, random: this.random() });
+      }
+      await this.sleep(delayMs, signal);
+    }
+  }
+}
+
+/** Reads `trust.json` (re-read every cycle: rotation needs no restart). */
+export function trustLoader(file: string, parse: (u: unknown) => Result<Trust, { code: string; message: string }>): () => Result<Trust, { code: string; message: string }> {
+  return () => {
+    if (!existsSync(file)) return { ok: false, error: { code: 'TRUST_MISSING', message: `${file} does not exist` } };
+    let v: unknown;
+    try {
+      v = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      return { ok: false, error: { code: 'TRUST_INVALID', message: `${file}: ${(e as Error).message}` } };
+    }
+    return parse(v);
+  };
+}

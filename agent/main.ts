@@ -1,0 +1,158 @@
+/**
+ * `nixfleet-agent`: `run --config FILE` (the daemon) and `once --config FILE` (a single check-in
+ * cycle, waiting for an activation it starts to settle; for debugging). Exit codes: 0 ok, 1 invalid
+ * input (usage, configuration), 2 I/O (unreadable key or certificate, state directory).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseTrust } from '../release/schema.ts';
+import { CpClient } from './client.ts';
+import { resolveConfig, type Config } from './config.ts';
+import { loadHostKey } from './hostkey.ts';
+import { NixfleetAgent, trustLoader } from './loop.ts';
+import { NixBackend } from './nix.ts';
+import { FileStateStore } from './state.ts';
+
+const HELP = `nixfleet-agent — verifies signed targets, activates them with Nix, rolls itself back unless it can confirm
+
+Usage:
+  nixfleet-agent run  --config FILE   poll the control plane forever (the service)
+  nixfleet-agent once --config FILE   one check-in cycle; waits for an activation it starts to settle
+  nixfleet-agent --help
+
+The config file is JSON; see agent/README.md for every setting and its default. Required:
+  cpUrl ("https://cp.example:8443"), tls {certFile, keyFile, caFile}.
+
+Exit codes: 0 ok, 1 invalid input (usage, configuration), 2 I/O (keys, certificates, state).
+`;
+
+class Exit extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} nixfleet-agent: ${msg}\n`);
+}
+
+function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Exit(2, `cannot read config ${file}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Exit(1, `config ${file} is not JSON: ${(e as Error).message}`);
+  }
+  const r = resolveConfig(json, { hostname: hostname(), platform: process.platform === 'darwin' ? 'darwin' : 'nixos' });
+  if (!r.ok) throw new Exit(1, `config ${file} is invalid:\n${r.error.issues.map((i) => `  ${i.path || '/'}: ${i.message}`).join('\n')}`);
+  return r.value;
+}
+
+function readOrExit(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Exit(2, `cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Builds the agent with the real backend, store and client from a config file. */
+export function buildAgent(config: Config): { agent: NixfleetAgent; close: () => Promise<void> } {
+  const tls = { cert: readOrExit(config.tls.certFile, 'certificate'), key: readOrExit(config.tls.keyFile, 'TLS key'), ca: readOrExit(config.tls.caFile, 'CA certificate') };
+  let hostKey = null;
+  if (config.hostKeyFile !== null) {
+    const k = loadHostKey(config.hostKeyFile);
+    if (!k.ok) throw new Exit(2, `${k.error.code}: ${k.error.message}`);
+    hostKey = k.value;
+  }
+  let store: FileStateStore;
+  try {
+    store = new FileStateStore(config.stateDir);
+  } catch (e) {
+    throw new Exit(2, `state directory ${config.stateDir}: ${(e as Error).message}`);
+  }
+  const loadTrust = trustLoader(config.trustFile, parseTrust);
+  const backend = new NixBackend({
+    platform: config.platform,
+    profilePath: config.profilePath,
+    currentSystemPath: config.currentSystemPath,
+    bootedSystemPath: config.bootedSystemPath,
+    substituters: config.substituters,
+    cacheKeys: () => {
+      const t = loadTrust();
+      return t.ok ? t.value.cacheKeys : [];
+    },
+    nixBinDir: config.nixBinDir,
+    agentServicePaths: config.agentServicePaths,
+    commandTimeoutSecs: config.commandTimeoutSecs,
+    log,
+  });
+  const client = new CpClient({ cpUrl: config.cpUrl, tls, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
+  const agent = new NixfleetAgent({ config, backend, store, client, hostKey, loadTrust, log });
+  return { agent, close: () => client.close() };
+}
+
+function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help'; config: string | null } {
+  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { cmd: 'help', config: null };
+  const [cmd, ...rest] = argv;
+  if (cmd !== 'run' && cmd !== 'once') throw new Exit(1, `unknown command ${JSON.stringify(cmd)} (try --help)`);
+  let config: string | null = null;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--config') config = rest[++i] ?? null;
+    else if (a.startsWith('--config=')) config = a.slice('--config='.length);
+    else throw new Exit(1, `unknown argument ${JSON.stringify(a)} (try --help)`);
+  }
+  if (config === null || config === '') throw new Exit(1, `${cmd} needs --config FILE`);
+  return { cmd, config };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const args = parseArgs(argv);
+    if (args.cmd === 'help') {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const config = loadConfig(args.config!);
+    const { agent, close } = buildAgent(config);
+    try {
+      if (args.cmd === 'once') {
+        const outcome = await agent.once();
+        process.stdout.write(JSON.stringify(outcome) + '\n');
+        return outcome.kind === 'checkin-failed' ? 2 : 0;
+      }
+      const ac = new AbortController();
+      const stop = () => {
+        log('stopping');
+        ac.abort();
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      log(`started: ${config.hostname} → ${config.cpUrl}, state ${config.stateDir}`);
+      await agent.start();
+      await agent.runForever(ac.signal);
+      return 0;
+    } finally {
+      await close();
+    }
+  } catch (e) {
+    if (e instanceof Exit) {
+      process.stderr.write(`nixfleet-agent: ${e.message}\n`);
+      return e.code;
+    }
+    throw e;
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && /(agent[/\\]main\.ts|nixfleet-agent(\.js)?)$/.test(process.argv[1]);
+if (isEntry) process.exitCode = await main(process.argv.slice(2));
