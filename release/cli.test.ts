@@ -30,9 +30,8 @@ async function cli(argv: string[], stdin = ''): Promise<Run> {
 }
 
 let dir = '';
-const fresh = () => {
+const fresh = (): void => {
   dir = mkdtempSync(join(tmpdir(), 'nixfleet-release-cli-'));
-  return dir;
 };
 const cleanup = () => rmSync(dir, { recursive: true, force: true });
 
