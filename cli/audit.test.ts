@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import type { AuditEntry, HostReport } from '../control-plane/api.ts';
 import { generateKeyPair, signBytes, toBase64 } from '../release/crypto.ts';
 import { canonicalBytes, canonicalize } from '../release/jcs.ts';
-import { GENESIS_PREV_HASH, auditEntryHash, verifyAuditLog } from './audit.ts';
+import { GENESIS_HASH, auditEntryHash, verifyAuditLog } from './audit.ts';
 import { isOneLine, runCli, signArtifact, smallFleet, tempDir } from './testing.ts';
 
 const web1 = generateKeyPair('ed25519', new Uint8Array(32).fill(11));
@@ -21,7 +21,7 @@ function signedReport(host: string, key: typeof web1, event: HostReport['event']
 }
 
 /** Chain entries the way the CP does (api.ts rule). */
-function chain(items: { kind: string; actor: string; subject: string; data: unknown }[], startSeq = 1, prevHash = GENESIS_PREV_HASH): AuditEntry[] {
+function chain(items: { kind: string; actor: string; subject: string; data: unknown }[], startSeq = 1, prevHash = GENESIS_HASH): AuditEntry[] {
   const out: AuditEntry[] = [];
   let prev = prevHash;
   items.forEach((it, i) => {

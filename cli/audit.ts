@@ -16,12 +16,14 @@
  * fleet), each is checked; a report the CP itself recorded as `invalid` must indeed not verify.
  */
 import type { AuditEntry, HostReport, ReportVerdict } from '../control-plane/api.ts';
-import { fromBase64, sha256Hex, verifySignature } from '../release/crypto.ts';
+import { GENESIS_HASH, auditEntryHash } from '../control-plane/audit.ts';
+import { fromBase64, verifySignature } from '../release/crypto.ts';
 import { canonicalBytes, parseJsonStrict } from '../release/jcs.ts';
 import type { Result } from '../release/result.ts';
 import { err, ok } from '../release/result.ts';
 
-export const GENESIS_PREV_HASH = '0'.repeat(64);
+/** The chain rule itself is the CP's (control-plane/audit.ts), so the two cannot disagree. */
+export { GENESIS_HASH, auditEntryHash };
 
 export type AuditVerifyErrorCode = 'EMPTY' | 'PARSE_ERROR' | 'SHAPE' | 'SEQ' | 'PREV_HASH' | 'HASH' | 'REPORT_SIGNATURE';
 
@@ -48,13 +50,6 @@ export type AuditSummary = {
 
 const ENTRY_KEYS = ['seq', 'at', 'kind', 'actor', 'subject', 'data', 'prevHash', 'hash'] as const;
 const HEX64 = /^[0-9a-f]{64}$/;
-
-/** The hash an entry must carry (control-plane/api.ts chain rule). */
-export function auditEntryHash(e: Omit<AuditEntry, 'hash'>): string {
-  const bytes = canonicalBytes({ seq: e.seq, at: e.at, kind: e.kind, actor: e.actor, subject: e.subject, data: e.data, prevHash: e.prevHash });
-  if (!bytes.ok) throw new Error(`bug: audit entry ${e.seq} is not canonicalizable: ${bytes.error.message}`);
-  return sha256Hex(bytes.value);
-}
 
 /** A stored host report inside an entry's data, if this entry holds one. */
 export function reportOf(entry: AuditEntry): { report: HostReport; signature: string | null; verdict: ReportVerdict | null } | null {
@@ -100,12 +95,17 @@ export function verifyAuditLog(text: string, hostKeys: Readonly<Record<string, r
     }
     const e = shape;
     if (prev === null) {
-      if (e.seq === 1 && e.prevHash !== GENESIS_PREV_HASH) return fault('PREV_HASH', e.seq, 'the first entry of the log must have prevHash of 64 zeros');
+      if (e.seq === 1 && e.prevHash !== GENESIS_HASH) return fault('PREV_HASH', e.seq, 'the first entry of the log must have prevHash of 64 zeros');
     } else {
       if (e.seq !== prev.seq + 1) return fault('SEQ', e.seq, `expected seq ${prev.seq + 1} after ${prev.seq} (entries removed, added or reordered)`);
       if (e.prevHash !== prev.hash) return fault('PREV_HASH', e.seq, `prevHash does not match the hash of line ${line - 1} (the chain is broken here)`);
     }
-    const want = auditEntryHash(e);
+    let want: string;
+    try {
+      want = auditEntryHash(e);
+    } catch {
+      return fault('SHAPE', e.seq, 'the entry has no canonical JSON form (JCS), so it cannot be hashed');
+    }
     if (want !== e.hash) return fault('HASH', e.seq, `hash does not match the entry's content (edited; expected ${want.slice(0, 12)}…, found ${e.hash.slice(0, 12)}…)`);
 
     const r = reportOf(e);
