@@ -14,8 +14,9 @@ let
   unit = "nixfleet-control-plane";
   keyCredential = "/run/credentials/${unit}.service/tls-key";
 
-  settings = lib.getAttrs (builtins.attrNames spec.settings) cfg // { tlsKeyFile = keyCredential; };
-  configFile = pkgs.writeText "nixfleet-control-plane.json" (h.toConfigJSON (builtins.attrNames spec.settings) settings);
+  # The key file is read through the unit's credential, never from its original (root-only) path.
+  settings = h.toSettings spec.settings cfg // { tlsKeyFile = keyCredential; };
+  configFile = pkgs.writeText "nixfleet-control-plane.json" (builtins.toJSON settings);
   stateUnderStateDir = lib.hasPrefix "/var/lib/${unit}/" cfg.dbPath;
 in
 {
@@ -46,7 +47,7 @@ in
       # The git source shells out to git.
       path = lib.optional ((cfg.source.type or null) == "git") pkgs.git;
       serviceConfig = {
-        ExecStart = "${cfg.package}/bin/nixfleet-control-plane --config ${configFile}";
+        ExecStart = "${cfg.package}/bin/nixfleet-control-plane serve --config ${configFile}";
         Restart = "on-failure";
         RestartSec = 5;
 

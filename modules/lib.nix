@@ -1,10 +1,13 @@
 # Turns the plain option specs of ./options-*.nix (builtins-only data, also read by the docs
-# generator and the drift test in nix-tests/options.test.ts) into NixOS / nix-darwin options.
+# generator and the drift test in nix-tests/options.test.ts) into NixOS / nix-darwin options, and
+# the option values back into the program's JSON config.
 #
-# Type tags: "bool" "int" "ints.positive" "ints.unsigned" "port" "str" "path" "package" "json",
-# { nullOr = T; }, { listOf = T; }, { enum = [ … ]; }.
+# A spec is `{ type; default?; defaultText?; example?; description; }`, or a group
+# `{ options = { … }; description; }` (a nested JSON object, e.g. the agent's `tls`).
+# Type tags: "bool" "int" "ints.positive" "ints.unsigned" "port" "number" "str" "path" "package"
+# "json", { nullOr = T; }, { listOf = T; }, { enum = [ … ]; }.
 # "path" is an absolute path *string*: a Nix path literal (./key.pem) is refused on purpose, so a
-# TLS key can never be copied into the world-readable Nix store by accident.
+# private key can never be copied into the world-readable Nix store by accident.
 { lib }:
 let
   inherit (lib) types;
@@ -16,6 +19,7 @@ rec {
     else if t == "ints.positive" then types.ints.positive
     else if t == "ints.unsigned" then types.ints.unsigned
     else if t == "port" then types.port
+    else if t == "number" then types.number
     else if t == "str" then types.str
     else if t == "path" then types.strMatching "/.*"
     else if t == "package" then types.package
@@ -25,9 +29,10 @@ rec {
     else if builtins.isAttrs t && t ? enum then types.enum t.enum
     else throw "nixfleet modules/lib.nix: unknown option type tag ${builtins.toJSON t}";
 
-  # { name = { type; default?; defaultText?; example?; description; }; } -> { name = mkOption …; }
+  # { name = spec; } -> { name = mkOption …; } (groups become nested option sets).
   mkOptions = specs: builtins.mapAttrs (_: s:
-    lib.mkOption ({
+    if s ? options then mkOptions s.options
+    else lib.mkOption ({
       type = toType s.type;
       inherit (s) description;
     }
@@ -35,7 +40,7 @@ rec {
     // lib.optionalAttrs (s ? defaultText) { defaultText = lib.literalExpression s.defaultText; }
     // lib.optionalAttrs (s ? example) { inherit (s) example; })) specs;
 
-  # The program's JSON config: every settings key, nulls left out (the program's own default applies).
-  toConfigJSON = settingNames: cfg:
-    builtins.toJSON (lib.filterAttrs (_: v: v != null) (lib.getAttrs settingNames cfg));
+  # The program's JSON config: exactly the settings keys (nested for groups), nulls written as
+  # null (the programs read null as "none", e.g. the agent's hostKeyFile = null: unsigned reports).
+  toSettings = specs: cfg: builtins.mapAttrs (name: s: if s ? options then toSettings s.options cfg.${name} else cfg.${name}) specs;
 }

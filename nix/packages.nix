@@ -1,0 +1,52 @@
+# The four programs, from one npm build (SPEC §9). Node runs the TypeScript sources through tsx
+# (a runtime dependency, see bin/*.js), so there is no compile step; the only native code is
+# better-sqlite3's addon, compiled here from source against this Node (no prebuilt download).
+#
+# Not evaluated in this repository's CI (it has Nix but no nixpkgs and no network to a cache);
+# see docs/nixos.md.
+{ pkgs, src }:
+let
+  inherit (pkgs) lib;
+  nodejs = pkgs.nodejs_20;
+  manifest = builtins.fromJSON (builtins.readFile (src + "/package.json"));
+
+  nixfleet = pkgs.buildNpmPackage {
+    pname = "nixfleet";
+    inherit (manifest) version;
+    inherit nodejs;
+    src = lib.cleanSource src;
+
+    # Dependencies straight from package-lock.json (its integrity hashes), no npmDepsHash to keep.
+    npmDeps = pkgs.importNpmLock { npmRoot = src; };
+    npmConfigHook = pkgs.importNpmLock.npmConfigHook;
+
+    # better-sqlite3: prebuild-install is told to build, node-gyp uses this Node's headers.
+    env = {
+      npm_config_build_from_source = "true";
+      npm_config_nodedir = "${nodejs}";
+    };
+    nativeBuildInputs = [ pkgs.python3 ] ++ lib.optionals pkgs.stdenv.hostPlatform.isDarwin [ pkgs.cctools pkgs.xcbuild ];
+
+    dontNpmBuild = true; # tsx runs the sources; `npm test` is this repository's check, not the package's
+
+    meta = {
+      description = "Signed-GitOps fleet management for NixOS and nix-darwin";
+      license = lib.licenses.mit;
+      mainProgram = "nixfleet";
+      platforms = lib.platforms.linux ++ lib.platforms.darwin;
+    };
+  };
+
+  # One package per program, each exposing only its own binary.
+  program = name: pkgs.runCommand name { meta = nixfleet.meta // { mainProgram = name; }; } ''
+    mkdir -p $out/bin
+    ln -s ${nixfleet}/bin/${name} $out/bin/${name}
+  '';
+in
+{
+  inherit nixfleet;
+  default = nixfleet;
+  nixfleet-agent = program "nixfleet-agent";
+  nixfleet-control-plane = program "nixfleet-control-plane";
+  nixfleet-release = program "nixfleet-release";
+}
