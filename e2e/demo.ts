@@ -11,6 +11,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Fleet as FleetT } from './harness.ts';
 import { REPO, tsxArgs } from './proc.ts';
 
 const t0 = Date.now();
@@ -61,8 +62,6 @@ preflight();
 
 // Imported after the preflight so a missing node_modules gives the message above, not a stack.
 const { Fleet } = await import('./harness.ts');
-const { nixfleetCli } = await import('./scenario.ts');
-type FleetT = InstanceType<typeof Fleet>;
 
 /** `nixfleet …` with its output shown live (the operator's view). */
 function cliLive(f: FleetT, args: string[]): Promise<number> {
