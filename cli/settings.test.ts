@@ -99,6 +99,8 @@ test('bad config files are usage errors with the path', () => {
   }
   const explicitMissing = resolveFlags(FLAGS, { config: join(tmp.dir, 'nope.json') }, { env: {}, cwd: '/' });
   assert.ok(!explicitMissing.ok && /cannot read config file .*ENOENT/.test(explicitMissing.error.message));
+  const envMissing = resolveFlags(FLAGS, { url: 'u', cert: 'c', key: 'k', ca: 'a' }, { env: { NIXFLEET_CONFIG: join(tmp.dir, 'nope.json') }, cwd: '/' });
+  assert.ok(envMissing.ok && envMissing.value['timeout-secs'] === 10, 'NIXFLEET_CONFIG naming a missing file = no file');
 });
 
 test('config init writes absolute paths with mode 0600, refuses to overwrite, --force overwrites', async () => {

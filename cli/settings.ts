@@ -121,9 +121,12 @@ export function resolveFlags(
     if (f.default !== undefined) out[f.name] = f.default;
   }
   if (missing.length > 0) {
-    const explicit = (typeof out['config'] === 'string' ? (out['config'] as string) : undefined) ?? io.env['NIXFLEET_CONFIG'];
-    const path = explicit ? resolve(io.cwd, explicit) : defaultConfigPath(io.env);
-    const file = path ? loadConfigFile(path, explicit !== undefined && explicit !== '') : ok(null);
+    // `--config FILE` must exist; a NIXFLEET_CONFIG or default path that does not is just "no
+    // file" (so a wrapper can point NIXFLEET_CONFIG at an isolated path and pass env settings).
+    const flag = typeof out['config'] === 'string' ? (out['config'] as string) : undefined;
+    const named = flag ?? (io.env['NIXFLEET_CONFIG'] || undefined);
+    const path = named !== undefined ? resolve(io.cwd, named) : defaultConfigPath(io.env);
+    const file = path ? loadConfigFile(path, flag !== undefined) : ok(null);
     if (!file.ok) return file;
     for (const f of missing) {
       const s = f.setting!;
