@@ -9,6 +9,7 @@
 import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { routePath } from 'hono/route';
 import { parseJsonStrict } from '../release/jcs.ts';
 import type {
   AuditResponse,
@@ -63,7 +64,7 @@ export interface CpService {
   resume(peer: PeerIdentity, channel: string, req: PauseRequest): PauseResponse;
   quarantines(): QuarantinesResponse;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): QuarantineClearResponse;
-  metrics(): Promise<{ contentType: string; body: string }>;
+  metricsText(): Promise<{ contentType: string; body: string }>;
   /** Called for every request that reached a handler or failed, for the metrics. */
   observeRequest?(route: string, status: number): void;
 }
@@ -153,7 +154,9 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
       throw new ApiError('UNSUPPORTED_PROTOCOL', `${PROTOCOL_HEADER}: ${JSON.stringify(proto)} is not supported; this control plane speaks protocol ${PROTOCOL_VERSION}`);
     }
     await next();
-    service.observeRequest?.(c.req.routePath, c.res.status);
+    // Label by the matched route pattern (bounded cardinality), not the raw path.
+    // ('*' for unmatched paths).
+    service.observeRequest?.(routePath(c, -1), c.res.status);
   });
 
   // Open routes.
@@ -163,7 +166,7 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
     return c.json(r, r.ready ? 200 : 503);
   });
   app.get(ROUTES.metrics, async (c) => {
-    const m = await service.metrics();
+    const m = await service.metricsText();
     return c.body(m.body, 200, { 'content-type': m.contentType });
   });
 
