@@ -1,3 +1,4 @@
+import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleFleet, sampleRevocations, signArtifact, signFleet, signRevocations, type SignedArtifact } from '../fixtures/artifacts.ts';
@@ -145,6 +146,25 @@ order('signature is checked before schema and time; schemaVersion before NOT_SIG
   const newer = { signedAt: '2026-03-01T13:00:00Z', sha256: 'ff' };
   assert.is(code(run(signed, { nowMs: t0 + 10_000 * MIN, lastAccepted: newer })), 'STALE');
   assert.is(code(run(signed, { nowMs: t0 - 10 * MIN, lastAccepted: newer })), 'FUTURE_DATED');
+});
+
+ok("an artefact signed over its JCS bytes by Node's crypto.sign verifies; the same with S + L is refused", () => {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const jwkX = publicKey.export({ format: 'jwk' }).x as string;
+  const pub = Buffer.from(jwkX, 'base64url').toString('base64');
+  const sig = new Uint8Array(nodeSign(null, signed.bytes, privateKey));
+  const trust: Trust = { schemaVersion: 1, ciReleaseKey: { current: { algorithm: 'ed25519', public: pub } }, cacheKeys: [] };
+  assert.is(code(run({ bytes: signed.bytes, signature: sig }, { trust })), 'OK');
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  let sVal = 0n;
+  for (let i = 63; i >= 32; i--) sVal = (sVal << 8n) | BigInt(sig[i]!);
+  const plusL = Uint8Array.from(sig);
+  let n = sVal + L;
+  for (let i = 32; i < 64; i++) {
+    plusL[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  assert.is(code(run({ bytes: signed.bytes, signature: plusL }, { trust })), 'BAD_SIGNATURE');
 });
 
 const rot = suite('trust.json key rotation');
