@@ -106,6 +106,7 @@
       type = { enum = [ "nixos" "darwin" ]; };
       moduleDefault = true;
       defaultText = "\"nixos\" (NixOS module) or \"darwin\" (nix-darwin module)";
+      example = "nixos";
       description = "How to activate: switch-to-configuration (NixOS) or activate (nix-darwin).";
     };
     substituters = {
@@ -122,6 +123,7 @@
       type = { listOf = "str"; };
       moduleDefault = true;
       defaultText = "[ \"etc/systemd/system/nixfleet-agent.service\" ] (NixOS) or [ \"Library/LaunchDaemons/org.nixfleet.agent.plist\" ] (nix-darwin)";
+      example = [ "etc/systemd/system/nixfleet-agent.service" ];
       description = "Paths inside a system closure that prove it contains the agent's own service (the run-time agent guard).";
     };
     pollIntervalSecs = {

@@ -139,7 +139,7 @@
     logLevel = {
       type = { enum = [ "debug" "info" "warn" "error" ]; };
       default = "info";
-      description = "Log level.";
+      description = "Least severe log level written to the journal.";
     };
   };
 }
