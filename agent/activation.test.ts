@@ -1,0 +1,226 @@
+/**
+ * The agent against REAL Nix (nix-store, nix-env, toy switch-to-configuration scripts), the fake
+ * CP over mutual TLS, a signed HTTP binary cache on loopback and the net-cut proxy (SPEC §6).
+ * One host, one set of closures, scenarios in order (each starts from what the previous left).
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { basenameOf, copyToFileCache, deleteFromStore, generateCacheKey, isInStore, networkCutMarker, startHttpCache } from '../fixtures/nix.ts';
+import { makeEnv, publish, type Env } from './harness.ts';
+
+const test = suite('agent: real Nix activation');
+let env: Env;
+
+const SPECS = [
+  { name: 'base' },
+  { name: 'good' },
+  { name: 'alt-unsigned' },
+  { name: 'alt-wrongkey' },
+  { name: 'bad', variant: 'fail' as const },
+  { name: 'gone' },
+  { name: 'cut', variant: 'cutnet' as const },
+  { name: 'newkernel', kernel: 'B' },
+  { name: 'noagent', agent: false },
+];
+
+test.before(async () => {
+  env = await makeEnv(SPECS, { cached: ['good', 'bad', 'gone', 'cut', 'newkernel', 'noagent'] });
+});
+test.after(async () => {
+  await env.close();
+});
+
+const outcomes = (event: string) => env.cp.reportsOf(event).map((r) => r.report.closureHash);
+
+test('happy path: verify, realise from the signed HTTP cache, new generation, switch, confirm, report', async () => {
+  const good = env.toys['good']!;
+  // The closure must really come from the cache: remove it (what base does not share) locally.
+  const deleted = await deleteFromStore([good], [env.toys['base']!]);
+  assert.ok(deleted.includes(good));
+  assert.not.ok(isInStore(good));
+  const gensBefore = env.generations();
+  const target = publish(env, env.dispatch(good));
+  const { agent, close, logs } = env.agent();
+  try {
+    const out = await agent.once();
+    assert.equal(out, { kind: 'activated', phase: 'idle', outcome: 'confirmed' }, logs.join('\n'));
+  } finally {
+    await close();
+  }
+  assert.ok(isInStore(good));
+  const hashPart = basenameOf(good).slice(0, 32);
+  assert.ok(env.cache.requests.includes(`/${hashPart}.narinfo`), 'narinfo fetched from the HTTP cache');
+  assert.ok(env.cache.requests.some((r) => r.startsWith('/nar/')), 'NAR fetched from the HTTP cache');
+  assert.is(env.generations().length, gensBefore.length + 1, 'a new profile generation exists');
+  assert.is(env.profileTarget(), good);
+  assert.is(env.running(), good);
+  assert.equal(env.switchLog(), ['good switch']);
+  assert.is(env.cp.confirms.length, 1);
+  const c = env.cp.confirms[0]!;
+  assert.is(c.status, 204);
+  assert.is(c.closureHash, target.closureHash);
+  assert.is(c.confirmed?.record.closureHash, target.closureHash, 'confirm carries the signed confirmed record');
+  assert.ok(['activation-started', 'activation-switched'].every((e) => outcomes(e).includes(target.closureHash)));
+  assert.ok(env.cp.reports.every((r) => r.verdict === 'verified'), 'every report verifies under the host key');
+  const persisted = JSON.parse(readFileSync(join(env.stateDir, 'confirmed.json'), 'utf8'));
+  assert.is(persisted.record.closureHash, target.closureHash);
+  assert.not.ok(existsSync(join(env.stateDir, 'pending.json')));
+  assert.is(JSON.parse(readFileSync(join(env.stateDir, 'accepted-fleet.json'), 'utf8')).sha256, target.artifactSha256);
+});
+
+test('a cache whose narinfo is unsigned, or signed by an untrusted key: nothing activated, reported with its code', async () => {
+  for (const [name, signing] of [
+    ['alt-unsigned', null],
+    ['alt-wrongkey', 'other'],
+  ] as const) {
+    const path = env.toys[name]!;
+    const dir = join(env.root, `cache-${name}`);
+    const key = signing === null ? null : (await generateCacheKey(env.root, 'untrusted-cache-key')).secretKeyFile;
+    await copyToFileCache(dir, [path], key);
+    const http = await startHttpCache(dir);
+    try {
+      await deleteFromStore([path], [env.toys['base']!, env.toys['good']!]);
+      const log = env.switchLog().length;
+      const gens = env.generations();
+      const target = publish(env, env.dispatch(path));
+      const { agent, close } = env.agent({ substituters: [http.url] });
+      try {
+        const out = await agent.once();
+        assert.is(out.kind, 'activated');
+      } finally {
+        await close();
+      }
+      assert.ok(http.requests.some((r) => r.endsWith('.narinfo')), 'the agent did ask that cache');
+      assert.not.ok(isInStore(path), `${name}: the unsigned/untrusted path was not imported`);
+      const failed = env.cp.reportsOf('activation-failed').filter((r) => r.report.closureHash === target.closureHash);
+      assert.is(failed.length, 1);
+      assert.is(failed[0]!.report.details?.['code'], 'CACHE_SIGNATURE');
+      assert.is(env.switchLog().length, log, 'no switch ran');
+      assert.equal(env.generations(), gens, 'no new generation');
+      assert.is(env.running(), env.toys['good']);
+    } finally {
+      await http.close();
+    }
+  }
+});
+
+test('a failing switch: previous generation back, previous switch script ran, quarantined, refused again (also after a restart)', async () => {
+  const bad = env.toys['bad']!;
+  const good = env.toys['good']!;
+  const target = publish(env, env.dispatch(bad));
+  const first = env.agent();
+  try {
+    const out = await first.agent.once();
+    assert.equal(out, { kind: 'activated', phase: 'idle', outcome: 'rolled-back' }, first.logs.join('\n'));
+  } finally {
+    await first.close();
+  }
+  assert.equal(env.switchLog().slice(-2), ['bad switch', 'good switch'], 'the previous closure’s own switch ran');
+  assert.is(env.profileTarget(), good);
+  assert.is(env.running(), good);
+  const rolled = env.cp.reportsOf('rolled-back').filter((r) => r.report.closureHash === target.closureHash);
+  assert.is(rolled.length, 1);
+  assert.is(rolled[0]!.verdict, 'verified');
+  const q = JSON.parse(readFileSync(join(env.stateDir, 'quarantine.json'), 'utf8')) as { closureHash: string; untilMs: number; sinceMs: number }[];
+  assert.ok(q.some((e) => e.closureHash === target.closureHash && e.untilMs - e.sinceMs === 24 * 3600_000));
+
+  // Next dispatch of the same closure, by a restarted agent (new process state, same stateDir).
+  const logLen = env.switchLog().length;
+  publish(env, env.dispatch(bad));
+  const second = env.agent();
+  try {
+    await second.agent.start();
+    const out = await second.agent.once();
+    assert.is(out.kind, 'refused');
+    if (out.kind === 'refused') assert.is(out.code, 'QUARANTINED');
+  } finally {
+    await second.close();
+  }
+  assert.is(env.switchLog().length, logLen, 'nothing activated');
+  assert.ok(outcomes('closure-quarantined').includes(target.closureHash));
+});
+
+test('the CP answers 410 to the confirm: rollback to the previous closure', async () => {
+  const gone = env.toys['gone']!;
+  const good = env.toys['good']!;
+  publish(env, env.dispatch(gone));
+  env.cp.confirmMode = 'gone';
+  const { agent, close, logs } = env.agent();
+  try {
+    const out = await agent.once();
+    assert.equal(out, { kind: 'activated', phase: 'idle', outcome: 'rolled-back' }, logs.join('\n'));
+  } finally {
+    await close();
+    env.cp.confirmMode = 'auto';
+  }
+  assert.equal(env.switchLog().slice(-2), ['gone switch', 'good switch']);
+  assert.is(env.profileTarget(), good);
+  assert.is(env.cp.confirms.at(-1)!.status, 410);
+});
+
+test('a switch that cuts the network: the confirm (new connection) fails, rollback by the deadline', async () => {
+  const cut = env.toys['cut']!;
+  const good = env.toys['good']!;
+  const target = publish(env, env.dispatch(cut));
+  const confirmsBefore = env.cp.confirms.length;
+  const { agent, close, logs } = env.agent({ confirmDeadlineSecs: 3 });
+  try {
+    const out = await agent.once();
+    assert.equal(out, { kind: 'activated', phase: 'idle', outcome: 'rolled-back' }, logs.join('\n'));
+    assert.ok(env.proxy.refused() > 0, 'new connections were refused after the switch');
+    assert.is(env.cp.confirms.length, confirmsBefore, 'no confirm reached the CP');
+    assert.equal(env.switchLog().slice(-2), ['cut switch', 'good switch']);
+    assert.is(env.profileTarget(), good);
+    // The pooled connection opened before the cut still carries the reports.
+    assert.ok(outcomes('activation-switched').includes(target.closureHash));
+    rmSync(networkCutMarker(env.root));
+    await agent.cycle(); // flushes whatever was queued
+    assert.ok(outcomes('rolled-back').includes(target.closureHash));
+  } finally {
+    await close();
+    rmSync(networkCutMarker(env.root), { force: true });
+  }
+});
+
+test('kernel differs: switch-to-configuration boot, activation-deferred, no rollback', async () => {
+  const nk = env.toys['newkernel']!;
+  const good = env.toys['good']!;
+  const target = publish(env, env.dispatch(nk));
+  const { agent, close, logs } = env.agent();
+  try {
+    const out = await agent.once();
+    assert.equal(out, { kind: 'activated', phase: 'idle', outcome: 'activation-deferred' }, logs.join('\n'));
+  } finally {
+    await close();
+  }
+  assert.equal(env.switchLog().slice(-1), ['newkernel boot']);
+  assert.is(env.profileTarget(), nk, 'the profile (next boot) is the new closure');
+  assert.is(env.running(), good, 'the running system did not change');
+  assert.ok(outcomes('activation-deferred').includes(target.closureHash));
+  assert.not.ok(outcomes('rolled-back').includes(target.closureHash));
+  const started = env.cp.reportsOf('activation-started').find((r) => r.report.closureHash === target.closureHash);
+  assert.equal(started?.report.details?.['inhibitors'], ['kernel', 'initrd']);
+});
+
+test('a closure without the agent service is refused with NO_AGENT_SERVICE, nothing activated', async () => {
+  const na = env.toys['noagent']!;
+  const logLen = env.switchLog().length;
+  const gens = env.generations();
+  const target = publish(env, env.dispatch(na));
+  const { agent, close } = env.agent();
+  try {
+    const out = await agent.once();
+    assert.is(out.kind, 'refused');
+    if (out.kind === 'refused') assert.is(out.code, 'NO_AGENT_SERVICE');
+  } finally {
+    await close();
+  }
+  assert.is(env.switchLog().length, logLen);
+  assert.equal(env.generations(), gens);
+  const r = env.cp.reportsOf('activation-failed').find((x) => x.report.closureHash === target.closureHash);
+  assert.is(r?.report.details?.['code'], 'NO_AGENT_SERVICE');
+});
+
+test.run();
