@@ -40,19 +40,31 @@ const ITEMS = [
   { kind: 'host.state', actor: 'cp', subject: 'web1', data: { rolloutId: 'stable@abc', from: 'Queued', to: 'Dispatched' } },
   { kind: 'report', actor: 'host:web1', subject: 'web1', data: signedReport('web1', web1) },
   { kind: 'channel.paused', actor: 'operator:alice', subject: 'stable', data: { reason: 'investigating' } },
-  { kind: 'report', actor: 'host:web2', subject: 'web2', data: { ...signedReport('web2', web1), verdict: 'invalid' } },
+  { kind: 'report.invalid', actor: 'host:web2', subject: 'web2', data: { ...signedReport('web2', web1), verdict: 'invalid' } },
+  { kind: 'host.confirmed-record', actor: 'host:web2', subject: 'stable@abc', data: confirmedRecord('web2', web2) },
 ];
+
+function confirmedRecord(host: string, key: typeof web1) {
+  const record = { hostname: host, rolloutId: 'stable@abc', closureHash: 'x-nixos-system', confirmedAt: '2026-03-01T12:02:00.000Z' };
+  const bytes = canonicalBytes(record);
+  if (!bytes.ok) throw new Error('bug');
+  return { via: 'confirm', record, signature: toBase64(signBytes(bytes.value, key)), verdict: 'verified' };
+}
 const LOG = toJsonl(chain(ITEMS));
 
 test('an intact chain verifies; reports are checked against the hosts keys', () => {
   const r = verifyAuditLog(LOG, KEYS);
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   if (!r.ok) return;
-  assert.is(r.value.entries, 6);
+  assert.is(r.value.entries, 7);
   assert.is(r.value.complete, true);
-  assert.equal(r.value.reports, { verified: 1, rejectedByCp: 1, unchecked: 0 });
+  assert.equal(r.value.reports, { verified: 2, rejectedByCp: 1, unchecked: 0 });
   const noKeys = verifyAuditLog(LOG, null);
-  assert.ok(noKeys.ok && noKeys.value.reports.unchecked === 2);
+  assert.ok(noKeys.ok && noKeys.value.reports.unchecked === 3);
+  // A confirmed record signed by another host's key is caught like a report.
+  const swapped = ITEMS.map((it) => (it.kind === 'host.confirmed-record' ? { ...it, data: confirmedRecord('web2', web1) } : it));
+  const bad = verifyAuditLog(toJsonl(chain(swapped)), KEYS);
+  assert.ok(!bad.ok && bad.error.code === 'REPORT_SIGNATURE' && bad.error.line === 7 && /confirmed record of host web2/.test(bad.error.message));
 });
 
 test('editing one line fails and names that line', () => {
@@ -75,7 +87,7 @@ test('a forged report with a recomputed chain fails on its signature, naming its
   if (r.ok) return;
   assert.is(r.error.code, 'REPORT_SIGNATURE');
   assert.is(r.error.line, 4);
-  assert.match(r.error.message, /report of host web1 \(activation-started\) does not verify/);
+  assert.match(r.error.message, /report activation-started of host web1 does not verify/);
 });
 
 test('removed, reordered, appended-out-of-chain and extra-field lines are caught', () => {
@@ -99,7 +111,7 @@ test('removed, reordered, appended-out-of-chain and extra-field lines are caught
 test('a partial export (--since) verifies from its first line and says it is partial', () => {
   const all = chain(ITEMS);
   const r = verifyAuditLog(toJsonl(all.slice(2)), KEYS);
-  assert.ok(r.ok && r.value.complete === false && r.value.firstSeq === 3 && r.value.lastHash === all[5]!.hash);
+  assert.ok(r.ok && r.value.complete === false && r.value.firstSeq === 3 && r.value.lastHash === all[all.length - 1]!.hash);
   const badGenesis = chain(ITEMS.slice(0, 1), 1, 'a'.repeat(64));
   const g = verifyAuditLog(toJsonl(badGenesis), KEYS);
   assert.ok(!g.ok && g.error.code === 'PREV_HASH');
@@ -132,10 +144,10 @@ test('nixfleet audit verify: exit 0 with a summary, exit 1 naming the line; --fl
     writeFileSync(join(tmp.dir, 'fleet.json'), bytes);
     const ok = await runCli(['audit', 'verify', 'audit.jsonl', '--fleet', 'fleet.json'], io);
     assert.is(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /^ok: chain intact, 6 entries, seq 1\.\.6 \(from genesis\); host reports: 1 verified, 1 refused by the CP/);
+    assert.match(ok.stdout, /^ok: chain intact, 7 entries, seq 1\.\.7 \(from genesis\); host reports: 2 verified, 1 refused by the CP/);
     const noFleet = await runCli(['audit', 'verify', 'audit.jsonl'], io);
     assert.is(noFleet.code, 0);
-    assert.match(noFleet.stdout, /2 host reports NOT checked \(give --fleet/);
+    assert.match(noFleet.stdout, /3 host reports NOT checked \(give --fleet/);
     const j = await runCli(['audit', 'verify', 'audit.jsonl', '--fleet', 'fleet.json', '--json'], io);
     assert.equal(Object.keys(JSON.parse(j.stdout)), ['ok', 'entries', 'firstSeq', 'lastSeq', 'lastHash', 'complete', 'reports']);
 

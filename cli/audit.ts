@@ -10,12 +10,12 @@
  * starts later (`audit export --since`) is checked from its first line on; its first `prevHash`
  * cannot be checked and the summary says so (`complete: false`).
  *
- * Host reports: an entry whose `data` is a stored agent report `{report: HostReport, signature,
- * verdict?}` (control-plane/api.ts `ReportRequest` plus the CP's `ReportVerdict`) carries the
- * host's Ed25519 signature over the JCS bytes of `report`. With the hosts' keys (from a signed
- * fleet), each is checked; a report the CP itself recorded as `invalid` must indeed not verify.
+ * Host statements: an entry whose `data` holds a stored agent report or confirmed record (see
+ * `signedStatementOf`) carries the host's Ed25519 signature over the statement's JCS bytes. With
+ * the hosts' keys (from a signed fleet), each is checked; one the CP itself recorded as `invalid`
+ * must indeed not verify, any other must.
  */
-import type { AuditEntry, HostReport, ReportVerdict } from '../control-plane/api.ts';
+import type { AuditEntry, ReportVerdict } from '../control-plane/api.ts';
 import { GENESIS_HASH, auditEntryHash } from '../control-plane/audit.ts';
 import { fromBase64, verifySignature } from '../release/crypto.ts';
 import { canonicalBytes, parseJsonStrict } from '../release/jcs.ts';
@@ -51,19 +51,29 @@ export type AuditSummary = {
 const ENTRY_KEYS = ['seq', 'at', 'kind', 'actor', 'subject', 'data', 'prevHash', 'hash'] as const;
 const HEX64 = /^[0-9a-f]{64}$/;
 
-/** A stored host report inside an entry's data, if this entry holds one. */
-export function reportOf(entry: AuditEntry): { report: HostReport; signature: string | null; verdict: ReportVerdict | null } | null {
+/**
+ * A host-signed statement inside an entry's data, if this entry holds one: an agent report
+ * (`{report: HostReport, signature, verdict}`, kinds `report` / `report.invalid`) or a confirmed
+ * record (`{record: ConfirmedRecord, signature, verdict}`, kind `host.confirmed-record`). Both are
+ * signed by the host key over the JCS bytes of the statement (control-plane/api.ts).
+ */
+export function signedStatementOf(entry: AuditEntry): { hostname: string; what: string; statement: unknown; signature: string | null; verdict: ReportVerdict | null } | null {
   const d = entry.data;
   if (typeof d !== 'object' || d === null || Array.isArray(d)) return null;
   const rec = d as Record<string, unknown>;
-  const report = rec['report'];
-  if (typeof report !== 'object' || report === null || Array.isArray(report)) return null;
-  const hostname = (report as Record<string, unknown>)['hostname'];
-  if (typeof hostname !== 'string' || !('signature' in rec)) return null;
+  if (!('signature' in rec)) return null;
+  const field = 'report' in rec ? 'report' : 'record' in rec ? 'record' : null;
+  if (field === null) return null;
+  const statement = rec[field];
+  if (typeof statement !== 'object' || statement === null || Array.isArray(statement)) return null;
+  const s = statement as Record<string, unknown>;
+  if (typeof s['hostname'] !== 'string') return null;
   const sig = rec['signature'];
   const verdict = rec['verdict'];
   return {
-    report: report as HostReport,
+    hostname: s['hostname'],
+    what: field === 'report' ? `report ${typeof s['event'] === 'string' ? s['event'] : '?'}` : 'confirmed record',
+    statement,
     signature: typeof sig === 'string' ? sig : null,
     verdict: verdict === 'verified' || verdict === 'unsigned-no-pubkey' || verdict === 'invalid' ? verdict : null,
   };
@@ -108,18 +118,18 @@ export function verifyAuditLog(text: string, hostKeys: Readonly<Record<string, r
     }
     if (want !== e.hash) return fault('HASH', e.seq, `hash does not match the entry's content (edited; expected ${want.slice(0, 12)}…, found ${e.hash.slice(0, 12)}…)`);
 
-    const r = reportOf(e);
+    const r = signedStatementOf(e);
     if (r !== null) {
-      const keys = hostKeys?.[r.report.hostname] ?? [];
+      const keys = hostKeys?.[r.hostname] ?? [];
       if (keys.length === 0) {
         reports.unchecked++;
       } else {
-        const bytes = canonicalBytes(r.report);
+        const bytes = canonicalBytes(r.statement);
         const sig = r.signature === null ? null : fromBase64(r.signature);
         const good = bytes.ok && sig !== null && keys.some((k) => verifySignature('ed25519', k, bytes.value, sig));
         if (good) reports.verified++;
         else if (r.verdict === 'invalid') reports.rejectedByCp++;
-        else return fault('REPORT_SIGNATURE', e.seq, `report of host ${r.report.hostname} (${r.report.event}) does not verify under its key${r.signature === null ? ' (no signature)' : ''}`);
+        else return fault('REPORT_SIGNATURE', e.seq, `${r.what} of host ${r.hostname} does not verify under its key${r.signature === null ? ' (no signature)' : ''}`);
       }
     }
     first ??= e;
