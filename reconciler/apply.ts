@@ -354,3 +354,27 @@ export function applyHostEvents(observed: Observed, events: ReadonlyArray<{ host
   for (const { host, event } of events) applyEvent(d, host, event);
   return d.out;
 }
+
+/** Operator: pause a channel (SPEC §5: a stopping power). The next reconcile pauses its rollout. */
+export function pauseChannel(observed: Observed, channel: string, reason: string, nowMs: number): Observed {
+  return { ...observed, pausedChannels: { ...observed.pausedChannels, [channel]: { sinceMs: nowMs, reason } } };
+}
+
+/** Operator: resume a paused channel. The next reconcile resumes its rollout. */
+export function resumeChannel(observed: Observed, channel: string): Observed {
+  if (!hasOwn(observed.pausedChannels, channel)) return observed;
+  const pausedChannels = { ...observed.pausedChannels };
+  delete pausedChannels[channel];
+  return { ...observed, pausedChannels };
+}
+
+/** Operator: clear quarantines (all channels when `channel` is absent; one closure when given). */
+export function clearQuarantine(observed: Observed, channel?: string, closure?: string): Observed {
+  if (channel === undefined) return { ...observed, quarantinedClosures: {} };
+  if (!hasOwn(observed.quarantinedClosures, channel)) return observed;
+  const q = { ...observed.quarantinedClosures };
+  const rest = closure === undefined ? [] : q[channel]!.filter((c) => c !== closure);
+  if (rest.length === 0) delete q[channel];
+  else q[channel] = rest;
+  return { ...observed, quarantinedClosures: q };
+}

@@ -47,6 +47,8 @@ export type SimOptions = {
   initialObserved?: Observed;
   /** Stop when every channel's rollout is Converged or Halted and nothing is in flight (default true). */
   stopWhenSettled?: boolean;
+  /** Operator or test hook run before each reconcile (pause / resume a channel, clear a quarantine…). */
+  operator?: (nowMs: number, observed: Observed) => Observed;
   onTick?: (t: SimTick) => void;
 };
 
@@ -203,6 +205,7 @@ export function simulate(fleet: FleetResolved, options: SimOptions = {}): SimRes
     }
     events += ev.length;
     observed = applyHostEvents(observed, ev, nowMs);
+    if (options.operator) observed = options.operator(nowMs, observed);
 
     const before = observed;
     const actions = reconcile(fleet, observed, nowMs, options.reconcile);

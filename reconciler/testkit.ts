@@ -155,3 +155,98 @@ export function makeObserved(parts: Partial<Observed> & { rolloutList?: Rollout[
   }
   return o;
 }
+
+/** A small seeded PRNG (mulberry32) so random fleets are reproducible from one integer. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export type RandomFleetParams = {
+  hosts: number;
+  channels: number;
+  maxWaves: number;
+  /** Per host: probability of a host edge to an earlier host of its channel. */
+  edgeRate: number;
+  /** Chain the channels with channel edges (c0 gates c1 gates …). */
+  channelEdges: boolean;
+  budgets: number;
+  /** Probability that a host has no closure yet (not part of any rollout). */
+  nullClosureRate: number;
+  maxSoakMinutes: number;
+  seed: number;
+};
+
+/**
+ * A random but valid fleet (what `resolve` would accept): waves are contiguous chunks of each
+ * channel's hosts, host edges only point to an earlier host of the same channel (so never
+ * against wave order, never a cycle), channel edges form a chain.
+ */
+export function randomFleet(p: RandomFleetParams): FleetResolved {
+  const rnd = prng(p.seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const channelNames = Array.from({ length: p.channels }, (_, i) => `c${i}`);
+  const hosts: FleetSpec['hosts'] = {};
+  const byChannel = new Map<string, string[]>(channelNames.map((c) => [c, []]));
+  const TAGS = ['web', 'db', 'edge', 'eu', 'us'];
+  for (let i = 0; i < p.hosts; i++) {
+    const name = `h${String(i).padStart(3, '0')}`;
+    const channel = pick(channelNames);
+    const tags = TAGS.filter(() => rnd() < 0.3);
+    hosts[name] = { channel, tags, closure: rnd() < p.nullClosureRate ? null : closureFor(name, p.seed & 0xff) };
+    byChannel.get(channel)!.push(name);
+  }
+  const channels: FleetSpec['channels'] = {};
+  const edges: NonNullable<FleetSpec['edges']> = [];
+  for (const c of channelNames) {
+    const members = byChannel.get(c)!;
+    const nWaves = Math.max(1, Math.min(members.length, 1 + Math.floor(rnd() * p.maxWaves)));
+    const waves: string[][] = Array.from({ length: nWaves }, () => []);
+    // contiguous chunks; the first wave is small (a canary)
+    members.forEach((h, i) => {
+      const w = i === 0 ? 0 : Math.min(nWaves - 1, 1 + Math.floor(((i - 1) * (nWaves - 1)) / Math.max(1, members.length - 1)));
+      waves[nWaves === 1 ? 0 : w]!.push(h);
+    });
+    members.forEach((h, i) => {
+      if (i > 0 && rnd() < p.edgeRate) edges.push({ gated: h, gates: members[Math.floor(rnd() * i)]!, reason: null });
+    });
+    channels[c] = {
+      waves: waves.filter((w) => w.length > 0),
+      soakMinutes: waves.map(() => Math.floor(rnd() * (p.maxSoakMinutes + 1))),
+      onHealthFailure: rnd() < 0.5 ? 'halt' : 'rollback-and-halt',
+      ...(rnd() < 0.3 ? { failedUnitsMax: 0 } : {}),
+      complianceMode: pick(['disabled', 'permissive', 'enforce'] as const),
+    };
+    if (channels[c]!.waves.length === 0) channels[c]!.waves = [[]];
+  }
+  const channelEdges = p.channelEdges ? channelNames.slice(1).map((c, i) => ({ gates: channelNames[i]!, gated: c, reason: null })) : [];
+  const budgets: BudgetSpec[] = [];
+  for (let i = 0; i < p.budgets; i++) {
+    const kind = Math.floor(rnd() * 3);
+    const selector: Partial<Selector> = kind === 0 ? { all: true } : kind === 1 ? { tags: [pick(TAGS)] } : { channel: pick(channelNames) };
+    const maxInFlight = rnd() < 0.7 ? 1 + Math.floor(rnd() * 20) : null;
+    const maxInFlightPct = rnd() < 0.5 ? 1 + Math.floor(rnd() * 100) : null;
+    budgets.push({ selector, maxInFlight, maxInFlightPct });
+  }
+  return makeFleet({ hosts, channels, edges, channelEdges, budgets });
+}
+
+/** Deep copy with the keys of every object inserted in a shuffled order (arrays keep theirs). */
+export function shuffleKeys<T>(value: T, rnd: () => number): T {
+  if (Array.isArray(value)) return value.map((v) => shuffleKeys(v, rnd)) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const keys = Object.keys(value);
+  for (let i = keys.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [keys[i], keys[j]] = [keys[j]!, keys[i]!];
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k] = shuffleKeys((value as Record<string, unknown>)[k], rnd);
+  return out as T;
+}

@@ -1,0 +1,119 @@
+/**
+ * The reconciler's laws (issue: property-tested reconciler), each written once as a checker that
+ * returns the violations it finds in one simulated tick. The property tests run them over random
+ * fleets and random host behaviour; a control-plane test can run them over its own ticks.
+ *
+ * These are an independent oracle: they re-derive budgets, wave order and liveness from the
+ * fleet and the observed states instead of calling the reconciler's own helpers.
+ *
+ * Pure module: no I/O.
+ */
+import type { FleetResolved } from '../release/schema.ts';
+import { computeTargetRef, selectorMatches } from './fleet-index.ts';
+import { reconcile } from './reconcile.ts';
+import type { SimTick } from './simulate.ts';
+import { DEFAULT_RECONCILE_OPTIONS, type HostRolloutState, type Observed, type ReconcileOptions, type Rollout } from './types.ts';
+
+const IN_FLIGHT = new Set<HostRolloutState>(['Dispatched', 'Activating', 'ConfirmWindow', 'Healthy']);
+const DONE = new Set<HostRolloutState>(['Soaked', 'Converged']);
+
+/** channel → its current target ref, recomputed from the fleet (null when no member). */
+function currentRefs(fleet: FleetResolved): Map<string, string | null> {
+  const m = new Map<string, string | null>();
+  for (const c of Object.keys(fleet.channels)) {
+    const members = Object.entries(fleet.hosts).filter(([, h]) => h.channel === c && h.closureHash !== null);
+    m.set(c, members.length === 0 ? null : computeTargetRef(members.map(([n, h]) => [n, h.closureHash!] as const)));
+  }
+  return m;
+}
+
+const memo = new WeakMap<FleetResolved, Map<string, string | null>>();
+function refs(fleet: FleetResolved): Map<string, string | null> {
+  let m = memo.get(fleet);
+  if (!m) memo.set(fleet, (m = currentRefs(fleet)));
+  return m;
+}
+
+function currentRollouts(fleet: FleetResolved, obs: Observed): Rollout[] {
+  const out: Rollout[] = [];
+  for (const [c, ref] of refs(fleet)) {
+    if (ref === null) continue;
+    const r = obs.rollouts[`${c}@${ref}`];
+    if (r !== undefined && r.state !== 'Superseded') out.push(r);
+  }
+  return out;
+}
+
+function pastGrace(obs: Observed, r: Rollout, h: string, nowMs: number, o: ReconcileOptions): boolean {
+  const last = obs.hosts[h]?.lastCheckinMs ?? null;
+  const ref = last ?? r.startedAtMs ?? r.openedAtMs;
+  return nowMs - ref > o.offlineAfterMs + o.offlineGraceMs;
+}
+
+/** Law 1: after the actions of any tick, no budget has more hosts in flight than its limit. */
+export function lawBudgets(fleet: FleetResolved, t: SimTick): string[] {
+  const out: string[] = [];
+  const inFlight = new Set<string>();
+  for (const r of currentRollouts(fleet, t.after)) for (const [h, rh] of Object.entries(r.hosts)) if (IN_FLIGHT.has(rh.state)) inFlight.add(h);
+  fleet.disruptionBudgets.forEach((b, i) => {
+    const matching = Object.keys(fleet.hosts).filter((h) => selectorMatches(b.selector, h, fleet.hosts[h]!));
+    let limit = Infinity;
+    if (b.maxInFlight !== null) limit = Math.min(limit, b.maxInFlight);
+    if (b.maxInFlightPct !== null) limit = Math.min(limit, Math.ceil((b.maxInFlightPct * matching.length) / 100));
+    if (b.maxInFlight !== null || b.maxInFlightPct !== null) limit = Math.max(1, limit);
+    const n = matching.filter((h) => inFlight.has(h)).length;
+    if (n > limit) out.push(`law 1: budget #${i} has ${n} in flight > limit ${limit} at tick ${t.tick}`);
+  });
+  return out;
+}
+
+/** Laws 2–5 for every dispatch and start of the tick. */
+export function lawDispatches(fleet: FleetResolved, t: SimTick, o: ReconcileOptions = DEFAULT_RECONCILE_OPTIONS): string[] {
+  const out: string[] = [];
+  const after = t.after;
+  for (const a of t.actions) {
+    if (a.kind === 'promote_wave' && a.fromWave === null) {
+      // law 3 (channels): a gated channel starts no rollout before its gating channel converged
+      for (const e of fleet.channelEdges) {
+        if (e.gated !== a.channel) continue;
+        const ref = refs(fleet).get(e.gates) ?? null;
+        if (ref !== null && after.lastConverged[e.gates] !== ref) out.push(`law 3: channel ${a.channel} started before ${e.gates} converged (tick ${t.tick})`);
+      }
+    }
+    if (a.kind !== 'dispatch_host') continue;
+    const r = after.rollouts[a.rolloutId];
+    const host = fleet.hosts[a.host];
+    // law 4: exactly the signed closure
+    if (host === undefined || a.closure !== host.closureHash) out.push(`law 4: ${a.host} dispatched ${a.closure}, signed ${host?.closureHash}`);
+    if (r === undefined) {
+      out.push(`dispatch into unknown rollout ${a.rolloutId}`);
+      continue;
+    }
+    // law 5: not in a halted or paused rollout, not a paused channel, not a quarantined closure
+    // (a Halted rollout never leaves Halted; a Paused one may be resumed in the same tick by the operator)
+    const beforeState = t.before.rollouts[a.rolloutId]?.state;
+    if (r.state === 'Halted' || r.state === 'Paused' || beforeState === 'Halted') out.push(`law 5: dispatch of ${a.host} in a ${r.state} rollout`);
+    if (a.channel in after.pausedChannels) out.push(`law 5: dispatch of ${a.host} on paused channel ${a.channel}`);
+    if ((after.quarantinedClosures[a.channel] ?? []).includes(a.closure)) out.push(`law 5: dispatch of quarantined closure ${a.closure}`);
+    // law 2: every host of an earlier wave is Soaked/Converged (or offline past its grace)
+    for (const [g, rg] of Object.entries(r.hosts)) {
+      if (rg.wave >= a.wave || DONE.has(rg.state)) continue;
+      if (pastGrace(after, r, g, t.nowMs, o)) continue;
+      out.push(`law 2: ${a.host} (wave ${a.wave}) dispatched while ${g} (wave ${rg.wave}) is ${rg.state} (tick ${t.tick})`);
+    }
+    // law 3 (hosts): a gated host only after its gating host is Soaked/Converged
+    for (const e of fleet.edges) {
+      if (e.gated !== a.host) continue;
+      const rg = r.hosts[e.gates];
+      if (rg !== undefined && !DONE.has(rg.state)) out.push(`law 3: ${a.host} dispatched before its gating host ${e.gates} (${rg.state})`);
+    }
+  }
+  return out;
+}
+
+/** Law 7: reconciling again at the same `now` after applying the actions adds no new dispatch (nor any state change). */
+export function lawIdempotent(fleet: FleetResolved, t: SimTick, o: Partial<ReconcileOptions> = {}): string[] {
+  const again = reconcile(fleet, t.after, t.nowMs, o);
+  const changing = again.filter((a) => a.kind !== 'wave_blocked');
+  return changing.length === 0 ? [] : [`law 7: tick ${t.tick} not a fixpoint: ${changing.map((a) => `${a.kind}${'host' in a ? `:${a.host}` : ''}`).join(', ')}`];
+}
