@@ -54,11 +54,16 @@ export type Env = {
 };
 
 const certCache = new Map<string, CertAndKey>();
+// RSA key generation dominates test time: one CA and server certificate per test process.
+let sharedPki: { ca: FleetCa; server: CertAndKey } | null = null;
 
 export function makeEnv(prefix = 'nixfleet-cp-'): Env {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  const ca = createFleetCa({ commonName: 'test fleet CA' });
-  const server = mintServerCert(ca, {});
+  sharedPki ??= (() => {
+    const ca = createFleetCa({ commonName: 'test fleet CA' });
+    return { ca, server: mintServerCert(ca, {}) };
+  })();
+  const { ca, server } = sharedPki;
   const release = mintReleaseKey('ed25519', 7);
   const releasesDir = join(dir, 'releases');
   mkdirSync(releasesDir);
@@ -176,7 +181,8 @@ export class Client {
   async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
     const init: Parameters<typeof request>[1] = { method: method as 'GET', dispatcher: this.agent, headers: { ...headers } };
     if (body !== undefined) {
-      init.body = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+      const streamed = typeof body === 'object' && body !== null && Symbol.asyncIterator in body;
+      init.body = typeof body === 'string' || body instanceof Uint8Array || streamed ? (body as string) : JSON.stringify(body);
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
     }
     const res = await request(this.base + path, init);

@@ -1,0 +1,345 @@
+/**
+ * Rollouts through the real HTTPS + mTLS API with real SQLite files and a controlled clock:
+ * waves and soak, confirm deadline (410 → Reverted → halt), onHealthFailure policies, signed
+ * reports, rebuild from empty, audit chain.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
+import type { FleetResolved } from '../release/schema.ts';
+import type { AuditResponse, CheckinResponse, ErrorBody, HostsResponse, RolloutDetail, TraceResponse } from './api.ts';
+import { verifyAuditChain } from './audit.ts';
+import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from './testing.ts';
+
+const HOSTS = ['host-0000', 'host-0001', 'host-0002', 'host-0003'] as const;
+const WAVE0 = ['host-0000', 'host-0002'];
+const WAVE1 = ['host-0001', 'host-0003'];
+const oldClosure = (h: string) => fakeClosure(h, 0);
+
+type Agent = {
+  name: string;
+  index: number;
+  client: Client;
+  current: string;
+  checkin(extra?: Record<string, unknown>): Promise<CheckinResponse>;
+  report(event: Parameters<typeof report>[1], rolloutId: string | null, closure: string | null, message?: string, badSignature?: boolean): Promise<{ status: number; body: unknown }>;
+  confirm(rolloutId: string, closure: string): Promise<{ status: number; body: unknown }>;
+  /** Agent-side activation: report started + switched, "switch", confirm with passing probes. */
+  activate(target: NonNullable<CheckinResponse['target']>): Promise<number>;
+};
+
+function agents(env: Env, cp: RunningCp): Record<string, Agent> {
+  const out: Record<string, Agent> = {};
+  HOSTS.forEach((name, index) => {
+    const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+    const key = hostKeyOf(index, name);
+    const a: Agent = {
+      name,
+      index,
+      client,
+      current: oldClosure(name),
+      async checkin(extra = {}) {
+        const r = await client.call('POST', '/v1/agent/checkin', {
+          hostname: name,
+          currentClosure: a.current,
+          bootId: 'boot-1',
+          probes: [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }],
+          failedUnits: [],
+          lastOutcome: null,
+          ...extra,
+        });
+        assert.is(r.status, 200, `${name} checkin: ${JSON.stringify(r.body)}`);
+        return r.body as CheckinResponse;
+      },
+      async report(event, rolloutId, closure, message = '', badSignature = false) {
+        const rep = report(name, event, rolloutId, closure, env.clock.ms, message);
+        const signature = key.sign(badSignature ? { ...rep, message: 'something else' } : rep);
+        const r = await client.call('POST', '/v1/agent/report', { report: rep, signature });
+        return { status: r.status, body: r.body };
+      },
+      async confirm(rolloutId, closure) {
+        const rec = confirmedRecord(name, rolloutId, closure, env.clock.ms);
+        const r = await client.call('POST', '/v1/agent/confirm', {
+          hostname: name,
+          rolloutId,
+          closureHash: closure,
+          bootId: 'boot-1',
+          confirmed: { record: rec, signature: key.sign(rec) },
+          probes: [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }],
+          failedUnits: [],
+        });
+        return { status: r.status, body: r.body };
+      },
+      async activate(target) {
+        assert.is((await a.report('activation-started', target.rolloutId, target.closureHash)).status, 202);
+        a.current = target.closureHash;
+        assert.is((await a.report('activation-switched', target.rolloutId, target.closureHash)).status, 202);
+        const r = await a.confirm(target.rolloutId, target.closureHash);
+        return r.status;
+      },
+    };
+    out[name] = a;
+  });
+  return out;
+}
+
+async function closeAll(as: Record<string, Agent>): Promise<void> {
+  for (const a of Object.values(as)) await a.client.close();
+}
+
+const code = (b: unknown): string => (b as ErrorBody).error.code;
+
+function fleetWith(opts: { waves?: number; soakMinutes?: number; onHealthFailure?: 'halt' | 'rollback-and-halt' } = {}): FleetResolved {
+  const f = sampleFleet({ hosts: 4, waves: opts.waves ?? 2, soakMinutes: opts.soakMinutes ?? 0, closures: true, withPubkeys: true });
+  if (opts.onHealthFailure !== undefined) for (const p of Object.values(f.rolloutPolicies)) p.onHealthFailure = opts.onHealthFailure;
+  return f;
+}
+
+async function op(env: Env, cp: RunningCp): Promise<Client> {
+  return new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+}
+
+const t = suite('rollout');
+
+t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has soaked; a late confirm gets 410 and halts', async () => {
+  const env = makeEnv();
+  const fleet = fleetWith({ soakMinutes: 5 });
+  const signed = env.publish(fleet);
+  const cp = await startCp(env);
+  const as = agents(env, cp);
+  const operator = await op(env, cp);
+  try {
+    for (const h of HOSTS) assert.is((await as[h]!.checkin()).target, null, 'nothing before a reconcile pass');
+    cp.cp.reconcileNow();
+    const rolloutId = cp.store.allRollouts()[0]!.id;
+    assert.match(rolloutId, /^stable@/);
+    for (const h of WAVE0) {
+      const r = await as[h]!.checkin();
+      assert.ok(r.target !== null, `${h} is in wave 0`);
+      assert.equal(r.target, {
+        closureHash: fleet.hosts[h]!.closureHash!,
+        rolloutId,
+        channel: 'stable',
+        wave: 0,
+        signedAt: signed.signedAt!,
+        freshnessWindowMinutes: 180,
+        artifactSha256: signed.sha256,
+        confirmDeadline: new Date(env.clock.ms + 120_000).toISOString(),
+      });
+    }
+    for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null, `${h} waits for wave 0`);
+
+    for (const h of WAVE0) {
+      const target = (await as[h]!.checkin()).target!;
+      assert.is(await as[h]!.activate(target), 204);
+    }
+    cp.cp.reconcileNow();
+    for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null, `${h}: wave 0 is Healthy but not soaked`);
+
+    env.clock.advance(5 * 60_000 + 1000);
+    for (const h of HOSTS) await as[h]!.checkin(); // still online, probes passing
+    cp.cp.reconcileNow();
+    const detail = (await operator.call('GET', `/v1/rollouts/${encodeURIComponent(rolloutId)}`)).body as RolloutDetail;
+    assert.equal(detail.hosts.filter((x) => x.wave === 0).map((x) => x.state), ['Soaked', 'Soaked']);
+    assert.is(detail.currentWave, 1);
+
+    const late = as['host-0001']!;
+    const target = (await late.checkin()).target!;
+    assert.is(target.wave, 1);
+    await late.report('activation-started', target.rolloutId, target.closureHash);
+    env.clock.advance(121_000);
+    const r = await late.confirm(target.rolloutId, target.closureHash);
+    assert.is(r.status, 410);
+    assert.is(code(r.body), 'DEADLINE_PASSED');
+    const again = await late.confirm(target.rolloutId, target.closureHash);
+    assert.is(again.status, 410, 'stays refused');
+    const hosts = (await operator.call('GET', '/v1/hosts')).body as HostsResponse;
+    assert.is(hosts.hosts.find((x) => x.hostname === 'host-0001')!.rollout!.state, 'Reverted');
+
+    cp.cp.reconcileNow();
+    const halted = (await operator.call('GET', `/v1/rollouts/${encodeURIComponent(rolloutId)}`)).body as RolloutDetail;
+    assert.is(halted.state, 'Halted');
+    assert.match(halted.reason ?? '', /host-0001 reverted/);
+    // The other wave-1 host's undelivered dispatch was cancelled by the halt.
+    assert.is((await as['host-0003']!.checkin()).target, null);
+
+    const trace = (await operator.call('GET', `/v1/rollouts/${encodeURIComponent(rolloutId)}/trace`)).body as TraceResponse;
+    const tos = trace.events.map((e) => `${e.hostname ?? 'rollout'}:${e.to}`);
+    for (const want of ['rollout:Pending', 'rollout:Executing', 'host-0000:Dispatched', 'host-0000:Activating', 'host-0000:ConfirmWindow', 'host-0000:Healthy', 'host-0000:Soaked', 'host-0001:Reverted', 'rollout:Halted']) {
+      assert.ok(tos.includes(want), `${want} in trace`);
+    }
+    const audit = (await operator.call('GET', '/v1/audit?limit=1000')).body as AuditResponse;
+    assert.ok(verifyAuditChain(audit.entries).ok);
+    assert.ok(audit.entries.some((e) => e.kind === 'report' && (e.data as { verdict: string }).verdict === 'verified'));
+    assert.ok(audit.entries.some((e) => e.kind === 'dispatch.expired'));
+  } finally {
+    await closeAll(as);
+    await operator.close();
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('a confirm before the deadline after an expiry pass is refused too; a deadline pass reverts without any confirm', async () => {
+  const env = makeEnv();
+  env.publish(fleetWith({ waves: 1 }));
+  const cp = await startCp(env);
+  const as = agents(env, cp);
+  try {
+    for (const h of HOSTS) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    const a = as['host-0000']!;
+    const target = (await a.checkin()).target!;
+    env.clock.advance(120_001);
+    for (const h of HOSTS) if (h !== 'host-0000') await as[h]!.checkin();
+    cp.cp.reconcileNow(); // the deadline pass marks host-0000 Reverted
+    const r = await a.confirm(target.rolloutId, target.closureHash);
+    assert.is(r.status, 410);
+    assert.is(code(r.body), 'DEADLINE_PASSED');
+    assert.is(cp.store.getRollout(target.rolloutId)!.state, 'Halted');
+    const noDispatch = await a.confirm('stable@nothing', target.closureHash);
+    assert.is(noDispatch.status, 409);
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host a rollback instruction; a badly signed report changes nothing', async () => {
+  const env = makeEnv();
+  env.publish(fleetWith({ waves: 2, onHealthFailure: 'rollback-and-halt' }));
+  const cp = await startCp(env);
+  const as = agents(env, cp);
+  try {
+    for (const h of HOSTS) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    const a = as['host-0000']!;
+    const target = (await a.checkin()).target!;
+    assert.is((await a.report('activation-started', target.rolloutId, target.closureHash)).status, 202);
+
+    const forged = await a.report('activation-failed', target.rolloutId, target.closureHash, 'boom', true);
+    assert.is(forged.status, 400);
+    assert.is(code(forged.body), 'REPORT_SIGNATURE_INVALID');
+    const rows = cp.store.rolloutHosts(target.rolloutId);
+    assert.is(rows.find((r) => r.hostname === 'host-0000')!.state, 'Activating', 'the forged report changed nothing');
+    assert.ok(cp.store.auditAll().some((e) => e.kind === 'report.invalid'), 'but it is kept for the auditor');
+
+    const failed = await a.report('activation-failed', target.rolloutId, target.closureHash, 'switch-to-configuration exited 4');
+    assert.is(failed.status, 202);
+    assert.equal(failed.body, { id: (failed.body as { id: number }).id, verdict: 'verified' });
+    cp.cp.reconcileNow();
+    const r = cp.store.getRollout(target.rolloutId)!;
+    assert.is(r.state, 'Halted');
+    assert.match(r.stateReason, /rollback-and-halt/);
+    const ci = await a.checkin();
+    assert.is(ci.target, null);
+    assert.equal(ci.rollback, { rolloutId: target.rolloutId, closureHash: target.closureHash, reason: 'host host-0000 failed (policy: rollback-and-halt): roll back to its previous closure' });
+    // A confirm of the cancelled dispatch is refused (the agent rolls back).
+    const c = await a.confirm(target.rolloutId, target.closureHash);
+    assert.is(c.status, 410);
+    assert.is(code(c.body), 'DISPATCH_CANCELLED');
+    // Once the host reports it rolled back, the instruction is gone.
+    a.current = oldClosure('host-0000');
+    assert.is((await a.report('rolled-back', target.rolloutId, target.closureHash, 'rolled back by instruction')).status, 202);
+    assert.is((await a.checkin()).rollback, undefined);
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('onHealthFailure halt: a host that fails keeps the rollout halted and dispatches nothing more', async () => {
+  const env = makeEnv();
+  env.publish(fleetWith({ waves: 2, onHealthFailure: 'halt' }));
+  const cp = await startCp(env);
+  const as = agents(env, cp);
+  try {
+    for (const h of HOSTS) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    const a = as['host-0000']!;
+    const target = (await a.checkin()).target!;
+    assert.is((await a.report('activation-failed', target.rolloutId, target.closureHash, 'boom')).status, 202);
+    cp.cp.reconcileNow();
+    assert.is(cp.store.getRollout(target.rolloutId)!.state, 'Halted');
+    assert.is((await a.checkin()).rollback, undefined, 'halt (not rollback-and-halt) sends no rollback instruction');
+    cp.cp.reconcileNow();
+    for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null);
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('rebuild from empty: wipe the database mid-rollout, restart; agents restore state, nobody is re-sent a closure it runs, the rollout converges', async () => {
+  const env = makeEnv();
+  const fleet = fleetWith({ waves: 2 });
+  env.publish(fleet);
+  let cp = await startCp(env);
+  let as = agents(env, cp);
+  const current: Record<string, string> = {};
+  let rolloutId = '';
+  try {
+    for (const h of HOSTS) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    for (const h of WAVE0) {
+      const target = (await as[h]!.checkin()).target!;
+      rolloutId = target.rolloutId;
+      assert.is(await as[h]!.activate(target), 204);
+    }
+    cp.cp.reconcileNow(); // wave 0 soaked (soak 0), wave 1 dispatched
+    assert.ok((await as['host-0001']!.checkin()).target !== null);
+    for (const h of HOSTS) current[h] = as[h]!.current;
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+  }
+  // Wipe.
+  for (const suffix of ['', '-wal', '-shm']) rmSync(cp.config.dbPath + suffix, { force: true });
+  assert.not.ok(existsSync(cp.config.dbPath));
+
+  env.clock.advance(30_000);
+  cp = await startCp(env);
+  as = agents(env, cp);
+  try {
+    assert.is(cp.cp.readiness().ready, true, 'ready again from the artefact source alone');
+    for (const h of HOSTS) {
+      as[h]!.current = current[h]!;
+      const extra =
+        current[h] === fleet.hosts[h]!.closureHash
+          ? (() => {
+              const rec = confirmedRecord(h, rolloutId, current[h]!, env.clock.ms - 30_000);
+              return { lastConfirmed: { record: rec, signature: hostKeyOf(as[h]!.index, h).sign(rec) } };
+            })()
+          : {};
+      const r = await as[h]!.checkin(extra);
+      assert.is(r.target, null, `${h}: nothing before the first pass`);
+    }
+    cp.cp.reconcileNow();
+    assert.is(cp.store.allRollouts()[0]!.id, rolloutId, 'same rollout id: derived from the signed closures');
+    for (const h of WAVE0) {
+      assert.is((await as[h]!.checkin()).target, null, `${h} already runs its target`);
+      assert.is(cp.store.getDispatch(rolloutId, h), null, `${h} was never dispatched after the wipe`);
+      assert.is(cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === h)!.state, 'Soaked');
+    }
+    const verdicts = cp.store.auditAll().filter((e) => e.kind === 'host.confirmed-record').map((e) => (e.data as { verdict: string }).verdict);
+    assert.equal(verdicts, ['verified', 'verified']);
+    for (const h of WAVE1) {
+      const target = (await as[h]!.checkin()).target!;
+      assert.ok(target !== null, `${h} gets its target after the rebuild`);
+      assert.is(await as[h]!.activate(target), 204);
+    }
+    cp.cp.reconcileNow();
+    assert.is(cp.store.getRollout(rolloutId)!.state, 'Converged');
+    assert.ok(verifyAuditChain(cp.store.auditAll()).ok);
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t.run();
