@@ -27,6 +27,8 @@ parse('refuses duplicate keys at any depth, even with different escapes of the s
   assert.is(code(parseJsonStrict('{"a":1,"a":2}')), 'DUPLICATE_KEY');
   assert.is(code(parseJsonStrict('{"x":[{"k":1,"k":1}]}')), 'DUPLICATE_KEY');
   assert.is(code(parseJsonStrict('{"a":1,"\\u0061":2}')), 'DUPLICATE_KEY');
+  assert.is(code(parseJsonStrict('{"__proto__":1,"__proto__":2}')), 'DUPLICATE_KEY');
+  assert.is(code(parseJsonStrict(enc('{"toString":1,"constructor":2,"hasOwnProperty":3}'))), 'OK');
   const r = parseJsonStrict('{"hosts":{"h1":{},"h1":{}}}');
   assert.ok(!r.ok && r.error.message.includes('"h1"') && r.error.message.includes('$.hosts'));
   assert.is(code(parseJsonStrict('{"a":{"b":1},"c":{"b":1}}')), 'OK'); // same name in sibling objects is fine
@@ -37,6 +39,7 @@ parse('refuses lone surrogates (escaped, or raw in string input)', () => {
   assert.is(code(parseJsonStrict('"\\udc00\\ud800"')), 'NOT_CANONICALIZABLE');
   assert.is(code(parseJsonStrict('{"\\ud800x":1}')), 'NOT_CANONICALIZABLE');
   assert.is(code(parseJsonStrict('"\ud800"')), 'NOT_CANONICALIZABLE');
+  assert.is(code(parseJsonStrict(enc('"\\ud800"'))), 'NOT_CANONICALIZABLE');
   assert.is(code(parseJsonStrict('"\\ud83d\\ude00"')), 'OK');
 });
 

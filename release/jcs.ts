@@ -78,7 +78,7 @@ export function parseJsonStrict(input: Uint8Array | string, opts: ParseOptions =
     }
   }
   try {
-    const p = new Parser(text, opts.maxDepth ?? DEFAULT_MAX_DEPTH, opts.integersOnly ?? false);
+    const p = new Parser(text, opts.maxDepth ?? DEFAULT_MAX_DEPTH, opts.integersOnly ?? false, typeof input === 'string');
     return ok(p.parseDocument());
   } catch (e) {
     if (e instanceof Refusal) return err(e.error);
@@ -90,11 +90,19 @@ const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 
 class Parser {
   private i = 0;
+  /** Member names / indices from the root to the current value; joined into a path only on error. */
+  private readonly trail: (string | number)[] = [];
   constructor(
     private readonly s: string,
     private readonly maxDepth: number,
     private readonly integersOnly: boolean,
+    /** Raw lone surrogates can only come from string input; fatal UTF-8 decoding excludes them. */
+    private readonly rawMayHaveSurrogates: boolean,
   ) {}
+
+  private path(): string {
+    return '$' + this.trail.map((k) => (typeof k === 'number' ? `[${k}]` : /^[A-Za-z_$][\w$-]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`)).join('');
+  }
 
   private fail(code: JcsErrorCode, message: string): never {
     throw new Refusal({ code, message: code === 'PARSE_ERROR' ? `${message} at offset ${this.i}` : message });
@@ -107,22 +115,22 @@ class Parser {
 
   parseDocument(): unknown {
     this.ws();
-    const v = this.value(0, '$');
+    const v = this.value(0);
     this.ws();
     if (this.i !== this.s.length) this.fail('PARSE_ERROR', 'unexpected data after the JSON value');
     return v;
   }
 
-  private value(depth: number, path: string): unknown {
+  private value(depth: number): unknown {
     if (this.i >= this.s.length) this.fail('PARSE_ERROR', 'unexpected end of input');
     const c = this.s.charCodeAt(this.i);
     switch (c) {
       case 0x7b /* { */:
-        return this.object(depth + 1, path);
+        return this.object(depth + 1);
       case 0x5b /* [ */:
-        return this.array(depth + 1, path);
+        return this.array(depth + 1);
       case 0x22 /* " */:
-        return this.string(path);
+        return this.string();
       case 0x74 /* t */:
         return this.literal('true', true);
       case 0x66 /* f */:
@@ -130,7 +138,7 @@ class Parser {
       case 0x6e /* n */:
         return this.literal('null', null);
       default:
-        if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return this.number(path);
+        if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return this.number();
         return this.fail('PARSE_ERROR', `unexpected character ${JSON.stringify(this.s[this.i])}`);
     }
   }
@@ -143,11 +151,10 @@ class Parser {
     return this.fail('PARSE_ERROR', 'invalid literal');
   }
 
-  private object(depth: number, path: string): Record<string, unknown> {
+  private object(depth: number): Record<string, unknown> {
     if (depth > this.maxDepth) this.fail('PARSE_ERROR', `nesting deeper than ${this.maxDepth}`);
     this.i++; // {
     const out: Record<string, unknown> = {};
-    const seen = new Set<string>();
     this.ws();
     if (this.s.charCodeAt(this.i) === 0x7d) {
       this.i++;
@@ -156,14 +163,15 @@ class Parser {
     for (;;) {
       this.ws();
       if (this.s.charCodeAt(this.i) !== 0x22) this.fail('PARSE_ERROR', 'expected a member name');
-      const key = this.string(path);
-      if (seen.has(key)) this.fail('DUPLICATE_KEY', `duplicate key ${JSON.stringify(key)} in ${path}`);
-      seen.add(key);
+      const key = this.string();
+      if (Object.prototype.hasOwnProperty.call(out, key)) this.fail('DUPLICATE_KEY', `duplicate key ${JSON.stringify(key)} in ${this.path()}`);
       this.ws();
       if (this.s.charCodeAt(this.i) !== 0x3a) this.fail('PARSE_ERROR', "expected ':'");
       this.i++;
       this.ws();
-      const v = this.value(depth, `${path}.${key}`);
+      this.trail.push(key);
+      const v = this.value(depth);
+      this.trail.pop();
       if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
       else out[key] = v;
       this.ws();
@@ -180,7 +188,7 @@ class Parser {
     }
   }
 
-  private array(depth: number, path: string): unknown[] {
+  private array(depth: number): unknown[] {
     if (depth > this.maxDepth) this.fail('PARSE_ERROR', `nesting deeper than ${this.maxDepth}`);
     this.i++; // [
     const out: unknown[] = [];
@@ -191,7 +199,9 @@ class Parser {
     }
     for (;;) {
       this.ws();
-      out.push(this.value(depth, `${path}[${out.length}]`));
+      this.trail.push(out.length);
+      out.push(this.value(depth));
+      this.trail.pop();
       this.ws();
       const c = this.s.charCodeAt(this.i);
       if (c === 0x2c) {
@@ -206,11 +216,12 @@ class Parser {
     }
   }
 
-  private string(path: string): string {
+  private string(): string {
     const s = this.s;
     this.i++; // opening quote
     let start = this.i;
     let out = '';
+    let escapedUnit = false;
     for (;;) {
       if (this.i >= s.length) this.fail('PARSE_ERROR', 'unterminated string');
       const c = s.charCodeAt(this.i);
@@ -237,6 +248,7 @@ class Parser {
             const hex = s.slice(this.i + 1, this.i + 5);
             if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.fail('PARSE_ERROR', 'invalid \\u escape');
             out += String.fromCharCode(parseInt(hex, 16));
+            escapedUnit = true;
             this.i += 4;
             break;
           }
@@ -249,11 +261,11 @@ class Parser {
       }
       this.i++;
     }
-    if (hasLoneSurrogate(out)) this.fail('NOT_CANONICALIZABLE', `lone surrogate in a string in ${path}`);
+    if ((escapedUnit || this.rawMayHaveSurrogates) && hasLoneSurrogate(out)) this.fail('NOT_CANONICALIZABLE', `lone surrogate in a string in ${this.path()}`);
     return out;
   }
 
-  private number(path: string): number {
+  private number(): number {
     const s = this.s;
     const start = this.i;
     if (s.charCodeAt(this.i) === 0x2d) this.i++;
@@ -276,9 +288,9 @@ class Parser {
       if (digits() === 0) this.fail('PARSE_ERROR', 'invalid number');
     }
     const v = Number(s.slice(start, this.i));
-    if (!Number.isFinite(v)) this.fail('NOT_CANONICALIZABLE', `number out of range in ${path}`);
+    if (!Number.isFinite(v)) this.fail('NOT_CANONICALIZABLE', `number out of range in ${this.path()}`);
     if (this.integersOnly && !Number.isSafeInteger(v)) {
-      this.fail('NOT_CANONICALIZABLE', `${path}: only integers up to 2^53-1 are allowed in artefacts, got ${s.slice(start, this.i)}`);
+      this.fail('NOT_CANONICALIZABLE', `${this.path()}: only integers up to 2^53-1 are allowed in artefacts, got ${s.slice(start, this.i)}`);
     }
     return v;
   }
