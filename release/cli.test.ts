@@ -143,6 +143,7 @@ const k = createPrivateKey(readFileSync(${JSON.stringify(keyPath)}, 'utf8'));
 writeFileSync(process.env.NIXFLEET_OUTPUT, sign(null, readFileSync(process.env.NIXFLEET_INPUT), k));`);
   const s = await cli(['sign', '--in', join(dir, 'f.json'), '--sign-cmd', `${JSON.stringify(process.execPath)} ${JSON.stringify(hook)}`, '--public-key', key.publicKeyB64, '--now', NOW, '--out-dir', join(dir, 'out')]);
   assert.is(s.code, 0, s.err);
+  assert.match(s.err, /warning: 5 host\(s\) have no closureHash/);
   assert.is((await cli(['verify', '--artifact', join(dir, 'out/fleet.resolved.json'), '--public-key', key.publicKeyB64, '--now', NOW])).code, 0);
   // A failing hook, a hook writing junk, and a hook signing with the wrong key: exit 2, nothing written.
   for (const [cmd, msg] of [

@@ -415,6 +415,10 @@ function cmdSign(argv: string[], io: CliIo): number {
       const map = readClosures(values.closures as string, fleet);
       for (const [h, c] of Object.entries(map)) fleet.hosts[h]!.closureHash = c;
     }
+    const missing = Object.keys(fleet.hosts).filter((h) => fleet!.hosts[h]!.closureHash === null);
+    if (missing.length > 0) {
+      io.stderr(`warning: ${missing.length} host(s) have no closureHash and will not be deployed: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}\n`);
+    }
   }
   let revocations: Revocations | null = null;
   if (revPath !== undefined) {
