@@ -208,6 +208,10 @@ misc('--help on every subcommand, unknown command and flags', async () => {
     assert.is(h.code, 0);
     assert.match(h.out, new RegExp(`^Usage: nixfleet-release ${c}`));
   }
+  const push = await cli(['push', '--help']);
+  assert.is(push.code, 0);
+  assert.match(push.out, /nixfleet-release push/);
+  assert.is((await cli(['push'])).code, 1);
   assert.is((await cli(['--help'])).code, 0);
   assert.is((await cli([])).code, 1);
   assert.is((await cli(['frobnicate'])).code, 1);

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { fromBase64, generateKeyPair, publicKeyOf, SIGNATURE_BYTES, signBytes, toBase64, verifySignature, type PrivateKey } from './crypto.ts';
 import { canonicalBytes, canonicalize, parseJsonStrict } from './jcs.ts';
 import { parsePrivateKeyPem, toPkcs8Pem } from './keyfile.ts';
+import { runPush } from './push.ts';
 import { resolveFleetInput } from './resolve.ts';
 import {
   parseFleetResolved,
@@ -117,6 +118,7 @@ Commands:
   resolve       turn a fleet description into fleet.resolved.json
   sign          stamp, canonicalise and sign fleet.resolved.json / revocations.json
   verify        verify a signed artefact as the control plane and agents do
+  push          copy every host's closure to the binary cache, signed with the cache key
 
 Run 'nixfleet-release <command> --help' for the options of a command.
 Exit codes: 0 ok, 1 invalid input, 2 hook or I/O failure.
@@ -512,6 +514,8 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => number | Promise<n
   resolve: cmdResolve,
   sign: cmdSign,
   verify: cmdVerify,
+  // Written by the agent engineer (release/push.ts); it parses its own flags and prints its own --help.
+  push: (argv, io) => runPush(argv, { stdout: (s) => io.stdout(s), stderr: io.stderr, env: io.env }),
 };
 
 /** Run `nixfleet-release` with `argv` (without the program name); returns the exit code. */
@@ -526,7 +530,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`nixfleet-release: unknown command ${JSON.stringify(cmd)}\n\n${HELP['main']}`);
     return EXIT_INPUT;
   }
-  if (wantsHelp(rest)) {
+  if (wantsHelp(rest) && HELP[cmd] !== undefined) {
     io.stdout(HELP[cmd]!);
     return EXIT_OK;
   }
