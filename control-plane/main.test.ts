@@ -1,0 +1,103 @@
+/**
+ * The `nixfleet-control-plane` binary as a real process: refuses to start with a CA key or without
+ * mTLS material (exit 1, a message saying why), serves over mTLS, and stops cleanly on SIGTERM.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { sampleFleet } from '../fixtures/artifacts.ts';
+import type { ReadyzResponse } from './api.ts';
+import { Client, makeEnv } from './testing.ts';
+
+const env = makeEnv();
+const BIN = join(import.meta.dirname, '..', 'bin', 'nixfleet-control-plane.js');
+
+function configFile(over: Record<string, unknown>): string {
+  const p = join(env.dir, `config-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(
+    p,
+    JSON.stringify({
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      tlsCertFile: env.files.cert,
+      tlsKeyFile: env.files.key,
+      clientCaFile: env.files.caCert,
+      trustFile: env.trustFile,
+      dbPath: join(env.dir, 'cp.sqlite'),
+      source: { type: 'dir', dir: env.releasesDir },
+      logLevel: 'info',
+      ...over,
+    }),
+  );
+  return p;
+}
+
+async function runToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(p, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+const t = suite('main');
+
+t('--help documents serve and the keyless rule', async () => {
+  const r = await runToExit(['--help']);
+  assert.is(r.code, 0);
+  assert.match(r.stdout, /serve --config FILE/);
+  assert.match(r.stdout, /holds no signing key/);
+});
+
+t('refuses to start when pointed at the CA key, or without mTLS material', async () => {
+  const caKey = join(env.dir, 'ca.key');
+  writeFileSync(caKey, env.ca.keyPem);
+  const r1 = await runToExit(['serve', '--config', configFile({ tlsKeyFile: caKey })]);
+  assert.is(r1.code, 1);
+  assert.match(r1.stderr, /refusing to start \(PRIVATE_KEY_REFUSED\).*CA/);
+  const r2 = await runToExit(['serve', '--config', configFile({ clientCaFile: join(env.dir, 'missing.pem') })]);
+  assert.is(r2.code, 1);
+  assert.match(r2.stderr, /refusing to start \(MTLS_MISSING\)/);
+  const r3 = await runToExit(['serve', '--config', configFile({ releaseKeyFile: '/etc/release.key' })]);
+  assert.is(r3.code, 1);
+  assert.match(r3.stderr, /holds no signing or CA key/);
+  const r4 = await runToExit(['check-config', '--config', configFile({})]);
+  assert.is(r4.code, 0, r4.stderr);
+});
+
+t('serve: listens over mTLS, becomes ready from the source, stops on SIGTERM', async () => {
+  env.publish(sampleFleet({ hosts: 2, waves: 1, closures: true }));
+  const p = spawn(process.execPath, [BIN, 'serve', '--config', configFile({})], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /"msg":"listening".*?"port":(\d+)/.exec(stderr);
+      if (m !== null) resolve(Number(m[1]));
+    });
+    p.on('exit', () => reject(new Error(`exited early: ${stderr}`)));
+  });
+  const op = new Client(`https://localhost:${port}`, env.ca.certPem, env.operatorCert('alice'));
+  try {
+    let ready: ReadyzResponse | null = null;
+    for (let i = 0; i < 100 && ready?.ready !== true; i++) {
+      ready = (await op.call('GET', '/readyz')).body as ReadyzResponse;
+      if (ready.ready !== true) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.is(ready?.ready, true, stderr);
+    assert.is((await op.call('GET', '/v1/hosts')).status, 200);
+  } finally {
+    await op.close();
+    p.kill('SIGTERM');
+    const [code] = (await once(p, 'exit')) as [number | null];
+    assert.is(code, 0, stderr);
+  }
+});
+
+t.after(() => env.cleanup());
+t.run();

@@ -1,0 +1,162 @@
+/**
+ * `nixfleet-control-plane` (SPEC §5): `serve --config FILE [flags]`, `check-config --config FILE`.
+ *
+ * Exit codes: 0 ok (clean shutdown on SIGTERM/SIGINT), 1 invalid or refused configuration
+ * (including "points at a private key" and "mTLS material missing"), 2 runtime I/O failure.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseJsonStrict } from '../release/jcs.ts';
+import { createApp } from './app.ts';
+import { loadStartupMaterial, resolveConfig, type Config } from './config.ts';
+import { createLogger } from './log.ts';
+import { listenHttps } from './server.ts';
+import { ControlPlane } from './service.ts';
+import { createSource } from './sources.ts';
+import { Store } from './store.ts';
+
+const HELP = `nixfleet-control-plane — the keyless control plane (Hono over mutual TLS, SQLite)
+
+Usage:
+  nixfleet-control-plane serve --config FILE [flags]
+  nixfleet-control-plane check-config --config FILE [flags]
+  nixfleet-control-plane --help
+
+Commands:
+  serve          verify the signed fleet from the artefact source and serve agents and operators
+  check-config   validate the configuration and the TLS / trust material, then exit
+
+Flags (override the config file):
+  --config FILE          JSON configuration (see control-plane/README.md)
+  --listen-host HOST     default 127.0.0.1
+  --listen-port PORT     default 8443
+  --db PATH              SQLite database (WAL); may be deleted: the CP rebuilds from the source
+  --source-dir DIR       use a local directory as the artefact source
+  --log-level LEVEL      debug | info | warn | error
+  -h, --help             this help
+
+The control plane holds no signing key. It refuses to start when a configured file holds the
+fleet CA key or a release signing key, or when mTLS material is missing.
+
+Exit codes: 0 ok, 1 invalid or refused configuration, 2 I/O failure.
+`;
+
+type Parsed = { command: 'serve' | 'check-config' | 'help'; flags: Record<string, string> };
+
+function parseArgs(argv: string[]): Parsed | string {
+  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { command: 'help', flags: {} };
+  const [command, ...rest] = argv;
+  if (command !== 'serve' && command !== 'check-config') return `unknown command ${JSON.stringify(command)} (try --help)`;
+  const flags: Record<string, string> = {};
+  const known = new Set(['--config', '--listen-host', '--listen-port', '--db', '--source-dir', '--log-level']);
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    if (!known.has(name)) return `unknown flag ${JSON.stringify(a)} (try --help)`;
+    const value = eq > 0 ? a.slice(eq + 1) : rest[++i];
+    if (value === undefined) return `${name} needs a value`;
+    flags[name] = value;
+  }
+  if (flags['--config'] === undefined) return '--config FILE is required';
+  return { command, flags };
+}
+
+function buildConfig(flags: Record<string, string>): Config | string {
+  const path = flags['--config']!;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+  }
+  const parsed = parseJsonStrict(text, { maxBytes: 1024 * 1024 });
+  if (!parsed.ok) return `${path}: ${parsed.error.message}`;
+  if (typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) return `${path}: must be a JSON object`;
+  const partial: Record<string, unknown> = { ...(parsed.value as Record<string, unknown>) };
+  if (flags['--listen-host'] !== undefined) partial['listenHost'] = flags['--listen-host'];
+  if (flags['--listen-port'] !== undefined) {
+    const n = Number(flags['--listen-port']);
+    partial['listenPort'] = Number.isInteger(n) ? n : flags['--listen-port'];
+  }
+  if (flags['--db'] !== undefined) partial['dbPath'] = flags['--db'];
+  if (flags['--source-dir'] !== undefined) partial['source'] = { type: 'dir', dir: flags['--source-dir'] };
+  if (flags['--log-level'] !== undefined) partial['logLevel'] = flags['--log-level'];
+  const r = resolveConfig(partial);
+  return r.ok ? r.value : r.error.message;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (typeof args === 'string') {
+    process.stderr.write(`nixfleet-control-plane: ${args}\n`);
+    return 1;
+  }
+  if (args.command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const config = buildConfig(args.flags);
+  if (typeof config === 'string') {
+    process.stderr.write(`nixfleet-control-plane: ${config}\n`);
+    return 1;
+  }
+  const material = loadStartupMaterial(config);
+  if (!material.ok) {
+    process.stderr.write(`nixfleet-control-plane: refusing to start (${material.error.code}): ${material.error.message}\n`);
+    return 1;
+  }
+  if (args.command === 'check-config') {
+    process.stdout.write('configuration ok\n');
+    return 0;
+  }
+
+  const log = createLogger(config.logLevel);
+  let store: Store;
+  try {
+    store = new Store(config.dbPath);
+  } catch (e) {
+    process.stderr.write(`nixfleet-control-plane: cannot open the database ${config.dbPath}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 2;
+  }
+  const source = createSource(config.source, {
+    maxBytes: config.maxArtifactBytes,
+    timeoutMs: config.fetchTimeoutMs,
+    cacheDir: config.cacheDir ?? join(`${config.dbPath}.git-cache`),
+  });
+  const cp = new ControlPlane({ config, store, source, trust: material.value.trust, log });
+  const app = createApp({
+    service: cp,
+    maxBodyBytes: config.maxBodyBytes,
+    retryAfterSecs: config.retryAfterSecs,
+    logError: (m, e) => log.error(m, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+  });
+  let server;
+  try {
+    // Listen first: /healthz answers and /v1/* says 503 + Retry-After while the source is read.
+    server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort);
+  } catch (e) {
+    process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.listenHost}:${config.listenPort}: ${e instanceof Error ? e.message : String(e)}\n`);
+    store.close();
+    return 2;
+  }
+  log.info('listening', { host: server.host, port: server.port, source: source.describe, db: config.dbPath });
+  await cp.start();
+  const ready = cp.readiness();
+  log.info(ready.ready ? 'ready' : 'not ready yet', { reasons: ready.reasons, fleet: ready.fleet });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('shutting down', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await server.close();
+  await cp.stop();
+  store.close();
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
