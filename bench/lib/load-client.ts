@@ -24,7 +24,7 @@ import { connect as tlsConnect, createSecureContext, type SecureContext } from '
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
 import { forkTs, serveChild, type Forked } from './child.ts';
-import { summarize, type Summary } from './stats.ts';
+import { procCpuMs, summarize, type Summary } from './stats.ts';
 
 /** What the parent writes to a JSON file for the client to read once. */
 export type LoadClientInit = {
@@ -45,9 +45,9 @@ export type RequestTemplate = {
 };
 
 export type PhaseSpec =
-  | { kind: 'sweep'; request: RequestTemplate; from: number; to: number; concurrency: number }
-  | { kind: 'closed'; request: RequestTemplate; connections: number; checkinsPerConnection: number; warmupMs: number; durationMs: number; hostOffset?: number }
-  | { kind: 'open'; request: RequestTemplate; connections: number; checkinsPerConnection: number; ratePerSec: number; warmupMs: number; durationMs: number; hostOffset?: number }
+  | { kind: 'sweep'; request: RequestTemplate; from: number; to: number; concurrency: number; keepOpen?: boolean }
+  | { kind: 'closed'; request: RequestTemplate; connections: number; checkinsPerConnection: number; warmupMs: number; durationMs: number; hostOffset?: number; serverPid?: number }
+  | { kind: 'open'; request: RequestTemplate; connections: number; checkinsPerConnection: number; ratePerSec: number; warmupMs: number; durationMs: number; hostOffset?: number; serverPid?: number }
   | { kind: 'handshake'; count: number; hostOffset?: number }
   | { kind: 'fetch'; path: string; count: number; ifNoneMatch: string | null; hostOffset?: number };
 
@@ -65,6 +65,11 @@ export type PhaseResult = {
   connectionsOpened: number;
   /** CPU the load client itself used during the phase (to show it was not the bottleneck). */
   clientCpuMs: number;
+  /**
+   * `closed` / `open` with `serverPid`: the server's CPU inside the measured window exactly
+   * (read from /proc by the client at the window's start and end), and per completed request.
+   */
+  server?: { cpuMs: number; cores: number; cpuMsPerRequest: number };
   /** `fetch` only: bytes received per request, headers + body (HTTP/1.1, before TLS framing). */
   bytesPerRequest?: Summary;
   /** First few non-2xx bodies, for diagnosis. */
@@ -94,6 +99,8 @@ type Slot = { client: Client | null; host: number; used: number };
 class Runner {
   private readonly hosts: Host[];
   private readonly url: URL;
+  /** Connections a `sweep` with `keepOpen` left open (idle keep-alive, as agents between polls). */
+  private held: Client[] = [];
   constructor(private readonly init: LoadClientInit) {
     this.hosts = init.hosts.map((h) => ({ name: h.name, certPem: h.certPem, ctx: null }));
     this.url = new URL(init.origin);
@@ -142,6 +149,14 @@ class Runner {
         break;
     }
     const cpu = process.cpuUsage(cpu0);
+    const server =
+      acc.serverCpu0 !== null && acc.serverCpu1 !== null
+        ? {
+            cpuMs: acc.serverCpu1 - acc.serverCpu0,
+            cores: Math.round(((acc.serverCpu1 - acc.serverCpu0) / windowMs) * 100) / 100,
+            cpuMsPerRequest: Math.round(((acc.serverCpu1 - acc.serverCpu0) / Math.max(1, acc.latencies.length)) * 1000) / 1000,
+          }
+        : undefined;
     return {
       kind: spec.kind,
       completed: acc.latencies.length,
@@ -153,8 +168,18 @@ class Runner {
       connectionsOpened: acc.connections,
       clientCpuMs: Math.round((cpu.user + cpu.system) / 1000),
       ...(acc.bytes.length > 0 ? { bytesPerRequest: summarize(acc.bytes) } : {}),
+      ...(server !== undefined ? { server } : {}),
       sampleErrors: acc.sampleErrors,
     };
+  }
+
+  /** Read the server's CPU at `at` (performance.now() time) into `acc` (start or end of window). */
+  private markServerCpu(pid: number | undefined, at: number, acc: Acc, which: 'start' | 'end'): void {
+    if (pid === undefined) return;
+    setTimeout(() => {
+      if (which === 'start') acc.serverCpu0 = procCpuMs(pid);
+      else acc.serverCpu1 = procCpuMs(pid);
+    }, Math.max(0, at - performance.now()));
   }
 
   /** One request on `client`; resolves to the status, or -1 on a transport error (counted). */
@@ -187,7 +212,8 @@ class Runner {
         const s = performance.now();
         const status = await this.request(c, spec.request, i, acc, true);
         if (status >= 0) acc.latencies.push(performance.now() - s);
-        await c.destroy();
+        if (spec.keepOpen === true) this.held.push(c);
+        else await c.destroy();
       }
     };
     await Promise.all(Array.from({ length: Math.min(spec.concurrency, spec.to - spec.from) }, worker));
@@ -219,6 +245,8 @@ class Runner {
     const t0 = performance.now();
     const from = t0 + spec.warmupMs;
     const until = from + spec.durationMs;
+    this.markServerCpu(spec.serverPid, from, acc, 'start');
+    this.markServerCpu(spec.serverPid, until, acc, 'end');
     const run = async (slot: Slot): Promise<void> => {
       while (performance.now() < until) {
         if (slot.client === null || slot.used >= spec.checkinsPerConnection) {
@@ -251,6 +279,8 @@ class Runner {
     const t0 = performance.now();
     const from = t0 + spec.warmupMs;
     const until = from + spec.durationMs;
+    this.markServerCpu(spec.serverPid, from, acc, 'start');
+    this.markServerCpu(spec.serverPid, until, acc, 'end');
     const interval = 1000 / spec.ratePerSec;
     let issued = 0;
     let inFlight = 0;
@@ -369,6 +399,8 @@ class Acc {
   errors = 0;
   connections = 0;
   sampleErrors: string[] = [];
+  serverCpu0: number | null = null;
+  serverCpu1: number | null = null;
   status(key: string, errorText: string | null): void {
     this.statuses[key] = (this.statuses[key] ?? 0) + 1;
     if (errorText !== null) {
