@@ -74,12 +74,12 @@ in
           StateDirectory = stateDirName;
           StateDirectoryMode = "0700";
           UMask = "0077";
-          # No namespace sandboxing (see the header); only what activation cannot notice:
+          # No namespace sandboxing (see the header), and no address-family or system-call filter:
+          # switch scripts inherit them. Only what activation cannot notice:
           NoNewPrivileges = true;
           LockPersonality = true;
           RestrictRealtime = true;
           SystemCallArchitectures = "native";
-          RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" ];
         };
       };
     })

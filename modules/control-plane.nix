@@ -69,7 +69,6 @@ in
         ProtectClock = true;
         ProtectHostname = true;
         ProtectProc = "invisible";
-        ProcSubset = "pid";
         RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
         RestrictNamespaces = true;
         RestrictRealtime = true;
@@ -77,7 +76,10 @@ in
         LockPersonality = true;
         RemoveIPC = true;
         SystemCallArchitectures = "native";
-        SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+        # Node raises its own fd limit and libuv probes io_uring: a refused call must fail with
+        # EPERM (and Node falls back), not kill the process with SIGSYS.
+        SystemCallFilter = [ "@system-service" "~@privileged" ];
+        SystemCallErrorNumber = "EPERM";
         # V8's JIT needs writable+executable memory, so MemoryDenyWriteExecute stays off.
         MemoryDenyWriteExecute = false;
         CapabilityBoundingSet = if cfg.listenPort < 1024 then [ "CAP_NET_BIND_SERVICE" ] else [ "" ];
