@@ -76,7 +76,7 @@ export const DEFAULTS: Readonly<Omit<Config, 'tlsCertFile' | 'tlsKeyFile' | 'cli
     cacheDir: null,
     pollIntervalSecs: 60,
     reconcileIntervalSecs: 10,
-    reconcileDebounceMs: 250,
+    reconcileDebounceMs: 1000,
     confirmDeadlineSecs: 120,
     agentPollIntervalSecs: 60,
     offlineAfterSecs: 180,
