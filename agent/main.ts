@@ -154,5 +154,5 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] !== undefined && /(agent[/\\]main\.ts|nixfleet-agent(\.js)?)$/.test(process.argv[1]);
+const isEntry = process.argv[1] !== undefined && /(agent[/\\]main\.ts|nixfleet-agent(\.m?js)?)$/.test(process.argv[1]);
 if (isEntry) process.exitCode = await main(process.argv.slice(2));
