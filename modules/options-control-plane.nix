@@ -93,7 +93,7 @@
     };
     reconcileDebounceMs = {
       type = "ints.unsigned";
-      default = 250;
+      default = 1000;
       description = "Coalescing delay, in milliseconds, for the reconciles that check-ins request.";
     };
     confirmDeadlineSecs = {
