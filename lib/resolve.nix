@@ -4,10 +4,15 @@
 # Input: a fleet description (release/schema.ts `FleetDescription`) as an attribute set, or a list
 # of them (fleet files, merged).
 # Output, like resolve.ts `resolveFleetInput`: `{ ok = true; fleet; warnings; }` or
-# `{ ok = false; error = { code; message; }; }` (lib.mkFleet throws the error). `fleet` is the `fleet.resolved` value of SPEC §2.2 with
-# `meta.signedAt = null`; `builtins.toJSON fleet`, canonicalised with JCS, is byte-identical to
-# what `nixfleet-release resolve` writes for the same description (nix-tests/mkfleet.test.ts holds
-# the two to the golden and negative fixtures under fixtures/fleets/).
+# `{ ok = false; error = { code; message; }; }` (lib.mkFleet throws the error). `fleet` is the
+# `fleet.resolved` value of SPEC §2.2 with `meta.signedAt = null`; `builtins.toJSON fleet`,
+# canonicalised with JCS, is byte-identical to what `nixfleet-release resolve` writes for the same
+# description (nix-tests/mkfleet.test.ts holds the two to the golden and negative fixtures under
+# fixtures/fleets/, nix-tests/mkfleet.props.test.ts to random descriptions).
+#
+# Limits: host names should be ASCII (Nix sorts names by bytes, resolve.ts by UTF-16 code units);
+# numbers must be integers (a Nix float such as 30.0 is "must be an integer", where JSON 30.0 is
+# an integer to resolve.ts).
 #
 # The rules, defaults, check order, codes and messages are those of release/README.md
 # ("Fleet description → fleet.resolved.json") and release/resolve.ts; the shape check mirrors
