@@ -7,7 +7,7 @@ import type { AuditEntry, HostReport } from '../control-plane/api.ts';
 import { generateKeyPair, signBytes, toBase64 } from '../release/crypto.ts';
 import { canonicalBytes, canonicalize } from '../release/jcs.ts';
 import { GENESIS_HASH, auditEntryHash, verifyAuditLog } from './audit.ts';
-import { isOneLine, runCli, signArtifact, smallFleet, tempDir } from './testing.ts';
+import { documentedJsonFields, isOneLine, runCli, signArtifact, smallFleet, tempDir } from './testing.ts';
 
 const web1 = generateKeyPair('ed25519', new Uint8Array(32).fill(11));
 const web2 = generateKeyPair('ed25519', new Uint8Array(32).fill(12));
@@ -150,6 +150,8 @@ test('nixfleet audit verify: exit 0 with a summary, exit 1 naming the line; --fl
     assert.match(noFleet.stdout, /3 host reports NOT checked \(give --fleet/);
     const j = await runCli(['audit', 'verify', 'audit.jsonl', '--fleet', 'fleet.json', '--json'], io);
     assert.equal(Object.keys(JSON.parse(j.stdout)), ['ok', 'entries', 'firstSeq', 'lastSeq', 'lastHash', 'complete', 'reports']);
+    const failureOnly = ['code', 'line', 'seq', 'message'];
+    assert.equal(Object.keys(JSON.parse(j.stdout)).sort(), documentedJsonFields('audit verify').filter((f) => !failureOnly.includes(f)).sort());
 
     const lines = LOG.split('\n');
     lines[4] = lines[4]!.replace('investigating', 'routine');
@@ -160,6 +162,7 @@ test('nixfleet audit verify: exit 0 with a summary, exit 1 naming the line; --fl
     assert.ok(isOneLine(bad.stderr));
     const badJson = await runCli(['audit', 'verify', 'edited.jsonl', '--json'], io);
     assert.is(JSON.parse(badJson.stdout).line, 5);
+    assert.equal(Object.keys(JSON.parse(badJson.stdout)).sort(), ['ok', ...failureOnly].sort());
   } finally {
     tmp.cleanup();
   }

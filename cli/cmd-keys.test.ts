@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateKeyPair, toOpenSshEd25519 } from '../release/crypto.ts';
-import { isOneLine, runCli, signArtifact, smallFleet, tempDir } from './testing.ts';
+import { documentedJsonFields, isOneLine, runCli, signArtifact, smallFleet, tempDir } from './testing.ts';
 
 const tmp = tempDir();
 test.after(() => tmp.cleanup());
@@ -55,6 +55,7 @@ test('verify-artifact: valid with --public-key or --trust (reports which slot), 
   assert.is(j.signedAt, signedAt);
   assert.is(j.hosts, 2);
   assert.is(j.ciCommit, 'c0ffee');
+  assert.equal(Object.keys(j).sort(), documentedJsonFields('verify-artifact').filter((f) => f !== 'code' && f !== 'message').sort());
 });
 
 test('verify-artifact: the verifier codes come through, exit 1, one line', async () => {

@@ -25,7 +25,7 @@ import type { CheckinResponse, HostReport } from '../control-plane/api.ts';
 import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from '../control-plane/testing.ts';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import type { FleetResolved } from '../release/schema.ts';
-import { isOneLine, runCli } from './testing.ts';
+import { documentedJsonFields, isOneLine, runCli } from './testing.ts';
 import type { StatusReport, TraceRow } from './views.ts';
 
 const HOSTS = ['host-0000', 'host-0001', 'host-0002', 'host-0003'] as const;
@@ -307,6 +307,28 @@ t('audit export of a finished rollout verifies with audit verify; editing one li
   const pv = await cli(['audit', 'verify', '-', '--fleet', fleets.join(',')], {}, { stdin: async () => partial.stdout });
   assert.is(pv.code, 0, pv.stderr);
   assert.match(pv.stdout, /seq 10\.\..*partial export/);
+});
+
+t('--json output of every read command has exactly the documented field names', async () => {
+  const keys = (o: object) => Object.keys(o).sort();
+  const same = (actual: object, command: string, only?: string[]) => {
+    const documented = documentedJsonFields(command).filter((f) => only === undefined || only.includes(f));
+    assert.equal(keys(actual), [...documented].sort(), command);
+  };
+  const status = JSON.parse((await cli(['status', '--json'])).stdout) as StatusReport;
+  assert.equal(keys(status), ['counts', 'hosts', 'unhealthy']);
+  same(status.hosts[0]!, 'status');
+  same(JSON.parse((await cli(['hosts', '--json'])).stdout).hosts[0], 'hosts');
+  const list = JSON.parse((await cli(['rollout', 'list', '--json'])).stdout).rollouts;
+  same(list[0], 'rollout list');
+  const id = list[0].id as string;
+  same(JSON.parse((await cli(['rollout', 'show', id, '--json'])).stdout), 'rollout show');
+  const trace = JSON.parse((await cli(['rollout', 'trace', id, '--json'])).stdout);
+  assert.equal(keys(trace), ['events', 'rolloutId', 'state']);
+  same(trace.events[0], 'rollout trace');
+  same(JSON.parse((await cli(['quarantine', 'list', '--json'])).stdout).quarantines[0] ?? Object.fromEntries(documentedJsonFields('quarantine list').map((f) => [f, 0])), 'quarantine list');
+  same(JSON.parse((await cli(['pause', 'stable', '--json'])).stdout), 'pause');
+  same(JSON.parse((await cli(['resume', 'stable', '--json'])).stdout), 'pause');
 });
 
 t('a host certificate as the CLI identity is refused with a clear message (exit 1)', async () => {

@@ -87,3 +87,10 @@ export function signArtifact(value: unknown, key: KeyPair = generateKeyPair('ed2
   if (!bytes.ok) throw new Error(bytes.error.message);
   return { bytes: bytes.value, sig: signBytes(bytes.value, key), key };
 }
+
+/** The `--json` field names a command documents (docs/cli.md), to compare with real output. */
+export function documentedJsonFields(command: string): string[] {
+  const c = COMMANDS.find((x) => x.name === command);
+  if (!c?.json) throw new Error(`bug: ${command} documents no --json output`);
+  return c.json.fields.map((f) => f.name);
+}

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { HostView, Quarantine, RolloutDetail } from '../control-plane/api.ts';
 import { makeStyle, stripAnsi } from './output.ts';
-import { hostStatus, quarantineSet, renderProgress, renderStatus, renderTrace, statusReport, traceRows } from './views.ts';
+import { hostStatus, quarantineSet, renderHosts, renderProgress, renderQuarantines, renderRolloutDetail, renderRolloutList, renderStatus, renderTrace, statusReport, traceRows } from './views.ts';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const plain = makeStyle(false);
@@ -130,6 +130,54 @@ test('progress shows each wave with a bar and the current wave marked', () => {
       '  wave 0  [####################] 1/1  1 converged',
       '▸ wave 1  [--------------------] 0/1  1 soaking',
       '  wave 2  [--------------------] 0/1  1 queued',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('hosts, rollout list, rollout show and quarantine list renderings are pinned', () => {
+  const hs: HostView[] = [
+    host('web1', { probes: [{ name: 'http', ok: true, observedAt: '2026-03-01T11:59:30Z' }], lastOutcome: { rolloutId: 'stable@abc', closureHash: NEW, outcome: 'confirmed', at: '2026-03-01T11:50:00Z' } }),
+    host('db1', { channel: 'db', failedUnits: ['postgresql.service'], probes: [{ name: 'tcp', ok: false, observedAt: '2026-03-01T11:59:30Z' }] }),
+    host('edge2', { channel: 'edge', currentClosure: null, lastCheckinAt: null, online: false }),
+  ];
+  assert.fixture(
+    renderHosts(hs, NOW, plain),
+    [
+      'HOST   CHANNEL  CHECK-IN    SEEN      CURRENT                      FAILED UNITS        PROBES       LAST OUTCOME',
+      'db1    db       online      30 s ago  11111111-nixos-system-25.11  postgresql.service  1/1 failing  -',
+      'edge2  edge     never seen  never     -                            -                   -            -',
+      'web1   stable   online      30 s ago  11111111-nixos-system-25.11  -                   1 ok         confirmed 10 min ago',
+      '',
+    ].join('\n'),
+  );
+  assert.fixture(
+    renderRolloutList([{ ...DETAIL, hosts: undefined } as unknown as RolloutDetail, { ...DETAIL, id: 'db@x', channel: 'db', state: 'Halted', reason: 'host db1 failed', openedAt: '2026-03-01T10:00:00Z', hostCounts: { Converged: 1, Failed: 1 } }], NOW, plain),
+    [
+      'ROLLOUT     CHANNEL  STATE        WAVE  CONVERGED  OPENED      UPDATED    REASON',
+      'stable@abc  stable   → executing  1     1/3        30 min ago  2 min ago',
+      'db@x        db       ✗ halted     -     1/2        2 h ago     2 min ago  host db1 failed',
+      '',
+    ].join('\n'),
+  );
+  assert.fixture(
+    renderRolloutDetail(DETAIL, NOW, plain),
+    [
+      'rollout stable@abc: → executing, wave 1 (waves 0–2)',
+      'opened 30 min ago, updated 2 min ago; artefact signed 2026-03-01T11:00:00Z, sha256 ffffffffffff…',
+      '',
+      'WAVE  HOST  STATE        SINCE       CLOSURE                      REASON',
+      '0     web1  ✓ converged  15 min ago  11111111-nixos-system-25.11',
+      '1     web2  → soaking    5 min ago   11111111-nixos-system-25.11',
+      '2     web3  … queued     30 min ago  11111111-nixos-system-25.11  wave 2 waits for wave 1',
+      '',
+    ].join('\n'),
+  );
+  assert.fixture(
+    renderQuarantines(QS, NOW, plain),
+    [
+      `CHANNEL  ${'CLOSURE'.padEnd(BAD.length)}  ROLLOUT  SINCE       REASON`,
+      `db       ${BAD}  db@bad   20 min ago  db1 rolled back`,
       '',
     ].join('\n'),
   );
