@@ -110,6 +110,9 @@ test('settings errors are usage errors (exit 2): http URL, unreadable cert, miss
   const noCert = await runCli(['hosts', '--url', url, '--cert', 'nope.pem', '--key', 'op.key', '--ca', 'ca.pem'], io);
   assert.is(noCert.code, 2);
   assert.match(noCert.stderr, /cannot read --cert .*nope\.pem: ENOENT/);
+  const zero = await runCli(['hosts', ...conn, '--timeout-secs', '0'], io);
+  assert.is(zero.code, 2);
+  assert.match(zero.stderr, /--timeout-secs must be at least 1/);
   const noCa = await runCli(['hosts', '--url', url, '--cert', 'op.pem', '--key', 'op.key'], io);
   assert.is(noCa.code, 2);
   assert.match(noCa.stderr, /missing --ca/);
@@ -144,6 +147,9 @@ test('status: exit 0 when healthy, 1 when a host failed or is quarantined; --jso
   assert.match(ok.stdout, /web2 +stable .*⚠ stale/);
   hosts = [hostView('web1'), hostView('web2', { currentClosure: 'x-old', declaredClosure: 'x-bad' })];
   quarantines = [{ channel: 'stable', closureHash: 'x-bad', rolloutId: null, reason: 'r', since: '2026-03-01T11:00:00Z' }];
+  const onlyOther = await runCli(['status', '--json', '--channel', 'other', ...conn], io);
+  assert.is(onlyOther.code, 0, '--channel filters before judging health');
+  assert.equal(JSON.parse(onlyOther.stdout).hosts, []);
   const bad = await runCli(['status', '--json', ...conn], io);
   assert.is(bad.code, 1);
   const j = JSON.parse(bad.stdout);

@@ -44,7 +44,10 @@ export function clientFromCtx(ctx: Ctx): Result<Client, CliError> {
   if (!key.ok) return key;
   const ca = read('ca');
   if (!ca.ok) return ca;
-  return openClient({ url, certPem: cert.value, keyPem: key.value, caPem: ca.value, timeoutMs: (flagInt(ctx, 'timeout-secs') ?? 10) * 1000 });
+  const timeoutSecs = flagInt(ctx, 'timeout-secs') ?? 10;
+  // 0 would mean "no timeout" to undici: an operator command must always come back.
+  if (timeoutSecs < 1) return err({ code: 'USAGE', message: '--timeout-secs must be at least 1' });
+  return openClient({ url, certPem: cert.value, keyPem: key.value, caPem: ca.value, timeoutMs: timeoutSecs * 1000 });
 }
 
 export function openClient(opts: ClientOptions): Result<Client, CliError> {
