@@ -535,8 +535,9 @@ export class Store {
   }
 
   /**
-   * The part of Observed one host event can touch: this host's observation and, for every loaded
-   * rollout holding the host, the rollout with only this host in `hosts`.
+   * The part of Observed one host event can touch: this host's observation and, for every live
+   * (not Converged / Superseded) rollout holding the host, the rollout with only this host in
+   * `hosts`. Channel-level maps are empty: host events do not use them.
    */
   loadHostSlice(hostname: string): Observed {
     const hosts: Record<string, HostObservation> = {};
@@ -549,7 +550,9 @@ export class Store {
       const row = toRolloutRow(r);
       rollouts[row.id] = this.toRollout(row, { [hostname]: toRolloutHost(rh) });
     }
-    return { hosts, rollouts, ...this.loadChannelState() };
+    // Host events never read or write the channel-level maps (reconciler/apply.ts), so the hot
+    // check-in path skips loading them; persistObserved sees them unchanged (empty → empty).
+    return { hosts, rollouts, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} };
   }
 
   private toRollout(row: RolloutRow, hosts: Record<string, RolloutHost>): Rollout {
