@@ -15,10 +15,7 @@
       lib = import ./lib { };
 
       # nixfleet (operator CLI), nixfleet-agent, nixfleet-control-plane, nixfleet-release.
-      packages = forAllSystems (system: import ./nix/packages.nix {
-        pkgs = nixpkgs.legacyPackages.${system};
-        src = self;
-      });
+      packages = forAllSystems (system: import ./nix/packages.nix { pkgs = nixpkgs.legacyPackages.${system}; });
 
       nixosModules = {
         agent = import ./modules/agent.nix { packages = self.packages; };

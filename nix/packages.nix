@@ -4,20 +4,21 @@
 #
 # Not evaluated in this repository's CI (it has Nix but no nixpkgs and no network to a cache);
 # see docs/nixos.md.
-{ pkgs, src }:
+{ pkgs }:
 let
   inherit (pkgs) lib;
   nodejs = pkgs.nodejs_20;
-  manifest = builtins.fromJSON (builtins.readFile (src + "/package.json"));
+  root = ../.; # the repository (the flake's own source)
+  manifest = builtins.fromJSON (builtins.readFile (root + "/package.json"));
 
   nixfleet = pkgs.buildNpmPackage {
     pname = "nixfleet";
     inherit (manifest) version;
     inherit nodejs;
-    src = lib.cleanSource src;
+    src = lib.cleanSource root;
 
     # Dependencies straight from package-lock.json (its integrity hashes), no npmDepsHash to keep.
-    npmDeps = pkgs.importNpmLock { npmRoot = src; };
+    npmDeps = pkgs.importNpmLock { npmRoot = root; };
     npmConfigHook = pkgs.importNpmLock.npmConfigHook;
 
     # better-sqlite3: prebuild-install is told to build, node-gyp uses this Node's headers.
