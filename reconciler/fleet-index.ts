@@ -40,6 +40,13 @@ export type ChannelIndex = {
   gatedBy: string[];
   /** gated host → its gating hosts (same channel, both members), sorted. */
   hostEdges: Map<string, string[]>;
+  // The same, as arrays aligned with `members` (index i = members[i]): one tick walks these.
+  waveAt: number[];
+  closureAt: string[];
+  /** Indexes into `FleetIndex.budgets` of the budgets matching members[i] (undefined: none). */
+  budgetsAt: (number[] | undefined)[];
+  /** Indexes into `members` of the gating hosts of members[i] (undefined: none). */
+  gatesAt: (number[] | undefined)[];
 };
 
 export type FleetIndex = {
@@ -185,8 +192,13 @@ function build(fleet: FleetResolved): FleetIndex {
     }
     for (const list of hostEdges.values()) list.sort(byCodeUnits);
 
+    const memberIndex = new Map<string, number>(members.map((h, i) => [h, i]));
     channels.set(name, {
       name,
+      waveAt: members.map((h) => waveOf.get(h)!),
+      closureAt: members.map((h) => closureOf.get(h)!),
+      budgetsAt: [],
+      gatesAt: members.map((h) => hostEdges.get(h)?.map((g) => memberIndex.get(g)!)),
       members,
       closureOf,
       waveOf,
@@ -218,6 +230,7 @@ function build(fleet: FleetResolved): FleetIndex {
     budgets.push({ index, budget: b, matching, limit: unlimited ? Infinity : budgetLimit(b, matching), label: budgetLabel(b, index) });
   });
 
+  for (const ch of channels.values()) ch.budgetsAt = ch.members.map((h) => hostBudgets.get(h));
   return { channelOrder: channelOrder(channelNames, fleet), channels, budgets, hostBudgets };
 }
 

@@ -35,7 +35,7 @@ const isInFlight = (s: HostRolloutState): boolean => s === 'Dispatched' || s ===
 const isDone = (s: HostRolloutState): boolean => s === 'Soaked' || s === 'Converged';
 const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
-/** Per-channel working state of one tick. */
+/** Per-channel working state of one tick; arrays are aligned with `ch.members`. */
 type Plan = {
   ch: ChannelIndex;
   id: string;
@@ -43,9 +43,12 @@ type Plan = {
   record: Rollout | null;
   state: RolloutState;
   currentWave: number;
-  refMs: number; // when the rollout started (or opened): reference for never-seen hosts
-  /** Host states changed this tick (overlay on the record). */
-  eff: Map<string, HostRolloutState>;
+  /** When the rollout started (or opened): the reference for hosts never seen. */
+  refMs: number;
+  recs: (RolloutHost | undefined)[];
+  obs: (HostObservation | undefined)[];
+  /** Effective host states: the record's, then this tick's transitions. */
+  states: HostRolloutState[];
   minIncompleteWave: number;
   minComplianceFailWave: number;
   canDispatch: boolean;
@@ -62,14 +65,6 @@ type Tick = {
   quarantined: Map<string, Set<string>>; // channel → closures (observed + this tick)
 };
 
-function hostRecord(plan: Plan, h: string): RolloutHost | undefined {
-  return plan.record === null ? undefined : plan.record.hosts[h];
-}
-
-function stateOf(plan: Plan, h: string): HostRolloutState {
-  return plan.eff.get(h) ?? hostRecord(plan, h)?.state ?? 'Queued';
-}
-
 function quarantineSet(t: Tick, channel: string): Set<string> {
   let s = t.quarantined.get(channel);
   if (s === undefined) {
@@ -81,32 +76,41 @@ function quarantineSet(t: Tick, channel: string): Set<string> {
 
 type Liveness = { offline: boolean; pastGrace: boolean; forMs: number; neverSeen: boolean };
 
-function liveness(t: Tick, plan: Plan, h: string): Liveness {
-  const obs = hasOwn(t.observed.hosts, h) ? t.observed.hosts[h] : undefined;
-  const last = obs?.lastCheckinMs ?? null;
-  const forMs = t.nowMs - (last ?? plan.refMs);
-  // A host never seen cannot be dispatched: we do not know what it runs (CP rebuilt from empty).
-  const offline = last === null || forMs > t.opts.offlineAfterMs;
-  const pastGrace = offline && forMs > t.opts.offlineAfterMs + t.opts.offlineGraceMs;
-  return { offline, pastGrace, forMs, neverSeen: last === null };
+/** ms since host i was last seen; a host never seen counts from the rollout start, as a negative. */
+function unseenForMs(t: Tick, plan: Plan, i: number): number {
+  const last = plan.obs[i]?.lastCheckinMs ?? null;
+  // A host never seen counts as offline: we do not know what it runs (CP rebuilt from empty).
+  return last === null ? -1 - (t.nowMs - plan.refMs) : t.nowMs - last;
 }
 
-function observation(t: Tick, h: string): HostObservation | undefined {
-  return hasOwn(t.observed.hosts, h) ? t.observed.hosts[h] : undefined;
+function isOffline(t: Tick, plan: Plan, i: number): boolean {
+  const u = unseenForMs(t, plan, i);
+  return u < 0 || u > t.opts.offlineAfterMs;
 }
 
-function changeBudgets(t: Tick, h: string, delta: number): void {
-  const list = t.idx.hostBudgets.get(h);
-  if (list === undefined) return;
-  for (const b of list) t.budgetCount[b]! += delta;
+function isPastGrace(t: Tick, plan: Plan, i: number): boolean {
+  const u = unseenForMs(t, plan, i);
+  const forMs = u < 0 ? -1 - u : u;
+  return forMs > t.opts.offlineAfterMs + t.opts.offlineGraceMs;
 }
 
-/** Moves a host to a new effective state, keeping budget counts in step. */
-function setState(t: Tick, plan: Plan, h: string, to: HostRolloutState): void {
-  const from = stateOf(plan, h);
-  if (isInFlight(from) && !isInFlight(to)) changeBudgets(t, h, -1);
-  else if (!isInFlight(from) && isInFlight(to)) changeBudgets(t, h, +1);
-  plan.eff.set(h, to);
+function liveness(t: Tick, plan: Plan, i: number): Liveness {
+  const u = unseenForMs(t, plan, i);
+  const neverSeen = u < 0;
+  const forMs = neverSeen ? -1 - u : u;
+  const offline = neverSeen || forMs > t.opts.offlineAfterMs;
+  return { offline, pastGrace: offline && forMs > t.opts.offlineAfterMs + t.opts.offlineGraceMs, forMs, neverSeen };
+}
+
+/** Moves host i to a new effective state, keeping the budget counts in step. */
+function setState(t: Tick, plan: Plan, i: number, to: HostRolloutState): void {
+  const from = plan.states[i]!;
+  const delta = (isInFlight(to) ? 1 : 0) - (isInFlight(from) ? 1 : 0);
+  if (delta !== 0) {
+    const list = plan.ch.budgetsAt[i];
+    if (list !== undefined) for (const b of list) t.budgetCount[b]! += delta;
+  }
+  plan.states[i] = to;
 }
 
 function secs(ms: number): string {
@@ -124,10 +128,10 @@ function offlineSkip(live: Liveness, t: Tick): { code: SkipCode; reason: string 
   return { code: 'offline', reason: `offline: ${what} (offline after ${secs(t.opts.offlineAfterMs)})` };
 }
 
-function emitSkip(out: Action[], plan: Plan, h: string, code: SkipCode, reason: string): void {
-  // Debounced: only when the recorded skip differs (applyActions records it).
-  if (hostRecord(plan, h)?.skip?.code === code) return;
-  out.push({ kind: 'skip_host', rolloutId: plan.id, host: h, code, reason });
+/** Debounced: emits only when the recorded skip differs (applyActions records it); the reason is built lazily. */
+function emitSkip(out: Action[], plan: Plan, i: number, code: SkipCode, reason: () => string): void {
+  if (plan.recs[i]?.skip?.code === code) return;
+  out.push({ kind: 'skip_host', rolloutId: plan.id, host: plan.ch.members[i]!, code, reason: reason() });
 }
 
 /** Health gate of SPEC §4 soak: probes observed and passing, failed units within the max. */
@@ -144,43 +148,79 @@ function healthOf(ch: ChannelIndex, obs: HostObservation | undefined): { ok: boo
   return { ok: true, failing: null };
 }
 
-function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
-  const id = ch.rolloutId;
-  if (id === null || ch.targetRef === null) return null;
-  const existing = hasOwn(t.observed.rollouts, id) ? t.observed.rollouts[id]! : null;
-  const record = existing !== null && existing.state !== 'Superseded' ? existing : null;
-  // This target already converged and its record was pruned: nothing to open.
-  if (existing === null && t.converged.get(ch.name) === ch.targetRef) return null;
-  const plan: Plan = {
+/** The working state of a channel's current rollout; counts its in-flight hosts into the budgets. */
+function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout | null): Plan {
+  const n = ch.members.length;
+  const recs = new Array<RolloutHost | undefined>(n);
+  const obs = new Array<HostObservation | undefined>(n);
+  const states = new Array<HostRolloutState>(n);
+  const hosts = t.observed.hosts;
+  for (let i = 0; i < n; i++) {
+    const h = ch.members[i]!;
+    const rh = record === null ? undefined : hasOwn(record.hosts, h) ? record.hosts[h] : undefined;
+    recs[i] = rh;
+    obs[i] = hasOwn(hosts, h) ? hosts[h] : undefined;
+    const s = rh?.state ?? 'Queued';
+    states[i] = s;
+    if (isInFlight(s)) {
+      const list = ch.budgetsAt[i];
+      if (list !== undefined) for (const b of list) t.budgetCount[b]!++;
+    }
+  }
+  return {
     ch,
     id,
     record,
     state: record?.state ?? 'Pending',
     currentWave: record?.currentWave ?? 0,
     refMs: record?.startedAtMs ?? record?.openedAtMs ?? t.nowMs,
-    eff: new Map(),
+    recs,
+    obs,
+    states,
     minIncompleteWave: Infinity,
     minComplianceFailWave: Infinity,
     canDispatch: false,
   };
+}
+
+/** Creates the plan of every channel's current rollout (and counts budgets) before any decision. */
+function plans(t: Tick): Map<string, { plan: Plan; existing: Rollout | null }> {
+  const out = new Map<string, { plan: Plan; existing: Rollout | null }>();
+  for (const name of t.idx.channelOrder) {
+    const ch = t.idx.channels.get(name)!;
+    const id = ch.rolloutId;
+    if (id === null || ch.targetRef === null) continue;
+    const existing = hasOwn(t.observed.rollouts, id) ? t.observed.rollouts[id]! : null;
+    // This target already converged and its record was pruned: nothing to open.
+    if (existing === null && t.converged.get(name) === ch.targetRef) continue;
+    const record = existing !== null && existing.state !== 'Superseded' ? existing : null;
+    out.set(name, { plan: makePlan(t, ch, id, record), existing });
+  }
+  return out;
+}
+
+function phase1(t: Tick, plan: Plan, existing: Rollout | null, out: Action[]): void {
+  const { ch, id, record } = plan;
+  const targetRef = ch.targetRef!;
+  const n = ch.members.length;
 
   if (record === null) {
     out.push({
       kind: 'open_rollout',
       rolloutId: id,
       channel: ch.name,
-      targetRef: ch.targetRef,
+      targetRef,
       waveCount: ch.waveCount,
-      hosts: ch.members.map((h) => ({ host: h, closure: ch.closureOf.get(h)!, wave: ch.waveOf.get(h)! })),
+      hosts: ch.members.map((h, i) => ({ host: h, closure: ch.closureAt[i]!, wave: ch.waveAt[i]! })),
       reason:
         existing !== null
-          ? `signed target of channel '${ch.name}' is ${ch.targetRef} again: reopened (${ch.members.length} hosts, ${ch.waveCount} waves)`
-          : `signed target of channel '${ch.name}' is ${ch.targetRef} (${ch.members.length} hosts, ${ch.waveCount} waves)`,
+          ? `signed target of channel '${ch.name}' is ${targetRef} again: reopened (${n} hosts, ${ch.waveCount} waves)`
+          : `signed target of channel '${ch.name}' is ${targetRef} (${n} hosts, ${ch.waveCount} waves)`,
     });
   }
 
   const cancelDispatches = (): void => {
-    for (const h of ch.members) if (stateOf(plan, h) === 'Dispatched') setState(t, plan, h, 'Queued');
+    for (let i = 0; i < n; i++) if (plan.states[i] === 'Dispatched') setState(t, plan, i, 'Queued');
   };
 
   const paused = hasOwn(t.observed.pausedChannels, ch.name);
@@ -190,9 +230,8 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
     plan.state = 'Paused';
     cancelDispatches();
   } else if (!paused && plan.state === 'Paused') {
-    const to: RolloutState = record?.startedAtMs === null || record === null ? 'Pending' : 'Executing';
     out.push({ kind: 'resume_rollout', rolloutId: id, channel: ch.name, reason: `channel '${ch.name}' resumed by the operator` });
-    plan.state = to;
+    plan.state = record === null || record.startedAtMs === null ? 'Pending' : 'Executing';
   }
 
   if (plan.state === 'Pending') {
@@ -209,7 +248,7 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
       if (d === undefined || d.rolloutId !== id || d.reason !== reason) {
         out.push({ kind: 'rollout_deferred', rolloutId: id, channel: ch.name, gatedBy: blocking, reason });
       }
-      return plan;
+      return;
     }
     out.push({
       kind: 'promote_wave',
@@ -223,29 +262,28 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
     plan.currentWave = 0;
     plan.refMs = t.nowMs;
   }
-
-  if (plan.state === 'Superseded') return plan;
+  if (plan.state === 'Superseded') return;
 
   // Host pass: soak, health failures, already-at-target, withdraw offline dispatches.
   const soakActions: Action[] = [];
   const failActions: Action[] = [];
-  const failed: string[] = [];
+  const failed: number[] = [];
   const quarantine = quarantineSet(t, ch.name);
   const progressing = plan.state === 'Executing' || plan.state === 'Converged';
-  for (const h of ch.members) {
-    const s = stateOf(plan, h);
+  for (let i = 0; i < n; i++) {
+    const s = plan.states[i]!;
     if (s === 'Failed' || s === 'Reverted') {
-      failed.push(h);
+      failed.push(i);
       continue;
     }
-    const rec = hostRecord(plan, h);
-    const obs = observation(t, h);
-    const closure = ch.closureOf.get(h)!;
-    if (s === 'Healthy' && rec !== undefined) {
-      const wave = ch.waveOf.get(h)!;
-      const soakMs = ch.soakMsOf[wave] ?? 0;
+    const h = ch.members[i]!;
+    const obs = plan.obs[i];
+    const closure = ch.closureAt[i]!;
+    if (s === 'Healthy') {
+      const rec = plan.recs[i]!;
+      const soakMs = ch.soakMsOf[ch.waveAt[i]!] ?? 0;
       if (t.nowMs - rec.enteredAtMs < soakMs) continue;
-      if (liveness(t, plan, h).offline) continue; // stale probes: wait for the host to come back
+      if (isOffline(t, plan, i)) continue; // stale probes: wait for the host to come back
       const health = healthOf(ch, obs);
       if (health.ok) {
         soakActions.push({
@@ -256,7 +294,7 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
             ch.failedUnitsMax !== null ? `, ${obs!.failedUnits.length} failed units (max ${ch.failedUnitsMax})` : ''
           }`,
         });
-        setState(t, plan, h, 'Soaked');
+        setState(t, plan, i, 'Soaked');
       } else if (health.failing !== null) {
         failActions.push({ kind: 'fail_host', rolloutId: id, host: h, reason: `health gate failed after the soak: ${health.failing}` });
         if (!quarantine.has(closure)) {
@@ -269,55 +307,53 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
             reason: `closure ${closure} failed its health gate on ${h} (${health.failing}); push a new closure to clear`,
           });
         }
-        setState(t, plan, h, 'Failed');
-        failed.push(h);
+        setState(t, plan, i, 'Failed');
+        failed.push(i);
       }
-    } else if (s === 'Queued' && progressing && obs !== undefined && obs.lastCheckinMs !== null && obs.currentClosure === closure) {
+    } else if (s === 'Queued') {
       // Already runs its target (e.g. CP rebuilt from empty): never re-activate it (SPEC §5).
-      soakActions.push({ kind: 'soak_host', rolloutId: id, host: h, reason: `already runs the target closure ${closure}: not dispatched` });
-      setState(t, plan, h, 'Soaked');
-    } else if (s === 'Dispatched') {
-      const live = liveness(t, plan, h);
-      if (live.offline) {
-        const sk = offlineSkip(live, t);
-        soakActions.push({ kind: 'skip_host', rolloutId: id, host: h, code: sk.code, reason: `dispatch withdrawn: ${sk.reason}` });
-        setState(t, plan, h, 'Queued');
+      if (progressing && obs !== undefined && obs.lastCheckinMs !== null && obs.currentClosure === closure) {
+        soakActions.push({ kind: 'soak_host', rolloutId: id, host: h, reason: `already runs the target closure ${closure}: not dispatched` });
+        setState(t, plan, i, 'Soaked');
       }
+    } else if (s === 'Dispatched' && isOffline(t, plan, i)) {
+      const sk = offlineSkip(liveness(t, plan, i), t);
+      soakActions.push({ kind: 'skip_host', rolloutId: id, host: h, code: sk.code, reason: `dispatch withdrawn: ${sk.reason}` });
+      setState(t, plan, i, 'Queued');
     }
   }
-  failed.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
   out.push(...failActions);
   if (failed.length > 0 && (plan.state === 'Executing' || plan.state === 'Paused' || plan.state === 'Converged')) {
-    const who = failed.map((h) => `${h} ${stateOf(plan, h) === 'Failed' ? 'failed' : 'reverted'}`).join(', ');
-    out.push({ kind: 'halt_rollout', rolloutId: id, channel: ch.name, hosts: failed, reason: `host ${who} (policy: ${ch.onHealthFailure})` });
+    const who = failed.map((i) => `${ch.members[i]} ${plan.states[i] === 'Failed' ? 'failed' : 'reverted'}`).join(', ');
+    out.push({ kind: 'halt_rollout', rolloutId: id, channel: ch.name, hosts: failed.map((i) => ch.members[i]!), reason: `host ${who} (policy: ${ch.onHealthFailure})` });
     plan.state = 'Halted';
     cancelDispatches();
   }
   if (plan.state === 'Halted' && ch.onHealthFailure === 'rollback-and-halt') {
-    for (const h of failed) {
-      if (stateOf(plan, h) !== 'Failed' || hostRecord(plan, h)?.rollbackRequested === true) continue;
+    for (const i of failed) {
+      if (plan.states[i] !== 'Failed' || plan.recs[i]?.rollbackRequested === true) continue;
+      const h = ch.members[i]!;
       out.push({
         kind: 'rollback_host',
         rolloutId: id,
         host: h,
-        closure: ch.closureOf.get(h)!,
+        closure: ch.closureAt[i]!,
         reason: `host ${h} failed (policy: rollback-and-halt): roll back to its previous closure`,
       });
     }
   }
   out.push(...soakActions);
 
-  if (plan.state !== 'Executing' && plan.state !== 'Converged') return plan;
+  if (plan.state !== 'Executing' && plan.state !== 'Converged') return;
 
   // Wave order: the lowest wave with a host that is neither done nor offline past its grace.
   let skippedOffline = 0;
-  for (const h of ch.members) {
-    const s = stateOf(plan, h);
-    if (isDone(s)) continue;
-    const w = ch.waveOf.get(h)!;
+  for (let i = 0; i < n; i++) {
+    if (isDone(plan.states[i]!)) continue;
+    const w = ch.waveAt[i]!;
     if (w >= plan.minIncompleteWave) continue;
-    if (liveness(t, plan, h).pastGrace) {
+    if (isPastGrace(t, plan, i)) {
       skippedOffline++;
       continue;
     }
@@ -330,12 +366,12 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
         kind: 'converge_rollout',
         rolloutId: id,
         channel: ch.name,
-        targetRef: ch.targetRef,
-        reason: `every wave done: ${ch.members.length} hosts Soaked/Converged${skippedOffline > 0 ? ` (offline past the grace skipped: ${skippedOffline})` : ''}`,
+        targetRef,
+        reason: `every wave done: ${n} hosts Soaked/Converged${skippedOffline > 0 ? ` (offline past the grace skipped: ${skippedOffline})` : ''}`,
       });
       plan.state = 'Converged';
       plan.currentWave = ch.waveCount - 1;
-      t.converged.set(ch.name, ch.targetRef);
+      t.converged.set(ch.name, targetRef);
     } else if (plan.minIncompleteWave > plan.currentWave) {
       out.push({
         kind: 'promote_wave',
@@ -350,15 +386,14 @@ function phase1(t: Tick, ch: ChannelIndex, out: Action[]): Plan | null {
   }
 
   if (ch.complianceMode === 'enforce') {
-    for (const h of ch.members) {
-      const s = stateOf(plan, h);
+    for (let i = 0; i < n; i++) {
+      const s = plan.states[i]!;
       if (s !== 'Healthy' && !isDone(s)) continue;
-      if ((observation(t, h)?.complianceFailures?.length ?? 0) === 0) continue;
-      plan.minComplianceFailWave = Math.min(plan.minComplianceFailWave, ch.waveOf.get(h)!);
+      if ((plan.obs[i]?.complianceFailures?.length ?? 0) === 0) continue;
+      plan.minComplianceFailWave = Math.min(plan.minComplianceFailWave, ch.waveAt[i]!);
     }
   }
   plan.canDispatch = !paused;
-  return plan;
 }
 
 function phase2(t: Tick, plan: Plan, out: Action[]): void {
@@ -366,39 +401,44 @@ function phase2(t: Tick, plan: Plan, out: Action[]): void {
   const quarantine = quarantineSet(t, ch.name);
   const blockedBy = new Map<number, number>(); // budget index → hosts blocked
   let deadlock: string | null = null;
-  for (const h of ch.members) {
-    if (stateOf(plan, h) !== 'Queued') continue;
-    const closure = ch.closureOf.get(h)!;
-    const w = ch.waveOf.get(h)!;
+  const maxWave = Math.min(plan.currentWave, plan.minIncompleteWave);
+  const n = ch.members.length;
+  for (let i = 0; i < n; i++) {
+    if (plan.states[i] !== 'Queued') continue;
+    const closure = ch.closureAt[i]!;
+    const w = ch.waveAt[i]!;
     // 1. quarantine
-    if (quarantine.has(closure)) {
-      emitSkip(out, plan, h, 'quarantined', `closure ${closure} is quarantined on channel '${ch.name}'; push a new closure to clear`);
+    if (quarantine.size > 0 && quarantine.has(closure)) {
+      emitSkip(out, plan, i, 'quarantined', () => `closure ${closure} is quarantined on channel '${ch.name}'; push a new closure to clear`);
       continue;
     }
     // 2. channel edges: handled in phase 1 (the rollout would still be Pending).
     // 3. wave order: its wave is current, and every earlier wave is done.
-    if (w > plan.currentWave || w > plan.minIncompleteWave) continue;
+    if (w > maxWave) continue;
     // offline hosts cannot take a target (and we may not know what they run)
-    const live = liveness(t, plan, h);
-    if (live.offline) {
-      const sk = offlineSkip(live, t);
-      emitSkip(out, plan, h, sk.code, sk.reason);
+    if (isOffline(t, plan, i)) {
+      const code: SkipCode = isPastGrace(t, plan, i) ? 'skipped-offline' : 'offline';
+      emitSkip(out, plan, i, code, () => offlineSkip(liveness(t, plan, i), t).reason);
       continue;
     }
     // 4. host edges
-    const gates = ch.hostEdges.get(h);
+    const gates = ch.gatesAt[i];
     if (gates !== undefined) {
-      const g = gates.find((x) => !isDone(stateOf(plan, x)));
+      const g = gates.find((x) => !isDone(plan.states[x]!));
       if (g !== undefined) {
-        const edge = t.fleet.edges.find((e) => e.gated === h && e.gates === g);
-        emitSkip(out, plan, h, 'host-edge', `host-edge: gating host '${g}' not yet Soaked/Converged${edge?.reason ? ` (${edge.reason})` : ''}`);
-        if (deadlock === null && ch.waveOf.get(g)! > w) deadlock = `host ${h} (wave ${w}) waits for '${g}' in later wave ${ch.waveOf.get(g)!}`;
+        const h = ch.members[i]!;
+        const gName = ch.members[g]!;
+        emitSkip(out, plan, i, 'host-edge', () => {
+          const edge = t.fleet.edges.find((e) => e.gated === h && e.gates === gName);
+          return `host-edge: gating host '${gName}' not yet Soaked/Converged${edge?.reason ? ` (${edge.reason})` : ''}`;
+        });
+        if (deadlock === null && ch.waveAt[g]! > w) deadlock = `host ${h} (wave ${w}) waits for '${gName}' in later wave ${ch.waveAt[g]!}`;
         continue;
       }
     }
     // 5. disruption budgets, counted across every active rollout
-    const budgets = t.idx.hostBudgets.get(h);
-    let full: number | null = null;
+    const budgets = ch.budgetsAt[i];
+    let full = -1;
     if (budgets !== undefined) {
       for (const b of budgets) {
         if (t.budgetCount[b]! >= t.idx.budgets[b]!.limit) {
@@ -407,42 +447,28 @@ function phase2(t: Tick, plan: Plan, out: Action[]): void {
         }
       }
     }
-    if (full !== null) {
+    if (full >= 0) {
       blockedBy.set(full, (blockedBy.get(full) ?? 0) + 1);
       continue;
     }
     // 6. compliance gate (enforce): open failures in earlier waves block later waves
     if (w > plan.minComplianceFailWave) {
-      emitSkip(
-        out,
-        plan,
-        h,
-        'compliance',
-        `compliance (enforce): open failures on hosts of wave ${plan.minComplianceFailWave} block wave ${w}`,
-      );
+      emitSkip(out, plan, i, 'compliance', () => `compliance (enforce): open failures on hosts of wave ${plan.minComplianceFailWave} block wave ${w}`);
       continue;
     }
     if (!plan.canDispatch) continue;
-    setState(t, plan, h, 'Dispatched');
-    out.push({
-      kind: 'dispatch_host',
-      rolloutId: id,
-      channel: ch.name,
-      host: h,
-      closure,
-      wave: w,
-      reason: `wave ${w} of ${ch.waveCount}: every gate passed`,
-    });
+    setState(t, plan, i, 'Dispatched');
+    out.push({ kind: 'dispatch_host', rolloutId: id, channel: ch.name, host: ch.members[i]!, closure, wave: w, reason: `wave ${w} of ${ch.waveCount}: every gate passed` });
   }
-  for (const [b, n] of [...blockedBy].sort((a, c) => a[0] - c[0])) {
+  for (const [b, count] of [...blockedBy].sort((a, c) => a[0] - c[0])) {
     const bi = t.idx.budgets[b]!;
     out.push({
       kind: 'wave_blocked',
       rolloutId: id,
       wave: plan.currentWave,
       code: 'budget',
-      hosts: n,
-      reason: `disruption ${bi.label} full: ${t.budgetCount[b]}/${bi.limit} in flight (of ${bi.matching} matching hosts); ${n} hosts wait`,
+      hosts: count,
+      reason: `disruption ${bi.label} full: ${t.budgetCount[b]}/${bi.limit} in flight (of ${bi.matching} matching hosts); ${count} hosts wait`,
     });
   }
   if (deadlock !== null) {
@@ -487,30 +513,17 @@ export function reconcile(fleet: FleetResolved, observed: Observed, nowMs: numbe
     }
   }
 
-  // In-flight hosts per budget, across the current rollout of every channel.
-  const budgetCount = idx.budgets.map(() => 0);
-  for (const name of idx.channelOrder) {
-    const ch = idx.channels.get(name)!;
-    if (ch.rolloutId === null || !hasOwn(observed.rollouts, ch.rolloutId)) continue;
-    const r = observed.rollouts[ch.rolloutId]!;
-    if (r.state === 'Superseded') continue;
-    for (const h of ch.members) {
-      const rh = r.hosts[h];
-      if (rh === undefined || !isInFlight(rh.state)) continue;
-      const list = idx.hostBudgets.get(h);
-      if (list !== undefined) for (const b of list) budgetCount[b]!++;
-    }
-  }
-
   const converged = new Map<string, string>();
   for (const c of Object.keys(observed.lastConverged)) converged.set(c, observed.lastConverged[c]!);
-  const t: Tick = { fleet, idx, observed, nowMs, opts, budgetCount, converged, quarantined: new Map() };
+  const t: Tick = { fleet, idx, observed, nowMs, opts, budgetCount: idx.budgets.map(() => 0), converged, quarantined: new Map() };
 
-  const plans: Plan[] = [];
-  for (const name of idx.channelOrder) {
-    const plan = phase1(t, idx.channels.get(name)!, out);
-    if (plan !== null && (plan.state === 'Executing' || plan.state === 'Converged')) plans.push(plan);
+  // Budgets count the in-flight hosts of every channel's current rollout, before any decision.
+  const byChannel = plans(t);
+  const executing: Plan[] = [];
+  for (const { plan, existing } of byChannel.values()) {
+    phase1(t, plan, existing, out);
+    if (plan.state === 'Executing' || plan.state === 'Converged') executing.push(plan);
   }
-  for (const plan of plans) phase2(t, plan, out);
+  for (const plan of executing) phase2(t, plan, out);
   return out;
 }
