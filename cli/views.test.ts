@@ -6,7 +6,6 @@ import { hostStatus, quarantineSet, renderHosts, renderProgress, renderQuarantin
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const plain = makeStyle(false);
-const H = (n: string) => `${String(n).repeat(32).slice(0, 32)}-nixos-system`;
 const OLD = `${'0'.repeat(32)}-nixos-system-25.05`;
 const NEW = `${'1'.repeat(32)}-nixos-system-25.11`;
 const BAD = `${'2'.repeat(32)}-nixos-system-25.11`;
