@@ -125,7 +125,7 @@ function offlineSkip(live: Liveness, t: Tick): { code: SkipCode; reason: string 
       reason: `offline past the grace (${secs(t.opts.offlineAfterMs + t.opts.offlineGraceMs)}): ${what}; no longer blocks its wave, gets the target when it returns`,
     };
   }
-  return { code: 'offline', reason: `offline: ${what} (offline after ${secs(t.opts.offlineAfterMs)})` };
+  return { code: 'offline', reason: `${what} (offline after ${secs(t.opts.offlineAfterMs)})` };
 }
 
 /** Debounced: emits only when the recorded skip differs (applyActions records it); the reason is built lazily. */
