@@ -159,7 +159,18 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
     service.observeRequest?.(routePath(c, -1), c.res.status);
   });
 
-  // Open routes.
+  // Open routes (no role needed). A revoked certificate is refused here too, except on /healthz
+  // (liveness must not depend on the revocation list).
+  app.use(ROUTES.readyz, async (c, next) => {
+    const peer = peerIdentity(socketOf(c));
+    if (peer !== null && service.isRevoked(peer)) throw new ApiError('CERT_REVOKED', `the certificate for ${JSON.stringify(peer.cn)} was issued before its revocation; get a new one`);
+    await next();
+  });
+  app.use(ROUTES.metrics, async (c, next) => {
+    const peer = peerIdentity(socketOf(c));
+    if (peer !== null && service.isRevoked(peer)) throw new ApiError('CERT_REVOKED', `the certificate for ${JSON.stringify(peer.cn)} was issued before its revocation; get a new one`);
+    await next();
+  });
   app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
   app.get(ROUTES.readyz, (c) => {
     const r = service.readiness();

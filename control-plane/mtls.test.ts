@@ -148,6 +148,8 @@ t('a certificate issued before its revocation notBefore gets 401 on every /v1 ro
     assert.is(code(r.body), 'CERT_REVOKED');
   }
   assert.is(cp.store.getHost('host-0003'), null);
+  for (const p of ['/readyz', '/metrics']) assert.is((await old.call('GET', p)).status, 401, p);
+  assert.is((await old.call('GET', '/healthz')).status, 200, 'liveness stays open');
   const fresh = new Client(cp.url, env.ca.certPem, env.hostCert('host-0003'));
   clients.push(fresh);
   assert.is((await fresh.call('POST', '/v1/agent/checkin', checkin('host-0003'))).status, 200);
