@@ -56,6 +56,14 @@ const ROLLOUT_SUMMARY_FIELDS = [
   { name: 'hostCounts', description: 'Host state → number of hosts.' },
 ];
 
+const PAUSE_FIELDS = [
+  { name: 'channel', description: 'Channel name.' },
+  { name: 'paused', description: 'true after pause, false after resume.' },
+  { name: 'by', description: '`operator:<name>` who paused, or null after resume.' },
+  { name: 'since', description: 'RFC 3339, or null after resume.' },
+  { name: 'reason', description: 'Given reason, or null.' },
+];
+
 export const ONLINE_COMMANDS: readonly CommandSpec[] = [
   {
     name: 'status',
@@ -169,16 +177,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     flags: [REASON],
     examples: ['nixfleet pause stable --reason "investigating web1"'],
     online: true,
-    json: {
-      shape: 'the CP\'s `PauseResponse`:',
-      fields: [
-        { name: 'channel', description: 'Channel name.' },
-        { name: 'paused', description: 'true after pause, false after resume.' },
-        { name: 'by', description: '`operator:<name>` who paused, or null.' },
-        { name: 'since', description: 'RFC 3339, or null.' },
-        { name: 'reason', description: 'Given reason, or null.' },
-      ],
-    },
+    json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
     handler: pause,
   },
   {
@@ -188,7 +187,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     flags: [REASON],
     examples: ['nixfleet resume stable'],
     online: true,
-    json: { shape: 'the CP\'s `PauseResponse` (see pause): `{channel, paused, by, since, reason}`.', fields: [] },
+    json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
     handler: resume,
   },
   {

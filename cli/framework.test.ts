@@ -10,6 +10,7 @@ test('every command has a summary, an example that names it, and unique flag nam
     assert.ok(c.summary.length > 0, c.name);
     assert.ok(c.examples.length > 0, `${c.name} has no example`);
     for (const e of c.examples) assert.ok(e.startsWith(`nixfleet ${c.name}`), `example of ${c.name}: ${e}`);
+    if (c.json) assert.ok(c.json.fields.length > 0, `${c.name} documents no JSON fields`);
     const names = allFlags(c).map((f) => f.name);
     assert.is(new Set(names).size, names.length, `duplicate flag in ${c.name}`);
   }

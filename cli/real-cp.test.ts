@@ -328,7 +328,7 @@ t('--json output of every read command has exactly the documented field names', 
   same(trace.events[0], 'rollout trace');
   same(JSON.parse((await cli(['quarantine', 'list', '--json'])).stdout).quarantines[0] ?? Object.fromEntries(documentedJsonFields('quarantine list').map((f) => [f, 0])), 'quarantine list');
   same(JSON.parse((await cli(['pause', 'stable', '--json'])).stdout), 'pause');
-  same(JSON.parse((await cli(['resume', 'stable', '--json'])).stdout), 'pause');
+  same(JSON.parse((await cli(['resume', 'stable', '--json'])).stdout), 'resume');
 });
 
 t('a host certificate as the CLI identity is refused with a clear message (exit 1)', async () => {
