@@ -30,12 +30,12 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { createFleetCa, mintServerCert, type FleetCa } from '../../cli/pki.ts';
+import { createFleetCa, mintOperatorCert, mintServerCert, type FleetCa } from '../../cli/pki.ts';
 
 const { pki, asn1 } = forge;
 
 /** Bump when the layout of the cached file or of the certificates changes. */
-const CACHE_VERSION = 2;
+const CACHE_VERSION = 3;
 const DAY_MS = 86_400_000;
 const HOST_VALIDITY_DAYS = 365;
 
@@ -45,6 +45,8 @@ export type BenchPki = {
   readonly ca: FleetCa;
   /** The control plane's server certificate and key (SAN localhost, 127.0.0.1). */
   readonly server: { readonly certPem: string; readonly keyPem: string };
+  /** An operator certificate (OU `operator`, from cli/pki.ts) for the bench's reads of CP state. */
+  readonly operator: { readonly certPem: string; readonly keyPem: string };
   /** The one private key shared by every host certificate (PEM, PKCS#8). */
   readonly hostKeyPem: string;
   readonly hosts: readonly HostCert[];
@@ -60,6 +62,7 @@ type CacheFile = {
   mintedAt: string;
   ca: FleetCa;
   server: { certPem: string; keyPem: string };
+  operator: { certPem: string; keyPem: string };
   hostKeyPem: string;
   hosts: HostCert[];
 };
@@ -144,11 +147,12 @@ function mint(names: readonly string[], nowMs: number): Omit<CacheFile, 'version
   const now = new Date(nowMs);
   const ca = createFleetCa({ commonName: 'nixfleet-bench-ca', now });
   const server = mintServerCert(ca, { hostnames: ['localhost', '127.0.0.1'], now });
+  const operator = mintOperatorCert(ca, 'bench-operator', { now });
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const hostKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const minter = hostCertMinter(ca, publicKey.export({ type: 'spki', format: 'pem' }).toString());
   const hosts = names.map((n) => minter(n, nowMs));
-  return { ca, server: { certPem: server.certPem, keyPem: server.keyPem }, hostKeyPem, hosts };
+  return { ca, server: { certPem: server.certPem, keyPem: server.keyPem }, operator: { certPem: operator.certPem, keyPem: operator.keyPem }, hostKeyPem, hosts };
 }
 
 /**
@@ -165,7 +169,7 @@ export function loadBenchPki(names: readonly string[], opts: { cacheDir?: string
     // Refuse a set that would expire during a run (server cert and hosts have 365 days).
     const fresh = nowMs - Date.parse(cached.mintedAt) < (HOST_VALIDITY_DAYS - 7) * DAY_MS;
     if (cached.version === CACHE_VERSION && cached.namesSha256 === digest && fresh) {
-      return { ca: cached.ca, server: cached.server, hostKeyPem: cached.hostKeyPem, hosts: cached.hosts, minted: false, mintMs: 0 };
+      return { ca: cached.ca, server: cached.server, operator: cached.operator, hostKeyPem: cached.hostKeyPem, hosts: cached.hosts, minted: false, mintMs: 0 };
     }
   }
   const started = performance.now();

@@ -22,8 +22,13 @@
 import { readFileSync } from 'node:fs';
 import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import type { KeyObject } from 'node:crypto';
 import { Client } from 'undici';
+import type { CheckinRequest, CheckinResponse, ConfirmRequest, HostReport, LastOutcome, ReportRequest } from '../../control-plane/api.ts';
+import { fakeClosure } from '../../fixtures/artifacts.ts';
+import { canonicalBytes } from '../../release/jcs.ts';
 import { forkTs, serveChild, type Forked } from './child.ts';
+import { hostSigningKey, signEd25519B64, type HostKeyRecord } from './fleet.ts';
 import { procCpuMs, summarize, type Summary } from './stats.ts';
 
 /** What the parent writes to a JSON file for the client to read once. */
@@ -34,6 +39,8 @@ export type LoadClientInit = {
   /** The key shared by every bench host certificate (bench/lib/certs.ts). */
   hostKeyPem: string;
   hosts: { name: string; certPem: string }[];
+  /** Ed25519 host keys, same order as `hosts` (for signed reports and confirmed records). */
+  hostKeys?: HostKeyRecord[];
 };
 
 export type RequestTemplate = {
@@ -49,7 +56,38 @@ export type PhaseSpec =
   | { kind: 'closed'; request: RequestTemplate; connections: number; checkinsPerConnection: number; warmupMs: number; durationMs: number; hostOffset?: number; serverPid?: number }
   | { kind: 'open'; request: RequestTemplate; connections: number; checkinsPerConnection: number; ratePerSec: number; warmupMs: number; durationMs: number; hostOffset?: number; serverPid?: number }
   | { kind: 'handshake'; count: number; hostOffset?: number }
-  | { kind: 'fetch'; path: string; count: number; ifNoneMatch: string | null; hostOffset?: number };
+  | { kind: 'fetch'; path: string; count: number; ifNoneMatch: string | null; hostOffset?: number }
+  | AgentsSpec;
+
+/**
+ * Simulated agents (bench/cp-rollout): hosts `0 … hosts-1` each poll over their own keep-alive
+ * connection every `pollMs` (evenly phased), running `fakeClosure(name, generation)`; on a target
+ * they do what agent/ does towards the CP — signed `activation-started` and `activation-switched`
+ * reports, then a confirm over a NEW connection with a signed confirmed record and passing probes —
+ * and report the new closure from then on. No Nix, no artefact download (docs/performance.md).
+ * Runs until the parent sends `stop`.
+ */
+export type AgentsSpec = { kind: 'agents'; hosts: number; pollMs: number; generation: number; maxMs: number };
+
+export type AgentsResult = {
+  kind: 'agents';
+  wallMs: number;
+  checkins: number;
+  checkinStatuses: Record<string, number>;
+  checkinLatencyMs: Summary;
+  targets: number;
+  reportStatuses: Record<string, number>;
+  reportLatencyMs: Summary;
+  confirmStatuses: Record<string, number>;
+  /** Confirm over a new connection: TLS handshake + request. */
+  confirmLatencyMs: Summary;
+  /** Hosts that confirmed a target during the run. */
+  hostsSwitched: number;
+  rollbacks: number;
+  connectionsOpened: number;
+  clientCpuMs: number;
+  sampleErrors: string[];
+};
 
 export type PhaseResult = {
   kind: PhaseSpec['kind'];
@@ -78,7 +116,10 @@ export type PhaseResult = {
 
 export type LoadClient = {
   readonly pid: number;
-  run(spec: PhaseSpec): Promise<PhaseResult>;
+  run(spec: Exclude<PhaseSpec, AgentsSpec>): Promise<PhaseResult>;
+  /** Start simulated agents; resolves when `stopAgents()` is called (or `maxMs` passes). */
+  agents(spec: AgentsSpec): Promise<AgentsResult>;
+  stopAgents(): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -86,7 +127,13 @@ export type LoadClient = {
 export async function startLoadClient(initFile: string): Promise<LoadClient> {
   const f: Forked = forkTs(fileURLToPath(import.meta.url));
   await f.call({ cmd: 'init', initFile });
-  return { pid: f.pid, run: (spec) => f.call<PhaseResult>({ cmd: 'run', spec }, 600_000), close: () => f.close() };
+  return {
+    pid: f.pid,
+    run: (spec) => f.call<PhaseResult>({ cmd: 'run', spec }, 600_000),
+    agents: (spec) => f.call<AgentsResult>({ cmd: 'run', spec }, spec.maxMs + 120_000),
+    stopAgents: () => f.call<void>({ cmd: 'stop' }),
+    close: () => f.close(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -99,8 +146,9 @@ type Slot = { client: Client | null; host: number; used: number };
 class Runner {
   private readonly hosts: Host[];
   private readonly url: URL;
-  /** Connections a `sweep` with `keepOpen` left open (idle keep-alive, as agents between polls). */
-  private held: Client[] = [];
+  /** Host index → connection a `sweep` with `keepOpen` left open (idle keep-alive, as agents between polls). */
+  private readonly held = new Map<number, Client>();
+  private stopAgents: (() => void) | null = null;
   constructor(private readonly init: LoadClientInit) {
     this.hosts = init.hosts.map((h) => ({ name: h.name, certPem: h.certPem, ctx: null }));
     this.url = new URL(init.origin);
@@ -127,7 +175,13 @@ class Runner {
     return t.bodies[i % t.bodies.length];
   }
 
-  async run(spec: PhaseSpec): Promise<PhaseResult> {
+  /** Ends a running `agents` phase. */
+  stop(): void {
+    this.stopAgents?.();
+  }
+
+  async run(spec: PhaseSpec): Promise<PhaseResult | AgentsResult> {
+    if (spec.kind === 'agents') return this.agents(spec);
     const cpu0 = process.cpuUsage();
     const acc = new Acc();
     let windowMs: number;
@@ -147,6 +201,8 @@ class Runner {
       case 'fetch':
         windowMs = await this.fetch(spec, acc);
         break;
+      default:
+        throw new Error(`unknown phase ${(spec as { kind: string }).kind}`);
     }
     const cpu = process.cpuUsage(cpu0);
     const server =
@@ -182,6 +238,139 @@ class Runner {
     }, Math.max(0, at - performance.now()));
   }
 
+  private async agents(spec: AgentsSpec): Promise<AgentsResult> {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const checkin = new Acc();
+    const reports = new Acc();
+    const confirms = new Acc();
+    let targets = 0;
+    let switched = 0;
+    let rollbacks = 0;
+    let connections = 0;
+    let stopped = false;
+    const sleepers = new Set<() => void>();
+    const stopAll = (): void => {
+      stopped = true;
+      for (const w of sleepers) w();
+    };
+    this.stopAgents = stopAll;
+    const maxTimer = setTimeout(stopAll, spec.maxMs);
+    const sleep = (ms: number): Promise<void> =>
+      new Promise((resolve) => {
+        const wake = (): void => {
+          clearTimeout(t);
+          sleepers.delete(wake);
+          resolve();
+        };
+        const t = setTimeout(wake, ms);
+        sleepers.add(wake);
+      });
+    const keys = this.init.hostKeys;
+    if (keys === undefined || keys.length < spec.hosts) throw new Error('agents phase needs init.hostKeys for every host');
+    const json = { 'x-nixfleet-protocol': '1', 'content-type': 'application/json' };
+    const post = async (c: Client, path: string, body: unknown, acc: Acc): Promise<{ status: number; text: string } | null> => {
+      const s = performance.now();
+      try {
+        const r = await c.request({ method: 'POST', path, headers: json, body: JSON.stringify(body) });
+        const text = await r.body.text();
+        acc.latencies.push(performance.now() - s);
+        acc.status(String(r.statusCode), r.statusCode >= 300 ? `${path} ${text}` : null);
+        return { status: r.statusCode, text };
+      } catch (e) {
+        acc.status(`error:${(e as { code?: string }).code ?? 'unknown'}`, `${path} ${String(e)}`);
+        return null;
+      }
+    };
+    const signed = (key: KeyObject, value: unknown): string => {
+      const bytes = canonicalBytes(value);
+      if (!bytes.ok) throw new Error('not canonicalizable');
+      return signEd25519B64(key, bytes.value);
+    };
+
+    const agent = async (i: number): Promise<void> => {
+      const name = this.hosts[i]!.name;
+      let key: KeyObject | null = null;
+      let current = fakeClosure(name, spec.generation);
+      let lastOutcome: LastOutcome | null = null;
+      let conn = this.held.get(i);
+      if (conn === undefined) {
+        conn = this.client(i);
+        this.held.set(i, conn);
+        connections++;
+      }
+      await sleep((i / spec.hosts) * spec.pollMs);
+      while (!stopped) {
+        const body: CheckinRequest = {
+          hostname: name,
+          currentClosure: current,
+          bootId: `boot-${i}`,
+          probes: [{ name: 'http', ok: true, observedAt: new Date().toISOString() }],
+          failedUnits: [],
+          lastOutcome,
+        };
+        const r = await post(conn, '/v1/agent/checkin', body, checkin);
+        if (r !== null && r.status === 200) {
+          const res = JSON.parse(r.text) as CheckinResponse;
+          if (res.rollback !== undefined && res.rollback !== null) rollbacks++;
+          const t = res.target;
+          if (t !== null && t.closureHash !== current) {
+            targets++;
+            key ??= hostSigningKey(keys[i]!);
+            const rep = (event: HostReport['event']): ReportRequest => {
+              const report: HostReport = { hostname: name, event, rolloutId: t.rolloutId, closureHash: t.closureHash, at: new Date().toISOString(), message: '' };
+              return { report, signature: signed(key!, report) };
+            };
+            await post(conn, '/v1/agent/report', rep('activation-started'), reports);
+            current = t.closureHash;
+            await post(conn, '/v1/agent/report', rep('activation-switched'), reports);
+            // SPEC §6: confirm over a NEW connection, never a pooled one.
+            const fresh = this.client(i);
+            connections++;
+            const record = { hostname: name, rolloutId: t.rolloutId, closureHash: t.closureHash, confirmedAt: new Date().toISOString() };
+            const confirm: ConfirmRequest = {
+              hostname: name,
+              rolloutId: t.rolloutId,
+              closureHash: t.closureHash,
+              bootId: `boot-${i}`,
+              confirmed: { record, signature: signed(key, record) },
+              probes: [{ name: 'http', ok: true, observedAt: new Date().toISOString() }],
+              failedUnits: [],
+            };
+            const c = await post(fresh, '/v1/agent/confirm', confirm, confirms);
+            void fresh.destroy();
+            if (c !== null && c.status === 204) {
+              switched++;
+              lastOutcome = { rolloutId: t.rolloutId, closureHash: t.closureHash, outcome: 'confirmed', at: record.confirmedAt };
+            }
+          }
+        }
+        await sleep(spec.pollMs);
+      }
+    };
+    await Promise.all(Array.from({ length: spec.hosts }, (_, i) => agent(i)));
+    clearTimeout(maxTimer);
+    this.stopAgents = null;
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      kind: 'agents',
+      wallMs: Math.round(performance.now() - t0),
+      checkins: checkin.latencies.length,
+      checkinStatuses: checkin.statuses,
+      checkinLatencyMs: summarize(checkin.latencies),
+      targets,
+      reportStatuses: reports.statuses,
+      reportLatencyMs: summarize(reports.latencies),
+      confirmStatuses: confirms.statuses,
+      confirmLatencyMs: summarize(confirms.latencies),
+      hostsSwitched: switched,
+      rollbacks,
+      connectionsOpened: connections,
+      clientCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      sampleErrors: [...checkin.sampleErrors, ...reports.sampleErrors, ...confirms.sampleErrors].slice(0, 8),
+    };
+  }
+
   /** One request on `client`; resolves to the status, or -1 on a transport error (counted). */
   private async request(client: Client, t: RequestTemplate, i: number, acc: Acc, record: boolean): Promise<number> {
     const body = this.body(t, i);
@@ -212,7 +401,7 @@ class Runner {
         const s = performance.now();
         const status = await this.request(c, spec.request, i, acc, true);
         if (status >= 0) acc.latencies.push(performance.now() - s);
-        if (spec.keepOpen === true) this.held.push(c);
+        if (spec.keepOpen === true) this.held.set(i, c);
         else await c.destroy();
       }
     };
@@ -413,7 +602,11 @@ class Acc {
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.send !== undefined) {
   let runner: Runner | null = null;
   serveChild(async (m) => {
-    const msg = m as { cmd: 'init'; initFile: string } | { cmd: 'run'; spec: PhaseSpec };
+    const msg = m as { cmd: 'init'; initFile: string } | { cmd: 'run'; spec: PhaseSpec } | { cmd: 'stop' };
+    if (msg.cmd === 'stop') {
+      runner?.stop();
+      return null;
+    }
     if (msg.cmd === 'init') {
       runner = new Runner(JSON.parse(readFileSync(msg.initFile, 'utf8')) as LoadClientInit);
       return true;
