@@ -9,6 +9,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { matchesSelector } from '../release/schema.ts';
 import type { DisruptionBudget, FleetResolved, Host, OnHealthFailure, Selector, ComplianceMode } from '../release/schema.ts';
 
 export type BudgetIndex = {
@@ -62,29 +63,8 @@ const cache = new WeakMap<FleetResolved, FleetIndex>();
 
 const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/**
- * Selector match (SPEC §2.2): OR over the base rules that are set; our `and` / `not` additions as
- * documented in release/schema.ts. An empty selector matches nothing.
- */
-export function selectorMatches(sel: Selector, name: string, host: Host): boolean {
-  const baseSet = sel.all || sel.hosts.length > 0 || sel.tags.length > 0 || sel.tagsAny.length > 0 || sel.channel !== null;
-  const hasExtra = (sel.and !== undefined && sel.and.length > 0) || sel.not !== undefined;
-  let base: boolean;
-  if (baseSet) {
-    base =
-      sel.all ||
-      sel.hosts.includes(name) ||
-      (sel.channel !== null && sel.channel === host.channel) ||
-      (sel.tags.length > 0 && sel.tags.every((t) => host.tags.includes(t))) ||
-      (sel.tagsAny.length > 0 && sel.tagsAny.some((t) => host.tags.includes(t)));
-  } else {
-    base = hasExtra;
-  }
-  if (!base) return false;
-  if (sel.and !== undefined && !sel.and.every((s) => selectorMatches(s, name, host))) return false;
-  if (sel.not !== undefined && selectorMatches(sel.not, name, host)) return false;
-  return true;
-}
+/** Selector match (SPEC §2.2): the schema module's `matchesSelector`, the single definition. */
+export const selectorMatches: (sel: Selector, name: string, host: Host) => boolean = matchesSelector;
 
 /** SPEC §2.2: both limits enforced, the smaller wins, never below 1. */
 export function budgetLimit(b: Pick<DisruptionBudget, 'maxInFlight' | 'maxInFlightPct'>, matching: number): number {
