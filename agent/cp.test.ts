@@ -72,7 +72,8 @@ async function release(closure: string): Promise<void> {
 
 test('the CP dispatches, the agent verifies, realises, switches and confirms; the CP sees it converge', async () => {
   const good = env.toys['good']!;
-  const { agent, close, logs } = env.agent({ cpUrl: cp.url });
+  const probes = [{ name: 'true', kind: 'exec', command: ['/bin/sh', '-c', 'exit 0'], intervalSecs: 1, timeoutSecs: 5 }];
+  const { agent, close, logs } = env.agent({ cpUrl: cp.url, probes });
   try {
     assert.is((await agent.cycle()).outcome.kind, 'no-target', 'registered, nothing to do yet');
     await release(good);
@@ -87,6 +88,7 @@ test('the CP dispatches, the agent verifies, realises, switches and confirms; th
   assert.is(h.currentClosure, basenameOf(good));
   assert.is(h.dispatch, null, 'no outstanding dispatch after the confirm');
   assert.is(h.lastOutcome?.outcome, 'confirmed');
+  assert.ok(h.probes.some((p) => p.name === 'true' && p.ok), `probe results reach the CP: ${JSON.stringify(h.probes)}`);
 });
 
 test('a failing closure: rolled back on the host, its signed report accepted, Reverted on the CP', async () => {

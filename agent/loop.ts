@@ -129,6 +129,8 @@ export class NixfleetAgent {
   private readonly queue: ReportRequest[] = [];
   private readonly reported = new Set<string>();
   private probeResults: ProbeResult[] = [];
+  /** When each probe last ran (by name), for the background schedule. */
+  private readonly probeRanAt = new Map<string, number>();
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
@@ -159,6 +161,7 @@ export class NixfleetAgent {
       runProbes: async () => {
         const r = await runProbes(config.probes, this.now);
         this.probeResults = r.results;
+        for (const p of config.probes) this.probeRanAt.set(p.name, this.now());
         return { ok: r.ok, failures: r.failures };
       },
       confirm: async (rolloutId, closureHash) => {
@@ -278,6 +281,18 @@ export class NixfleetAgent {
     return { rolloutId: lo.rolloutId, closureHash: lo.closureHash, outcome: lo.outcome, at: new Date(lo.atMs).toISOString() };
   }
 
+  /** Runs the probes whose `intervalSecs` has elapsed, so check-ins carry fresh observations (soak). */
+  private async backgroundProbes(): Promise<void> {
+    const nowMs = this.now();
+    const due = this.deps.config.probes.filter((p) => nowMs - (this.probeRanAt.get(p.name) ?? -Infinity) >= p.intervalSecs * 1000);
+    if (due.length === 0) return;
+    const r = await runProbes(due, this.now);
+    for (const p of due) this.probeRanAt.set(p.name, nowMs);
+    const fresh = new Map(r.results.map((x) => [x.name, x]));
+    const kept = this.probeResults.filter((x) => !fresh.has(x.name) && this.deps.config.probes.some((p) => p.name === x.name));
+    this.probeResults = [...kept, ...r.results];
+  }
+
   /** One cycle; returns what happened and when to run the next one. */
   async cycle(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
     if (this.state === null) await this.start();
@@ -295,6 +310,7 @@ export class NixfleetAgent {
     }
 
     await this.flushReports();
+    await this.backgroundProbes();
     const running = await this.deps.backend.running();
     const runningBase = running === null ? null : basename(running);
     const body: CheckinRequest = {

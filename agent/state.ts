@@ -8,7 +8,7 @@
  * also after a power cut. A file that does not parse is reported (never silently treated as
  * empty): a corrupt pending record must not make the agent forget an activation in progress.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { SignedConfirmedRecord } from '../control-plane/api.ts';
 import type { AcceptedState } from '../release/verify.ts';
@@ -204,5 +204,20 @@ export class FileStateStore implements StateStore {
     // Signature first: a cached artefact is only used when both files exist.
     writeFileAtomic(`${base}.sig`, signature);
     writeFileAtomic(`${base}.json`, bytes);
+    this.pruneArtifacts(sha256);
+  }
+
+  /** Keeps the newest few cached artefacts (each can be up to maxArtifactBytes). */
+  private pruneArtifacts(keep: string, max = 3): void {
+    const dir = join(this.dir, 'artifacts');
+    const entries = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => ({ sha: f.slice(0, -'.json'.length), mtime: statSync(join(dir, f)).mtimeMs }))
+      .filter((e) => e.sha !== keep)
+      .sort((a, b) => b.mtime - a.mtime);
+    for (const e of entries.slice(max - 1)) {
+      rmSync(join(dir, `${e.sha}.json`), { force: true });
+      rmSync(join(dir, `${e.sha}.sig`), { force: true });
+    }
   }
 }

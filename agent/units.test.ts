@@ -165,6 +165,9 @@ state('atomic store round-trips every record and leaves no temporary files', () 
     s.saveArtifact('b'.repeat(64), new Uint8Array([1, 2]), new Uint8Array([3]));
     assert.equal([...s.loadArtifact('b'.repeat(64))!.bytes], [1, 2]);
     assert.is(s.loadArtifact('../x'), null);
+    for (const c of ['c', 'd', 'e', 'f']) s.saveArtifact(c.repeat(64), new Uint8Array([1]), new Uint8Array([2]));
+    assert.is(readdirSync(join(dir, 'artifacts')).filter((f) => f.endsWith('.json')).length, 3, 'only the newest artefacts are kept');
+    assert.ok(s.loadArtifact('f'.repeat(64)) !== null);
     s.clearPending();
     assert.is(s.loadPending(), null);
     assert.equal(readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
