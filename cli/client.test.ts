@@ -141,7 +141,7 @@ test('CP errors: 404 → exit 1 with its message, 503 → not ready', async () =
 test('status: exit 0 when healthy, 1 when a host failed or is quarantined; --json rows', async () => {
   let hosts = [hostView('web1'), hostView('web2', { online: false })];
   let quarantines: unknown[] = [];
-  handler = (req) => ({ status: 200, body: req.url === '/v1/hosts' ? { hosts } : { quarantines } });
+  handler = (req) => ({ status: 200, body: req.url === '/v1/hosts' ? { hosts } : req.url === '/v1/rollouts' ? { rollouts: [] } : { quarantines } });
   const ok = await runCli(['status', ...conn], io);
   assert.is(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /web2 +stable .*⚠ stale/);

@@ -57,13 +57,19 @@ const failed = (e: CliError): Outcome => ({ error: e });
 
 export async function status(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {
-    const [hosts, quarantines] = await Promise.all([c.get<HostsResponse>(ROUTES.hosts), c.get<QuarantinesResponse>(ROUTES.quarantines)]);
+    const [hosts, quarantines, rollouts] = await Promise.all([
+      c.get<HostsResponse>(ROUTES.hosts),
+      c.get<QuarantinesResponse>(ROUTES.quarantines),
+      c.get<RolloutsResponse>(ROUTES.rollouts),
+    ]);
     if (!hosts.ok) return failed(hosts.error);
     if (!quarantines.ok) return failed(quarantines.error);
+    if (!rollouts.ok) return failed(rollouts.error);
     const channel = flagStr(ctx, 'channel');
     const report = statusReport(
       hosts.value.hosts.filter((h) => channel === undefined || h.channel === channel),
       quarantines.value.quarantines,
+      rollouts.value.rollouts,
     );
     if (flagBool(ctx, 'json')) json(ctx, report);
     else ctx.io.stdout(renderStatus(report, ctx.io.now(), style(ctx)));

@@ -92,6 +92,7 @@ export type HostStatusKind =
   | 'activating'
   | 'dispatched'
   | 'queued'
+  | 'held'
   | 'failed'
   | 'rolled-back'
   | 'quarantined'
@@ -108,6 +109,7 @@ export const HOST_STATUS_LABELS: Readonly<Record<HostStatusKind, { symbol: strin
   activating: { symbol: '→', text: 'activating', tone: 'progress' },
   dispatched: { symbol: '→', text: 'dispatched', tone: 'progress' },
   queued: { symbol: '…', text: 'queued', tone: 'wait' },
+  held: { symbol: '‖', text: 'held', tone: 'warn' },
   failed: { symbol: '✗', text: 'failed', tone: 'bad' },
   'rolled-back': { symbol: '✗', text: 'rolled back', tone: 'bad' },
   quarantined: { symbol: '✗', text: 'quarantined', tone: 'bad' },

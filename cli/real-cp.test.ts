@@ -187,6 +187,8 @@ t('pause stops dispatch (a host that checks in gets no target); resume lets it c
   for (const h of HOSTS) assert.is((await agents[h]!.checkin()).target, null, `${h} still nothing`);
   const list = await cli(['rollout', 'list', '--json']);
   assert.equal(JSON.parse(list.stdout).rollouts.map((r: { state: string }) => r.state), ['Paused']);
+  const held = JSON.parse((await cli(['status', '--json'])).stdout) as StatusReport;
+  assert.equal(held.hosts.map((h) => [h.status, h.rolloutState]), HOSTS.map(() => ['held', 'Paused']));
 
   const r = await cli(['resume', 'stable']);
   assert.is(r.code, 0, r.stderr);

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { HostView, Quarantine, RolloutDetail } from '../control-plane/api.ts';
+import type { HostView, Quarantine, RolloutDetail, RolloutSummary } from '../control-plane/api.ts';
 import { makeStyle, stripAnsi } from './output.ts';
 import { hostStatus, quarantineSet, renderHosts, renderProgress, renderQuarantines, renderRolloutDetail, renderRolloutList, renderStatus, renderTrace, statusReport, traceRows } from './views.ts';
 
@@ -28,7 +28,7 @@ function host(hostname: string, over: Partial<HostView> = {}): HostView {
     ...over,
   };
 }
-const ro = (state: HostView['rollout'] extends infer R ? (R extends { state: infer S } ? S : never) : never, wave = 0) => ({ rolloutId: 'stable@abc', state, since: '2026-03-01T11:50:00Z', wave });
+const ro = (state: HostView['rollout'] extends infer R ? (R extends { state: infer S } ? S : never) : never, wave = 0, rolloutId = 'stable@abc') => ({ rolloutId, state, since: '2026-03-01T11:50:00Z', wave });
 
 const HOSTS: HostView[] = [
   host('web1', { rollout: ro('Converged') }),
@@ -36,10 +36,24 @@ const HOSTS: HostView[] = [
   host('web3', { currentClosure: OLD, rollout: ro('Queued', 2) }),
   host('db1', { channel: 'db', currentClosure: OLD, declaredClosure: BAD, rollout: ro('Failed') }),
   host('db2', { channel: 'db', currentClosure: OLD, declaredClosure: BAD }),
+  host('db3', { channel: 'db', currentClosure: OLD, rollout: ro('Queued', 1, 'db@bad') }),
   host('cache1', { channel: 'edge', currentClosure: OLD, pendingReboot: true, lastCheckinAt: '2026-03-01T09:00:00Z' }),
   host('edge1', { channel: 'edge', online: false, lastCheckinAt: '2026-02-28T10:00:00Z' }),
   host('edge2', { channel: 'edge', currentClosure: null, lastCheckinAt: null, online: false }),
 ];
+const summary = (id: string, state: RolloutSummary['state']): RolloutSummary => ({
+  id,
+  channel: id.split('@')[0]!,
+  state,
+  currentWave: 0,
+  signedAt: '2026-03-01T11:00:00Z',
+  artifactSha256: 'f'.repeat(64),
+  openedAt: '2026-03-01T11:00:00Z',
+  updatedAt: '2026-03-01T11:00:00Z',
+  reason: null,
+  hostCounts: {},
+});
+const ROLLOUTS = [summary('stable@abc', 'Executing'), summary('db@bad', 'Halted')];
 const QS: Quarantine[] = [{ channel: 'db', closureHash: BAD, rolloutId: 'db@bad', reason: 'db1 rolled back', since: '2026-03-01T11:40:00Z' }];
 
 test('status table is pinned (no colour)', () => {
@@ -47,6 +61,7 @@ test('status table is pinned (no colour)', () => {
     'HOST    CHANNEL  CURRENT                      DECLARED                     STATUS            SEEN',
     'db1     db       00000000-nixos-system-25.05  22222222-nixos-system-25.11  ✗ failed          30 s ago',
     'db2     db       00000000-nixos-system-25.05  22222222-nixos-system-25.11  ✗ quarantined     30 s ago',
+    'db3     db       00000000-nixos-system-25.05  11111111-nixos-system-25.11  ‖ held            30 s ago',
     'cache1  edge     00000000-nixos-system-25.05  11111111-nixos-system-25.11  ⟳ pending reboot  3 h ago',
     'edge1   edge     11111111-nixos-system-25.11  = current                    ⚠ stale           26 h ago',
     'edge2   edge     -                            11111111-nixos-system-25.11  ⚠ offline         never',
@@ -54,10 +69,10 @@ test('status table is pinned (no colour)', () => {
     'web2    stable   00000000-nixos-system-25.05  11111111-nixos-system-25.11  → soaking         3 min ago',
     'web3    stable   00000000-nixos-system-25.05  11111111-nixos-system-25.11  … queued          30 s ago',
     '',
-    '8 hosts: 1 converged, 1 soaking, 1 queued, 1 failed, 1 quarantined, 1 pending reboot, 1 stale, 1 offline',
+    '9 hosts: 1 converged, 1 soaking, 1 queued, 1 held, 1 failed, 1 quarantined, 1 pending reboot, 1 stale, 1 offline',
     '',
   ].join('\n');
-  const report = statusReport(HOSTS, QS);
+  const report = statusReport(HOSTS, QS, ROLLOUTS);
   assert.fixture(renderStatus(report, NOW, plain), expected);
   assert.is(report.unhealthy, true);
   const coloured = renderStatus(report, NOW, makeStyle(true));
@@ -66,9 +81,13 @@ test('status table is pinned (no colour)', () => {
 });
 
 test('status is healthy when nothing failed or is quarantined (stale and pending reboot are warnings)', () => {
-  const r = statusReport(HOSTS.filter((h) => !h.hostname.startsWith('db')), QS);
+  const r = statusReport(HOSTS.filter((h) => !h.hostname.startsWith('db')), QS, ROLLOUTS);
   assert.is(r.unhealthy, false);
-  assert.equal(Object.keys(r.hosts[0]!), ['hostname', 'channel', 'currentClosure', 'declaredClosure', 'status', 'label', 'rolloutId', 'rolloutState', 'wave', 'lastCheckinAt', 'online']);
+  assert.equal(Object.keys(r.hosts[0]!), ['hostname', 'channel', 'currentClosure', 'declaredClosure', 'status', 'label', 'rolloutId', 'rolloutState', 'hostState', 'wave', 'lastCheckinAt', 'online']);
+  const web2 = r.hosts.find((h) => h.hostname === 'web2')!;
+  assert.equal([web2.rolloutId, web2.rolloutState, web2.hostState, web2.wave], ['stable@abc', 'Executing', 'Healthy', 1]);
+  const held = statusReport(HOSTS.filter((h) => h.hostname === 'db3'), [], ROLLOUTS);
+  assert.is(held.unhealthy, false, 'held is a warning, the failed host is what fails the gate');
 });
 
 test('hostStatus precedence: failure > quarantine > pending reboot > never seen > stale > rollout state', () => {
@@ -79,6 +98,9 @@ test('hostStatus precedence: failure > quarantine > pending reboot > never seen 
   assert.is(hostStatus(host('a', { channel: 'other', declaredClosure: BAD, currentClosure: OLD }), q), 'queued', 'quarantine is per channel');
   assert.is(hostStatus(host('a', { declaredClosure: null, currentClosure: OLD }), q), 'idle');
   assert.is(hostStatus(host('a', { rollout: ro('ConfirmWindow') }), q), 'confirming');
+  assert.is(hostStatus(host('a', { rollout: ro('Queued') }), q, 'Paused'), 'held');
+  assert.is(hostStatus(host('a', { rollout: ro('Queued') }), q, 'Executing'), 'queued');
+  assert.is(hostStatus(host('a', { rollout: ro('Dispatched') }), q, 'Paused'), 'dispatched', 'in flight is not held');
 });
 
 const DETAIL: RolloutDetail = {

@@ -7,6 +7,7 @@ import type {
   HostView,
   Quarantine,
   RolloutDetail,
+  RolloutState,
   RolloutSummary,
   TraceEvent,
 } from '../control-plane/api.ts';
@@ -28,16 +29,18 @@ const ROLLOUT_HOST_KIND: Readonly<Record<HostState, HostStatusKind>> = {
 /**
  * One host's status, first match wins: a failure in its rollout (failed, rolled back); its declared
  * closure quarantined on its channel; waiting for a reboot; not checked in (never: offline,
- * recently not: stale); its state in the newest rollout; else converged when it runs what is
- * declared, idle when nothing is declared, queued otherwise.
+ * recently not: stale); queued in a rollout that is halted or paused (held: nothing will move
+ * until an operator or a new release acts); its state in the newest rollout; else converged when
+ * it runs what is declared, idle when nothing is declared, queued otherwise.
  */
-export function hostStatus(h: HostView, quarantined: ReadonlySet<string>): HostStatusKind {
+export function hostStatus(h: HostView, quarantined: ReadonlySet<string>, rolloutState: RolloutState | null = null): HostStatusKind {
   const st = h.rollout?.state;
   if (st === 'Failed' || st === 'Reverted') return ROLLOUT_HOST_KIND[st];
   if (h.declaredClosure !== null && h.currentClosure !== h.declaredClosure && quarantined.has(quarantineKey(h.channel, h.declaredClosure))) return 'quarantined';
   if (h.pendingReboot) return 'pending-reboot';
   if (h.lastCheckinAt === null) return 'offline';
   if (!h.online) return 'stale';
+  if (st === 'Queued' && (rolloutState === 'Halted' || rolloutState === 'Paused')) return 'held';
   if (st !== undefined) return ROLLOUT_HOST_KIND[st];
   if (h.declaredClosure === null) return 'idle';
   return h.currentClosure === h.declaredClosure ? 'converged' : 'queued';
@@ -55,7 +58,10 @@ export type StatusRow = {
   status: HostStatusKind;
   label: string;
   rolloutId: string | null;
-  rolloutState: HostState | null;
+  /** State of that rollout (Executing, Halted, …), when the CP listed it. */
+  rolloutState: RolloutState | null;
+  /** The host's state within that rollout. */
+  hostState: HostState | null;
   wave: number | null;
   lastCheckinAt: string | null;
   online: boolean;
@@ -63,12 +69,14 @@ export type StatusRow = {
 
 export type StatusReport = { hosts: StatusRow[]; counts: Partial<Record<HostStatusKind, number>>; unhealthy: boolean };
 
-export function statusReport(hosts: readonly HostView[], quarantines: readonly Quarantine[]): StatusReport {
+export function statusReport(hosts: readonly HostView[], quarantines: readonly Quarantine[], rollouts: readonly RolloutSummary[] = []): StatusReport {
   const q = quarantineSet(quarantines);
+  const rolloutStates = new Map(rollouts.map((r) => [r.id, r.state]));
   const rows = [...hosts]
     .sort((a, b) => (a.channel === b.channel ? cmp(a.hostname, b.hostname) : cmp(a.channel, b.channel)))
     .map((h): StatusRow => {
-      const status = hostStatus(h, q);
+      const rolloutState = h.rollout === null ? null : (rolloutStates.get(h.rollout.rolloutId) ?? null);
+      const status = hostStatus(h, q, rolloutState);
       const l = HOST_STATUS_LABELS[status];
       return {
         hostname: h.hostname,
@@ -78,7 +86,8 @@ export function statusReport(hosts: readonly HostView[], quarantines: readonly Q
         status,
         label: `${l.symbol} ${l.text}`,
         rolloutId: h.rollout?.rolloutId ?? null,
-        rolloutState: h.rollout?.state ?? null,
+        rolloutState,
+        hostState: h.rollout?.state ?? null,
         wave: h.rollout?.wave ?? null,
         lastCheckinAt: h.lastCheckinAt,
         online: h.online,
