@@ -23,10 +23,11 @@ const SPECS = [
   { name: 'cut', variant: 'cutnet' as const },
   { name: 'newkernel', kernel: 'B' },
   { name: 'noagent', agent: false },
+  { name: 'later' },
 ];
 
 test.before(async () => {
-  env = await makeEnv(SPECS, { cached: ['good', 'bad', 'gone', 'cut', 'newkernel', 'noagent'] });
+  env = await makeEnv(SPECS, { cached: ['good', 'bad', 'gone', 'cut', 'newkernel', 'noagent', 'later'] });
 });
 test.after(async () => {
   await env.close();
@@ -221,6 +222,49 @@ test('a closure without the agent service is refused with NO_AGENT_SERVICE, noth
   assert.equal(env.generations(), gens);
   const r = env.cp.reportsOf('activation-failed').find((x) => x.report.closureHash === target.closureHash);
   assert.is(r?.report.details?.['code'], 'NO_AGENT_SERVICE');
+});
+
+test('rollback-and-halt: the CP’s rollback instruction undoes exactly the confirmed activation', async () => {
+  const later = env.toys['later']!;
+  const before = env.running();
+  assert.is(before, env.toys['good']);
+  const target = publish(env, env.dispatch(later));
+  const { agent, close, logs } = env.agent();
+  try {
+    assert.equal(await agent.once(), { kind: 'activated', phase: 'idle', outcome: 'confirmed' }, logs.join('\n'));
+    assert.is(env.running(), later);
+    // An instruction for another closure is ignored: the CP can stop, never choose.
+    env.cp.setRollback({ rolloutId: target.rolloutId, closureHash: basenameOf(env.toys['gone']!), reason: 'nope' });
+    assert.equal((await agent.cycle()).outcome, { kind: 'rollback-instruction', acted: false });
+    assert.is(env.running(), later);
+    env.cp.setRollback({ rolloutId: target.rolloutId, closureHash: target.closureHash, reason: 'health gate failed' });
+    assert.equal((await agent.cycle()).outcome, { kind: 'rollback-instruction', acted: true });
+  } finally {
+    await close();
+    env.cp.setRollback(null);
+  }
+  assert.is(env.running(), before);
+  assert.equal(env.switchLog().slice(-2), ['later switch', 'good switch']);
+  assert.ok(outcomes('rolled-back').includes(target.closureHash));
+});
+
+test('check-in errors back off and honour Retry-After', async () => {
+  env.cp.failCheckins(2, 503, 7);
+  const { agent, close } = env.agent();
+  try {
+    const a = await agent.cycle();
+    assert.is(a.outcome.kind, 'checkin-failed');
+    assert.ok(a.delayMs >= 7000, `waits at least Retry-After (${a.delayMs} ms)`);
+    const b = await agent.cycle();
+    assert.is(b.outcome.kind, 'checkin-failed');
+    assert.is(agent.failures, 2);
+    const c = await agent.cycle();
+    assert.is.not(c.outcome.kind, 'checkin-failed');
+    assert.is(agent.failures, 0);
+    assert.ok(c.delayMs <= 1000, 'back to the normal interval');
+  } finally {
+    await close();
+  }
 });
 
 test.run();
