@@ -3,7 +3,7 @@
  * forge's working clone it runs, as real processes of `nixfleet-release`,
  *
  *   resolve --fleet fleet/fleet.json --out build/fleet.resolved.json
- *   push    --cache <file:// cache with its signing key> --closures build/closures.json
+ *   push    --cache file://<cache> --signing-key <cache key> --closures build/closures.json
  *   sign    --in build/fleet.resolved.json --key <release key> --closures build/closures.json
  *           --ci-commit <sha> --revocations fleet/revocations.json --out-dir releases
  *
@@ -53,8 +53,10 @@ export class Ci {
   constructor(
     readonly root: string,
     readonly forge: Forge,
-    /** `nix copy --to` URL of the binary cache CI pushes to (file://…?secret-key=…). */
+    /** Nix store URL of the binary cache CI pushes to (file://…). */
     readonly pushCacheUrl: string,
+    /** The cache's signing key (`nix key generate-secret`), held by CI. */
+    readonly cacheSigningKey: string,
   ) {
     this.dir = join(root, 'ci');
     this.keyFile = join(this.dir, 'release.key');
@@ -87,7 +89,7 @@ export class Ci {
     const closuresFile = join(build, 'closures.json');
     writeFileSync(closuresFile, JSON.stringify(input.closures, null, 2) + '\n');
     await releaseTool(['resolve', '--fleet', join(f.work, 'fleet/fleet.json'), '--out', resolved]);
-    await releaseTool(['push', '--cache', this.pushCacheUrl, '--closures', closuresFile]);
+    await releaseTool(['push', '--cache', this.pushCacheUrl, '--signing-key', this.cacheSigningKey, '--closures', closuresFile]);
     const signArgs = [
       'sign',
       '--in', resolved,

@@ -240,7 +240,7 @@ export class Fleet {
     // Forge + CI.
     this.forge = await Forge.create(this.root, this.serverHost);
     this.closers.push(() => this.forge.close());
-    this.ci = new Ci(this.root, this.forge, `file://${this.cacheDir}?secret-key=${this.cacheKey.secretKeyFile}`);
+    this.ci = new Ci(this.root, this.forge, `file://${this.cacheDir}`, this.cacheKey.secretKeyFile);
     const releasePub = await this.ci.keygen();
     this.trust = {
       schemaVersion: 1,
@@ -483,7 +483,9 @@ export class Fleet {
     writeJson(h.configFile, this.agentConfig(h));
     const node = [process.execPath, ...tsxArgs('agent/main.ts', ['run', '--config', h.configFile])];
     const [cmd, ...args] = h.netns !== null ? ['ip', 'netns', 'exec', h.netns, ...node] : node;
-    h.proc = spawnProc({ name: `agent-${name}`, cmd: cmd!, args, logFile: join(h.dir, 'agent.log') });
+    // Each host is its own machine: its own Nix narinfo disk cache (~/.cache/nix), so that agents
+    // realising at the same moment do not race on one SQLite file, as they never would in a fleet.
+    h.proc = spawnProc({ name: `agent-${name}`, cmd: cmd!, args, logFile: join(h.dir, 'agent.log'), env: { XDG_CACHE_HOME: join(h.dir, 'xdg-cache') } });
   }
 
   async startAgents(names: string[] = this.hosts.map((h) => h.name)): Promise<void> {
