@@ -248,6 +248,19 @@ test('rollback-and-halt: the CP’s rollback instruction undoes exactly the conf
   assert.ok(outcomes('rolled-back').includes(target.closureHash));
 });
 
+test('a host the signed fleet marks as leaving may activate a closure without the agent service', async () => {
+  const na = env.toys['noagent']!;
+  publish(env, env.dispatch(na, { fleet: (f) => (f.hosts['web1']!.leaving = true) }));
+  const { agent, close, logs } = env.agent();
+  try {
+    assert.equal(await agent.once(), { kind: 'activated', phase: 'idle', outcome: 'confirmed' }, logs.join('\n'));
+  } finally {
+    await close();
+  }
+  assert.is(env.running(), na);
+  assert.equal(env.switchLog().slice(-1), ['noagent switch']);
+});
+
 test('check-in errors back off and honour Retry-After', async () => {
   env.cp.failCheckins(2, 503, 7);
   const { agent, close } = env.agent();
