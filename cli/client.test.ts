@@ -197,11 +197,15 @@ test('rollout trace --follow redraws until converged (exit 0) and stops on halte
 
   step = 0;
   events = [];
-  const tty = await runCli(['rollout', 'trace', 'stable@abc', '--follow', ...conn], { ...io, isTTY: true, env: { HOME: tmp.dir, NO_COLOR: '1' }, sleep: async () => void step++ });
+  const tty = await runCli(['rollout', 'trace', 'stable@abc', '--follow', ...conn], { ...io, isTTY: true, columns: 30, env: { HOME: tmp.dir, NO_COLOR: '1' }, sleep: async () => void step++ });
   assert.is(tty.code, 0);
   assert.ok(!/\x1b\[[0-9;]*m/.test(tty.stdout), 'NO_COLOR: no colour');
   // On a terminal the progress block is redrawn in place: cursor up over it, erase, redraw.
   assert.is(tty.stdout.split('\x1b[3A\x1b[J').length, 3, JSON.stringify(tty.stdout));
+  const lastBlock = tty.stdout.split('\x1b[3A\x1b[J').pop()!.split('\n').filter((l) => l.startsWith('stable@') || l.includes('wave '));
+  const progress = lastBlock.slice(-3);
+  assert.is(progress.length, 3);
+  for (const l of progress) assert.ok([...l].length <= 30, `progress line fits 30 columns: ${JSON.stringify(l)}`);
 
   steps.push([detail('Halted', ['Converged', 'Failed']), [{ at: '2026-03-01T11:06:00Z', subject: 'host', hostname: 'web2', from: 'Healthy', to: 'Failed', reason: 'probe failed' }]]);
   step = 3;

@@ -24,7 +24,7 @@ import { clientFromCtx } from './client.ts';
 import type { CliError, Ctx, Outcome } from './framework.ts';
 import { arg, done, fail, flagBool, flagInt, flagStr } from './framework.ts';
 import type { Style } from './output.ts';
-import { colorEnabled, makeStyle } from './output.ts';
+import { colorEnabled, fitLines, makeStyle } from './output.ts';
 import {
   renderHosts,
   renderProgress,
@@ -165,7 +165,9 @@ async function follow(ctx: Ctx, c: Client, id: string, asJson: boolean): Promise
     if (asJson) {
       for (const e of fresh) ctx.io.stdout(JSON.stringify(e) + '\n');
     } else {
-      const progress = renderProgress(detail, st);
+      // Redrawn in place on a terminal: every line must take exactly one row, or the cursor-up
+      // count would leave fragments behind.
+      const progress = redraw && ctx.io.columns !== null ? fitLines(renderProgress(detail, st), ctx.io.columns) : renderProgress(detail, st);
       let out = '';
       if (redraw && drawnLines > 0 && (fresh.length > 0 || progress !== lastProgress)) out += `\x1b[${drawnLines}A\x1b[J`;
       for (const e of fresh) out += renderTraceLine(e, now);

@@ -79,6 +79,8 @@ export type Io = {
   cwd: string;
   /** Whether stdout is a terminal (colour and in-place redraw only then). */
   isTTY: boolean;
+  /** Terminal width when stdout is a terminal (the redrawn progress block must not wrap). */
+  columns: number | null;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
   /** All of standard input (read only by commands that take `-` or no FILE). */

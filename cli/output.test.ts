@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HOST_STATUS_LABELS, colorEnabled, displayWidth, makeStyle, relativeTime, renderTable, shortClosure, stripAnsi } from './output.ts';
+import { HOST_STATUS_LABELS, colorEnabled, displayWidth, fitLines, makeStyle, relativeTime, renderTable, shortClosure, stripAnsi } from './output.ts';
 
 const plain = makeStyle(false);
 const colour = makeStyle(true);
@@ -95,6 +95,19 @@ test('shortClosure keeps the name and 8 hash characters', () => {
   assert.is(shortClosure('0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web1-25.05'), '01234567-nixos-system-web1-25.05');
   assert.is(shortClosure(null), '-');
   assert.is(shortClosure('odd'), 'odd');
+});
+
+test('fitLines cuts lines to the terminal width, keeping colour escapes intact', () => {
+  assert.is(fitLines('short\nthis line is too long', 10), 'short\nthis line…');
+  const c = colour.tone('ok', 'green text that is long') + ' tail';
+  const fitted = fitLines(c, 8);
+  assert.is(stripAnsi(fitted), 'green t…');
+  assert.ok(fitted.endsWith('\x1b[0m'));
+  fc.assert(
+    fc.property(fc.string({ maxLength: 60 }).map((s) => s.replace(/[\n\x1b]/g, '_')), fc.integer({ min: 2, max: 40 }), (line, width) => {
+      assert.ok(displayWidth(fitLines(line, width)) <= width);
+    }),
+  );
 });
 
 test.run();

@@ -61,6 +61,34 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
   return [line(headers, true), ...rows.map((r) => line(r, false))].join('\n') + '\n';
 }
 
+/**
+ * Cut each line to `width` display columns (escapes kept, a final reset added when cut), so a
+ * block redrawn in place occupies exactly one terminal row per line.
+ */
+export function fitLines(text: string, width: number): string {
+  if (width < 2) return text;
+  return text
+    .split('\n')
+    .map((line) => {
+      if (displayWidth(line) <= width) return line;
+      let out = '';
+      let w = 0;
+      for (const part of line.split(/(\x1b\[[0-9;]*m)/)) {
+        if (part.startsWith('\x1b[')) {
+          out += part;
+          continue;
+        }
+        for (const ch of part) {
+          if (w >= width - 1) break;
+          out += ch;
+          w++;
+        }
+      }
+      return out + '…' + (line.includes('\x1b[') ? '\x1b[0m' : '');
+    })
+    .join('\n');
+}
+
 /** "just now", "42 s ago", "3 min ago", "5 h ago", "2 d ago"; the future reads "in 3 min". */
 export function relativeTime(thenMs: number, nowMs: number): string {
   const delta = nowMs - thenMs;

@@ -26,6 +26,7 @@ export async function runCli(argv: string[], io: FakeIo = {}): Promise<Captured>
     env: io.env ?? {},
     cwd: io.cwd ?? process.cwd(),
     isTTY: io.isTTY ?? false,
+    columns: io.columns ?? null,
     now: io.now ?? (() => Date.parse('2026-01-01T12:00:00Z')),
     sleep: io.sleep ?? (async () => {}),
     stdin: io.stdin ?? (async () => ''),
