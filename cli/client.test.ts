@@ -34,7 +34,8 @@ w('op.key', op.keyPem);
 w('host.pem', hostCert.certPem);
 w('host.key', hostCert.keyPem);
 
-type Handler = (req: IncomingMessage, body: string, ou: string | undefined) => { status: number; body: unknown };
+/** `null`: drop the connection without an answer (a CP restarting under a --follow). */
+type Handler = (req: IncomingMessage, body: string, ou: string | undefined) => { status: number; body: unknown } | null;
 let handler: Handler = () => ({ status: 404, body: { error: { code: 'NOT_FOUND', message: 'no route' } } });
 const requests: string[] = [];
 
@@ -45,6 +46,10 @@ const srv = createServer({ cert: server.certPem, key: server.keyPem, ca: ca.cert
     requests.push(`${req.method} ${req.url} ${req.headers['x-nixfleet-protocol'] ?? ''}`);
     const ou = (req.socket as TLSSocket).getPeerCertificate().subject?.OU as string | undefined;
     const r = ou !== 'operator' ? { status: 403, body: { error: { code: 'FORBIDDEN_ROLE', message: `this route needs a certificate with OU operator; yours has OU ${ou}` } } } : handler(req, body, ou);
+    if (r === null) {
+      req.socket.destroy();
+      return;
+    }
     res.writeHead(r.status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(r.body));
   });
@@ -216,6 +221,23 @@ test('rollout trace --follow redraws until converged (exit 0) and stops on halte
   const lines = halted.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.is(lines.length, 1);
   assert.equal(lines[0], { at: '2026-03-01T11:06:00Z', subject: 'host', hostname: 'web2', from: 'Healthy', to: 'Failed', reason: 'probe failed', wave: 1 });
+});
+
+test('--follow rides out a few dropped connections, and gives up with exit 3 after five in a row', async () => {
+  const converged = {
+    id: 'stable@abc', channel: 'stable', state: 'Converged', currentWave: 0, signedAt: '2026-03-01T11:00:00Z', artifactSha256: 'f'.repeat(64),
+    openedAt: '2026-03-01T11:00:00Z', updatedAt: '2026-03-01T11:00:00Z', reason: null, hostCounts: {}, hosts: [],
+  };
+  let drops = 2;
+  handler = (req) => (drops > 0 ? null : { status: 200, body: req.url!.endsWith('/trace') ? { rolloutId: 'stable@abc', events: [] } : converged });
+  let sleeps = 0;
+  const r = await runCli(['rollout', 'trace', 'stable@abc', '--follow', ...conn], { ...io, sleep: async () => void (sleeps++, drops--) });
+  assert.is(r.code, 0, r.stderr);
+  assert.is(sleeps, 2);
+  drops = 100;
+  const gone = await runCli(['rollout', 'trace', 'stable@abc', '--follow', ...conn], { ...io, sleep: async () => {} });
+  assert.is(gone.code, 3);
+  assert.ok(isOneLine(gone.stderr), gone.stderr);
 });
 
 test('audit export pages through the log and writes what audit verify accepts', async () => {
