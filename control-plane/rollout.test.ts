@@ -90,6 +90,14 @@ async function closeAll(as: Record<string, Agent>): Promise<void> {
 
 const code = (b: unknown): string => (b as ErrorBody).error.code;
 
+/** The service's in-memory mirror equals what SQLite holds (write-through, never diverges). */
+function assertMirror(cp: RunningCp): void {
+  const fromDb = cp.store.loadObserved();
+  const mirror = cp.cp.cachedObserved();
+  assert.equal(JSON.parse(JSON.stringify(mirror.hosts)), JSON.parse(JSON.stringify(fromDb.hosts)), 'hosts mirror');
+  assert.equal(JSON.parse(JSON.stringify(mirror.rollouts)), JSON.parse(JSON.stringify(fromDb.rollouts)), 'rollouts mirror');
+}
+
 function fleetWith(opts: { waves?: number; soakMinutes?: number; onHealthFailure?: 'halt' | 'rollback-and-halt' } = {}): FleetResolved {
   const f = sampleFleet({ hosts: 4, waves: opts.waves ?? 2, soakMinutes: opts.soakMinutes ?? 0, closures: true, withPubkeys: true });
   if (opts.onHealthFailure !== undefined) for (const p of Object.values(f.rolloutPolicies)) p.onHealthFailure = opts.onHealthFailure;
@@ -173,6 +181,7 @@ t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has s
     assert.ok(verifyAuditChain(audit.entries).ok);
     assert.ok(audit.entries.some((e) => e.kind === 'report' && (e.data as { verdict: string }).verdict === 'verified'));
     assert.ok(audit.entries.some((e) => e.kind === 'dispatch.expired'));
+    assertMirror(cp);
   } finally {
     await closeAll(as);
     await operator.close();
@@ -200,6 +209,7 @@ t('a confirm before the deadline after an expiry pass is refused too; a deadline
     assert.is(cp.store.getRollout(target.rolloutId)!.state, 'Halted');
     const noDispatch = await a.confirm('stable@nothing', target.closureHash);
     assert.is(noDispatch.status, 409);
+    assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -244,6 +254,7 @@ t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host
     a.current = oldClosure('host-0000');
     assert.is((await a.report('rolled-back', target.rolloutId, target.closureHash, 'rolled back by instruction')).status, 202);
     assert.is((await a.checkin()).rollback, undefined);
+    assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -267,6 +278,51 @@ t('onHealthFailure halt: a host that fails keeps the rollout halted and dispatch
     assert.is((await a.checkin()).rollback, undefined, 'halt (not rollback-and-halt) sends no rollback instruction');
     cp.cp.reconcileNow();
     for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null);
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('a newer signed target supersedes the rollout: its undelivered dispatches stop, the new rollout takes over', async () => {
+  const env = makeEnv();
+  const fleet = fleetWith({ waves: 2 });
+  env.publish(fleet);
+  const cp = await startCp(env);
+  const as = agents(env, cp);
+  try {
+    for (const h of HOSTS) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    const first = cp.store.allRollouts()[0]!.id;
+    const delivered = (await as['host-0000']!.checkin()).target!; // host-0000 is activating the old target
+    await as['host-0000']!.report('activation-started', delivered.rolloutId, delivered.closureHash);
+    env.clock.advance(60_000);
+    const next = structuredClone(fleet);
+    for (const h of HOSTS) next.hosts[h]!.closureHash = fakeClosure(h, 2);
+    env.publish(next);
+    await cp.cp.pollNow();
+    for (const h of HOSTS) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    assert.is(cp.store.getRollout(first)!.state, 'Superseded');
+    const second = cp.store.allRollouts().find((r) => r.id !== first)!;
+    assert.is(second.state, 'Executing');
+    const target = (await as['host-0002']!.checkin()).target!;
+    assert.is(target.rolloutId, second.id);
+    assert.is(target.closureHash, fakeClosure('host-0002', 2));
+    assert.is(cp.store.getDispatch(first, 'host-0002')!.status, 'cancelled', 'undelivered: withdrawn');
+    assert.is(cp.store.getDispatch(first, 'host-0000')!.status, 'pending', 'delivered: may still confirm');
+    assert.is((await as['host-0000']!.confirm(delivered.rolloutId, delivered.closureHash)).status, 204);
+    assert.is(cp.store.getDispatch(first, 'host-0000')!.status, 'confirmed');
+    assertMirror(cp);
+    // A third target while the second is in flight: the second is superseded and pruned from memory too.
+    env.clock.advance(60_000);
+    for (const h of HOSTS) next.hosts[h]!.closureHash = fakeClosure(h, 3);
+    env.publish(next);
+    await cp.cp.pollNow();
+    cp.cp.reconcileNow();
+    assert.is(Object.keys(cp.cp.cachedObserved().rollouts).length, 1);
+    assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -335,6 +391,7 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
     cp.cp.reconcileNow();
     assert.is(cp.store.getRollout(rolloutId)!.state, 'Converged');
     assert.ok(verifyAuditChain(cp.store.auditAll()).ok);
+    assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();

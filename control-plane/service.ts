@@ -83,6 +83,13 @@ export class ControlPlane implements CpService {
   private readonly source: ArtifactSource;
   private hostKeys = new Map<string, HostKey>();
   private keysFor: string | null = null;
+  /**
+   * Write-through mirror of the hosts and rollouts of observed state (histories empty), loaded
+   * from SQLite on first use and updated only after each transaction commits. A reconcile pass
+   * then costs the reconciler's time, not 20,000 row reads; the channel-level maps (operator
+   * state) are still read from SQLite on every pass.
+   */
+  private cache: Observed | null = null;
   private timers: NodeJS.Timeout[] = [];
   private debounce: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -108,7 +115,7 @@ export class ControlPlane implements CpService {
       now: this.now,
       metrics: this.metrics,
       log: this.log,
-      onFleetChanged: () => this.requestReconcile(0),
+      onFleetChanged: () => this.requestReconcile(),
     });
   }
 
@@ -181,8 +188,9 @@ export class ControlPlane implements CpService {
     const fleet = inForce.fleet;
     const started = performance.now();
     const nowMs = this.now();
-    const actions = this.store.tx(() => {
-      const loaded = this.store.loadObserved();
+    const base = this.cached();
+    const { acts: actions, final } = this.store.tx(() => {
+      const loaded: Observed = { ...base, ...this.store.loadChannelState() };
       const expired = this.store.expiredDispatches(nowMs);
       const events = expired.map((d) => ({ host: d.hostname, event: { kind: 'deadline-expired', rolloutId: d.rolloutId } as HostEvent }));
       for (const d of expired) {
@@ -202,11 +210,52 @@ export class ControlPlane implements CpService {
       const transitions = this.store.persistObserved(loaded, final, nowMs, this.origin(), qmeta);
       this.afterTransitions(transitions, final, nowMs, 'cp');
       for (const a of acts) this.afterAction(a, nowMs);
-      return acts;
+      return { acts, final };
     });
+    this.cache = toCache(final);
     this.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
     this.metrics.reconcileRuns.inc({ trigger });
     return actions;
+  }
+
+  private cached(): Observed {
+    this.cache ??= toCache(this.store.loadObserved());
+    return this.cache;
+  }
+
+  /** The mirror as the reconciler would load it from SQLite now (for consistency checks). */
+  cachedObserved(): Pick<Observed, 'hosts' | 'rollouts'> {
+    const c = this.cached();
+    return { hosts: c.hosts, rollouts: c.rollouts };
+  }
+
+  /**
+   * The part of observed state a host event can touch: the host's observation and its entry in
+   * every live rollout (the rollout with only this host). Channel maps are empty: host events do
+   * not use them (reconciler/apply.ts).
+   */
+  private slice(h: string): Observed {
+    const c = this.cached();
+    const hosts: Observed['hosts'] = {};
+    if (Object.prototype.hasOwnProperty.call(c.hosts, h)) hosts[h] = c.hosts[h]!;
+    const rollouts: Observed['rollouts'] = {};
+    for (const r of Object.values(c.rollouts)) {
+      if (r.state === 'Converged' || r.state === 'Superseded' || !Object.prototype.hasOwnProperty.call(r.hosts, h)) continue;
+      rollouts[r.id] = { ...r, hosts: { [h]: r.hosts[h]! }, history: [] };
+    }
+    return { hosts, rollouts, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} };
+  }
+
+  /** Fold a committed one-host slice back into the mirror (host events change nothing else). */
+  private merge(h: string, after: Observed): void {
+    const c = this.cached();
+    const o = after.hosts[h];
+    if (o !== undefined) c.hosts[h] = o;
+    for (const r of Object.values(after.rollouts)) {
+      const rh = r.hosts[h];
+      const target = c.rollouts[r.id];
+      if (rh !== undefined && target !== undefined) target.hosts[h] = rh;
+    }
   }
 
   /** Dispatch rows and audit entries that follow host/rollout transitions. */
@@ -241,6 +290,12 @@ export class ControlPlane implements CpService {
         const d = this.store.getDispatch(a.rolloutId, a.host);
         if (d !== null) this.store.finishDispatch(a.rolloutId, a.host, 'cancelled', nowMs, a.reason);
         this.store.appendAudit({ atMs: nowMs, kind: 'host.rollback', actor: 'cp', subject: a.rolloutId, data: { host: a.host, closure: a.closure, reason: a.reason } });
+        return;
+      }
+      case 'supersede_rollout': {
+        // Targets not yet handed over are withdrawn; a host already activating may still confirm.
+        const n = this.store.cancelUndelivered(a.rolloutId, nowMs);
+        if (n > 0) this.store.appendAudit({ atMs: nowMs, kind: 'dispatch.withdrawn', actor: 'cp', subject: a.rolloutId, data: { undelivered: n, reason: a.reason } });
         return;
       }
       case 'quarantine_closure':
@@ -302,7 +357,7 @@ export class ControlPlane implements CpService {
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
     const out = this.store.tx(() => {
       const before = this.store.getHost(h);
-      const slice = this.store.loadHostSlice(h);
+      const slice = this.slice(h);
       const events: { host: string; event: HostEvent }[] = [
         { host: h, event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits } },
       ];
@@ -335,8 +390,9 @@ export class ControlPlane implements CpService {
         before.probesPassing !== o.probes.passing ||
         JSON.stringify(before.failedUnits) !== JSON.stringify(o.failedUnits) ||
         transitions.length > 0;
-      return { target: this.targetFor(h, after, nowMs, fleet, inForce.sha256, inForce.signedAt), rollback: this.rollbackFor(h), relevant };
+      return { after, target: this.targetFor(h, after, nowMs, fleet, inForce.sha256, inForce.signedAt), rollback: this.rollbackFor(h), relevant };
     });
+    this.merge(h, out.after);
     this.metrics.checkins.inc({ result: out.target !== null ? 'target' : 'none' });
     if (out.relevant) this.requestReconcile();
     const res: CheckinResponse = { target: out.target, nextCheckinSecs: this.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
@@ -398,6 +454,7 @@ export class ControlPlane implements CpService {
     this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.now();
+    let merged: Observed | null = null;
     const result = this.store.tx((): { ok: true; reconcile: boolean } | { ok: false; error: ApiError } => {
       const d = this.store.getDispatch(req.rolloutId, h);
       if (d === null) return { ok: false, error: new ApiError('NO_DISPATCH', `no target of rollout ${req.rolloutId} was handed to ${h}`) };
@@ -407,16 +464,24 @@ export class ControlPlane implements CpService {
       if (d.status === 'confirmed') return { ok: true, reconcile: false }; // a retried confirm
       if (d.status === 'expired') return { ok: false, error: new ApiError('DEADLINE_PASSED', `the confirm deadline ${iso(d.deadlineMs ?? 0)} has passed: roll back`) };
       if (d.status !== 'pending') return { ok: false, error: new ApiError('DISPATCH_CANCELLED', `the dispatch was ${d.status === 'failed' ? 'marked failed' : 'cancelled'}: roll back`) };
-      const slice = this.store.loadHostSlice(h);
+      const slice = this.slice(h);
       if (d.deadlineMs !== null && nowMs > d.deadlineMs) {
         // Expire it now rather than waiting for the next pass: the answer and the state agree.
         this.store.finishDispatch(d.rolloutId, h, 'expired', nowMs);
         this.store.appendAudit({ atMs: nowMs, kind: 'dispatch.expired', actor: 'cp', subject: d.rolloutId, data: { host: h, closure: d.closure, deadline: iso(d.deadlineMs), lateConfirm: true } });
         const after = applyHostEvents(slice, [{ host: h, event: { kind: 'deadline-expired', rolloutId: d.rolloutId } }], nowMs);
         this.afterTransitions(this.store.persistObserved(slice, after, nowMs, this.origin()), after, nowMs, 'cp');
+        merged = after;
         return { ok: false, error: new ApiError('DEADLINE_PASSED', `the confirm deadline ${iso(d.deadlineMs)} has passed: roll back`) };
       }
       const rh = slice.rollouts[d.rolloutId]?.hosts[h];
+      if (rh === undefined && this.store.getRollout(d.rolloutId)?.state === 'Superseded') {
+        // It activated a closure CI signed for the previous target in time: nothing to undo; the
+        // newer rollout moves it on. No state change in a superseded rollout.
+        this.store.finishDispatch(d.rolloutId, h, 'confirmed', nowMs);
+        this.store.appendAudit({ atMs: nowMs, kind: 'host.confirmed-superseded', actor: `host:${h}`, subject: d.rolloutId, data: { host: h, closure: d.closure } });
+        return { ok: true, reconcile: true };
+      }
       if (rh === undefined || !ACTIVE_DISPATCH_STATES.includes(rh.state)) {
         this.store.finishDispatch(d.rolloutId, h, 'cancelled', nowMs);
         return { ok: false, error: new ApiError('DISPATCH_CANCELLED', `rollout ${d.rolloutId} no longer expects ${h} to confirm (${rh?.state ?? 'superseded'}): roll back`) };
@@ -428,9 +493,11 @@ export class ControlPlane implements CpService {
       const after = applyHostEvents(slice, events, nowMs);
       this.store.finishDispatch(d.rolloutId, h, 'confirmed', nowMs);
       this.afterTransitions(this.store.persistObserved(slice, after, nowMs, this.origin()), after, nowMs, `host:${h}`);
+      merged = after;
       if (req.confirmed !== undefined) this.recordConfirmedStatement(h, req.confirmed, nowMs, 'confirm');
       return { ok: true, reconcile: true };
     });
+    if (merged !== null) this.merge(h, merged);
     if (!result.ok) {
       this.requestReconcile();
       throw result.error;
@@ -445,6 +512,7 @@ export class ControlPlane implements CpService {
     const verdict = this.verifyHostSignature(h, rawReport, req.signature);
     const bytes = canonicalBytes(rawReport);
     const reportJson = bytes.ok ? new TextDecoder().decode(bytes.value) : JSON.stringify(req.report);
+    let merged: Observed | null = null;
     const id = this.store.tx(() => {
       const id = this.store.insertReport({ hostname: h, receivedMs: nowMs, event: req.report.event, rolloutId: req.report.rolloutId, reportJson, signature: req.signature, verdict });
       this.store.appendAudit({
@@ -457,14 +525,16 @@ export class ControlPlane implements CpService {
       if (verdict === 'invalid') return id; // stored for the auditor, changes nothing
       const event = toHostEvent(req.report);
       if (event !== null) {
-        const slice = this.store.loadHostSlice(h);
+        const slice = this.slice(h);
         const after = applyHostEvents(slice, [{ host: h, event }], nowMs);
         this.afterTransitions(this.store.persistObserved(slice, after, nowMs, this.origin()), after, nowMs, `host:${h}`);
+        merged = after;
       }
       if (req.report.event === 'rolled-back' && req.report.rolloutId !== null) this.store.clearRollback(req.report.rolloutId, h);
       if (req.report.event === 'activation-deferred') this.store.setPendingReboot(h, true);
       return id;
     });
+    if (merged !== null) this.merge(h, merged);
     this.metrics.reports.inc({ event: req.report.event, verdict });
     if (verdict === 'invalid') {
       throw new ApiError('REPORT_SIGNATURE_INVALID', `the report's signature does not verify under the host key of ${h} in the signed fleet; stored for audit, ignored`);
@@ -676,4 +746,23 @@ export function toHostEvent(r: HostReport): HostEvent | null {
     case 'verify-failed':
       return null;
   }
+}
+
+/**
+ * The mirror of observed state as `Store.loadObserved` would read it: histories empty, and only
+ * the rollouts it loads (live ones, plus the newest of each channel whatever its state).
+ */
+function toCache(o: Observed): Observed {
+  const newest = new Map<string, { openedAtMs: number; id: string }>();
+  for (const r of Object.values(o.rollouts)) {
+    const n = newest.get(r.channel);
+    if (n === undefined || r.openedAtMs > n.openedAtMs || (r.openedAtMs === n.openedAtMs && r.id > n.id)) newest.set(r.channel, { openedAtMs: r.openedAtMs, id: r.id });
+  }
+  const rollouts: Observed['rollouts'] = {};
+  for (const [id, r] of Object.entries(o.rollouts)) {
+    const terminal = r.state === 'Converged' || r.state === 'Superseded';
+    if (terminal && newest.get(r.channel)?.id !== id) continue;
+    rollouts[id] = r.history.length === 0 ? r : { ...r, history: [] };
+  }
+  return { ...o, hosts: o.hosts, rollouts };
 }

@@ -571,7 +571,8 @@ export class Store {
     };
   }
 
-  private loadChannelState(): Pick<Observed, 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'> {
+  /** The channel-level maps (quarantines, pauses, last converged, deferrals): small tables. */
+  loadChannelState(): Pick<Observed, 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'> {
     const quarantinedClosures: Record<string, string[]> = {};
     for (const q of this.s.quarantineAll.all() as Row[]) (quarantinedClosures[q['channel']] ??= []).push(q['closure']);
     const pausedChannels: Record<string, PauseInfo> = {};
@@ -595,12 +596,17 @@ export class Store {
     origin: RolloutOrigin,
     quarantineMeta: ReadonlyMap<string, Omit<QuarantineRow, 'channel' | 'closure'>> = new Map(),
   ): TransitionRow[] {
-    for (const [h, o] of Object.entries(after.hosts)) {
-      if (!sameHostObs(before.hosts[h], o)) this.putObservation(h, o);
+    // Reference equality first: applyActions / applyHostEvents copy only what they change.
+    if (before.hosts !== after.hosts) {
+      for (const [h, o] of Object.entries(after.hosts)) {
+        const b = before.hosts[h];
+        if (b !== o && !sameHostObs(b, o)) this.putObservation(h, o);
+      }
     }
     const newTransitions: TransitionRow[] = [];
     for (const [id, r] of Object.entries(after.rollouts)) {
       const b = before.rollouts[id];
+      if (b === r) continue;
       if (b === undefined) {
         this.s.rhDeleteFor.run(id); // rows of an earlier, superseded incarnation of this id
         this.s.rolloutInsert.run({
@@ -637,7 +643,8 @@ export class Store {
         });
       }
       for (const [h, rh] of Object.entries(r.hosts)) {
-        if (sameRolloutHost(b?.hosts[h], rh)) continue;
+        const bh = b?.hosts[h];
+        if (bh === rh || sameRolloutHost(bh, rh)) continue;
         this.s.rhUpsert.run({
           rolloutId: id,
           hostname: h,
