@@ -48,7 +48,7 @@ import {
   type Step,
 } from './machine.ts';
 import { runProbes, systemdFailedUnits } from './probes.ts';
-import type { StateStore } from './state.ts';
+import { StateCorrupt, type StateStore } from './state.ts';
 import { checkTarget, type TargetErrorCode } from './target.ts';
 
 /** The control-plane calls the loop makes (`CpClient` implements it). */
@@ -446,7 +446,8 @@ export class NixfleetAgent {
         delayMs = r.delayMs;
       } catch (e) {
         this.failures += 1;
-        this.log(`cycle failed: ${(e as Error).stack ?? String(e)}`);
+        // A corrupt state file is an operator matter (named in the message), not a crash.
+        this.log(e instanceof StateCorrupt ? `state: ${e.message}` : `cycle failed: ${(e as Error).stack ?? String(e)}`);
         const c = this.deps.config;
         delayMs = nextDelayMs({ baseSecs: c.pollIntervalSecs, failures: this.failures, maxFactor: c.maxBackoffFactor, jitterPct: c.pollJitterPct, random: this.random() });
       }

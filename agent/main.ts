@@ -11,7 +11,7 @@ import { resolveConfig, type Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';
 import { NixfleetAgent, trustLoader } from './loop.ts';
 import { NixBackend } from './nix.ts';
-import { FileStateStore } from './state.ts';
+import { FileStateStore, StateCorrupt } from './state.ts';
 
 const HELP = `nixfleet-agent — verifies signed targets, activates them with Nix, rolls itself back unless it can confirm
 
@@ -139,7 +139,6 @@ export async function main(argv: string[]): Promise<number> {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       log(`started: ${config.hostname} → ${config.cpUrl}, state ${config.stateDir}`);
-      await agent.start();
       await agent.runForever(ac.signal);
       return 0;
     } finally {
@@ -149,6 +148,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof Exit) {
       process.stderr.write(`nixfleet-agent: ${e.message}\n`);
       return e.code;
+    }
+    if (e instanceof StateCorrupt) {
+      process.stderr.write(`nixfleet-agent: unreadable state file (inspect it; never deleted automatically): ${e.message}\n`);
+      return 2;
     }
     throw e;
   }

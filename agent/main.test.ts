@@ -1,0 +1,65 @@
+/**
+ * `nixfleet-agent` as a process: --help, usage and configuration errors (exit 1, every bad field
+ * listed), unreadable material and corrupt state (exit 2, one clear line, no stack trace).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createFleetCa, mintHostCert } from '../cli/pki.ts';
+
+const test = suite('nixfleet-agent CLI');
+const dir = mkdtempSync(join(tmpdir(), 'nixfleet-agent-cli-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+const agent = (...args: string[]) => spawnSync(process.execPath, ['bin/nixfleet-agent.js', ...args], { encoding: 'utf8', timeout: 60_000 });
+
+test('--help and usage errors', () => {
+  const h = agent('--help');
+  assert.is(h.status, 0);
+  assert.match(h.stdout, /run\s+--config FILE/);
+  assert.is(agent().status, 0, 'no arguments prints the help');
+  const u = agent('frobnicate');
+  assert.is(u.status, 1);
+  assert.match(u.stderr, /unknown command/);
+  const m = agent('run');
+  assert.is(m.status, 1);
+  assert.match(m.stderr, /--config FILE/);
+});
+
+test('an invalid configuration exits 1 and lists every bad field', () => {
+  const f = join(dir, 'bad.json');
+  writeFileSync(f, JSON.stringify({ cpUrl: 'ftp://x', pollIntervalSecs: 'often', tls: {} }));
+  const r = agent('once', '--config', f);
+  assert.is(r.status, 1);
+  for (const p of ['/cpUrl', '/pollIntervalSecs', '/tls/certFile']) assert.match(r.stderr, p);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  writeFileSync(f, '{nope');
+  assert.is(agent('once', '--config', f).status, 1);
+  assert.is(agent('once', '--config', join(dir, 'missing.json')).status, 2);
+});
+
+test('unreadable certificate or corrupt state: exit 2 with a clear line', () => {
+  const ca = createFleetCa({ commonName: 'cli test' });
+  const host = mintHostCert(ca, 'web1');
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  writeFileSync(join(dir, 'host.pem'), host.certPem);
+  writeFileSync(join(dir, 'host.key'), host.keyPem);
+  const base = { hostname: 'web1', cpUrl: 'https://127.0.0.1:1', hostKeyFile: null, stateDir: join(dir, 'state'), trustFile: join(dir, 'trust.json') };
+  const f = join(dir, 'agent.json');
+  writeFileSync(f, JSON.stringify({ ...base, tls: { certFile: join(dir, 'nope.pem'), keyFile: join(dir, 'host.key'), caFile: join(dir, 'ca.pem') } }));
+  const r = agent('once', '--config', f);
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /cannot read certificate/);
+  writeFileSync(f, JSON.stringify({ ...base, tls: { certFile: join(dir, 'host.pem'), keyFile: join(dir, 'host.key'), caFile: join(dir, 'ca.pem') } }));
+  mkdirSync(join(dir, 'state'), { recursive: true });
+  writeFileSync(join(dir, 'state', 'pending.json'), '{"torn');
+  const c = agent('once', '--config', f);
+  assert.is(c.status, 2);
+  assert.match(c.stderr, /pending\.json/);
+  assert.not.match(c.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test.run();
