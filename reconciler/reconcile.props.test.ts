@@ -194,6 +194,10 @@ laws('regression examples (pinned)', () => {
   const p: RandomFleetParams = { hosts: 60, channels: 4, maxWaves: 3, edgeRate: 0.2, channelEdges: true, budgets: 3, nullClosureRate: 0.05, maxSoakMinutes: 2, seed: 42 };
   const v = runLaws(randomFleet(p), { failRate: 0.1, neverConfirmRate: 0.02, offlineRate: 0.2, probeFailRate: 0.05, unitFailRate: 0.05, pause: true, seed: 7 }, 400);
   assert.equal(v, []);
+  // Found by the first law run (a checker bug, kept as an example of law 5's meaning): the
+  // operator resumes a paused channel and the same tick dispatches — legal.
+  const p2: RandomFleetParams = { hosts: 1, channels: 1, maxWaves: 1, edgeRate: 0, channelEdges: false, budgets: 0, nullClosureRate: 0, maxSoakMinutes: 0, seed: 0 };
+  assert.equal(runLaws(randomFleet(p2), { failRate: 0, neverConfirmRate: 0, offlineRate: 0, probeFailRate: 0, unitFailRate: 0, pause: true, seed: 1358560111 }, 100), []);
 });
 
 laws.run();
