@@ -241,22 +241,6 @@ function usageMessage(e: unknown): string {
   return first;
 }
 
-/** Convert a raw flag string to its declared type. */
-export function toFlagValue(flag: { name: string; type: FlagType }, raw: string | boolean, source: string): Result<FlagValue, CliError> {
-  if (flag.type === 'boolean') {
-    if (typeof raw === 'boolean') return ok(raw);
-    if (raw === 'true' || raw === '1') return ok(true);
-    if (raw === 'false' || raw === '0' || raw === '') return ok(false);
-    return err({ code: 'USAGE', message: `${source}: expected true or false, got ${JSON.stringify(raw)}` });
-  }
-  if (typeof raw === 'boolean') return err({ code: 'USAGE', message: `${source}: needs a value` });
-  if (flag.type === 'int') {
-    if (!/^\d+$/.test(raw.trim())) return err({ code: 'USAGE', message: `${source}: expected a whole number, got ${JSON.stringify(raw)}` });
-    return ok(Number(raw.trim()));
-  }
-  return ok(raw);
-}
-
 // Typed accessors for handlers. Asking for an undeclared flag is a bug (throws), so a typo in a
 // handler fails every test of that command rather than silently reading `undefined`.
 function declared(ctx: Ctx, name: string): FlagSpec {

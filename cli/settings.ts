@@ -11,8 +11,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Result } from '../release/result.ts';
 import { err, ok } from '../release/result.ts';
-import type { CliError, FlagSpec, FlagValue, Io } from './framework.ts';
-import { toFlagValue } from './framework.ts';
+// Types only: framework.ts imports values from here, so a value import back would be a cycle.
+import type { CliError, FlagSpec, FlagType, FlagValue, Io } from './framework.ts';
 
 type SettingSpec = {
   type: 'string' | 'int';
@@ -150,3 +150,19 @@ export function resolveFlags(
 
 /** Connection settings without which no online command can run. */
 const REQUIRED_WHEN_ONLINE: ReadonlySet<SettingName> = new Set(['url', 'cert', 'key', 'ca']);
+
+/** Convert a raw flag string to its declared type. */
+export function toFlagValue(flag: { name: string; type: FlagType }, raw: string | boolean, source: string): Result<FlagValue, CliError> {
+  if (flag.type === 'boolean') {
+    if (typeof raw === 'boolean') return ok(raw);
+    if (raw === 'true' || raw === '1') return ok(true);
+    if (raw === 'false' || raw === '0' || raw === '') return ok(false);
+    return err({ code: 'USAGE', message: `${source}: expected true or false, got ${JSON.stringify(raw)}` });
+  }
+  if (typeof raw === 'boolean') return err({ code: 'USAGE', message: `${source}: needs a value` });
+  if (flag.type === 'int') {
+    if (!/^\d+$/.test(raw.trim())) return err({ code: 'USAGE', message: `${source}: expected a whole number, got ${JSON.stringify(raw)}` });
+    return ok(Number(raw.trim()));
+  }
+  return ok(raw);
+}
