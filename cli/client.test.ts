@@ -223,7 +223,7 @@ test('rollout trace --follow redraws until converged (exit 0) and stops on halte
   assert.equal(lines[0], { at: '2026-03-01T11:06:00Z', subject: 'host', hostname: 'web2', from: 'Healthy', to: 'Failed', reason: 'probe failed', wave: 1 });
 });
 
-test('--follow rides out a few dropped connections, and gives up with exit 3 after five in a row', async () => {
+test('--follow rides out a few dropped connections (exit 3 after five in a row); superseded ends it with exit 1', async () => {
   const converged = {
     id: 'stable@abc', channel: 'stable', state: 'Converged', currentWave: 0, signedAt: '2026-03-01T11:00:00Z', artifactSha256: 'f'.repeat(64),
     openedAt: '2026-03-01T11:00:00Z', updatedAt: '2026-03-01T11:00:00Z', reason: null, hostCounts: {}, hosts: [],
@@ -234,6 +234,11 @@ test('--follow rides out a few dropped connections, and gives up with exit 3 aft
   const r = await runCli(['rollout', 'trace', 'stable@abc', '--follow', ...conn], { ...io, sleep: async () => void (sleeps++, drops--) });
   assert.is(r.code, 0, r.stderr);
   assert.is(sleeps, 2);
+  handler = (req) => ({ status: 200, body: req.url!.endsWith('/trace') ? { rolloutId: 'stable@abc', events: [] } : { ...converged, state: 'Superseded' } });
+  const superseded = await runCli(['rollout', 'trace', 'stable@abc', '--follow', ...conn], io);
+  assert.is(superseded.code, 1);
+  assert.match(superseded.stderr, /stable@abc was superseded by a newer signed release/);
+  handler = () => null;
   drops = 100;
   const gone = await runCli(['rollout', 'trace', 'stable@abc', '--follow', ...conn], { ...io, sleep: async () => {} });
   assert.is(gone.code, 3);
