@@ -70,7 +70,7 @@ export function hostStateChange(e: AuditEntry): { host: string; rollout: string 
   const host = typeof d['hostname'] === 'string' ? d['hostname'] : typeof d['host'] === 'string' ? d['host'] : e.subject.includes(':') ? null : e.subject;
   const to = typeof d['to'] === 'string' ? d['to'] : typeof d['state'] === 'string' ? d['state'] : null;
   if (host === null || to === null) return null;
-  const rollout = typeof d['rolloutId'] === 'string' ? d['rolloutId'] : null;
+  const rollout = typeof d['rolloutId'] === 'string' ? d['rolloutId'] : e.subject.includes('@') ? e.subject : null;
   const from = typeof d['from'] === 'string' ? d['from'] : null;
   return { host, rollout, to, from };
 }
