@@ -356,8 +356,8 @@ export class ControlPlane implements CpService {
     const offlineAfterMs = this.config.offlineAfterSecs * 1000;
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
     const out = this.store.tx(() => {
-      const before = this.store.getHost(h);
       const slice = this.slice(h);
+      const before = slice.hosts[h] ?? null;
       const events: { host: string; event: HostEvent }[] = [
         { host: h, event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits } },
       ];
@@ -386,8 +386,8 @@ export class ControlPlane implements CpService {
         before.lastCheckinMs === null ||
         nowMs - before.lastCheckinMs > offlineAfterMs ||
         before.currentClosure !== o.currentClosure ||
-        before.probesObserved !== o.probes.observed ||
-        before.probesPassing !== o.probes.passing ||
+        before.probes.observed !== o.probes.observed ||
+        before.probes.passing !== o.probes.passing ||
         JSON.stringify(before.failedUnits) !== JSON.stringify(o.failedUnits) ||
         transitions.length > 0;
       return { after, target: this.targetFor(h, after, nowMs, fleet, inForce.sha256, inForce.signedAt), rollback: this.rollbackFor(h), relevant };
