@@ -8,15 +8,16 @@
  * - never on the new closure unconfirmed past the deadline (while the agent is up);
  * - a quarantined closure is never running, and never activated again within 24 h;
  * - in the end the host is on the new closure confirmed, or on the previous closure with the new
- *   one quarantined (or untouched, when it never got as far as a switch) — and no pending record
- *   is left behind.
+ *   one quarantined (or untouched, when it never got as far as a switch; or prepared for the next
+ *   boot when the kernel differs) — and no pending record is left behind.
+ * The CP's rollback-and-halt instruction is part of the command set too.
  */
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { drive, type DriveDeps } from './drive.ts';
 import { Crash, FakeBackend, MemoryStore, type FakeCall } from './fake-backend.ts';
-import { INITIAL_STATE, recover, reconfirm, step, type ConfirmResult, type Job, type MachineConfig, type MachineState } from './machine.ts';
+import { INITIAL_STATE, instructedRollback, recover, reconfirm, step, type ConfirmResult, type Job, type MachineConfig, type MachineState } from './machine.ts';
 
 const P = '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nixos-system-prev';
 const N_HASH = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-nixos-system-new';
@@ -24,14 +25,22 @@ const N = `/nix/store/${N_HASH}`;
 const CFG: MachineConfig = { confirmDeadlineSecs: 120, quarantineHours: 24, retryIntervalSecs: 5 };
 const CP_DEADLINE_SECS = 150;
 
-type Faults = { realiseFails: boolean; switchMode: 'ok' | 'fail' | 'fail-after-activating'; probesOk: boolean; cpMode: 'ok' | 'gone' | 'error'; switchSecs: number };
+type Faults = {
+  realiseFails: boolean;
+  switchMode: 'ok' | 'fail' | 'fail-after-activating';
+  probesOk: boolean;
+  cpMode: 'ok' | 'gone' | 'error';
+  switchSecs: number;
+  /** The new closure's kernel differs: `boot` + deferred instead of a live switch. */
+  inhibit: boolean;
+};
 
 class World {
   now = Date.UTC(2026, 0, 1);
   backend = new FakeBackend(P);
   store = new MemoryStore();
   state: MachineState | null = INITIAL_STATE;
-  faults: Faults = { realiseFails: false, switchMode: 'ok', probesOk: true, cpMode: 'ok', switchSecs: 1 };
+  faults: Faults = { realiseFails: false, switchMode: 'ok', probesOk: true, cpMode: 'ok', switchSecs: 1, inhibit: false };
   cpDeadlineMs: number | null = null;
   crashIn: number | null = null;
   quarantinedAt: number | null = null;
@@ -127,6 +136,13 @@ class World {
     await this.run((s) => step(s, { kind: 'tick' }, this.now, CFG));
   }
 
+  /** The CP's rollback-and-halt instruction for the new closure (the shell passes what runs). */
+  async instruct(crashIn: number | null): Promise<void> {
+    if (this.state === null) return;
+    this.crashIn = crashIn;
+    await this.run((s) => instructedRollback(s, { rolloutId: 'web@1', closureHash: N_HASH, reason: 'health gate' }, this.backend.runningPath, this.now));
+  }
+
   async restart(crashIn: number | null): Promise<void> {
     if (this.state !== null) return;
     this.state = INITIAL_STATE;
@@ -198,6 +214,15 @@ class Restart implements fc.AsyncCommand<Model, World> {
   }
   toString = () => `restart(crash=${this.crashIn})`;
 }
+class Instruct implements fc.AsyncCommand<Model, World> {
+  constructor(readonly crashIn: number | null) {}
+  check = () => true;
+  async run(_m: Model, w: World): Promise<void> {
+    await w.instruct(this.crashIn);
+    w.checkInvariants();
+  }
+  toString = () => `instruct-rollback(crash=${this.crashIn})`;
+}
 class SetFaults implements fc.AsyncCommand<Model, World> {
   constructor(readonly faults: Faults) {}
   check = () => true;
@@ -205,6 +230,8 @@ class SetFaults implements fc.AsyncCommand<Model, World> {
     w.faults = this.faults;
     w.backend.realiseError = this.faults.realiseFails ? { code: 'CACHE_SIGNATURE', message: 'untrusted' } : null;
     w.backend.switchMode = this.faults.switchMode;
+    if (this.faults.inhibit) w.backend.inhibitorsOf.set(N, ['kernel']);
+    else w.backend.inhibitorsOf.delete(N);
   }
   toString = () => `faults(${JSON.stringify(this.faults)})`;
 }
@@ -215,6 +242,7 @@ const faultsArb: fc.Arbitrary<Faults> = fc.record({
   probesOk: fc.boolean(),
   cpMode: fc.constantFrom('ok', 'ok', 'gone', 'error'),
   switchSecs: fc.constantFrom(1, 30, 200),
+  inhibit: fc.constantFrom(false, false, false, true),
 });
 
 const commands = fc.commands(
@@ -222,6 +250,7 @@ const commands = fc.commands(
     crashArb.map((c) => new Dispatch(c)),
     fc.tuple(fc.constantFrom(1, 4, 30, 119, 121, 400, 25 * 3600), crashArb).map(([s, c]) => new Advance(s, c)),
     crashArb.map((c) => new Restart(c)),
+    crashArb.map((c) => new Instruct(c)),
     faultsArb.map((f) => new SetFaults(f)),
   ],
   { maxCommands: 25 },
@@ -240,14 +269,17 @@ test('any order of successes, failures, crashes and timeouts ends confirmed, or 
       const onNew = w.backend.runningPath === N && w.confirmedN();
       const onPrevQuarantined = w.backend.runningPath === P && w.backend.profileCurrent === P && w.store.quarantine.some((q) => q.closureHash === N_HASH);
       const untouched = w.backend.runningPath === P && w.backend.profileCurrent === P && !w.backend.activations.some((a) => a.startsWith(N));
-      assert.ok(onNew || onPrevQuarantined || untouched, `ended on ${w.backend.runningPath} (profile ${w.backend.profileCurrent}); ${w.log.join(' | ')}`);
+      // Kernel differs: prepared for the next boot (profile = new closure), nothing to confirm yet.
+      const deferred = w.backend.runningPath === P && w.backend.profileCurrent === N && w.state?.deferred === N_HASH && w.backend.activations.at(-1) === `${N} boot`;
+      assert.ok(onNew || onPrevQuarantined || untouched || deferred, `ended on ${w.backend.runningPath} (profile ${w.backend.profileCurrent}); ${w.log.join(' | ')}`);
       if (onPrevQuarantined && w.backend.activations.some((a) => a.startsWith(N))) {
-        // The previous closure's own switch ran after the new one's.
+        // The previous closure's own activation ran after the new one's.
         const lastN = w.backend.activations.map((a) => a.startsWith(N)).lastIndexOf(true);
-        assert.ok(w.backend.activations.slice(lastN + 1).includes(`${P} switch`), 'previous closure switch ran after the rollback');
+        const after = w.backend.activations.slice(lastN + 1);
+        assert.ok(after.includes(`${P} switch`) || after.includes(`${P} boot`), 'previous closure activation ran after the rollback');
       }
     }),
-    { numRuns: 400 },
+    { numRuns: Number(process.env['MODEL_RUNS'] ?? 400) },
   );
 });
 
@@ -291,6 +323,21 @@ test('example: kill -9 after the switch; restart in time confirms, restart late 
     assert.is(w.quarantinedN(), late);
     assert.is(w.store.pending, null);
   }
+});
+
+test('regression (seed -1234255469): an old confirm of the same rollout/closure does not confirm a re-dispatch killed before its switch', async () => {
+  const w = new World();
+  await w.dispatch(null);
+  assert.ok(w.confirmedN());
+  await w.instruct(null);
+  assert.is(w.backend.runningPath, P);
+  await w.advance(25 * 3600, null); // the quarantine has expired
+  await w.dispatch(5); // realise, inspect, running, save-pending, set-profile: killed at the switch
+  assert.is(w.state, null);
+  await w.restart(null);
+  assert.is(w.store.pending, null);
+  assert.is(w.backend.profileCurrent, P, 'the half-done activation was undone, not taken as confirmed');
+  assert.ok(w.quarantinedN());
 });
 
 test.run();

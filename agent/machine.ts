@@ -243,7 +243,9 @@ export function step(state: MachineState, event: Event, nowMs: number, cfg: Mach
         const o = outcome(idle(state), p.rolloutId, p.closureHash, 'activation-deferred', nowMs, p.closureHash);
         return {
           state: o.state,
+          // The deferral is persisted before the record goes: `recover` then knows it completed.
           effects: [
+            o.effect,
             { kind: 'clear-pending' },
             {
               kind: 'report',
@@ -252,7 +254,6 @@ export function step(state: MachineState, event: Event, nowMs: number, cfg: Mach
               closureHash: p.closureHash,
               message: 'kernel, initrd, systemd or dbus differ from the running system: switch-to-configuration boot ran; pending reboot',
             },
-            o.effect,
           ],
         };
       }
@@ -398,18 +399,27 @@ export function recover(
   pending: Pending | null,
   running: string | null,
   nowMs: number,
-  lastConfirmed: { rolloutId: string; closureHash: string } | null,
+  lastConfirmed: { rolloutId: string; closureHash: string; confirmedAt: string } | null,
 ): Step {
   const base: MachineState = { ...persisted, phase: { tag: 'idle' } };
   if (pending === null) return { state: base, effects: [] };
-  if (pending.phase !== 'rolling-back' && lastConfirmed !== null && lastConfirmed.rolloutId === pending.rolloutId && lastConfirmed.closureHash === pending.closureHash) {
+  // Only a confirm of THIS activation counts (the same rollout and closure may have been confirmed,
+  // rolled back and dispatched again before).
+  const confirmedThis =
+    lastConfirmed !== null &&
+    lastConfirmed.rolloutId === pending.rolloutId &&
+    lastConfirmed.closureHash === pending.closureHash &&
+    Date.parse(lastConfirmed.confirmedAt) >= pending.startedAtMs;
+  if (pending.phase !== 'rolling-back' && confirmedThis) {
     // Killed after the CP accepted the confirm and its record was saved: finish the bookkeeping.
     const lastOutcome: LastOutcome = { rolloutId: pending.rolloutId, closureHash: pending.closureHash, outcome: 'confirmed', atMs: nowMs, previous: pending.previous };
     return { state: { ...base, lastOutcome, deferred: null }, effects: [{ kind: 'clear-pending' }, { kind: 'save-outcome', lastOutcome, deferred: null }] };
   }
   if (pending.phase === 'rolling-back') return startRollback(base, pending, pending.reason ?? 'rollback interrupted');
   if (pending.action === 'boot') {
-    // Crashed while preparing the next boot: nothing runs yet, so restore the boot entry.
+    // Killed after the deferral was recorded: it completed, only the record is left to drop.
+    if (persisted.deferred === pending.closureHash) return { state: base, effects: [{ kind: 'clear-pending' }] };
+    // Killed while preparing the next boot: nothing runs yet, so restore the boot entry.
     return startRollback(base, pending, 'interrupted while activating for the next boot');
   }
   if (nowMs >= pending.deadlineMs) return startRollback(base, pending, 'agent restarted after the confirm deadline');
