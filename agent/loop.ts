@@ -322,7 +322,7 @@ export class NixfleetAgent {
       failedUnits: await this.failedUnits(),
       lastOutcome: this.apiOutcome(),
       pendingReboot: state.deferred !== null && state.deferred !== runningBase,
-      lastConfirmed: this.deps.store.loadConfirmed(),
+      lastConfirmed: signedOrNull(this.deps.store.loadConfirmed()),
     };
     const res = await this.deps.client.checkin(body);
     if (!res.ok) {
@@ -454,6 +454,11 @@ export class NixfleetAgent {
       await this.sleep(delayMs, signal);
     }
   }
+}
+
+/** An unsigned record (no host key configured) proves nothing: do not send it. */
+function signedOrNull(r: SignedConfirmedRecord | null): SignedConfirmedRecord | null {
+  return r !== null && r.signature !== '' ? r : null;
 }
 
 /** Reads `trust.json` (re-read every cycle: rotation needs no restart). */
