@@ -12,7 +12,14 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { forkTs, serveChild, type Forked } from './child.ts';
 
-export type BareServerOptions = { certPem: string; keyPem: string; caPem: string; responseBody: string };
+export type BareServerOptions = {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+  responseBody: string;
+  /** Idle keep-alive before the server closes a connection; the CP's is 65 s (control-plane/server.ts). */
+  keepAliveTimeoutMs?: number;
+};
 
 export type BareServer = { readonly port: number; readonly pid: number; close(): Promise<void> };
 
@@ -25,7 +32,7 @@ export async function startBareServer(opts: BareServerOptions): Promise<BareServ
 
 function start(opts: BareServerOptions): Promise<number> {
   const body = Buffer.from(opts.responseBody);
-  const server = createServer({ cert: opts.certPem, key: opts.keyPem, ca: opts.caPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+  const server = createServer({ cert: opts.certPem, key: opts.keyPem, ca: opts.caPem, requestCert: true, rejectUnauthorized: true, keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000 }, (req, res) => {
     let n = 0;
     req.on('data', (c: Buffer) => (n += c.length));
     req.on('end', () => {

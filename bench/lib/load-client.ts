@@ -125,7 +125,9 @@ export type LoadClient = {
 
 /** Fork the load client; `initFile` holds a {@link LoadClientInit} as JSON. */
 export async function startLoadClient(initFile: string): Promise<LoadClient> {
-  const f: Forked = forkTs(fileURLToPath(import.meta.url));
+  // BENCH_CLIENT_CPU_PROF=DIR profiles the load client itself (is it the bottleneck?).
+  const prof = process.env['BENCH_CLIENT_CPU_PROF'];
+  const f: Forked = forkTs(fileURLToPath(import.meta.url), prof !== undefined ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {});
   await f.call({ cmd: 'init', initFile });
   return {
     pid: f.pid,

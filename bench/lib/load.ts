@@ -64,13 +64,14 @@ export type LoadResult = {
   /** Bytes of the CP's check-in answer (the bare server answers these very bytes). */
   checkinResponseBytes: number;
   checkinResponseSample: string;
-  /** Every host opens its own connection and checks in once; the connections then stay open. */
+  /** Every host opens its own connection and checks in once (then closes it). */
   firstContact: PhaseFigures & { wallMs: number };
   handshake: HandshakeFigures | null;
   closed: PhaseFigures;
   open: PhaseFigures;
   fetch: { full: { bytesPerAgent: number; status: Record<string, number> }; revalidated: { bytesPerAgent: number; status: Record<string, number> }; signatureBytes: number } | null;
-  rss: { rssMiB: number; peakRssMiB: number; idleConnections: number };
+  /** After the steady phases (≤ `connections` open); peak over the CP's life. */
+  rss: { rssMiB: number; peakRssMiB: number };
   errors: string[];
 };
 
@@ -131,7 +132,7 @@ export async function runCpLoad(n: number, plan: LoadPlan, opts: { cpuProfDir?: 
     if (sample.status !== 200) throw new Error(`sample check-in: ${sample.status} ${sample.text}`);
     lc = await startLoadClient(initFile(dir, cp.origin, pki, n));
     const t0 = performance.now();
-    const first = await lc.run({ kind: 'sweep', request, from: 0, to: n, concurrency: 32, keepOpen: true });
+    const first = await lc.run({ kind: 'sweep', request, from: 0, to: n, concurrency: 32 });
     const firstContact = { ...figures(first), wallMs: Math.round(performance.now() - t0) };
     const handshake = plan.handshakes > 0 ? await handshakes(lc, cp.pid, plan.handshakes, 0) : null;
     const { closed, open } = await steady(lc, cp.pid, plan, request, n);
@@ -160,7 +161,7 @@ export async function runCpLoad(n: number, plan: LoadPlan, opts: { cpuProfDir?: 
       closed,
       open,
       fetch,
-      rss: { rssMiB: toMiB(mem.rssBytes), peakRssMiB: toMiB(mem.peakRssBytes), idleConnections: n },
+      rss: { rssMiB: toMiB(mem.rssBytes), peakRssMiB: toMiB(mem.peakRssBytes) },
       errors,
     };
   } catch (e) {
@@ -172,10 +173,18 @@ export async function runCpLoad(n: number, plan: LoadPlan, opts: { cpuProfDir?: 
   }
 }
 
-export type BareResult = { responseBytes: number; handshake: HandshakeFigures | null; closed: PhaseFigures; open: PhaseFigures; rss: { rssMiB: number; peakRssMiB: number } };
+export type BareResult = {
+  responseBytes: number;
+  handshake: HandshakeFigures | null;
+  closed: PhaseFigures;
+  open: PhaseFigures;
+  rss: { rssMiB: number; peakRssMiB: number };
+  /** Memory of idle mTLS keep-alive connections in a plain Node HTTPS server: RSS growth / connection. */
+  idleConnection: { held: number; kibPerConnection: number } | null;
+};
 
 /** The same steady load against the bare mTLS HTTPS server answering `responseBytes` bytes. */
-export async function runBareLoad(n: number, plan: LoadPlan, responseBody: string): Promise<BareResult> {
+export async function runBareLoad(n: number, plan: LoadPlan, responseBody: string, holdConnections = 0): Promise<BareResult> {
   const pki = loadBenchPki(fleetNames(MAX_HOSTS));
   const fleet = benchFleet(n, hostKeys(n));
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-bare-${n}-`));
@@ -191,7 +200,14 @@ export async function runBareLoad(n: number, plan: LoadPlan, responseBody: strin
     const handshake = plan.handshakes > 0 ? await handshakes(lc, bare.pid, plan.handshakes, 0) : null;
     const { closed, open } = await steady(lc, bare.pid, plan, request, n);
     const mem = procMemory(bare.pid);
-    return { responseBytes: Buffer.byteLength(responseBody), handshake, closed, open, rss: { rssMiB: toMiB(mem.rssBytes), peakRssMiB: toMiB(mem.peakRssBytes) } };
+    let idleConnection: BareResult['idleConnection'] = null;
+    if (holdConnections > 0) {
+      const before = procMemory(bare.pid).rssBytes;
+      await lc.run({ kind: 'sweep', request, from: 0, to: Math.min(holdConnections, n), concurrency: 32, keepOpen: true });
+      const after = procMemory(bare.pid).rssBytes;
+      idleConnection = { held: Math.min(holdConnections, n), kibPerConnection: Math.round((after - before) / 1024 / Math.min(holdConnections, n)) };
+    }
+    return { responseBytes: Buffer.byteLength(responseBody), handshake, closed, open, rss: { rssMiB: toMiB(mem.rssBytes), peakRssMiB: toMiB(mem.peakRssBytes) }, idleConnection };
   } finally {
     await lc?.close();
     await bare.close();
