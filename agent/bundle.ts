@@ -18,6 +18,9 @@ export function bundleAgent(outFile: string): Promise<string> {
     '--target=node20',
     `--outfile=${outFile}`,
     '--log-level=warning',
+    '--minify',
+    '--keep-names',
+    '--legal-comments=none',
     // undici and others are CommonJS that `require` node built-ins: give the ESM bundle a require.
     "--banner:js=import { createRequire as __nixfleetCreateRequire } from 'node:module'; const require = __nixfleetCreateRequire(import.meta.url);",
   ];
