@@ -129,7 +129,7 @@ test('a failing switch: previous generation back, previous switch script ran, qu
 
   // Next dispatch of the same closure, by a restarted agent (new process state, same stateDir).
   const logLen = env.switchLog().length;
-  publish(env, env.dispatch(bad));
+  const again = publish(env, env.dispatch(bad));
   const second = env.agent();
   try {
     await second.agent.start();
@@ -141,6 +141,23 @@ test('a failing switch: previous generation back, previous switch script ran, qu
   }
   assert.is(env.switchLog().length, logLen, 'nothing activated');
   assert.ok(outcomes('closure-quarantined').includes(target.closureHash));
+  // The same target again: the artefact comes from the agent's cache (by sha256), and the
+  // refusal is not reported twice.
+  const fetches = env.cp.artifactFetches();
+  const reportsBefore = env.cp.reports.length;
+  const third = env.agent();
+  try {
+    env.cp.setTarget(again); // the fake CP withdrew it after the report; a CP may keep sending it
+    const out = await third.agent.once();
+    assert.ok(out.kind === 'refused' && out.code === 'QUARANTINED');
+    env.cp.setTarget(again);
+    const next = await third.agent.cycle();
+    assert.ok(next.outcome.kind === 'refused');
+  } finally {
+    await third.close();
+  }
+  assert.is(env.cp.artifactFetches(), fetches, 'no second download of the same artefact');
+  assert.is(env.cp.reports.length - reportsBefore, 1, 'one closure-quarantined report per agent run, not one per poll');
 });
 
 test('the CP answers 410 to the confirm: rollback to the previous closure', async () => {
