@@ -18,6 +18,8 @@
  *   time and the new closure is what runs, else roll back.
  */
 
+import type { LastOutcome as ApiLastOutcome, ReportEvent as ApiReportEvent } from '../control-plane/api.ts';
+
 /** What the control plane asked for, after the shell verified it against the signed bytes. */
 export type Job = {
   rolloutId: string;
@@ -54,7 +56,8 @@ export type Pending = {
 
 export type QuarantineEntry = { closureHash: string; rolloutId: string; sinceMs: number; untilMs: number; reason: string };
 
-export type Outcome = 'confirmed' | 'rolled-back' | 'activation-failed' | 'activation-deferred' | 'refused';
+/** The CP API's outcome vocabulary (control-plane/api.ts), not restated. */
+export type Outcome = ApiLastOutcome['outcome'];
 export type LastOutcome = {
   rolloutId: string;
   closureHash: string;
@@ -87,7 +90,8 @@ export type MachineState = {
   deferred: string | null;
 };
 
-export type ReportEvent = 'activation-started' | 'activation-switched' | 'activation-failed' | 'activation-deferred' | 'rolled-back' | 'closure-quarantined' | 'probe-failed';
+/** The report events the machine itself emits (a subset of the API's). */
+export type ReportEvent = Extract<ApiReportEvent, 'activation-started' | 'activation-switched' | 'activation-failed' | 'activation-deferred' | 'rolled-back' | 'closure-quarantined'>;
 
 export type Effect =
   | { kind: 'realise'; closurePath: string }

@@ -12,7 +12,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { dirname, join } from 'node:path';
 import type { SignedConfirmedRecord } from '../control-plane/api.ts';
 import type { AcceptedState } from '../release/verify.ts';
-import type { LastOutcome, Pending, QuarantineEntry } from './machine.ts';
+import type { LastOutcome, Outcome, Pending, QuarantineEntry } from './machine.ts';
 
 /** Write `data` to `file` atomically (write, fsync, rename, fsync dir). */
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
@@ -105,7 +105,7 @@ function parseQuarantine(v: Json): QuarantineEntry[] | null {
   return out;
 }
 
-const OUTCOMES = new Set(['confirmed', 'rolled-back', 'activation-failed', 'activation-deferred', 'refused']);
+const OUTCOMES: ReadonlySet<string> = new Set<Outcome>(['confirmed', 'rolled-back', 'activation-failed', 'activation-deferred', 'refused']);
 
 function parseOutcome(v: Json): { lastOutcome: LastOutcome | null; deferred: string | null } | null {
   if (!isObj(v)) return null;
