@@ -73,4 +73,24 @@ register('8. CP rebuilt from empty mid-rollout → the rollout completes, nobody
   assert.is(r1Starts.length, 0, 'r-1 did not start an activation after the rebuild');
 });
 
+register('8b. after the rebuild, the soak restored from the signed record still holds the next wave back', async () => {
+  // SPEC §6: the agent's signed last-confirmed record is "used to restore soak state after a CP
+  // wipe". r-1 confirmed v2 at `confirmedAt`; its wave soaks 1 minute, so no wave-1 host may be
+  // dispatched before confirmedAt + 60 s, wipe or not.
+  const f = fleet!;
+  const audit = await f.audit();
+  const rec = audit.find((e) => e.kind === 'host.confirmed-record' && e.actor === 'host:r-1' && JSON.stringify(e.data).includes(f.closure('r-1', 'v2')));
+  assert.ok(rec !== undefined, 'the rebuilt CP received r-1\'s signed confirmed record');
+  const confirmedAt = Date.parse((rec!.data as { record: { confirmedAt: string } }).record.confirmedAt);
+  const dispatches = audit.filter((e) => {
+    const d = e.data as { host?: string; to?: string };
+    return e.kind === 'host.state' && d.to === 'Dispatched' && ['r-2', 'r-3', 'r-4'].includes(d.host ?? '');
+  });
+  assert.is(dispatches.length, 3, 'every wave-1 host dispatched once');
+  for (const d of dispatches) {
+    const host = (d.data as { host: string }).host;
+    assert.ok(Date.parse(d.at) >= confirmedAt + 60_000, `${host} dispatched at ${d.at}, before r-1's soak ended (confirmed ${new Date(confirmedAt).toISOString()} + 1 min)`);
+  }
+});
+
 s.run();
