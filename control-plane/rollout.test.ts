@@ -330,6 +330,39 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
   }
 });
 
+t('a host offline past the grace does not block convergence and gets its target when it returns', async () => {
+  const env = makeEnv();
+  env.publish(fleetWith({ waves: 1 }));
+  const cp = await startCp(env, { offlineAfterSecs: 4, offlineGraceSecs: 8 });
+  const as = agents(env, cp);
+  const online = HOSTS.filter((h) => h !== 'host-0003');
+  try {
+    for (const h of HOSTS) await as[h]!.checkin();
+    env.clock.advance(13_000); // host-0003 is now offline past the grace
+    for (const h of online) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    for (const h of online) assert.is(await as[h]!.activate((await as[h]!.checkin()).target!), 204);
+    cp.cp.reconcileNow();
+    const rolloutId = cp.store.allRollouts()[0]!.id;
+    assert.is(cp.store.getRollout(rolloutId)!.state, 'Converged');
+    // host-0003 comes back: the converged rollout still hands it its signed target.
+    const late = as['host-0003']!;
+    await late.checkin();
+    cp.cp.reconcileNow();
+    const target = (await late.checkin()).target;
+    assert.ok(target !== null, 'the returning host gets its target');
+    assert.is(target!.rolloutId, rolloutId);
+    assert.is(await late.activate(target!), 204);
+    cp.cp.reconcileNow();
+    assert.is(cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === 'host-0003')!.state, 'Soaked');
+    assertMirror(cp);
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
 t('rebuild from empty: wipe the database mid-rollout, restart; agents restore state, nobody is re-sent a closure it runs, the rollout converges', async () => {
   const env = makeEnv();
   const fleet = fleetWith({ waves: 2 });

@@ -231,7 +231,7 @@ export class ControlPlane implements CpService {
 
   /**
    * The part of observed state a host event can touch: the host's observation and its entry in
-   * every live rollout (the rollout with only this host). Channel maps are empty: host events do
+   * every rollout that is not Superseded (the rollout with only this host). Channel maps are empty: host events do
    * not use them (reconciler/apply.ts).
    */
   private slice(h: string): Observed {
@@ -240,7 +240,9 @@ export class ControlPlane implements CpService {
     if (Object.prototype.hasOwnProperty.call(c.hosts, h)) hosts[h] = c.hosts[h]!;
     const rollouts: Observed['rollouts'] = {};
     for (const r of Object.values(c.rollouts)) {
-      if (r.state === 'Converged' || r.state === 'Superseded' || !Object.prototype.hasOwnProperty.call(r.hosts, h)) continue;
+      // Converged rollouts stay: a host that was offline past the grace gets its target when it
+      // returns (SPEC §4), after the rollout converged without it.
+      if (r.state === 'Superseded' || !Object.prototype.hasOwnProperty.call(r.hosts, h)) continue;
       rollouts[r.id] = { ...r, hosts: { [h]: r.hosts[h]! }, history: [] };
     }
     return { hosts, rollouts, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} };

@@ -385,7 +385,7 @@ export class Store {
       rolloutUpdate: p(`UPDATE rollouts SET state = @state, current_wave = @currentWave, wave_count = @waveCount, started_at_ms = @startedAtMs,
           opened_at_ms = @openedAtMs, state_reason = @stateReason, updated_at_ms = @updatedAtMs WHERE id = @id`),
       rhLiveForHost: p(`SELECT rh.*, r.id AS r_id FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id
-        WHERE rh.hostname = ? AND r.state NOT IN ('Converged', 'Superseded')`),
+        WHERE rh.hostname = ? AND r.state <> 'Superseded'`),
       rhNewestPerHost: p(`SELECT rh.*, r.opened_at_ms AS r_opened FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id
         ORDER BY rh.hostname, r.opened_at_ms DESC, r.id DESC`),
       hostStateCounts: p(`SELECT rh.state AS state, COUNT(*) AS n FROM rollout_hosts rh WHERE rh.rollout_id IN (
@@ -535,9 +535,10 @@ export class Store {
   }
 
   /**
-   * The part of Observed one host event can touch: this host's observation and, for every live
-   * (not Converged / Superseded) rollout holding the host, the rollout with only this host in
-   * `hosts`. Channel-level maps are empty: host events do not use them.
+   * The part of Observed one host event can touch: this host's observation and, for every rollout
+   * holding the host that is not Superseded (a Converged one still dispatches a host returning
+   * from offline), the rollout with only this host in `hosts`. Channel-level maps are empty: host
+   * events do not use them.
    */
   loadHostSlice(hostname: string): Observed {
     const hosts: Record<string, HostObservation> = {};
