@@ -143,6 +143,8 @@ export async function startLoadClient(initFile: string): Promise<LoadClient> {
 // ---------------------------------------------------------------------------------------------
 
 type Host = { name: string; ctx: SecureContext | null; certPem: string };
+/** Pause between confirm attempts that got no answer (agent/config.ts `retryIntervalSecs`, default 5). */
+const CONFIRM_RETRY_MS = 5000;
 type Slot = { client: Client | null; host: number; used: number };
 
 class Runner {
@@ -326,24 +328,31 @@ class Runner {
             await post(conn, '/v1/agent/report', rep('activation-started'), reports);
             current = t.closureHash;
             await post(conn, '/v1/agent/report', rep('activation-switched'), reports);
-            // SPEC §6: confirm over a NEW connection, never a pooled one.
-            const fresh = this.client(i);
-            connections++;
-            const record = { hostname: name, rolloutId: t.rolloutId, closureHash: t.closureHash, confirmedAt: new Date().toISOString() };
-            const confirm: ConfirmRequest = {
-              hostname: name,
-              rolloutId: t.rolloutId,
-              closureHash: t.closureHash,
-              bootId: `boot-${i}`,
-              confirmed: { record, signature: signed(key, record) },
-              probes: [{ name: 'http', ok: true, observedAt: new Date().toISOString() }],
-              failedUnits: [],
-            };
-            const c = await post(fresh, '/v1/agent/confirm', confirm, confirms);
-            void fresh.destroy();
-            if (c !== null && c.status === 204) {
-              switched++;
-              lastOutcome = { rolloutId: t.rolloutId, closureHash: t.closureHash, outcome: 'confirmed', at: record.confirmedAt };
+            // SPEC §6: confirm over a NEW connection, never a pooled one; like agent/, retry a
+            // confirm that did not get an answer until the confirm deadline.
+            const deadlineMs = Date.parse(t.confirmDeadline);
+            for (;;) {
+              const fresh = this.client(i);
+              connections++;
+              const record = { hostname: name, rolloutId: t.rolloutId, closureHash: t.closureHash, confirmedAt: new Date().toISOString() };
+              const confirm: ConfirmRequest = {
+                hostname: name,
+                rolloutId: t.rolloutId,
+                closureHash: t.closureHash,
+                bootId: `boot-${i}`,
+                confirmed: { record, signature: signed(key, record) },
+                probes: [{ name: 'http', ok: true, observedAt: new Date().toISOString() }],
+                failedUnits: [],
+              };
+              const c = await post(fresh, '/v1/agent/confirm', confirm, confirms);
+              void fresh.destroy();
+              if (c !== null && c.status === 204) {
+                switched++;
+                lastOutcome = { rolloutId: t.rolloutId, closureHash: t.closureHash, outcome: 'confirmed', at: record.confirmedAt };
+                break;
+              }
+              if (c !== null || stopped || Date.now() + CONFIRM_RETRY_MS >= deadlineMs) break; // an answer (410, 409 …) is final
+              await sleep(CONFIRM_RETRY_MS);
             }
           }
         }

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { Client } from 'undici';
 import { startBareServer } from './bare-server.ts';
 import { loadBenchPki, type BenchPki } from './certs.ts';
@@ -61,6 +62,8 @@ export type LoadResult = {
   hosts: number;
   plan: LoadPlan;
   artifactBytes: number;
+  /** The same artefact gzip-compressed (level 6): what Content-Encoding would save (not served so today). */
+  artifactGzipBytes: number;
   /** Bytes of the CP's check-in answer (the bare server answers these very bytes). */
   checkinResponseBytes: number;
   checkinResponseSample: string;
@@ -154,6 +157,7 @@ export async function runCpLoad(n: number, plan: LoadPlan, opts: { cpuProfDir?: 
       hosts: n,
       plan,
       artifactBytes: signed.bytes.length,
+      artifactGzipBytes: gzipSync(signed.bytes).length,
       checkinResponseBytes: Buffer.byteLength(sample.text),
       checkinResponseSample: sample.text,
       firstContact,

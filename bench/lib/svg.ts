@@ -22,6 +22,7 @@ function esc(s: string): string {
 }
 
 function fmt(v: number): string {
+  if (v === 0) return "0";
   if (v >= 10_000) return `${Math.round(v / 1000)}k`;
   if (v >= 100) return String(Math.round(v));
   if (v >= 10) return v.toFixed(1);
