@@ -371,18 +371,28 @@ export class ControlPlane implements CpService {
         else if (lo.outcome === 'activation-failed') events.push({ host: h, event: { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (check-in)' } });
       }
       const after = applyHostEvents(slice, events, nowMs);
-      const transitions = this.store.persistObserved(slice, after, nowMs, this.origin());
-      this.store.putHostExtras(h, {
+      // The host row (observation + the fields only the views read) in one upsert; the diff then
+      // covers the rollout rows only.
+      const o = after.hosts[h]!;
+      this.store.putHost({
+        hostname: h,
+        lastCheckinMs: o.lastCheckinMs,
+        currentClosure: o.currentClosure,
+        bootId: o.bootId,
+        probesObserved: o.probes.observed,
+        probesPassing: o.probes.passing,
+        failedUnits: o.failedUnits,
+        complianceFailures: o.complianceFailures ?? null,
         probesJson: JSON.stringify(req.probes),
         lastOutcomeJson: lo === null ? null : JSON.stringify(lo),
         pendingReboot: req.pendingReboot === true,
         agentVersion: req.agentVersion ?? null,
       });
+      const transitions = this.store.persistObserved(slice, { ...after, hosts: slice.hosts }, nowMs, this.origin());
       this.afterTransitions(transitions, after, nowMs, `host:${h}`);
       if (req.lastConfirmed !== undefined && req.lastConfirmed !== null && (before === null || before.lastCheckinMs === null)) {
         this.recordConfirmedStatement(h, req.lastConfirmed, nowMs, 'checkin');
       }
-      const o = after.hosts[h]!;
       const relevant =
         before === null ||
         before.lastCheckinMs === null ||

@@ -367,8 +367,6 @@ export class Store {
         ON CONFLICT(hostname) DO UPDATE SET last_checkin_ms = excluded.last_checkin_ms, current_closure = excluded.current_closure,
           boot_id = excluded.boot_id, probes_observed = excluded.probes_observed, probes_passing = excluded.probes_passing,
           failed_units = excluded.failed_units, compliance_failures = excluded.compliance_failures`),
-      hostExtras: p(`UPDATE hosts SET probes_json = @probesJson, last_outcome_json = @lastOutcomeJson, pending_reboot = @pendingReboot,
-          agent_version = @agentVersion WHERE hostname = @hostname`),
       hostPendingReboot: p('UPDATE hosts SET pending_reboot = ? WHERE hostname = ?'),
       rolloutsLoad: p(`SELECT * FROM rollouts r WHERE r.state NOT IN ('Converged', 'Superseded')
           OR r.id = (SELECT id FROM rollouts r2 WHERE r2.channel = r.channel ORDER BY opened_at_ms DESC, id DESC LIMIT 1)`),
@@ -493,11 +491,6 @@ export class Store {
       pendingReboot: h.pendingReboot ? 1 : 0,
       agentVersion: h.agentVersion,
     });
-  }
-
-  /** The check-in fields the reconciler does not read (shown by `GET /v1/hosts`). */
-  putHostExtras(hostname: string, x: { probesJson: string; lastOutcomeJson: string | null; pendingReboot: boolean; agentVersion: string | null }): void {
-    this.s.hostExtras.run({ hostname, ...x, pendingReboot: x.pendingReboot ? 1 : 0 });
   }
 
   setPendingReboot(hostname: string, pending: boolean): void {
