@@ -134,6 +134,18 @@ t('trust.json is re-read: rotating the release key needs no restart', async () =
     await cp.cp.pollNow();
     assert.is(cp.cp.artifacts.fleet()!.sha256, signed.sha256, 'accepted after the trust change');
     assert.ok(cp.store.auditAll().some((e) => e.kind === 'trust.reloaded'));
+    // Dropping the key that signed the artefact in force withdraws it: not ready, nothing served.
+    writeTrustFile(env.dir, trustFor(env.release));
+    await cp.cp.pollNow();
+    assert.is(cp.cp.artifacts.fleet(), null);
+    assert.is(cp.cp.readiness().ready, false);
+    assert.match(cp.cp.readiness().reasons.join(' '), /no verified fleet artefact/);
+    assert.ok(cp.store.auditAll().some((e) => e.kind === 'artifact.withdrawn'));
+    // A broken trust.json keeps the previous trust and is audited once.
+    writeFileSync(env.trustFile, '{ not json');
+    await cp.cp.pollNow();
+    await cp.cp.pollNow();
+    assert.is(cp.store.auditAll().filter((e) => e.kind === 'trust.unusable').length, 1);
   } finally {
     await cp.stop();
     env.cleanup();

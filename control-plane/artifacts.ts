@@ -40,10 +40,13 @@ export type ArtifactManagerOptions = {
 };
 
 const KINDS: readonly ArtifactKind[] = ['fleet', 'revocations'];
+/** Verification codes that a trust.json change can newly produce for an accepted artefact. */
+const TRUST_CODES: readonly string[] = ['BAD_SIGNATURE', 'NO_ACTIVE_KEY', 'REJECTED_BEFORE'];
 
 export class ArtifactManager {
   private trust: Trust;
   private trustText: string | null = null;
+  private trustError: string | null = null;
   private readonly inForce = new Map<ArtifactKind, InForce>();
   /** sha256(raw bytes):sha256(signature) of what is in force / what was last refused (with code). */
   private readonly acceptedKey = new Map<ArtifactKind, string>();
@@ -126,16 +129,35 @@ export class ArtifactManager {
   private reloadTrust(): void {
     const t = loadTrust(this.o.trustFile);
     if (!t.ok) {
-      if (this.lastError.get('fleet') !== `trust: ${t.error.message}`) this.o.log.error('trust file unusable; keeping the previous trust', { message: t.error.message });
+      if (this.trustError !== t.error.message) {
+        this.trustError = t.error.message;
+        this.o.log.error('trust file unusable; keeping the previous trust', { message: t.error.message });
+        this.o.store.appendAudit({ atMs: this.o.now(), kind: 'trust.unusable', actor: 'cp', subject: 'trust', data: { code: t.error.code, message: t.error.message } });
+      }
       return;
     }
+    this.trustError = null;
     const text = JSON.stringify(t.value);
-    if (this.trustText !== null && text !== this.trustText) {
-      this.o.store.appendAudit({ atMs: this.o.now(), kind: 'trust.reloaded', actor: 'cp', subject: 'trust', data: { ciReleaseKey: t.value.ciReleaseKey } });
-      this.o.log.info('trust.json changed: reloaded');
-    }
+    const changed = this.trustText !== null && text !== this.trustText;
     this.trustText = text;
     this.trust = t.value;
+    if (!changed) return;
+    this.o.store.appendAudit({ atMs: this.o.now(), kind: 'trust.reloaded', actor: 'cp', subject: 'trust', data: { ciReleaseKey: t.value.ciReleaseKey } });
+    this.o.log.info('trust.json changed: reloaded');
+    // An artefact in force whose key the new trust no longer accepts (a compromised key removed,
+    // a rejectBefore added) stops being served. Freshness is not re-judged here: a stale-but-good
+    // artefact stays in force until a newer one arrives.
+    for (const [kind, a] of [...this.inForce]) {
+      const r = verifyArtifact({ kind, bytes: a.bytes, signature: a.signature, trust: this.trust, nowMs: this.o.now(), lastAccepted: { signedAt: a.signedAt, sha256: a.sha256 }, maxBytes: this.o.maxBytes });
+      if (r.ok || !TRUST_CODES.includes(r.error.code)) continue;
+      this.inForce.delete(kind);
+      this.acceptedKey.delete(kind);
+      if (kind === 'revocations') this.revokedBefore = new Map();
+      this.lastError.set(kind, `the ${kind} artefact in force is no longer trusted: ${r.error.code}: ${r.error.message}`);
+      this.o.metrics.verifyFailures.inc({ kind, code: r.error.code });
+      this.audit(kind, 'artifact.withdrawn', { code: r.error.code, message: r.error.message, sha256: a.sha256 });
+      this.o.log.error('artefact in force is no longer trusted: withdrawn', { kind, code: r.error.code });
+    }
   }
 
   private async pollKind(kind: ArtifactKind): Promise<void> {
