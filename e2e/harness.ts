@@ -505,6 +505,19 @@ export class Fleet {
     h.proc = null;
   }
 
+  /** SIGSTOP the agent's process group: the host goes silent (no check-ins), as if powered off. */
+  freezeAgent(name: string): void {
+    const h = this.host(name);
+    if (h.proc === null) throw new Error(`agent ${name} is not running`);
+    process.kill(-h.proc.pid, 'SIGSTOP');
+  }
+
+  thawAgent(name: string): void {
+    const h = this.host(name);
+    if (h.proc === null) throw new Error(`agent ${name} is not running`);
+    process.kill(-h.proc.pid, 'SIGCONT');
+  }
+
   // -------------------------------------------------------------------------------------------
   // Observations
   // -------------------------------------------------------------------------------------------

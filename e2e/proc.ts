@@ -28,6 +28,8 @@ export type Proc = {
 };
 
 const procs = new Set<Proc>();
+/** Short-lived children of `run` (CI steps, git, nix): killed too if we are interrupted. */
+const shortLived = new Set<ChildProcess>();
 const tempRoots = new Set<string>();
 const namespaces = new Set<string>();
 const links = new Set<string>();
@@ -174,6 +176,8 @@ function removeNamespacesSync(): void {
 export function killAllSync(): void {
   for (const p of procs) signalGroup(p.pid, 'SIGKILL');
   procs.clear();
+  for (const c of shortLived) c.kill('SIGKILL');
+  shortLived.clear();
   removeNamespacesSync();
   if (process.env['NIXFLEET_E2E_KEEP'] !== '1') {
     for (const d of tempRoots) rmSync(d, { recursive: true, force: true });
@@ -217,6 +221,9 @@ export function run(
         resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() + (error !== null && code === 1 && error.killed ? '\n[killed: timeout]' : '') });
       },
     );
+    installHooks();
+    shortLived.add(child);
+    child.on('exit', () => shortLived.delete(child));
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
