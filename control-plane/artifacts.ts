@@ -5,6 +5,7 @@
  * content, and the last good artefact stays in force. trust.json is re-read on change (key
  * rotation needs no restart).
  */
+import { gzipSync } from 'node:zlib';
 import { sha256Hex } from '../release/crypto.ts';
 import type { ArtifactKind, FleetResolved, Revocations, Trust } from '../release/schema.ts';
 import { verifyArtifact, type AcceptedState } from '../release/verify.ts';
@@ -18,6 +19,8 @@ export type InForce = {
   kind: ArtifactKind;
   /** Canonical bytes: exactly what the signature covers and what agents are served. */
   bytes: Uint8Array;
+  /** gzip of `bytes`, computed once here rather than per request. */
+  gzip: Uint8Array;
   signature: Uint8Array;
   sha256: string;
   signedAt: string;
@@ -227,7 +230,7 @@ export class ArtifactManager {
   }
 
   private setInForce(kind: ArtifactKind, bytes: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null): void {
-    this.inForce.set(kind, { kind, bytes, signature, sha256, signedAt, fleet, revocations });
+    this.inForce.set(kind, { kind, bytes, gzip: new Uint8Array(gzipSync(bytes, { level: 6 })), signature, sha256, signedAt, fleet, revocations });
     if (kind === 'revocations' && revocations !== null) {
       const m = new Map<string, number>();
       for (const rv of revocations.revocations) {

@@ -2,6 +2,7 @@
  * The real mTLS path on loopback: handshake refusals, identity rules (host acts only as itself,
  * roles per route), revocations (401 on every /v1 route), readiness gate (503 + Retry-After).
  */
+import { gunzipSync } from 'node:zlib';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createFleetCa, mintHostCert } from '../cli/pki.ts';
@@ -177,6 +178,14 @@ t('artifact and signature are the exact signed bytes with ETag; If-None-Match gi
   assert.equal(new Uint8Array(s.raw), signed.signature);
   const again = await c.call('GET', '/v1/artifact', undefined, { 'if-none-match': `"${signed.sha256}"` });
   assert.is(again.status, 304);
+  // gzip only on request; the decoded bytes are the signed bytes.
+  assert.is(a.headers['content-encoding'], undefined);
+  const gz = await c.call('GET', '/v1/artifact', undefined, { 'accept-encoding': 'gzip' });
+  assert.is(gz.status, 200);
+  assert.is(gz.headers['content-encoding'], 'gzip');
+  assert.ok(gz.raw.length < signed.bytes.length);
+  assert.equal(new Uint8Array(gunzipSync(gz.raw)), signed.bytes);
+  assert.is((await c.call('GET', '/v1/artifact', undefined, { 'accept-encoding': 'gzip', 'if-none-match': String(gz.headers['etag']) })).status, 304);
   const rev = await c.call('GET', '/v1/revocations');
   assert.is(rev.status, 200);
 });

@@ -574,7 +574,7 @@ export class ControlPlane implements CpService {
 
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
     const a = kind === 'fleet' ? this.artifacts.fleet() : this.artifacts.revocations();
-    return a === null ? null : { bytes: a.bytes, signature: a.signature, sha256: a.sha256 };
+    return a === null ? null : { bytes: a.bytes, signature: a.signature, sha256: a.sha256, gzip: a.gzip };
   }
 
   // ------------------------------------------------------------------------------------------

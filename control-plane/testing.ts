@@ -189,7 +189,7 @@ export class Client {
     const raw = Buffer.from(await res.body.arrayBuffer());
     let parsed: unknown = null;
     const ct = String(res.headers['content-type'] ?? '');
-    if (ct.includes('json') && raw.length > 0) parsed = JSON.parse(raw.toString('utf8'));
+    if (ct.includes('json') && raw.length > 0 && res.headers['content-encoding'] === undefined) parsed = JSON.parse(raw.toString('utf8'));
     return { status: res.statusCode, headers: res.headers, body: parsed, raw };
   }
 
