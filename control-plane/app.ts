@@ -52,7 +52,11 @@ export type ServedArtifact = {
   gzip?: Uint8Array;
 };
 
-/** What the HTTP layer needs from the control plane. Methods throw `ApiError` for expected failures. */
+/**
+ * What the HTTP layer needs from the control plane. Methods throw `ApiError` for expected failures.
+ * Agent methods are called only after the HTTP layer checked the role (OU `host`) and that every
+ * hostname in the body equals the certificate CN.
+ */
 export interface CpService {
   readiness(): ReadyzResponse;
   isRevoked(peer: PeerIdentity): boolean;

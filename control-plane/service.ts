@@ -350,7 +350,7 @@ export class ControlPlane implements CpService {
     return verifySignature('ed25519', key.pubkeyB64, bytes.value, sig) ? 'verified' : 'invalid';
   }
 
-  checkin(peer: PeerIdentity, req: CheckinRequest): CheckinResponse {
+  checkin(_peer: PeerIdentity, req: CheckinRequest): CheckinResponse {
     const { fleet } = this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.now();
@@ -462,7 +462,7 @@ export class ControlPlane implements CpService {
     return verdict;
   }
 
-  confirm(peer: PeerIdentity, req: ConfirmRequest): void {
+  confirm(_peer: PeerIdentity, req: ConfirmRequest): void {
     this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.now();
@@ -517,7 +517,7 @@ export class ControlPlane implements CpService {
     if (result.reconcile) this.requestReconcile();
   }
 
-  report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): ReportResponse {
+  report(_peer: PeerIdentity, req: ReportRequest, rawReport: unknown): ReportResponse {
     this.requireFleetHost(req.report.hostname);
     const h = req.report.hostname;
     const nowMs = this.now();
