@@ -320,6 +320,8 @@ export class Store {
   private lastAuditHash: string;
   private lastAuditSeq: number;
   private readonly s: ReturnType<Store['prepare']>;
+  /** One transaction wrapper for every call (better-sqlite3 passes the arguments through). */
+  private readonly runTx: Database.Transaction<(fn: () => unknown) => unknown>;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -331,6 +333,7 @@ export class Store {
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.s = this.prepare();
+    this.runTx = this.db.transaction((fn: () => unknown) => fn());
     const last = this.s.auditLast.get() as Row | undefined;
     this.lastAuditHash = last === undefined ? GENESIS_HASH : last['hash'];
     this.lastAuditSeq = last === undefined ? 0 : last['seq'];
@@ -457,7 +460,7 @@ export class Store {
   tx<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
     try {
-      return this.db.transaction(fn).immediate();
+      return this.runTx.immediate(fn) as T;
     } catch (e) {
       this.resyncAudit(); // the audit rows of the rolled-back transaction are gone
       throw e;
