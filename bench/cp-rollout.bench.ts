@@ -20,9 +20,13 @@ const RUNS = [
   { hosts: 1000, pollSecs: 1 },
   { hosts: 10_000, pollSecs: 5 },
 ];
-const TIMEOUT_MS = 150_000;
+/**
+ * Give a rollout this long after the artefact is in force; on this shared 2-core machine the
+ * 10,000-host one may need more (the result then shows how far it got, per rollout and state).
+ */
+const TIMEOUT_MS = 110_000;
 /** Skip the smaller fleets once this much of the 10-minute `npm run bench` is used. */
-const BUDGET_MS = 330_000;
+const BUDGET_MS = 300_000;
 
 function brief(r: RolloutResult) {
   return {
