@@ -35,7 +35,6 @@ import {
   buildToys,
   generateCacheKey,
   newNonce,
-  NIX_FEATURES,
   readSwitchLog,
   startHttpCache,
   type CacheKey,
@@ -61,7 +60,7 @@ export type HostSpec = {
   name: string;
   channel: string;
   tags?: string[];
-  /** Put this host in its own network namespace (needs `ip netns`; see `Fleet.netnsReason`). */
+  /** Put this host in its own network namespace (needs `ip netns`; see `netnsAvailable()`). */
   netns?: boolean;
 };
 
@@ -157,8 +156,6 @@ export class Fleet {
   readonly hosts: HostHandle[] = [];
   readonly nonce = newNonce();
   network: Network | null = null;
-  /** Why namespaces are unavailable (null when they are, or when no host asked for one). */
-  netnsReason: string | null = null;
   /** Address the servers (forge, cache, CP) are reached at from the hosts. */
   serverHost = '127.0.0.1';
   ca!: FleetCa;
@@ -222,7 +219,7 @@ export class Fleet {
     writeFileSync(join(pki, 'operator.pem'), this.operatorCert.certPem);
     writeFileSync(join(pki, 'operator.key'), this.operatorCert.keyPem, { mode: 0o600 });
 
-    // Binary cache: CI pushes to file://…?secret-key=…; agents fetch over HTTP.
+    // Binary cache: CI pushes to file:// with the cache signing key; agents fetch over HTTP.
     const cacheRoot = join(this.root, 'cache');
     this.cacheDir = join(cacheRoot, 'store');
     mkdirSync(this.cacheDir, { recursive: true });
@@ -333,7 +330,7 @@ export class Fleet {
     return basenameOf(p);
   }
 
-  /** The fleet description with every host on the closure given by `labels` (default: none). */
+  /** The fleet description: `opts.description` plus every host with its channel, tags and host key. */
   description(): FleetDescription {
     const hosts: FleetDescription['hosts'] = {};
     for (const h of this.hosts) {
@@ -688,4 +685,3 @@ export function readStateJson(h: HostHandle, file: string): unknown {
   return JSON.parse(readFileSync(p, 'utf8')) as unknown;
 }
 
-export const NIX = NIX_FEATURES;
