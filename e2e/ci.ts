@@ -18,8 +18,8 @@ import type { Forge } from './forge.ts';
 import { REPO, runOk, tsxArgs } from './proc.ts';
 
 /** Run `nixfleet-release <args>` as a real process; throws with its stderr on failure. */
-export async function releaseTool(args: readonly string[], cwd?: string): Promise<string> {
-  const r = await runOk(process.execPath, tsxArgs('release/main.ts', args), { cwd: cwd ?? REPO, timeoutMs: 300_000 });
+export async function releaseTool(args: readonly string[], cwd?: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await runOk(process.execPath, tsxArgs('release/main.ts', args), { cwd: cwd ?? REPO, timeoutMs: 300_000, env });
   return r.stdout;
 }
 
@@ -89,7 +89,10 @@ export class Ci {
     const closuresFile = join(build, 'closures.json');
     writeFileSync(closuresFile, JSON.stringify(input.closures, null, 2) + '\n');
     await releaseTool(['resolve', '--fleet', join(f.work, 'fleet/fleet.json'), '--out', resolved]);
-    await releaseTool(['push', '--cache', this.pushCacheUrl, '--signing-key', this.cacheSigningKey, '--closures', closuresFile]);
+    // The CI runner's own Nix disk cache, not the one of whoever runs the tests.
+    await releaseTool(['push', '--cache', this.pushCacheUrl, '--signing-key', this.cacheSigningKey, '--closures', closuresFile], REPO, {
+      XDG_CACHE_HOME: join(this.dir, 'xdg-cache'),
+    });
     const signArgs = [
       'sign',
       '--in', resolved,

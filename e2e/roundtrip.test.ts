@@ -83,6 +83,17 @@ register('1. signed round trip: commit → sign → CP verifies → agents verif
     assert.is(v.lastOutcome?.outcome, 'confirmed');
   }
 
+  // The operator CLI agrees (exit 0: nothing failed or quarantined).
+  const st = await nixfleetCli(f, ['status', '--json']);
+  assert.is(st.code, 0, st.stderr);
+  const sj = JSON.parse(st.stdout) as { hosts: { hostname: string; status: string; currentClosure: string | null }[]; unhealthy: boolean };
+  assert.not.ok(sj.unhealthy);
+  for (const h of HOSTS) {
+    const row = sj.hosts.find((x) => x.hostname === h);
+    assert.is(row?.status, 'converged', `nixfleet status: ${h}`);
+    assert.is(row?.currentClosure, f.closure(h, 'v1'));
+  }
+
   // The audit log holds the accepted artefact and the hosts' signed statements; its chain verifies
   // offline with the operator CLI, host signatures checked against the signed fleet.
   const audit = await f.audit();
