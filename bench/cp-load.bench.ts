@@ -23,13 +23,14 @@ const HOLD = 1000;
 /** Stop growing the fleet once the bench has used this much of `npm run bench`'s 10 minutes. */
 const BUDGET_MS = 200_000;
 
-type GrowthRow = { hosts: number; checkinsPerSec: number; p99MsAt2000: number; cpuMsPerCheckin: number | null; rssMiB: number; firstContactPerSec: number; artifactBytes: number };
+type GrowthRow = { hosts: number; checkinsPerSec: number; p99MsAt2000: number; keepAliveP99MsAt2000: number | null; cpuMsPerCheckin: number | null; rssMiB: number; firstContactPerSec: number; artifactBytes: number };
 
 function row(r: LoadResult): GrowthRow {
   return {
     hosts: r.hosts,
     checkinsPerSec: r.closed.ratePerSec,
     p99MsAt2000: r.open.latencyMs.p99,
+    keepAliveP99MsAt2000: r.open.keepAliveLatencyMs?.p99 ?? null,
     cpuMsPerCheckin: r.closed.server?.cpuMsPerRequest ?? null,
     rssMiB: r.rss.peakRssMiB,
     firstContactPerSec: r.firstContact.ratePerSec,
@@ -62,6 +63,7 @@ export default async function bench(): Promise<object> {
   const ratio = Math.round((full.closed.ratePerSec / Math.max(1, bare.closed.ratePerSec)) * 1000) / 1000;
   const acceptance = {
     checkinsPerSec: { value: full.closed.ratePerSec, target: `≥ ${TARGET.checkinsPerSec}`, ok: full.closed.ratePerSec >= TARGET.checkinsPerSec },
+    // All check-ins of the window, including the 1 in 100 that opened its connection (handshake).
     p99MsAt2000PerSec: { value: full.open.latencyMs.p99, target: `≤ ${TARGET.p99Ms}`, ok: full.open.latencyMs.p99 <= TARGET.p99Ms && full.open.ratePerSec >= TARGET.checkinsPerSec },
     ratioToBare: { value: ratio, target: `≥ ${TARGET.ratioToBare}`, ok: ratio >= TARGET.ratioToBare },
     cpRssMiB: { value: full.rss.peakRssMiB, target: `≤ ${TARGET.rssMiB}`, ok: full.rss.peakRssMiB <= TARGET.rssMiB },

@@ -99,6 +99,11 @@ export type PhaseResult = {
   windowMs: number;
   ratePerSec: number;
   latencyMs: Summary;
+  /**
+   * closed / open: the same without the requests that opened their connection (one in
+   * `checkinsPerConnection` pays a full TLS handshake): the latency of a keep-alive check-in.
+   */
+  keepAliveLatencyMs?: Summary;
   /** New TLS connections opened during the phase (each a full handshake). */
   connectionsOpened: number;
   /** CPU the load client itself used during the phase (to show it was not the bottleneck). */
@@ -225,6 +230,7 @@ class Runner {
       windowMs: Math.round(windowMs),
       ratePerSec: Math.round((acc.latencies.length / windowMs) * 1000),
       latencyMs: summarize(acc.latencies),
+      ...(acc.reused.length > 0 ? { keepAliveLatencyMs: summarize(acc.reused) } : {}),
       connectionsOpened: acc.connections,
       clientCpuMs: Math.round((cpu.user + cpu.system) / 1000),
       ...(acc.bytes.length > 0 ? { bytesPerRequest: summarize(acc.bytes) } : {}),
@@ -461,7 +467,10 @@ class Runner {
         const inWindow = s >= from;
         const status = await this.request(slot.client, spec.request, slot.host, acc, inWindow);
         const e = performance.now();
-        if (inWindow && status >= 0 && e <= until) acc.latencies.push(e - s);
+        if (inWindow && status >= 0 && e <= until) {
+          acc.latencies.push(e - s);
+          if (slot.used > 1) acc.reused.push(e - s);
+        }
         if (status < 0) slot.used = spec.checkinsPerConnection;
       }
     };
@@ -499,9 +508,13 @@ class Runner {
       slot.used++;
       inFlight++;
       const inWindow = scheduledAt >= from;
+      const reused = slot.used > 1;
       void this.request(slot.client, spec.request, slot.host, acc, inWindow).then((status) => {
         inFlight--;
-        if (inWindow && status >= 0) acc.latencies.push(performance.now() - scheduledAt);
+        if (inWindow && status >= 0) {
+          acc.latencies.push(performance.now() - scheduledAt);
+          if (reused) acc.reused.push(performance.now() - scheduledAt);
+        }
         if (status < 0) slot.used = spec.checkinsPerConnection; // reconnect next time
         const q = queue.shift();
         if (q !== undefined) dispatch(slot, q);
@@ -594,6 +607,8 @@ function responseHeaderBytes(status: number, headers: Record<string, string | st
 
 class Acc {
   latencies: number[] = [];
+  /** closed / open: latencies of the requests that did not open their connection (no handshake). */
+  reused: number[] = [];
   bytes: number[] = [];
   statuses: Record<string, number> = {};
   errors = 0;

@@ -38,6 +38,8 @@ export type PhaseFigures = {
   errors: number;
   statuses: Record<string, number>;
   latencyMs: Summary;
+  /** Without the 1 in `checkinsPerConnection` check-ins that paid a TLS handshake. */
+  keepAliveLatencyMs: Summary | null;
   server: { cores: number; cpuMsPerRequest: number } | null;
   clientCpuCores: number;
   connectionsOpened: number;
@@ -50,6 +52,7 @@ function figures(r: PhaseResult): PhaseFigures {
     errors: r.errors,
     statuses: r.statuses,
     latencyMs: r.latencyMs,
+    keepAliveLatencyMs: r.keepAliveLatencyMs ?? null,
     server: r.server === undefined ? null : { cores: r.server.cores, cpuMsPerRequest: r.server.cpuMsPerRequest },
     clientCpuCores: Math.round((r.clientCpuMs / Math.max(1, r.windowMs)) * 100) / 100,
     connectionsOpened: r.connectionsOpened,
