@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import type { ReadyzResponse, Target } from '../control-plane/api.ts';
 import { releaseTool, type ReleaseOutput } from './ci.ts';
-import { Fleet } from './harness.ts';
+import { Fleet, readStateJson } from './harness.ts';
 import { RogueCp } from './rogue-cp.ts';
 import { scenarioSuite } from './scenario.ts';
 
@@ -182,6 +182,9 @@ register('6. tampering: an agent refuses each of those artefacts itself (served 
     assert.is((await f.generations('t-2')).length, 2);
     assert.equal(f.switchLog('t-2'), ['t-2-v1 switch', 't-2-v2 switch']);
   }
+  // Its rollback state still names the last good artefact: none of them was accepted.
+  const accepted = readStateJson(f.host('t-2'), 'accepted-fleet.json') as { sha256: string } | null;
+  assert.is(accepted?.sha256, sha(relV2.fleetBytes), 't-2 still holds v2 as its newest accepted artefact');
 });
 
 register('7. compromised CP: a target the signed artefact does not name for this host is refused, not even fetched', async () => {
