@@ -432,4 +432,87 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
   }
 });
 
+t('rebuild from empty restores the soak from the signed confirmed record: the next wave still waits for it', async () => {
+  const env = makeEnv();
+  const fleet = fleetWith({ waves: 2, soakMinutes: 5 });
+  env.publish(fleet);
+  let cp = await startCp(env);
+  let as = agents(env, cp);
+  const records: Record<string, { lastConfirmed: unknown }> = {};
+  const confirmedAt = env.clock.ms;
+  try {
+    for (const h of HOSTS) await as[h]!.checkin();
+    cp.cp.reconcileNow();
+    for (const h of WAVE0) {
+      const target = (await as[h]!.checkin()).target!;
+      assert.is(await as[h]!.activate(target), 204);
+      const rec = confirmedRecord(h, target.rolloutId, target.closureHash, confirmedAt);
+      records[h] = { lastConfirmed: { record: rec, signature: hostKeyOf(as[h]!.index, h).sign(rec) } };
+    }
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+  }
+  const current = Object.fromEntries(HOSTS.map((h) => [h, h === 'host-0000' || h === 'host-0002' ? fleet.hosts[h]!.closureHash! : oldClosure(h)]));
+  for (const suffix of ['', '-wal', '-shm']) rmSync(cp.config.dbPath + suffix, { force: true });
+  env.clock.advance(60_000); // rebuilt one minute after the confirms
+  cp = await startCp(env);
+  as = agents(env, cp);
+  try {
+    const checkinAll = async () => {
+      for (const h of HOSTS) {
+        as[h]!.current = current[h]!;
+        await as[h]!.checkin(records[h] ?? {});
+      }
+    };
+    await checkinAll();
+    cp.cp.reconcileNow();
+    const rolloutId = cp.store.allRollouts()[0]!.id;
+    for (const h of WAVE0) {
+      const row = cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === h)!;
+      assert.is(row.state, 'Healthy', `${h} restored as Healthy`);
+      assert.is(row.enteredAtMs, confirmedAt, `${h}: soak counts from its confirm`);
+    }
+    for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null, `${h}: wave 0 still soaking after the rebuild`);
+    env.clock.advance(3 * 60_000); // 4 min after the confirms: still soaking
+    await checkinAll();
+    cp.cp.reconcileNow();
+    for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null);
+    env.clock.advance(60_000 + 1000); // past 5 min since the confirms
+    await checkinAll();
+    cp.cp.reconcileNow();
+    for (const h of WAVE1) assert.ok((await as[h]!.checkin()).target !== null, `${h}: dispatched once the restored soak ended`);
+    assert.ok(cp.store.transitions(rolloutId).some((t) => t.reason.startsWith("restored from the host's signed confirmed record")));
+    assertMirror(cp);
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('a confirmed record that does not verify restores nothing', async () => {
+  const env = makeEnv();
+  const fleet = fleetWith({ waves: 2, soakMinutes: 5 });
+  env.publish(fleet);
+  const cp = await startCp(env);
+  const as = agents(env, cp);
+  try {
+    cp.cp.reconcileNow();
+    const rolloutId = cp.store.allRollouts()[0]!.id;
+    const h = 'host-0000';
+    as[h]!.current = fleet.hosts[h]!.closureHash!;
+    const rec = confirmedRecord(h, rolloutId, fleet.hosts[h]!.closureHash!, env.clock.ms - 60_000);
+    const forged = hostKeyOf(3, 'host-0003').sign(rec); // another host's key
+    await as[h]!.checkin({ lastConfirmed: { record: rec, signature: forged } });
+    assert.is(cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === h)!.state, 'Queued');
+    const audit = cp.store.auditAll().find((e) => e.kind === 'host.confirmed-record')!;
+    assert.is((audit.data as { verdict: string }).verdict, 'invalid');
+  } finally {
+    await closeAll(as);
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
 t.run();

@@ -20,7 +20,7 @@ import { canonicalBytes } from '../release/jcs.ts';
 import type { FleetResolved, Trust } from '../release/schema.ts';
 import { reconcile } from '../reconciler/reconcile.ts';
 import { applyActions, applyHostEvents } from '../reconciler/apply.ts';
-import type { Action, HostEvent, HostRolloutState, Observed } from '../reconciler/types.ts';
+import type { Action, HostEvent, HostRolloutState, Observed, Rollout } from '../reconciler/types.ts';
 import type {
   AuditResponse,
   CheckinRequest,
@@ -90,6 +90,10 @@ export class ControlPlane implements CpService {
    * state) are still read from SQLite on every pass.
    */
   private cache: Observed | null = null;
+  /** Verified signed confirmed records not applied yet (host → what it confirmed, when). */
+  private readonly restorable = new Map<string, { rolloutId: string; closure: string; confirmedAtMs: number }>();
+  /** Signature of the last confirmed record examined per host (each record is verified once). */
+  private readonly recordSeen = new Map<string, string>();
   private timers: NodeJS.Timeout[] = [];
   private debounce: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -197,7 +201,7 @@ export class ControlPlane implements CpService {
         this.store.finishDispatch(d.rolloutId, d.hostname, 'expired', nowMs);
         this.store.appendAudit({ atMs: nowMs, kind: 'dispatch.expired', actor: 'cp', subject: d.rolloutId, data: { host: d.hostname, closure: d.closure, deadline: iso(d.deadlineMs ?? nowMs) } });
       }
-      const mid = applyHostEvents(loaded, events, nowMs);
+      const mid = this.restoreSoak(applyHostEvents(loaded, events, nowMs), nowMs);
       const acts = reconcile(fleet, mid, nowMs, { offlineAfterMs: this.config.offlineAfterSecs * 1000, offlineGraceMs: this.config.offlineGraceSecs * 1000 });
       const final = applyActions(mid, acts, nowMs);
       const qmeta = new Map<string, Omit<QuarantineRow, 'channel' | 'closure'>>();
@@ -258,6 +262,38 @@ export class ControlPlane implements CpService {
       const target = c.rollouts[r.id];
       if (rh !== undefined && target !== undefined) target.hosts[h] = rh;
     }
+  }
+
+  /**
+   * Restore soak state from verified signed confirmed records (SPEC §6): a host that waits Queued
+   * in the rollout its record names, runs the record's closure, and that closure is its target
+   * there, is Healthy since it confirmed — so its wave's soak counts from `confirmedAt`, not from
+   * the rebuild (without a record the reconciler would take it as already Soaked). This is state
+   * restoration, not a decision: the reconciler then soaks, promotes and dispatches as usual.
+   * Pure over `o` (copies what it changes); `only` limits it to one host.
+   */
+  private restoreSoak(o: Observed, nowMs: number, only?: string): Observed {
+    if (this.restorable.size === 0) return o;
+    const touched = new Map<string, Rollout>();
+    for (const [h, rec] of this.restorable) {
+      if (only !== undefined && h !== only) continue;
+      const r0 = touched.get(rec.rolloutId) ?? o.rollouts[rec.rolloutId];
+      const rh = r0?.hosts[h];
+      if (r0 === undefined || rh === undefined || r0.state === 'Superseded') continue;
+      if (rh.state !== 'Queued') {
+        this.restorable.delete(h); // it moved on: nothing to restore
+        continue;
+      }
+      if (rh.closure !== rec.closure || o.hosts[h]?.currentClosure !== rec.closure) continue;
+      const r = touched.get(r0.id) ?? { ...r0, hosts: { ...r0.hosts }, history: r0.history.slice() };
+      touched.set(r.id, r);
+      const at = Math.min(rec.confirmedAtMs, nowMs);
+      r.hosts[h] = { ...rh, state: 'Healthy', enteredAtMs: at, skip: null };
+      r.history.push({ atMs: nowMs, host: h, from: 'Queued', to: 'Healthy', wave: rh.wave, reason: `restored from the host's signed confirmed record (confirmed ${iso(at)}): the soak counts from then` });
+      this.restorable.delete(h);
+    }
+    if (touched.size === 0) return o;
+    return { ...o, rollouts: { ...o.rollouts, ...Object.fromEntries(touched) } };
   }
 
   /** Dispatch rows and audit entries that follow host/rollout transitions. */
@@ -370,7 +406,23 @@ export class ControlPlane implements CpService {
         if (lo.outcome === 'rolled-back') events.push({ host: h, event: { kind: 'rolled-back', rolloutId: lo.rolloutId, reason: 'agent reports it rolled back (check-in)' } });
         else if (lo.outcome === 'activation-failed') events.push({ host: h, event: { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (check-in)' } });
       }
-      const after = applyHostEvents(slice, events, nowMs);
+      // The agent's signed record of what it last confirmed (SPEC §5, §6): after a wipe it restores
+      // the host's soak. Verified once per distinct record, and only when it can matter (first
+      // check-in into this database, or the host waits Queued in the record's rollout).
+      const lc = req.lastConfirmed ?? null;
+      if (lc !== null && lc.record.hostname === h && this.recordSeen.get(h) !== lc.signature) {
+        const rh = slice.rollouts[lc.record.rolloutId]?.hosts[h];
+        const useful = before === null || before.lastCheckinMs === null || (rh?.state === 'Queued' && rh.closure === lc.record.closureHash);
+        if (useful) {
+          this.recordSeen.set(h, lc.signature);
+          const verdict = this.recordConfirmedStatement(h, lc, nowMs, 'checkin');
+          const confirmedAtMs = Date.parse(lc.record.confirmedAt);
+          if (verdict === 'verified' && Number.isFinite(confirmedAtMs)) {
+            this.restorable.set(h, { rolloutId: lc.record.rolloutId, closure: lc.record.closureHash, confirmedAtMs });
+          }
+        }
+      }
+      const after = this.restoreSoak(applyHostEvents(slice, events, nowMs), nowMs, h);
       // The host row (observation + the fields only the views read) in one upsert; the diff then
       // covers the rollout rows only.
       const o = after.hosts[h]!;
@@ -390,9 +442,6 @@ export class ControlPlane implements CpService {
       });
       const transitions = this.store.persistObserved(slice, { ...after, hosts: slice.hosts }, nowMs, this.origin());
       this.afterTransitions(transitions, after, nowMs, `host:${h}`);
-      if (req.lastConfirmed !== undefined && req.lastConfirmed !== null && (before === null || before.lastCheckinMs === null)) {
-        this.recordConfirmedStatement(h, req.lastConfirmed, nowMs, 'checkin');
-      }
       const relevant =
         before === null ||
         before.lastCheckinMs === null ||
