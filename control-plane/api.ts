@@ -151,7 +151,11 @@ export type CheckinRequest = {
   lastOutcome: LastOutcome | null;
   /** Activated with `switch-to-configuration boot`, waiting for a reboot. */
   pendingReboot?: boolean;
-  /** Restores this host's rollout state after a CP wipe (verified against the host key). */
+  /**
+   * Restores this host's rollout state after a CP wipe: verified against the host key, it makes
+   * the host Healthy since `confirmedAt` in the named rollout (its wave's soak counts from then).
+   * Send it on every check-in; the CP verifies each distinct record once.
+   */
   lastConfirmed?: SignedConfirmedRecord | null;
 };
 
