@@ -15,14 +15,14 @@ const dir = mkdtempSync(join(tmpdir(), 'bench-fleet-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('benchFleet equals the fixtures sample fleet with host keys (generation 1)', () => {
-  const keys = hostKeys(12, dir);
+  const keys = hostKeys(12, dir, 16);
   const ours = benchFleet(12, keys).fleet(1);
   const ref = sampleFleet({ hosts: 12, channels: [...CHANNELS], waves: WAVES, soakMinutes: 0, closures: true, withPubkeys: true });
   assert.equal(ours, ref);
 });
 
 test('generation 2 changes every closure and nothing else', () => {
-  const f = benchFleet(8, hostKeys(8, dir));
+  const f = benchFleet(8, hostKeys(8, dir, 16));
   const a = f.fleet(1);
   const b = f.fleet(2);
   for (const h of Object.keys(a.hosts)) {
@@ -33,13 +33,13 @@ test('generation 2 changes every closure and nothing else', () => {
 });
 
 test('host keys are cached as one batch and smaller fleets read a prefix', () => {
-  const a = hostKeys(3, dir);
-  const b = hostKeys(5, dir);
+  const a = hostKeys(3, dir, 16);
+  const b = hostKeys(5, dir, 16);
   assert.equal(b.slice(0, 3), a);
 });
 
 test('native Ed25519 signatures are the fixtures (noble) signatures and verify under the fleet pubkey', () => {
-  const [k] = hostKeys(1, dir);
+  const [k] = hostKeys(1, dir, 16);
   const msg = new TextEncoder().encode('{"hostname":"host-0000"}');
   const native = signEd25519B64(hostSigningKey(k!), msg);
   const noble = Buffer.from(signBytes(msg, { algorithm: 'ed25519', secretKey: Buffer.from(k!.seedHex, 'hex') })).toString('base64');
@@ -51,7 +51,7 @@ test('writeCpFiles publishes an artefact the release verifier accepts under the 
   const pki = loadBenchPki(['host-0000'], { cacheDir: dir });
   const files = writeCpFiles(join(dir, 'cp'), pki, 0);
   const nowMs = Date.now();
-  const signed = files.publish(benchFleet(4, hostKeys(4, dir)).fleet(1), nowMs);
+  const signed = files.publish(benchFleet(4, hostKeys(4, dir, 16)).fleet(1), nowMs);
   const bytes = readFileSync(join(files.releasesDir, 'fleet.resolved.json'));
   const sig = readFileSync(join(files.releasesDir, 'fleet.resolved.json.sig'));
   const r = verifyArtifact({ kind: 'fleet', bytes, signature: sig, trust: trustFor(files.release), nowMs, lastAccepted: null });

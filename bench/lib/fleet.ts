@@ -38,8 +38,8 @@ const HOST_KEYS_BATCH = 10_000;
  * The fixtures' host keys for hosts `0 … n-1`, cached under `.bench-cache/`: `mintHostKey` derives
  * each public key with @noble (≈ 1 ms each), which is 10 s for 10,000 hosts on every run otherwise.
  */
-export function hostKeys(n: number, cacheDir: string = defaultCacheDir()): HostKeyRecord[] {
-  const size = Math.max(n, HOST_KEYS_BATCH);
+export function hostKeys(n: number, cacheDir: string = defaultCacheDir(), batch: number = HOST_KEYS_BATCH): HostKeyRecord[] {
+  const size = Math.max(n, batch);
   const file = join(cacheDir, `host-keys-v${HOST_KEYS_VERSION}-${size}.json`);
   if (existsSync(file)) {
     const cached = JSON.parse(readFileSync(file, 'utf8')) as HostKeyRecord[];
