@@ -40,11 +40,14 @@ export type StartCpOptions = {
   pki: BenchPki;
   /** Write a V8 CPU profile of the CP into this directory (node --cpu-prof). */
   cpuProfDir?: string;
+  /** More Node flags for the CP process (experiments, e.g. `--import` of a module hook). */
+  execArgv?: string[];
 };
 
 export async function startCp(opts: StartCpOptions): Promise<RunningCp> {
   const execArgv = ['--import', 'tsx'];
   if (opts.cpuProfDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
+  execArgv.push(...(opts.execArgv ?? []));
   const child: ChildProcess = spawn(process.execPath, [...execArgv, join(process.cwd(), 'control-plane', 'main.ts'), 'serve', '--config', opts.configFile], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });

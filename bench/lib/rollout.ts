@@ -23,6 +23,8 @@ export type RolloutOptions = {
   /** Give up after this long (the result then says `converged: false`). */
   timeoutMs: number;
   cpuProfDir?: string;
+  /** More Node flags for the CP process (see bench/lib/cp.ts). */
+  cpExecArgv?: string[];
 };
 
 export type RolloutResult = {
@@ -81,7 +83,13 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
   const port = await freePort();
   const files = writeCpFiles(dir, pki, port, { pollIntervalSecs: 1, agentPollIntervalSecs: opts.pollSecs });
   files.publish(fleet.fleet(1), Date.now());
-  const cp = await startCp({ configFile: files.configFile, port, pki, ...(opts.cpuProfDir !== undefined ? { cpuProfDir: opts.cpuProfDir } : {}) });
+  const cp = await startCp({
+    configFile: files.configFile,
+    port,
+    pki,
+    ...(opts.cpuProfDir !== undefined ? { cpuProfDir: opts.cpuProfDir } : {}),
+    ...(opts.cpExecArgv !== undefined ? { execArgv: opts.cpExecArgv } : {}),
+  });
   const initFile = join(dir, 'load-client.json');
   const init: LoadClientInit = { origin: cp.origin, servername: 'localhost', caPem: pki.ca.certPem, hostKeyPem: pki.hostKeyPem, hosts: pki.hosts.slice(0, n).map((h) => ({ name: h.name, certPem: h.certPem })), hostKeys: keys };
   writeFileSync(initFile, JSON.stringify(init));
