@@ -3,7 +3,7 @@
  * endpoint (committed bytes, ETag / 304), process-group teardown (grandchildren die too), bounded
  * waits (readable timeout), and network namespaces (a cut-off host cannot reach the servers).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Forge } from './forge.ts';
 import { Network, netnsAvailable } from './netns.ts';
-import { registerTempRoot, removeTempRoot, run, spawnProc, stopProc } from './proc.ts';
+import { registerTempRoot, removeTempRoot, REPO, run, spawnProc, stopProc } from './proc.ts';
 import { waitFor, WaitTimeout } from './wait.ts';
 
 function alive(pid: number): boolean {
@@ -88,6 +88,20 @@ test('wait: a condition that never holds fails with what was awaited and the las
     assert.match((e as Error).message, 'waiting for: the impossible');
     assert.match((e as Error).message, '"tries":');
   }
+});
+
+test('proc: SIGINT to the harness kills every registered process group and removes its temp roots', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'e2e', 'sigint-child.ts')], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const [pidText, root] = await waitFor('the helper to start its child', () => (out.includes('\n') ? out.trim().split(' ') : undefined), { timeoutMs: 30_000 });
+  const pid = Number(pidText);
+  assert.ok(alive(pid) && existsSync(root!));
+  child.kill('SIGINT');
+  assert.is(await exited, 130, 'exits 130 after cleaning up');
+  await waitFor('the child group to be gone', () => !alive(pid), { timeoutMs: 10_000 });
+  assert.not.ok(existsSync(root!), 'temp root removed');
 });
 
 const ns = netnsAvailable();
