@@ -23,6 +23,7 @@ let
     inherit lib;
     nodejs_20 = "/nix/store/00000000000000000000000000000000-nodejs-20";
     python3 = "python3";
+    makeWrapper = "makeWrapper";
     cctools = "cctools";
     xcbuild = "xcbuild";
     stdenv.hostPlatform.isDarwin = false;
@@ -60,7 +61,12 @@ test('nix/packages.nix: one npm build from the lockfile, better-sqlite3 from sou
   assert.is(r.main['nodejs'], '/nix/store/00000000000000000000000000000000-nodejs-20');
   assert.equal(r.main['nativeBuildInputs'], ['python3']);
   // Every program of package.json "bin" has its package, exposing that one binary.
-  for (const name of Object.keys(manifest.bin).filter((n) => n !== 'nixfleet')) {
+  // The agent ships as the esbuild bundle on plain node (SPEC §8 idle memory), not via tsx.
+  const agent = r.programs['nixfleet-agent']!;
+  assert.is(agent.mainProgram, 'nixfleet-agent');
+  assert.ok(agent.script.includes('agent/bundle.ts $out/lib/nixfleet-agent.mjs'), agent.script);
+  assert.ok(/makeWrapper \S+\/bin\/node \$out\/bin\/nixfleet-agent --add-flags "--max-semi-space-size=1 --max-old-space-size=64 \$out\/lib\/nixfleet-agent.mjs"/.test(agent.script), agent.script);
+  for (const name of Object.keys(manifest.bin).filter((n) => n !== 'nixfleet' && n !== 'nixfleet-agent')) {
     const p = r.programs[name];
     assert.ok(p, name);
     assert.is(p!.mainProgram, name);
