@@ -12,21 +12,22 @@ import { runRollout, type RolloutResult } from './lib/rollout.ts';
 import { smallMultiplesSvg } from './lib/svg.ts';
 
 /**
- * Agents poll every `pollSecs`: 10,000 hosts every 5 s is 2,000 check-ins/s, the §8 rate, on top
- * of the rollout's reports and confirms; smaller fleets poll every second.
+ * Agents poll every `pollSecs` (production default: 60 s). 10,000 hosts every 10 s is 1,000
+ * check-ins/s, six times the production rate, on top of the rollout's reports and confirms (the
+ * §8 rate of 2,000/s is measured on its own by cp-load); smaller fleets poll every second.
  */
 const RUNS = [
   { hosts: 100, pollSecs: 1 },
   { hosts: 1000, pollSecs: 1 },
-  { hosts: 10_000, pollSecs: 5 },
+  { hosts: 10_000, pollSecs: 10 },
 ];
 /**
- * Give a rollout this long after the artefact is in force; on this shared 2-core machine the
- * 10,000-host one may need more (the result then shows how far it got, per rollout and state).
+ * Give a rollout this long after the artefact is in force (the 10,000-host one took 131–173 s on
+ * this 2-core machine); the result shows how far it got if it was not enough.
  */
-const TIMEOUT_MS = 110_000;
+const TIMEOUT_MS = 200_000;
 /** Skip the smaller fleets once this much of the 10-minute `npm run bench` is used. */
-const BUDGET_MS = 300_000;
+const BUDGET_MS = 250_000;
 
 function brief(r: RolloutResult) {
   return {
