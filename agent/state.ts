@@ -8,45 +8,19 @@
  * also after a power cut. A file that does not parse is reported (never silently treated as
  * empty): a corrupt pending record must not make the agent forget an activation in progress.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { removeFileDurable, writeFileAtomic as writeFileAtomicDurable } from '../release/atomic-file.ts';
 import type { SignedConfirmedRecord } from '../control-plane/api.ts';
 import type { AcceptedState } from '../release/verify.ts';
 import type { LastOutcome, Outcome, Pending, QuarantineEntry } from './machine.ts';
 
-/** Write `data` to `file` atomically (write, fsync, rename, fsync dir). */
+/** Agent state files are private to root: 0600 files in a 0700 directory. */
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
-  const dir = dirname(file);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  writeFileAtomicDurable(file, data, { mode, mkdirMode: 0o700 });
 }
 
-export function removeFileDurable(file: string): void {
-  if (!existsSync(file)) return;
-  rmSync(file);
-  const dfd = openSync(dirname(file), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-}
+export { removeFileDurable };
 
 export class StateCorrupt extends Error {
   constructor(

@@ -5,9 +5,10 @@
  * real process.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic as writeFileAtomicDurable } from './atomic-file.ts';
 import { parseArgs } from 'node:util';
 import { fromBase64, generateKeyPair, publicKeyOf, SIGNATURE_BYTES, signBytes, toBase64, verifySignature, type PrivateKey } from './crypto.ts';
 import { canonicalBytes, canonicalize, parseJsonStrict } from './jcs.ts';
@@ -56,33 +57,11 @@ function readFile(path: string, what: string): Buffer {
   }
 }
 
-/** Write atomically: temp file in the same directory, fsync, rename, fsync the directory. */
+/** Write atomically (release/atomic-file.ts); an fs failure becomes an IoError (exit 2). */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
   try {
-    const fd = openSync(tmp, 'wx', mode);
-    try {
-      const buf = typeof data === 'string' ? Buffer.from(data) : data;
-      let off = 0;
-      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-    try {
-      const dfd = openSync(dir, 'r');
-      try {
-        fsyncSync(dfd);
-      } finally {
-        closeSync(dfd);
-      }
-    } catch {
-      // Some filesystems refuse fsync on a directory; the rename is still atomic.
-    }
+    writeFileAtomicDurable(path, data, { mode });
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new IoError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
 }
