@@ -1,10 +1,19 @@
 /**
  * The crypto policy of nixfleet, in one file (STYLE §6, SPEC §2.1). Explicit choices:
  *
- * - ed25519 verification is **strict** (RFC 8032 / FIPS 186-5, not ZIP-215): `zip215: false` makes
- *   @noble/curves decode A and R only when y < p (canonical encodings), reject a non-canonical S
- *   (S ≥ L, so an `S + L` malleated signature fails), and reject small-order public keys.
- *   We also refuse small-order R ourselves, so no signature can verify for "every" message.
+ * - ed25519 verification is **strict** (RFC 8032 / FIPS 186-5, not ZIP-215). The policy is checked
+ *   here, explicitly, before any library runs: 32-byte A and 64-byte signature, S < L (so an `S + L`
+ *   malleated signature fails), canonical encodings of A and R (y < p), A decodes to a curve point
+ *   that is not of small order, and R is not one of the eight small-order points (so no signature
+ *   can verify for "every" message). The group equation is then checked by Node's native Ed25519
+ *   (OpenSSL, ≈ 0.1 ms against ≈ 1.2 ms in JavaScript): cofactorless, R compared by re-encoding
+ *   `[S]B − [k]A`. The decoded A and its KeyObject are cached per public key (trust keys and host
+ *   keys repeat). `verifyEd25519Reference` keeps the previous @noble/curves path (`zip215: false`,
+ *   cofactored equation) as the reference the properties compare against. The two agree on every
+ *   signature an RFC 8032 signer can produce (R = [r]B, A = [a]B); they differ only on crafted
+ *   signatures whose R or A carries a small-order (torsion) component, which the cofactored
+ *   equation accepts and the cofactorless one refuses — the native path is the stricter one there
+ *   (as ed25519-dalek's `verify_strict`).
  * - ecdsa-p256 signatures are raw r‖s (64 bytes) over SHA-256 of the message. Verification
  *   normalises to low-s first (TPMs and HSMs emit high-s signatures) — equivalent to verifying
  *   with `lowS: false`; our own signatures are always low-s.
@@ -14,6 +23,7 @@
  *
  * Pure module: no I/O. Key generation uses the platform CSPRNG unless a seed is passed.
  */
+import { type KeyObject, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -100,22 +110,103 @@ export function signBytes(bytes: Uint8Array, key: PrivateKey): Uint8Array {
 
 // Encodings of the eight small-order points (the torsion subgroup), as @noble/curves lists them.
 // A signature whose R is one of them is refused outright (no legitimate signer produces one).
+// Non-canonical encodings of small-order points (y ≥ p) are refused by the canonical-encoding check.
 const SMALL_ORDER_R = new Set(ED25519_TORSION_SUBGROUP.map((h) => h.toLowerCase()));
+
+// L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+const ED25519_L = Uint8Array.from([
+  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+]);
+
+/** Little-endian 32-byte S < L. */
+function scalarIsCanonical(s: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    if (s[i]! !== ED25519_L[i]!) return s[i]! < ED25519_L[i]!;
+  }
+  return false; // S = L
+}
+
+/** The 255-bit y of a 32-byte point encoding is < p = 2^255 − 19. */
+function pointYIsCanonical(enc: Uint8Array): boolean {
+  // y ≥ p only for y ∈ [2^255 − 19, 2^255): bytes 1..30 all 0xff, byte 31 (sign bit cleared) 0x7f, byte 0 ≥ 0xed.
+  if ((enc[31]! & 0x7f) !== 0x7f) return true;
+  for (let i = 30; i >= 1; i--) if (enc[i]! !== 0xff) return true;
+  return enc[0]! < 0xed;
+}
+
+// DER SubjectPublicKeyInfo prefix of an Ed25519 public key (RFC 8410): SEQUENCE { AlgorithmIdentifier
+// { 1.3.101.112 }, BIT STRING (32 bytes) }.
+const ED25519_SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
+
+/** Per public key (base64): its KeyObject if A passed the policy, or null if refused. */
+const ed25519Keys = new Map<string, KeyObject | null>();
+const ED25519_KEY_CACHE_MAX = 65_536;
+
+function ed25519KeyObject(publicKeyB64: string): KeyObject | null {
+  const cached = ed25519Keys.get(publicKeyB64);
+  if (cached !== undefined) return cached;
+  let key: KeyObject | null = null;
+  const pub = fromBase64(publicKeyB64);
+  if (pub !== null && pub.length === 32 && pointYIsCanonical(pub)) {
+    try {
+      // Strict decoding (y < p; x = 0 with the sign bit set refused); throws off the curve.
+      const A = ed25519.Point.fromBytes(pub, false);
+      if (!A.isSmallOrder()) {
+        const der = new Uint8Array(ED25519_SPKI_PREFIX.length + 32);
+        der.set(ED25519_SPKI_PREFIX, 0);
+        der.set(pub, ED25519_SPKI_PREFIX.length);
+        key = createPublicKey({ key: Buffer.from(der.buffer, der.byteOffset, der.byteLength), format: 'der', type: 'spki' });
+      }
+    } catch {
+      key = null;
+    }
+  }
+  // Bounded: a flood of distinct keys (each first decoded) cannot grow the cache without limit.
+  if (ed25519Keys.size >= ED25519_KEY_CACHE_MAX) ed25519Keys.clear();
+  ed25519Keys.set(publicKeyB64, key);
+  return key;
+}
+
+/** Strict ed25519 verification: the explicit policy checks, then Node's native (OpenSSL) equation. */
+function verifyEd25519(publicKeyB64: string, bytes: Uint8Array, sig: Uint8Array): boolean {
+  if (sig.length !== SIGNATURE_BYTES) return false;
+  const r = sig.subarray(0, 32);
+  if (!scalarIsCanonical(sig.subarray(32, 64))) return false;
+  if (!pointYIsCanonical(r) || SMALL_ORDER_R.has(bytesToHex(r))) return false;
+  const key = ed25519KeyObject(publicKeyB64);
+  if (key === null) return false;
+  return nodeVerify(null, bytes, key, sig);
+}
+
+/**
+ * The previous, pure-JavaScript strict ed25519 verification (@noble/curves, `zip215: false`,
+ * cofactored equation, plus the small-order R refusal). Kept as the reference implementation the
+ * properties compare the native path against; not used on the hot path.
+ */
+export function verifyEd25519Reference(publicKeyB64: string, bytes: Uint8Array, sig: Uint8Array): boolean {
+  if (sig.length !== SIGNATURE_BYTES) return false;
+  const pub = fromBase64(publicKeyB64);
+  if (pub === null || pub.length !== 32) return false;
+  try {
+    if (SMALL_ORDER_R.has(bytesToHex(sig.subarray(0, 32)))) return false;
+    // zip215:false ⇒ canonical A and R, S < L, A not of small order.
+    return ed25519.verify(sig, bytes, pub, { zip215: false });
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Verify a raw signature with a base64 public key. Never throws; any malformed input is `false`.
  */
 export function verifySignature(alg: SignatureAlgorithm, publicKeyB64: string, bytes: Uint8Array, sig: Uint8Array): boolean {
   if (sig.length !== SIGNATURE_BYTES) return false;
-  const pub = fromBase64(publicKeyB64);
-  if (pub === null || pub.length !== publicKeyLength(alg)) return false;
   try {
-    if (alg === 'ed25519') {
-      if (SMALL_ORDER_R.has(bytesToHex(sig.subarray(0, 32)))) return false;
-      // zip215:false ⇒ canonical A and R, S < L, A not of small order (see the file comment).
-      return ed25519.verify(sig, bytes, pub, { zip215: false });
-    }
+    if (alg === 'ed25519') return verifyEd25519(publicKeyB64, bytes, sig);
     if (alg === 'ecdsa-p256') {
+      const pub = fromBase64(publicKeyB64);
+      if (pub === null || pub.length !== publicKeyLength(alg)) return false;
       const sec1 = new Uint8Array(65);
       sec1[0] = 0x04;
       sec1.set(pub, 1);
