@@ -277,6 +277,17 @@ gates('offline past the grace: listed skipped-offline, no longer blocks its wave
   assert.equal(dispatched(reconcile(fleet, after, T0 + 2 * MIN)), ['h1']);
 });
 
+gates('a host that went dark mid-activation keeps blocking its wave past the offline grace (the confirm deadline decides)', () => {
+  const fleet = oneChannel([['h1', 'h2'], ['h3']]);
+  for (const state of ['Activating', 'ConfirmWindow', 'Healthy'] as const) {
+    const r = makeRollout(fleet, 'stable', { atMs: T0 - 60 * MIN, hosts: { h1: state, h2: 'Soaked' } });
+    const hosts = { ...online(['h2', 'h3']), h1: onlineHost(T0 - 40 * MIN) };
+    const actions = reconcile(fleet, makeObserved({ hosts, rolloutList: [r] }), T0);
+    assert.equal(dispatched(actions), [], `${state}: wave 1 must wait`);
+    assert.equal(of(actions, 'promote_wave'), [], `${state}: no promotion`);
+  }
+});
+
 gates('offline thresholds come from the options object', () => {
   const fleet = oneChannel([['h1']]);
   const r = makeRollout(fleet, 'stable', { atMs: T0 - 60 * MIN });

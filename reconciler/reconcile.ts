@@ -348,12 +348,17 @@ function phase1(t: Tick, plan: Plan, existing: Rollout | null, out: Action[]): v
   if (plan.state !== 'Executing' && plan.state !== 'Converged') return;
 
   // Wave order: the lowest wave with a host that is neither done nor offline past its grace.
+  // Only a host that has not started this rollout (Queued; an offline Dispatched host was just
+  // withdrawn to Queued) may be skipped for being offline. A host that went dark after it began
+  // activating (Activating, ConfirmWindow) or during its soak (Healthy) keeps blocking its wave:
+  // going dark mid-activation is exactly what a bad closure that cuts the network looks like, and
+  // the confirm deadline (→ Reverted → halt) must decide, not the offline grace.
   let skippedOffline = 0;
   for (let i = 0; i < n; i++) {
     if (isDone(plan.states[i]!)) continue;
     const w = ch.waveAt[i]!;
     if (w >= plan.minIncompleteWave) continue;
-    if (isPastGrace(t, plan, i)) {
+    if (plan.states[i] === 'Queued' && isPastGrace(t, plan, i)) {
       skippedOffline++;
       continue;
     }
