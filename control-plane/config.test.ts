@@ -50,7 +50,16 @@ t('defaults are frozen and filled in', () => {
   assert.is(c.reconcileIntervalSecs, 10);
   assert.is(c.confirmDeadlineSecs, 120);
   assert.is(c.offlineAfterSecs, 180);
+  assert.is(c.keepAliveSecs, 65);
   assert.equal(c.source, { type: 'dir', dir: join(dir, 'releases') });
+});
+
+t('keepAliveSecs: a positive integer of seconds (idle keep-alive of agent connections)', () => {
+  assert.is(config({ keepAliveSecs: 5 }).keepAliveSecs, 5);
+  for (const bad of [0, -1, 1.5, '5']) {
+    const r = resolveConfig({ ...base, keepAliveSecs: bad });
+    assert.ok(!r.ok && r.error.message.includes('keepAliveSecs'), String(bad));
+  }
 });
 
 t('every bad field is reported at once; unknown key-ish settings hint at the keyless rule', () => {

@@ -56,6 +56,13 @@ export type Config = {
   confirmDeadlineSecs: number;
   /** `nextCheckinSecs` sent to agents. */
   agentPollIntervalSecs: number;
+  /**
+   * Idle keep-alive before the server closes an agent's connection. Each idle mTLS connection holds
+   * ≈ 45 KiB of native memory (docs/performance.md): with a keep-alive longer than the agents' poll
+   * interval every agent stays connected (≈ 450 MB at 10,000 hosts); shorter, each poll pays a TLS
+   * handshake (resumed when the agent kept the session).
+   */
+  keepAliveSecs: number;
   /** A host not seen for this long is offline (SPEC §4; default 3 × agent poll interval). */
   offlineAfterSecs: number;
   /** Offline hosts stop blocking their wave after this grace. */
@@ -79,6 +86,7 @@ export const DEFAULTS: Readonly<Omit<Config, 'tlsCertFile' | 'tlsKeyFile' | 'cli
     reconcileDebounceMs: 1000,
     confirmDeadlineSecs: 120,
     agentPollIntervalSecs: 60,
+    keepAliveSecs: 65,
     offlineAfterSecs: 180,
     offlineGraceSecs: 1800,
     maxBodyBytes: 64 * 1024,
@@ -100,6 +108,7 @@ const POSITIVE_INTS = [
   'reconcileIntervalSecs',
   'confirmDeadlineSecs',
   'agentPollIntervalSecs',
+  'keepAliveSecs',
   'offlineAfterSecs',
   'maxBodyBytes',
   'maxArtifactBytes',

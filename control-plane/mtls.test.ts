@@ -38,7 +38,7 @@ const client = (cert: Parameters<Env['hostCert']>[0] | null, role: 'host' | 'ope
 };
 
 t.before(async () => {
-  cp = await startCp(env, { revocations: true });
+  cp = await startCp(env, { revocations: true, keepAliveSecs: 7 });
 });
 
 t.after(async () => {
@@ -79,6 +79,10 @@ t('after publishing fleet and revocations the CP becomes ready', async () => {
   await cp.cp.pollNow();
   const r = await client(H0).call('GET', '/readyz');
   assert.is(r.status, 200, JSON.stringify(r.body));
+});
+
+t('the idle keep-alive of agent connections is the configured keepAliveSecs', async () => {
+  assert.is(cp.server.server.keepAliveTimeout, 7000);
 });
 
 t('no client certificate, or one from another CA: the TLS handshake fails', async () => {

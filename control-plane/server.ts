@@ -20,7 +20,7 @@ export type ListeningServer = {
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function listenHttps(app: Hono<any>, tls: TlsMaterial, host: string, port: number): Promise<ListeningServer> {
+export async function listenHttps(app: Hono<any>, tls: TlsMaterial, host: string, port: number, opts: { keepAliveSecs?: number } = {}): Promise<ListeningServer> {
   const server = createAdaptorServer({
     fetch: app.fetch,
     createServer: createHttpsServer,
@@ -31,8 +31,8 @@ export async function listenHttps(app: Hono<any>, tls: TlsMaterial, host: string
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
-      // Keep-alive for agents that poll; bounded header/request times against slow clients.
-      keepAliveTimeout: 65_000,
+      // Keep-alive for agents that poll (config keepAliveSecs); bounded header/request times against slow clients.
+      keepAliveTimeout: (opts.keepAliveSecs ?? 65) * 1000,
       headersTimeout: 30_000,
       requestTimeout: 60_000,
     },

@@ -23,6 +23,8 @@ export type RolloutOptions = {
   /** Give up after this long (the result then says `converged: false`). */
   timeoutMs: number;
   cpuProfDir?: string;
+  /** Extra control-plane settings (e.g. `keepAliveSecs`), merged over the bench's. */
+  cpConfig?: Record<string, unknown>;
   /** More Node flags for the CP process (see bench/lib/cp.ts). */
   cpExecArgv?: string[];
 };
@@ -81,7 +83,7 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
   const fleet = benchFleet(n, keys);
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-rollout-${n}-`));
   const port = await freePort();
-  const files = writeCpFiles(dir, pki, port, { pollIntervalSecs: 1, agentPollIntervalSecs: opts.pollSecs });
+  const files = writeCpFiles(dir, pki, port, { pollIntervalSecs: 1, agentPollIntervalSecs: opts.pollSecs, ...(opts.cpConfig ?? {}) });
   files.publish(fleet.fleet(1), Date.now());
   const cp = await startCp({
     configFile: files.configFile,
