@@ -42,6 +42,8 @@ export type StartCpOptions = {
   cpuProfDir?: string;
   /** More Node flags for the CP process (experiments, e.g. `--import` of a module hook). */
   execArgv?: string[];
+  /** More environment for the CP process (over this process's). */
+  env?: Record<string, string>;
 };
 
 export async function startCp(opts: StartCpOptions): Promise<RunningCp> {
@@ -50,6 +52,7 @@ export async function startCp(opts: StartCpOptions): Promise<RunningCp> {
   execArgv.push(...(opts.execArgv ?? []));
   const child: ChildProcess = spawn(process.execPath, [...execArgv, join(process.cwd(), 'control-plane', 'main.ts'), 'serve', '--config', opts.configFile], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...(opts.env ?? {}) },
   });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {

@@ -4,9 +4,10 @@
  * hosts polling until every one of them runs generation 2 — which is checked from the CP's own
  * state (`GET /v1/hosts`, `GET /v1/rollouts`), not from the simulator.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { HostsResponse, RolloutsResponse } from '../../control-plane/api.ts';
 import { loadBenchPki } from './certs.ts';
 import { freePort, histogramTotals, startCp } from './cp.ts';
@@ -49,9 +50,37 @@ export type RolloutResult = {
   rollouts: { id: string; state: string; hostCounts: Record<string, number> }[];
   /** Reconcile passes during the rollout (CP metric `nixfleet_reconcile_duration_seconds`). */
   reconcile: { passes: number; meanMs: number; p50BucketMs: number | null; p99BucketMs: number | null };
-  cp: { cpuMs: number; cores: number; rssMiB: number; peakRssMiB: number };
+  cp: { cpuMs: number; cores: number; rssMiB: number; peakRssMiB: number; memory: MemoryBreakdown | null };
   agents: Omit<AgentsResult, 'kind'>;
 };
+
+/**
+ * Where the CP's memory is, from its own `process.memoryUsage()` once a second (bench/lib/mem-probe.ts)
+ * over the rollout: at the sample of highest RSS, the V8 heap reserved and used, and the rest of the
+ * RSS outside the V8 heap (native: TLS connections, OpenSSL, SQLite, malloc); and the largest live
+ * heap measured right after a forced full GC (one every 10 s), i.e. what our JavaScript state holds.
+ */
+export type MemoryBreakdown = {
+  atPeakRss: { rssMiB: number; heapTotalMiB: number; heapUsedMiB: number; externalMiB: number; outsideHeapMiB: number };
+  liveHeapAfterGcMiB: number | null;
+};
+
+function memoryBreakdown(file: string, fromMs: number): MemoryBreakdown | null {
+  if (!existsSync(file)) return null;
+  type Sample = { t: number; gc: boolean; rss: number; heapTotal: number; heapUsed: number; external: number };
+  const samples = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Sample)
+    .filter((s) => s.t >= fromMs);
+  if (samples.length === 0) return null;
+  const peak = samples.reduce((a, b) => (b.rss > a.rss ? b : a));
+  const gcs = samples.filter((s) => s.gc);
+  return {
+    atPeakRss: { rssMiB: toMiB(peak.rss), heapTotalMiB: toMiB(peak.heapTotal), heapUsedMiB: toMiB(peak.heapUsed), externalMiB: toMiB(peak.external), outsideHeapMiB: toMiB(peak.rss - peak.heapTotal) },
+    liveHeapAfterGcMiB: gcs.length === 0 ? null : toMiB(Math.max(...gcs.map((s) => s.heapUsed))),
+  };
+}
 
 /** Upper bound (ms) of the histogram bucket holding quantile q of the observations in the delta. */
 function bucketQuantile(before: string, after: string, name: string, q: number): number | null {
@@ -83,6 +112,7 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
   const fleet = benchFleet(n, keys);
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-rollout-${n}-`));
   const port = await freePort();
+  const memLog = join(dir, 'cp-memory.jsonl');
   const files = writeCpFiles(dir, pki, port, { pollIntervalSecs: 1, agentPollIntervalSecs: opts.pollSecs, ...(opts.cpConfig ?? {}) });
   files.publish(fleet.fleet(1), Date.now());
   const cp = await startCp({
@@ -90,8 +120,10 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
     port,
     pki,
     ...(opts.cpuProfDir !== undefined ? { cpuProfDir: opts.cpuProfDir } : {}),
-    ...(opts.cpExecArgv !== undefined ? { execArgv: opts.cpExecArgv } : {}),
+    execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...(opts.cpExecArgv ?? [])],
+    env: { NIXFLEET_BENCH_MEMLOG: memLog, NIXFLEET_BENCH_MEMGC: '1' },
   });
+  const cpStartedMs = Date.now();
   const initFile = join(dir, 'load-client.json');
   const init: LoadClientInit = { origin: cp.origin, servername: 'localhost', caPem: pki.ca.certPem, hostKeyPem: pki.hostKeyPem, hosts: pki.hosts.slice(0, n).map((h) => ({ name: h.name, certPem: h.certPem })), hostKeys: keys };
   writeFileSync(initFile, JSON.stringify(init));
@@ -167,6 +199,7 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
         cores: Math.round((cpuMs / Math.max(1, tConverged - tPublish)) * 100) / 100,
         rssMiB: toMiB(mem.rssBytes),
         peakRssMiB: toMiB(Math.max(peakRss, mem.peakRssBytes)),
+        memory: memoryBreakdown(memLog, 0),
       },
       agents: agentStats,
     };
