@@ -39,6 +39,8 @@ function brief(r: RolloutResult) {
     reconcileP99BucketMs: r.reconcile.p99BucketMs,
     cpCores: r.cp.cores,
     cpPeakRssMiB: r.cp.peakRssMiB,
+    cpOutsideHeapMiBAtPeak: r.cp.memory?.atPeakRss.outsideHeapMiB ?? null,
+    cpLiveHeapAfterGcMiB: r.cp.memory?.liveHeapAfterGcMiB ?? null,
     checkinP99Ms: r.agents.checkinLatencyMs.p99,
   };
 }
