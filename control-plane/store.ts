@@ -25,7 +25,6 @@ import type {
   PauseInfo,
   Rollout,
   RolloutHost,
-  RolloutState,
   Transition,
 } from '../reconciler/types.ts';
 
@@ -182,16 +181,8 @@ export type DispatchRow = {
   rollbackReason: string | null;
 };
 
-export type RolloutRow = {
-  id: string;
-  channel: string;
-  targetRef: string;
-  state: RolloutState;
-  currentWave: number;
-  waveCount: number;
-  openedAtMs: number;
-  startedAtMs: number | null;
-  stateReason: string;
+/** A rollout as stored: the reconciler's record without its hosts and history (their own tables). */
+export type RolloutRow = Omit<Rollout, 'hosts' | 'history'> & {
   signedAt: string;
   artifactSha256: string;
   updatedAtMs: number;
