@@ -24,24 +24,14 @@ in
   options.services.nixfleet-agent = h.mkOptions (spec.service // spec.settings);
 
   config = lib.mkMerge [
-    {
-      services.nixfleet-agent = {
-        package = lib.mkIf (packages != null) (lib.mkDefault packages.${pkgs.stdenv.hostPlatform.system}.nixfleet-agent);
-        hostname = lib.mkOptionDefault config.networking.hostName;
-        platform = lib.mkOptionDefault "nixos";
-        agentServicePaths = lib.mkOptionDefault [ "etc/systemd/system/${unit}.service" ];
-      };
+    (h.agentBase {
+      inherit config pkgs packages;
+      platform = "nixos";
+      agentServicePath = "etc/systemd/system/${unit}.service";
+    })
 
+    {
       assertions = [
-        {
-          assertion = cfg.enable || cfg.leaving;
-          message = ''
-            nixfleet agent guard: services.nixfleet-agent.enable = false on a fleet host. Deploying this
-            configuration would remove the agent and cut the host off from the control plane. To remove
-            the host on purpose, set services.nixfleet-agent.leaving = true and mark it `leaving = true`
-            in the fleet description.
-          '';
-        }
         {
           assertion = !cfg.enable || ((unitCfg.enable or true) && lib.elem "multi-user.target" (unitCfg.wantedBy or [ ]));
           message = "nixfleet agent guard: systemd.services.${unit} is disabled or no longer wanted by multi-user.target; the agent would not run after the switch.";

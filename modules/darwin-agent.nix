@@ -19,24 +19,14 @@ in
   options.services.nixfleet-agent = h.mkOptions (spec.service // spec.settings);
 
   config = lib.mkMerge [
-    {
-      services.nixfleet-agent = {
-        package = lib.mkIf (packages != null) (lib.mkDefault packages.${pkgs.stdenv.hostPlatform.system}.nixfleet-agent);
-        hostname = lib.mkOptionDefault config.networking.hostName;
-        platform = lib.mkOptionDefault "darwin";
-        agentServicePaths = lib.mkOptionDefault [ "Library/LaunchDaemons/${label}.plist" ];
-      };
+    (h.agentBase {
+      inherit config pkgs packages;
+      platform = "darwin";
+      agentServicePath = "Library/LaunchDaemons/${label}.plist";
+    })
 
+    {
       assertions = [
-        {
-          assertion = cfg.enable || cfg.leaving;
-          message = ''
-            nixfleet agent guard: services.nixfleet-agent.enable = false on a fleet host. Deploying this
-            configuration would remove the agent and cut the host off from the control plane. To remove
-            the host on purpose, set services.nixfleet-agent.leaving = true and mark it `leaving = true`
-            in the fleet description.
-          '';
-        }
         {
           assertion = cfg.hostname != null && cfg.hostname != "";
           message = "services.nixfleet-agent.hostname must be set (networking.hostName is empty).";

@@ -43,4 +43,30 @@ rec {
   # The program's JSON config: exactly the settings keys (nested for groups), nulls written as
   # null (the programs read null as "none", e.g. the agent's hostKeyFile = null: unsigned reports).
   toSettings = specs: cfg: builtins.mapAttrs (name: s: if s ? options then toSettings s.options cfg.${name} else cfg.${name}) specs;
+
+  # What the NixOS and the nix-darwin agent modules share: option defaults taken from the host
+  # configuration, and the build-time agent guard (SPEC §6): a fleet host that disables the agent
+  # is refused unless it is leaving the fleet.
+  agentBase = { config, pkgs, packages, platform, agentServicePath }:
+    let cfg = config.services.nixfleet-agent;
+    in {
+      services.nixfleet-agent = {
+        package = lib.mkIf (packages != null) (lib.mkDefault packages.${pkgs.stdenv.hostPlatform.system}.nixfleet-agent);
+        hostname = lib.mkOptionDefault config.networking.hostName;
+        platform = lib.mkOptionDefault platform;
+        agentServicePaths = lib.mkOptionDefault [ agentServicePath ];
+      };
+
+      assertions = [
+        {
+          assertion = cfg.enable || cfg.leaving;
+          message = ''
+            nixfleet agent guard: services.nixfleet-agent.enable = false on a fleet host. Deploying this
+            configuration would remove the agent and cut the host off from the control plane. To remove
+            the host on purpose, set services.nixfleet-agent.leaving = true and mark it `leaving = true`
+            in the fleet description.
+          '';
+        }
+      ];
+    };
 }
