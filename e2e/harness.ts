@@ -16,7 +16,7 @@
  * exit and on SIGINT).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, connect, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {
@@ -30,6 +30,7 @@ import type {
   TraceResponse,
 } from '../control-plane/api.ts';
 import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert, type FleetCa, type MintedCert } from '../cli/pki.ts';
+import { startNetCutProxy } from '../fixtures/nix/netcut.ts';
 import {
   basenameOf,
   buildToys,
@@ -117,35 +118,6 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** A plain TCP forwarder (listenHost:port → 127.0.0.1:targetPort), for hosts in namespaces. */
-async function startForwarder(listenHost: string, targetPort: number): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: NetServer = createNetServer((client) => {
-    const up = connect(targetPort, '127.0.0.1');
-    sockets.add(client).add(up);
-    const drop = () => {
-      client.destroy();
-      up.destroy();
-      sockets.delete(client);
-      sockets.delete(up);
-    };
-    client.on('error', drop).on('close', drop);
-    up.on('error', drop).on('close', drop);
-    client.pipe(up);
-    up.pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, listenHost, () => r()));
-  const a = server.address();
-  if (a === null || typeof a === 'string') throw new Error('no address');
-  return {
-    port: a.port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 function writeJson(path: string, value: unknown): void {
   writeFileSync(path, JSON.stringify(value, null, 2) + '\n');
 }
@@ -229,7 +201,7 @@ export class Fleet {
     this.cacheUrl = this.cache.url;
     if (this.network !== null) {
       const port = Number(new URL(this.cache.url).port);
-      const fwd = await startForwarder(this.serverHost, port);
+      const fwd = await startNetCutProxy({ targetPort: port, listenHost: this.serverHost });
       this.closers.push(fwd.close);
       this.cacheUrl = `http://${this.serverHost}:${fwd.port}`;
     }
