@@ -61,7 +61,7 @@ export interface CpService {
   readiness(): ReadyzResponse;
   isRevoked(peer: PeerIdentity): boolean;
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null;
-  checkin(peer: PeerIdentity, req: CheckinRequest): CheckinResponse;
+  checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse>;
   confirm(peer: PeerIdentity, req: ConfirmRequest): void;
   /** `rawReport` is the `report` value exactly as received (the signature covers its JCS bytes). */
   report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): ReportResponse;
@@ -229,7 +229,7 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
     const peer = requireRole(c, 'host');
     const req = validated(parseCheckinRequest(await readJson(c, false)));
     requireSelf(peer, req.hostname);
-    return c.json(service.checkin(peer, req));
+    return c.json(await service.checkin(peer, req));
   });
   app.post(ROUTES.confirm, async (c) => {
     const peer = requireRole(c, 'host');

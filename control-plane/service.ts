@@ -101,6 +101,10 @@ export class ControlPlane implements CpService {
   constructor(deps: ControlPlaneDeps) {
     this.config = deps.config;
     this.store = deps.store;
+    this.store.onGroupRollback = (e) => {
+      this.cache = null; // reload from SQLite: the rolled-back check-ins were merged already
+      this.log.error('grouped check-in commit failed; rolled back', { error: String(e) });
+    };
     this.source = deps.source;
     this.now = deps.now ?? Date.now;
     this.log = deps.log ?? silentLogger;
@@ -386,14 +390,18 @@ export class ControlPlane implements CpService {
     return verifySignature('ed25519', key.pubkeyB64, bytes.value, sig) ? 'verified' : 'invalid';
   }
 
-  checkin(_peer: PeerIdentity, req: CheckinRequest): CheckinResponse {
+  /**
+   * A check-in joins the grouped transaction of this turn of the event loop (group commit: one
+   * commit for every check-in that arrived together) and is answered once that commit is done.
+   */
+  async checkin(_peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
     const { fleet } = this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.now();
     const inForce = this.artifacts.fleet()!;
     const offlineAfterMs = this.config.offlineAfterSecs * 1000;
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
-    const out = this.store.tx(() => {
+    const { value: out, committed } = this.store.txGrouped(() => {
       const slice = this.slice(h);
       const before = slice.hosts[h] ?? null;
       const events: { host: string; event: HostEvent }[] = [
@@ -453,7 +461,10 @@ export class ControlPlane implements CpService {
         transitions.length > 0;
       return { after, target: this.targetFor(h, after, nowMs, fleet, inForce.sha256, inForce.signedAt), rollback: this.rollbackFor(h), relevant };
     });
+    // The mirror follows the connection's view at once (later check-ins of this group read it);
+    // a failed group commit drops the mirror (`onGroupRollback`).
     this.merge(h, out.after);
+    await committed;
     this.metrics.checkins.inc({ result: out.target !== null ? 'target' : 'none' });
     if (out.relevant) this.requestReconcile();
     const res: CheckinResponse = { target: out.target, nextCheckinSecs: this.config.agentPollIntervalSecs, serverTime: iso(nowMs) };

@@ -1,11 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Observed, Rollout } from '../reconciler/types.ts';
 import { GENESIS_HASH, verifyAuditChain } from './audit.ts';
-import { Store } from './store.ts';
+import { Store, type HostRow } from './store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-cp-store-'));
 let n = 0;
@@ -160,6 +161,100 @@ t('artefacts persist bytes and signature', () => {
   assert.equal([...a.bytes], [1, 2, 3]);
   assert.is(a.signature.length, 64);
   assert.is(store.getArtifact('revocations'), null);
+  store.close();
+});
+
+const hostRow = (hostname: string, lastCheckinMs: number): HostRow => ({
+  hostname,
+  lastCheckinMs,
+  currentClosure: null,
+  bootId: null,
+  probesObserved: false,
+  probesPassing: false,
+  failedUnits: [],
+  complianceFailures: null,
+  probesJson: '[]',
+  lastOutcomeJson: null,
+  pendingReboot: false,
+  agentVersion: null,
+});
+
+/** What a second connection to the same file sees (committed rows only). */
+const committedHosts = (path: string): string[] => {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT hostname FROM hosts ORDER BY hostname').all() as { hostname: string }[]).map((r) => r.hostname);
+  } finally {
+    db.close();
+  }
+};
+
+t('group commit: grouped writes of one turn commit together, once, after the turn', async () => {
+  const { store, path } = fresh();
+  const a = store.txGrouped(() => store.putHost(hostRow('a', 1)));
+  const b = store.txGrouped(() => store.putHost(hostRow('b', 2)));
+  assert.equal(store.getHost('a')?.lastCheckinMs, 1, 'the connection sees its own grouped writes at once');
+  assert.equal(committedHosts(path), [], 'nothing is committed before the turn ends');
+  let settled = false;
+  void Promise.all([a.committed, b.committed]).then(() => (settled = true));
+  await Promise.resolve();
+  assert.not.ok(settled, 'callers wait for the commit');
+  await Promise.all([a.committed, b.committed]);
+  assert.equal(committedHosts(path), ['a', 'b']);
+  assert.not.ok(store.db.inTransaction);
+  store.close();
+});
+
+t('group commit: a throwing grouped body undoes its own writes only', async () => {
+  const { store, path } = fresh();
+  const ok = store.txGrouped(() => store.putHost(hostRow('kept', 1)));
+  assert.throws(
+    () =>
+      store.txGrouped(() => {
+        store.putHost(hostRow('undone', 1));
+        store.appendAudit({ atMs: 0, kind: 'x', actor: 'cp', subject: 's', data: null });
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
+  const audited = store.txGrouped(() => store.appendAudit({ atMs: 1, kind: 'y', actor: 'cp', subject: 's', data: null }));
+  assert.is(audited.value.seq, 1, 'the audit head went back with the undone body');
+  await Promise.all([ok.committed, audited.committed]);
+  assert.equal(committedHosts(path), ['kept']);
+  assert.ok(verifyAuditChain(store.auditAll()).ok);
+  store.close();
+});
+
+t('group commit: tx and close commit the open group first, in order', async () => {
+  const { store, path } = fresh();
+  const g = store.txGrouped(() => store.putHost(hostRow('h', 1)));
+  store.tx(() => store.putHost(hostRow('h', 2))); // a later plain transaction wins
+  await g.committed;
+  assert.is(store.getHost('h')?.lastCheckinMs, 2);
+  const g2 = store.txGrouped(() => store.putHost(hostRow('late', 3)));
+  store.close();
+  await g2.committed;
+  assert.equal(committedHosts(path), ['h', 'late']);
+});
+
+t('group commit: a failed commit rolls the whole group back, rejects every caller, reports it', async () => {
+  const { store, path } = fresh();
+  const seen: unknown[] = [];
+  store.onGroupRollback = (e) => seen.push(e);
+  const a = store.txGrouped(() => store.putHost(hostRow('a', 1)));
+  // A deferred foreign-key violation only fails at COMMIT.
+  const b = store.txGrouped(() => {
+    store.db.pragma('defer_foreign_keys = ON');
+    store.db.prepare(`INSERT INTO rollout_hosts (rollout_id, hostname, state, entered_at_ms, closure, wave) VALUES ('nope', 'b', 'Queued', 0, 'c', 0)`).run();
+  });
+  const results = await Promise.allSettled([a.committed, b.committed]);
+  assert.equal(results.map((r) => r.status), ['rejected', 'rejected']);
+  assert.is(seen.length, 1);
+  assert.not.ok(store.db.inTransaction);
+  assert.equal(committedHosts(path), []);
+  // The store keeps working.
+  store.tx(() => store.putHost(hostRow('after', 1)));
+  assert.equal(committedHosts(path), ['after']);
   store.close();
 });
 

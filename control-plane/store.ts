@@ -313,6 +313,12 @@ export class Store {
   private readonly s: ReturnType<Store['prepare']>;
   /** One transaction wrapper for every call (better-sqlite3 passes the arguments through). */
   private readonly runTx: Database.Transaction<(fn: () => unknown) => unknown>;
+  /** Transaction bodies running now (`tx` / `txGrouped` nest instead of starting another). */
+  private depth = 0;
+  /** The open grouped transaction and the callers waiting for its commit. */
+  private group: { settle: { resolve(): void; reject(e: unknown): void }[] } | null = null;
+  /** Called after a grouped commit failed and was rolled back. */
+  onGroupRollback: ((e: unknown) => void) | null = null;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -346,6 +352,12 @@ export class Store {
   private prepare() {
     const p = (sql: string) => this.db.prepare(sql);
     return {
+      begin: p('BEGIN IMMEDIATE'),
+      commit: p('COMMIT'),
+      rollback: p('ROLLBACK'),
+      savepoint: p('SAVEPOINT grouped'),
+      release: p('RELEASE grouped'),
+      rollbackTo: p('ROLLBACK TO grouped'),
       hostGet: p('SELECT * FROM hosts WHERE hostname = ?'),
       hostAll: p('SELECT * FROM hosts ORDER BY hostname'),
       hostUpsert: p(`INSERT INTO hosts (hostname, last_checkin_ms, current_closure, boot_id, probes_observed, probes_passing, failed_units,
@@ -444,18 +456,79 @@ export class Store {
   }
 
   close(): void {
+    this.commitGroup();
     this.db.close();
   }
 
   /** Run `fn` in one write transaction (IMMEDIATE: take the write lock up front). */
   tx<T>(fn: () => T): T {
-    if (this.db.inTransaction) return fn();
+    if (this.depth > 0) return fn(); // nested in a running transaction body
+    this.commitGroup(); // grouped writes that wait for their commit go first, in order
+    this.depth++;
     try {
       return this.runTx.immediate(fn) as T;
     } catch (e) {
       this.resyncAudit(); // the audit rows of the rolled-back transaction are gone
       throw e;
+    } finally {
+      this.depth--;
     }
+  }
+
+  /**
+   * Group commit (issue 9): run `fn` in the write transaction shared by every grouped caller of
+   * this turn of the event loop, inside its own savepoint (a throw undoes its own writes only).
+   * The shared transaction commits once, on `setImmediate`, or earlier when `tx` or `close` needs
+   * the database; `committed` settles then. A caller must not answer before `committed` resolves:
+   * what it answers is then as durable as a `tx` commit. If the commit fails, every grouped write
+   * of that turn is rolled back, `committed` rejects for each caller and `onGroupRollback` runs
+   * (in-memory mirrors of the rows must be reloaded).
+   */
+  txGrouped<T>(fn: () => T): { value: T; committed: Promise<void> } {
+    if (this.depth > 0) return { value: fn(), committed: Promise.resolve() };
+    if (this.group === null) {
+      this.s.begin.run();
+      this.group = { settle: [] };
+      setImmediate(() => this.commitGroup());
+    }
+    this.depth++;
+    this.s.savepoint.run();
+    let value: T;
+    try {
+      value = fn();
+      this.s.release.run();
+    } catch (e) {
+      this.s.rollbackTo.run();
+      this.s.release.run();
+      this.resyncAudit();
+      throw e;
+    } finally {
+      this.depth--;
+    }
+    const g = this.group;
+    const committed = new Promise<void>((resolve, reject) => g.settle.push({ resolve, reject }));
+    return { value, committed };
+  }
+
+  /** Commit the grouped transaction now (no-op when none is open). */
+  commitGroup(): void {
+    const g = this.group;
+    if (g === null) return;
+    this.group = null;
+    try {
+      this.s.commit.run();
+    } catch (e) {
+      try {
+        if (this.db.inTransaction) this.s.rollback.run();
+      } catch {
+        // the connection already rolled back
+      }
+      this.resyncAudit();
+      this.onGroupRollback?.(e);
+      for (const w of g.settle) w.reject(e);
+      return;
+    }
+    for (const w of g.settle) w.resolve();
   }
 
   // ------------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ t('app.request: the service sees the validated body and the peer from the certif
   let seen: unknown = null;
   const app = createApp({
     service: stubService({
-      checkin: (peer, req) => {
+      checkin: async (peer, req) => {
         seen = { peer: peer.cn, role: peer.role, hostname: req.hostname, extra: (req as Record<string, unknown>)['extra'] };
         return { target: null, nextCheckinSecs: 60, serverTime: 'x' };
       },

@@ -191,11 +191,11 @@ export type BareResult = {
 };
 
 /** The same steady load against the bare mTLS HTTPS server answering `responseBytes` bytes. */
-export async function runBareLoad(n: number, plan: LoadPlan, responseBody: string, holdConnections = 0): Promise<BareResult> {
+export async function runBareLoad(n: number, plan: LoadPlan, responseBody: string, holdConnections = 0, opts: { cpuProfDir?: string } = {}): Promise<BareResult> {
   const pki = loadBenchPki(fleetNames(MAX_HOSTS));
   const fleet = benchFleet(n, hostKeys(n));
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-bare-${n}-`));
-  const bare = await startBareServer({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, caPem: pki.ca.certPem, responseBody });
+  const bare = await startBareServer({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, caPem: pki.ca.certPem, responseBody }, opts.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`]);
   let lc: LoadClient | null = null;
   try {
     lc = await startLoadClient(initFile(dir, `https://127.0.0.1:${bare.port}`, pki, n));
