@@ -2,14 +2,18 @@
  * The agent's HTTP client for the control plane's agent routes (control-plane/api.ts), over
  * mutual TLS with undici.
  *
- * - check-in, artefact fetch and reports go through one pooled keep-alive `Agent`;
+ * - check-in, artefact fetch and reports go through one pooled keep-alive `Agent`, whose TLS
+ *   connector (and so its session-ticket cache) lives as long as this client: a poll after the
+ *   CP closed the idle connection resumes the TLS session (an abbreviated handshake; undici's
+ *   `Agent` drops an origin's pool, and with it a per-pool connector, once its last connection
+ *   closes — so the connector is built here, once);
  * - confirm ALWAYS opens a NEW connection: a fresh undici `Client` per call, closed afterwards
  *   (SPEC §6: a configuration that breaks new connections must not be able to confirm itself
  *   over a connection that was opened before the switch);
  * - the artefact is read under a byte limit (STYLE §5), checked against `Content-Length` first;
  * - `Retry-After` (seconds or HTTP date) is surfaced so the loop can honour it.
  */
-import { Agent, Client, type Dispatcher } from 'undici';
+import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ErrorBody, type ReportRequest } from '../control-plane/api.ts';
 import { err, ok, type Result } from '../release/result.ts';
 
@@ -45,7 +49,8 @@ export class CpClient {
     const u = new URL(opts.cpUrl);
     this.origin = u.origin;
     this.base = u.pathname.replace(/\/+$/, '');
-    this.pool = new Agent({ ...this.connectOptions(), keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+    const { connect, ...rest } = this.connectOptions();
+    this.pool = new Agent({ ...rest, ...(connect === undefined ? {} : { connect: buildConnector(connect) }), keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
   }
 
   private connectOptions(): { connect?: { ca: string; cert: string; key: string } } & Pick<Client.Options, 'headersTimeout' | 'bodyTimeout'> {

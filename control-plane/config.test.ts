@@ -50,7 +50,7 @@ t('defaults are frozen and filled in', () => {
   assert.is(c.reconcileIntervalSecs, 10);
   assert.is(c.confirmDeadlineSecs, 120);
   assert.is(c.offlineAfterSecs, 180);
-  assert.is(c.keepAliveSecs, 65);
+  assert.is(c.keepAliveSecs, 10);
   assert.equal(c.source, { type: 'dir', dir: join(dir, 'releases') });
 });
 

@@ -86,7 +86,7 @@ export const DEFAULTS: Readonly<Omit<Config, 'tlsCertFile' | 'tlsKeyFile' | 'cli
     reconcileDebounceMs: 1000,
     confirmDeadlineSecs: 120,
     agentPollIntervalSecs: 60,
-    keepAliveSecs: 65,
+    keepAliveSecs: 10,
     offlineAfterSecs: 180,
     offlineGraceSecs: 1800,
     maxBodyBytes: 64 * 1024,

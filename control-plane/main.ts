@@ -134,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
   let server;
   try {
     // Listen first: /healthz answers and /v1/* says 503 + Retry-After while the source is read.
-    server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs });
+    server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs, onTlsConnection: (s) => cp.metrics.tlsConnection(s) });
   } catch (e) {
     process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.listenHost}:${config.listenPort}: ${e instanceof Error ? e.message : String(e)}\n`);
     store.close();

@@ -16,6 +16,8 @@ export class CpMetrics {
   readonly reconcileRuns: Counter<'trigger'>;
   readonly requests: Counter<'route' | 'status'>;
   readonly reports: Counter<'event' | 'verdict'>;
+  readonly tlsConnections: Counter<'resumed'>;
+  readonly tlsConnectionsOpen: Gauge;
 
   constructor(counts: StateCounts) {
     const registers = [this.registry];
@@ -36,6 +38,13 @@ export class CpMetrics {
     this.reconcileRuns = new Counter({ name: 'nixfleet_reconcile_runs_total', help: 'Reconcile passes by trigger', labelNames: ['trigger'], registers });
     this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
     this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
+    this.tlsConnections = new Counter({
+      name: 'nixfleet_tls_connections_total',
+      help: 'mTLS connections accepted, by whether the client resumed a TLS session (a resumed handshake skips certificate signing and verification)',
+      labelNames: ['resumed'],
+      registers,
+    });
+    this.tlsConnectionsOpen = new Gauge({ name: 'nixfleet_tls_connections_open', help: 'mTLS connections open now (each idle one holds about 45 KiB of native memory)', registers });
     // Gauges computed at scrape time from the store.
     let snapshot: ReturnType<StateCounts> | null = null;
     const take = (): ReturnType<StateCounts> => (snapshot ??= counts());
@@ -68,6 +77,13 @@ export class CpMetrics {
         snapshot = null; // last gauge in registration order: next scrape recomputes
       },
     });
+  }
+
+  /** Count one accepted mTLS connection while it is open (`listenHttps` `onTlsConnection`). */
+  tlsConnection(socket: { isSessionReused(): boolean; once(event: 'close', fn: () => void): unknown }): void {
+    this.tlsConnections.inc({ resumed: socket.isSessionReused() ? 'true' : 'false' });
+    this.tlsConnectionsOpen.inc();
+    socket.once('close', () => this.tlsConnectionsOpen.dec());
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

@@ -7,6 +7,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { once } from 'node:events';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Hono } from 'hono';
 
 export type TlsMaterial = { cert: string; key: string; ca: string };
@@ -20,7 +21,7 @@ export type ListeningServer = {
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function listenHttps(app: Hono<any>, tls: TlsMaterial, host: string, port: number, opts: { keepAliveSecs?: number } = {}): Promise<ListeningServer> {
+export async function listenHttps(app: Hono<any>, tls: TlsMaterial, host: string, port: number, opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void } = {}): Promise<ListeningServer> {
   const server = createAdaptorServer({
     fetch: app.fetch,
     createServer: createHttpsServer,
@@ -32,13 +33,15 @@ export async function listenHttps(app: Hono<any>, tls: TlsMaterial, host: string
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
       // Keep-alive for agents that poll (config keepAliveSecs); bounded header/request times against slow clients.
-      keepAliveTimeout: (opts.keepAliveSecs ?? 65) * 1000,
+      keepAliveTimeout: (opts.keepAliveSecs ?? 10) * 1000,
       headersTimeout: 30_000,
       requestTimeout: 60_000,
     },
   }) as Server;
   // A failed handshake (no cert, wrong CA) is the client's problem, not ours: no crash, no log spam.
   server.on('tlsClientError', () => {});
+  const onTls = opts.onTlsConnection;
+  if (onTls !== undefined) server.on('secureConnection', (s: TLSSocket) => onTls(s));
   server.listen(port, host);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;

@@ -150,7 +150,7 @@ export async function startCp(env: Env, over: Record<string, unknown> = {}): Pro
   const cp = new ControlPlane({ config, store, source, trust: material.value.trust, now: env.clock.now, log: silentLogger });
   await cp.start({ timers: false });
   const app = createApp({ service: cp, maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, logError: () => {} });
-  const server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs });
+  const server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs, onTlsConnection: (s) => cp.metrics.tlsConnection(s) });
   return {
     cp,
     store,

@@ -108,8 +108,8 @@
     };
     keepAliveSecs = {
       type = "ints.positive";
-      default = 65;
-      description = "Seconds an idle agent connection is kept open (each idle mTLS connection holds about 45 KiB of native memory; a reconnect costs a TLS handshake).";
+      default = 10;
+      description = "Seconds an idle agent connection is kept open. Shorter than the agents' poll interval (60 s), so that the control plane does not hold one idle mTLS connection per host (about 45 KiB of native memory each); a poll then reconnects, usually with a resumed TLS session.";
     };
     offlineAfterSecs = {
       type = "ints.positive";

@@ -17,7 +17,7 @@ export type BareServerOptions = {
   keyPem: string;
   caPem: string;
   responseBody: string;
-  /** Idle keep-alive before the server closes a connection; the CP's is 65 s (control-plane/server.ts). */
+  /** Idle keep-alive before the server closes a connection; the CP's default is 10 s (control-plane/config.ts). */
   keepAliveTimeoutMs?: number;
 };
 
@@ -32,7 +32,7 @@ export async function startBareServer(opts: BareServerOptions, execArgv: string[
 
 function start(opts: BareServerOptions): Promise<number> {
   const body = Buffer.from(opts.responseBody);
-  const server = createServer({ cert: opts.certPem, key: opts.keyPem, ca: opts.caPem, requestCert: true, rejectUnauthorized: true, keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000 }, (req, res) => {
+  const server = createServer({ cert: opts.certPem, key: opts.keyPem, ca: opts.caPem, requestCert: true, rejectUnauthorized: true, keepAliveTimeout: opts.keepAliveTimeoutMs ?? 10_000 }, (req, res) => {
     let n = 0;
     req.on('data', (c: Buffer) => (n += c.length));
     req.on('end', () => {
