@@ -22,6 +22,14 @@ const RUNS = [
   { hosts: 10_000, pollSecs: 10 },
 ];
 /**
+ * The agents here poll 6× (10,000 hosts) to 60× (smaller fleets) faster than production. With the
+ * CP's default 10 s keep-alive that would turn every poll of the 10,000 into a reconnect (1,000
+ * handshakes/s, six times production's ≈ 167/s), so these runs hold connections open as the CP did
+ * before (`keepAliveSecs: 65`): every agent stays connected — the memory worst case. The default
+ * settings at the production cadence are measured by cp-steady.
+ */
+const CP_CONFIG = { keepAliveSecs: 65 };
+/**
  * Give a rollout this long after the artefact is in force (the 10,000-host one took 131–173 s on
  * this 2-core machine); the result shows how far it got if it was not enough.
  */
@@ -57,7 +65,7 @@ export default async function bench(): Promise<object> {
       skipped.push(run.hosts);
       continue;
     }
-    results.push(await runRollout({ ...run, timeoutMs: TIMEOUT_MS }));
+    results.push(await runRollout({ ...run, timeoutMs: TIMEOUT_MS, cpConfig: CP_CONFIG }));
   }
   results.sort((a, b) => a.hosts - b.hosts);
   const big = results.find((r) => r.hosts === 10_000);
@@ -79,7 +87,8 @@ export default async function bench(): Promise<object> {
     loadAvgAtStart,
     acceptance: {
       everyHostConvergedPerCp: { value: big === undefined ? null : `${big.hostsConvergedPerCp}/${big.hosts}`, ok: big?.converged === true },
-      cpRssMiB: { value: big?.cp.peakRssMiB ?? null, target: '≤ 500', ok: big !== undefined && big.cp.peakRssMiB <= 500 },
+      // With every agent connected (keepAliveSecs 65, not the default): see cp-steady for the default.
+      cpRssMiBAllConnected: { value: big?.cp.peakRssMiB ?? null, target: '≤ 500', ok: big !== undefined && big.cp.peakRssMiB <= 500 },
     },
     growth: results.map(brief),
     runs: results,

@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import type { KeyObject } from 'node:crypto';
 import { Client } from 'undici';
 import type { CheckinRequest, CheckinResponse, ConfirmRequest, HostReport, LastOutcome, ReportRequest } from '../../control-plane/api.ts';
+import { resumingConnector } from '../../agent/client.ts';
 import { fakeClosure } from '../../fixtures/artifacts.ts';
 import { canonicalBytes } from '../../release/jcs.ts';
 import { forkTs, serveChild, type Forked } from './child.ts';
@@ -67,7 +68,17 @@ export type PhaseSpec =
  * and report the new closure from then on. No Nix, no artefact download (docs/performance.md).
  * Runs until the parent sends `stop`.
  */
-export type AgentsSpec = { kind: 'agents'; hosts: number; pollMs: number; generation: number; maxMs: number };
+export type AgentsSpec = {
+  kind: 'agents';
+  hosts: number;
+  pollMs: number;
+  generation: number;
+  maxMs: number;
+  /** Each wait between polls is `pollMs × (1 ± jitter)`, uniformly (agent/: ±20 %); 0 = none. */
+  jitter?: number;
+  /** Latencies are recorded only for requests sent this long after the phase started (default 0). */
+  measureFromMs?: number;
+};
 
 export type AgentsResult = {
   kind: 'agents';
@@ -172,7 +183,8 @@ class Runner {
 
   private client(i: number): Client {
     return new Client(this.init.origin, {
-      connect: { secureContext: this.secureContext(i), servername: this.init.servername },
+      // As agent/client.ts: the connector keeps the TLS session ticket, so a reconnect resumes.
+      connect: resumingConnector({ secureContext: this.secureContext(i), servername: this.init.servername }),
       keepAliveTimeout: 60_000,
       pipelining: 1,
     });
@@ -279,12 +291,13 @@ class Runner {
     const keys = this.init.hostKeys;
     if (keys === undefined || keys.length < spec.hosts) throw new Error('agents phase needs init.hostKeys for every host');
     const json = { 'x-nixfleet-protocol': '1', 'content-type': 'application/json' };
+    const measureFrom = t0 + (spec.measureFromMs ?? 0);
     const post = async (c: Client, path: string, body: unknown, acc: Acc): Promise<{ status: number; text: string } | null> => {
       const s = performance.now();
       try {
         const r = await c.request({ method: 'POST', path, headers: json, body: JSON.stringify(body) });
         const text = await r.body.text();
-        acc.latencies.push(performance.now() - s);
+        if (s >= measureFrom) acc.latencies.push(performance.now() - s);
         acc.status(String(r.statusCode), r.statusCode >= 300 ? `${path} ${text}` : null);
         return { status: r.statusCode, text };
       } catch (e) {
@@ -303,13 +316,14 @@ class Runner {
       let key: KeyObject | null = null;
       let current = fakeClosure(name, spec.generation);
       let lastOutcome: LastOutcome | null = null;
+      await sleep((i / spec.hosts) * spec.pollMs);
+      // Made at the agent's first poll, not all up front (a TLS context per identity costs ≈ 1 ms).
       let conn = this.held.get(i);
       if (conn === undefined) {
         conn = this.client(i);
         this.held.set(i, conn);
         connections++;
       }
-      await sleep((i / spec.hosts) * spec.pollMs);
       while (!stopped) {
         const body: CheckinRequest = {
           hostname: name,
@@ -362,7 +376,7 @@ class Runner {
             }
           }
         }
-        await sleep(spec.pollMs);
+        await sleep(spec.pollMs * (1 + (spec.jitter ?? 0) * (2 * Math.random() - 1)));
       }
     };
     await Promise.all(Array.from({ length: spec.hosts }, (_, i) => agent(i)));

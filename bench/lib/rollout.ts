@@ -65,7 +65,7 @@ export type MemoryBreakdown = {
   liveHeapAfterGcMiB: number | null;
 };
 
-function memoryBreakdown(file: string, fromMs: number): MemoryBreakdown | null {
+export function memoryBreakdown(file: string, fromMs: number): MemoryBreakdown | null {
   if (!existsSync(file)) return null;
   type Sample = { t: number; gc: boolean; rss: number; heapTotal: number; heapUsed: number; external: number };
   const samples = readFileSync(file, 'utf8')
