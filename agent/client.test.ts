@@ -3,12 +3,15 @@
  * connection behaviour that decides the CP's memory and handshake cost at scale (issue 9).
  *
  * - A poll after the CP closed the idle keep-alive connection reconnects with a RESUMED TLS
- *   session (undici keeps the session ticket per origin), so a short CP keep-alive costs an
+ *   session, even after garbage collections in between (undici alone keeps the ticket through a
+ *   WeakRef and loses it; agent/client.ts `resumingConnector`), so a short CP keep-alive costs an
  *   abbreviated handshake per poll, not a full one.
  * - A confirm never resumes: a brand-new connection with a full handshake (SPEC §6).
  *
  * Counted by the CP itself (`nixfleet_tls_connections_total{resumed}`, served on /metrics).
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeEnv, startCp, type Env, type RunningCp } from '../control-plane/testing.ts';
@@ -45,7 +48,17 @@ async function tlsCounts(): Promise<{ full: number; resumed: number }> {
   return { full: n('false'), resumed: n('true') };
 }
 
-const waitForIdleClose = (): Promise<void> => new Promise((r) => setTimeout(r, 1500));
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Past the CP's one-second keep-alive, with full garbage collections meanwhile (as over a 60 s poll). */
+const waitForIdleClose = async (): Promise<void> => {
+  await new Promise((r) => setTimeout(r, 1500));
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+};
 
 test('polls after the idle connection closed resume the TLS session; a confirm never does', async () => {
   const host = env.hostCert(HOST);

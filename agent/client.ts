@@ -3,10 +3,8 @@
  * mutual TLS with undici.
  *
  * - check-in, artefact fetch and reports go through one pooled keep-alive `Agent`, whose TLS
- *   connector (and so its session-ticket cache) lives as long as this client: a poll after the
- *   CP closed the idle connection resumes the TLS session (an abbreviated handshake; undici's
- *   `Agent` drops an origin's pool, and with it a per-pool connector, once its last connection
- *   closes — so the connector is built here, once);
+ *   connector ({@link resumingConnector}) lives as long as this client: a poll after the CP closed
+ *   the idle connection resumes the TLS session (an abbreviated handshake);
  * - confirm ALWAYS opens a NEW connection: a fresh undici `Client` per call, closed afterwards
  *   (SPEC §6: a configuration that breaks new connections must not be able to confirm itself
  *   over a connection that was opened before the switch);
@@ -40,6 +38,27 @@ export function parseRetryAfter(v: string | string[] | undefined, nowMs: number)
 
 type Raw = { status: number; headers: Record<string, string | string[] | undefined>; body: Uint8Array };
 
+/**
+ * undici's TLS connector, holding on to the newest TLS session ticket so that reconnects resume.
+ *
+ * Two undici behaviours defeat resumption for a client that polls every minute: an `Agent` drops
+ * an origin's pool — and the connector inside it — once the last connection closed, and the
+ * connector's session cache holds tickets through a `WeakRef`, so the first garbage collection
+ * after a connection closed forgets the ticket. Built once per client, with a strong reference to
+ * the very ticket object undici cached, both are avoided. (In TLS 1.3 the ticket arrives after the
+ * handshake, i.e. after the connect callback that attaches the listener.)
+ */
+export function resumingConnector(opts: buildConnector.BuildOptions): buildConnector.connector {
+  const base = buildConnector(opts);
+  const held: { session: Buffer | null } = { session: null };
+  return (o, cb) =>
+    base(o, (...args: buildConnector.CallbackArgs) => {
+      const socket = args[1];
+      if (socket !== null) socket.on('session', (s: Buffer) => (held.session = s));
+      cb(...args);
+    });
+}
+
 export class CpClient {
   private readonly pool: Agent;
   private readonly origin: string;
@@ -50,7 +69,7 @@ export class CpClient {
     this.origin = u.origin;
     this.base = u.pathname.replace(/\/+$/, '');
     const { connect, ...rest } = this.connectOptions();
-    this.pool = new Agent({ ...rest, ...(connect === undefined ? {} : { connect: buildConnector(connect) }), keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+    this.pool = new Agent({ ...rest, ...(connect === undefined ? {} : { connect: resumingConnector(connect) }), keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
   }
 
   private connectOptions(): { connect?: { ca: string; cert: string; key: string } } & Pick<Client.Options, 'headersTimeout' | 'bodyTimeout'> {
