@@ -47,6 +47,7 @@ function brief(r: RolloutResult) {
     reconcileP99BucketMs: r.reconcile.p99BucketMs,
     cpCores: r.cp.cores,
     cpPeakRssMiB: r.cp.peakRssMiB,
+    cpRolloutPeakRssMiB: r.cp.rolloutPeakRssMiB,
     cpOutsideHeapMiBAtPeak: r.cp.memory?.atPeakRss.outsideHeapMiB ?? null,
     cpLiveHeapAfterGcMiB: r.cp.memory?.liveHeapAfterGcMiB ?? null,
     checkinP99Ms: r.agents.checkinLatencyMs.p99,

@@ -4,7 +4,7 @@
  * hosts polling until every one of them runs generation 2 — which is checked from the CP's own
  * state (`GET /v1/hosts`, `GET /v1/rollouts`), not from the simulator.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,8 @@ export type RolloutOptions = {
   cpConfig?: Record<string, unknown>;
   /** More Node flags for the CP process (see bench/lib/cp.ts). */
   cpExecArgv?: string[];
+  /** Copy the CP's memory samples (JSON lines, bench/lib/mem-probe.ts) here before cleaning up. */
+  keepMemoryLog?: string;
 };
 
 export type RolloutResult = {
@@ -50,7 +52,18 @@ export type RolloutResult = {
   rollouts: { id: string; state: string; hostCounts: Record<string, number> }[];
   /** Reconcile passes during the rollout (CP metric `nixfleet_reconcile_duration_seconds`). */
   reconcile: { passes: number; meanMs: number; p50BucketMs: number | null; p99BucketMs: number | null };
-  cp: { cpuMs: number; cores: number; rssMiB: number; peakRssMiB: number; memory: MemoryBreakdown | null };
+  cp: {
+    cpuMs: number;
+    cores: number;
+    rssMiB: number;
+    /** Highest RSS over the CP's whole life (VmHWM), the first contact of every host included. */
+    peakRssMiB: number;
+    /** Highest RSS sampled (every 250 ms) from the new artefact's publication to convergence. */
+    rolloutPeakRssMiB: number;
+    memory: MemoryBreakdown | null;
+    /** The same breakdown over the rollout only (from the publication). */
+    rolloutMemory: MemoryBreakdown | null;
+  };
   agents: Omit<AgentsResult, 'kind'>;
 };
 
@@ -141,6 +154,7 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
     const cpu0 = procCpuMs(cp.pid);
     const signed = files.publish(fleet.fleet(2), Date.now());
     const tPublish = performance.now();
+    const publishedAtMs = Date.now() - cpStartedMs;
     await cp.waitReady(60_000, (r) => r.fleet?.sha256 === signed.sha256);
     const tLoaded = performance.now();
     // Converged = every generation-2 rollout Converged in the CP AND every host's own last
@@ -152,11 +166,17 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
     let peakRss = 0;
     const isDone = (h: HostsResponse['hosts'][number]): boolean =>
       h.declaredClosure === fleet.closure(h.hostname, 2) && h.currentClosure === h.declaredClosure && h.rollout?.state === 'Converged';
+    // GET /v1/hosts at 10,000 hosts is a ≈ 5 MB answer: read it at most every 2 s (an operator's
+    // `nixfleet status` loop), not at the 250 ms of the rollout summary, which would put the
+    // bench's own queries into the CP's memory peak.
+    let hostsReadAt = 0;
     while (performance.now() - tLoaded < opts.timeoutMs) {
       await new Promise((r) => setTimeout(r, 250));
       peakRss = Math.max(peakRss, procMemory(cp.pid).rssBytes);
       rollouts = (await cp.get<RolloutsResponse>('/v1/rollouts')).rollouts.filter((r) => r.artifactSha256 === signed.sha256);
       if (rollouts.length === 0 || !rollouts.every((r) => r.state === 'Converged')) continue;
+      if (performance.now() - hostsReadAt < 2000) continue;
+      hostsReadAt = performance.now();
       hosts = (await cp.get<HostsResponse>('/v1/hosts')).hosts;
       if (hosts.length === n && hosts.every(isDone)) {
         converged = true;
@@ -199,7 +219,9 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
         cores: Math.round((cpuMs / Math.max(1, tConverged - tPublish)) * 100) / 100,
         rssMiB: toMiB(mem.rssBytes),
         peakRssMiB: toMiB(Math.max(peakRss, mem.peakRssBytes)),
+        rolloutPeakRssMiB: toMiB(peakRss),
         memory: memoryBreakdown(memLog, 0),
+        rolloutMemory: memoryBreakdown(memLog, publishedAtMs),
       },
       agents: agentStats,
     };
@@ -208,6 +230,7 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
   } finally {
     await lc.close();
     await cp.stop();
+    if (opts.keepMemoryLog !== undefined && existsSync(memLog)) copyFileSync(memLog, opts.keepMemoryLog);
     rmSync(dir, { recursive: true, force: true });
   }
 }
