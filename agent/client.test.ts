@@ -84,4 +84,19 @@ test('polls after the idle connection closed resume the TLS session; a confirm n
   }
 });
 
+test('a CP that cannot be reached is a NETWORK error, not a crash (the connector\'s error path)', async () => {
+  const host = env.hostCert(HOST);
+  const dead = new URL(cp.url);
+  dead.port = '1'; // nothing listens on port 1 here: connection refused
+  const client = new CpClient({ cpUrl: dead.href, tls: { ca: env.ca.certPem, cert: host.certPem, key: host.keyPem }, requestTimeoutSecs: 10, maxArtifactBytes: 1 << 20 });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = await client.checkin({ hostname: HOST, currentClosure: fakeClosure(HOST), bootId: 'b', probes: [], failedUnits: [], lastOutcome: null });
+      assert.ok(!r.ok && r.error.code === 'NETWORK', JSON.stringify(r));
+    }
+  } finally {
+    await client.close();
+  }
+});
+
 test.run();

@@ -53,8 +53,9 @@ export function resumingConnector(opts: buildConnector.BuildOptions): buildConne
   const held: { session: Buffer | null } = { session: null };
   return (o, cb) =>
     base(o, (...args: buildConnector.CallbackArgs) => {
-      const socket = args[1];
-      if (socket !== null) socket.on('session', (s: Buffer) => (held.session = s));
+      // On a failed connect undici calls back with the error alone (no second argument).
+      const socket = args[0] === null ? args[1] : null;
+      if (socket !== null && socket !== undefined) socket.on('session', (s: Buffer) => (held.session = s));
       cb(...args);
     });
 }
