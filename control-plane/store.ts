@@ -355,9 +355,6 @@ export class Store {
       begin: p('BEGIN IMMEDIATE'),
       commit: p('COMMIT'),
       rollback: p('ROLLBACK'),
-      savepoint: p('SAVEPOINT grouped'),
-      release: p('RELEASE grouped'),
-      rollbackTo: p('ROLLBACK TO grouped'),
       hostGet: p('SELECT * FROM hosts WHERE hostname = ?'),
       hostAll: p('SELECT * FROM hosts ORDER BY hostname'),
       hostUpsert: p(`INSERT INTO hosts (hostname, last_checkin_ms, current_closure, boot_id, probes_observed, probes_passing, failed_units,
@@ -492,14 +489,10 @@ export class Store {
       setImmediate(() => this.commitGroup());
     }
     this.depth++;
-    this.s.savepoint.run();
     let value: T;
     try {
-      value = fn();
-      this.s.release.run();
+      value = this.runTx(fn) as T; // inside the open transaction better-sqlite3 uses a savepoint
     } catch (e) {
-      this.s.rollbackTo.run();
-      this.s.release.run();
       this.resyncAudit();
       throw e;
     } finally {
