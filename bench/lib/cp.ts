@@ -120,3 +120,15 @@ export function histogramTotals(metricsText: string, name: string): { sum: numbe
   }
   return { sum, count };
 }
+
+/** One Prometheus counter or gauge summed over its samples whose labels contain `label` (all samples when null). */
+export function counterTotal(text: string, name: string, label: string | null = null): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^[a-z_]+(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+    if (m === null || (label !== null && !(m[1] ?? '').includes(label))) continue;
+    sum += Number(m[2]);
+  }
+  return sum;
+}

@@ -10,7 +10,7 @@ import { Client } from 'undici';
 import { startBareServer } from './bare-server.ts';
 import { loadBenchPki, type BenchPki } from './certs.ts';
 import { freePort, startCp, type RunningCp } from './cp.ts';
-import { benchFleet, fleetNames, hostKeys, writeCpFiles } from './fleet.ts';
+import { benchFleet, fleetNames, hostKeys, writeCpFiles, type HostKeyRecord } from './fleet.ts';
 import { startLoadClient, type LoadClient, type LoadClientInit, type PhaseResult, type RequestTemplate } from './load-client.ts';
 import { cpuWindow, procMemory, toMiB, type Summary } from './stats.ts';
 
@@ -81,8 +81,16 @@ export type LoadResult = {
   errors: string[];
 };
 
-function initFile(dir: string, origin: string, pki: BenchPki, n: number): string {
-  const init: LoadClientInit = { origin, servername: 'localhost', caPem: pki.ca.certPem, hostKeyPem: pki.hostKeyPem, hosts: pki.hosts.slice(0, n).map((h) => ({ name: h.name, certPem: h.certPem })) };
+/** Write the load client's init file (hosts `0 … n-1` of the bench PKI, and their Ed25519 keys if given); its path. */
+export function writeLoadClientInit(dir: string, origin: string, pki: BenchPki, n: number, hostKeys?: HostKeyRecord[]): string {
+  const init: LoadClientInit = {
+    origin,
+    servername: 'localhost',
+    caPem: pki.ca.certPem,
+    hostKeyPem: pki.hostKeyPem,
+    hosts: pki.hosts.slice(0, n).map((h) => ({ name: h.name, certPem: h.certPem })),
+    ...(hostKeys !== undefined ? { hostKeys } : {}),
+  };
   const file = join(dir, `load-client-${origin.replace(/\W+/g, '_')}.json`);
   writeFileSync(file, JSON.stringify(init));
   return file;
@@ -136,7 +144,7 @@ export async function runCpLoad(n: number, plan: LoadPlan, opts: { cpuProfDir?: 
     const request: RequestTemplate = { method: 'POST', path: '/v1/agent/checkin', bodies };
     const sample = await sampleCheckin(cp.origin, pki, bodies[0]!);
     if (sample.status !== 200) throw new Error(`sample check-in: ${sample.status} ${sample.text}`);
-    lc = await startLoadClient(initFile(dir, cp.origin, pki, n));
+    lc = await startLoadClient(writeLoadClientInit(dir, cp.origin, pki, n));
     const t0 = performance.now();
     const first = await lc.run({ kind: 'sweep', request, from: 0, to: n, concurrency: 32 });
     const firstContact = { ...figures(first), wallMs: Math.round(performance.now() - t0) };
@@ -198,7 +206,7 @@ export async function runBareLoad(n: number, plan: LoadPlan, responseBody: strin
   const bare = await startBareServer({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, caPem: pki.ca.certPem, responseBody }, opts.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`]);
   let lc: LoadClient | null = null;
   try {
-    lc = await startLoadClient(initFile(dir, `https://127.0.0.1:${bare.port}`, pki, n));
+    lc = await startLoadClient(writeLoadClientInit(dir, `https://127.0.0.1:${bare.port}`, pki, n));
     const observedAt = new Date().toISOString();
     const bodies = fleet.names.map((name) =>
       JSON.stringify({ hostname: name, currentClosure: fleet.closure(name, 1), bootId: `boot-${name}`, agentVersion: 'bench', probes: [{ name: 'http', ok: true, observedAt }], failedUnits: [], lastOutcome: null }),

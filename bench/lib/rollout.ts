@@ -4,18 +4,11 @@
  * hosts polling until every one of them runs generation 2 — which is checked from the CP's own
  * state (`GET /v1/hosts`, `GET /v1/rollouts`), not from the simulator.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { HostsResponse, RolloutsResponse } from '../../control-plane/api.ts';
-import { loadBenchPki } from './certs.ts';
-import { freePort, histogramTotals, startCp } from './cp.ts';
-import { benchFleet, fleetNames, hostKeys, writeCpFiles } from './fleet.ts';
-import { startLoadClient, type AgentsResult, type LoadClientInit } from './load-client.ts';
+import { memoryBreakdown, startAgentsRun, type MemoryBreakdown } from './agents-run.ts';
+import { histogramTotals } from './cp.ts';
+import type { AgentsResult } from './load-client.ts';
 import { procCpuMs, procMemory, toMiB, type Summary } from './stats.ts';
-
-export const MAX_HOSTS = 10_000;
 
 export type RolloutOptions = {
   hosts: number;
@@ -67,34 +60,6 @@ export type RolloutResult = {
   agents: Omit<AgentsResult, 'kind'>;
 };
 
-/**
- * Where the CP's memory is, from its own `process.memoryUsage()` once a second (bench/lib/mem-probe.ts)
- * over the rollout: at the sample of highest RSS, the V8 heap reserved and used, and the rest of the
- * RSS outside the V8 heap (native: TLS connections, OpenSSL, SQLite, malloc); and the largest live
- * heap measured right after a forced full GC (one every 10 s), i.e. what our JavaScript state holds.
- */
-export type MemoryBreakdown = {
-  atPeakRss: { rssMiB: number; heapTotalMiB: number; heapUsedMiB: number; externalMiB: number; outsideHeapMiB: number };
-  liveHeapAfterGcMiB: number | null;
-};
-
-export function memoryBreakdown(file: string, fromMs: number): MemoryBreakdown | null {
-  if (!existsSync(file)) return null;
-  type Sample = { t: number; gc: boolean; rss: number; heapTotal: number; heapUsed: number; external: number };
-  const samples = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Sample)
-    .filter((s) => s.t >= fromMs);
-  if (samples.length === 0) return null;
-  const peak = samples.reduce((a, b) => (b.rss > a.rss ? b : a));
-  const gcs = samples.filter((s) => s.gc);
-  return {
-    atPeakRss: { rssMiB: toMiB(peak.rss), heapTotalMiB: toMiB(peak.heapTotal), heapUsedMiB: toMiB(peak.heapUsed), externalMiB: toMiB(peak.external), outsideHeapMiB: toMiB(peak.rss - peak.heapTotal) },
-    liveHeapAfterGcMiB: gcs.length === 0 ? null : toMiB(Math.max(...gcs.map((s) => s.heapUsed))),
-  };
-}
-
 /** Upper bound (ms) of the histogram bucket holding quantile q of the observations in the delta. */
 function bucketQuantile(before: string, after: string, name: string, q: number): number | null {
   const buckets = (text: string): Map<number, number> => {
@@ -120,27 +85,16 @@ function bucketQuantile(before: string, after: string, name: string, q: number):
 
 export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
   const n = opts.hosts;
-  const pki = loadBenchPki(fleetNames(MAX_HOSTS));
-  const keys = hostKeys(n);
-  const fleet = benchFleet(n, keys);
-  const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-rollout-${n}-`));
-  const port = await freePort();
-  const memLog = join(dir, 'cp-memory.jsonl');
-  const files = writeCpFiles(dir, pki, port, { pollIntervalSecs: 1, agentPollIntervalSecs: opts.pollSecs, ...(opts.cpConfig ?? {}) });
-  files.publish(fleet.fleet(1), Date.now());
-  const cp = await startCp({
-    configFile: files.configFile,
-    port,
-    pki,
+  const run = await startAgentsRun({
+    label: 'rollout',
+    hosts: n,
+    cpConfig: { pollIntervalSecs: 1, agentPollIntervalSecs: opts.pollSecs, ...(opts.cpConfig ?? {}) },
+    forcedGc: true,
     ...(opts.cpuProfDir !== undefined ? { cpuProfDir: opts.cpuProfDir } : {}),
-    execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...(opts.cpExecArgv ?? [])],
-    env: { NIXFLEET_BENCH_MEMLOG: memLog, NIXFLEET_BENCH_MEMGC: '1' },
+    ...(opts.cpExecArgv !== undefined ? { cpExecArgv: opts.cpExecArgv } : {}),
+    ...(opts.keepMemoryLog !== undefined ? { keepMemoryLog: opts.keepMemoryLog } : {}),
   });
-  const cpStartedMs = Date.now();
-  const initFile = join(dir, 'load-client.json');
-  const init: LoadClientInit = { origin: cp.origin, servername: 'localhost', caPem: pki.ca.certPem, hostKeyPem: pki.hostKeyPem, hosts: pki.hosts.slice(0, n).map((h) => ({ name: h.name, certPem: h.certPem })), hostKeys: keys };
-  writeFileSync(initFile, JSON.stringify(init));
-  const lc = await startLoadClient(initFile);
+  const { cp, lc, fleet, files, memLog, cpStartedMs } = run;
   try {
     await cp.waitReady(60_000);
     const bodies = fleet.names.map((name) =>
@@ -226,11 +180,8 @@ export async function runRollout(opts: RolloutOptions): Promise<RolloutResult> {
       agents: agentStats,
     };
   } catch (e) {
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\nCP stderr: ${cp.stderr().slice(-3000)}`);
+    throw run.failure(e);
   } finally {
-    await lc.close();
-    await cp.stop();
-    if (opts.keepMemoryLog !== undefined && existsSync(memLog)) copyFileSync(memLog, opts.keepMemoryLog);
-    rmSync(dir, { recursive: true, force: true });
+    await run.close();
   }
 }

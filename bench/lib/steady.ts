@@ -7,16 +7,10 @@
  * connections it holds (its own `nixfleet_tls_connections_open` gauge), full vs resumed handshakes
  * (`nixfleet_tls_connections_total`), and every host's last check-in from `GET /v1/hosts`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { HostsResponse } from '../../control-plane/api.ts';
-import { loadBenchPki } from './certs.ts';
-import { freePort, startCp } from './cp.ts';
-import { benchFleet, fleetNames, hostKeys, writeCpFiles } from './fleet.ts';
-import { startLoadClient, type AgentsResult, type LoadClientInit } from './load-client.ts';
-import { memoryBreakdown, MAX_HOSTS, type MemoryBreakdown } from './rollout.ts';
+import { memoryBreakdown, startAgentsRun, type MemoryBreakdown } from './agents-run.ts';
+import { counterTotal } from './cp.ts';
+import type { AgentsResult } from './load-client.ts';
 import { procCpuMs, procMemory, summarize, toMiB, type Summary } from './stats.ts';
 
 export type SteadyOptions = {
@@ -59,36 +53,11 @@ export type SteadyResult = {
   agents: Omit<AgentsResult, 'kind'>;
 };
 
-/** Sum of a counter's samples with the given label value (all samples when `label` is null). */
-function counter(text: string, name: string, label: string | null = null): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^[a-z_]+(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-    if (m === null || (label !== null && !(m[1] ?? '').includes(label))) continue;
-    sum += Number(m[2]);
-  }
-  return sum;
-}
-
 export async function runSteady(opts: SteadyOptions): Promise<SteadyResult> {
   const n = opts.hosts;
-  const pki = loadBenchPki(fleetNames(MAX_HOSTS));
-  const keys = hostKeys(n);
-  const fleet = benchFleet(n, keys);
-  const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-steady-${n}-`));
-  const port = await freePort();
-  const memLog = join(dir, 'cp-memory.jsonl');
-  const files = writeCpFiles(dir, pki, port, { agentPollIntervalSecs: opts.pollSecs, ...(opts.cpConfig ?? {}) });
-  files.publish(fleet.fleet(1), Date.now());
-  // The memory probe samples process.memoryUsage() once a second; no forced GC here (a CP in
-  // production is not collected every 10 s).
-  const cp = await startCp({ configFile: files.configFile, port, pki, execArgv: ['--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url))], env: { NIXFLEET_BENCH_MEMLOG: memLog } });
-  const cpStarted = Date.now();
-  const initFile = join(dir, 'load-client.json');
-  const init: LoadClientInit = { origin: cp.origin, servername: 'localhost', caPem: pki.ca.certPem, hostKeyPem: pki.hostKeyPem, hosts: pki.hosts.slice(0, n).map((h) => ({ name: h.name, certPem: h.certPem })), hostKeys: keys };
-  writeFileSync(initFile, JSON.stringify(init));
-  const lc = await startLoadClient(initFile);
+  // No forced GC here (a CP in production is not collected every 10 s).
+  const run = await startAgentsRun({ label: 'steady', hosts: n, cpConfig: { agentPollIntervalSecs: opts.pollSecs, ...(opts.cpConfig ?? {}) }, forcedGc: false });
+  const { cp, lc, memLog, cpStartedMs } = run;
   try {
     await cp.waitReady(60_000);
     const running = lc.agents({ kind: 'agents', hosts: n, pollMs: opts.pollSecs * 1000, jitter: opts.jitter, generation: 1, maxMs: opts.rampMs + opts.measureMs + 60_000, measureFromMs: opts.rampMs });
@@ -96,13 +65,13 @@ export async function runSteady(opts: SteadyOptions): Promise<SteadyResult> {
     const m0 = await cp.metricsText();
     const cpu0 = procCpuMs(cp.pid);
     const t0 = performance.now();
-    const windowFromMs = Date.now() - cpStarted;
+    const windowFromMs = Date.now() - cpStartedMs;
     const rss: number[] = [];
     const open: number[] = [];
     for (let k = 0; performance.now() - t0 < opts.measureMs; k++) {
       await new Promise((r) => setTimeout(r, 1000));
       rss.push(procMemory(cp.pid).rssBytes);
-      if (k % 2 === 1) open.push(counter(await cp.metricsText(), 'nixfleet_tls_connections_open'));
+      if (k % 2 === 1) open.push(counterTotal(await cp.metricsText(), 'nixfleet_tls_connections_open'));
     }
     const cpuMs = procCpuMs(cp.pid) - cpu0;
     const windowMs = performance.now() - t0;
@@ -110,9 +79,9 @@ export async function runSteady(opts: SteadyOptions): Promise<SteadyResult> {
     await lc.stopAgents();
     const { kind: _kind, ...agents } = await running;
     const hosts = (await cp.get<HostsResponse>('/v1/hosts')).hosts;
-    const checkins = counter(m1, 'nixfleet_checkins_total') - counter(m0, 'nixfleet_checkins_total');
-    const full = counter(m1, 'nixfleet_tls_connections_total', 'resumed="false"') - counter(m0, 'nixfleet_tls_connections_total', 'resumed="false"');
-    const resumed = counter(m1, 'nixfleet_tls_connections_total', 'resumed="true"') - counter(m0, 'nixfleet_tls_connections_total', 'resumed="true"');
+    const checkins = counterTotal(m1, 'nixfleet_checkins_total') - counterTotal(m0, 'nixfleet_checkins_total');
+    const full = counterTotal(m1, 'nixfleet_tls_connections_total', 'resumed="false"') - counterTotal(m0, 'nixfleet_tls_connections_total', 'resumed="false"');
+    const resumed = counterTotal(m1, 'nixfleet_tls_connections_total', 'resumed="true"') - counterTotal(m0, 'nixfleet_tls_connections_total', 'resumed="true"');
     const perSec = (x: number): number => Math.round((x / windowMs) * 1000 * 10) / 10;
     const rssS: Summary = summarize(rss);
     return {
@@ -135,10 +104,8 @@ export async function runSteady(opts: SteadyOptions): Promise<SteadyResult> {
       agents,
     };
   } catch (e) {
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\nCP stderr: ${cp.stderr().slice(-3000)}`);
+    throw run.failure(e);
   } finally {
-    await lc.close();
-    await cp.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await run.close();
   }
 }
