@@ -1,6 +1,7 @@
 /**
  * Adapter over the NixFleet v1 (Rust reference) reconciler golden cases in
- * ../shared/interop/nixfleet-v1/reconciler/<case>/{fleet,observed,expected}.json.
+ * fixtures/interop/nixfleet-v1/reconciler/<case>/{fleet,observed,expected}.json (a copy of
+ * ../shared/interop: MIT-licensed data, see its README).
  *
  * Their `observed` and action shapes are theirs; this file maps them to ours and asserts that our
  * decision is the same, or, where SPEC §4 differs on purpose, asserts our behaviour and names
@@ -29,7 +30,7 @@ import { reconcile } from './reconcile.ts';
 import { makeObserved, onlineHost } from './testkit.ts';
 import type { Action, HostRolloutState, Observed, Rollout, RolloutState, SkipCode } from './types.ts';
 
-const DIR = join(import.meta.dirname, '..', '..', 'shared', 'interop', 'nixfleet-v1', 'reconciler');
+const DIR = join(import.meta.dirname, '..', 'fixtures', 'interop', 'nixfleet-v1', 'reconciler');
 const NOW = Date.parse('2026-04-24T10:00:00Z');
 
 type Their = {

@@ -12,7 +12,7 @@ import { parseJsonStrict } from './jcs.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FLEET = join(ROOT, 'fixtures/fleets/golden/canary-then-staged/fleet.json');
-const INTEROP = join(ROOT, '../shared/interop/nixfleet-v1');
+const INTEROP = join(ROOT, 'fixtures/interop/nixfleet-v1');
 const NOW = '2026-05-01T12:00:00Z';
 
 type Run = { code: number; out: string; err: string };

@@ -3,7 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { canonicalBytes, canonicalize, parseJsonStrict } from './jcs.ts';
 
-const INTEROP = new URL('../../shared/interop/nixfleet-v1/', import.meta.url);
+const INTEROP = new URL('../fixtures/interop/nixfleet-v1/', import.meta.url);
 const enc = (s: string) => new TextEncoder().encode(s);
 const code = (r: ReturnType<typeof parseJsonStrict>) => (r.ok ? 'OK' : r.error.code);
 const canon = (text: string): string => {

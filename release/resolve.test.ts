@@ -9,7 +9,7 @@ import { resolveFleet, resolveFleetInput } from './resolve.ts';
 import { parseFleetResolved, type FleetDescription } from './schema.ts';
 
 const FLEETS = fileURLToPath(new URL('../fixtures/fleets/', import.meta.url));
-const INTEROP = new URL('../../shared/interop/nixfleet-v1/', import.meta.url);
+const INTEROP = new URL('../fixtures/interop/nixfleet-v1/', import.meta.url);
 const canon = (v: unknown): string => {
   const c = canonicalize(v);
   if (!c.ok) throw new Error(c.error.message);

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { canonicalize, parseJsonStrict } from './jcs.ts';
 import { matchesSelector, parseFleetDescription, parseFleetResolved, parseRevocations, parseTimestamp, parseTrust, type Selector } from './schema.ts';
 
-const INTEROP = new URL('../../shared/interop/nixfleet-v1/', import.meta.url);
+const INTEROP = new URL('../fixtures/interop/nixfleet-v1/', import.meta.url);
 const readJson = (name: string): unknown => {
   const r = parseJsonStrict(readFileSync(new URL(name, INTEROP)));
   if (!r.ok) throw new Error(r.error.message);
