@@ -173,8 +173,10 @@ laws('law 8 (liveness): when one canary fails, later waves of its channel are ne
       if (ch === undefined) return;
       const canary = ch.members.find((h) => ch.waveOf.get(h) === 0)!;
       let touched: string | null = null;
+      // The simulator's default bound (it stops early once the fleet settles): with a global budget
+      // of 1 the canary may wait behind every host of another channel before it is dispatched and
+      // fails (600 ticks were not enough for 80 hosts ahead of it).
       const res = simulate(fleet, {
-        maxTicks: 600,
         behaviour: (h) => (h === canary ? { activation: mode } : {}),
         onTick: (t) => {
           const r = t.after.rollouts[ch.rolloutId!];
@@ -185,7 +187,7 @@ laws('law 8 (liveness): when one canary fails, later waves of its channel are ne
       assert.is(touched, null);
       assert.is(res.observed.rollouts[ch.rolloutId!]?.state, 'Halted');
     }),
-    { numRuns: 25 },
+    { numRuns: 25, examples: [[{ hosts: 165, channels: 2, maxWaves: 2, edgeRate: 0, channelEdges: false, budgets: 1, nullClosureRate: 0, maxSoakMinutes: 0, seed: -270632826 }, 'fail']] },
   );
 });
 
