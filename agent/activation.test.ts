@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { basenameOf, copyToFileCache, deleteFromStore, generateCacheKey, isInStore, networkCutMarker, startHttpCache } from '../fixtures/nix.ts';
-import { makeEnv, publish, type Env } from './harness.ts';
+import { makeEnv, publish, type Env } from '../fixtures/agent-harness.ts';
 
 const test = suite('agent: real Nix activation');
 let env: Env;

@@ -3,7 +3,7 @@
  * (Nix + switch-to-configuration / darwin `activate`); `fake-backend.ts` is an in-memory one for
  * pure unit and model-based tests only.
  */
-import type { Result } from '../release/result.ts';
+import type { Result } from '../protocol/result.ts';
 import type { Inhibitor, Pending } from './machine.ts';
 
 export type ActivationErrorCode =

@@ -1,5 +1,5 @@
 /**
- * The agent's HTTP client against the REAL control plane (control-plane/testing.ts: HTTPS + mTLS):
+ * The agent's HTTP client against the REAL control plane (fixtures/cp-testing.ts: HTTPS + mTLS):
  * connection behaviour that decides the CP's memory and handshake cost at scale (issue 9).
  *
  * - A poll after the CP closed the idle keep-alive connection reconnects with a RESUMED TLS
@@ -14,7 +14,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { makeEnv, startCp, type Env, type RunningCp } from '../control-plane/testing.ts';
+import { makeEnv, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 import { fakeClosure } from '../fixtures/artifacts.ts';
 import { resolveFleet } from '../release/resolve.ts';
 import { CpClient } from './client.ts';

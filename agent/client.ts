@@ -1,5 +1,5 @@
 /**
- * The agent's HTTP client for the control plane's agent routes (control-plane/api.ts), over
+ * The agent's HTTP client for the control plane's agent routes (protocol/api.ts), over
  * mutual TLS with undici.
  *
  * - check-in, artefact fetch and reports go through one pooled keep-alive `Agent`, whose TLS
@@ -12,8 +12,8 @@
  * - `Retry-After` (seconds or HTTP date) is surfaced so the loop can honour it.
  */
 import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ErrorBody, type ReportRequest } from '../control-plane/api.ts';
-import { err, ok, type Result } from '../release/result.ts';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ErrorBody, type ReportRequest } from '../protocol/api.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
 
 export type TlsMaterial = { cert: string; key: string; ca: string };
 

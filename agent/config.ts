@@ -6,7 +6,7 @@
  * The config file is JSON (`nixfleet-agent run --config FILE`); the NixOS / nix-darwin modules
  * write it. Relative paths are refused: the agent runs from `/` as a service.
  */
-import { err, ok, type Result } from '../release/result.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
 
 export type Platform = 'nixos' | 'darwin';
 

@@ -1,5 +1,5 @@
 /**
- * The agent against the REAL control plane (control-plane/testing.ts: Hono over HTTPS + mTLS,
+ * The agent against the REAL control plane (fixtures/cp-testing.ts: Hono over HTTPS + mTLS,
  * SQLite, the reconciler) and real Nix: the CP dispatches the signed target, the agent verifies,
  * activates from the signed cache, confirms on a new connection; then a failing closure is rolled
  * back, and the CP takes the host's signed report (the host is Reverted in that rollout).
@@ -8,13 +8,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { AuditResponse, HostsResponse } from '../control-plane/api.ts';
-import { Client, makeEnv as makeCpEnv, startCp, stamp, type Env as CpEnv, type RunningCp } from '../control-plane/testing.ts';
+import type { AuditResponse, HostsResponse } from '../protocol/api.ts';
+import { Client, makeEnv as makeCpEnv, startCp, stamp, type Env as CpEnv, type RunningCp } from '../fixtures/cp-testing.ts';
 import { trustFor, writeTrustFile } from '../fixtures/keys.ts';
 import { basenameOf } from '../fixtures/nix.ts';
 import { resolveFleet } from '../release/resolve.ts';
-import type { FleetResolved } from '../release/schema.ts';
-import { HOST, makeEnv, type Env } from './harness.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
+import { HOST, makeEnv, type Env } from '../fixtures/agent-harness.ts';
 
 const test = suite('agent ↔ real control plane');
 let env: Env;

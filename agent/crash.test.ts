@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { makeEnv, publish, type Env } from './harness.ts';
+import { makeEnv, publish, type Env } from '../fixtures/agent-harness.ts';
 
 const test = suite('agent: kill -9 between switch and confirm');
 let env: Env;

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { canonicalBytes } from '../release/jcs.ts';
-import { fromBase64, parseOpenSshEd25519, publicKeyOf, toBase64, toOpenSshEd25519, verifySignature } from '../release/crypto.ts';
-import { toPkcs8Pem } from '../release/keyfile.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import { fromBase64, parseOpenSshEd25519, publicKeyOf, toBase64, toOpenSshEd25519, verifySignature } from '../protocol/crypto.ts';
+import { toPkcs8Pem } from '../io/keyfile.ts';
 import { mintHostKey } from '../fixtures/keys.ts';
 import { loadHostKey, parseOpenSshPrivateKey, signJcs } from './hostkey.ts';
 

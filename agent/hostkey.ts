@@ -1,7 +1,7 @@
 /**
  * The host's Ed25519 key, which signs the agent's reports and its confirmed-target record
  * (SPEC §5 audit, §6 state). Signatures are raw 64-byte Ed25519 over the JCS bytes, base64 on the
- * wire (control-plane/api.ts `ReportRequest`, `SignedConfirmedRecord`); the CP verifies them
+ * wire (protocol/api.ts `ReportRequest`, `SignedConfirmedRecord`); the CP verifies them
  * against `hosts[<me>].pubkey` of the signed fleet.
  *
  * Key file formats accepted (choice documented in agent/README.md):
@@ -11,13 +11,13 @@
  *   Node cannot read this container, so we unpack it here: it is a length-prefixed byte layout
  *   (no ASN.1, no crypto); the seed is then handed to the release crypto module, and we check
  *   that the embedded public key matches the one derived from the seed.
- * - PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), parsed by Node via `release/keyfile.ts`.
+ * - PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), parsed by Node via `io/keyfile.ts`.
  */
 import { readFileSync } from 'node:fs';
-import { fromBase64, publicKeyOf, signBytes, toBase64, type PrivateKey } from '../release/crypto.ts';
-import { canonicalBytes } from '../release/jcs.ts';
-import { parsePrivateKeyPem } from '../release/keyfile.ts';
-import { err, ok, type Result } from '../release/result.ts';
+import { fromBase64, publicKeyOf, signBytes, toBase64, type PrivateKey } from '../protocol/crypto.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import { parsePrivateKeyPem } from '../io/keyfile.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
 
 export type HostKeyError = { code: 'BAD_HOST_KEY'; message: string };
 

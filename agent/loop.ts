@@ -24,10 +24,10 @@ import type {
   ReportRequest,
   SignedConfirmedRecord,
   Target,
-} from '../control-plane/api.ts';
-import type { PrivateKey } from '../release/crypto.ts';
-import type { Result } from '../release/result.ts';
-import type { Trust } from '../release/schema.ts';
+} from '../protocol/api.ts';
+import type { PrivateKey } from '../protocol/crypto.ts';
+import type { Result } from '../protocol/result.ts';
+import type { Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
 import type { HttpError } from './client.ts';
 import type { Config } from './config.ts';

@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { drive, type DriveDeps } from './drive.ts';
-import { Crash, FakeBackend, MemoryStore, type FakeCall } from './fake-backend.ts';
+import { Crash, FakeBackend, MemoryStore, type FakeCall } from '../fixtures/agent-fake-backend.ts';
 import { INITIAL_STATE, instructedRollback, recover, reconfirm, step, type ConfirmResult, type Job, type MachineConfig, type MachineState } from './machine.ts';
 
 const P = '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nixos-system-prev';

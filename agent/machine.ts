@@ -18,7 +18,7 @@
  *   time and the new closure is what runs, else roll back.
  */
 
-import type { LastOutcome as ApiLastOutcome, ReportEvent as ApiReportEvent } from '../control-plane/api.ts';
+import type { LastOutcome as ApiLastOutcome, ReportEvent as ApiReportEvent } from '../protocol/api.ts';
 
 /** What the control plane asked for, after the shell verified it against the signed bytes. */
 export type Job = {
@@ -56,7 +56,7 @@ export type Pending = {
 
 export type QuarantineEntry = { closureHash: string; rolloutId: string; sinceMs: number; untilMs: number; reason: string };
 
-/** The CP API's outcome vocabulary (control-plane/api.ts), not restated. */
+/** The CP API's outcome vocabulary (protocol/api.ts), not restated. */
 export type Outcome = ApiLastOutcome['outcome'];
 export type LastOutcome = {
   rolloutId: string;
@@ -446,7 +446,7 @@ export function hasPending(state: MachineState): boolean {
 }
 
 /**
- * The CP's rollback-and-halt instruction (control-plane/api.ts `RollbackInstruction`): undo a
+ * The CP's rollback-and-halt instruction (protocol/api.ts `RollbackInstruction`): undo a
  * confirmed activation of exactly that rollout and closure, back to the system that ran before it.
  * Anything else (another closure runs, unknown previous) is ignored: the CP can stop a deployment,
  * never pick what runs.

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createFleetCa, mintHostCert } from '../cli/pki.ts';
+import { createFleetCa, mintHostCert } from '../pki/pki.ts';
 
 const test = suite('nixfleet-agent CLI');
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-agent-cli-'));

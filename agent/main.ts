@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseTrust } from '../release/schema.ts';
+import { parseTrust } from '../protocol/schema.ts';
 import { CpClient } from './client.ts';
 import { resolveConfig, type Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';

@@ -17,7 +17,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { err, ok, type Result } from '../release/result.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
 import type { ActivationBackend, ActivationError, ActivationErrorCode, Inspection } from './backend.ts';
 import type { Platform } from './config.ts';
 import type { Inhibitor, Pending } from './machine.ts';

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { request } from 'undici';
-import type { ProbeResult } from '../control-plane/api.ts';
+import type { ProbeResult } from '../protocol/api.ts';
 import type { ProbeConfig } from './config.ts';
 
 function execText(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {

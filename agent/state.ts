@@ -10,9 +10,9 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { removeFileDurable, writeFileAtomic as writeFileAtomicDurable } from '../release/atomic-file.ts';
-import type { SignedConfirmedRecord } from '../control-plane/api.ts';
-import type { AcceptedState } from '../release/verify.ts';
+import { removeFileDurable, writeFileAtomic as writeFileAtomicDurable } from '../io/atomic-file.ts';
+import type { SignedConfirmedRecord } from '../protocol/api.ts';
+import type { AcceptedState } from '../protocol/verify.ts';
 import type { LastOutcome, Outcome, Pending, QuarantineEntry } from './machine.ts';
 
 /** Agent state files are private to root: 0600 files in a 0700 directory. */

@@ -7,11 +7,11 @@
  *
  * Pure: bytes, trust, time and state in; a result out.
  */
-import type { Target } from '../control-plane/api.ts';
-import { err, ok, type Result } from '../release/result.ts';
-import { parseTimestamp, type Host } from '../release/schema.ts';
-import { verifyArtifact, type AcceptedState, type VerifiedArtifact, type VerifyErrorCode } from '../release/verify.ts';
-import type { Trust } from '../release/schema.ts';
+import type { Target } from '../protocol/api.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
+import { parseTimestamp, type Host } from '../protocol/schema.ts';
+import { verifyArtifact, type AcceptedState, type VerifiedArtifact, type VerifyErrorCode } from '../protocol/verify.ts';
+import type { Trust } from '../protocol/schema.ts';
 
 export type TargetErrorCode =
   | VerifyErrorCode

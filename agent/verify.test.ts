@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mintReleaseKey } from '../fixtures/keys.ts';
 import { basenameOf } from '../fixtures/nix.ts';
-import { makeEnv, publish, type Env } from './harness.ts';
+import { makeEnv, publish, type Env } from '../fixtures/agent-harness.ts';
 
 const test = suite('agent: independent verification');
 let env: Env;

@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleAgent } from '../agent/bundle.ts';
-import { makeEnv, type Env } from '../agent/harness.ts';
+import { makeEnv, type Env } from '../fixtures/agent-harness.ts';
 
 function rssBytes(pid: number): number | null {
   try {

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { applyActions } from '../reconciler/apply.ts';
 import { reconcile } from '../reconciler/reconcile.ts';
 import { simulate } from '../reconciler/simulate.ts';
-import { makeFleet, type FleetSpec } from '../reconciler/testkit.ts';
+import { makeFleet, type FleetSpec } from '../fixtures/reconciler-testkit.ts';
 import type { Action, Observed } from '../reconciler/types.ts';
 
 const HOSTS = 10_000;

@@ -5,10 +5,10 @@
  */
 import { sampleDescription } from '../fixtures/artifacts.ts';
 import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
-import { signBytes } from '../release/crypto.ts';
-import { canonicalBytes } from '../release/jcs.ts';
+import { signBytes } from '../protocol/crypto.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
 import { resolveFleet } from '../release/resolve.ts';
-import { verifyArtifact } from '../release/verify.ts';
+import { verifyArtifact } from '../protocol/verify.ts';
 
 const HOSTS = 10_000;
 const RUNS = 5;

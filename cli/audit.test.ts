@@ -3,11 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { AuditEntry, HostReport } from '../control-plane/api.ts';
-import { generateKeyPair, signBytes, toBase64 } from '../release/crypto.ts';
-import { canonicalBytes, canonicalize } from '../release/jcs.ts';
+import type { AuditEntry, HostReport } from '../protocol/api.ts';
+import { generateKeyPair, signBytes, toBase64 } from '../protocol/crypto.ts';
+import { canonicalBytes, canonicalize } from '../protocol/jcs.ts';
 import { GENESIS_HASH, auditEntryHash, verifyAuditLog } from './audit.ts';
-import { documentedJsonFields, isOneLine, runCli, signArtifact, smallFleet, tempDir } from './testing.ts';
+import { documentedJsonFields, isOneLine, runCli, signArtifact, smallFleet, tempDir } from '../fixtures/cli-testing.ts';
 
 const web1 = generateKeyPair('ed25519', new Uint8Array(32).fill(11));
 const web2 = generateKeyPair('ed25519', new Uint8Array(32).fill(12));

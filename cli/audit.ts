@@ -2,10 +2,10 @@
  * Offline verification of an audit export (SPEC §5 audit, §7 `nixfleet audit verify`). Pure: text
  * and keys in, a verdict out.
  *
- * Export format: JSON Lines, one `AuditEntry` (control-plane/api.ts) per line, ascending `seq`,
+ * Export format: JSON Lines, one `AuditEntry` (protocol/api.ts) per line, ascending `seq`,
  * each line the JCS form of the entry (so an export is byte-stable and diff-able).
  *
- * Chain rule (control-plane/api.ts): `hash = hex(sha256(JCS({seq, at, kind, actor, subject, data,
+ * Chain rule (protocol/api.ts): `hash = hex(sha256(JCS({seq, at, kind, actor, subject, data,
  * prevHash})))`, `prevHash` = the previous entry's `hash`, 64 zeros for `seq = 1`. An export that
  * starts later (`audit export --since`) is checked from its first line on; its first `prevHash`
  * cannot be checked and the summary says so (`complete: false`).
@@ -15,14 +15,14 @@
  * the hosts' keys (from a signed fleet), each is checked; one the CP itself recorded as `invalid`
  * must indeed not verify, any other must.
  */
-import type { AuditEntry, ReportVerdict } from '../control-plane/api.ts';
-import { GENESIS_HASH, auditEntryHash } from '../control-plane/audit.ts';
-import { fromBase64, verifySignature } from '../release/crypto.ts';
-import { canonicalBytes, parseJsonStrict } from '../release/jcs.ts';
-import type { Result } from '../release/result.ts';
-import { err, ok } from '../release/result.ts';
+import type { AuditEntry, ReportVerdict } from '../protocol/api.ts';
+import { GENESIS_HASH, auditEntryHash } from '../protocol/audit-chain.ts';
+import { fromBase64, verifySignature } from '../protocol/crypto.ts';
+import { canonicalBytes, parseJsonStrict } from '../protocol/jcs.ts';
+import type { Result } from '../protocol/result.ts';
+import { err, ok } from '../protocol/result.ts';
 
-/** The chain rule itself is the CP's (control-plane/audit.ts), so the two cannot disagree. */
+/** The chain rule itself is the CP's (protocol/audit-chain.ts), so the two cannot disagree. */
 export { GENESIS_HASH, auditEntryHash };
 
 export type AuditVerifyErrorCode = 'EMPTY' | 'PARSE_ERROR' | 'SHAPE' | 'SEQ' | 'PREV_HASH' | 'HASH' | 'REPORT_SIGNATURE';
@@ -55,7 +55,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * A host-signed statement inside an entry's data, if this entry holds one: an agent report
  * (`{report: HostReport, signature, verdict}`, kinds `report` / `report.invalid`) or a confirmed
  * record (`{record: ConfirmedRecord, signature, verdict}`, kind `host.confirmed-record`). Both are
- * signed by the host key over the JCS bytes of the statement (control-plane/api.ts).
+ * signed by the host key over the JCS bytes of the statement (protocol/api.ts).
  */
 export function signedStatementOf(entry: AuditEntry): { hostname: string; what: string; statement: unknown; signature: string | null; verdict: ReportVerdict | null } | null {
   const d = entry.data;

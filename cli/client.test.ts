@@ -1,6 +1,6 @@
 /**
  * The CLI's HTTP/mTLS client and online commands against a small stand-in HTTPS server with real
- * mutual TLS (certificates from cli/pki.ts). It pins the mapping of answers to exit codes and
+ * mutual TLS (certificates from pki/pki.ts). It pins the mapping of answers to exit codes and
  * lines, the --follow loop and audit paging. The real control plane is exercised in
  * cli/real-cp.test.ts.
  */
@@ -12,10 +12,10 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { AuditEntry, HostView, RolloutDetail, TraceEvent } from '../control-plane/api.ts';
-import { GENESIS_HASH, auditEntryHash } from '../control-plane/audit.ts';
-import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert } from './pki.ts';
-import { isOneLine, runCli, tempDir } from './testing.ts';
+import type { AuditEntry, HostView, RolloutDetail, TraceEvent } from '../protocol/api.ts';
+import { GENESIS_HASH, auditEntryHash } from '../protocol/audit-chain.ts';
+import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert } from '../pki/pki.ts';
+import { isOneLine, runCli, tempDir } from '../fixtures/cli-testing.ts';
 
 const tmp = tempDir();
 const ca = createFleetCa({ commonName: 'test CA' });

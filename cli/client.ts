@@ -10,10 +10,10 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
-import type { ErrorBody } from '../control-plane/api.ts';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../control-plane/api.ts';
-import type { Result } from '../release/result.ts';
-import { err, ok } from '../release/result.ts';
+import type { ErrorBody } from '../protocol/api.ts';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/api.ts';
+import type { Result } from '../protocol/result.ts';
+import { err, ok } from '../protocol/result.ts';
 import type { CliError, Ctx } from './framework.ts';
 import { flagInt, flagStr } from './framework.ts';
 

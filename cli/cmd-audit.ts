@@ -1,9 +1,9 @@
 /**
  * `nixfleet audit verify FILE` (offline) — and `audit export` (online, see cmd-online.ts).
  */
-import { parseOpenSshEd25519, toBase64 } from '../release/crypto.ts';
-import { parseJsonStrict } from '../release/jcs.ts';
-import { parseFleetResolved } from '../release/schema.ts';
+import { parseOpenSshEd25519, toBase64 } from '../protocol/crypto.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
+import { parseFleetResolved } from '../protocol/schema.ts';
 import { mergeHostKeys, verifyAuditLog } from './audit.ts';
 import { readInput } from './cmd-keys.ts';
 import type { Ctx, Outcome } from './framework.ts';

@@ -2,8 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { generateKeyPair, toOpenSshEd25519 } from '../release/crypto.ts';
-import { documentedJsonFields, isOneLine, runCli, signArtifact, smallFleet, tempDir } from './testing.ts';
+import { generateKeyPair, toOpenSshEd25519 } from '../protocol/crypto.ts';
+import { documentedJsonFields, isOneLine, runCli, signArtifact, smallFleet, tempDir } from '../fixtures/cli-testing.ts';
 
 const tmp = tempDir();
 test.after(() => tmp.cleanup());

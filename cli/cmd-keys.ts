@@ -4,11 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseOpenSshEd25519, toBase64, fromBase64 } from '../release/crypto.ts';
-import { parseJsonStrict } from '../release/jcs.ts';
-import type { ArtifactKind, SignatureAlgorithm, Trust } from '../release/schema.ts';
-import { SIGNATURE_ALGORITHMS, parseTrust, parseTimestamp } from '../release/schema.ts';
-import { verifyArtifact } from '../release/verify.ts';
+import { parseOpenSshEd25519, toBase64, fromBase64 } from '../protocol/crypto.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
+import type { ArtifactKind, SignatureAlgorithm, Trust } from '../protocol/schema.ts';
+import { SIGNATURE_ALGORITHMS, parseTrust, parseTimestamp } from '../protocol/schema.ts';
+import { verifyArtifact } from '../protocol/verify.ts';
 import type { Ctx, Outcome } from './framework.ts';
 import { arg, done, fail, flagBool, flagStr } from './framework.ts';
 

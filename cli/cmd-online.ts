@@ -14,11 +14,11 @@ import type {
   RolloutDetail,
   RolloutsResponse,
   TraceResponse,
-} from '../control-plane/api.ts';
-import { ROUTES } from '../control-plane/api.ts';
-import { canonicalize } from '../release/jcs.ts';
-import { parseTimestamp } from '../release/schema.ts';
-import type { Result } from '../release/result.ts';
+} from '../protocol/api.ts';
+import { ROUTES } from '../protocol/api.ts';
+import { canonicalize } from '../protocol/jcs.ts';
+import { parseTimestamp } from '../protocol/schema.ts';
+import type { Result } from '../protocol/result.ts';
 import type { Client } from './client.ts';
 import { clientFromCtx } from './client.ts';
 import type { CliError, Ctx, Outcome } from './framework.ts';

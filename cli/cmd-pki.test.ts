@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isIssuedBy, readCertIdentity } from './pki.ts';
-import { isOneLine, runCli, tempDir } from './testing.ts';
+import { isIssuedBy, readCertIdentity } from '../pki/pki.ts';
+import { isOneLine, runCli, tempDir } from '../fixtures/cli-testing.ts';
 
 const tmp = tempDir();
 test.after(() => tmp.cleanup());

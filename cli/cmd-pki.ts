@@ -1,14 +1,14 @@
 /**
  * Offline PKI commands (SPEC §7): `pki init`, `mint-host-cert`, `mint-operator-cert`,
- * `mint-server-cert`. Minting itself is `cli/pki.ts` (node-forge); this file only reads the CA
+ * `mint-server-cert`. Minting itself is `pki/pki.ts` (node-forge); this file only reads the CA
  * from the operator's PKI directory and writes PEM files. The CA key never leaves that directory.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Ctx, Outcome } from './framework.ts';
 import { arg, done, fail, flagBool, flagInt, flagStr } from './framework.ts';
-import type { FleetCa, MintedCert } from './pki.ts';
-import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert, readCertIdentity } from './pki.ts';
+import type { FleetCa, MintedCert } from '../pki/pki.ts';
+import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert, readCertIdentity } from '../pki/pki.ts';
 
 export const CA_CERT_FILE = 'ca.pem';
 export const CA_KEY_FILE = 'ca.key';

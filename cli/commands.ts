@@ -101,7 +101,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet hosts'],
     online: true,
     json: {
-      shape: 'the CP\'s `HostsResponse` (control-plane/api.ts): `{hosts: [...]}`; each host:',
+      shape: 'the CP\'s `HostsResponse` (protocol/api.ts): `{hosts: [...]}`; each host:',
       fields: [
         { name: 'hostname', description: 'Host name.' },
         { name: 'channel', description: 'Its channel.' },

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { COMMANDS } from './commands.ts';
 import { allFlags, groups, parseCommandLine, synopsis } from './framework.ts';
 import { renderCommandHelp, renderTopHelp } from './help.ts';
-import { isOneLine, runCli } from './testing.ts';
+import { isOneLine, runCli } from '../fixtures/cli-testing.ts';
 
 test('every command has a summary, an example that names it, and unique flag names', () => {
   for (const c of COMMANDS) {

@@ -7,8 +7,8 @@
  *   0 ok · 1 the CP said no, or the thing is unhealthy · 2 usage error · 3 cannot reach the CP.
  */
 import { parseArgs } from 'node:util';
-import type { Result } from '../release/result.ts';
-import { err, ok } from '../release/result.ts';
+import type { Result } from '../protocol/result.ts';
+import { err, ok } from '../protocol/result.ts';
 import type { SettingName } from './settings.ts';
 import { SETTINGS, settingFlagName } from './settings.ts';
 

@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createFleetCa, mintOperatorCert } from './pki.ts';
-import { isOneLine, tempDir } from './testing.ts';
+import { createFleetCa, mintOperatorCert } from '../pki/pki.ts';
+import { isOneLine, tempDir } from '../fixtures/cli-testing.ts';
 
 const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const tmp = tempDir();

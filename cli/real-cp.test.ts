@@ -1,5 +1,5 @@
 /**
- * `nixfleet` against the REAL control plane (control-plane/testing.ts: SQLite store, Hono app,
+ * `nixfleet` against the REAL control plane (fixtures/cp-testing.ts: SQLite store, Hono app,
  * HTTPS with mutual TLS on loopback, a controlled clock), with simulated agents checking in,
  * confirming and sending signed reports over their own host certificates. Issue 6 acceptance:
  *
@@ -21,11 +21,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { CheckinResponse, HostReport } from '../control-plane/api.ts';
-import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from '../control-plane/testing.ts';
+import type { CheckinResponse, HostReport } from '../protocol/api.ts';
+import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
-import type { FleetResolved } from '../release/schema.ts';
-import { documentedJsonFields, isOneLine, runCli } from './testing.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
+import { documentedJsonFields, isOneLine, runCli } from '../fixtures/cli-testing.ts';
 import type { StatusReport, TraceRow } from './views.ts';
 
 const HOSTS = ['host-0000', 'host-0001', 'host-0002', 'host-0003'] as const;

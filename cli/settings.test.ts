@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CONFIG_FLAG, CONNECTION_FLAGS } from './framework.ts';
 import { defaultConfigPath, resolveFlags, settingEnvName, settingFlagName } from './settings.ts';
-import { isOneLine, runCli, tempDir } from './testing.ts';
+import { isOneLine, runCli, tempDir } from '../fixtures/cli-testing.ts';
 
 const FLAGS = [...CONNECTION_FLAGS, CONFIG_FLAG];
 const tmp = tempDir();

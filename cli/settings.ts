@@ -9,8 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import type { Result } from '../release/result.ts';
-import { err, ok } from '../release/result.ts';
+import type { Result } from '../protocol/result.ts';
+import { err, ok } from '../protocol/result.ts';
 // Types only: framework.ts imports values from here, so a value import back would be a cycle.
 import type { CliError, FlagSpec, FlagType, FlagValue, Io } from './framework.ts';
 

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { HostView, Quarantine, RolloutDetail, RolloutSummary } from '../control-plane/api.ts';
+import type { HostView, Quarantine, RolloutDetail, RolloutSummary } from '../protocol/api.ts';
 import { makeStyle, stripAnsi } from './output.ts';
 import { hostStatus, quarantineSet, renderHosts, renderProgress, renderQuarantines, renderRolloutDetail, renderRolloutList, renderStatus, renderTrace, statusReport, traceRows } from './views.ts';
 

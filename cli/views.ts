@@ -1,5 +1,5 @@
 /**
- * What the online commands print: pure functions from the CP's answers (control-plane/api.ts
+ * What the online commands print: pure functions from the CP's answers (protocol/api.ts
  * types), `now` and a `Style` to text or to the documented `--json` objects. No I/O.
  */
 import type {
@@ -10,7 +10,7 @@ import type {
   RolloutState,
   RolloutSummary,
   TraceEvent,
-} from '../control-plane/api.ts';
+} from '../protocol/api.ts';
 import type { Cell, HostStatusKind, Style } from './output.ts';
 import { HOST_STATUS_LABELS, UNHEALTHY_KINDS, ago, hostStatusCell, renderTable, rolloutStateCell, shortClosure } from './output.ts';
 

@@ -10,7 +10,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
-import { parseJsonStrict } from '../release/jcs.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
 import type {
   AuditResponse,
   CheckinRequest,
@@ -29,8 +29,8 @@ import type {
   RolloutsResponse,
   RolloutState,
   TraceResponse,
-} from './api.ts';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from './api.ts';
+} from '../protocol/api.ts';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/api.ts';
 import { ApiError } from './errors.ts';
 import { peerIdentity, type PeerIdentity, type PeerRole, type PeerSocket } from './identity.ts';
 import {
@@ -40,8 +40,8 @@ import {
   parseQuarantineClearRequest,
   parseReportRequest,
   type ValidationError,
-} from './validate.ts';
-import type { Result } from '../release/result.ts';
+} from '../protocol/api-parse.ts';
+import type { Result } from '../protocol/result.ts';
 
 /** A signed artefact as served: the exact bytes and signature that were verified. */
 export type ServedArtifact = {

@@ -16,8 +16,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleFleet, sampleRevocations, signArtifact, writeSigned } from '../fixtures/artifacts.ts';
 import { mintReleaseKey, trustFor, writeTrustFile } from '../fixtures/keys.ts';
-import { verifyAuditChain } from './audit.ts';
-import { Client, makeEnv, startCp, stamp, type RunningCp } from './testing.ts';
+import { verifyAuditChain } from '../protocol/audit-chain.ts';
+import { Client, makeEnv, startCp, stamp, type RunningCp } from '../fixtures/cp-testing.ts';
 
 const MIN = 60_000;
 

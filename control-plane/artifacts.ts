@@ -6,9 +6,9 @@
  * rotation needs no restart).
  */
 import { gzipSync } from 'node:zlib';
-import { sha256Hex } from '../release/crypto.ts';
-import type { ArtifactKind, FleetResolved, Revocations, Trust } from '../release/schema.ts';
-import { verifyArtifact, type AcceptedState } from '../release/verify.ts';
+import { sha256Hex } from '../protocol/crypto.ts';
+import type { ArtifactKind, FleetResolved, Revocations, Trust } from '../protocol/schema.ts';
+import { verifyArtifact, type AcceptedState } from '../protocol/verify.ts';
 import { loadTrust } from './config.ts';
 import type { CpMetrics } from './metrics.ts';
 import type { ArtifactSource } from './sources.ts';

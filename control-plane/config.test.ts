@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createFleetCa, mintServerCert } from '../cli/pki.ts';
+import { createFleetCa, mintServerCert } from '../pki/pki.ts';
 import { mintReleaseKey, trustFor, writeKeyFile, writeTrustFile } from '../fixtures/keys.ts';
 import { DEFAULTS, loadStartupMaterial, resolveConfig, type Config } from './config.ts';
 

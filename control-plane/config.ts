@@ -13,9 +13,9 @@
  */
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseJsonStrict } from '../release/jcs.ts';
-import { err, ok, type Result } from '../release/result.ts';
-import { parseTrust, type Trust } from '../release/schema.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
+import { parseTrust, type Trust } from '../protocol/schema.ts';
 
 /** Where the signed release files come from (SPEC §2.4, §5). */
 export type SourceConfig =

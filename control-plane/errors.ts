@@ -3,7 +3,8 @@
  * `ApiError`; `app.onError` turns it into `{error: {code, message}}`. Anything else is a bug: 500
  * `INTERNAL` with a generic message (details go to the log, never to the client).
  */
-import type { ErrorBody, ErrorCode } from './api.ts';
+import type { ErrorBody, ErrorCode } from '../protocol/api.ts';
+import type { Issue } from '../protocol/api-parse.ts';
 
 export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 500 | 503>> = Object.freeze({
   MALFORMED_JSON: 400,
@@ -28,7 +29,7 @@ export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 41
   INTERNAL: 500,
 });
 
-export type Issue = { path: string; message: string };
+export type { Issue };
 
 /** An expected failure that ends the request with a JSON error body. */
 export class ApiError extends Error {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleFleet } from '../fixtures/artifacts.ts';
-import type { ReadyzResponse } from './api.ts';
-import { Client, makeEnv } from './testing.ts';
+import type { ReadyzResponse } from '../protocol/api.ts';
+import { Client, makeEnv } from '../fixtures/cp-testing.ts';
 
 const env = makeEnv();
 const BIN = join(import.meta.dirname, '..', 'bin', 'nixfleet-control-plane.js');

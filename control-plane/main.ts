@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseJsonStrict } from '../release/jcs.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
 import { createApp } from './app.ts';
 import { loadStartupMaterial, resolveConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';

@@ -5,10 +5,10 @@
 import { gunzipSync } from 'node:zlib';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createFleetCa, mintHostCert } from '../cli/pki.ts';
+import { createFleetCa, mintHostCert } from '../pki/pki.ts';
 import { sampleFleet, sampleRevocations } from '../fixtures/artifacts.ts';
-import type { CheckinRequest, ErrorBody } from './api.ts';
-import { Client, makeEnv, startCp, stamp, type Env, type RunningCp } from './testing.ts';
+import type { CheckinRequest, ErrorBody } from '../protocol/api.ts';
+import { Client, makeEnv, startCp, stamp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
 const env: Env = makeEnv();
 const fleet = sampleFleet({ hosts: 4, waves: 2, closures: true, withPubkeys: true });

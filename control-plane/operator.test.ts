@@ -6,9 +6,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
-import type { AuditResponse, CheckinResponse, HostsResponse, PauseResponse, QuarantinesResponse, RolloutsResponse } from './api.ts';
-import { verifyAuditChain, GENESIS_HASH } from './audit.ts';
-import { Client, makeEnv, startCp, type Env, type RunningCp } from './testing.ts';
+import type { AuditResponse, CheckinResponse, HostsResponse, PauseResponse, QuarantinesResponse, RolloutsResponse } from '../protocol/api.ts';
+import { verifyAuditChain, GENESIS_HASH } from '../protocol/audit-chain.ts';
+import { Client, makeEnv, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
 const t = suite('operator');
 

@@ -7,10 +7,10 @@ import { existsSync, rmSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
-import type { FleetResolved } from '../release/schema.ts';
-import type { AuditResponse, CheckinResponse, ErrorBody, HostsResponse, RolloutDetail, TraceResponse } from './api.ts';
-import { verifyAuditChain } from './audit.ts';
-import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from './testing.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
+import type { AuditResponse, CheckinResponse, ErrorBody, HostsResponse, RolloutDetail, TraceResponse } from '../protocol/api.ts';
+import { verifyAuditChain } from '../protocol/audit-chain.ts';
+import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
 const HOSTS = ['host-0000', 'host-0001', 'host-0002', 'host-0003'] as const;
 const WAVE0 = ['host-0000', 'host-0002'];

@@ -15,9 +15,9 @@
  *
  * Time is a parameter (`now`), so deadlines and soak are testable without waiting.
  */
-import { fromBase64, toBase64, verifySignature, parseOpenSshEd25519 } from '../release/crypto.ts';
-import { canonicalBytes } from '../release/jcs.ts';
-import type { FleetResolved, Trust } from '../release/schema.ts';
+import { fromBase64, toBase64, verifySignature, parseOpenSshEd25519 } from '../protocol/crypto.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import type { FleetResolved, Trust } from '../protocol/schema.ts';
 import { reconcile } from '../reconciler/reconcile.ts';
 import { applyActions, applyHostEvents } from '../reconciler/apply.ts';
 import type { Action, HostEvent, HostRolloutState, Observed, Rollout } from '../reconciler/types.ts';
@@ -48,7 +48,7 @@ import type {
   SignedConfirmedRecord,
   Target,
   TraceResponse,
-} from './api.ts';
+} from '../protocol/api.ts';
 import type { CpService, ServedArtifact } from './app.ts';
 import { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';

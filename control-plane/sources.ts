@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { ArtifactKind } from '../release/schema.ts';
+import type { ArtifactKind } from '../protocol/schema.ts';
 import type { SourceConfig } from './config.ts';
 
 export type FetchErrorCode = 'FETCH_FAILED' | 'NOT_FOUND' | 'TOO_LARGE';

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Observed, Rollout } from '../reconciler/types.ts';
-import { GENESIS_HASH, verifyAuditChain } from './audit.ts';
+import { GENESIS_HASH, verifyAuditChain } from '../protocol/audit-chain.ts';
 import { Store, type HostRow } from './store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-cp-store-'));

@@ -15,8 +15,8 @@
  * only appends to it, so whatever `history` holds after a pass is new and is inserted.
  */
 import Database from 'better-sqlite3';
-import type { AuditEntry } from './api.ts';
-import { auditEntryHash, GENESIS_HASH } from './audit.ts';
+import type { AuditEntry } from '../protocol/api.ts';
+import { auditEntryHash, GENESIS_HASH } from '../protocol/audit-chain.ts';
 import type {
   Deferral,
   HostObservation,

@@ -13,7 +13,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FleetDescription, Revocation } from '../release/schema.ts';
+import type { FleetDescription, Revocation } from '../protocol/schema.ts';
 import type { Forge } from './forge.ts';
 import { REPO, runOk, tsxArgs } from './proc.ts';
 

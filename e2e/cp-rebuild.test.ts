@@ -6,7 +6,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import * as assert from 'uvu/assert';
-import type { FleetDescription } from '../release/schema.ts';
+import type { FleetDescription } from '../protocol/schema.ts';
 import { Fleet } from './harness.ts';
 import { scenarioSuite } from './scenario.ts';
 

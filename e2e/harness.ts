@@ -5,7 +5,7 @@
  *   forge       bare git repo + working clone + raw-file HTTP endpoint (forge.ts)
  *   CI step     `nixfleet-release keygen / resolve / push / sign` as processes, commits releases/ (ci.ts)
  *   cache       signed file:// Nix binary cache served over HTTP (fixtures/nix.ts)
- *   PKI         fleet CA, CP server cert, operator cert, host certs (cli/pki.ts)
+ *   PKI         fleet CA, CP server cert, operator cert, host certs (pki/pki.ts)
  *   CP          `nixfleet-control-plane serve --config` with its own SQLite file
  *   agents      `nixfleet-agent run --config`, one process per host: own certificate, host key,
  *               state dir, Nix profile, trust.json, toy closures whose activation scripts write
@@ -28,8 +28,8 @@ import type {
   RolloutSummary,
   RolloutsResponse,
   TraceResponse,
-} from '../control-plane/api.ts';
-import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert, type FleetCa, type MintedCert } from '../cli/pki.ts';
+} from '../protocol/api.ts';
+import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert, type FleetCa, type MintedCert } from '../pki/pki.ts';
 import { startNetCutProxy } from '../fixtures/nix/netcut.ts';
 import {
   basenameOf,
@@ -42,9 +42,9 @@ import {
   type HttpCache,
   type ToyVariant,
 } from '../fixtures/nix.ts';
-import { generateKeyPair, toOpenSshEd25519 } from '../release/crypto.ts';
-import { toPkcs8Pem } from '../release/keyfile.ts';
-import type { FleetDescription, Revocation, Trust } from '../release/schema.ts';
+import { generateKeyPair, toOpenSshEd25519 } from '../protocol/crypto.ts';
+import { toPkcs8Pem } from '../io/keyfile.ts';
+import type { FleetDescription, Revocation, Trust } from '../protocol/schema.ts';
 import { Ci, type ReleaseOutput } from './ci.ts';
 import { Forge } from './forge.ts';
 import { Network, netnsAvailable } from './netns.ts';
@@ -180,7 +180,7 @@ export class Fleet {
       this.serverHost = this.network.serverIp;
     }
 
-    // PKI (cli/pki.ts). The CA key stays in the operator's directory, never in the CP's.
+    // PKI (pki/pki.ts). The CA key stays in the operator's directory, never in the CP's.
     const pki = join(this.root, 'operator');
     mkdirSync(pki, { recursive: true });
     this.ca = createFleetCa({ commonName: `nixfleet e2e ${o.name}` });

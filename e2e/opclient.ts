@@ -4,7 +4,7 @@
  * it), only on a transport failure.
  */
 import { Agent, request } from 'undici';
-import type { ErrorBody } from '../control-plane/api.ts';
+import type { ErrorBody } from '../protocol/api.ts';
 
 export type ApiResponse<T> = { status: number; body: T | ErrorBody | null; raw: Buffer; headers: Record<string, string | string[] | undefined> };
 

@@ -5,12 +5,12 @@
  * artefact bytes and signature the test gives it, and records every report and confirm the agent
  * sends, so a test can assert that the agent refused and said why.
  *
- * Speaks the agent half of control-plane/api.ts over real mTLS (node:https).
+ * Speaks the agent half of protocol/api.ts over real mTLS (node:https).
  */
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { CheckinRequest, CheckinResponse, ConfirmRequest, ReportRequest, Target } from '../control-plane/api.ts';
+import type { CheckinRequest, CheckinResponse, ConfirmRequest, ReportRequest, Target } from '../protocol/api.ts';
 
 export type RogueScript = {
   /** What the next check-ins get (null: nothing to do). */

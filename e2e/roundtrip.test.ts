@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as assert from 'uvu/assert';
-import type { ReadyzResponse } from '../control-plane/api.ts';
+import type { ReadyzResponse } from '../protocol/api.ts';
 import { Fleet } from './harness.ts';
 import { releaseTool } from './ci.ts';
 import { spawnProc, tsxArgs } from './proc.ts';

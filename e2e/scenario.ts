@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite, type Test } from 'uvu';
-import type { AuditEntry } from '../control-plane/api.ts';
+import type { AuditEntry } from '../protocol/api.ts';
 import type { Fleet } from './harness.ts';
 import { REPO, run, tsxArgs, type RunResult } from './proc.ts';
 

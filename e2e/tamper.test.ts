@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import type { ReadyzResponse, Target } from '../control-plane/api.ts';
+import type { ReadyzResponse, Target } from '../protocol/api.ts';
 import { releaseTool, type ReleaseOutput } from './ci.ts';
 import { Fleet, readStateJson } from './harness.ts';
 import { RogueCp } from './rogue-cp.ts';

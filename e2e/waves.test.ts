@@ -7,7 +7,7 @@
  * stable {stable-canary, stable-1, stable-2} (canary policy, 1 min soak on the canary wave).
  */
 import * as assert from 'uvu/assert';
-import type { RolloutSummary, TraceEvent } from '../control-plane/api.ts';
+import type { RolloutSummary, TraceEvent } from '../protocol/api.ts';
 import { Fleet } from './harness.ts';
 import { firstSeq, maxInFlight, scenarioSuite } from './scenario.ts';
 

@@ -1,5 +1,5 @@
 # A small fleet: 4 hosts, 2 channels, a canary wave then the rest. Plain data (a fleet
-# description, release/schema.ts `FleetDescription`), so it can be resolved with no nixpkgs:
+# description, protocol/schema.ts `FleetDescription`), so it can be resolved with no nixpkgs:
 #
 #   nix-instantiate --eval --strict --json --expr 'import ./lib/mkFleet.nix (import ./examples/fleet.nix)'
 #

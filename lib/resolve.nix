@@ -1,7 +1,7 @@
 # The fleet resolver in pure Nix (builtins only: no nixpkgs, no `lib`), so that `nix eval` of a
 # fleet works on a machine with nothing but Nix (SPEC §9).
 #
-# Input: a fleet description (release/schema.ts `FleetDescription`) as an attribute set, or a list
+# Input: a fleet description (protocol/schema.ts `FleetDescription`) as an attribute set, or a list
 # of them (fleet files, merged).
 # Output, like resolve.ts `resolveFleetInput`: `{ ok = true; fleet; warnings; }` or
 # `{ ok = false; error = { code; message; }; }` (lib.mkFleet throws the error). `fleet` is the
@@ -16,7 +16,7 @@
 #
 # The rules, defaults, check order, codes and messages are those of release/README.md
 # ("Fleet description → fleet.resolved.json") and release/resolve.ts; the shape check mirrors
-# `parseFleetDescription` in release/schema.ts (same paths, same messages). The first failing check
+# `parseFleetDescription` in protocol/schema.ts (same paths, same messages). The first failing check
 # is the error; nothing after it is evaluated.
 desc:
 let
@@ -29,7 +29,7 @@ let
   isObj = b.isAttrs;
 
   # ---------------------------------------------------------------------------------------------
-  # Shape (release/schema.ts parseFleetDescription): lists of { path; message; } in its order.
+  # Shape (protocol/schema.ts parseFleetDescription): lists of { path; message; } in its order.
   # ---------------------------------------------------------------------------------------------
 
   # JS `/^[A-Za-z_$][\w$-]*$/` (\w is ASCII) decides between `.key` and `["key"]`.
@@ -159,7 +159,7 @@ let
   strategies = [ "canary" "staged" "all-at-once" ];
   onHealthFailures = [ "halt" "rollback-and-halt" ];
   complianceModes = [ "disabled" "permissive" "enforce" ];
-  # release/schema.ts KNOWN_FRAMEWORKS
+  # protocol/schema.ts KNOWN_FRAMEWORKS
   knownFrameworks = [ "anssi-bp028" "bsi-grundschutz" "cis" "dora" "hipaa" "iso27001" "nis2" "pci-dss" "soc2" ];
 
   schemaMessage = issues:
@@ -239,7 +239,7 @@ let
     // optionalAttrs (s ? and) { and = map toSelector s.and; }
     // optionalAttrs (s ? not) { not = toSelector s.not; };
 
-  # release/schema.ts matchesSelector: OR over the base rules that are set, then `and`, then `not`.
+  # protocol/schema.ts matchesSelector: OR over the base rules that are set, then `and`, then `not`.
   matches = sel: name: host:
     let
       baseSet = sel.all || sel.hosts != [ ] || sel.tags != [ ] || sel.tagsAny != [ ] || sel.channel != null;

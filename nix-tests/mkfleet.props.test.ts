@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { canonicalize } from '../release/jcs.ts';
+import { canonicalize } from '../protocol/jcs.ts';
 import { resolveFleetInput } from '../release/resolve.ts';
 import { sampleDescription } from '../fixtures/artifacts.ts';
 import { nixEvalJson, nixString } from './nix.ts';

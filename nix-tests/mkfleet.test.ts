@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { caseFiles } from '../fixtures/fleets/regenerate.ts';
-import { canonicalize } from '../release/jcs.ts';
+import { canonicalize } from '../protocol/jcs.ts';
 import { resolveFleetInput } from '../release/resolve.ts';
 import { nixEvalJson, nixString, ROOT } from './nix.ts';
 

@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { applyActions, applyHostEvent, applyHostEvents, findHostRollout, hostTransition } from './apply.ts';
-import { makeFleet, makeObserved, makeRollout, onlineHost } from './testkit.ts';
+import { makeFleet, makeObserved, makeRollout, onlineHost } from '../fixtures/reconciler-testkit.ts';
 import { HOST_ROLLOUT_STATES, type HostEvent, type HostRolloutState } from './types.ts';
 
 const T0 = Date.UTC(2026, 3, 24, 10, 0, 0);

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { workedExample } from './example.ts';
+import { workedExample } from '../fixtures/reconciler-example.ts';
 
 const readme = readFileSync(join(import.meta.dirname, 'README.md'), 'utf8');
 const s = suite('README worked example');

@@ -9,8 +9,8 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
-import { matchesSelector } from '../release/schema.ts';
-import type { DisruptionBudget, FleetResolved, Host, OnHealthFailure, Selector, ComplianceMode } from '../release/schema.ts';
+import { matchesSelector } from '../protocol/schema.ts';
+import type { DisruptionBudget, FleetResolved, Host, OnHealthFailure, Selector, ComplianceMode } from '../protocol/schema.ts';
 
 export type BudgetIndex = {
   index: number;

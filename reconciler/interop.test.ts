@@ -1,7 +1,7 @@
 /**
  * Adapter over the NixFleet v1 (Rust reference) reconciler golden cases in
- * fixtures/interop/nixfleet-v1/reconciler/<case>/{fleet,observed,expected}.json (a copy of
- * ../shared/interop: MIT-licensed data, see its README).
+ * ../shared/interop/nixfleet-v1/reconciler/<case>/{fleet,observed,expected}.json (read in place,
+ * see fixtures/interop.ts and the folder's README).
  *
  * Their `observed` and action shapes are theirs; this file maps them to ours and asserts that our
  * decision is the same, or, where SPEC §4 differs on purpose, asserts our behaviour and names
@@ -23,14 +23,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { FleetResolved } from '../release/schema.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
 import { applyActions } from './apply.ts';
 import { indexFleet } from './fleet-index.ts';
 import { reconcile } from './reconcile.ts';
-import { makeObserved, onlineHost } from './testkit.ts';
+import { makeObserved, onlineHost } from '../fixtures/reconciler-testkit.ts';
 import type { Action, HostRolloutState, Observed, Rollout, RolloutState, SkipCode } from './types.ts';
+import { INTEROP_DIR } from '../fixtures/interop.ts';
 
-const DIR = join(import.meta.dirname, '..', 'fixtures', 'interop', 'nixfleet-v1', 'reconciler');
+const DIR = join(INTEROP_DIR, 'reconciler');
 const NOW = Date.parse('2026-04-24T10:00:00Z');
 
 type Their = {

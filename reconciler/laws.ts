@@ -8,7 +8,7 @@
  *
  * Pure module: no I/O.
  */
-import type { FleetResolved } from '../release/schema.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
 import { computeTargetRef, selectorMatches } from './fleet-index.ts';
 import { reconcile } from './reconcile.ts';
 import type { SimTick } from './simulate.ts';

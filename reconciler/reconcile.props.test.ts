@@ -6,13 +6,13 @@
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { FleetResolved } from '../release/schema.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
 import { indexFleet } from './fleet-index.ts';
 import { lawBudgets, lawDispatches, lawIdempotent } from './laws.ts';
 import { reconcile } from './reconcile.ts';
 import { simulate, type HostBehaviour, type SimTick } from './simulate.ts';
 import { pauseChannel, resumeChannel } from './apply.ts';
-import { prng, randomFleet, shuffleKeys, type RandomFleetParams } from './testkit.ts';
+import { prng, randomFleet, shuffleKeys, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
 import type { Observed } from './types.ts';
 
 const fleetParams = (o: { maxHosts?: number; budgets?: boolean } = {}): fc.Arbitrary<RandomFleetParams> =>

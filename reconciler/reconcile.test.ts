@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { reconcile } from './reconcile.ts';
 import { applyActions } from './apply.ts';
 import { budgetLimit, computeTargetRef, rolloutIdOf } from './fleet-index.ts';
-import { closureFor, makeFleet, makeObserved, makeRollout, onlineHost, type FleetSpec } from './testkit.ts';
+import { closureFor, makeFleet, makeObserved, makeRollout, onlineHost, type FleetSpec } from '../fixtures/reconciler-testkit.ts';
 import type { Action, Observed } from './types.ts';
 
 const T0 = Date.UTC(2026, 3, 24, 10, 0, 0);

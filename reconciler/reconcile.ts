@@ -16,7 +16,7 @@
  *
  * Pure module: no I/O, no clock, no randomness.
  */
-import type { FleetResolved } from '../release/schema.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
 import { indexFleet, type ChannelIndex, type FleetIndex } from './fleet-index.ts';
 import {
   DEFAULT_RECONCILE_OPTIONS,

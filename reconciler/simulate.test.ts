@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { emptyObserved } from './apply.ts';
 import { indexFleet } from './fleet-index.ts';
 import { simulate } from './simulate.ts';
-import { makeFleet } from './testkit.ts';
+import { makeFleet } from '../fixtures/reconciler-testkit.ts';
 
 const fleet = makeFleet({
   hosts: { a: { channel: 's' }, b: { channel: 's' }, c: { channel: 's' }, d: { channel: 's' } },

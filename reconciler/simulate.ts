@@ -10,7 +10,7 @@
  *
  * Pure module: no I/O, no clock, no randomness (virtual time is a number).
  */
-import type { FleetResolved } from '../release/schema.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
 import { applyActions, applyHostEvents, emptyObserved } from './apply.ts';
 import { indexFleet } from './fleet-index.ts';
 import { reconcile } from './reconcile.ts';

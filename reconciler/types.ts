@@ -1,7 +1,7 @@
 /**
  * Types of the pure reconciler (SPEC §4): what the control plane observed (`Observed`), the
  * decisions the reconciler returns (`Action`) and what an agent tells the control plane
- * (`HostEvent`). Fleet types come from `release/schema.ts` and are never restated here.
+ * (`HostEvent`). Fleet types come from `protocol/schema.ts` and are never restated here.
  *
  * Contract: these types are shared with the control plane, the CLI and the simulator. Changes are
  * additive only. Every timestamp is milliseconds since the Unix epoch (`…Ms`).
@@ -9,46 +9,15 @@
  * Pure module: no I/O.
  */
 
-/**
- * Host state inside one rollout (SPEC §4):
- * `Queued → Dispatched → Activating → ConfirmWindow → Healthy → Soaked → Converged`,
- * side exits `Failed` and `Reverted`.
- */
-export type HostRolloutState =
-  | 'Queued'
-  | 'Dispatched'
-  | 'Activating'
-  | 'ConfirmWindow'
-  | 'Healthy'
-  | 'Soaked'
-  | 'Converged'
-  | 'Failed'
-  | 'Reverted';
-
-export const HOST_ROLLOUT_STATES: readonly HostRolloutState[] = [
-  'Queued',
-  'Dispatched',
-  'Activating',
-  'ConfirmWindow',
-  'Healthy',
-  'Soaked',
-  'Converged',
-  'Failed',
-  'Reverted',
-];
-
-/** States that use a disruption-budget slot (SPEC §4). */
-export const IN_FLIGHT_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow', 'Healthy'];
-/** States that count as done for wave order and host edges (SPEC §4). */
-export const DONE_STATES: readonly HostRolloutState[] = ['Soaked', 'Converged'];
-
-/**
- * Rollout state: `Pending → Executing(wave k) → Converged`, or `Halted` (a host Failed or
- * Reverted), `Superseded` (the channel's signed target changed) or `Paused` (operator).
- */
-export type RolloutState = 'Pending' | 'Executing' | 'Converged' | 'Halted' | 'Superseded' | 'Paused';
-
-export const ROLLOUT_STATES: readonly RolloutState[] = ['Pending', 'Executing', 'Converged', 'Halted', 'Superseded', 'Paused'];
+export {
+  DONE_STATES,
+  HOST_ROLLOUT_STATES,
+  IN_FLIGHT_STATES,
+  ROLLOUT_STATES,
+  type HostRolloutState,
+  type RolloutState,
+} from '../protocol/states.ts';
+import type { HostRolloutState, RolloutState } from '../protocol/states.ts';
 
 /** Why a host was skipped this tick (first blocking per-host gate wins). */
 export type SkipCode =

@@ -8,11 +8,12 @@ import * as assert from 'uvu/assert';
 import { fakeClosure } from '../fixtures/artifacts.ts';
 import { mintReleaseKey, trustFor, writeKeyFile, writeTrustFile } from '../fixtures/keys.ts';
 import { runCli } from './cli.ts';
-import { parseJsonStrict } from './jcs.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
+import { INTEROP_DIR } from '../fixtures/interop.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FLEET = join(ROOT, 'fixtures/fleets/golden/canary-then-staged/fleet.json');
-const INTEROP = join(ROOT, 'fixtures/interop/nixfleet-v1');
+const INTEROP = INTEROP_DIR;
 const NOW = '2026-05-01T12:00:00Z';
 
 type Run = { code: number; out: string; err: string };

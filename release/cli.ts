@@ -8,11 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic as writeFileAtomicDurable } from './atomic-file.ts';
+import { writeFileAtomic as writeFileAtomicDurable } from '../io/atomic-file.ts';
 import { parseArgs } from 'node:util';
-import { fromBase64, generateKeyPair, publicKeyOf, SIGNATURE_BYTES, signBytes, toBase64, verifySignature, type PrivateKey } from './crypto.ts';
-import { canonicalBytes, canonicalize, parseJsonStrict } from './jcs.ts';
-import { parsePrivateKeyPem, toPkcs8Pem } from './keyfile.ts';
+import { fromBase64, generateKeyPair, publicKeyOf, SIGNATURE_BYTES, signBytes, toBase64, verifySignature, type PrivateKey } from '../protocol/crypto.ts';
+import { canonicalBytes, canonicalize, parseJsonStrict } from '../protocol/jcs.ts';
+import { parsePrivateKeyPem, toPkcs8Pem } from '../io/keyfile.ts';
 import { runPush } from './push.ts';
 import { resolveFleetInput } from './resolve.ts';
 import {
@@ -27,8 +27,8 @@ import {
   type Revocations,
   type SignatureAlgorithm,
   type Trust,
-} from './schema.ts';
-import { verifyArtifact, type AcceptedState } from './verify.ts';
+} from '../protocol/schema.ts';
+import { verifyArtifact, type AcceptedState } from '../protocol/verify.ts';
 
 export type CliIo = {
   stdout: (s: string | Uint8Array) => void;
@@ -57,7 +57,7 @@ function readFile(path: string, what: string): Buffer {
   }
 }
 
-/** Write atomically (release/atomic-file.ts); an fs failure becomes an IoError (exit 2). */
+/** Write atomically (io/atomic-file.ts); an fs failure becomes an IoError (exit 2). */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   try {
     writeFileAtomicDurable(path, data, { mode });

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { canonicalize } from './jcs.ts';
+import { canonicalize } from '../protocol/jcs.ts';
 import { resolveFleet } from './resolve.ts';
-import { matchesSelector, type FleetDescription, type SelectorInput } from './schema.ts';
+import { matchesSelector, type FleetDescription, type SelectorInput } from '../protocol/schema.ts';
 
 const name = fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/);
 const tag = fc.constantFrom('a', 'b', 'c', 'd');

@@ -4,12 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCase } from '../fixtures/fleets/regenerate.ts';
-import { canonicalize } from './jcs.ts';
+import { canonicalize } from '../protocol/jcs.ts';
 import { resolveFleet, resolveFleetInput } from './resolve.ts';
-import { parseFleetResolved, type FleetDescription } from './schema.ts';
+import { parseFleetResolved, type FleetDescription } from '../protocol/schema.ts';
+import { pathToFileURL } from 'node:url';
+import { INTEROP_DIR } from '../fixtures/interop.ts';
 
 const FLEETS = fileURLToPath(new URL('../fixtures/fleets/', import.meta.url));
-const INTEROP = new URL('../fixtures/interop/nixfleet-v1/', import.meta.url);
+const INTEROP = pathToFileURL(INTEROP_DIR + '/');
 const canon = (v: unknown): string => {
   const c = canonicalize(v);
   if (!c.ok) throw new Error(c.error.message);

@@ -6,7 +6,7 @@
  *
  * Pure module: no I/O.
  */
-import { err, ok, type Result } from './result.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
 import {
   CHANNEL_DEFAULTS,
   KNOWN_FRAMEWORKS,
@@ -28,7 +28,7 @@ import {
   type Selector,
   type SelectorInput,
   type Wave,
-} from './schema.ts';
+} from '../protocol/schema.ts';
 
 export type ResolveErrorCode =
   | 'SCHEMA_INVALID'

@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import { Client } from 'undici';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mintHostCert } from '../../cli/pki.ts';
+import { mintHostCert } from '../../pki/pki.ts';
 import { loadBenchPki } from './certs.ts';
 
 const test = suite('bench/lib/certs');
@@ -40,7 +40,7 @@ test('mints one certificate per name, signed by the bench CA, with the host iden
   assert.is(new Set(pki.hosts.map((h) => h.serial)).size, names.length);
 });
 
-test('same subject layout, issuer, key usages and CA flag as cli/pki.ts mintHostCert', () => {
+test('same subject layout, issuer, key usages and CA flag as pki/pki.ts mintHostCert', () => {
   const ref = mintHostCert(pki.ca, 'web-01');
   assert.equal(shape(pki.hosts[0]!.certPem), shape(ref.certPem));
   const ours = new X509Certificate(pki.hosts[0]!.certPem).toLegacyObject();

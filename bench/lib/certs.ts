@@ -2,7 +2,7 @@
  * Certificates for a benchmark fleet of up to 10,000 hosts, minted once and cached under
  * `.bench-cache/` (gitignored).
  *
- * The fleet CA and the control plane's server certificate come from `cli/pki.ts`, exactly as in
+ * The fleet CA and the control plane's server certificate come from `pki/pki.ts`, exactly as in
  * production. The host certificates have the same layout as `mintHostCert` (subject
  * CN = hostname, OU `host`, O `nixfleet`; the same extensions, each with its own random serial), but
  * are minted on a fast path, for two measured reasons (see docs/performance.md):
@@ -30,7 +30,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { createFleetCa, mintOperatorCert, mintServerCert, type FleetCa } from '../../cli/pki.ts';
+import { createFleetCa, mintOperatorCert, mintServerCert, type FleetCa } from '../../pki/pki.ts';
 
 const { pki, asn1 } = forge;
 
@@ -45,7 +45,7 @@ export type BenchPki = {
   readonly ca: FleetCa;
   /** The control plane's server certificate and key (SAN localhost, 127.0.0.1). */
   readonly server: { readonly certPem: string; readonly keyPem: string };
-  /** An operator certificate (OU `operator`, from cli/pki.ts) for the bench's reads of CP state. */
+  /** An operator certificate (OU `operator`, from pki/pki.ts) for the bench's reads of CP state. */
   readonly operator: { readonly certPem: string; readonly keyPem: string };
   /** The one private key shared by every host certificate (PEM, PKCS#8). */
   readonly hostKeyPem: string;
@@ -92,7 +92,7 @@ const PLACEHOLDER_RSA_PUBLIC_KEY = generateKeyPairSync('rsa', { modulusLength: 1
 
 /**
  * A host certificate minter for one CA and one shared host public key (PEM SPKI, P-256 or RSA).
- * Same subject and extensions as `cli/pki.ts` `mintHostCert`; signature by Node's native RSA.
+ * Same subject and extensions as `pki/pki.ts` `mintHostCert`; signature by Node's native RSA.
  */
 export function hostCertMinter(ca: FleetCa, hostPublicKeyPem: string): (name: string, nowMs: number) => HostCert {
   const caCert = pki.certificateFromPem(ca.certPem);

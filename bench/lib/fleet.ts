@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { fakeClosure, hostName, sampleFleet, signFleet, writeSigned, type SignedArtifact } from '../../fixtures/artifacts.ts';
 import { mintHostKey, mintReleaseKey, trustFor, writeTrustFile, type ReleaseKey } from '../../fixtures/keys.ts';
-import type { FleetResolved } from '../../release/schema.ts';
+import type { FleetResolved } from '../../protocol/schema.ts';
 import { defaultCacheDir, type BenchPki } from './certs.ts';
 
 export const CHANNELS = ['stable', 'beta', 'edge', 'lts'] as const;

@@ -24,10 +24,10 @@ import { connect as tlsConnect, createSecureContext, type SecureContext } from '
 import { fileURLToPath } from 'node:url';
 import type { KeyObject } from 'node:crypto';
 import { Client } from 'undici';
-import type { CheckinRequest, CheckinResponse, ConfirmRequest, HostReport, LastOutcome, ReportRequest } from '../../control-plane/api.ts';
+import type { CheckinRequest, CheckinResponse, ConfirmRequest, HostReport, LastOutcome, ReportRequest } from '../../protocol/api.ts';
 import { resumingConnector } from '../../agent/client.ts';
 import { fakeClosure } from '../../fixtures/artifacts.ts';
-import { canonicalBytes } from '../../release/jcs.ts';
+import { canonicalBytes } from '../../protocol/jcs.ts';
 import { forkTs, serveChild, type Forked } from './child.ts';
 import { hostSigningKey, signEd25519B64, type HostKeyRecord } from './fleet.ts';
 import { procCpuMs, summarize, type Summary } from './stats.ts';

@@ -4,7 +4,7 @@
  * hosts polling until every one of them runs generation 2 — which is checked from the CP's own
  * state (`GET /v1/hosts`, `GET /v1/rollouts`), not from the simulator.
  */
-import type { HostsResponse, RolloutsResponse } from '../../control-plane/api.ts';
+import type { HostsResponse, RolloutsResponse } from '../../protocol/api.ts';
 import { memoryBreakdown, startAgentsRun, type MemoryBreakdown } from './agents-run.ts';
 import { histogramTotals } from './cp.ts';
 import type { AgentsResult } from './load-client.ts';

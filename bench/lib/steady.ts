@@ -7,7 +7,7 @@
  * connections it holds (its own `nixfleet_tls_connections_open` gauge), full vs resumed handshakes
  * (`nixfleet_tls_connections_total`), and every host's last check-in from `GET /v1/hosts`.
  */
-import type { HostsResponse } from '../../control-plane/api.ts';
+import type { HostsResponse } from '../../protocol/api.ts';
 import { memoryBreakdown, startAgentsRun, type MemoryBreakdown } from './agents-run.ts';
 import { counterTotal } from './cp.ts';
 import type { AgentsResult } from './load-client.ts';

@@ -1,0 +1,89 @@
+/**
+ * The repository's layout rules (README "Layout", docs/architecture.md), checked on every
+ * `npm test` so that a boundary cannot erode silently:
+ *
+ * - the programs `agent/`, `cli/`, `control-plane/` do not import each other or `fixtures/`
+ *   (test files excepted: they may drive a real peer);
+ * - `protocol/` and `reconciler/` are pure: no I/O module, no clock, no randomness, no process;
+ *   `protocol/` imports nothing outside itself, `reconciler/` nothing but `protocol/`;
+ * - test support lives in `fixtures/`, not in product folders.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve, dirname } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const PROGRAMS = ['agent', 'cli', 'control-plane'] as const;
+const PRODUCT = ['protocol', 'io', 'pki', 'release', 'reconciler', ...PROGRAMS] as const;
+const isTest = (f: string): boolean => f.endsWith('.test.ts');
+
+function tsFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(join(ROOT, dir))) {
+    const rel = join(dir, name);
+    if (statSync(join(ROOT, rel)).isDirectory()) out.push(...tsFiles(rel));
+    else if (name.endsWith('.ts') || name.endsWith('.tsx')) out.push(rel);
+  }
+  return out;
+}
+
+/** Every module specifier a file imports or re-exports (static and dynamic). */
+function specifiers(file: string): string[] {
+  const src = readFileSync(join(ROOT, file), 'utf8');
+  const out: string[] = [];
+  for (const m of src.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?from\s*['"]([^'"]+)['"]/g)) out.push(m[1]!);
+  for (const m of src.matchAll(/(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g)) out.push(m[1]!);
+  for (const m of src.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push(m[1]!);
+  return out;
+}
+
+/** The top-level folder a relative specifier lands in, or null for a package / node: module. */
+function folderOf(file: string, spec: string): string | null {
+  if (!spec.startsWith('.')) return null;
+  return relative(ROOT, resolve(ROOT, dirname(file), spec)).split('/')[0] ?? null;
+}
+
+const product = (dir: string): string[] => tsFiles(dir).filter((f) => !isTest(f));
+
+test('programs do not import each other or fixtures/ (non-test files)', () => {
+  const bad: string[] = [];
+  for (const p of PROGRAMS) {
+    for (const f of product(p)) {
+      for (const s of specifiers(f)) {
+        const to = folderOf(f, s);
+        if (to !== null && to !== p && ([...PROGRAMS, 'fixtures', 'e2e', 'bench'] as string[]).includes(to)) bad.push(`${f} -> ${s}`);
+      }
+    }
+  }
+  assert.equal(bad, []);
+});
+
+const IO_MODULES = /^(node:)?(fs|fs\/promises|net|tls|http|https|http2|child_process|dgram|dns|os|process|worker_threads|cluster|readline|v8|vm)$|^(undici|better-sqlite3|pg|hono|@hono\/node-server|node-forge)(\/|$)/;
+const IMPURE = [/\bDate\.now\(/, /\bnew Date\(\)/, /\bMath\.random\(/, /\bprocess\./, /\bperformance\.now\(/];
+
+for (const [dir, allowed] of [
+  ['protocol', ['protocol']],
+  ['reconciler', ['reconciler', 'protocol']],
+] as const) {
+  test(`${dir}/ is pure: no I/O module, no clock, no randomness, imports only ${allowed.join(' + ')}`, () => {
+    const bad: string[] = [];
+    for (const f of product(dir)) {
+      for (const s of specifiers(f)) {
+        if (IO_MODULES.test(s)) bad.push(`${f} imports ${s}`);
+        const to = folderOf(f, s);
+        if (to !== null && !(allowed as readonly string[]).includes(to)) bad.push(`${f} imports ${s}`);
+      }
+      const src = readFileSync(join(ROOT, f), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      for (const re of IMPURE) if (re.test(src)) bad.push(`${f} uses ${re.source}`);
+    }
+    assert.equal(bad, []);
+  });
+}
+
+test('test support lives in fixtures/, not in product folders', () => {
+  const bad = PRODUCT.flatMap((d) => product(d)).filter((f) => /(^|\/)(testing|testkit|harness|fake-[^/]*)\.ts$/.test(f));
+  assert.equal(bad, []);
+});
+
+test.run();
