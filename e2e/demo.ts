@@ -9,7 +9,6 @@
  *   stable : web-canary  → web-1, web-2      (canary wave, then the rest; rollback-and-halt)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fleet as FleetT } from './harness.ts';
 import { REPO, tsxArgs } from './proc.ts';
@@ -31,26 +30,14 @@ function haveNix(): boolean {
   }
 }
 
-/** What a fresh machine lacks: Nix (Debian `nix-bin`). node_modules is handled by the caller. */
+/**
+ * What the demo needs; `npm run demo` (scripts/run.mjs) has installed node_modules and nix-bin
+ * already, so this only explains what is still missing when the file is run some other way.
+ */
 function preflight(): void {
-  if (!existsSync(join(REPO, 'node_modules', 'undici'))) {
-    console.error('node_modules is missing: run `npm ci` first (or `node e2e/run-demo.mjs`, which does it for you).');
-    process.exit(2);
-  }
   if (!haveNix()) {
-    const root = process.getuid?.() === 0;
-    const apt = existsSync('/usr/bin/apt-get');
-    if (root && apt) {
-      console.log('Nix is not installed: installing Debian’s nix-bin (apt-get install -y nix-bin) …');
-      execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-      execFileSync('apt-get', ['install', '-y', '-qq', 'nix-bin'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    } else {
-      console.error(
-        'The demo needs Nix (it builds and activates real, if tiny, system closures).\n' +
-          (apt ? 'Install it with:  sudo apt-get install -y nix-bin   (then run the demo as root: it manages /nix/store)\n' : 'Install Nix from https://nixos.org/download and run the demo as root.\n'),
-      );
-      process.exit(2);
-    }
+    console.error('The demo needs Nix (it builds and activates real, if tiny, system closures): run it with `npm run demo`, which installs Debian’s nix-bin, or install Nix yourself.');
+    process.exit(2);
   }
   if (process.getuid?.() !== 0) {
     console.error('The demo writes to the Nix store as a single-user install: run it as root (e.g. in a VM or container).');
@@ -60,7 +47,7 @@ function preflight(): void {
 
 preflight();
 
-// Imported after the preflight so a missing node_modules gives the message above, not a stack.
+// Imported after the preflight so a missing Nix gives the message above, not a stack.
 const { Fleet } = await import('./harness.ts');
 
 /** `nixfleet …` with its output shown live (the operator's view). */

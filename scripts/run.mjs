@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// Fresh-clone entry point for `npm test` and `npm run demo`, in plain JavaScript so that it runs
+// before anything needs node_modules: installs what is missing, then runs the TypeScript entry
+// with tsx. Usage: node scripts/run.mjs ENTRY.ts [args…]
+//
+// What it installs, each only when missing:
+//   - the locked npm dependencies (`npm ci`) when a dependency of package.json is absent from
+//     node_modules or at another version than package-lock.json pins;
+//   - Debian packages for the commands the tests drive for real (`nix` from nix-bin, …), with
+//     apt-get, when running as root on a Debian-like system. Otherwise it says what to install.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Commands the test suite runs for real, and the Debian package that provides each. */
+const DEBIAN = [{ command: 'nix', pkg: 'nix-bin' }];
+
+function say(msg) {
+  process.stderr.write(`setup: ${msg}\n`);
+}
+
+function readJson(path) {
+  return JSON.parse(readFileSync(path, 'utf8'));
+}
+
+/** Names of package.json dependencies missing from node_modules or not at the locked version. */
+function staleDependencies() {
+  const pkg = readJson(join(repo, 'package.json'));
+  const lock = readJson(join(repo, 'package-lock.json'));
+  const names = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.devDependencies ?? {})];
+  return names.filter((name) => {
+    const installed = join(repo, 'node_modules', name, 'package.json');
+    if (!existsSync(installed)) return true;
+    const want = lock.packages?.[`node_modules/${name}`]?.version;
+    return want !== undefined && readJson(installed).version !== want;
+  });
+}
+
+function onPath(command) {
+  return (process.env.PATH ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, command)));
+}
+
+function run(cmd, args, env = process.env) {
+  const r = spawnSync(cmd, args, { cwd: repo, stdio: 'inherit', env });
+  if (r.error) {
+    say(`${cmd}: ${r.error.message}`);
+    process.exit(2);
+  }
+  return r.status ?? 1;
+}
+
+function ensureNodeModules() {
+  const stale = staleDependencies();
+  if (stale.length === 0) return;
+  say(`node_modules lacks or has other versions of ${stale.join(', ')}: running npm ci`);
+  if (run('npm', ['ci', '--no-audit', '--no-fund']) !== 0) {
+    say('npm ci failed (see above); fix that, then run the command again');
+    process.exit(2);
+  }
+}
+
+function ensureDebianPackages() {
+  const missing = DEBIAN.filter((d) => !onPath(d.command));
+  if (missing.length === 0) return;
+  const pkgs = missing.map((d) => d.pkg);
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot || !onPath('apt-get')) {
+    say(`missing ${missing.map((d) => d.command).join(', ')}: install the Debian package(s) ${pkgs.join(' ')} (apt-get install ${pkgs.join(' ')}) and run again`);
+    process.exit(2);
+  }
+  say(`installing ${pkgs.join(' ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (run('apt-get', ['update', '-qq'], env) !== 0 || run('apt-get', ['install', '-y', '-qq', ...pkgs], env) !== 0) {
+    say(`apt-get install ${pkgs.join(' ')} failed (see above)`);
+    process.exit(2);
+  }
+}
+
+const [entry, ...args] = process.argv.slice(2);
+if (entry === undefined) {
+  say('usage: node scripts/run.mjs ENTRY.ts [args…]');
+  process.exit(2);
+}
+ensureNodeModules();
+ensureDebianPackages();
+const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, entry), ...args], { cwd: repo, stdio: 'inherit' });
+if (r.signal) process.kill(process.pid, r.signal);
+process.exit(r.status ?? 1);
