@@ -1,0 +1,137 @@
+/**
+ * Merkle tree hashing, inclusion proofs and their verification as in RFC 9162 (Certificate
+ * Transparency v2) §2.1, used for the signed per-host slices (SPEC §10, issue 19): the release
+ * tool builds one tree over one leaf per host, the CP serves each host its leaf and audit path,
+ * the agent checks the path against the root in the signed index.
+ *
+ * - leaf hash  = SHA-256(0x00 ‖ leaf bytes)              (RFC 9162 §2.1.1)
+ * - node hash  = SHA-256(0x01 ‖ left ‖ right)
+ * - MTH({})    = SHA-256() ; MTH of n > 1 leaves splits at k, the largest power of two < n.
+ *
+ * The 0x00 / 0x01 prefixes make a leaf hash and an interior node hash differ, so an interior node
+ * cannot be passed off as a leaf (second-preimage attack on the tree). Pure: no I/O.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+
+/** Hash size of SHA-256, the only hash RFC 9162's v2 log uses here. */
+export const HASH_BYTES = 32;
+
+const LEAF_PREFIX = 0x00;
+const NODE_PREFIX = 0x01;
+
+/** RFC 9162 §2.1.1: the hash of one leaf's bytes. */
+export function leafHash(leaf: Uint8Array): Uint8Array {
+  const buf = new Uint8Array(leaf.length + 1);
+  buf[0] = LEAF_PREFIX;
+  buf.set(leaf, 1);
+  return sha256(buf);
+}
+
+/** RFC 9162 §2.1.1: the hash of an interior node from its two children's hashes. */
+export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
+  const buf = new Uint8Array(1 + left.length + right.length);
+  buf[0] = NODE_PREFIX;
+  buf.set(left, 1);
+  buf.set(right, 1 + left.length);
+  return sha256(buf);
+}
+
+/**
+ * The tree head over already-hashed leaves (MTH of RFC 9162 §2.1.1), computed bottom-up in O(n):
+ * pairing left to right and carrying an odd last node up unchanged gives the same tree as the
+ * recursive split at the largest power of two.
+ */
+export function merkleRoot(leafHashes: readonly Uint8Array[]): Uint8Array {
+  if (leafHashes.length === 0) return sha256(new Uint8Array(0));
+  let level: Uint8Array[] = leafHashes.slice();
+  while (level.length > 1) {
+    const next: Uint8Array[] = [];
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(nodeHash(level[i]!, level[i + 1]!));
+    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+    level = next;
+  }
+  return level[0]!;
+}
+
+/**
+ * Every level of the tree, leaves first; level[h][i] is the root of the subtree of leaves
+ * [i·2^h, min((i+1)·2^h, n)). Building it once lets the release tool cut all n audit paths in
+ * O(n log n) instead of recomputing subtrees per host.
+ */
+export function merkleLevels(leafHashes: readonly Uint8Array[]): Uint8Array[][] {
+  if (leafHashes.length === 0) throw new RangeError('a Merkle tree over no leaves has no levels');
+  const levels: Uint8Array[][] = [leafHashes.slice()];
+  let level = levels[0]!;
+  while (level.length > 1) {
+    const next: Uint8Array[] = [];
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(nodeHash(level[i]!, level[i + 1]!));
+    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+    levels.push(next);
+    level = next;
+  }
+  return levels;
+}
+
+/**
+ * The audit path (PATH(m, D[n]) of RFC 9162 §2.1.3.1) for leaf `index`, read off the levels:
+ * at each level, the sibling of the node on the way up, skipped where the node is a carried-up
+ * last node with no sibling. Ordered from the leaf towards the root.
+ */
+export function inclusionProofFromLevels(levels: readonly (readonly Uint8Array[])[], index: number): Uint8Array[] {
+  const n = levels[0]?.length ?? 0;
+  if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`leaf index ${index} outside a tree of ${n} leaves`);
+  const path: Uint8Array[] = [];
+  let i = index;
+  for (let h = 0; h < levels.length - 1; h++) {
+    const level = levels[h]!;
+    const sibling = i % 2 === 0 ? i + 1 : i - 1;
+    if (sibling < level.length) path.push(level[sibling]!);
+    i = Math.floor(i / 2);
+  }
+  return path;
+}
+
+/** The audit path for one leaf of a tree over `leafHashes` (builds the levels; see above). */
+export function inclusionProof(leafHashes: readonly Uint8Array[], index: number): Uint8Array[] {
+  return inclusionProofFromLevels(merkleLevels(leafHashes), index);
+}
+
+/**
+ * RFC 9162 §2.1.3.2: does `proof` show that the leaf with hash `leaf` sits at `index` in the tree
+ * of `treeSize` leaves whose root is `root`? The algorithm walks the path with the bits of the
+ * index and of the last index, and checks that the path is used up exactly where the root is
+ * reached, so a proof cannot be padded or cut short.
+ */
+export function verifyInclusion(leaf: Uint8Array, index: number, treeSize: number, proof: readonly Uint8Array[], root: Uint8Array): boolean {
+  if (!Number.isSafeInteger(treeSize) || treeSize < 1 || !Number.isSafeInteger(index) || index < 0 || index >= treeSize) return false;
+  if (leaf.length !== HASH_BYTES || root.length !== HASH_BYTES || proof.some((p) => p.length !== HASH_BYTES)) return false;
+  // Bit arithmetic on safe integers through division: >>> would truncate past 2^32.
+  let fn = index;
+  let sn = treeSize - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = nodeHash(p, r);
+      if (fn % 2 === 0) {
+        // Right-most node with no right sibling at this level: climb until it is a right child.
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
+      }
+    } else {
+      r = nodeHash(r, p);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && equalBytes(r, root);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
