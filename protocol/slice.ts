@@ -1,0 +1,210 @@
+/**
+ * Signed per-host slices (SPEC §10, issue 19): one RFC 9162 Merkle tree over one leaf per host,
+ * so that an agent can check its own entry against a small signed index instead of downloading
+ * the whole artefact (2.6 MB at 10,000 hosts).
+ *
+ * - A **leaf** is the JCS bytes of what the host's agent needs from the fleet: its hostname, its
+ *   host entry, its channel's name and settings, and its wave (index and soak) — see
+ *   {@link SliceLeaf}. Leaves are in hostname order (UTF-16 code units, the order JCS sorts keys).
+ * - The **index** names the tree (`root`, `leafCount`), binds it to the full artefact
+ *   (`artifactSha256`, the sha256 of its canonical bytes) and carries the artefact's `meta` and the
+ *   freshness window the artefact would get; it is canonicalised with JCS and signed with the
+ *   release key like the artefact, with the same trust slots, freshness, rollback and
+ *   equivocation rules.
+ * - A **slice** served to one host is its leaf text, its position, its audit path and the signed
+ *   index.
+ *
+ * Pure: building, proving and checking; the signature over the index is checked by the caller
+ * (protocol/verify.ts) before {@link verifySlice} is asked about a leaf.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { canonicalBytes, parseJsonStrict } from './jcs.ts';
+import { inclusionProofFromLevels, leafHash, merkleLevels, verifyInclusion } from './merkle.ts';
+import { err, ok, type Result } from './result.ts';
+import { CHANNEL_DEFAULTS, type Channel, type FleetResolved, type Host, type Meta } from './schema.ts';
+
+export const SLICE_INDEX_KIND = 'nixfleet.slice-index';
+export const SLICE_TREE = 'rfc9162-sha256';
+
+/** What one host's agent needs from the signed fleet; its JCS bytes are the Merkle leaf. */
+export type SliceLeaf = {
+  schemaVersion: 1;
+  hostname: string;
+  host: Host;
+  channel: { name: string; settings: Channel | null };
+  /** The host's wave on its channel, or null when no wave lists it. */
+  wave: { index: number; soakMinutes: number } | null;
+};
+
+const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+
+/** The signed index (canonical JSON). Unknown fields are kept and ignored, as in the artefact. */
+export const SliceIndexSchema = Type.Object({
+  schemaVersion: Type.Literal(1),
+  kind: Type.Literal(SLICE_INDEX_KIND),
+  tree: Type.Literal(SLICE_TREE),
+  root: Hex32,
+  leafCount: Type.Integer({ minimum: 1 }),
+  artifactSha256: Hex32,
+  /** The window the full artefact gets (the smallest over its channels), so both age alike. */
+  freshnessWindowMinutes: Type.Integer({ minimum: 1 }),
+  meta: Type.Object({
+    schemaVersion: Type.Literal(1),
+    signedAt: Type.Union([Type.String(), Type.Null()]),
+    ciCommit: Type.Union([Type.String(), Type.Null()]),
+    signatureAlgorithm: Type.Optional(Type.Union([Type.Literal('ed25519'), Type.Literal('ecdsa-p256')])),
+  }),
+});
+export type SliceIndex = Static<typeof SliceIndexSchema>;
+const checkIndex = TypeCompiler.Compile(SliceIndexSchema);
+
+/** One host's slice as the CP serves it (`GET /v1/agent/slice`). */
+export type Slice = {
+  /** The leaf exactly as hashed: canonical JSON text of a {@link SliceLeaf}. */
+  leaf: string;
+  leafIndex: number;
+  /** Audit path, leaf to root, lowercase hex. */
+  proof: string[];
+};
+
+export type SliceErrorCode = 'SLICE_INVALID' | 'SLICE_NOT_CANONICAL' | 'SLICE_WRONG_HOST' | 'SLICE_BAD_PROOF' | 'INDEX_INVALID' | 'INDEX_MISMATCH';
+export type SliceError = { code: SliceErrorCode; message: string };
+
+/** The leaves of a fleet in hostname order. */
+export function sliceLeaves(fleet: FleetResolved): { hostnames: string[]; leaves: SliceLeaf[] } {
+  const hostnames = Object.keys(fleet.hosts).sort();
+  // Wave of each host on its own channel, keyed `channel NUL host`: one pass over the waves.
+  const waveOf = new Map<string, { index: number; soakMinutes: number }>();
+  for (const [channel, waves] of Object.entries(fleet.waves)) {
+    waves.forEach((w, index) => {
+      for (const h of w.hosts) if (!waveOf.has(`${channel}\0${h}`)) waveOf.set(`${channel}\0${h}`, { index, soakMinutes: w.soakMinutes });
+    });
+  }
+  const leaves = hostnames.map((hostname): SliceLeaf => {
+    const host = fleet.hosts[hostname]!;
+    return {
+      schemaVersion: 1,
+      hostname,
+      host,
+      channel: { name: host.channel, settings: fleet.channels[host.channel] ?? null },
+      wave: waveOf.get(`${host.channel}\0${hostname}`) ?? null,
+    };
+  });
+  return { hostnames, leaves };
+}
+
+/** JCS bytes of a value we built ourselves (a failure is a bug: our values are plain JSON). */
+function jcs(value: unknown): Uint8Array {
+  const b = canonicalBytes(value);
+  if (!b.ok) throw new Error(`bug: slice value has no JCS form: ${b.error.message}`);
+  return b.value;
+}
+
+/** The freshness window the artefact verifier applies: the smallest over the channels. */
+export function fleetFreshnessWindowMinutes(fleet: FleetResolved): number {
+  const windows = Object.values(fleet.channels).map((c) => c.freshnessWindow);
+  return windows.length > 0 ? Math.min(...windows) : CHANNEL_DEFAULTS.freshnessWindow;
+}
+
+export type SliceTree = {
+  index: SliceIndex;
+  hostnames: string[];
+  /** Canonical leaf texts, in hostname order. */
+  leafTexts: string[];
+  levels: Uint8Array[][];
+};
+
+/**
+ * Build the tree and the (unsigned) index for a signed artefact: `fleet` is the artefact's model
+ * and `artifactSha256` the hex sha256 of its canonical bytes. Throws on an empty fleet (nothing
+ * to slice: the release tool publishes no index then).
+ */
+export function buildSliceTree(fleet: FleetResolved, artifactSha256: string): SliceTree {
+  const { hostnames, leaves } = sliceLeaves(fleet);
+  if (hostnames.length === 0) throw new RangeError('a fleet with no hosts has no slices');
+  const decoder = new TextDecoder();
+  const leafBytes = leaves.map(jcs);
+  const levels = merkleLevels(leafBytes.map(leafHash));
+  const meta: Meta = fleet.meta;
+  const index: SliceIndex = {
+    schemaVersion: 1,
+    kind: SLICE_INDEX_KIND,
+    tree: SLICE_TREE,
+    root: bytesToHex(levels[levels.length - 1]![0]!),
+    leafCount: hostnames.length,
+    artifactSha256,
+    freshnessWindowMinutes: fleetFreshnessWindowMinutes(fleet),
+    meta: { schemaVersion: 1, signedAt: meta.signedAt, ciCommit: meta.ciCommit, ...(meta.signatureAlgorithm === undefined ? {} : { signatureAlgorithm: meta.signatureAlgorithm }) },
+  };
+  return { index, hostnames, leafTexts: leafBytes.map((b) => decoder.decode(b)), levels };
+}
+
+/** The slice of one host, or null when the host is not in the tree. */
+export function sliceFor(tree: SliceTree, hostname: string): Slice | null {
+  const i = binarySearch(tree.hostnames, hostname);
+  if (i < 0) return null;
+  return { leaf: tree.leafTexts[i]!, leafIndex: i, proof: inclusionProofFromLevels(tree.levels, i).map(bytesToHex) };
+}
+
+function binarySearch(sorted: readonly string[], x: string): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = sorted[mid]!;
+    if (v === x) return mid;
+    if (v < x) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Structural check of an index parsed from signed bytes (the signature is checked before). */
+export function parseSliceIndex(u: unknown): Result<SliceIndex, SliceError> {
+  if (checkIndex.Check(u)) return ok(u);
+  const first = [...checkIndex.Errors(u)].slice(0, 3).map((e) => `$${e.path.replace(/\//g, '.')}: ${e.message}`);
+  return err({ code: 'INDEX_INVALID', message: `slice index: ${first.join('; ')}` });
+}
+
+/**
+ * Does this index describe this artefact? Recomputes the tree from the artefact and compares
+ * root, leaf count, artefact hash and meta — what the CP checks before it serves any slice.
+ */
+export function verifyIndexMatchesArtifact(index: SliceIndex, fleet: FleetResolved, artifactSha256: string): Result<SliceTree, SliceError> {
+  if (index.artifactSha256 !== artifactSha256) return err({ code: 'INDEX_MISMATCH', message: `index names artefact ${index.artifactSha256}, the artefact is ${artifactSha256}` });
+  const tree = buildSliceTree(fleet, artifactSha256);
+  const want = tree.index;
+  if (index.root !== want.root || index.leafCount !== want.leafCount) {
+    return err({ code: 'INDEX_MISMATCH', message: `index root ${index.root} over ${index.leafCount} leaves, the artefact gives ${want.root} over ${want.leafCount}` });
+  }
+  if (index.meta.signedAt !== want.meta.signedAt || index.meta.ciCommit !== want.meta.ciCommit || index.freshnessWindowMinutes !== want.freshnessWindowMinutes) {
+    return err({ code: 'INDEX_MISMATCH', message: 'index meta (signedAt, ciCommit or freshness window) differs from the artefact' });
+  }
+  return ok({ ...tree, index });
+}
+
+/**
+ * The agent's check of its slice against an index whose signature and freshness it has already
+ * verified: the leaf text must be canonical JSON naming this host, and its audit path must lead
+ * to the signed root over the signed leaf count.
+ */
+export function verifySlice(input: { index: SliceIndex; slice: Slice; hostname: string }): Result<SliceLeaf, SliceError> {
+  const { index, slice, hostname } = input;
+  const parsed = parseJsonStrict(slice.leaf);
+  if (!parsed.ok) return err({ code: 'SLICE_INVALID', message: `slice leaf: ${parsed.error.message}` });
+  const bytes = canonicalBytes(parsed.value);
+  if (!bytes.ok || new TextDecoder().decode(bytes.value) !== slice.leaf) return err({ code: 'SLICE_NOT_CANONICAL', message: 'slice leaf is not in canonical (JCS) form' });
+  const leaf = parsed.value as Partial<SliceLeaf> | null;
+  if (leaf === null || typeof leaf !== 'object' || leaf.schemaVersion !== 1 || typeof leaf.hostname !== 'string' || typeof leaf.host !== 'object' || leaf.host === null) {
+    return err({ code: 'SLICE_INVALID', message: 'slice leaf is not a host entry' });
+  }
+  if (leaf.hostname !== hostname) return err({ code: 'SLICE_WRONG_HOST', message: `slice is for ${JSON.stringify(leaf.hostname)}, not ${hostname}` });
+  if (!/^(0|[1-9][0-9]*)$/.test(String(slice.leafIndex)) || slice.proof.some((p) => !/^[0-9a-f]{64}$/.test(p))) {
+    return err({ code: 'SLICE_INVALID', message: 'slice position or audit path is malformed' });
+  }
+  const good = verifyInclusion(leafHash(bytes.value), slice.leafIndex, index.leafCount, slice.proof.map(hexToBytes), hexToBytes(index.root));
+  if (!good) return err({ code: 'SLICE_BAD_PROOF', message: `the audit path of ${hostname} does not lead to the signed root` });
+  return ok(leaf as SliceLeaf);
+}
