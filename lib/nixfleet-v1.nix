@@ -138,16 +138,16 @@ let
   join = path: k: if path == "" then k else "${path}.${k}";
   wrongType = type: path: [ "A definition for option `${path}' is not of type `${type.desc}'." ];
   typeIssues = type: path: v:
-    if type.kind == "leaf" then (if type.check v then [ ] else wrongType type path v)
+    if type.kind == "leaf" then (if type.check v then [ ] else wrongType type path)
     else if type.kind == "nullOr" then (if v == null then [ ] else typeIssues type.elem path v)
     else if type.kind == "listOf" then
-      (if !(b.isList v) then wrongType type path v
+      (if !(b.isList v) then wrongType type path
        else concatMap ({ i, v }: typeIssues type.elem "${path}.[definition 1-entry ${toString (i + 1)}]" v) (indexed v))
     else if type.kind == "attrsOf" then
-      (if !(b.isAttrs v) then wrongType type path v
+      (if !(b.isAttrs v) then wrongType type path
        else concatMap (k: typeIssues type.elem (join path k) v.${k}) (b.attrNames v))
     else # submodule
-      (if !(b.isAttrs v) then wrongType type path v
+      (if !(b.isAttrs v) then wrongType type path
        else
          map (k: "The option `${join path k}' does not exist.") (b.filter (k: !(type.options ? ${k})) (b.attrNames v))
          ++ concatMap (k:
@@ -168,7 +168,8 @@ let
   # lib.generators.toPretty {} (multi-line), for the evidence shown in static-compliance messages.
   keywords = [ "if" "then" "else" "assert" "with" "let" "in" "rec" "inherit" "or" ];
   nixName = n: if b.match "[a-zA-Z_][a-zA-Z0-9_'-]*" n != null && !(b.elem n keywords) then n else nixStr n;
-  nixStr = s: b.replaceStrings [ "$" ] [ "\\$" ] (b.toJSON s);
+  # Single-line form: toPretty escapes backslash, double quote and dollar-brace; a newline becomes \n.
+  nixStr = s: "\"" + b.replaceStrings [ "\\" "\"" "\${" "\n" ] [ "\\\\" "\\\"" "\\\${" "\\n" ] s + "\"";
   pretty = indent: v:
     let ind = indent + "  "; in
     if b.isAttrs v then
