@@ -11,7 +11,7 @@
       forAllSystems = f: builtins.listToAttrs (map (system: { name = system; value = f system; }) systems);
     in
     {
-      # lib.mkFleet, lib.resolveFleet, lib.mkFleetJSON: see lib/default.nix.
+      # lib.mkFleet, lib.resolveFleet, lib.mkFleetJSON, lib.nixfleetV1: see lib/default.nix.
       lib = import ./lib { };
 
       # nixfleet (operator CLI), nixfleet-agent, nixfleet-control-plane, nixfleet-release.

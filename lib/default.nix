@@ -7,4 +7,7 @@
   resolveFleet = import ./resolve.nix;
   # fleet.resolved as JSON text (JCS canonicalisation is done by `nixfleet-release sign`).
   mkFleetJSON = desc: builtins.toJSON (import ./mkFleet.nix desc);
+  # NixFleet v1 (Rust project) fleet definitions as they are: { mkFleet, mergeFleets }, each giving
+  # { resolved, … } with `resolved` what v1's own mkFleet gives (docs/migrating-from-nixfleet.md).
+  nixfleetV1 = import ./nixfleet-v1.nix;
 }

@@ -21,11 +21,8 @@
 desc:
 let
   b = builtins;
-
-  optional = cond: x: if cond then [ x ] else [ ];
-  optionalAttrs = cond: set: if cond then set else { };
-  concatMap = f: xs: b.concatLists (map f xs);
-  indexed = xs: b.genList (i: { inherit i; v = b.elemAt xs i; }) (b.length xs);
+  rules = import ./rules.nix;
+  inherit (rules) optional optionalAttrs concatMap indexed findCycle;
   isObj = b.isAttrs;
 
   # ---------------------------------------------------------------------------------------------
@@ -197,7 +194,7 @@ let
   # Check 3: merge file by file (hosts, then channels, then policies of each file).
   mergeOne = acc: d:
     let
-      dupOf = field: b.filter (n: acc.${field} ? ${n}) (b.attrNames d.${field});
+      dupOf = field: rules.collisions acc.${field} d.${field};
       dh = dupOf "hosts";
       dc = dupOf "channels";
       dp = dupOf "rolloutPolicies";
@@ -243,14 +240,7 @@ let
   matches = sel: name: host:
     let
       baseSet = sel.all || sel.hosts != [ ] || sel.tags != [ ] || sel.tagsAny != [ ] || sel.channel != null;
-      base =
-        if baseSet then
-          sel.all
-          || b.elem name sel.hosts
-          || (sel.channel != null && sel.channel == host.channel)
-          || (sel.tags != [ ] && b.all (t: b.elem t host.tags) sel.tags)
-          || b.any (t: b.elem t host.tags) sel.tagsAny
-        else sel ? and || sel ? not;
+      base = if baseSet then rules.baseMatches sel name host else sel ? and || sel ? not;
     in
     base
     && b.all (s: matches s name host) (sel.and or [ ])
@@ -312,28 +302,7 @@ let
   # Checks 4–13 (release/README.md), in order, with resolve.ts messages; the first failure throws.
   # ---------------------------------------------------------------------------------------------
 
-  # resolve.ts findCycle: DFS from each node in sorted order, successors sorted; the first back
-  # edge found gives the cycle as a path [n, …, n]. Only nodes on some edge can be on a cycle.
-  findCycle = edgeList:
-    let
-      succ = b.mapAttrs (_: es: b.sort b.lessThan (map (e: e.gated) es)) (b.groupBy (e: e.gates) edgeList);
-      nodes = b.attrNames (b.listToAttrs (concatMap (e: [ { name = e.gates; value = null; } { name = e.gated; value = null; } ]) edgeList));
-      visit = st: n:
-        let
-          entered = st // { onStack = st.onStack // { ${n} = true; }; stack = st.stack ++ [ n ]; };
-          after = b.foldl' (s: m:
-            if s.cycle != null then s
-            else if s.onStack ? ${m} then s // { cycle = (dropUntil m s.stack) ++ [ m ]; }
-            else if s.done ? ${m} then s
-            else visit s m) entered (succ.${n} or [ ]);
-        in
-        if after.cycle != null then after
-        else after // { onStack = removeAttrs after.onStack [ n ]; stack = st.stack; done = after.done // { ${n} = true; }; };
-      dropUntil = m: xs: if b.head xs == m then xs else dropUntil m (b.tail xs);
-      final = b.foldl' (s: n: if s.cycle != null || s.done ? ${n} then s else visit s n)
-        { onStack = { }; stack = [ ]; done = { }; cycle = null; } nodes;
-    in
-    final.cycle;
+  # findCycle (./rules.nix): the cycle as a path [n, …, n], or null.
   arrowPath = path: b.concatStringsSep " → " (map q path);
 
   indexedEdges = indexed edges;
@@ -375,7 +344,7 @@ let
       code = "FRESHNESS_WINDOW";
       errors = map (c: let ch = channels.${c}; in
         "channel ${q c}: freshnessWindow ${toString ch.freshnessWindow} min is less than 2 × signingIntervalMinutes (${toString ch.signingIntervalMinutes} min): hosts would refuse artefacts between two signings")
-        (b.filter (c: channels.${c}.freshnessWindow < 2 * channels.${c}.signingIntervalMinutes) channelNames);
+        (b.filter (c: rules.freshnessTooShort channels.${c}) channelNames);
     }
     {
       code = "DUPLICATE_PIN";
@@ -388,7 +357,7 @@ let
       errors = map ({ i, v }:
         let a = hosts.${v.gates}.channel; c = hosts.${v.gated}.channel; in
         "host edge ${toString i}: ${q v.gates} (channel ${q a}) gates ${q v.gated} (channel ${q c}); host edges must stay inside one channel (use channelEdges)")
-        (b.filter ({ i, v }: hosts.${v.gates}.channel != hosts.${v.gated}.channel) indexedEdges);
+        (b.filter ({ i, v }: rules.crossesChannels hosts v) indexedEdges);
     }
     {
       code = "HOST_EDGE_CYCLE";
