@@ -1,7 +1,7 @@
 /**
  * What the agent needs from the host to activate a closure (SPEC §6). `nix.ts` is the real one
- * (Nix + switch-to-configuration / darwin `activate`); `fake-backend.ts` is an in-memory one for
- * pure unit and model-based tests only.
+ * (Nix + switch-to-configuration / darwin `activate`); `fixtures/agent-fake-backend.ts` has an
+ * in-memory one for pure unit and model-based tests only.
  */
 import type { Result } from '../protocol/result.ts';
 import type { Inhibitor, Pending } from './machine.ts';

@@ -9,10 +9,10 @@
  * exponentially on errors (capped at `maxBackoffFactor` ×) and never comes back before a
  * `Retry-After`.
  *
- * Everything with effects is injected (backend, store, client, clock, randomness), so the loop
- * runs the same against real Nix and a real CP as against fakes.
+ * Everything with effects is injected (backend, store, client, probes, clock, sleep, randomness,
+ * boot id, trust loader), so the loop runs the same against real Nix and a real CP as against
+ * fakes. `compose.ts` (`buildAgent`) is the one place that picks them.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type {
   CheckinRequest,
@@ -47,7 +47,7 @@ import {
   type MachineState,
   type Step,
 } from './machine.ts';
-import { runProbes, systemdFailedUnits } from './probes.ts';
+import type { ProbeRunner } from './probes.ts';
 import { StateCorrupt, type StateStore } from './state.ts';
 import { checkTarget, type TargetErrorCode } from './target.ts';
 
@@ -59,6 +59,7 @@ export interface CpApi {
   confirm(body: ConfirmRequest): Promise<{ result: 'ok' | 'gone' | 'error'; message: string }>;
 }
 
+/** Everything the loop acts through; `buildAgent` (compose.ts) supplies the real ones. */
 export type AgentDeps = {
   config: Config;
   backend: ActivationBackend;
@@ -66,11 +67,12 @@ export type AgentDeps = {
   client: CpApi;
   hostKey: PrivateKey | null;
   loadTrust: () => Result<Trust, { code: string; message: string }>;
-  now?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  random?: () => number;
-  bootId?: () => string;
-  log?: (msg: string) => void;
+  probes: ProbeRunner;
+  now: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random: () => number;
+  bootId: () => string;
+  log: (msg: string) => void;
 };
 
 /** What one cycle did, for `once`, logs and tests. */
@@ -100,27 +102,6 @@ export function nextDelayMs(o: { baseSecs: number; failures: number; maxFactor: 
 
 const REPORT_QUEUE_MAX = 200;
 
-function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-function readBootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 export class NixfleetAgent {
   /** null until `start()` recovered from the persisted record (and again after an internal error). */
   state: MachineState | null = null;
@@ -139,11 +120,11 @@ export class NixfleetAgent {
   readonly machineConfig: MachineConfig;
 
   constructor(private readonly deps: AgentDeps) {
-    this.now = deps.now ?? Date.now;
-    this.sleep = deps.sleep ?? defaultSleep;
-    this.random = deps.random ?? Math.random;
-    this.bootId = deps.bootId ?? readBootId;
-    this.log = deps.log ?? (() => {});
+    this.now = deps.now;
+    this.sleep = deps.sleep;
+    this.random = deps.random;
+    this.bootId = deps.bootId;
+    this.log = deps.log;
     this.machineConfig = {
       confirmDeadlineSecs: deps.config.confirmDeadlineSecs,
       quarantineHours: deps.config.quarantineHours,
@@ -159,7 +140,7 @@ export class NixfleetAgent {
       now: this.now,
       cfg: this.machineConfig,
       runProbes: async () => {
-        const r = await runProbes(config.probes, this.now);
+        const r = await this.deps.probes.run(config.probes, this.now);
         this.probeResults = r.results;
         for (const p of config.probes) this.probeRanAt.set(p.name, this.now());
         return { ok: r.ok, failures: r.failures };
@@ -199,7 +180,7 @@ export class NixfleetAgent {
 
   private async failedUnits(): Promise<string[]> {
     if (this.deps.config.platform !== 'nixos') return [];
-    return (await systemdFailedUnits()) ?? [];
+    return (await this.deps.probes.failedUnits()) ?? [];
   }
 
   /** Signs and sends a report; queues it when the CP cannot be reached. Never throws. */
@@ -286,7 +267,7 @@ export class NixfleetAgent {
     const nowMs = this.now();
     const due = this.deps.config.probes.filter((p) => nowMs - (this.probeRanAt.get(p.name) ?? -Infinity) >= p.intervalSecs * 1000);
     if (due.length === 0) return;
-    const r = await runProbes(due, this.now);
+    const r = await this.deps.probes.run(due, this.now);
     for (const p of due) this.probeRanAt.set(p.name, nowMs);
     const fresh = new Map(r.results.map((x) => [x.name, x]));
     const kept = this.probeResults.filter((x) => !fresh.has(x.name) && this.deps.config.probes.some((p) => p.name === x.name));
@@ -459,18 +440,4 @@ export class NixfleetAgent {
 /** An unsigned record (no host key configured) proves nothing: do not send it. */
 function signedOrNull(r: SignedConfirmedRecord | null): SignedConfirmedRecord | null {
   return r !== null && r.signature !== '' ? r : null;
-}
-
-/** Reads `trust.json` (re-read every cycle: rotation needs no restart). */
-export function trustLoader(file: string, parse: (u: unknown) => Result<Trust, { code: string; message: string }>): () => Result<Trust, { code: string; message: string }> {
-  return () => {
-    if (!existsSync(file)) return { ok: false, error: { code: 'TRUST_MISSING', message: `${file} does not exist` } };
-    let v: unknown;
-    try {
-      v = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      return { ok: false, error: { code: 'TRUST_INVALID', message: `${file}: ${(e as Error).message}` } };
-    }
-    return parse(v);
-  };
 }

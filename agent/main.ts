@@ -5,13 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseTrust } from '../protocol/schema.ts';
-import { CpClient } from './client.ts';
+import { buildAgent } from './compose.ts';
 import { resolveConfig, type Config } from './config.ts';
-import { loadHostKey } from './hostkey.ts';
-import { NixfleetAgent, trustLoader } from './loop.ts';
-import { NixBackend } from './nix.ts';
-import { FileStateStore, StateCorrupt } from './state.ts';
+import { StateCorrupt } from './state.ts';
 
 const HELP = `nixfleet-agent — verifies signed targets, activates them with Nix, rolls itself back unless it can confirm
 
@@ -57,50 +53,6 @@ function loadConfig(file: string): Config {
   return r.value;
 }
 
-function readOrExit(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Exit(2, `cannot read ${what} ${file}: ${(e as Error).message}`);
-  }
-}
-
-/** Builds the agent with the real backend, store and client from a config file. */
-export function buildAgent(config: Config): { agent: NixfleetAgent; close: () => Promise<void> } {
-  const tls = { cert: readOrExit(config.tls.certFile, 'certificate'), key: readOrExit(config.tls.keyFile, 'TLS key'), ca: readOrExit(config.tls.caFile, 'CA certificate') };
-  let hostKey = null;
-  if (config.hostKeyFile !== null) {
-    const k = loadHostKey(config.hostKeyFile);
-    if (!k.ok) throw new Exit(2, `${k.error.code}: ${k.error.message}`);
-    hostKey = k.value;
-  }
-  let store: FileStateStore;
-  try {
-    store = new FileStateStore(config.stateDir);
-  } catch (e) {
-    throw new Exit(2, `state directory ${config.stateDir}: ${(e as Error).message}`);
-  }
-  const loadTrust = trustLoader(config.trustFile, parseTrust);
-  const backend = new NixBackend({
-    platform: config.platform,
-    profilePath: config.profilePath,
-    currentSystemPath: config.currentSystemPath,
-    bootedSystemPath: config.bootedSystemPath,
-    substituters: config.substituters,
-    cacheKeys: () => {
-      const t = loadTrust();
-      return t.ok ? t.value.cacheKeys : [];
-    },
-    nixBinDir: config.nixBinDir,
-    agentServicePaths: config.agentServicePaths,
-    commandTimeoutSecs: config.commandTimeoutSecs,
-    log,
-  });
-  const client = new CpClient({ cpUrl: config.cpUrl, tls, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
-  const agent = new NixfleetAgent({ config, backend, store, client, hostKey, loadTrust, log });
-  return { agent, close: () => client.close() };
-}
-
 function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help'; config: string | null } {
   if (argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { cmd: 'help', config: null };
   const [cmd, ...rest] = argv;
@@ -124,7 +76,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const config = loadConfig(args.config!);
-    const { agent, close } = buildAgent(config);
+    // The real host: every dependency buildAgent does not get is the production one.
+    const built = buildAgent(config, { log });
+    if (!built.ok) throw new Exit(2, built.error.message);
+    const { agent, close } = built.value;
     try {
       if (args.cmd === 'once') {
         const outcome = await agent.once();

@@ -79,3 +79,13 @@ export async function runProbes(probes: readonly ProbeConfig[], now: () => numbe
   const failures = results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.message ?? ''}`);
   return { ok: failures.length === 0, failures, results };
 }
+
+/** How the loop runs probes and reads failed units; `HOST_PROBES` in production, a stub in fast tests. */
+export type ProbeRunner = {
+  run: (probes: readonly ProbeConfig[], now: () => number) => Promise<{ ok: boolean; failures: string[]; results: ProbeResult[] }>;
+  /** Failed systemd units for the confirm body; null when systemd is not available. */
+  failedUnits: () => Promise<string[] | null>;
+};
+
+/** The real probes of this host. */
+export const HOST_PROBES: ProbeRunner = { run: runProbes, failedUnits: () => systemdFailedUnits() };

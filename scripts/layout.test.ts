@@ -4,6 +4,7 @@
  *
  * - the programs `agent/`, `cli/`, `control-plane/` do not import each other or `fixtures/`
  *   (test files excepted: they may drive a real peer);
+ * - `agent/` reaches nothing of `control-plane/`, not even through another folder (non-test files);
  * - `protocol/` and `reconciler/` are pure: no I/O module, no clock, no randomness, no process;
  *   `protocol/` imports nothing outside itself, `reconciler/` nothing but `protocol/`;
  * - test support lives in `fixtures/`, not in product folders.
@@ -80,6 +81,27 @@ for (const [dir, allowed] of [
     assert.equal(bad, []);
   });
 }
+
+test('the agent reaches nothing of control-plane/, not even indirectly (non-test files)', () => {
+  // The agent trusts only its own verification (SPEC §6): no CP code may end up in the shipped
+  // agent, also not through protocol/, io/, pki/ or release/. Follows relative imports
+  // transitively from every non-test agent/ file. (Test files may drive a real CP, as
+  // agent/client.test.ts does through fixtures/cp-testing.ts.)
+  const bad: string[] = [];
+  const seen = new Set<string>();
+  const visit = (file: string, from: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const s of specifiers(file)) {
+      if (!s.startsWith('.')) continue;
+      const target = relative(ROOT, resolve(ROOT, dirname(file), s));
+      if (target.split('/')[0] === 'control-plane') bad.push(`${from}: ${file} -> ${s}`);
+      else if (/\.tsx?$/.test(target)) visit(target, from);
+    }
+  };
+  for (const f of product('agent')) visit(f, f);
+  assert.equal(bad, []);
+});
 
 test('test support lives in fixtures/, not in product folders', () => {
   const bad = PRODUCT.flatMap((d) => product(d)).filter((f) => /(^|\/)(testing|testkit|harness|fake-[^/]*)\.ts$/.test(f));

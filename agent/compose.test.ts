@@ -1,0 +1,101 @@
+/**
+ * The composition root (`buildAgent`): the real wiring reports unreadable material as values (what
+ * `nixfleet-agent` turns into exit 2), and the same function, given in-memory parts, yields an
+ * agent that verifies, activates and confirms a signed target without Nix or a network.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Target } from '../protocol/api.ts';
+import { createFleetCa, mintHostCert } from '../pki/pki.ts';
+import { fakeClosure, signFleet } from '../fixtures/artifacts.ts';
+import { fakeWiring } from '../fixtures/agent-fake-backend.ts';
+import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
+import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
+import { buildAgent } from './compose.ts';
+import { resolveConfig, type Config } from './config.ts';
+
+const test = suite('agent composition root');
+const dir = mkdtempSync(join(tmpdir(), 'nixfleet-agent-compose-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+function config(over: Record<string, unknown> = {}): Config {
+  const r = resolveConfig(
+    {
+      cpUrl: 'https://127.0.0.1:1',
+      tls: { certFile: join(dir, 'host.pem'), keyFile: join(dir, 'host.key'), caFile: join(dir, 'ca.pem') },
+      hostKeyFile: null,
+      stateDir: join(dir, 'state'),
+      trustFile: join(dir, 'trust.json'),
+      ...over,
+    },
+    { hostname: HOST, platform: 'nixos' },
+  );
+  if (!r.ok) throw new Error(r.error.message);
+  return r.value;
+}
+
+test('real wiring: unreadable TLS material or host key is an error value; readable material builds', async () => {
+  const noLog = () => {};
+  const missing = buildAgent(config(), { log: noLog });
+  assert.is(missing.ok, false);
+  if (!missing.ok) {
+    assert.is(missing.error.code, 'UNREADABLE');
+    assert.match(missing.error.message, /cannot read certificate .*host\.pem/);
+  }
+
+  const ca = createFleetCa({ commonName: 'compose test' });
+  const host = mintHostCert(ca, HOST);
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  writeFileSync(join(dir, 'host.pem'), host.certPem);
+  writeFileSync(join(dir, 'host.key'), host.keyPem, { mode: 0o600 });
+
+  const noKey = buildAgent(config({ hostKeyFile: join(dir, 'no_such_key') }), { log: noLog });
+  assert.is(noKey.ok, false);
+  if (!noKey.ok) assert.is(noKey.error.code, 'HOST_KEY');
+
+  const built = buildAgent(config(), { log: noLog });
+  assert.ok(built.ok);
+  if (built.ok) await built.value.close();
+});
+
+test('in-memory parts through the same root: a signed target is verified, switched to and confirmed', async () => {
+  const releaseKey = mintReleaseKey();
+  const previous = `/nix/store/${fakeClosure(HOST, 1)}`;
+  const next = fakeClosure(HOST, 2);
+  const signedAt = '2026-05-01T12:00:00Z';
+  const signed = signFleet(fleetFor(next, null), releaseKey, signedAt);
+  const startMs = Date.parse(signedAt) + 30_000;
+  const world = fakeWiring({ running: previous, trust: trustFor(releaseKey), startMs });
+  const target: Target = {
+    closureHash: next,
+    rolloutId: `stable@${signed.sha256.slice(0, 12)}`,
+    channel: 'stable',
+    wave: 1,
+    signedAt,
+    freshnessWindowMinutes: 180,
+    artifactSha256: signed.sha256,
+    confirmDeadline: new Date(startMs + 120_000).toISOString(),
+  };
+  world.cp.target = target;
+  world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
+
+  const built = buildAgent(config(), world.wiring);
+  assert.ok(built.ok, 'fakes need no readable files');
+  if (!built.ok) return;
+  const outcome = await built.value.agent.once();
+  await built.value.close();
+
+  assert.equal(outcome, { kind: 'activated', phase: 'idle', outcome: 'confirmed' }, world.logs.join('\n'));
+  assert.equal(world.backend.activations, [`/nix/store/${next} switch`]);
+  assert.is(world.backend.runningPath, `/nix/store/${next}`);
+  assert.is(world.cp.confirms.length, 1);
+  assert.is(world.cp.confirms[0]!.bootId, 'fake-boot');
+  assert.is(world.cp.checkins[0]!.currentClosure, fakeClosure(HOST, 1));
+  assert.is(world.store.pending, null);
+  assert.is(world.store.accepted.fleet?.sha256, signed.sha256);
+});
+
+test.run();

@@ -1,0 +1,180 @@
+/**
+ * The agent's composition root: the ONE place that turns a resolved `Config` into a running
+ * `NixfleetAgent` — state directory, trust.json loader, host key, mTLS client to the CP, Nix
+ * activation backend, probes, clock, sleep, randomness and boot id.
+ *
+ * `main.ts` calls `buildAgent(config, { log })` and gets the real host. Tests call the same
+ * function and replace only what they must: the real-Nix harness (fixtures/agent-harness.ts)
+ * replaces nothing but the log; fast tests pass the in-memory backend and store, a scripted CP and
+ * a virtual clock (fixtures/agent-fake-backend.ts `fakeParts`). Whatever is not replaced is built
+ * here from the config, exactly as in production.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { PrivateKey } from '../protocol/crypto.ts';
+import { err, ok, type Result } from '../protocol/result.ts';
+import { parseTrust, type Trust } from '../protocol/schema.ts';
+import type { ActivationBackend } from './backend.ts';
+import { CpClient } from './client.ts';
+import type { Config } from './config.ts';
+import { loadHostKey } from './hostkey.ts';
+import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
+import { NixBackend } from './nix.ts';
+import { HOST_PROBES, type ProbeRunner } from './probes.ts';
+import { FileStateStore, type StateStore } from './state.ts';
+
+/**
+ * What a caller may supply instead of the real thing. `log` is required (the daemon timestamps to
+ * stderr, tests collect lines); everything else defaults to the production dependency.
+ */
+export type AgentWiring = {
+  log: (msg: string) => void;
+  backend?: ActivationBackend;
+  store?: StateStore;
+  /** A CP API the caller owns (not closed by `close()`); default an mTLS `CpClient` from `config.tls`. */
+  client?: CpApi;
+  /** Default: read from `config.hostKeyFile` (null when that is null). */
+  hostKey?: PrivateKey | null;
+  loadTrust?: AgentDeps['loadTrust'];
+  probes?: ProbeRunner;
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random?: () => number;
+  bootId?: () => string;
+};
+
+export type BuiltAgent = {
+  agent: NixfleetAgent;
+  /** Closes what `buildAgent` opened (the CP client's connection pool). */
+  close: () => Promise<void>;
+};
+
+/** Why the agent could not be built; all are exit 2 (I/O) for `nixfleet-agent`. */
+export type ComposeErrorCode = 'UNREADABLE' | 'HOST_KEY' | 'STATE_DIR';
+export type ComposeError = { code: ComposeErrorCode; message: string };
+
+/** Builds the agent from `config`, with the real dependency for everything `wiring` leaves out. */
+export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAgent, ComposeError> {
+  const { log } = wiring;
+
+  // Read everything that can fail first; the client (a connection pool) is opened last, so a
+  // refusal leaves nothing open.
+  let connect: () => { client: CpApi; close: () => Promise<void> };
+  if (wiring.client !== undefined) {
+    const given = wiring.client;
+    connect = () => ({ client: given, close: async () => {} });
+  } else {
+    const tls = readTls(config);
+    if (!tls.ok) return tls;
+    connect = () => {
+      const c = new CpClient({ cpUrl: config.cpUrl, tls: tls.value, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
+      return { client: c, close: () => c.close() };
+    };
+  }
+
+  let hostKey: PrivateKey | null = null;
+  if (wiring.hostKey !== undefined) hostKey = wiring.hostKey;
+  else if (config.hostKeyFile !== null) {
+    const k = loadHostKey(config.hostKeyFile);
+    if (!k.ok) return err({ code: 'HOST_KEY', message: `${k.error.code}: ${k.error.message}` });
+    hostKey = k.value;
+  }
+
+  let store: StateStore;
+  if (wiring.store !== undefined) store = wiring.store;
+  else {
+    try {
+      store = new FileStateStore(config.stateDir);
+    } catch (e) {
+      return err({ code: 'STATE_DIR', message: `state directory ${config.stateDir}: ${(e as Error).message}` });
+    }
+  }
+
+  const loadTrust = wiring.loadTrust ?? trustLoader(config.trustFile);
+  const backend =
+    wiring.backend ??
+    new NixBackend({
+      platform: config.platform,
+      profilePath: config.profilePath,
+      currentSystemPath: config.currentSystemPath,
+      bootedSystemPath: config.bootedSystemPath,
+      substituters: config.substituters,
+      // Re-read with trust.json every time: a rotated cache key needs no restart.
+      cacheKeys: () => {
+        const t = loadTrust();
+        return t.ok ? t.value.cacheKeys : [];
+      },
+      nixBinDir: config.nixBinDir,
+      agentServicePaths: config.agentServicePaths,
+      commandTimeoutSecs: config.commandTimeoutSecs,
+      log,
+    });
+
+  const { client, close } = connect();
+  const agent = new NixfleetAgent({
+    config,
+    backend,
+    store,
+    client,
+    hostKey,
+    loadTrust,
+    probes: wiring.probes ?? HOST_PROBES,
+    now: wiring.now ?? Date.now,
+    sleep: wiring.sleep ?? sleep,
+    random: wiring.random ?? Math.random,
+    bootId: wiring.bootId ?? readBootId,
+    log,
+  });
+  return ok({ agent, close });
+}
+
+/** Reads `trust.json` (re-read every cycle: rotation needs no restart). */
+export function trustLoader(file: string): () => Result<Trust, { code: string; message: string }> {
+  return () => {
+    if (!existsSync(file)) return { ok: false, error: { code: 'TRUST_MISSING', message: `${file} does not exist` } };
+    let v: unknown;
+    try {
+      v = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      return { ok: false, error: { code: 'TRUST_INVALID', message: `${file}: ${(e as Error).message}` } };
+    }
+    return parseTrust(v);
+  };
+}
+
+function readTls(config: Config): Result<{ cert: string; key: string; ca: string }, ComposeError> {
+  const files = [
+    ['cert', config.tls.certFile, 'certificate'],
+    ['key', config.tls.keyFile, 'TLS key'],
+    ['ca', config.tls.caFile, 'CA certificate'],
+  ] as const;
+  const out = { cert: '', key: '', ca: '' };
+  for (const [field, file, what] of files) {
+    try {
+      out[field] = readFileSync(file, 'utf8');
+    } catch (e) {
+      return err({ code: 'UNREADABLE', message: `cannot read ${what} ${file}: ${(e as Error).message}` });
+    }
+  }
+  return ok(out);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
