@@ -27,6 +27,8 @@ import { CHANNEL_DEFAULTS, type Channel, type FleetResolved, type Host, type Met
 
 export const SLICE_INDEX_KIND = 'nixfleet.slice-index';
 export const SLICE_TREE = 'rfc9162-sha256';
+/** The index's file name beside `fleet.resolved.json` in a release (SPEC §2.4). */
+export const SLICE_INDEX_FILE = 'fleet.index.json';
 
 /** What one host's agent needs from the signed fleet; its JCS bytes are the Merkle leaf. */
 export type SliceLeaf = {

@@ -8,7 +8,10 @@ import * as assert from 'uvu/assert';
 import { fakeClosure } from '../fixtures/artifacts.ts';
 import { mintReleaseKey, trustFor, writeKeyFile, writeTrustFile } from '../fixtures/keys.ts';
 import { runCli } from './cli.ts';
-import { parseJsonStrict } from '../protocol/jcs.ts';
+import { canonicalBytes, parseJsonStrict } from '../protocol/jcs.ts';
+import { sha256Hex, verifySignature } from '../protocol/crypto.ts';
+import { parseFleetResolved } from '../protocol/schema.ts';
+import { parseSliceIndex, sliceFor, verifyIndexMatchesArtifact, verifySlice } from '../protocol/slice.ts';
 import { INTEROP_DIR } from '../fixtures/interop.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -68,6 +71,29 @@ flow('the happy path exits 0 with a summary; the artefact carries closures, comm
   // The file is exactly its own JCS.
   const c = await cli(['canonicalize', artifact]);
   assert.is(c.out, readFileSync(artifact, 'utf8'));
+});
+
+flow('sign also writes the signed slice index: it verifies, matches the artefact, and every host\'s slice proves', async () => {
+  const { pub, artifact } = await release(dir);
+  const indexBytes = readFileSync(join(dir, 'out/fleet.index.json'));
+  const indexSig = readFileSync(join(dir, 'out/fleet.index.json.sig'));
+  assert.ok(verifySignature('ed25519', pub, indexBytes, indexSig));
+  const parsedIndex = parseJsonStrict(indexBytes);
+  assert.ok(parsedIndex.ok);
+  const index = parseSliceIndex(parsedIndex.ok ? parsedIndex.value : null);
+  assert.ok(index.ok);
+  if (!index.ok) return;
+  const c = canonicalBytes(index.value);
+  assert.ok(c.ok && Buffer.from(c.value).equals(indexBytes), 'the index file is its own JCS');
+  assert.equal(index.value.meta, { ciCommit: 'c0ffee', schemaVersion: 1, signatureAlgorithm: 'ed25519', signedAt: NOW });
+  const art = readFileSync(artifact);
+  const fleet = parseFleetResolved(JSON.parse(art.toString('utf8')));
+  assert.ok(fleet.ok);
+  if (!fleet.ok) return;
+  const match = verifyIndexMatchesArtifact(index.value, fleet.value, sha256Hex(art));
+  assert.ok(match.ok);
+  if (!match.ok) return;
+  for (const h of ['web-01', 'web-02', 'web-03', 'db-01', 'db-02']) assert.ok(verifySlice({ index: index.value, slice: sliceFor(match.value, h)!, hostname: h }).ok, h);
 });
 
 flow('flipping any one byte of the artefact or of the .sig makes verify exit 1 with a code', async () => {
@@ -166,13 +192,16 @@ sign('--reuse-unchanged-signature keeps the bytes when only time changed, re-sig
   const signAt = (now: string, extra: string[] = []) => cli(['sign', '--in', join(dir, 'f.json'), '--key', keyPath, '--now', now, '--out-dir', join(dir, 'out'), '--reuse-unchanged-signature', ...extra]);
   assert.is((await signAt('2026-05-01T12:00:00Z')).code, 0);
   const first = readFileSync(join(dir, 'out/fleet.resolved.json'));
+  const firstIndex = readFileSync(join(dir, 'out/fleet.index.json'));
   const r = await signAt('2026-05-01T12:30:00Z');
   assert.is(r.code, 0);
   assert.match(r.err, /kept the existing signature/);
   assert.ok(readFileSync(join(dir, 'out/fleet.resolved.json')).equals(first));
+  assert.ok(readFileSync(join(dir, 'out/fleet.index.json')).equals(firstIndex), 'a kept artefact keeps its index');
   // Due: signingIntervalMinutes is 60 in this fleet.
   await signAt('2026-05-01T13:00:00Z');
   assert.not.ok(readFileSync(join(dir, 'out/fleet.resolved.json')).equals(first));
+  assert.not.ok(readFileSync(join(dir, 'out/fleet.index.json')).equals(firstIndex), 'a re-signed artefact gets a new index');
   const second = readFileSync(join(dir, 'out/fleet.resolved.json'));
   // Content changed (new commit): re-signed.
   await signAt('2026-05-01T13:01:00Z', ['--ci-commit', 'new']);

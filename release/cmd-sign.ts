@@ -1,16 +1,18 @@
 /**
  * `nixfleet-release sign` (SPEC §3): inject closure hashes, stamp `meta`, canonicalise, sign with
  * a key file or a `--sign-cmd` hook, check the signature, and write artefact + `.sig` atomically;
- * `--reuse-unchanged-signature` keeps an existing artefact that differs only in time.
+ * `--reuse-unchanged-signature` keeps an existing artefact that differs only in time. With the
+ * fleet it also writes the signed slice index `fleet.index.json` + `.sig` (issue 19).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fromBase64, publicKeyOf, SIGNATURE_BYTES, signBytes, toBase64, verifySignature, type PrivateKey } from '../protocol/crypto.ts';
+import { fromBase64, publicKeyOf, sha256Hex, SIGNATURE_BYTES, signBytes, toBase64, verifySignature, type PrivateKey } from '../protocol/crypto.ts';
 import { canonicalBytes, canonicalize, parseJsonStrict } from '../protocol/jcs.ts';
 import { parseFleetResolved, parseRevocations, parseTimestamp, type ArtifactKind, type FleetResolved, type Meta, type Revocations, type SignatureAlgorithm } from '../protocol/schema.ts';
 import { parsePrivateKeyPem } from '../io/keyfile.ts';
+import { buildSliceTree, SLICE_INDEX_FILE } from '../protocol/slice.ts';
 import { algorithmFlag, args, EXIT_OK, InputError, IoError, need, parseJsonFile, parseNow, readFile, writeFileAtomic, type CliIo } from './cli-common.ts';
 
 const STORE_BASENAME = /^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$/;
@@ -138,6 +140,42 @@ function tryReuse(kind: ArtifactKind, value: Stampable, signer: Signer, path: st
   return old.value.meta.signedAt;
 }
 
+/**
+ * The signed slice index (protocol/slice.ts, issue 19) of the artefact now in `outDir`, written
+ * beside it as `fleet.index.json` + `.sig`. Built from the artefact's bytes on disk, so a reused
+ * artefact gets the index of what is actually published; an existing index with the same bytes
+ * and a good signature is kept as it is.
+ */
+function signIndex(outDir: string, signer: Signer, io: CliIo): void {
+  const artefact = readFile(join(outDir, 'fleet.resolved.json'), 'signed artefact');
+  const parsed = parseJsonStrict(artefact, { integersOnly: true });
+  if (!parsed.ok) throw new IoError(`cannot re-read the artefact just written: ${parsed.error.message}`);
+  const fleet = parseFleetResolved(parsed.value);
+  if (!fleet.ok) throw new IoError(`cannot re-read the artefact just written: ${fleet.error.message}`);
+  if (Object.keys(fleet.value.hosts).length === 0) {
+    io.stderr('fleet has no hosts: no slice index written\n');
+    return;
+  }
+  const canonical = canonicalBytes(parsed.value);
+  if (!canonical.ok) throw new IoError(`cannot re-read the artefact just written: ${canonical.error.message}`);
+  const tree = buildSliceTree(fleet.value, sha256Hex(canonical.value));
+  const bytes = canonicalBytes(tree.index);
+  if (!bytes.ok) throw new InputError(`${bytes.error.code}: ${bytes.error.message}`);
+  const path = join(outDir, SLICE_INDEX_FILE);
+  if (existsSync(path) && existsSync(path + '.sig') && signer.publicKeyB64 !== null) {
+    const old = readFile(path, 'existing index');
+    const oldSig = readFile(path + '.sig', 'existing index signature');
+    if (Buffer.from(bytes.value).equals(old) && oldSig.length === SIGNATURE_BYTES && verifySignature(signer.algorithm, signer.publicKeyB64, bytes.value, oldSig)) return;
+  }
+  const sig = signer.sign(bytes.value);
+  if (signer.publicKeyB64 !== null && !verifySignature(signer.algorithm, signer.publicKeyB64, bytes.value, sig)) {
+    throw new IoError(`the ${SLICE_INDEX_FILE} signature does not verify with the signing key's public key: refusing to write it`);
+  }
+  writeFileAtomic(path, bytes.value);
+  writeFileAtomic(path + '.sig', sig);
+  io.stderr(`signed ${path} (slice index: ${tree.index.leafCount} leaves, root ${tree.index.root.slice(0, 16)}…)\n`);
+}
+
 /** Signs `--in` and/or `--revocations` into `--out-dir`; validates everything before writing. */
 export function cmdSign(argv: string[], io: CliIo): number {
   const { values } = args(argv, {
@@ -202,7 +240,10 @@ export function cmdSign(argv: string[], io: CliIo): number {
     throw new IoError(`cannot create ${outDir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   const reuse = values['reuse-unchanged-signature'] === true;
-  if (fleet !== null) signOne('fleet', fleet, signer, outDir, now, ciCommit, reuse, io);
+  if (fleet !== null) {
+    signOne('fleet', fleet, signer, outDir, now, ciCommit, reuse, io);
+    signIndex(outDir, signer, io);
+  }
   if (revocations !== null) signOne('revocations', revocations, signer, outDir, now, ciCommit, reuse, io);
   return EXIT_OK;
 }
