@@ -2,15 +2,15 @@
  * The gates of SPEC §4, one function each, in SPEC order: quarantine of the closure on this
  * channel → channel edges → wave order → (online) → host edges → disruption budgets → compliance
  * (enforce). Each returns `null` when host i of the plan may pass, or a `GateBlock` naming the
- * gate with its readable reason; `firstBlock` runs `GATES` in order and the first block wins.
+ * gate with its readable reason; `GATES` lists them in order and `firstBlock` returns the first block.
  *
  * `online` is not in the SPEC list: an offline host cannot take a target (and may not say what it
  * runs), so it is held between wave order (an offline host of a later wave is simply not its turn)
  * and host edges.
  *
- * The gates only read the tick; reporting a block (skip_host, wave_blocked) is dispatch.ts's job.
- * They run for every Queued host every tick, so the blocks most hosts hit (wave order, budgets)
- * are built once per tick and shared.
+ * The gates change no host or rollout state; reporting a block (skip_host, wave_blocked) is
+ * dispatch.ts's job. They run for every Queued host every tick, so the blocks most hosts hit
+ * (wave order, budgets) are built once per tick and shared (the only thing a gate writes).
  *
  * Pure module: no I/O, no clock, no randomness.
  */
@@ -108,21 +108,25 @@ export function complianceGate(_t: Tick, plan: Plan, i: number): GateBlock | nul
 export type Gate = (t: Tick, plan: Plan, i: number) => GateBlock | null;
 
 /** The gates in SPEC §4 order; the first block wins. */
-export const GATES: ReadonlyArray<readonly [GateName, Gate]> = [
-  ['quarantine', quarantineGate],
-  ['channel-edge', channelEdgeGate],
-  ['wave-order', waveOrderGate],
-  ['online', onlineGate],
-  ['host-edge', hostEdgeGate],
-  ['budget', budgetGate],
-  ['compliance', complianceGate],
+export const GATES: ReadonlyArray<{ readonly name: GateName; readonly check: Gate }> = [
+  { name: 'quarantine', check: quarantineGate },
+  { name: 'channel-edge', check: channelEdgeGate },
+  { name: 'wave-order', check: waveOrderGate },
+  { name: 'online', check: onlineGate },
+  { name: 'host-edge', check: hostEdgeGate },
+  { name: 'budget', check: budgetGate },
+  { name: 'compliance', check: complianceGate },
 ];
 
-/** The first gate that holds host i back, or null when every gate passes. */
+/** The first gate that holds host i back, or null when every gate passes (GATES, written out so each call is direct). */
 export function firstBlock(t: Tick, plan: Plan, i: number): GateBlock | null {
-  for (const [, gate] of GATES) {
-    const block = gate(t, plan, i);
-    if (block !== null) return block;
-  }
-  return null;
+  return (
+    quarantineGate(t, plan, i) ??
+    channelEdgeGate(t, plan, i) ??
+    waveOrderGate(t, plan, i) ??
+    onlineGate(t, plan, i) ??
+    hostEdgeGate(t, plan, i) ??
+    budgetGate(t, plan, i) ??
+    complianceGate(t, plan, i)
+  );
 }

@@ -8,7 +8,19 @@
  * Pure module: no I/O, no clock, no randomness.
  */
 import { channelEdgeGate } from './gates.ts';
-import { cancelDispatches, hasOwn, isDone, isOffline, isPastGrace, liveness, offlineSkip, secs, setState, type Plan, type Tick } from './tick.ts';
+import {
+  cancelDispatches,
+  hasOwn,
+  isOffline,
+  liveness,
+  lowestComplianceFailWave,
+  lowestIncompleteWave,
+  offlineSkip,
+  secs,
+  setState,
+  type Plan,
+  type Tick,
+} from './tick.ts';
 import type { Action, HostObservation, Rollout } from './types.ts';
 import type { ChannelIndex } from './fleet-index.ts';
 
@@ -185,29 +197,15 @@ export function haltOnFailures(t: Tick, plan: Plan, failed: number[], out: Actio
 
 /**
  * Wave order of an Executing or Converged rollout: finds the lowest wave with a host that is
- * neither done nor offline past its grace, then converges the rollout (every wave done) or
- * promotes its current wave to that one (possibly over several done waves).
- *
- * Only a host that has not started this rollout (Queued; an offline Dispatched host was just
- * withdrawn to Queued) may be skipped for being offline. A host that went dark after it began
- * activating (Activating, ConfirmWindow) or during its soak (Healthy) keeps blocking its wave:
- * going dark mid-activation is exactly what a bad closure that cuts the network looks like, and
- * the confirm deadline (→ Reverted → halt) must decide, not the offline grace.
+ * neither done nor offline past its grace (`lowestIncompleteWave`: why only Queued hosts may be
+ * passed over), then converges the rollout (every wave done) or promotes its current wave to that
+ * one (possibly over several done waves).
  */
 export function promoteWaves(t: Tick, plan: Plan, out: Action[]): void {
   const { ch, id } = plan;
   const n = ch.members.length;
-  let skippedOffline = 0;
-  for (let i = 0; i < n; i++) {
-    if (isDone(plan.states[i]!)) continue;
-    const w = ch.waveAt[i]!;
-    if (w >= plan.minIncompleteWave) continue;
-    if (plan.states[i] === 'Queued' && isPastGrace(t, plan, i)) {
-      skippedOffline++;
-      continue;
-    }
-    plan.minIncompleteWave = w;
-  }
+  const { wave, skippedOffline } = lowestIncompleteWave(t, plan);
+  plan.minIncompleteWave = wave;
   if (plan.state !== 'Executing') return;
   if (plan.minIncompleteWave >= ch.waveCount) {
     const targetRef = ch.targetRef!;
@@ -236,12 +234,5 @@ export function promoteWaves(t: Tick, plan: Plan, out: Action[]): void {
 
 /** Enforce mode: the lowest wave with a host running the new closure (Healthy / Soaked / Converged) that reports open compliance failures. */
 export function noteComplianceFailures(plan: Plan): void {
-  const ch = plan.ch;
-  if (ch.complianceMode !== 'enforce') return;
-  for (let i = 0; i < ch.members.length; i++) {
-    const s = plan.states[i]!;
-    if (s !== 'Healthy' && !isDone(s)) continue;
-    if ((plan.obs[i]?.complianceFailures?.length ?? 0) === 0) continue;
-    plan.minComplianceFailWave = Math.min(plan.minComplianceFailWave, ch.waveAt[i]!);
-  }
+  if (plan.ch.complianceMode === 'enforce') plan.minComplianceFailWave = lowestComplianceFailWave(plan);
 }

@@ -152,6 +152,52 @@ export function liveness(t: Tick, plan: Plan, i: number): Liveness {
   return { offline, pastGrace: offline && forMs > t.opts.offlineAfterMs + t.opts.offlineGraceMs, forMs, neverSeen };
 }
 
+/*
+ * Scans over every host of a plan live here, next to the state predicates they call per host
+ * (a call across modules costs more than the comparison itself at 10,000 hosts).
+ */
+
+/**
+ * The lowest wave with a host that is neither done nor offline past its grace (≥ waveCount when
+ * every wave is done), and how many hosts were passed over for being offline past the grace.
+ *
+ * Only a host that has not started this rollout (Queued; an offline Dispatched host was just
+ * withdrawn to Queued) may be passed over for being offline. A host that went dark after it began
+ * activating (Activating, ConfirmWindow) or during its soak (Healthy) keeps blocking its wave:
+ * going dark mid-activation is exactly what a bad closure that cuts the network looks like, and
+ * the confirm deadline (→ Reverted → halt) must decide, not the offline grace.
+ */
+export function lowestIncompleteWave(t: Tick, plan: Plan): { wave: number; skippedOffline: number } {
+  const waveAt = plan.ch.waveAt;
+  let wave = Infinity;
+  let skippedOffline = 0;
+  for (let i = 0; i < waveAt.length; i++) {
+    const s = plan.states[i]!;
+    if (isDone(s)) continue;
+    const w = waveAt[i]!;
+    if (w >= wave) continue;
+    if (s === 'Queued' && isPastGrace(t, plan, i)) {
+      skippedOffline++;
+      continue;
+    }
+    wave = w;
+  }
+  return { wave, skippedOffline };
+}
+
+/** The lowest wave with a host that runs the new closure (Healthy / Soaked / Converged) and reports open compliance failures (Infinity: none). */
+export function lowestComplianceFailWave(plan: Plan): number {
+  const waveAt = plan.ch.waveAt;
+  let wave = Infinity;
+  for (let i = 0; i < waveAt.length; i++) {
+    const s = plan.states[i]!;
+    if (s !== 'Healthy' && !isDone(s)) continue;
+    if ((plan.obs[i]?.complianceFailures?.length ?? 0) === 0) continue;
+    wave = Math.min(wave, waveAt[i]!);
+  }
+  return wave;
+}
+
 export function secs(ms: number): string {
   return `${Math.round(ms / 1000)} s`;
 }
