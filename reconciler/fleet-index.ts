@@ -48,6 +48,8 @@ export type ChannelIndex = {
   budgetsAt: (number[] | undefined)[];
   /** Indexes into `members` of the gating hosts of members[i] (undefined: none). */
   gatesAt: (number[] | undefined)[];
+  /** Aligned with `gatesAt`: the reason of the first fleet edge for each of those pairs. */
+  edgeReasonsAt: ((string | null)[] | undefined)[];
 };
 
 export type FleetIndex = {
@@ -164,11 +166,15 @@ function build(fleet: FleetResolved): FleetIndex {
       byCodeUnits,
     );
     const hostEdges = new Map<string, string[]>();
+    const edgeReason = new Map<string, Map<string, string | null>>(); // gated → gates → reason (first edge wins)
     for (const e of fleet.edges) {
       if (!memberSet.has(e.gated) || !memberSet.has(e.gates) || e.gated === e.gates) continue;
       const list = hostEdges.get(e.gated) ?? [];
       if (!list.includes(e.gates)) list.push(e.gates);
       hostEdges.set(e.gated, list);
+      const reasons = edgeReason.get(e.gated) ?? new Map<string, string | null>();
+      if (!reasons.has(e.gates)) reasons.set(e.gates, e.reason);
+      edgeReason.set(e.gated, reasons);
     }
     for (const list of hostEdges.values()) list.sort(byCodeUnits);
 
@@ -179,6 +185,7 @@ function build(fleet: FleetResolved): FleetIndex {
       closureAt: members.map((h) => closureOf.get(h)!),
       budgetsAt: [],
       gatesAt: members.map((h) => hostEdges.get(h)?.map((g) => memberIndex.get(g)!)),
+      edgeReasonsAt: members.map((h) => hostEdges.get(h)?.map((g) => edgeReason.get(h)?.get(g) ?? null)),
       members,
       closureOf,
       waveOf,

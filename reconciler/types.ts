@@ -30,6 +30,26 @@ export type SkipCode =
 /** Why a wave cannot move this tick (aggregated over hosts, one action per rollout and cause). */
 export type WaveBlockCode = 'budget' | 'host-edge-deadlock';
 
+/** The gates of SPEC §4, in their order (first block wins); `online` is ours, between wave order and host edges. */
+export type GateName = 'quarantine' | 'channel-edge' | 'wave-order' | 'online' | 'host-edge' | 'budget' | 'compliance';
+
+/**
+ * Why a gate holds a host back this tick, with its readable reason. A block that carries a `code`
+ * is reported as a (debounced) `skip_host`; `budget` blocks are summed into one `wave_blocked`
+ * per rollout and budget; `wave-order` and `channel-edge` blocks are not reported per host (it is
+ * not the host's turn; a deferred rollout reports `rollout_deferred` once).
+ */
+export type GateBlock =
+  | { readonly gate: 'quarantine'; readonly code: 'quarantined'; readonly reason: string }
+  | { readonly gate: 'channel-edge'; readonly gatedBy: string; readonly reason: string }
+  | { readonly gate: 'wave-order'; readonly wave: number; readonly reason: string }
+  | { readonly gate: 'online'; readonly code: 'offline' | 'skipped-offline'; readonly reason: string }
+  /** `deadlock`: the gating host is in a later wave (reported once per tick as `host-edge-deadlock`). */
+  | { readonly gate: 'host-edge'; readonly code: 'host-edge'; readonly gatingHost: string; readonly deadlock: string | null; readonly reason: string }
+  /** `budget`: index into `fleet.disruptionBudgets`. */
+  | { readonly gate: 'budget'; readonly budget: number; readonly reason: string }
+  | { readonly gate: 'compliance'; readonly code: 'compliance'; readonly reason: string };
+
 /** One recorded transition: what `nixfleet rollout trace` shows. `host` null = rollout-level. */
 export type Transition = {
   atMs: number;

@@ -1,0 +1,221 @@
+/**
+ * The working state of one `reconcile` call: the `Tick` (inputs, budget counts, convergences and
+ * quarantines as they stand after this tick's decisions so far) and one `Plan` per channel's
+ * current rollout (index-aligned arrays over `ChannelIndex.members`). Shared by the gates
+ * (gates.ts), the rollout phases (rollout-phases.ts) and dispatch (dispatch.ts); internal to the
+ * reconciler, not exported from index.ts.
+ *
+ * Pure module: no I/O, no clock, no randomness.
+ */
+import type { FleetResolved } from '../protocol/schema.ts';
+import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
+import type { Action, GateBlock, HostObservation, HostRolloutState, Observed, ReconcileOptions, Rollout, RolloutHost, RolloutState, SkipCode } from './types.ts';
+
+export const isInFlight = (s: HostRolloutState): boolean => s === 'Dispatched' || s === 'Activating' || s === 'ConfirmWindow' || s === 'Healthy';
+export const isDone = (s: HostRolloutState): boolean => s === 'Soaked' || s === 'Converged';
+export const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Per-channel working state of one tick; arrays are aligned with `ch.members`. */
+export type Plan = {
+  ch: ChannelIndex;
+  id: string;
+  /** Existing record (null when opened this tick). */
+  record: Rollout | null;
+  state: RolloutState;
+  currentWave: number;
+  /** When the rollout started (or opened): the reference for hosts never seen. */
+  refMs: number;
+  recs: (RolloutHost | undefined)[];
+  obs: (HostObservation | undefined)[];
+  /** Effective host states: the record's, then this tick's transitions. */
+  states: HostRolloutState[];
+  /** The channel's quarantined closures (the tick's set: health failures of this tick included). */
+  quarantine: Set<string>;
+  /** Lowest wave with a host neither done nor offline past its grace (set by `promoteWaves`). */
+  minIncompleteWave: number;
+  /** Lowest wave with a host that runs the new closure and reports compliance failures (enforce). */
+  minComplianceFailWave: number;
+  /** False on a paused channel: gates are still reported, nothing is dispatched. */
+  canDispatch: boolean;
+  /** The wave-order block of each wave, built once per tick (most Queued hosts hit it). */
+  waveOrderBlocks: (GateBlock | undefined)[];
+};
+
+export type Tick = {
+  fleet: FleetResolved;
+  idx: FleetIndex;
+  observed: Observed;
+  nowMs: number;
+  opts: ReconcileOptions;
+  /** Hosts in flight per budget (index into `idx.budgets`), kept in step with every decision. */
+  budgetCount: number[];
+  /** The budget block of each budget, built once per tick. */
+  budgetBlocks: (GateBlock | undefined)[];
+  converged: Map<string, string>; // channel → targetRef converged (observed + this tick)
+  quarantined: Map<string, Set<string>>; // channel → closures (observed + this tick)
+};
+
+/** The tick's state before any decision: convergences as observed, no budget counted yet. */
+export function makeTick(fleet: FleetResolved, idx: FleetIndex, observed: Observed, nowMs: number, opts: ReconcileOptions): Tick {
+  const converged = new Map<string, string>();
+  for (const c of Object.keys(observed.lastConverged)) converged.set(c, observed.lastConverged[c]!);
+  return { fleet, idx, observed, nowMs, opts, budgetCount: idx.budgets.map(() => 0), budgetBlocks: [], converged, quarantined: new Map() };
+}
+
+function quarantineSet(t: Tick, channel: string): Set<string> {
+  let s = t.quarantined.get(channel);
+  if (s === undefined) {
+    s = new Set(hasOwn(t.observed.quarantinedClosures, channel) ? t.observed.quarantinedClosures[channel] : []);
+    t.quarantined.set(channel, s);
+  }
+  return s;
+}
+
+/** The working state of a channel's current rollout; counts its in-flight hosts into the budgets. */
+export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout | null): Plan {
+  const n = ch.members.length;
+  const recs = new Array<RolloutHost | undefined>(n);
+  const obs = new Array<HostObservation | undefined>(n);
+  const states = new Array<HostRolloutState>(n);
+  const hosts = t.observed.hosts;
+  for (let i = 0; i < n; i++) {
+    const h = ch.members[i]!;
+    const rh = record === null ? undefined : hasOwn(record.hosts, h) ? record.hosts[h] : undefined;
+    recs[i] = rh;
+    obs[i] = hasOwn(hosts, h) ? hosts[h] : undefined;
+    const s = rh?.state ?? 'Queued';
+    states[i] = s;
+    if (isInFlight(s)) {
+      const list = ch.budgetsAt[i];
+      if (list !== undefined) for (const b of list) t.budgetCount[b]!++;
+    }
+  }
+  return {
+    ch,
+    id,
+    record,
+    state: record?.state ?? 'Pending',
+    currentWave: record?.currentWave ?? 0,
+    refMs: record?.startedAtMs ?? record?.openedAtMs ?? t.nowMs,
+    recs,
+    obs,
+    states,
+    quarantine: quarantineSet(t, ch.name),
+    minIncompleteWave: Infinity,
+    minComplianceFailWave: Infinity,
+    canDispatch: false,
+    waveOrderBlocks: [],
+  };
+}
+
+/** Moves host i to a new effective state, keeping the budget counts in step. */
+export function setState(t: Tick, plan: Plan, i: number, to: HostRolloutState): void {
+  const from = plan.states[i]!;
+  const delta = (isInFlight(to) ? 1 : 0) - (isInFlight(from) ? 1 : 0);
+  if (delta !== 0) {
+    const list = plan.ch.budgetsAt[i];
+    if (list !== undefined) for (const b of list) t.budgetCount[b]! += delta;
+  }
+  plan.states[i] = to;
+}
+
+/** Withdraws every pending dispatch of the rollout (pause, halt): Dispatched → Queued. */
+export function cancelDispatches(t: Tick, plan: Plan): void {
+  for (let i = 0; i < plan.states.length; i++) if (plan.states[i] === 'Dispatched') setState(t, plan, i, 'Queued');
+}
+
+export type Liveness = { offline: boolean; pastGrace: boolean; forMs: number; neverSeen: boolean };
+
+/** ms since host i was last seen; a host never seen counts from the rollout start, as a negative. */
+function unseenForMs(t: Tick, plan: Plan, i: number): number {
+  const last = plan.obs[i]?.lastCheckinMs ?? null;
+  // A host never seen counts as offline: we do not know what it runs (CP rebuilt from empty).
+  return last === null ? -1 - (t.nowMs - plan.refMs) : t.nowMs - last;
+}
+
+export function isOffline(t: Tick, plan: Plan, i: number): boolean {
+  const u = unseenForMs(t, plan, i);
+  return u < 0 || u > t.opts.offlineAfterMs;
+}
+
+export function isPastGrace(t: Tick, plan: Plan, i: number): boolean {
+  const u = unseenForMs(t, plan, i);
+  const forMs = u < 0 ? -1 - u : u;
+  return forMs > t.opts.offlineAfterMs + t.opts.offlineGraceMs;
+}
+
+export function liveness(t: Tick, plan: Plan, i: number): Liveness {
+  const u = unseenForMs(t, plan, i);
+  const neverSeen = u < 0;
+  const forMs = neverSeen ? -1 - u : u;
+  const offline = neverSeen || forMs > t.opts.offlineAfterMs;
+  return { offline, pastGrace: offline && forMs > t.opts.offlineAfterMs + t.opts.offlineGraceMs, forMs, neverSeen };
+}
+
+/*
+ * Scans over every host of a plan live here, next to the state predicates they call per host
+ * (a call across modules costs more than the comparison itself at 10,000 hosts).
+ */
+
+/**
+ * The lowest wave with a host that is neither done nor offline past its grace (≥ waveCount when
+ * every wave is done), and how many hosts were passed over for being offline past the grace.
+ *
+ * Only a host that has not started this rollout (Queued; an offline Dispatched host was just
+ * withdrawn to Queued) may be passed over for being offline. A host that went dark after it began
+ * activating (Activating, ConfirmWindow) or during its soak (Healthy) keeps blocking its wave:
+ * going dark mid-activation is exactly what a bad closure that cuts the network looks like, and
+ * the confirm deadline (→ Reverted → halt) must decide, not the offline grace.
+ */
+export function lowestIncompleteWave(t: Tick, plan: Plan): { wave: number; skippedOffline: number } {
+  const waveAt = plan.ch.waveAt;
+  let wave = Infinity;
+  let skippedOffline = 0;
+  for (let i = 0; i < waveAt.length; i++) {
+    const s = plan.states[i]!;
+    if (isDone(s)) continue;
+    const w = waveAt[i]!;
+    if (w >= wave) continue;
+    if (s === 'Queued' && isPastGrace(t, plan, i)) {
+      skippedOffline++;
+      continue;
+    }
+    wave = w;
+  }
+  return { wave, skippedOffline };
+}
+
+/** The lowest wave with a host that runs the new closure (Healthy / Soaked / Converged) and reports open compliance failures (Infinity: none). */
+export function lowestComplianceFailWave(plan: Plan): number {
+  const waveAt = plan.ch.waveAt;
+  let wave = Infinity;
+  for (let i = 0; i < waveAt.length; i++) {
+    const s = plan.states[i]!;
+    if (s !== 'Healthy' && !isDone(s)) continue;
+    if ((plan.obs[i]?.complianceFailures?.length ?? 0) === 0) continue;
+    wave = Math.min(wave, waveAt[i]!);
+  }
+  return wave;
+}
+
+export function secs(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
+}
+
+/** The skip code and reason of an offline host (before or past its grace). */
+export function offlineSkip(live: Liveness, t: Tick): { code: 'offline' | 'skipped-offline'; reason: string } {
+  const what = live.neverSeen ? `has not checked in since the rollout started (${secs(live.forMs)})` : `no check-in for ${secs(live.forMs)}`;
+  if (live.pastGrace) {
+    return {
+      code: 'skipped-offline',
+      reason: `offline past the grace (${secs(t.opts.offlineAfterMs + t.opts.offlineGraceMs)}): ${what}; no longer blocks its wave, gets the target when it returns`,
+    };
+  }
+  return { code: 'offline', reason: `${what} (offline after ${secs(t.opts.offlineAfterMs)})` };
+}
+
+/** Debounced: emits only when the recorded skip code differs (applyActions records it). */
+export function emitSkip(out: Action[], plan: Plan, i: number, code: SkipCode, reason: string): void {
+  if (plan.recs[i]?.skip?.code === code) return;
+  out.push({ kind: 'skip_host', rolloutId: plan.id, host: plan.ch.members[i]!, code, reason });
+}
