@@ -153,9 +153,8 @@ export class AgentService {
     const h = req.hostname;
     const nowMs = this.d.now();
     const inForce = this.d.artifacts.fleet()!;
-    const pending = await this.d.store.pendingDispatchFor(h);
-    const rollbackRow = await this.d.store.rollbackFor(h);
-    const mirror = await this.mirror();
+    const { pending, rollback: rollbackRow } = await this.d.store.checkinReads(h);
+    const mirror = this.d.mirror.peek() ?? (await this.d.mirror.get());
     // From here to applyGrouped: synchronous, so the slice cannot move under the decision.
     const slice = ObservedMirror.slice(mirror, h);
     const before = slice.hosts[h] ?? null;

@@ -111,11 +111,7 @@ export class SqliteStore implements Store {
    */
   txGrouped<T>(fn: () => T): { value: T; committed: Promise<void> } {
     if (this.depth > 0) return { value: fn(), committed: Promise.resolve() };
-    if (this.group === null) {
-      this.begin.run();
-      this.group = { settle: [] };
-      setImmediate(() => this.commitGroup());
-    }
+    const g = this.openGroup();
     this.depth++;
     let value: T;
     try {
@@ -126,9 +122,18 @@ export class SqliteStore implements Store {
     } finally {
       this.depth--;
     }
-    const g = this.group;
     const committed = new Promise<void>((resolve, reject) => g.settle.push({ resolve, reject }));
     return { value, committed };
+  }
+
+  /** The open grouped transaction, begun now (and committed on `setImmediate`) when there is none. */
+  private openGroup(): { settle: { resolve(): void; reject(e: unknown): void }[] } {
+    if (this.group === null) {
+      this.begin.run();
+      this.group = { settle: [] };
+      setImmediate(() => this.commitGroup());
+    }
+    return this.group;
   }
 
   /** Commit the grouped transaction now (no-op when none is open). */
@@ -340,6 +345,12 @@ export class SqliteStore implements Store {
 
   rolloutStateCounts(): Record<string, number> {
     return this.rolloutsT.stateCounts();
+  }
+
+  /** Read inside the grouped transaction the check-in's writes then join (opened here if needed). */
+  checkinReads(hostname: string): { pending: DispatchRow | null; rollback: DispatchRow | null } {
+    if (this.depth === 0) this.openGroup();
+    return { pending: this.dispatchesT.pendingFor(hostname), rollback: this.dispatchesT.rollbackFor(hostname) };
   }
 
   getDispatch(rolloutId: string, hostname: string): DispatchRow | null {

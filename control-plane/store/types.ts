@@ -152,6 +152,13 @@ export interface Store {
   hostStateCounts(): Awaitable<Record<string, number>>;
   rolloutStateCounts(): Awaitable<Record<string, number>>;
 
+  /**
+   * What a check-in reads before it decides: the host's pending dispatch (its target, if any) and
+   * the newest cancelled dispatch carrying a rollback instruction. A backend may run these reads in
+   * the transaction the check-in's writes will join (SQLite does: reads inside the open group
+   * transaction cost less than autocommit reads).
+   */
+  checkinReads(hostname: string): Awaitable<{ pending: DispatchRow | null; rollback: DispatchRow | null }>;
   getDispatch(rolloutId: string, hostname: string): Awaitable<DispatchRow | null>;
   pendingDispatchFor(hostname: string): Awaitable<DispatchRow | null>;
   /** The newest cancelled dispatch of the host that carries a rollback instruction. */
