@@ -245,7 +245,7 @@ t('/metrics is valid Prometheus text with hosts and rollouts by state, check-ins
   const host = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
   try {
     await host.call('POST', '/v1/agent/checkin', { hostname: 'host-0000', currentClosure: null, bootId: 'b', probes: [], failedUnits: [], lastOutcome: null });
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     writeFileSync(join(env.releasesDir, 'fleet.resolved.json.sig'), new Uint8Array(64));
     await cp.cp.pollNow();
     const r = await host.call('GET', '/metrics');

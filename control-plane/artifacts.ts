@@ -12,7 +12,7 @@ import { verifyArtifact, type AcceptedState } from '../protocol/verify.ts';
 import { loadTrust } from './config.ts';
 import type { CpMetrics } from './metrics.ts';
 import type { ArtifactSource } from './sources.ts';
-import type { Store } from './store.ts';
+import type { AuditInput, Store } from './store/types.ts';
 import type { Logger } from './log.ts';
 
 export type InForce = {
@@ -95,9 +95,9 @@ export class ArtifactManager {
    * Put the artefacts persisted by an earlier run back in force, if they still verify now (they may
    * have gone stale while the CP was down; then the source must provide a fresh one).
    */
-  loadFromStore(): void {
+  async loadFromStore(): Promise<void> {
     for (const kind of this.kinds) {
-      const row = this.o.store.getArtifact(kind);
+      const row = await this.o.store.getArtifact(kind);
       if (row === null) continue;
       const r = verifyArtifact({
         kind,
@@ -125,17 +125,17 @@ export class ArtifactManager {
   }
 
   private async pollAll(): Promise<void> {
-    this.reloadTrust();
+    await this.reloadTrust();
     for (const kind of this.kinds) await this.pollKind(kind);
   }
 
-  private reloadTrust(): void {
+  private async reloadTrust(): Promise<void> {
     const t = loadTrust(this.o.trustFile);
     if (!t.ok) {
       if (this.trustError !== t.error.message) {
         this.trustError = t.error.message;
         this.o.log.error('trust file unusable; keeping the previous trust', { message: t.error.message });
-        this.o.store.appendAudit({ atMs: this.o.now(), kind: 'trust.unusable', actor: 'cp', subject: 'trust', data: { code: t.error.code, message: t.error.message } });
+        await this.o.store.apply([{ kind: 'audit', entry: { atMs: this.o.now(), kind: 'trust.unusable', actor: 'cp', subject: 'trust', data: { code: t.error.code, message: t.error.message } } }]);
       }
       return;
     }
@@ -145,7 +145,7 @@ export class ArtifactManager {
     this.trustText = text;
     this.trust = t.value;
     if (!changed) return;
-    this.o.store.appendAudit({ atMs: this.o.now(), kind: 'trust.reloaded', actor: 'cp', subject: 'trust', data: { ciReleaseKey: t.value.ciReleaseKey } });
+    await this.o.store.apply([{ kind: 'audit', entry: { atMs: this.o.now(), kind: 'trust.reloaded', actor: 'cp', subject: 'trust', data: { ciReleaseKey: t.value.ciReleaseKey } } }]);
     this.o.log.info('trust.json changed: reloaded');
     // An artefact in force whose key the new trust no longer accepts (a compromised key removed,
     // a rejectBefore added) stops being served. Freshness is not re-judged here: a stale-but-good
@@ -158,7 +158,7 @@ export class ArtifactManager {
       if (kind === 'revocations') this.revokedBefore = new Map();
       this.lastError.set(kind, `the ${kind} artefact in force is no longer trusted: ${r.error.code}: ${r.error.message}`);
       this.o.metrics.verifyFailures.inc({ kind, code: r.error.code });
-      this.audit(kind, 'artifact.withdrawn', { code: r.error.code, message: r.error.message, sha256: a.sha256 });
+      await this.audit(kind, 'artifact.withdrawn', { code: r.error.code, message: r.error.message, sha256: a.sha256 });
       this.o.log.error('artefact in force is no longer trusted: withdrawn', { kind, code: r.error.code });
     }
   }
@@ -172,7 +172,7 @@ export class ArtifactManager {
       const text = `fetch ${f.code}: ${f.message}`;
       if (this.lastError.get(kind) !== text) {
         this.lastError.set(kind, text);
-        this.audit(kind, 'artifact.fetch-failed', { code: f.code, message: f.message });
+        await this.audit(kind, 'artifact.fetch-failed', { code: f.code, message: f.message });
         this.o.log.warn('artefact fetch failed; the last good one stays in force', { kind, code: f.code, message: f.message });
       }
       return;
@@ -182,7 +182,7 @@ export class ArtifactManager {
       this.lastError.delete(kind);
       return; // the artefact in force, unchanged
     }
-    const row = this.o.store.getArtifact(kind);
+    const row = await this.o.store.getArtifact(kind);
     const lastAccepted: AcceptedState | null = row === null ? null : { signedAt: row.signedAt, sha256: row.sha256 };
     const nowMs = this.o.now();
     const r = verifyArtifact({ kind, bytes: f.bytes, signature: f.signature, trust: this.trust, nowMs, lastAccepted, maxBytes: this.o.maxBytes });
@@ -194,7 +194,7 @@ export class ArtifactManager {
       this.rejectedKey.set(kind, key);
       this.lastError.set(kind, `${r.error.code}: ${r.error.message}`);
       this.o.metrics.verifyFailures.inc({ kind, code: r.error.code });
-      this.audit(kind, 'artifact.rejected', { code: r.error.code, message: r.error.message, sha256: sha256Hex(f.bytes) });
+      await this.audit(kind, 'artifact.rejected', { code: r.error.code, message: r.error.message, sha256: sha256Hex(f.bytes) });
       this.o.log.warn('artefact rejected; the last good one stays in force', { kind, code: r.error.code, message: r.error.message });
       return;
     }
@@ -204,29 +204,36 @@ export class ArtifactManager {
     this.acceptedKey.set(kind, attemptKey);
     const current = this.inForce.get(kind);
     if (current !== undefined && current.sha256 === v.sha256) return; // the same artefact, other encoding
-    this.o.store.tx(() => {
-      this.o.store.putArtifact({ kind, signedAt: v.accepted.signedAt, sha256: v.accepted.sha256, bytes: v.canonical, signature: f.signature, acceptedMs: nowMs });
-      this.audit(kind, 'artifact.accepted', {
-        sha256: v.sha256,
-        signedAt: v.signedAt,
-        keyRole: v.keyRole,
-        ciCommit: v.fleet?.meta.ciCommit ?? v.revocations?.meta.ciCommit ?? null,
-      });
-    });
+    await this.o.store.apply([
+      { kind: 'artifact.put', row: { kind, signedAt: v.accepted.signedAt, sha256: v.accepted.sha256, bytes: v.canonical, signature: f.signature, acceptedMs: nowMs } },
+      {
+        kind: 'audit',
+        entry: this.auditEntry(kind, 'artifact.accepted', {
+          sha256: v.sha256,
+          signedAt: v.signedAt,
+          keyRole: v.keyRole,
+          ciCommit: v.fleet?.meta.ciCommit ?? v.revocations?.meta.ciCommit ?? null,
+        }),
+      },
+    ]);
     this.o.metrics.artifactsAccepted.inc({ kind });
     this.o.log.info('artefact accepted', { kind, sha256: v.sha256, signedAt: v.signedAt });
     this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null);
     if (kind === 'fleet') this.o.onFleetChanged();
   }
 
-  private audit(kind: ArtifactKind, what: string, data: Record<string, unknown>): void {
-    this.o.store.appendAudit({
+  private auditEntry(kind: ArtifactKind, what: string, data: Record<string, unknown>): AuditInput {
+    return {
       atMs: this.o.now(),
       kind: what,
       actor: 'cp',
       subject: kind,
       data: { ...data, source: this.o.source.describe, inForce: this.inForce.get(kind)?.sha256 ?? null },
-    });
+    };
+  }
+
+  private async audit(kind: ArtifactKind, what: string, data: Record<string, unknown>): Promise<void> {
+    await this.o.store.apply([{ kind: 'audit', entry: this.auditEntry(kind, what, data) }]);
   }
 
   private setInForce(kind: ArtifactKind, bytes: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null): void {

@@ -13,7 +13,7 @@ import { createLogger } from './log.ts';
 import { listenHttps } from './server.ts';
 import { ControlPlane } from './service.ts';
 import { createSource } from './sources.ts';
-import { Store } from './store.ts';
+import { SqliteStore } from './store/sqlite.ts';
 
 const HELP = `nixfleet-control-plane — the keyless control plane (Hono over mutual TLS, SQLite)
 
@@ -112,9 +112,9 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const log = createLogger(config.logLevel);
-  let store: Store;
+  let store: SqliteStore;
   try {
-    store = new Store(config.dbPath);
+    store = new SqliteStore(config.dbPath);
   } catch (e) {
     process.stderr.write(`nixfleet-control-plane: cannot open the database ${config.dbPath}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 2;

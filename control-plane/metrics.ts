@@ -5,7 +5,10 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-export type StateCounts = () => { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean };
+type Counts = { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean };
+
+/** Computed at scrape time (from the store: possibly asynchronous). */
+export type StateCounts = () => Counts | Promise<Counts>;
 
 export class CpMetrics {
   readonly registry = new Registry();
@@ -46,16 +49,17 @@ export class CpMetrics {
     });
     this.tlsConnectionsOpen = new Gauge({ name: 'nixfleet_tls_connections_open', help: 'mTLS connections open now (each idle one holds about 45 KiB of native memory)', registers });
     // Gauges computed at scrape time from the store.
-    let snapshot: ReturnType<StateCounts> | null = null;
-    const take = (): ReturnType<StateCounts> => (snapshot ??= counts());
+    let snapshot: Promise<Counts> | null = null;
+    const take = (): Promise<Counts> => (snapshot ??= Promise.resolve(counts()));
     new Gauge({
       name: 'nixfleet_hosts',
       help: 'Hosts by state in their newest rollout (Idle: in no rollout)',
       labelNames: ['state'],
       registers,
-      collect() {
+      async collect() {
+        const { hosts } = await take();
         this.reset();
-        for (const [state, n] of Object.entries(take().hosts)) this.set({ state }, n);
+        for (const [state, n] of Object.entries(hosts)) this.set({ state }, n);
       },
     });
     new Gauge({
@@ -63,17 +67,18 @@ export class CpMetrics {
       help: 'Rollouts by state',
       labelNames: ['state'],
       registers,
-      collect() {
+      async collect() {
+        const { rollouts } = await take();
         this.reset();
-        for (const [state, n] of Object.entries(take().rollouts)) this.set({ state }, n);
+        for (const [state, n] of Object.entries(rollouts)) this.set({ state }, n);
       },
     });
     new Gauge({
       name: 'nixfleet_ready',
       help: '1 when a verified fleet artefact is in force',
       registers,
-      collect() {
-        this.set(take().ready ? 1 : 0);
+      async collect() {
+        this.set((await take()).ready ? 1 : 0);
         snapshot = null; // last gauge in registration order: next scrape recomputes
       },
     });

@@ -52,7 +52,7 @@ t('pause stops dispatching, resume continues; both are audited with the operator
     const body = p.body as PauseResponse;
     assert.equal({ ...body, since: null }, { channel: 'stable', paused: true, by: 'operator:alice', since: null, reason: 'change freeze' });
     for (const h of Object.keys(c.hosts)) await checkin(c, h);
-    c.cp.cp.reconcileNow();
+    await c.cp.cp.reconcileNow();
     for (const h of Object.keys(c.hosts)) assert.is((await checkin(c, h)).target, null, `${h}: paused channel dispatches nothing`);
     const rollouts = (await c.op.call('GET', '/v1/rollouts')).body as RolloutsResponse;
     assert.is(rollouts.rollouts[0]!.state, 'Paused');
@@ -76,14 +76,14 @@ t('a health failure after the soak quarantines the closure; the operator lists a
   const c = await setup({}, { soakMinutes: 1 });
   try {
     for (const h of Object.keys(c.hosts)) await checkin(c, h);
-    c.cp.cp.reconcileNow();
+    await c.cp.cp.reconcileNow();
     const h = 'host-0000';
     const target = (await checkin(c, h)).target!;
     const conf = await c.hosts[h]!.call('POST', '/v1/agent/confirm', { hostname: h, rolloutId: target.rolloutId, closureHash: target.closureHash, bootId: 'b' });
     assert.is(conf.status, 204);
     c.env.clock.advance(61_000);
     await checkin(c, h, target.closureHash, false); // probes now failing
-    c.cp.cp.reconcileNow();
+    await c.cp.cp.reconcileNow();
     const q = (await c.op.call('GET', '/v1/quarantines')).body as QuarantinesResponse;
     assert.is(q.quarantines.length, 1);
     assert.is(q.quarantines[0]!.closureHash, target.closureHash);
@@ -125,7 +125,7 @@ t('audit pages chain across pages; hosts view shows declared and current closure
   const c = await setup();
   try {
     for (const h of Object.keys(c.hosts)) await checkin(c, h);
-    c.cp.cp.reconcileNow();
+    await c.cp.cp.reconcileNow();
     const all: AuditResponse['entries'] = [];
     let after = 0;
     for (let i = 0; i < 100; i++) {

@@ -91,9 +91,9 @@ async function closeAll(as: Record<string, Agent>): Promise<void> {
 const code = (b: unknown): string => (b as ErrorBody).error.code;
 
 /** The service's in-memory mirror equals what SQLite holds (write-through, never diverges). */
-function assertMirror(cp: RunningCp): void {
+async function assertMirror(cp: RunningCp): Promise<void> {
   const fromDb = cp.store.loadObserved();
-  const mirror = cp.cp.cachedObserved();
+  const mirror = await cp.cp.cachedObserved();
   assert.equal(JSON.parse(JSON.stringify(mirror.hosts)), JSON.parse(JSON.stringify(fromDb.hosts)), 'hosts mirror');
   assert.equal(JSON.parse(JSON.stringify(mirror.rollouts)), JSON.parse(JSON.stringify(fromDb.rollouts)), 'rollouts mirror');
 }
@@ -119,7 +119,7 @@ t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has s
   const operator = await op(env, cp);
   try {
     for (const h of HOSTS) assert.is((await as[h]!.checkin()).target, null, 'nothing before a reconcile pass');
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const rolloutId = cp.store.allRollouts()[0]!.id;
     assert.match(rolloutId, /^stable@/);
     for (const h of WAVE0) {
@@ -142,12 +142,12 @@ t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has s
       const target = (await as[h]!.checkin()).target!;
       assert.is(await as[h]!.activate(target), 204);
     }
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null, `${h}: wave 0 is Healthy but not soaked`);
 
     env.clock.advance(5 * 60_000 + 1000);
     for (const h of HOSTS) await as[h]!.checkin(); // still online, probes passing
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const detail = (await operator.call('GET', `/v1/rollouts/${encodeURIComponent(rolloutId)}`)).body as RolloutDetail;
     assert.equal(detail.hosts.filter((x) => x.wave === 0).map((x) => x.state), ['Soaked', 'Soaked']);
     assert.is(detail.currentWave, 1);
@@ -165,7 +165,7 @@ t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has s
     const hosts = (await operator.call('GET', '/v1/hosts')).body as HostsResponse;
     assert.is(hosts.hosts.find((x) => x.hostname === 'host-0001')!.rollout!.state, 'Reverted');
 
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const halted = (await operator.call('GET', `/v1/rollouts/${encodeURIComponent(rolloutId)}`)).body as RolloutDetail;
     assert.is(halted.state, 'Halted');
     assert.match(halted.reason ?? '', /host-0001 reverted/);
@@ -181,7 +181,7 @@ t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has s
     assert.ok(verifyAuditChain(audit.entries).ok);
     assert.ok(audit.entries.some((e) => e.kind === 'report' && (e.data as { verdict: string }).verdict === 'verified'));
     assert.ok(audit.entries.some((e) => e.kind === 'dispatch.expired'));
-    assertMirror(cp);
+    await assertMirror(cp);
   } finally {
     await closeAll(as);
     await operator.close();
@@ -197,19 +197,19 @@ t('a confirm before the deadline after an expiry pass is refused too; a deadline
   const as = agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const a = as['host-0000']!;
     const target = (await a.checkin()).target!;
     env.clock.advance(120_001);
     for (const h of HOSTS) if (h !== 'host-0000') await as[h]!.checkin();
-    cp.cp.reconcileNow(); // the deadline pass marks host-0000 Reverted
+    await cp.cp.reconcileNow(); // the deadline pass marks host-0000 Reverted
     const r = await a.confirm(target.rolloutId, target.closureHash);
     assert.is(r.status, 410);
     assert.is(code(r.body), 'DEADLINE_PASSED');
     assert.is(cp.store.getRollout(target.rolloutId)!.state, 'Halted');
     const noDispatch = await a.confirm('stable@nothing', target.closureHash);
     assert.is(noDispatch.status, 409);
-    assertMirror(cp);
+    await assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -224,7 +224,7 @@ t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host
   const as = agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const a = as['host-0000']!;
     const target = (await a.checkin()).target!;
     assert.is((await a.report('activation-started', target.rolloutId, target.closureHash)).status, 202);
@@ -239,7 +239,7 @@ t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host
     const failed = await a.report('activation-failed', target.rolloutId, target.closureHash, 'switch-to-configuration exited 4');
     assert.is(failed.status, 202);
     assert.equal(failed.body, { id: (failed.body as { id: number }).id, verdict: 'verified' });
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const r = cp.store.getRollout(target.rolloutId)!;
     assert.is(r.state, 'Halted');
     assert.match(r.stateReason, /rollback-and-halt/);
@@ -254,7 +254,7 @@ t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host
     a.current = oldClosure('host-0000');
     assert.is((await a.report('rolled-back', target.rolloutId, target.closureHash, 'rolled back by instruction')).status, 202);
     assert.is((await a.checkin()).rollback, undefined);
-    assertMirror(cp);
+    await assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -269,14 +269,14 @@ t('onHealthFailure halt: a host that fails keeps the rollout halted and dispatch
   const as = agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const a = as['host-0000']!;
     const target = (await a.checkin()).target!;
     assert.is((await a.report('activation-failed', target.rolloutId, target.closureHash, 'boom')).status, 202);
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     assert.is(cp.store.getRollout(target.rolloutId)!.state, 'Halted');
     assert.is((await a.checkin()).rollback, undefined, 'halt (not rollback-and-halt) sends no rollback instruction');
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null);
   } finally {
     await closeAll(as);
@@ -293,7 +293,7 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
   const as = agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const first = cp.store.allRollouts()[0]!.id;
     const delivered = (await as['host-0000']!.checkin()).target!; // host-0000 is activating the old target
     await as['host-0000']!.report('activation-started', delivered.rolloutId, delivered.closureHash);
@@ -303,7 +303,7 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
     env.publish(next);
     await cp.cp.pollNow();
     for (const h of HOSTS) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     assert.is(cp.store.getRollout(first)!.state, 'Superseded');
     const second = cp.store.allRollouts().find((r) => r.id !== first)!;
     assert.is(second.state, 'Executing');
@@ -314,15 +314,15 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
     assert.is(cp.store.getDispatch(first, 'host-0000')!.status, 'pending', 'delivered: may still confirm');
     assert.is((await as['host-0000']!.confirm(delivered.rolloutId, delivered.closureHash)).status, 204);
     assert.is(cp.store.getDispatch(first, 'host-0000')!.status, 'confirmed');
-    assertMirror(cp);
+    await assertMirror(cp);
     // A third target while the second is in flight: the second is superseded and pruned from memory too.
     env.clock.advance(60_000);
     for (const h of HOSTS) next.hosts[h]!.closureHash = fakeClosure(h, 3);
     env.publish(next);
     await cp.cp.pollNow();
-    cp.cp.reconcileNow();
-    assert.is(Object.keys(cp.cp.cachedObserved().rollouts).length, 1);
-    assertMirror(cp);
+    await cp.cp.reconcileNow();
+    assert.is(Object.keys((await cp.cp.cachedObserved()).rollouts).length, 1);
+    await assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -340,22 +340,22 @@ t('a host offline past the grace does not block convergence and gets its target 
     for (const h of HOSTS) await as[h]!.checkin();
     env.clock.advance(13_000); // host-0003 is now offline past the grace
     for (const h of online) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     for (const h of online) assert.is(await as[h]!.activate((await as[h]!.checkin()).target!), 204);
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const rolloutId = cp.store.allRollouts()[0]!.id;
     assert.is(cp.store.getRollout(rolloutId)!.state, 'Converged');
     // host-0003 comes back: the converged rollout still hands it its signed target.
     const late = as['host-0003']!;
     await late.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const target = (await late.checkin()).target;
     assert.ok(target !== null, 'the returning host gets its target');
     assert.is(target!.rolloutId, rolloutId);
     assert.is(await late.activate(target!), 204);
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     assert.is(cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === 'host-0003')!.state, 'Soaked');
-    assertMirror(cp);
+    await assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -373,13 +373,13 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
   let rolloutId = '';
   try {
     for (const h of HOSTS) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     for (const h of WAVE0) {
       const target = (await as[h]!.checkin()).target!;
       rolloutId = target.rolloutId;
       assert.is(await as[h]!.activate(target), 204);
     }
-    cp.cp.reconcileNow(); // wave 0 soaked (soak 0), wave 1 dispatched
+    await cp.cp.reconcileNow(); // wave 0 soaked (soak 0), wave 1 dispatched
     assert.ok((await as['host-0001']!.checkin()).target !== null);
     for (const h of HOSTS) current[h] = as[h]!.current;
   } finally {
@@ -407,7 +407,7 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
       const r = await as[h]!.checkin(extra);
       assert.is(r.target, null, `${h}: nothing before the first pass`);
     }
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     assert.is(cp.store.allRollouts()[0]!.id, rolloutId, 'same rollout id: derived from the signed closures');
     for (const h of WAVE0) {
       assert.is((await as[h]!.checkin()).target, null, `${h} already runs its target`);
@@ -421,10 +421,10 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
       assert.ok(target !== null, `${h} gets its target after the rebuild`);
       assert.is(await as[h]!.activate(target), 204);
     }
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     assert.is(cp.store.getRollout(rolloutId)!.state, 'Converged');
     assert.ok(verifyAuditChain(cp.store.auditAll()).ok);
-    assertMirror(cp);
+    await assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -442,7 +442,7 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
   const confirmedAt = env.clock.ms;
   try {
     for (const h of HOSTS) await as[h]!.checkin();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     for (const h of WAVE0) {
       const target = (await as[h]!.checkin()).target!;
       assert.is(await as[h]!.activate(target), 204);
@@ -466,7 +466,7 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
       }
     };
     await checkinAll();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const rolloutId = cp.store.allRollouts()[0]!.id;
     for (const h of WAVE0) {
       const row = cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === h)!;
@@ -476,14 +476,14 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
     for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null, `${h}: wave 0 still soaking after the rebuild`);
     env.clock.advance(3 * 60_000); // 4 min after the confirms: still soaking
     await checkinAll();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null);
     env.clock.advance(60_000 + 1000); // past 5 min since the confirms
     await checkinAll();
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     for (const h of WAVE1) assert.ok((await as[h]!.checkin()).target !== null, `${h}: dispatched once the restored soak ended`);
     assert.ok(cp.store.transitions(rolloutId).some((t) => t.reason.startsWith("restored from the host's signed confirmed record")));
-    assertMirror(cp);
+    await assertMirror(cp);
   } finally {
     await closeAll(as);
     await cp.stop();
@@ -498,7 +498,7 @@ t('a confirmed record that does not verify restores nothing', async () => {
   const cp = await startCp(env);
   const as = agents(env, cp);
   try {
-    cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
     const rolloutId = cp.store.allRollouts()[0]!.id;
     const h = 'host-0000';
     as[h]!.current = fleet.hosts[h]!.closureHash!;

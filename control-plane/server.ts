@@ -9,6 +9,7 @@ import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Hono } from 'hono';
+import type { AppEnv } from './middleware.ts';
 
 export type TlsMaterial = { cert: string; key: string; ca: string };
 
@@ -20,8 +21,7 @@ export type ListeningServer = {
   close(): Promise<void>;
 };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function listenHttps(app: Hono<any>, tls: TlsMaterial, host: string, port: number, opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void } = {}): Promise<ListeningServer> {
+export async function listenHttps(app: Pick<Hono<AppEnv>, 'fetch'>, tls: TlsMaterial, host: string, port: number, opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void } = {}): Promise<ListeningServer> {
   const server = createAdaptorServer({
     fetch: app.fetch,
     createServer: createHttpsServer,

@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Observed, Rollout } from '../reconciler/types.ts';
-import { GENESIS_HASH, verifyAuditChain } from '../protocol/audit-chain.ts';
-import { Store, type HostRow } from './store.ts';
+import type { Observed, Rollout } from '../../reconciler/types.ts';
+import { GENESIS_HASH, verifyAuditChain } from '../../protocol/audit-chain.ts';
+import { planObservedWrites } from '../plan.ts';
+import { SqliteStore as Store } from './sqlite.ts';
+import type { HostRow, RolloutOrigin } from './types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-cp-store-'));
 let n = 0;
@@ -83,7 +85,14 @@ function rollout(id: string, channel: string, hosts: Rollout['hosts'], state: Ro
 
 const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} });
 
-t('persistObserved writes the diff; loadObserved and loadHostSlice read it back', () => {
+/** What the control plane does with a diff: plan it (pure), apply the list in one transaction. */
+const persist = (store: Store, before: Observed, after: Observed, nowMs: number, origin: RolloutOrigin, meta?: Parameters<typeof planObservedWrites>[4]) => {
+  const { writes, transitions } = planObservedWrites(before, after, nowMs, origin, meta);
+  store.apply(writes);
+  return transitions;
+};
+
+t('a planned diff, applied: loadObserved and loadHostSlice read it back', () => {
   const { store } = fresh();
   const before = empty();
   const after: Observed = structuredClone(before);
@@ -97,9 +106,7 @@ t('persistObserved writes the diff; loadObserved and loadHostSlice read it back'
   after.quarantinedClosures['stable'] = ['bad'];
   after.lastConverged['stable'] = 'old';
   after.deferrals['stable'] = { rolloutId: 'stable@abc', reason: 'gated', sinceMs: 4 };
-  const fresh1 = store.tx(() =>
-    store.persistObserved(before, after, 10, { signedAt: '2026-01-01T00:00:00Z', artifactSha256: 'ff' }, new Map([['stable\0bad', { rolloutId: 'stable@abc', hostname: 'web1', reason: 'failed on web1', sinceMs: 9 }]])),
-  );
+  const fresh1 = persist(store, before, after, 10, { signedAt: '2026-01-01T00:00:00Z', artifactSha256: 'ff' }, new Map([['stable\0bad', { rolloutId: 'stable@abc', hostname: 'web1', reason: 'failed on web1', sinceMs: 9 }]]));
   assert.is(fresh1.length, 1);
   const loaded = store.loadObserved();
   const want = structuredClone(after);
@@ -116,7 +123,7 @@ t('persistObserved writes the diff; loadObserved and loadHostSlice read it back'
   next.rollouts['stable@abc']!.state = 'Halted';
   delete next.deferrals['stable'];
   next.quarantinedClosures = {};
-  store.tx(() => store.persistObserved(loaded, next, 11, { signedAt: 'x', artifactSha256: 'y' }));
+  persist(store, loaded, next, 11, { signedAt: 'x', artifactSha256: 'y' });
   const again = store.loadObserved();
   assert.is(again.rollouts['stable@abc']!.hosts['web1']!.state, 'Activating');
   assert.is(again.rollouts['stable@abc']!.state, 'Halted');
@@ -134,7 +141,7 @@ t('terminal rollouts are loaded only when newest of their channel', () => {
   after.rollouts['a@2'] = { ...rollout('a@2', 'a', {}, 'Converged'), openedAtMs: 2 };
   after.rollouts['b@1'] = { ...rollout('b@1', 'b', {}, 'Halted'), openedAtMs: 1 };
   after.rollouts['b@2'] = { ...rollout('b@2', 'b', {}, 'Executing'), openedAtMs: 2 };
-  store.tx(() => store.persistObserved(before, after, 1, { signedAt: 's', artifactSha256: 'h' }));
+  persist(store, before, after, 1, { signedAt: 's', artifactSha256: 'h' });
   assert.equal(Object.keys(store.loadObserved().rollouts).sort(), ['a@2', 'b@1', 'b@2']);
   store.close();
 });

@@ -1,0 +1,372 @@
+/**
+ * The agent side of the control plane (SPEC §5): check-in, confirm, report, and the signed
+ * artefacts as served. Each call reads what it needs, decides on a one-host slice of the mirror
+ * with the reconciler's `applyHostEvents` and `plan.ts` (pure), then hands the writes to the store
+ * in one go — check-ins through the group commit.
+ *
+ * A check-in never runs a reconcile pass; a *relevant* one (first one, back from offline, closure
+ * / probes / failed units changed, state moved) asks the reconcile loop for one, coalesced.
+ */
+import { fromBase64, toBase64, verifySignature, parseOpenSshEd25519 } from '../protocol/crypto.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
+import { applyHostEvents } from '../reconciler/apply.ts';
+import type { HostEvent, HostRolloutState, Observed } from '../reconciler/types.ts';
+import type {
+  CheckinRequest,
+  CheckinResponse,
+  ConfirmRequest,
+  ReportRequest,
+  ReportResponse,
+  ReportVerdict,
+  RollbackInstruction,
+  SignedConfirmedRecord,
+  Target,
+} from '../protocol/api.ts';
+import type { ArtifactManager } from './artifacts.ts';
+import type { Config } from './config.ts';
+import { ApiError } from './errors.ts';
+import type { PeerIdentity } from './identity.ts';
+import type { Logger } from './log.ts';
+import type { CpMetrics } from './metrics.ts';
+import { ObservedMirror } from './mirror.ts';
+import { planWrites, toHostEvent } from './plan.ts';
+import type { SoakRestorer } from './soak-restore.ts';
+import type { DispatchRow, RolloutOrigin, RolloutRow, Store, Write } from './store/types.ts';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
+
+/** A signed artefact as served: the exact bytes and signature that were verified. */
+export type ServedArtifact = {
+  bytes: Uint8Array;
+  signature: Uint8Array;
+  sha256: string;
+  /** gzip of `bytes`, computed once at acceptance (served on `Accept-Encoding: gzip`). */
+  gzip?: Uint8Array;
+};
+
+export type AgentServiceDeps = {
+  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs'>;
+  store: Store;
+  mirror: ObservedMirror;
+  restorer: SoakRestorer;
+  artifacts: ArtifactManager;
+  metrics: CpMetrics;
+  now: () => number;
+  log: Logger;
+  /** Ask the reconcile loop for a (debounced) pass. */
+  requestReconcile: () => void;
+};
+
+type ConfirmOutcome = { ok: true; reconcile: boolean } | { ok: false; error: ApiError };
+
+export class AgentService {
+  private hostKeys = new Map<string, string | null>();
+  private keysFor: string | null = null;
+
+  constructor(private readonly d: AgentServiceDeps) {}
+
+  private fleet(): FleetResolved {
+    const f = this.d.artifacts.fleet()?.fleet ?? null;
+    if (f === null) throw new ApiError('NOT_READY', 'no verified fleet artefact yet');
+    return f;
+  }
+
+  private requireFleetHost(hostname: string): FleetResolved {
+    const fleet = this.fleet();
+    if (!Object.prototype.hasOwnProperty.call(fleet.hosts, hostname)) throw new ApiError('UNKNOWN_HOST', `host ${JSON.stringify(hostname)} is not in the signed fleet`);
+    return fleet;
+  }
+
+  private origin(): RolloutOrigin {
+    const a = this.d.artifacts.fleet();
+    return { signedAt: a?.signedAt ?? '', artifactSha256: a?.sha256 ?? '' };
+  }
+
+  /** The mirror, without an await once it is loaded (the check-in hot path). */
+  private async mirror(): Promise<Observed> {
+    return this.d.mirror.peek() ?? (await this.d.mirror.get());
+  }
+
+  artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
+    const a = kind === 'fleet' ? this.d.artifacts.fleet() : this.d.artifacts.revocations();
+    return a === null ? null : { bytes: a.bytes, signature: a.signature, sha256: a.sha256, gzip: a.gzip };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Host signatures
+
+  /** The host's ed25519 key (base64 raw) from the fleet in force; cached per artefact. */
+  private hostKey(hostname: string): string | null {
+    const a = this.d.artifacts.fleet();
+    if (a === null || a.fleet === null) return null;
+    if (this.keysFor !== a.sha256) {
+      this.hostKeys = new Map();
+      this.keysFor = a.sha256;
+    }
+    let k = this.hostKeys.get(hostname);
+    if (k === undefined) {
+      const line = a.fleet.hosts[hostname]?.pubkey ?? null;
+      const raw = line === null ? null : parseOpenSshEd25519(line);
+      k = raw !== null && raw.ok ? toBase64(raw.value) : null;
+      if (line !== null && (raw === null || !raw.ok)) this.d.log.warn('host pubkey in the fleet is not an OpenSSH ed25519 key', { host: hostname });
+      this.hostKeys.set(hostname, k);
+    }
+    return k;
+  }
+
+  /** Verify a host's Ed25519 signature (base64, 64 raw bytes) over the JCS bytes of `value`. */
+  private verifyHostSignature(hostname: string, value: unknown, signatureB64: string | null): ReportVerdict {
+    const key = this.hostKey(hostname);
+    if (key === null) return 'unsigned-no-pubkey';
+    if (signatureB64 === null) return 'invalid';
+    const sig = fromBase64(signatureB64);
+    const bytes = canonicalBytes(value);
+    if (sig === null || sig.length !== 64 || !bytes.ok) return 'invalid';
+    return verifySignature('ed25519', key, bytes.value, sig) ? 'verified' : 'invalid';
+  }
+
+  /** The writes that store a host's signed statement of what it confirmed (rebuild evidence), and its verdict. */
+  private confirmedStatement(h: string, s: SignedConfirmedRecord, nowMs: number, via: string): { verdict: ReportVerdict; writes: Write[] } {
+    const verdict = this.verifyHostSignature(h, s.record, s.signature);
+    const bytes = canonicalBytes(s.record);
+    const reportJson = bytes.ok ? new TextDecoder().decode(bytes.value) : JSON.stringify(s.record);
+    return {
+      verdict,
+      writes: [
+        { kind: 'report', row: { hostname: h, receivedMs: nowMs, event: 'confirmed-record', rolloutId: s.record.rolloutId, reportJson, signature: s.signature, verdict }, audit: null },
+        { kind: 'audit', entry: { atMs: nowMs, kind: 'host.confirmed-record', actor: `host:${h}`, subject: s.record.rolloutId, data: { via, record: s.record, signature: s.signature, verdict } } },
+      ],
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Check-in
+
+  /**
+   * A check-in joins the grouped transaction of this turn of the event loop (group commit: one
+   * commit for every check-in that arrived together) and is answered once that commit is done.
+   */
+  async checkin(_peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+    const fleet = this.requireFleetHost(req.hostname);
+    const h = req.hostname;
+    const nowMs = this.d.now();
+    const inForce = this.d.artifacts.fleet()!;
+    const { pending, rollback: rollbackRow } = await this.d.store.checkinReads(h);
+    const mirror = this.d.mirror.peek() ?? (await this.d.mirror.get());
+    // From here to applyGrouped: synchronous, so the slice cannot move under the decision.
+    const slice = ObservedMirror.slice(mirror, h);
+    const before = slice.hosts[h] ?? null;
+    const writes: Write[] = [];
+    const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
+    const events: { host: string; event: HostEvent }[] = [
+      { host: h, event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits } },
+    ];
+    // A lost report must not leave the host in flight forever: the agent's own last outcome for a
+    // rollout it was dispatched in carries the same information.
+    const lo = req.lastOutcome;
+    if (lo !== null && slice.rollouts[lo.rolloutId]?.hosts[h] !== undefined) {
+      if (lo.outcome === 'rolled-back') events.push({ host: h, event: { kind: 'rolled-back', rolloutId: lo.rolloutId, reason: 'agent reports it rolled back (check-in)' } });
+      else if (lo.outcome === 'activation-failed') events.push({ host: h, event: { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (check-in)' } });
+    }
+    // The agent's signed record of what it last confirmed (SPEC §5, §6): after a wipe it restores
+    // the host's soak. Verified once per distinct record, and only when it can matter (first
+    // check-in into this database, or the host waits Queued in the record's rollout).
+    const lc = req.lastConfirmed ?? null;
+    if (lc !== null && lc.record.hostname === h && this.d.restorer.isNew(h, lc.signature)) {
+      const rh = slice.rollouts[lc.record.rolloutId]?.hosts[h];
+      const useful = before === null || before.lastCheckinMs === null || (rh?.state === 'Queued' && rh.closure === lc.record.closureHash);
+      if (useful) {
+        this.d.restorer.markSeen(h, lc.signature);
+        const s = this.confirmedStatement(h, lc, nowMs, 'checkin');
+        writes.push(...s.writes);
+        const confirmedAtMs = Date.parse(lc.record.confirmedAt);
+        if (s.verdict === 'verified' && Number.isFinite(confirmedAtMs)) this.d.restorer.note(h, { rolloutId: lc.record.rolloutId, closure: lc.record.closureHash, confirmedAtMs });
+      }
+    }
+    const after = this.d.restorer.apply(applyHostEvents(slice, events, nowMs), nowMs, h);
+    // The host row (observation + the fields only the views read) in one write; the diff then
+    // covers the rollout rows only.
+    const o = after.hosts[h]!;
+    writes.push({
+      kind: 'host.put',
+      row: {
+        hostname: h,
+        lastCheckinMs: o.lastCheckinMs,
+        currentClosure: o.currentClosure,
+        bootId: o.bootId,
+        probesObserved: o.probes.observed,
+        probesPassing: o.probes.passing,
+        failedUnits: o.failedUnits,
+        complianceFailures: o.complianceFailures ?? null,
+        probesJson: JSON.stringify(req.probes),
+        lastOutcomeJson: lo === null ? null : JSON.stringify(lo),
+        pendingReboot: req.pendingReboot === true,
+        agentVersion: req.agentVersion ?? null,
+      },
+    });
+    const plan = planWrites(slice, { ...after, hosts: slice.hosts }, { nowMs, origin: this.origin(), actor: `host:${h}` });
+    writes.push(...plan.writes);
+    const target = this.planTarget(h, pending, after, nowMs, fleet, inForce.sha256, inForce.signedAt);
+    writes.push(...target.writes);
+    const offlineAfterMs = this.d.config.offlineAfterSecs * 1000;
+    const relevant =
+      before === null ||
+      before.lastCheckinMs === null ||
+      nowMs - before.lastCheckinMs > offlineAfterMs ||
+      before.currentClosure !== o.currentClosure ||
+      before.probes.observed !== o.probes.observed ||
+      before.probes.passing !== o.probes.passing ||
+      JSON.stringify(before.failedUnits) !== JSON.stringify(o.failedUnits) ||
+      plan.transitions.length > 0;
+    const committed = this.d.store.applyGrouped(writes);
+    // The mirror follows the connection's view at once (later check-ins of this group read it); a
+    // failed group commit drops the mirror (`onGroupRollback`).
+    this.d.mirror.merge(h, after);
+    await committed;
+    this.d.metrics.checkins.inc({ result: target.target !== null ? 'target' : 'none' });
+    if (relevant) this.d.requestReconcile();
+    const res: CheckinResponse = { target: target.target, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
+    const rollback = toRollback(rollbackRow);
+    if (rollback !== null) res.rollback = rollback;
+    return res;
+  }
+
+  /**
+   * The target to hand over: the host's pending dispatch, for a live rollout where it is still on
+   * its way, and only what the artefact served now says (the agent checks it against those bytes).
+   * The first hand-over starts the confirm clock.
+   */
+  private planTarget(h: string, d: DispatchRow | null, observed: Observed, nowMs: number, fleet: FleetResolved, sha256: string, signedAt: string): { target: Target | null; writes: Write[] } {
+    const none = { target: null, writes: [] };
+    if (d === null) return none;
+    const rh = observed.rollouts[d.rolloutId]?.hosts[h];
+    if (rh === undefined || !ACTIVE_DISPATCH_STATES.includes(rh.state)) return none;
+    if (fleet.hosts[h]?.closureHash !== d.closure) return none;
+    const writes: Write[] = [];
+    let deadlineMs = d.deadlineMs;
+    if (d.deliveredMs === null || deadlineMs === null) {
+      deadlineMs = nowMs + this.d.config.confirmDeadlineSecs * 1000;
+      writes.push({ kind: 'dispatch.deliver', rolloutId: d.rolloutId, hostname: h, deliveredMs: nowMs, deadlineMs });
+      writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'dispatch.delivered', actor: `host:${h}`, subject: d.rolloutId, data: { host: h, closure: d.closure, confirmDeadline: iso(deadlineMs) } } });
+    }
+    const target: Target = {
+      closureHash: d.closure,
+      rolloutId: d.rolloutId,
+      channel: d.channel,
+      wave: d.wave,
+      signedAt,
+      freshnessWindowMinutes: fleet.channels[d.channel]?.freshnessWindow ?? 0,
+      artifactSha256: sha256,
+      confirmDeadline: iso(deadlineMs),
+    };
+    return { target, writes };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Confirm
+
+  async confirm(_peer: PeerIdentity, req: ConfirmRequest): Promise<void> {
+    this.requireFleetHost(req.hostname);
+    const h = req.hostname;
+    const nowMs = this.d.now();
+    const d = await this.d.store.getDispatch(req.rolloutId, h);
+    const rollout = d === null ? null : await this.d.store.getRollout(d.rolloutId);
+    const slice = ObservedMirror.slice(await this.mirror(), h);
+    const { outcome, writes, after } = this.planConfirm(h, req, d, rollout, slice, nowMs);
+    if (writes.length > 0) await this.d.store.apply(writes);
+    if (after !== null) this.d.mirror.merge(h, after);
+    if (!outcome.ok) {
+      this.d.requestReconcile();
+      throw outcome.error;
+    }
+    if (outcome.reconcile) this.d.requestReconcile();
+  }
+
+  /** The confirm decision: outcome, writes, and the slice after (null: no host state change). */
+  private planConfirm(h: string, req: ConfirmRequest, d: DispatchRow | null, rollout: RolloutRow | null, slice: Observed, nowMs: number): { outcome: ConfirmOutcome; writes: Write[]; after: Observed | null } {
+    const fail = (error: ApiError, writes: Write[] = [], after: Observed | null = null) => ({ outcome: { ok: false as const, error }, writes, after });
+    if (d === null) return fail(new ApiError('NO_DISPATCH', `no target of rollout ${req.rolloutId} was handed to ${h}`));
+    if (d.closure !== req.closureHash) return fail(new ApiError('NO_DISPATCH', `rollout ${req.rolloutId} dispatched ${d.closure} to ${h}, not ${req.closureHash}`));
+    if (d.status === 'confirmed') return { outcome: { ok: true, reconcile: false }, writes: [], after: null }; // a retried confirm
+    if (d.status === 'expired') return fail(new ApiError('DEADLINE_PASSED', `the confirm deadline ${iso(d.deadlineMs ?? 0)} has passed: roll back`));
+    if (d.status !== 'pending') return fail(new ApiError('DISPATCH_CANCELLED', `the dispatch was ${d.status === 'failed' ? 'marked failed' : 'cancelled'}: roll back`));
+    const finish = (status: DispatchRow['status']): Write => ({ kind: 'dispatch.finish', rolloutId: d.rolloutId, hostname: h, status, finishedMs: nowMs, rollbackReason: null, onlyIfPending: false });
+    if (d.deadlineMs !== null && nowMs > d.deadlineMs) {
+      // Expire it now rather than waiting for the next pass: the answer and the state agree.
+      const after = applyHostEvents(slice, [{ host: h, event: { kind: 'deadline-expired', rolloutId: d.rolloutId } }], nowMs);
+      const writes: Write[] = [
+        finish('expired'),
+        { kind: 'audit', entry: { atMs: nowMs, kind: 'dispatch.expired', actor: 'cp', subject: d.rolloutId, data: { host: h, closure: d.closure, deadline: iso(d.deadlineMs), lateConfirm: true } } },
+        ...planWrites(slice, after, { nowMs, origin: this.origin(), actor: 'cp' }).writes,
+      ];
+      return fail(new ApiError('DEADLINE_PASSED', `the confirm deadline ${iso(d.deadlineMs)} has passed: roll back`), writes, after);
+    }
+    const rh = slice.rollouts[d.rolloutId]?.hosts[h];
+    if (rh === undefined && rollout?.state === 'Superseded') {
+      // It activated a closure CI signed for the previous target in time: nothing to undo; the
+      // newer rollout moves it on. No state change in a superseded rollout.
+      const writes: Write[] = [
+        finish('confirmed'),
+        { kind: 'audit', entry: { atMs: nowMs, kind: 'host.confirmed-superseded', actor: `host:${h}`, subject: d.rolloutId, data: { host: h, closure: d.closure } } },
+      ];
+      return { outcome: { ok: true, reconcile: true }, writes, after: null };
+    }
+    if (rh === undefined || !ACTIVE_DISPATCH_STATES.includes(rh.state)) {
+      return fail(new ApiError('DISPATCH_CANCELLED', `rollout ${d.rolloutId} no longer expects ${h} to confirm (${rh?.state ?? 'superseded'}): roll back`), [finish('cancelled')]);
+    }
+    const events: { host: string; event: HostEvent }[] = [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId } }];
+    if (req.probes !== undefined) {
+      events.push({ host: h, event: { kind: 'probes', probes: { observed: true, passing: req.probes.every((p) => p.ok) }, ...(req.failedUnits !== undefined ? { failedUnits: req.failedUnits } : {}) } });
+    }
+    const after = applyHostEvents(slice, events, nowMs);
+    const writes: Write[] = [finish('confirmed'), ...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes];
+    if (req.confirmed !== undefined) writes.push(...this.confirmedStatement(h, req.confirmed, nowMs, 'confirm').writes);
+    return { outcome: { ok: true, reconcile: true }, writes, after };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Report
+
+  async report(_peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
+    this.requireFleetHost(req.report.hostname);
+    const h = req.report.hostname;
+    const nowMs = this.d.now();
+    const verdict = this.verifyHostSignature(h, rawReport, req.signature);
+    const bytes = canonicalBytes(rawReport);
+    const reportJson = bytes.ok ? new TextDecoder().decode(bytes.value) : JSON.stringify(req.report);
+    const slice = ObservedMirror.slice(await this.mirror(), h);
+    const writes: Write[] = [
+      {
+        kind: 'report',
+        row: { hostname: h, receivedMs: nowMs, event: req.report.event, rolloutId: req.report.rolloutId, reportJson, signature: req.signature, verdict },
+        audit: { atMs: nowMs, kind: verdict === 'invalid' ? 'report.invalid' : 'report', actor: `host:${h}`, subject: req.report.rolloutId ?? h, data: { report: JSON.parse(reportJson) as unknown, signature: req.signature, verdict } },
+      },
+    ];
+    let after: Observed | null = null;
+    if (verdict !== 'invalid') {
+      // An invalid one is stored for the auditor and changes nothing.
+      const event = toHostEvent(req.report);
+      if (event !== null) {
+        after = applyHostEvents(slice, [{ host: h, event }], nowMs);
+        writes.push(...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes);
+      }
+      if (req.report.event === 'rolled-back' && req.report.rolloutId !== null) writes.push({ kind: 'dispatch.clear-rollback', rolloutId: req.report.rolloutId, hostname: h });
+      if (req.report.event === 'activation-deferred') writes.push({ kind: 'host.pending-reboot', hostname: h, pending: true });
+    }
+    const applied = await this.d.store.apply(writes);
+    if (after !== null) this.d.mirror.merge(h, after);
+    this.d.metrics.reports.inc({ event: req.report.event, verdict });
+    if (verdict === 'invalid') {
+      throw new ApiError('REPORT_SIGNATURE_INVALID', `the report's signature does not verify under the host key of ${h} in the signed fleet; stored for audit, ignored`);
+    }
+    this.d.requestReconcile();
+    return { id: applied.reportIds[0]!, verdict };
+  }
+}
+
+function toRollback(d: DispatchRow | null): RollbackInstruction | null {
+  if (d === null || d.rollbackReason === null) return null;
+  return { rolloutId: d.rolloutId, closureHash: d.closure, reason: d.rollbackReason };
+}

@@ -1,0 +1,196 @@
+/**
+ * The operator side of the control plane (SPEC §5): hosts, rollouts, one rollout, its trace, the
+ * audit log, pause / resume a channel, list and clear quarantines. Only stopping actions are
+ * operator powers: nothing here can start a deployment CI did not sign.
+ */
+import type { FleetResolved } from '../protocol/schema.ts';
+import type {
+  AuditResponse,
+  HostsResponse,
+  HostView,
+  LastOutcome,
+  PauseRequest,
+  PauseResponse,
+  ProbeResult,
+  QuarantineClearRequest,
+  QuarantineClearResponse,
+  QuarantinesResponse,
+  RolloutDetail,
+  RolloutSummary,
+  RolloutsResponse,
+  RolloutState,
+  TraceResponse,
+} from '../protocol/api.ts';
+import type { Config } from './config.ts';
+import { ApiError } from './errors.ts';
+import type { PeerIdentity } from './identity.ts';
+import type { RolloutRow, Store } from './store/types.ts';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export type OperatorServiceDeps = {
+  config: Pick<Config, 'offlineAfterSecs'>;
+  store: Store;
+  /** The signed fleet in force, or null before the first one. */
+  fleet: () => FleetResolved | null;
+  now: () => number;
+  /** Run a reconcile pass now (after an operator action). */
+  reconcileNow: (trigger: string) => Promise<unknown>;
+};
+
+export class OperatorService {
+  constructor(private readonly d: OperatorServiceDeps) {}
+
+  private fleet(): FleetResolved {
+    const f = this.d.fleet();
+    if (f === null) throw new ApiError('NOT_READY', 'no verified fleet artefact yet');
+    return f;
+  }
+
+  async hosts(): Promise<HostsResponse> {
+    const fleet = this.fleet();
+    const nowMs = this.d.now();
+    const offlineAfterMs = this.d.config.offlineAfterSecs * 1000;
+    const rows = new Map((await this.d.store.allHosts()).map((r) => [r.hostname, r]));
+    const newest = await this.d.store.newestRolloutRowPerHost();
+    const pending = new Map((await this.d.store.pendingDispatches()).map((d) => [d.hostname, d]));
+    const hosts: HostView[] = Object.keys(fleet.hosts)
+      .sort()
+      .map((name) => {
+        const fh = fleet.hosts[name]!;
+        const row = rows.get(name);
+        const rr = newest.get(name);
+        const d = pending.get(name);
+        return {
+          hostname: name,
+          channel: fh.channel,
+          declaredClosure: fh.closureHash,
+          currentClosure: row?.currentClosure ?? null,
+          lastCheckinAt: row?.lastCheckinMs == null ? null : iso(row.lastCheckinMs),
+          bootId: row?.bootId ?? null,
+          online: row?.lastCheckinMs != null && nowMs - row.lastCheckinMs <= offlineAfterMs,
+          pendingReboot: row?.pendingReboot ?? false,
+          failedUnits: row?.failedUnits ?? [],
+          probes: row === undefined ? [] : (JSON.parse(row.probesJson) as ProbeResult[]),
+          lastOutcome: row?.lastOutcomeJson == null ? null : (JSON.parse(row.lastOutcomeJson) as LastOutcome),
+          rollout: rr === undefined ? null : { rolloutId: rr.rolloutId, state: rr.state, since: iso(rr.enteredAtMs), wave: rr.wave },
+          dispatch: d === undefined || d.deadlineMs === null ? null : { rolloutId: d.rolloutId, closureHash: d.closure, confirmDeadline: iso(d.deadlineMs) },
+        };
+      });
+    return { hosts };
+  }
+
+  private async summary(r: RolloutRow): Promise<RolloutSummary> {
+    return {
+      id: r.id,
+      channel: r.channel,
+      state: r.state,
+      currentWave: r.currentWave,
+      signedAt: r.signedAt,
+      artifactSha256: r.artifactSha256,
+      openedAt: iso(r.openedAtMs),
+      updatedAt: iso(r.updatedAtMs),
+      reason: r.stateReason,
+      hostCounts: await this.d.store.rolloutHostCounts(r.id),
+    };
+  }
+
+  async rollouts(filter: { channel?: string; state?: RolloutState }): Promise<RolloutsResponse> {
+    this.fleet();
+    const rows = (await this.d.store.allRollouts()).filter((r) => (filter.channel === undefined || r.channel === filter.channel) && (filter.state === undefined || r.state === filter.state));
+    const rollouts: RolloutSummary[] = [];
+    for (const r of rows) rollouts.push(await this.summary(r));
+    return { rollouts };
+  }
+
+  private async rolloutOr404(id: string): Promise<RolloutRow> {
+    const r = await this.d.store.getRollout(id);
+    if (r === null) throw new ApiError('UNKNOWN_ROLLOUT', `no rollout ${JSON.stringify(id)}`);
+    return r;
+  }
+
+  async rollout(id: string): Promise<RolloutDetail> {
+    const r = await this.rolloutOr404(id);
+    const hosts = (await this.d.store.rolloutHosts(id))
+      .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0))
+      .map((h) => ({
+        hostname: h.hostname,
+        wave: h.wave,
+        state: h.state,
+        since: iso(h.enteredAtMs),
+        closureHash: h.closure,
+        reason: h.skipJson === null ? null : ((JSON.parse(h.skipJson) as { reason: string }).reason ?? null),
+      }));
+    return { ...(await this.summary(r)), hosts };
+  }
+
+  async trace(id: string): Promise<TraceResponse> {
+    await this.rolloutOr404(id);
+    return {
+      rolloutId: id,
+      events: (await this.d.store.transitions(id)).map((t) => ({ at: iso(t.atMs), subject: t.hostname === null ? 'rollout' : 'host', hostname: t.hostname, from: t.from, to: t.to, reason: t.reason })),
+    };
+  }
+
+  async audit(after: number, limit: number): Promise<AuditResponse> {
+    const entries = await this.d.store.auditPage(after, limit);
+    return { entries, nextAfter: entries.length === limit ? entries[entries.length - 1]!.seq : null };
+  }
+
+  private requireChannel(channel: string): void {
+    const fleet = this.fleet();
+    if (!Object.prototype.hasOwnProperty.call(fleet.channels, channel)) throw new ApiError('UNKNOWN_CHANNEL', `channel ${JSON.stringify(channel)} is not in the signed fleet`);
+  }
+
+  async pause(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
+    this.requireChannel(channel);
+    const nowMs = this.d.now();
+    const by = `operator:${peer.cn}`;
+    const reason = req.reason ?? `paused by ${peer.cn}`;
+    // Already paused: keep the first reason.
+    if ((await this.d.store.getPause(channel)) === null) {
+      await this.d.store.apply([
+        { kind: 'pause.put', row: { channel, sinceMs: nowMs, reason, by } },
+        { kind: 'audit', entry: { atMs: nowMs, kind: 'channel.paused', actor: by, subject: channel, data: { reason } } },
+      ]);
+    }
+    await this.d.reconcileNow('operator');
+    const p = (await this.d.store.getPause(channel))!;
+    return { channel, paused: true, by: p.by, since: iso(p.sinceMs), reason: p.reason };
+  }
+
+  async resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
+    this.requireChannel(channel);
+    const nowMs = this.d.now();
+    const by = `operator:${peer.cn}`;
+    if ((await this.d.store.getPause(channel)) !== null) {
+      await this.d.store.apply([
+        { kind: 'pause.delete', channel },
+        { kind: 'audit', entry: { atMs: nowMs, kind: 'channel.resumed', actor: by, subject: channel, data: { reason: req.reason ?? null } } },
+      ]);
+    }
+    await this.d.reconcileNow('operator');
+    return { channel, paused: false, by: null, since: null, reason: null };
+  }
+
+  async quarantines(): Promise<QuarantinesResponse> {
+    return {
+      quarantines: (await this.d.store.quarantines()).map((q) => ({ channel: q.channel, closureHash: q.closure, rolloutId: q.rolloutId, reason: q.reason, since: iso(q.sinceMs) })),
+    };
+  }
+
+  async clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Promise<QuarantineClearResponse> {
+    this.requireChannel(req.channel);
+    const nowMs = this.d.now();
+    const closure = req.closureHash ?? null;
+    const cleared = (await this.d.store.quarantines()).filter((q) => q.channel === req.channel && (closure === null || q.closure === closure)).length;
+    if (cleared > 0) {
+      await this.d.store.apply([
+        { kind: 'quarantine.delete', channel: req.channel, closure },
+        { kind: 'audit', entry: { atMs: nowMs, kind: 'quarantine.cleared', actor: `operator:${peer.cn}`, subject: req.channel, data: { closure, cleared } } },
+      ]);
+      await this.d.reconcileNow('operator');
+    }
+    return { cleared };
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The reconcile loop (SPEC §5): every `reconcileIntervalSecs`, after a new fleet artefact, after
+ * operator actions, and — coalesced by `reconcileDebounceMs` — after relevant check-ins, one pass:
+ * expire confirm deadlines → `reconcile` (pure, reconciler/) → `applyActions` → `planWrites`
+ * (pure) → the store applies the list in one transaction → the mirror takes the new state.
+ *
+ * Passes never overlap: a pass requested while one runs waits for it.
+ */
+import type { FleetResolved } from '../protocol/schema.ts';
+import { reconcile } from '../reconciler/reconcile.ts';
+import { applyActions, applyHostEvents } from '../reconciler/apply.ts';
+import type { Action, Observed } from '../reconciler/types.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import type { CpMetrics } from './metrics.ts';
+import type { ObservedMirror } from './mirror.ts';
+import { planExpiries, planWrites } from './plan.ts';
+import type { SoakRestorer } from './soak-restore.ts';
+import type { RolloutOrigin, Store } from './store/types.ts';
+
+export type ReconcileLoopDeps = {
+  config: Pick<Config, 'reconcileIntervalSecs' | 'reconcileDebounceMs' | 'offlineAfterSecs' | 'offlineGraceSecs'>;
+  store: Store;
+  mirror: ObservedMirror;
+  restorer: SoakRestorer;
+  /** The signed fleet in force and its origin (signedAt, sha256), or null before the first one. */
+  inForce: () => { fleet: FleetResolved; origin: RolloutOrigin } | null;
+  metrics: CpMetrics;
+  now: () => number;
+  log: Logger;
+};
+
+export class ReconcileLoop {
+  private timer: NodeJS.Timeout | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private running: Promise<Action[]> | null = null;
+
+  constructor(private readonly d: ReconcileLoopDeps) {}
+
+  /** Start the periodic pass. */
+  start(): void {
+    this.timer ??= setInterval(() => void this.safeRun('tick'), this.d.config.reconcileIntervalSecs * 1000);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.debounce !== null) clearTimeout(this.debounce);
+    this.timer = null;
+    this.debounce = null;
+  }
+
+  /** Coalesce reconcile requests: at most one pass per `reconcileDebounceMs`. */
+  request(delayMs: number = this.d.config.reconcileDebounceMs): void {
+    if (this.stopped || this.debounce !== null) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = null;
+      void this.safeRun('event');
+    }, delayMs);
+  }
+
+  private async safeRun(trigger: string): Promise<void> {
+    try {
+      await this.runNow(trigger);
+    } catch (e) {
+      this.d.log.error('reconcile pass failed', { trigger, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    }
+  }
+
+  /** One pass now (after the one running, if any). Returns the reconciler's actions. */
+  runNow(trigger: string = 'manual'): Promise<Action[]> {
+    const prev = this.running;
+    const next: Promise<Action[]> = prev === null ? this.pass(trigger) : prev.then(() => this.pass(trigger), () => this.pass(trigger));
+    this.running = next;
+    const clear = (): void => {
+      if (this.running === next) this.running = null;
+    };
+    next.then(clear, clear);
+    return next;
+  }
+
+  private async pass(trigger: string): Promise<Action[]> {
+    const inForce = this.d.inForce();
+    if (inForce === null) return [];
+    const started = performance.now();
+    const nowMs = this.d.now();
+    const channels = await this.d.store.loadChannelState();
+    const expired = await this.d.store.expiredDispatches(nowMs);
+    const base = this.d.mirror.peek() ?? (await this.d.mirror.get());
+    // From here to apply: synchronous, so the mirror cannot move under the decision.
+    const loaded: Observed = { ...base, ...channels };
+    const expiries = planExpiries(expired, nowMs);
+    const mid = this.d.restorer.apply(applyHostEvents(loaded, expiries.events, nowMs), nowMs);
+    const actions = reconcile(inForce.fleet, mid, nowMs, { offlineAfterMs: this.d.config.offlineAfterSecs * 1000, offlineGraceMs: this.d.config.offlineGraceSecs * 1000 });
+    const final = applyActions(mid, actions, nowMs);
+    const { writes } = planWrites(loaded, final, { nowMs, origin: inForce.origin, actor: 'cp', actions });
+    const applied = this.d.store.apply([...expiries.writes, ...writes]);
+    this.d.mirror.replace(final);
+    try {
+      await applied;
+    } catch (e) {
+      this.d.mirror.invalidate(); // an asynchronous store failed after the mirror moved on
+      throw e;
+    }
+    this.d.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
+    this.d.metrics.reconcileRuns.inc({ trigger });
+    return actions;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The control plane's store contract: typed rows, the writes a decision produces (plain data, see
+ * `plan.ts`), and the `Store` interface every backend implements (SQLite now, PostgreSQL next).
+ *
+ * Everything in a store can be rebuilt from the artefact source and the agents' check-ins (SPEC §5
+ * rebuild from empty); nothing in it can authorise a deployment.
+ *
+ * Asynchronous backends: every method returns `Awaitable<T>` and the control plane always awaits
+ * it, so a backend may answer with a value (better-sqlite3, synchronous: no extra latency on the
+ * check-in path) or with a Promise (node-postgres).
+ */
+import type { AuditEntry } from '../../protocol/api.ts';
+import type { Deferral, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutHost } from '../../reconciler/types.ts';
+
+/** A value, or a Promise of it: what a synchronous or an asynchronous backend returns. */
+export type Awaitable<T> = T | Promise<T>;
+
+export type HostRow = {
+  hostname: string;
+  lastCheckinMs: number | null;
+  currentClosure: string | null;
+  bootId: string | null;
+  probesObserved: boolean;
+  probesPassing: boolean;
+  failedUnits: string[];
+  complianceFailures: string[] | null;
+  probesJson: string;
+  lastOutcomeJson: string | null;
+  pendingReboot: boolean;
+  agentVersion: string | null;
+};
+
+export type DispatchStatus = 'pending' | 'confirmed' | 'expired' | 'cancelled' | 'failed';
+
+export type DispatchRow = {
+  rolloutId: string;
+  hostname: string;
+  channel: string;
+  closure: string;
+  wave: number;
+  createdMs: number;
+  deliveredMs: number | null;
+  deadlineMs: number | null;
+  status: DispatchStatus;
+  finishedMs: number | null;
+  rollbackReason: string | null;
+};
+
+/** A rollout as stored: the reconciler's record without its hosts and history (their own tables). */
+export type RolloutRow = Omit<Rollout, 'hosts' | 'history'> & {
+  signedAt: string;
+  artifactSha256: string;
+  updatedAtMs: number;
+};
+
+export type RolloutHostRow = { rolloutId: string; hostname: string; state: HostRolloutState; enteredAtMs: number; closure: string; wave: number; skipJson: string | null };
+
+export type TransitionRow = { rolloutId: string; atMs: number; hostname: string | null; from: string | null; to: string; wave: number; reason: string };
+
+export type QuarantineRow = { channel: string; closure: string; rolloutId: string | null; hostname: string | null; reason: string; sinceMs: number };
+
+export type PauseRow = { channel: string; sinceMs: number; reason: string; by: string };
+
+export type ArtifactKind = 'fleet' | 'revocations';
+
+export type ArtifactRow = { kind: ArtifactKind; signedAt: string; sha256: string; bytes: Uint8Array; signature: Uint8Array; acceptedMs: number };
+
+export type ReportRow = { hostname: string; receivedMs: number; event: string; rolloutId: string | null; reportJson: string; signature: string | null; verdict: string };
+
+export type AuditInput = { atMs: number; kind: string; actor: string; subject: string; data: unknown };
+
+/** Metadata the store adds to a rollout it has not seen before. */
+export type RolloutOrigin = { signedAt: string; artifactSha256: string };
+
+/** The channel-level maps of observed state (small tables, read on every reconcile pass). */
+export type ChannelState = Pick<Observed, 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'>;
+
+export type { AuditEntry, Deferral, HostObservation, PauseInfo, RolloutHost };
+
+/**
+ * One write, as plain data. A list of them is applied in order, in one transaction. The few
+ * conditional ones say so in their fields (`onlyIfPending`, `auditIfAny`): the condition is on rows
+ * the same list may have written just before, so it is evaluated by the store, in order.
+ */
+export type Write =
+  /** The whole host row (a check-in). */
+  | { kind: 'host.put'; row: HostRow }
+  /** The reconciler's observation of a host only (the other columns are kept). */
+  | { kind: 'host.observation'; hostname: string; observation: HostObservation }
+  | { kind: 'host.pending-reboot'; hostname: string; pending: boolean }
+  /** A rollout the store has not seen (or a superseded id that comes back: its host rows are dropped). */
+  | { kind: 'rollout.insert'; row: RolloutRow }
+  | { kind: 'rollout.update'; row: Omit<RolloutRow, 'channel' | 'targetRef' | 'signedAt' | 'artifactSha256'> }
+  | { kind: 'rollout-host.put'; rolloutId: string; hostname: string; host: RolloutHost }
+  | { kind: 'transition'; row: TransitionRow }
+  | { kind: 'dispatch.put'; rolloutId: string; hostname: string; channel: string; closure: string; wave: number; createdMs: number }
+  /** First hand-over of a target: starts the confirm clock (no-op when already delivered). */
+  | { kind: 'dispatch.deliver'; rolloutId: string; hostname: string; deliveredMs: number; deadlineMs: number }
+  | { kind: 'dispatch.finish'; rolloutId: string; hostname: string; status: DispatchStatus; finishedMs: number; rollbackReason: string | null; onlyIfPending: boolean }
+  | { kind: 'dispatch.clear-rollback'; rolloutId: string; hostname: string }
+  /** Withdraw the targets of a rollout not yet handed over; audit `auditIfAny` (with `undelivered: n`) when n > 0. */
+  | { kind: 'dispatch.withdraw'; rolloutId: string; finishedMs: number; auditIfAny: AuditInput }
+  | { kind: 'quarantine.put'; row: QuarantineRow }
+  /** `closure: null`: every quarantine of the channel. */
+  | { kind: 'quarantine.delete'; channel: string; closure: string | null }
+  | { kind: 'pause.put'; row: PauseRow }
+  | { kind: 'pause.delete'; channel: string }
+  | { kind: 'converged.put'; channel: string; targetRef: string }
+  | { kind: 'converged.delete'; channel: string }
+  | { kind: 'deferral.put'; channel: string; deferral: Deferral }
+  | { kind: 'deferral.delete'; channel: string }
+  /** A stored host statement; `audit`, when given, is appended with `{id, ...audit.data}`. */
+  | { kind: 'report'; row: ReportRow; audit: (AuditInput & { data: Record<string, unknown> }) | null }
+  | { kind: 'artifact.put'; row: ArtifactRow }
+  | { kind: 'audit'; entry: AuditInput };
+
+/** What applying a list returned: the ids of the `report` writes, in order. */
+export type ApplyResult = { reportIds: number[] };
+
+/**
+ * The store behind the control plane. Reads return rows; every change goes through `apply` (one
+ * transaction) or `applyGrouped` (the check-in path: group commit).
+ */
+export interface Store {
+  /** Apply the writes in order, in one transaction (all or nothing). */
+  apply(writes: readonly Write[]): Awaitable<ApplyResult>;
+  /**
+   * Group commit (the check-in path): the writes join the transaction shared by the callers of this
+   * turn, each list atomically (a list that fails undoes only itself and throws or rejects). The
+   * Promise resolves once that shared transaction committed: answer the client only then.
+   */
+  applyGrouped(writes: readonly Write[]): Promise<ApplyResult>;
+  /** Called when a grouped commit failed and was rolled back (in-memory mirrors must reload). */
+  onGroupRollback: ((e: unknown) => void) | null;
+  close(): Awaitable<void>;
+
+  /** Everything the reconciler reads (rollout histories empty: the reconciler only appends). */
+  loadObserved(): Awaitable<Observed>;
+  loadChannelState(): Awaitable<ChannelState>;
+
+  getHost(hostname: string): Awaitable<HostRow | null>;
+  allHosts(): Awaitable<HostRow[]>;
+
+  getRollout(id: string): Awaitable<RolloutRow | null>;
+  allRollouts(): Awaitable<RolloutRow[]>;
+  rolloutHosts(id: string): Awaitable<RolloutHostRow[]>;
+  rolloutHostCounts(id: string): Awaitable<Partial<Record<HostRolloutState, number>>>;
+  transitions(id: string): Awaitable<TransitionRow[]>;
+  /** Per host, its row in the newest rollout that holds it. */
+  newestRolloutRowPerHost(): Awaitable<Map<string, RolloutHostRow>>;
+  /** Hosts by state in the newest rollout of each channel. */
+  hostStateCounts(): Awaitable<Record<string, number>>;
+  rolloutStateCounts(): Awaitable<Record<string, number>>;
+
+  /**
+   * What a check-in reads before it decides: the host's pending dispatch (its target, if any) and
+   * the newest cancelled dispatch carrying a rollback instruction. A backend may run these reads in
+   * the transaction the check-in's writes will join (SQLite does: reads inside the open group
+   * transaction cost less than autocommit reads).
+   */
+  checkinReads(hostname: string): Awaitable<{ pending: DispatchRow | null; rollback: DispatchRow | null }>;
+  getDispatch(rolloutId: string, hostname: string): Awaitable<DispatchRow | null>;
+  pendingDispatchFor(hostname: string): Awaitable<DispatchRow | null>;
+  /** The newest cancelled dispatch of the host that carries a rollback instruction. */
+  rollbackFor(hostname: string): Awaitable<DispatchRow | null>;
+  pendingDispatches(): Awaitable<DispatchRow[]>;
+  expiredDispatches(nowMs: number): Awaitable<DispatchRow[]>;
+
+  quarantines(): Awaitable<QuarantineRow[]>;
+  getPause(channel: string): Awaitable<PauseRow | null>;
+  reportCount(): Awaitable<number>;
+  getArtifact(kind: ArtifactKind): Awaitable<ArtifactRow | null>;
+  auditPage(after: number, limit: number): Awaitable<AuditEntry[]>;
+  auditAll(): Awaitable<AuditEntry[]>;
+}
