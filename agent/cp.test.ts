@@ -67,7 +67,7 @@ async function release(closure: string): Promise<void> {
   lastSignedMs = Math.max(Math.floor(Date.now() / 1000) * 1000, lastSignedMs + 1000);
   cpEnv.publish(fleet(closure), { signedAt: stamp(lastSignedMs) });
   await cp.cp.pollNow();
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
 }
 
 test('the CP dispatches, the agent verifies, realises, switches and confirms; the CP sees it converge', async () => {
@@ -105,7 +105,7 @@ test('a failing closure: rolled back on the host, its signed report accepted, Re
   }
   assert.is(env.running(), good);
   assert.equal(env.switchLog().slice(-2), ['bad switch', 'good switch']);
-  cp.cp.reconcileNow(); // what the CP's timer does after a relevant report
+  await cp.cp.reconcileNow(); // what the CP's timer does after a relevant report
   const h = await hostView();
   assert.is(h.rollout?.state, 'Reverted', JSON.stringify(h.rollout));
   assert.is(h.currentClosure, basenameOf(good));

@@ -128,7 +128,7 @@ async function round(): Promise<void> {
     const r = await agents[h]!.checkin();
     if (r.target !== null) await agents[h]!.activate(r.target);
   }
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
 }
 
 const rolloutOf = (gen: number): string => {
@@ -181,9 +181,9 @@ t('pause stops dispatch (a host that checks in gets no target); resume lets it c
   const p = await cli(['pause', 'stable', '--reason', 'change freeze']);
   assert.is(p.code, 0, p.stderr);
   assert.match(p.stdout, /^channel stable paused by operator:alice: change freeze/);
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   for (const h of HOSTS) assert.is((await agents[h]!.checkin()).target, null, `${h} gets nothing while paused`);
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   for (const h of HOSTS) assert.is((await agents[h]!.checkin()).target, null, `${h} still nothing`);
   const list = await cli(['rollout', 'list', '--json']);
   assert.equal(JSON.parse(list.stdout).rollouts.map((r: { state: string }) => r.state), ['Paused']);
@@ -193,7 +193,7 @@ t('pause stops dispatch (a host that checks in gets no target); resume lets it c
   const r = await cli(['resume', 'stable']);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'channel stable resumed; dispatch continues\n');
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   for (const h of HOSTS) {
     const target = (await agents[h]!.checkin()).target;
     if (WAVE_OF[h] === 0) assert.ok(target !== null && target.closureHash === fakeClosure(h, 1), `${h} (wave 0) gets its target after resume`);
@@ -244,13 +244,13 @@ t('rollout trace shows each host transitions with wave, time and reason', async 
 t('a failing host quarantines its closure (status exits 1); quarantine clear lets it be dispatched again', async () => {
   // Generation 2: host-0000 confirms, then its probes fail: health gate → Failed, closure quarantined.
   await publish(fleetGen({}, 2));
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   const bad = fakeClosure('host-0000', 2);
   const t0 = (await agents['host-0000']!.checkin()).target;
   assert.ok(t0 !== null && t0.closureHash === bad);
   await agents['host-0000']!.activate(t0!);
   assert.is(await agents['host-0000']!.report('probe-failed', t0!.rolloutId, bad), 202);
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   const failed = await cli(['status', '--json']);
   assert.is(failed.code, 1, 'status gates CI: a host failed');
   assert.is((JSON.parse(failed.stdout) as StatusReport).hosts.find((h) => h.hostname === 'host-0000')!.status, 'failed');
@@ -263,9 +263,9 @@ t('a failing host quarantines its closure (status exits 1); quarantine clear let
 
   // Generation 3 changes host-0002 only: host-0000's target is still the quarantined closure.
   await publish(fleetGen({ 'host-0002': 3 }, 2));
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   assert.is((await agents['host-0000']!.checkin()).target, null, 'quarantined closure is not dispatched');
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   assert.is((await agents['host-0000']!.checkin()).target, null);
   const held = await cli(['status']);
   assert.is(held.code, 1);
@@ -274,7 +274,7 @@ t('a failing host quarantines its closure (status exits 1); quarantine clear let
   const clear = await cli(['quarantine', 'clear', 'stable', bad]);
   assert.is(clear.code, 0, clear.stderr);
   assert.match(clear.stdout, /^cleared 1 quarantine of /);
-  cp.cp.reconcileNow();
+  await cp.cp.reconcileNow();
   const again = (await agents['host-0000']!.checkin()).target;
   assert.ok(again !== null && again.closureHash === bad, 'dispatched again after clear');
   const twice = await cli(['quarantine', 'clear', 'stable', bad]);

@@ -1,0 +1,94 @@
+/**
+ * Signed per-host slices at 1,000 / 10,000 / 100,000 hosts (issue 19, SPEC §8 second round):
+ * - bytes one agent downloads per release, full artefact vs its slice (leaf + audit path + signed
+ *   index + signature, as the CP would serve them in one JSON body), and the CP's egress per
+ *   release (× hosts); goal: a slice ≤ 4 KB at 100,000 hosts;
+ * - resolve + canonicalise + sign the artefact and its index (goal ≤ 5 s at 100,000);
+ * - the CP's verification of both (artefact signature and rules, index signature, index matches
+ *   the artefact by recomputing the tree; goal ≤ 1 s at 100,000);
+ * - the agent's check of one slice (index signature + audit path; goal ≤ 5 ms).
+ * Median of a few runs after one warm-up, milliseconds.
+ */
+import { sampleDescription } from '../fixtures/artifacts.ts';
+import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
+import { sha256Hex, signBytes, toBase64, verifySignature } from '../protocol/crypto.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import { buildSliceTree, parseSliceIndex, sliceFor, verifyIndexMatchesArtifact, verifySlice } from '../protocol/slice.ts';
+import { verifyArtifact } from '../protocol/verify.ts';
+import { resolveFleet } from '../release/resolve.ts';
+
+const SIZES = [1_000, 10_000, 100_000];
+const RUNS = 3;
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number): number => Math.round(x * 100) / 100;
+const must = <T>(r: { ok: true; value: T } | { ok: false; error: { message: string } }): T => {
+  if (!r.ok) throw new Error(r.error.message);
+  return r.value;
+};
+
+export default async (): Promise<object> => {
+  const key = mintReleaseKey('ed25519', 1);
+  const trust = trustFor(key);
+  const signedAt = '2026-05-01T12:00:00Z';
+  const nowMs = Date.parse(signedAt) + 60_000;
+  const rows: object[] = [];
+  for (const hosts of SIZES) {
+    const desc = sampleDescription({ hosts, channels: ['canary', 'stable', 'edge', 'desktops'], waves: 5, closures: true, withPubkeys: true });
+    const sign: number[] = [];
+    const cpVerify: number[] = [];
+    const agentVerify: number[] = [];
+    let artifactBytes = 0;
+    let sliceBytes = 0;
+    let indexBytes = 0;
+    for (let i = 0; i <= RUNS; i++) {
+      const t0 = performance.now();
+      const fleet = must(resolveFleet(desc)).fleet;
+      fleet.meta.signedAt = signedAt;
+      fleet.meta.signatureAlgorithm = 'ed25519';
+      const bytes = must(canonicalBytes(fleet));
+      const sig = signBytes(bytes, key.privateKey);
+      const tree = buildSliceTree(fleet, sha256Hex(bytes));
+      const idx = must(canonicalBytes(tree.index));
+      const idxSig = signBytes(idx, key.privateKey);
+      const t1 = performance.now();
+      // The CP: both signatures and rules, then the index against the artefact (tree recomputed).
+      // 100,000 hosts make a 27 MB artefact: past the 16 MiB default, so the CP's maxArtifactBytes is raised.
+      const v = must(verifyArtifact({ kind: 'fleet', bytes, signature: sig, trust, nowMs, lastAccepted: null, maxBytes: 64 * 2 ** 20 }));
+      if (!verifySignature('ed25519', key.publicKeyB64, idx, idxSig)) throw new Error('index signature');
+      const index = must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx))));
+      const served = must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256));
+      const t2 = performance.now();
+      // One agent: the host in the middle of the tree.
+      const host = served.hostnames[Math.floor(hosts / 2)]!;
+      const slice = sliceFor(served, host)!;
+      const body = JSON.stringify({ ...slice, index: new TextDecoder().decode(idx), indexSignature: toBase64(idxSig) });
+      const t3 = performance.now();
+      const agentIdx = JSON.parse(body) as { index: string; indexSignature: string; leaf: string; leafIndex: number; proof: string[] };
+      const ib = new TextEncoder().encode(agentIdx.index);
+      if (!verifySignature('ed25519', key.publicKeyB64, ib, Buffer.from(agentIdx.indexSignature, 'base64'))) throw new Error('agent: index signature');
+      must(verifySlice({ index: must(parseSliceIndex(JSON.parse(agentIdx.index))), slice: { leaf: agentIdx.leaf, leafIndex: agentIdx.leafIndex, proof: agentIdx.proof }, hostname: host }));
+      const t4 = performance.now();
+      artifactBytes = bytes.length;
+      sliceBytes = Buffer.byteLength(body);
+      indexBytes = idx.length;
+      if (i === 0) continue;
+      sign.push(t1 - t0);
+      cpVerify.push(t2 - t1);
+      agentVerify.push(t4 - t3);
+    }
+    rows.push({
+      hosts,
+      artifactBytes,
+      sliceBytes,
+      indexBytes,
+      ratio: Math.round(artifactBytes / sliceBytes),
+      egressPerReleaseFullMiB: round((artifactBytes * hosts) / 2 ** 20),
+      egressPerReleaseSlicesMiB: round((sliceBytes * hosts) / 2 ** 20),
+      resolveSignWithIndexMs: round(median(sign)),
+      cpVerifyBothMs: round(median(cpVerify)),
+      agentSliceVerifyMs: round(median(agentVerify)),
+    });
+  }
+  return { runs: RUNS, goals: { sliceBytesAt100k: 4096, resolveSignWithIndexMsAt100k: 5000, cpVerifyBothMsAt100k: 1000, agentSliceVerifyMs: 5 }, sizes: rows };
+};
