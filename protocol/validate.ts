@@ -183,7 +183,8 @@ function collectIds(s: unknown, ids: Map<string, TSchema>): void {
 
 const range = (s: TSchema): string => {
   const min = s['minimum'] as number | undefined;
-  const max = s['maximum'] as number | undefined;
+  // `maximum: MAX_SAFE_INTEGER` only keeps integers exact (I-JSON); it is no range to mention.
+  const max = s['maximum'] === Number.MAX_SAFE_INTEGER ? undefined : (s['maximum'] as number | undefined);
   if (min !== undefined && max !== undefined) return `must be between ${min} and ${max}`;
   return min !== undefined ? `must be ≥ ${min}` : `must be ≤ ${max}`;
 };
@@ -228,8 +229,9 @@ function* explain(e: ValueError, ids: Map<string, TSchema>, unknownField: string
       return yield at('must be an integer');
     case ValueErrorType.Number:
       return yield at('must be a number');
-    case ValueErrorType.IntegerMinimum:
     case ValueErrorType.IntegerMaximum:
+      return yield at(s['maximum'] === Number.MAX_SAFE_INTEGER ? 'must be an integer' : range(s));
+    case ValueErrorType.IntegerMinimum:
     case ValueErrorType.NumberMinimum:
     case ValueErrorType.NumberMaximum:
       return yield at(range(s));
@@ -335,6 +337,80 @@ function projectFn(s: TSchema, ids: Map<string, TSchema>, fns: string[], names: 
       const nonNull = variants.filter((x) => x[Kind] !== 'Null');
       if (nonNull.length === 1) fns.push(`function ${name}(v) { return v === null ? null : ${expr(nonNull[0]!, 'v')}; }`);
       else fns.push(`function ${name}(v) { return v; }`); // not needed by any request body yet
+      break;
+    }
+    default:
+      fns.push(`function ${name}(v) { return v; }`);
+  }
+  return name;
+}
+
+// ---- defaults --------------------------------------------------------------------------------
+
+/**
+ * A copier that fills the schema's `default`s into missing fields, for artefacts whose readers
+ * fill defaults (NixFleet v1: a missing `edges` is `[]`, a missing nullable is `null`). Runs
+ * BEFORE the check, so it accepts anything: what is not the expected JSON type is returned as is
+ * (the check reports it). Fields the schema does not name are kept (they are signed), `__proto__`
+ * as plain data. The input is never modified. Generated once, straight-line, like the projection.
+ */
+export function compileDefaults<T extends TSchema>(schema: T): (u: unknown) => unknown {
+  const ids = new Map<string, TSchema>();
+  collectIds(schema, ids);
+  const fns: string[] = [];
+  const names = new Map<TSchema, string>();
+  const entry = defaultsFn(schema, ids, fns, names);
+  // Generated from our own schemas only (no input text reaches the source).
+  return new Function('copyObject', `${fns.join('\n')}\nreturn ${entry};`)(copyObject) as (u: unknown) => unknown;
+}
+
+/** Own enumerable fields of `v`, `__proto__` kept as a data field (never as the prototype). */
+function copyObject(v: Record<string, unknown>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    if (k === '__proto__') Object.defineProperty(o, k, { value: v[k], enumerable: true, writable: true, configurable: true });
+    else o[k] = v[k];
+  }
+  return o;
+}
+
+function defaultsFn(s: TSchema, ids: Map<string, TSchema>, fns: string[], names: Map<TSchema, string>): string {
+  const d = deref(s, ids);
+  const known = names.get(d);
+  if (known !== undefined) return known;
+  const name = `d${names.size}`;
+  names.set(d, name);
+  const isObj = `v !== null && typeof v === 'object' && !Array.isArray(v)`;
+  const fill = (c: TSchema, at: string): string => {
+    const dflt = c['default'] === undefined ? '' : `if (${at} === undefined) ${at} = ${JSON.stringify(c['default'])}; `;
+    return `${dflt}${at} = ${defaultsFn(c, ids, fns, names)}(${at});`;
+  };
+  switch (d[Kind]) {
+    case 'Object': {
+      const lines = Object.entries(d['properties'] as Record<string, TSchema>).map(([k, p]) => fill(p, `o[${JSON.stringify(k)}]`));
+      // A field absent from the input and without default must stay absent (not `undefined`).
+      const clean = Object.keys(d['properties'] as object).map((k) => `if (o[${JSON.stringify(k)}] === undefined) delete o[${JSON.stringify(k)}];`);
+      fns.push(`function ${name}(v) { if (!(${isObj})) return v; const o = copyObject(v); ${lines.join(' ')} ${clean.join(' ')} return o; }`);
+      break;
+    }
+    case 'Record': {
+      const item = Object.values(d['patternProperties'] as Record<string, TSchema>)[0]!;
+      fns.push(`function ${name}(v) { if (!(${isObj})) return v; const o = copyObject(v); for (const k of Object.keys(o)) { ${fill(item, 'o[k]')} } return o; }`);
+      break;
+    }
+    case 'Array': {
+      const item = d['items'] as TSchema;
+      fns.push(`function ${name}(v) { if (!Array.isArray(v)) return v; const o = v.slice(); for (let i = 0; i < o.length; i++) { ${fill(item, 'o[i]')} } return o; }`);
+      break;
+    }
+    case 'Union': {
+      const variants = (d['anyOf'] as TSchema[]).filter((x) => x[Kind] !== 'Null');
+      const objs = variants.filter((x) => ['Object', 'Record'].includes(deref(x, ids)[Kind] as string));
+      const arrs = variants.filter((x) => deref(x, ids)[Kind] === 'Array');
+      const parts: string[] = [];
+      if (objs.length === 1) parts.push(`if (${isObj}) return ${defaultsFn(objs[0]!, ids, fns, names)}(v);`);
+      if (arrs.length === 1) parts.push(`if (Array.isArray(v)) return ${defaultsFn(arrs[0]!, ids, fns, names)}(v);`);
+      fns.push(`function ${name}(v) { ${parts.join(' ')} return v; }`);
       break;
     }
     default:
