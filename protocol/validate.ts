@@ -129,10 +129,10 @@ function childSchema(s: TSchema, seg: string, value: unknown, ids: Map<string, T
 /** The union variant `value` is meant to be: by discriminator literal, else by JSON type. */
 function pickVariant(variants: TSchema[], value: unknown, ids: Map<string, TSchema>): TSchema | undefined {
   const disc = discriminator(variants, ids);
-  if (disc !== undefined && value !== null && typeof value === 'object') {
+  if (disc !== undefined && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    // A tagged union: the tag decides; an unknown tag is reported on the tag itself.
     const tag = (value as Record<string, unknown>)[disc];
-    const hit = variants.find((v) => (deref(v, ids)['properties'] as Record<string, TSchema>)[disc]!['const'] === tag);
-    if (hit !== undefined) return hit;
+    return variants.find((v) => (deref(v, ids)['properties'] as Record<string, TSchema>)[disc]!['const'] === tag);
   }
   return variants.find((v) => sameJsonType(deref(v, ids), value));
 }
@@ -408,7 +408,15 @@ function defaultsFn(s: TSchema, ids: Map<string, TSchema>, fns: string[], names:
       const objs = variants.filter((x) => ['Object', 'Record'].includes(deref(x, ids)[Kind] as string));
       const arrs = variants.filter((x) => deref(x, ids)[Kind] === 'Array');
       const parts: string[] = [];
+      const disc = discriminator(objs, ids);
       if (objs.length === 1) parts.push(`if (${isObj}) return ${defaultsFn(objs[0]!, ids, fns, names)}(v);`);
+      else if (disc !== undefined) {
+        // A tagged union: the tag picks the variant whose defaults apply.
+        for (const o of objs) {
+          const tag = JSON.stringify((deref(o, ids)['properties'] as Record<string, TSchema>)[disc]!['const']);
+          parts.push(`if (${isObj} && v[${JSON.stringify(disc)}] === ${tag}) return ${defaultsFn(o, ids, fns, names)}(v);`);
+        }
+      }
       if (arrs.length === 1) parts.push(`if (Array.isArray(v)) return ${defaultsFn(arrs[0]!, ids, fns, names)}(v);`);
       fns.push(`function ${name}(v) { ${parts.join(' ')} return v; }`);
       break;
