@@ -82,7 +82,7 @@ export type ProbeConfig = Static<typeof ProbeConfigSchema>;
  */
 export const AgentConfigSchema = Strict(
   {
-    hostname: Type.String({ minLength: 1, description: 'Must equal the CN of the host certificate and the host name in the signed fleet.' }),
+    hostname: Type.Optional(Type.String({ minLength: 1, description: 'Must equal the CN of the host certificate and the host name in the signed fleet; default: the machine host name.' })),
     cpUrl: Type.String({ minLength: 1, description: 'Base URL of the control plane, https://… (plain http:// only with allowPlainHttp).' }),
     allowPlainHttp: Type.Boolean({ default: DEFAULTS.allowPlainHttp }),
     tls: Strict({ certFile: AbsPath('Host client certificate (PEM).'), keyFile: AbsPath('Its private key (PEM).'), caFile: AbsPath('Fleet CA certificate (PEM).') }),
@@ -92,10 +92,12 @@ export const AgentConfigSchema = Strict(
     profilePath: AbsPath('System profile.', DEFAULTS.profilePath),
     currentSystemPath: AbsPath('The running system.', DEFAULTS.currentSystemPath),
     bootedSystemPath: AbsPath('The booted system.', DEFAULTS.bootedSystemPath),
-    platform: Enum(PLATFORMS),
+    platform: Type.Optional(Enum(PLATFORMS, { description: 'Default: the platform the agent runs on.' })),
     substituters: Type.Array(Type.String({ minLength: 1 }), { default: [], description: "Binary caches to realise closures from; empty: Nix's configured substituters." }),
     nixBinDir: Nullable(AbsPath('Directory holding nix-store / nix-env; null: PATH.'), { default: DEFAULTS.nixBinDir }),
-    agentServicePaths: Type.Array(Type.String({ minLength: 1 }), { description: "Paths inside a system closure that prove it contains the agent's own service (agent guard)." }),
+    agentServicePaths: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { description: "Paths inside a system closure that prove it contains the agent's own service (agent guard); default: AGENT_SERVICE_PATHS of the platform." }),
+    ),
     pollIntervalSecs: Secs(1, 86_400, DEFAULTS.pollIntervalSecs, 'Check-in interval.'),
     pollJitterPct: Int(0, 50, DEFAULTS.pollJitterPct, '± percentage of random jitter on every poll interval.'),
     maxBackoffFactor: Int(1, 64, DEFAULTS.maxBackoffFactor, 'Exponential backoff on errors, capped at this multiple of the poll interval.'),
@@ -107,10 +109,12 @@ export const AgentConfigSchema = Strict(
     maxArtifactBytes: Int(1024, 1024 * 1024 * 1024, DEFAULTS.maxArtifactBytes, 'Size limit of the signed artefact (STYLE §5).'),
     probes: Type.Array(ProbeConfigSchema, { default: [] }),
   },
-  { $id: 'https://nixfleet.dev/schemas/agent-config.schema.json', title: 'nixfleet-agent configuration (nixfleet-agent run --config FILE)' },
+  { title: 'nixfleet-agent configuration (nixfleet-agent run --config FILE)' },
 );
 
-export type Config = Static<typeof AgentConfigSchema>;
+type ConfigFile = Static<typeof AgentConfigSchema>;
+/** The resolved configuration: the file, with the machine's defaults filled in. */
+export type Config = Omit<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths'> & Required<Pick<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths'>>;
 
 const validator = compile(AgentConfigSchema, { unknownField: 'unknown setting' });
 const withDefaults = compileDefaults(AgentConfigSchema);
@@ -120,24 +124,24 @@ export function resolveConfig(input: unknown, host: HostDefaults): Result<Config
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return err({ code: 'CONFIG_INVALID', message: 'config must be a JSON object', issues: [{ path: '$', message: 'must be an object' }] });
   }
-  const c = withDefaults(input) as Record<string, unknown>;
-  // Defaults that depend on the machine, not on the schema.
-  c['hostname'] ??= host.hostname;
-  c['platform'] ??= host.platform;
-  if (c['agentServicePaths'] === undefined) c['agentServicePaths'] = [...AGENT_SERVICE_PATHS[c['platform'] === 'darwin' ? 'darwin' : 'nixos']];
+  const c = withDefaults(input);
   const issues = validator.check(c) ? [] : validator.issues(c);
-  if (typeof c['cpUrl'] === 'string' && c['cpUrl'] !== '') {
+  const cpUrl = (c as { cpUrl?: unknown }).cpUrl;
+  if (typeof cpUrl === 'string' && cpUrl !== '') {
     // SPEC §5: mutual TLS; plain HTTP only when explicitly allowed (tests, a local proxy).
     let u: URL | null = null;
     try {
-      u = new URL(c['cpUrl']);
+      u = new URL(cpUrl);
     } catch {
       issues.push({ path: '$.cpUrl', message: 'not a URL' });
     }
-    if (u !== null && u.protocol !== 'https:' && !(c['allowPlainHttp'] === true && u.protocol === 'http:')) issues.push({ path: '$.cpUrl', message: 'must be https:// (mutual TLS)' });
+    if (u !== null && u.protocol !== 'https:' && !((c as { allowPlainHttp?: unknown }).allowPlainHttp === true && u.protocol === 'http:')) issues.push({ path: '$.cpUrl', message: 'must be https:// (mutual TLS)' });
   }
   if (issues.length > 0 || !validator.check(c)) {
     return err({ code: 'CONFIG_INVALID', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues });
   }
-  return ok(Object.freeze({ ...c, cpUrl: c.cpUrl.replace(/\/+$/, '') }));
+  // Defaults that depend on the machine, not on the schema.
+  const { hostname = host.hostname, platform = host.platform } = c;
+  const agentServicePaths = c.agentServicePaths ?? [...AGENT_SERVICE_PATHS[platform]];
+  return ok(Object.freeze({ ...c, hostname, platform, agentServicePaths, cpUrl: c.cpUrl.replace(/\/+$/, '') }));
 }

@@ -71,7 +71,7 @@ export const CliConfigSchema = Type.Object(
       return [n, Type.Optional(s.type === 'int' ? Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, ...opts }) : Type.String(opts))];
     }),
   ),
-  { additionalProperties: false, $id: 'https://nixfleet.dev/schemas/cli-config.schema.json', title: 'nixfleet CLI settings (~/.config/nixfleet/config.json)' },
+  { additionalProperties: false, title: 'nixfleet CLI settings (~/.config/nixfleet/config.json)' },
 );
 
 const configFile = compile(CliConfigSchema, { unknownField: `unknown setting (known: ${SETTING_NAMES.join(', ')})` });

@@ -103,7 +103,7 @@ export const ControlPlaneConfigSchema = Strict(
     fetchTimeoutMs: Positive('fetchTimeoutMs', 'Per-fetch timeout for URL and git sources.'),
     logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel }),
   },
-  { $id: 'https://nixfleet.dev/schemas/control-plane-config.schema.json', title: 'nixfleet-control-plane configuration' },
+  { title: 'nixfleet-control-plane configuration' },
 );
 export type Config = Static<typeof ControlPlaneConfigSchema>;
 

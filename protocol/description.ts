@@ -79,7 +79,7 @@ export const FleetDescriptionSchema = Type.Object(
     ),
     pins: Type.Optional(Type.Array(PinInputSchema)),
   },
-  { additionalProperties: false, $id: 'https://nixfleet.dev/schemas/fleet.schema.json', title: 'nixfleet fleet description (input of nixfleet-release resolve and lib.mkFleet)' },
+  { additionalProperties: false, title: 'nixfleet fleet description (input of nixfleet-release resolve and lib.mkFleet)' },
 );
 export type FleetDescription = Static<typeof FleetDescriptionSchema>;
 

@@ -114,7 +114,7 @@ export const FleetResolvedSchema = Type.Object(
     disruptionBudgets: Type.Array(DisruptionBudgetSchema, { default: [] }),
     meta: MetaSchema,
   },
-  { $id: 'https://nixfleet.dev/schemas/fleet.resolved.schema.json', title: 'fleet.resolved.json (SPEC §2.2)' },
+  { title: 'fleet.resolved.json (SPEC §2.2)' },
 );
 export type FleetResolved = Static<typeof FleetResolvedSchema>;
 

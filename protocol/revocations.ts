@@ -19,7 +19,7 @@ export type Revocation = Static<typeof RevocationSchema>;
 
 export const RevocationsSchema = Type.Object(
   { schemaVersion: SchemaVersionSchema, revocations: Type.Array(RevocationSchema), meta: MetaSchema },
-  { $id: 'https://nixfleet.dev/schemas/revocations.schema.json', title: 'revocations.json (SPEC §2.3)' },
+  { title: 'revocations.json (SPEC §2.3)' },
 );
 export type Revocations = Static<typeof RevocationsSchema>;
 

@@ -35,7 +35,7 @@ export const TrustSchema = Type.Object(
     orgRootKey: Type.Optional(KeySlotSchema),
     fleetCaPem: Type.Optional(Type.String()),
   },
-  { $id: 'https://nixfleet.dev/schemas/trust.schema.json', title: 'trust.json (SPEC §2.3)' },
+  { title: 'trust.json (SPEC §2.3)' },
 );
 export type Trust = Static<typeof TrustSchema>;
 
