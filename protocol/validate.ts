@@ -9,9 +9,10 @@
  * - messages in our words ("is required", "must be a string", "unknown field", …), never TypeBox's,
  *   with a schema's own `errorMessage` for pattern / format failures;
  * - one issue per path (the first: a missing field is "is required", not also "must be a string");
- * - in document order: at each object its unknown fields first, then its known fields in the
- *   schema's declaration order; records and arrays in the value's order (lib/resolve.nix walks a
- *   fleet description the same way, so the first five issues — the message — agree).
+ * - in a fixed order: at each object its unknown fields first, then its known fields in the
+ *   schema's declaration order; record entries and unknown fields by sorted key, arrays by index
+ *   (lib/resolve.nix walks a fleet description the same way — `attrNames` is sorted — so the
+ *   first five issues, i.e. the message, agree whatever the input's key order).
  *
  * Pure module: no I/O.
  */
@@ -85,9 +86,17 @@ function locate(segments: readonly string[], root: unknown, schema: TSchema, ids
   return { path, rank };
 }
 
+const sortedKeys = new WeakMap<object, string[]>();
+
+/**
+ * Position of `k` among the SORTED keys of `o`: records and unknown fields are reported in key
+ * order, whatever order the input wrote them in (Nix's `attrNames` is sorted too).
+ */
 function keyIndex(o: unknown, k: string): number {
   if (o === null || typeof o !== 'object') return 0;
-  const i = Object.keys(o).indexOf(k);
+  let keys = sortedKeys.get(o);
+  if (keys === undefined) sortedKeys.set(o, (keys = Object.keys(o).sort()));
+  const i = keys.indexOf(k);
   return i >= 0 ? i : 0;
 }
 
