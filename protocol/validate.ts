@@ -383,6 +383,12 @@ function copyObject(v: Record<string, unknown>): Record<string, unknown> {
   return o;
 }
 
+/** Does copying a value of `s` need more than taking it as it is (an object, array or union)? */
+function isLeaf(s: TSchema, ids: Map<string, TSchema>): boolean {
+  const k = deref(s, ids)[Kind];
+  return k !== 'Object' && k !== 'Record' && k !== 'Array' && k !== 'Union';
+}
+
 function defaultsFn(s: TSchema, ids: Map<string, TSchema>, fns: string[], names: Map<TSchema, string>): string {
   const d = deref(s, ids);
   const known = names.get(d);
@@ -390,16 +396,18 @@ function defaultsFn(s: TSchema, ids: Map<string, TSchema>, fns: string[], names:
   const name = `d${names.size}`;
   names.set(d, name);
   const isObj = `v !== null && typeof v === 'object' && !Array.isArray(v)`;
-  const fill = (c: TSchema, at: string): string => {
-    const dflt = c['default'] === undefined ? '' : `if (${at} === undefined) ${at} = ${JSON.stringify(c['default'])}; `;
-    return `${dflt}${at} = ${defaultsFn(c, ids, fns, names)}(${at});`;
-  };
+  const value = (c: TSchema, at: string): string => (isLeaf(c, ids) ? at : `${defaultsFn(c, ids, fns, names)}(${at})`);
+  // Absent stays absent (no `undefined` field, no `delete`: objects keep their fast shape).
+  const fill = (c: TSchema, at: string): string =>
+    c['default'] === undefined
+      ? isLeaf(c, ids)
+        ? ''
+        : `if (${at} !== undefined) ${at} = ${value(c, at)};`
+      : `${at} = ${at} === undefined ? ${JSON.stringify(c['default'])} : ${value(c, at)};`;
   switch (d[Kind]) {
     case 'Object': {
       const lines = Object.entries(d['properties'] as Record<string, TSchema>).map(([k, p]) => fill(p, `o[${JSON.stringify(k)}]`));
-      // A field absent from the input and without default must stay absent (not `undefined`).
-      const clean = Object.keys(d['properties'] as object).map((k) => `if (o[${JSON.stringify(k)}] === undefined) delete o[${JSON.stringify(k)}];`);
-      fns.push(`function ${name}(v) { if (!(${isObj})) return v; const o = copyObject(v); ${lines.join(' ')} ${clean.join(' ')} return o; }`);
+      fns.push(`function ${name}(v) { if (!(${isObj})) return v; const o = copyObject(v); ${lines.join(' ')} return o; }`);
       break;
     }
     case 'Record': {
@@ -409,7 +417,8 @@ function defaultsFn(s: TSchema, ids: Map<string, TSchema>, fns: string[], names:
     }
     case 'Array': {
       const item = d['items'] as TSchema;
-      fns.push(`function ${name}(v) { if (!Array.isArray(v)) return v; const o = v.slice(); for (let i = 0; i < o.length; i++) { ${fill(item, 'o[i]')} } return o; }`);
+      const body = fill(item, 'o[i]');
+      fns.push(`function ${name}(v) { if (!Array.isArray(v)) return v; const o = v.slice(); ${body === '' ? '' : `for (let i = 0; i < o.length; i++) { ${body} }`} return o; }`);
       break;
     }
     case 'Union': {
