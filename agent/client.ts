@@ -12,7 +12,9 @@
  * - `Retry-After` (seconds or HTTP date) is surfaced so the loop can honour it.
  */
 import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ErrorBody, type ReportRequest } from '../protocol/api.ts';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest } from '../protocol/api.ts';
+import { parseCheckinResponse, parseErrorBody } from '../protocol/api-parse.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
 export type TlsMaterial = { cert: string; key: string; ca: string };
@@ -119,14 +121,11 @@ export class CpClient {
   private statusError(path: string, raw: Raw): HttpError {
     let errorCode: string | undefined;
     let message = `${path}: HTTP ${raw.status}`;
-    try {
-      const b = JSON.parse(Buffer.from(raw.body).toString('utf8')) as ErrorBody;
-      if (typeof b?.error?.code === 'string') {
-        errorCode = b.error.code;
-        message += ` ${b.error.code}: ${b.error.message}`;
-      }
-    } catch {
-      // not an ErrorBody: keep the status line
+    const json = parseJsonStrict(raw.body);
+    const body = json.ok ? parseErrorBody(json.value) : null; // not an ErrorBody: keep the status line
+    if (body !== null) {
+      errorCode = body.code;
+      message += ` ${body.code}: ${body.message}`;
     }
     const retryAfterSecs = parseRetryAfter(raw.headers['retry-after'], Date.now());
     return { code: 'HTTP_STATUS', message, status: raw.status, ...(errorCode === undefined ? {} : { errorCode }), ...(retryAfterSecs === undefined ? {} : { retryAfterSecs }) };
@@ -136,13 +135,10 @@ export class CpClient {
     const r = await this.call(this.pool, 'POST', ROUTES.checkin, body, 1024 * 1024);
     if (!r.ok) return r;
     if (r.value.status !== 200) return err(this.statusError(ROUTES.checkin, r.value));
-    try {
-      const v = JSON.parse(Buffer.from(r.value.body).toString('utf8')) as CheckinResponse;
-      if (typeof v !== 'object' || v === null || !('target' in v) || typeof v.nextCheckinSecs !== 'number') throw new Error('missing fields');
-      return ok(v);
-    } catch (e) {
-      return err({ code: 'BAD_RESPONSE', message: `check-in answer is not a CheckinResponse: ${(e as Error).message}` });
-    }
+    const json = parseJsonStrict(r.value.body);
+    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `check-in answer is not JSON: ${json.error.message}` });
+    const v = parseCheckinResponse(json.value);
+    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
   }
 
   /** The exact signed bytes and the raw signature. */

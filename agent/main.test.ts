@@ -34,7 +34,7 @@ test('an invalid configuration exits 1 and lists every bad field', () => {
   writeFileSync(f, JSON.stringify({ cpUrl: 'ftp://x', pollIntervalSecs: 'often', tls: {} }));
   const r = agent('once', '--config', f);
   assert.is(r.status, 1);
-  for (const p of ['/cpUrl', '/pollIntervalSecs', '/tls/certFile']) assert.match(r.stderr, p);
+  for (const p of ['$.cpUrl', '$.pollIntervalSecs', '$.tls.certFile']) assert.match(r.stderr, p);
   assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
   writeFileSync(f, '{nope');
   assert.is(agent('once', '--config', f).status, 1);

@@ -12,6 +12,7 @@ import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTimestamp, type Host } from '../protocol/schema.ts';
 import { verifyArtifact, type AcceptedState, type VerifiedArtifact, type VerifyErrorCode } from '../protocol/verify.ts';
 import type { Trust } from '../protocol/schema.ts';
+import { isStoreBasename } from '../protocol/vocab.ts';
 
 export type TargetErrorCode =
   | VerifyErrorCode
@@ -30,8 +31,8 @@ export type TargetErrorCode =
 
 export type TargetError = { code: TargetErrorCode; message: string };
 
-/** Store basename: 32 base32 characters, a dash, a name. */
-export const STORE_BASENAME = /^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$/;
+/** Store basename: the shared rule (protocol/vocab.ts). */
+export { STORE_BASENAME } from '../protocol/vocab.ts';
 
 export type CheckedTarget = {
   verified: VerifiedArtifact;
@@ -58,7 +59,7 @@ export type CheckTargetInput = {
  */
 export function checkTarget(input: CheckTargetInput): Result<CheckedTarget, TargetError & { acceptedAnyway?: AcceptedState }> {
   const { target, hostname } = input;
-  if (!STORE_BASENAME.test(target.closureHash)) return err({ code: 'BAD_TARGET', message: `closureHash ${JSON.stringify(target.closureHash)} is not a store basename` });
+  if (!isStoreBasename(target.closureHash)) return err({ code: 'BAD_TARGET', message: `closureHash ${JSON.stringify(target.closureHash)} is not a store basename` });
   const cpDeadlineMs = parseTimestamp(target.confirmDeadline);
   if (cpDeadlineMs === null) return err({ code: 'BAD_TARGET', message: `confirmDeadline ${JSON.stringify(target.confirmDeadline)} is not RFC 3339 UTC` });
 

@@ -10,8 +10,9 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
-import type { ErrorBody } from '../protocol/api.ts';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/api.ts';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, type ErrorBody } from '../protocol/api.ts';
+import { parseErrorBody, type ResponseError } from '../protocol/api-parse.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
 import type { Result } from '../protocol/result.ts';
 import { err, ok } from '../protocol/result.ts';
 import type { CliError, Ctx } from './framework.ts';
@@ -19,10 +20,14 @@ import { flagInt, flagStr } from './framework.ts';
 
 export type Client = {
   readonly baseUrl: string;
-  get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<Result<T, CliError>>;
-  post<T>(path: string, body: unknown): Promise<Result<T, CliError>>;
+  /** GET `path`; the answer is checked with `parse` (protocol/api-parse.ts), never cast. */
+  get<T>(path: string, parse: AnswerParser<T>, query?: Record<string, string | number | undefined>): Promise<Result<T, CliError>>;
+  post<T>(path: string, body: unknown, parse: AnswerParser<T>): Promise<Result<T, CliError>>;
   close(): Promise<void>;
 };
+
+/** One of protocol/api-parse.ts's response parsers. */
+export type AnswerParser<T> = (u: unknown) => Result<T, ResponseError>;
 
 export type ClientOptions = { url: string; certPem: string; keyPem: string; caPem: string; timeoutMs: number };
 
@@ -65,7 +70,7 @@ export function openClient(opts: ClientOptions): Result<Client, CliError> {
     bodyTimeout: opts.timeoutMs,
   });
 
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Result<T, CliError>> {
+  async function call<T>(method: 'GET' | 'POST', path: string, parse: AnswerParser<T>, body?: unknown): Promise<Result<T, CliError>> {
     const headers: Record<string, string> = { [PROTOCOL_HEADER]: PROTOCOL_VERSION, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Awaited<ReturnType<typeof request>>;
@@ -86,24 +91,23 @@ export function openClient(opts: ClientOptions): Result<Client, CliError> {
       return err({ code: 'UNREACHABLE', message: `connection to ${baseUrl} broke while reading the answer: ${describeNetworkError(e)}` });
     }
     if (res.statusCode >= 200 && res.statusCode < 300) {
-      if (text === '') return ok(undefined as T);
-      try {
-        return ok(JSON.parse(text) as T);
-      } catch {
-        return err({ code: 'REFUSED', message: `${method} ${path}: the control plane answered ${res.statusCode} with a body that is not JSON` });
-      }
+      const json = text === '' ? ({ ok: true, value: undefined } as const) : parseJsonStrict(text);
+      if (!json.ok) return err({ code: 'REFUSED', message: `${method} ${path}: the control plane answered ${res.statusCode} with a body that is not JSON` });
+      const answer = parse(json.value);
+      if (!answer.ok) return err({ code: 'REFUSED', message: `${method} ${path}: unexpected answer from the control plane: ${answer.error.message}` });
+      return answer;
     }
     return err(httpError(res.statusCode, text, opts.certPem));
   }
 
   const client: Client = {
     baseUrl,
-    get: (path, query) => {
+    get: (path, parse, query) => {
       const q = Object.entries(query ?? {}).filter((kv): kv is [string, string | number] => kv[1] !== undefined);
       const qs = q.length > 0 ? '?' + new URLSearchParams(q.map(([k, v]): [string, string] => [k, String(v)])).toString() : '';
-      return call('GET', path + qs);
+      return call('GET', path + qs, parse);
     },
-    post: (path, body) => call('POST', path, body),
+    post: (path, body, parse) => call('POST', path, parse, body),
     close: () => agent.close(),
   };
   return ok(client);
@@ -111,11 +115,8 @@ export function openClient(opts: ClientOptions): Result<Client, CliError> {
 
 /** The CP's error body, if it sent one. */
 function errorBody(text: string): ErrorBody['error'] | null {
-  try {
-    const b = JSON.parse(text) as Partial<ErrorBody>;
-    if (b && typeof b.error === 'object' && b.error !== null && typeof b.error.code === 'string') return b.error;
-  } catch {}
-  return null;
+  const json = parseJsonStrict(text);
+  return json.ok ? parseErrorBody(json.value) : null;
 }
 
 /** Subject of our own client certificate, for messages ("CN=web1, OU=host"). */

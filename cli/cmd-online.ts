@@ -4,18 +4,18 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type {
-  AuditEntry,
-  AuditResponse,
-  HostsResponse,
-  PauseResponse,
-  QuarantineClearResponse,
-  QuarantinesResponse,
-  RolloutDetail,
-  RolloutsResponse,
-  TraceResponse,
-} from '../protocol/api.ts';
+import type { AuditEntry, RolloutDetail, TraceResponse } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
+import {
+  parseAuditResponse,
+  parseHostsResponse,
+  parsePauseResponse,
+  parseQuarantineClearResponse,
+  parseQuarantinesResponse,
+  parseRolloutDetail,
+  parseRolloutsResponse,
+  parseTraceResponse,
+} from '../protocol/api-parse.ts';
 import { canonicalize } from '../protocol/jcs.ts';
 import { parseTimestamp } from '../protocol/schema.ts';
 import type { Result } from '../protocol/result.ts';
@@ -58,9 +58,9 @@ const failed = (e: CliError): Outcome => ({ error: e });
 export async function status(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {
     const [hosts, quarantines, rollouts] = await Promise.all([
-      c.get<HostsResponse>(ROUTES.hosts),
-      c.get<QuarantinesResponse>(ROUTES.quarantines),
-      c.get<RolloutsResponse>(ROUTES.rollouts),
+      c.get(ROUTES.hosts, parseHostsResponse),
+      c.get(ROUTES.quarantines, parseQuarantinesResponse),
+      c.get(ROUTES.rollouts, parseRolloutsResponse),
     ]);
     if (!hosts.ok) return failed(hosts.error);
     if (!quarantines.ok) return failed(quarantines.error);
@@ -80,7 +80,7 @@ export async function status(ctx: Ctx): Promise<Outcome> {
 
 export async function hosts(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {
-    const r = await c.get<HostsResponse>(ROUTES.hosts);
+    const r = await c.get(ROUTES.hosts, parseHostsResponse);
     if (!r.ok) return failed(r.error);
     if (flagBool(ctx, 'json')) json(ctx, r.value);
     else ctx.io.stdout(renderHosts(r.value.hosts, ctx.io.now(), style(ctx)));
@@ -90,7 +90,7 @@ export async function hosts(ctx: Ctx): Promise<Outcome> {
 
 export async function rolloutList(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {
-    const r = await c.get<RolloutsResponse>(ROUTES.rollouts, { channel: flagStr(ctx, 'channel'), state: flagStr(ctx, 'state') });
+    const r = await c.get(ROUTES.rollouts, parseRolloutsResponse, { channel: flagStr(ctx, 'channel'), state: flagStr(ctx, 'state') });
     if (!r.ok) return failed(r.error);
     if (flagBool(ctx, 'json')) json(ctx, r.value);
     else ctx.io.stdout(renderRolloutList(r.value.rollouts, ctx.io.now(), style(ctx)));
@@ -100,7 +100,7 @@ export async function rolloutList(ctx: Ctx): Promise<Outcome> {
 
 export async function rolloutShow(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {
-    const r = await c.get<RolloutDetail>(path(ROUTES.rollout, { id: arg(ctx, 'ID') }));
+    const r = await c.get(path(ROUTES.rollout, { id: arg(ctx, 'ID') }), parseRolloutDetail);
     if (!r.ok) return failed(r.error);
     if (flagBool(ctx, 'json')) json(ctx, r.value);
     else ctx.io.stdout(renderRolloutDetail(r.value, ctx.io.now(), style(ctx)));
@@ -109,7 +109,7 @@ export async function rolloutShow(ctx: Ctx): Promise<Outcome> {
 }
 
 async function fetchTrace(c: Client, id: string): Promise<Result<{ detail: RolloutDetail; trace: TraceResponse }, CliError>> {
-  const [detail, trace] = await Promise.all([c.get<RolloutDetail>(path(ROUTES.rollout, { id })), c.get<TraceResponse>(path(ROUTES.rolloutTrace, { id }))]);
+  const [detail, trace] = await Promise.all([c.get(path(ROUTES.rollout, { id }), parseRolloutDetail), c.get(path(ROUTES.rolloutTrace, { id }), parseTraceResponse)]);
   if (!detail.ok) return detail;
   if (!trace.ok) return trace;
   return { ok: true, value: { detail: detail.value, trace: trace.value } };
@@ -191,7 +191,7 @@ async function pauseOrResume(ctx: Ctx, which: 'pause' | 'resume'): Promise<Outco
   const channel = arg(ctx, 'CHANNEL');
   const reason = flagStr(ctx, 'reason');
   return withClient(ctx, async (c) => {
-    const r = await c.post<PauseResponse>(path(which === 'pause' ? ROUTES.pause : ROUTES.resume, { channel }), reason !== undefined ? { reason } : {});
+    const r = await c.post(path(which === 'pause' ? ROUTES.pause : ROUTES.resume, { channel }), reason !== undefined ? { reason } : {}, parsePauseResponse);
     if (!r.ok) return failed(r.error);
     if (flagBool(ctx, 'json')) json(ctx, r.value);
     else if (r.value.paused) ctx.io.stdout(`channel ${channel} paused${r.value.by ? ` by ${r.value.by}` : ''}${r.value.reason ? `: ${r.value.reason}` : ''}; hosts get no new target until: nixfleet resume ${channel}\n`);
@@ -205,7 +205,7 @@ export const resume = (ctx: Ctx): Promise<Outcome> => pauseOrResume(ctx, 'resume
 
 export async function quarantineList(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {
-    const r = await c.get<QuarantinesResponse>(ROUTES.quarantines);
+    const r = await c.get(ROUTES.quarantines, parseQuarantinesResponse);
     if (!r.ok) return failed(r.error);
     const channel = flagStr(ctx, 'channel');
     const qs = r.value.quarantines.filter((q) => channel === undefined || q.channel === channel);
@@ -219,7 +219,7 @@ export async function quarantineClear(ctx: Ctx): Promise<Outcome> {
   const channel = arg(ctx, 'CHANNEL');
   const closureHash = arg(ctx, 'CLOSURE');
   return withClient(ctx, async (c) => {
-    const r = await c.post<QuarantineClearResponse>(ROUTES.quarantinesClear, { channel, closureHash });
+    const r = await c.post(ROUTES.quarantinesClear, { channel, closureHash }, parseQuarantineClearResponse);
     if (!r.ok) return failed(r.error);
     if (flagBool(ctx, 'json')) json(ctx, r.value);
     if (r.value.cleared === 0) return fail('NOT_FOUND', `${closureHash} is not quarantined on channel ${channel} (see: nixfleet quarantine list)`);
@@ -247,7 +247,7 @@ export async function auditExport(ctx: Ctx): Promise<Outcome> {
     let first: AuditEntry | null = null;
     let last: AuditEntry | null = null;
     for (let page = 0; page < MAX_AUDIT_PAGES; page++) {
-      const r = await c.get<AuditResponse>(ROUTES.audit, { after, limit: 1000 });
+      const r = await c.get(ROUTES.audit, parseAuditResponse, { after, limit: 1000 });
       if (!r.ok) return failed(r.error);
       for (const e of r.value.entries) {
         if (sinceMs !== null && Date.parse(e.at) < sinceMs) continue;

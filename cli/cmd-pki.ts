@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Ctx, Outcome } from './framework.ts';
 import { arg, done, fail, flagBool, flagInt, flagStr } from './framework.ts';
 import type { FleetCa, MintedCert } from '../pki/pki.ts';
+import { parseTimestamp } from '../protocol/vocab.ts';
 import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert, readCertIdentity } from '../pki/pki.ts';
 
 export const CA_CERT_FILE = 'ca.pem';
@@ -93,8 +94,8 @@ async function mint(ctx: Ctx, name: string, fileBase: string, minter: Minter): P
   const nb = flagStr(ctx, 'not-before');
   let notBefore: Date | undefined;
   if (nb !== undefined) {
-    const ms = Date.parse(nb);
-    if (!/^\d{4}-\d\d-\d\dT/.test(nb) || Number.isNaN(ms)) return fail('USAGE', `--not-before: expected an RFC 3339 time, got ${JSON.stringify(nb)}`);
+    const ms = parseTimestamp(nb);
+    if (ms === null) return fail('USAGE', `--not-before: expected an RFC 3339 time, got ${JSON.stringify(nb)}`);
     notBefore = new Date(ms);
   }
   let minted: MintedCert;

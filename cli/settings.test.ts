@@ -84,9 +84,9 @@ test('bad config files are usage errors with the path', () => {
   const p = join(h, '.config', 'nixfleet', 'config.json');
   const cases: [string, RegExp][] = [
     ['{nope', /is not valid JSON/],
-    ['[]', /must hold a JSON object/],
-    ['{"uri": "x"}', /unknown key "uri"/],
-    ['{"timeoutSecs": "10"}', /"timeoutSecs" must be a whole number/],
+    ['[]', /: \$: must be an object/],
+    ['{"uri": "x"}', /\$\.uri: unknown setting \(known: url, cert/],
+    ['{"timeoutSecs": "10"}', /\$\.timeoutSecs: must be an integer/],
   ];
   for (const [text, re] of cases) {
     writeFileSync(p, text);

@@ -7,10 +7,13 @@
  * against the config file's own directory for the file (so a config file can be moved with its
  * certificates).
  */
+import { Type } from '@sinclair/typebox';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Result } from '../protocol/result.ts';
 import { err, ok } from '../protocol/result.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
+import { compile } from '../protocol/validate.ts';
 // Types only: framework.ts imports values from here, so a value import back would be a cycle.
 import type { CliError, FlagSpec, FlagType, FlagValue, Io } from './framework.ts';
 
@@ -56,6 +59,23 @@ export function defaultConfigPath(env: Io['env']): string | null {
 
 export type ConfigFile = Partial<Record<SettingName, string | number>>;
 
+/**
+ * The config file (`config.json`), derived from {@link SETTINGS}: every setting optional, nothing
+ * else allowed. JSON Schema in schemas/cli-config.schema.json.
+ */
+export const CliConfigSchema = Type.Object(
+  Object.fromEntries(
+    SETTING_NAMES.map((n) => {
+      const s = SETTINGS[n];
+      const opts = { description: s.description, ...(s.default === undefined ? {} : { default: s.default }) };
+      return [n, Type.Optional(s.type === 'int' ? Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, ...opts }) : Type.String(opts))];
+    }),
+  ),
+  { additionalProperties: false, title: 'nixfleet CLI settings (~/.config/nixfleet/config.json)' },
+);
+
+const configFile = compile(CliConfigSchema, { unknownField: `unknown setting (known: ${SETTING_NAMES.join(', ')})` });
+
 /** Read and validate the config file. A missing file at the *default* path is no error. */
 export function loadConfigFile(path: string, explicit: boolean): Result<ConfigFile | null, CliError> {
   let text: string;
@@ -65,26 +85,13 @@ export function loadConfigFile(path: string, explicit: boolean): Result<ConfigFi
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !explicit) return ok(null);
     return err({ code: 'USAGE', message: `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
   }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return err({ code: 'USAGE', message: `config file ${path} is not valid JSON` });
+  const json = parseJsonStrict(text, { maxBytes: 1024 * 1024 });
+  if (!json.ok) return err({ code: 'USAGE', message: `config file ${path} is not valid JSON (${json.error.message})` });
+  const data = json.value;
+  if (!configFile.check(data)) {
+    return err({ code: 'USAGE', message: `config file ${path}: ${configFile.issues(data).map((i) => `${i.path}: ${i.message}`).join('; ')}` });
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    return err({ code: 'USAGE', message: `config file ${path} must hold a JSON object` });
-  }
-  const out: ConfigFile = {};
-  for (const [k, v] of Object.entries(data)) {
-    if (!(k in SETTINGS)) {
-      return err({ code: 'USAGE', message: `config file ${path}: unknown key ${JSON.stringify(k)} (known: ${SETTING_NAMES.join(', ')})` });
-    }
-    const spec = SETTINGS[k as SettingName];
-    const good = spec.type === 'int' ? Number.isSafeInteger(v) && (v as number) >= 0 : typeof v === 'string';
-    if (!good) return err({ code: 'USAGE', message: `config file ${path}: "${k}" must be ${spec.type === 'int' ? 'a whole number' : 'a string'}` });
-    out[k as SettingName] = v as string | number;
-  }
-  return ok(out);
+  return ok(data);
 }
 
 /**

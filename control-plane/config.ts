@@ -10,234 +10,129 @@
  *    key), or a server certificate that is itself a CA.
  * The server's own TLS key is the only private key the CP may hold; it must match the server
  * certificate, which must not be a CA.
+ *
+ * The file's shape is {@link ControlPlaneConfigSchema} (TypeBox, the one validation kit; JSON
+ * Schema in schemas/control-plane-config.schema.json); `Config` is derived from it.
  */
+import { Type, type ObjectOptions, type Static, type TProperties } from '@sinclair/typebox';
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTrust, type Trust } from '../protocol/schema.ts';
+import { compile, compileDefaults } from '../protocol/validate.ts';
+import { Enum, Nullable } from '../protocol/vocab.ts';
+
+const Strict = <P extends TProperties>(props: P, opts: ObjectOptions = {}) => Type.Object(props, { additionalProperties: false, ...opts });
+const NonEmpty = (description?: string) => Type.String({ minLength: 1, ...(description === undefined ? {} : { description }) });
+const HttpUrl = () => Type.String({ minLength: 1, pattern: '^https?://', errorMessage: 'must be an http:// or https:// URL' });
+/** git arguments: never an option (`--upload-pack=…`). */
+const GitArg = (dflt?: string) => Type.String({ minLength: 1, pattern: '^[^-]', errorMessage: 'must not start with "-"', ...(dflt === undefined ? {} : { default: dflt }) });
 
 /** Where the signed release files come from (SPEC §2.4, §5). */
-export type SourceConfig =
+export const SourceConfigSchema = Type.Union([
   /** `DIR/fleet.resolved.json{,.sig}`, `DIR/revocations.json{,.sig}`. */
-  | { type: 'dir'; dir: string }
+  Strict({ type: Type.Literal('dir'), dir: NonEmpty() }, { description: 'DIR/fleet.resolved.json{,.sig}, DIR/revocations.json{,.sig}.' }),
   /** HTTP(S) URLs; the signature is `<url>.sig` unless given. `caFile`: extra CA for HTTPS. */
-  | {
-      type: 'url';
-      fleetUrl: string;
-      fleetSigUrl?: string;
-      revocationsUrl?: string;
-      revocationsSigUrl?: string;
-      caFile?: string;
-    }
+  Strict(
+    {
+      type: Type.Literal('url'),
+      fleetUrl: HttpUrl(),
+      fleetSigUrl: Type.Optional(HttpUrl()),
+      revocationsUrl: Type.Optional(HttpUrl()),
+      revocationsSigUrl: Type.Optional(HttpUrl()),
+      caFile: Type.Optional(NonEmpty('Extra CA for HTTPS.')),
+    },
+    { description: 'HTTP(S) URLs; the signature is <url>.sig unless given.' },
+  ),
   /** A git remote and ref, files under `path` (default `releases`), fetched with real `git`. */
-  | { type: 'git'; remote: string; ref: string; path: string };
+  Strict({ type: Type.Literal('git'), remote: GitArg(), ref: GitArg('main'), path: Type.String({ minLength: 1, default: 'releases' }) }, { description: 'A git remote and ref, files under path, fetched with real git.' }),
+]);
+export type SourceConfig = Static<typeof SourceConfigSchema>;
 
-export type Config = {
-  listenHost: string;
-  listenPort: number;
-  /** PEM server certificate and key (the CP's only private key). */
-  tlsCertFile: string;
-  tlsKeyFile: string;
-  /** PEM fleet CA certificate(s): client certificates must chain to it. No key. */
-  clientCaFile: string;
-  /** trust.json (§2.3); re-read on change. */
-  trustFile: string;
-  source: SourceConfig;
-  /** Require a signed revocations file before becoming ready, and enforce it. */
-  revocations: boolean;
-  dbPath: string;
-  /** Where the git source keeps its clone; default `<dbPath>.git-cache`. */
-  cacheDir: string | null;
-  pollIntervalSecs: number;
-  reconcileIntervalSecs: number;
-  /** Coalescing delay for the reconcile that relevant check-ins request. */
-  reconcileDebounceMs: number;
-  confirmDeadlineSecs: number;
-  /** `nextCheckinSecs` sent to agents. */
-  agentPollIntervalSecs: number;
-  /**
-   * Idle keep-alive before the server closes an agent's connection. Each idle mTLS connection holds
-   * ≈ 45 KiB of native memory (docs/performance.md): with a keep-alive longer than the agents' poll
-   * interval every agent stays connected (≈ 450 MB at 10,000 hosts); shorter, each poll pays a TLS
-   * handshake (resumed when the agent kept the session).
-   */
-  keepAliveSecs: number;
-  /** A host not seen for this long is offline (SPEC §4; default 3 × agent poll interval). */
-  offlineAfterSecs: number;
-  /** Offline hosts stop blocking their wave after this grace. */
-  offlineGraceSecs: number;
-  maxBodyBytes: number;
-  maxArtifactBytes: number;
-  retryAfterSecs: number;
-  /** Per-fetch timeout for URL and git sources. */
-  fetchTimeoutMs: number;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
-};
+export const DEFAULTS = Object.freeze({
+  listenHost: '127.0.0.1',
+  listenPort: 8443,
+  revocations: false,
+  cacheDir: null,
+  pollIntervalSecs: 60,
+  reconcileIntervalSecs: 10,
+  reconcileDebounceMs: 1000,
+  confirmDeadlineSecs: 120,
+  agentPollIntervalSecs: 60,
+  keepAliveSecs: 10,
+  offlineAfterSecs: 180,
+  offlineGraceSecs: 1800,
+  maxBodyBytes: 64 * 1024,
+  maxArtifactBytes: 16 * 1024 * 1024,
+  retryAfterSecs: 5,
+  fetchTimeoutMs: 30_000,
+  logLevel: 'info' as const,
+});
 
-export const DEFAULTS: Readonly<Omit<Config, 'tlsCertFile' | 'tlsKeyFile' | 'clientCaFile' | 'trustFile' | 'source' | 'dbPath'>> =
-  Object.freeze({
-    listenHost: '127.0.0.1',
-    listenPort: 8443,
-    revocations: false,
-    cacheDir: null,
-    pollIntervalSecs: 60,
-    reconcileIntervalSecs: 10,
-    reconcileDebounceMs: 1000,
-    confirmDeadlineSecs: 120,
-    agentPollIntervalSecs: 60,
-    keepAliveSecs: 10,
-    offlineAfterSecs: 180,
-    offlineGraceSecs: 1800,
-    maxBodyBytes: 64 * 1024,
-    maxArtifactBytes: 16 * 1024 * 1024,
-    retryAfterSecs: 5,
-    fetchTimeoutMs: 30_000,
-    logLevel: 'info' as const,
-  });
+const Positive = (k: keyof typeof DEFAULTS, description: string) => Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: DEFAULTS[k], description });
+const NonNegative = (k: keyof typeof DEFAULTS, description: string) => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: DEFAULTS[k], description });
+
+/** The control plane's configuration file (merged with flags). `Config` is derived from it. */
+export const ControlPlaneConfigSchema = Strict(
+  {
+    listenHost: Type.String({ minLength: 1, default: DEFAULTS.listenHost }),
+    listenPort: Type.Integer({ minimum: 0, maximum: 65535, default: DEFAULTS.listenPort, description: '0: an ephemeral port (tests).' }),
+    tlsCertFile: NonEmpty("PEM server certificate (the CP's only private key is its key)."),
+    tlsKeyFile: NonEmpty('PEM server key.'),
+    clientCaFile: NonEmpty('PEM fleet CA certificate(s): client certificates must chain to it. No key.'),
+    trustFile: NonEmpty('trust.json (SPEC §2.3); re-read on change.'),
+    source: SourceConfigSchema,
+    revocations: Type.Boolean({ default: DEFAULTS.revocations, description: 'Require a signed revocations file before becoming ready, and enforce it.' }),
+    dbPath: NonEmpty('SQLite database.'),
+    cacheDir: Nullable(NonEmpty(), { default: DEFAULTS.cacheDir, description: 'Where the git source keeps its clone; null: <dbPath>.git-cache.' }),
+    pollIntervalSecs: Positive('pollIntervalSecs', 'Artefact source poll interval.'),
+    reconcileIntervalSecs: Positive('reconcileIntervalSecs', 'Reconcile loop interval.'),
+    reconcileDebounceMs: NonNegative('reconcileDebounceMs', 'Coalescing delay for the reconcile that relevant check-ins request.'),
+    confirmDeadlineSecs: Positive('confirmDeadlineSecs', 'From dispatch; expiry marks the host Reverted.'),
+    agentPollIntervalSecs: Positive('agentPollIntervalSecs', 'nextCheckinSecs sent to agents.'),
+    keepAliveSecs: Positive(
+      'keepAliveSecs',
+      "Idle keep-alive before the server closes an agent's connection. Each idle mTLS connection holds ≈ 45 KiB of native memory (docs/performance.md): longer than the agents' poll interval keeps every agent connected; shorter, each poll pays a (resumed) TLS handshake.",
+    ),
+    offlineAfterSecs: Positive('offlineAfterSecs', 'A host not seen for this long is offline (SPEC §4; default 3 × agent poll interval).'),
+    offlineGraceSecs: NonNegative('offlineGraceSecs', 'Offline hosts stop blocking their wave after this grace.'),
+    maxBodyBytes: Positive('maxBodyBytes', 'Request body size limit.'),
+    maxArtifactBytes: Positive('maxArtifactBytes', 'Signed artefact size limit.'),
+    retryAfterSecs: Positive('retryAfterSecs', 'Retry-After of 503 answers while not ready.'),
+    fetchTimeoutMs: Positive('fetchTimeoutMs', 'Per-fetch timeout for URL and git sources.'),
+    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel }),
+  },
+  { title: 'nixfleet-control-plane configuration' },
+);
+export type Config = Static<typeof ControlPlaneConfigSchema>;
 
 export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNREADABLE' | 'MTLS_MISSING' | 'PRIVATE_KEY_REFUSED' | 'TRUST_INVALID';
 export type ConfigError = { code: ConfigErrorCode; message: string };
 
-type Issue = string;
-
-const REQUIRED_STRINGS = ['tlsCertFile', 'tlsKeyFile', 'clientCaFile', 'trustFile', 'dbPath'] as const;
-const POSITIVE_INTS = [
-  'listenPort',
-  'pollIntervalSecs',
-  'reconcileIntervalSecs',
-  'confirmDeadlineSecs',
-  'agentPollIntervalSecs',
-  'keepAliveSecs',
-  'offlineAfterSecs',
-  'maxBodyBytes',
-  'maxArtifactBytes',
-  'retryAfterSecs',
-  'fetchTimeoutMs',
-] as const;
-const NON_NEGATIVE_INTS = ['reconcileDebounceMs', 'offlineGraceSecs'] as const;
-const KNOWN_KEYS = new Set<string>([...REQUIRED_STRINGS, ...POSITIVE_INTS, ...NON_NEGATIVE_INTS, 'listenHost', 'source', 'revocations', 'cacheDir', 'logLevel']);
-
-function isRecord(u: unknown): u is Record<string, unknown> {
-  return typeof u === 'object' && u !== null && !Array.isArray(u);
-}
-
-function parseSource(u: unknown, issues: Issue[]): SourceConfig | null {
-  if (!isRecord(u)) {
-    issues.push('source: required object {type: "dir" | "url" | "git", …}');
-    return null;
-  }
-  const str = (k: string, required: boolean): string | undefined => {
-    const v = u[k];
-    if (v === undefined) {
-      if (required) issues.push(`source.${k}: required string`);
-      return undefined;
-    }
-    if (typeof v !== 'string' || v.length === 0) {
-      issues.push(`source.${k}: must be a non-empty string`);
-      return undefined;
-    }
-    return v;
-  };
-  const allowed = (keys: string[]): void => {
-    for (const k of Object.keys(u)) if (!keys.includes(k)) issues.push(`source.${k}: unknown key for source type ${String(u['type'])}`);
-  };
-  switch (u['type']) {
-    case 'dir': {
-      allowed(['type', 'dir']);
-      const dir = str('dir', true);
-      return dir === undefined ? null : { type: 'dir', dir };
-    }
-    case 'url': {
-      allowed(['type', 'fleetUrl', 'fleetSigUrl', 'revocationsUrl', 'revocationsSigUrl', 'caFile']);
-      const fleetUrl = str('fleetUrl', true);
-      const out: SourceConfig = { type: 'url', fleetUrl: fleetUrl ?? '' };
-      for (const k of ['fleetSigUrl', 'revocationsUrl', 'revocationsSigUrl', 'caFile'] as const) {
-        const v = str(k, false);
-        if (v !== undefined) out[k] = v;
-      }
-      for (const k of ['fleetUrl', 'fleetSigUrl', 'revocationsUrl', 'revocationsSigUrl'] as const) {
-        const v = out[k];
-        if (v !== undefined && v !== '' && !/^https?:\/\//.test(v)) issues.push(`source.${k}: must be an http:// or https:// URL`);
-      }
-      return fleetUrl === undefined ? null : out;
-    }
-    case 'git': {
-      allowed(['type', 'remote', 'ref', 'path']);
-      const remote = str('remote', true);
-      const ref = str('ref', false) ?? 'main';
-      const path = str('path', false) ?? 'releases';
-      if (ref.startsWith('-') || remote?.startsWith('-')) issues.push('source: remote and ref must not start with "-"');
-      return remote === undefined ? null : { type: 'git', remote, ref, path };
-    }
-    default:
-      issues.push('source.type: must be "dir", "url" or "git"');
-      return null;
-  }
-}
+const validator = compile(ControlPlaneConfigSchema, { unknownField: 'unknown setting' });
+const withDefaults = compileDefaults(ControlPlaneConfigSchema);
 
 /**
  * Validate a partial configuration (parsed JSON file merged with flags) and fill the defaults.
  * Reports every bad field at once. Pure: touches no file.
  */
 export function resolveConfig(partial: unknown): Result<Config, ConfigError> {
-  if (!isRecord(partial)) return err({ code: 'CONFIG_INVALID', message: 'configuration must be a JSON object' });
-  const issues: Issue[] = [];
-  for (const k of Object.keys(partial)) {
-    if (!KNOWN_KEYS.has(k)) {
-      const hint = /key|secret|sign/i.test(k) ? ' (the control plane holds no signing or CA key)' : '';
-      issues.push(`${k}: unknown setting${hint}`);
-    }
+  if (typeof partial !== 'object' || partial === null || Array.isArray(partial)) return err({ code: 'CONFIG_INVALID', message: 'configuration must be a JSON object' });
+  const c = withDefaults(partial);
+  const issues = validator.check(c)
+    ? []
+    : validator.issues(c).map((i) => {
+        const key = i.path.slice(2);
+        // SPEC §5: the CP holds no key that can authorise anything; say so to whoever tries.
+        return i.message === 'unknown setting' && /key|secret|sign/i.test(key) ? { ...i, message: `${i.message} (the control plane holds no signing or CA key)` } : i;
+      });
+  const source = (c as { source?: { type?: unknown; revocationsUrl?: unknown } }).source;
+  if ((c as { revocations?: unknown }).revocations === true && source?.type === 'url' && source.revocationsUrl === undefined) {
+    issues.push({ path: '$.source.revocationsUrl', message: 'required when revocations is true' });
   }
-  const out: Record<string, unknown> = { ...DEFAULTS };
-  for (const k of REQUIRED_STRINGS) {
-    const v = partial[k];
-    if (typeof v !== 'string' || v.length === 0) issues.push(`${k}: required non-empty string`);
-    else out[k] = v;
-  }
-  for (const k of POSITIVE_INTS) {
-    const v = partial[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) issues.push(`${k}: must be a positive integer`);
-    else out[k] = v;
-  }
-  for (const k of NON_NEGATIVE_INTS) {
-    const v = partial[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) issues.push(`${k}: must be a non-negative integer`);
-    else out[k] = v;
-  }
-  if (partial['listenPort'] !== undefined && typeof partial['listenPort'] === 'number' && partial['listenPort'] > 65535) {
-    issues.push('listenPort: must be ≤ 65535');
-  }
-  // Port 0 (ephemeral) is useful for tests.
-  if (partial['listenPort'] === 0) {
-    issues.splice(issues.indexOf('listenPort: must be a positive integer'), 1);
-    out['listenPort'] = 0;
-  }
-  if (partial['listenHost'] !== undefined) {
-    if (typeof partial['listenHost'] !== 'string' || partial['listenHost'].length === 0) issues.push('listenHost: must be a non-empty string');
-    else out['listenHost'] = partial['listenHost'];
-  }
-  if (partial['revocations'] !== undefined) {
-    if (typeof partial['revocations'] !== 'boolean') issues.push('revocations: must be a boolean');
-    else out['revocations'] = partial['revocations'];
-  }
-  if (partial['cacheDir'] !== undefined && partial['cacheDir'] !== null) {
-    if (typeof partial['cacheDir'] !== 'string' || partial['cacheDir'].length === 0) issues.push('cacheDir: must be a non-empty string');
-    else out['cacheDir'] = partial['cacheDir'];
-  }
-  if (partial['logLevel'] !== undefined) {
-    if (!['debug', 'info', 'warn', 'error'].includes(partial['logLevel'] as string)) issues.push('logLevel: must be debug, info, warn or error');
-    else out['logLevel'] = partial['logLevel'];
-  }
-  const source = parseSource(partial['source'], issues);
-  if (source !== null) out['source'] = source;
-  if (source?.type === 'url' && out['revocations'] === true && source.revocationsUrl === undefined) {
-    issues.push('source.revocationsUrl: required when revocations is true');
-  }
-  if (issues.length > 0) return err({ code: 'CONFIG_INVALID', message: `invalid configuration:\n  ${issues.join('\n  ')}` });
-  return ok(out as Config);
+  if (issues.length > 0 || !validator.check(c)) return err({ code: 'CONFIG_INVALID', message: `invalid configuration:\n  ${issues.map((i) => `${i.path}: ${i.message}`).join('\n  ')}` });
+  return ok(c);
 }
 
 /** Everything read from disk at start-up. `trust` is re-read later by the artefact poller. */
@@ -245,6 +140,8 @@ export type StartupMaterial = {
   tls: { cert: string; key: string; ca: string };
   trust: Trust;
 };
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null && !Array.isArray(u);
 
 const PRIVATE_PEM = /-----BEGIN (?:RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----/;
 

@@ -1,7 +1,7 @@
 # The fleet resolver in pure Nix (builtins only: no nixpkgs, no `lib`), so that `nix eval` of a
 # fleet works on a machine with nothing but Nix (SPEC §9).
 #
-# Input: a fleet description (protocol/schema.ts `FleetDescription`) as an attribute set, or a list
+# Input: a fleet description (protocol/description.ts `FleetDescription`) as an attribute set, or a list
 # of them (fleet files, merged).
 # Output, like resolve.ts `resolveFleetInput`: `{ ok = true; fleet; warnings; }` or
 # `{ ok = false; error = { code; message; }; }` (lib.mkFleet throws the error). `fleet` is the
@@ -16,7 +16,7 @@
 #
 # The rules, defaults, check order, codes and messages are those of release/README.md
 # ("Fleet description → fleet.resolved.json") and release/resolve.ts; the shape check mirrors
-# `parseFleetDescription` in protocol/schema.ts (same paths, same messages). The first failing check
+# `parseFleetDescription` in protocol/description.ts (same paths, same messages, same order). The first failing check
 # is the error; nothing after it is evaluated.
 desc:
 let
@@ -26,7 +26,8 @@ let
   isObj = b.isAttrs;
 
   # ---------------------------------------------------------------------------------------------
-  # Shape (protocol/schema.ts parseFleetDescription): lists of { path; message; } in its order.
+  # Shape (protocol/description.ts parseFleetDescription): lists of { path; message; } in its order:
+  # at each object its unknown fields first, then its fields in the schema's declaration order.
   # ---------------------------------------------------------------------------------------------
 
   # JS `/^[A-Za-z_$][\w$-]*$/` (\w is ASCII) decides between `.key` and `["key"]`.
@@ -70,9 +71,10 @@ let
       concatMap (key: optional (key == "") { path = p; message = "keys must not be empty"; } ++ each o.${k}.${key} (fieldPath p key)) (b.attrNames o.${k});
   objOr = v: path: f: if isObj v then f v else issue path "must be an object";
 
-  # RFC 3339 date-time with calendar checks, as schema.ts parseTimestamp (not UTC-only for pins).
+  # RFC 3339 date-time with calendar checks, as vocab.ts isTimestamp (not UTC-only for pins).
   digits = s: b.foldl' (acc: i: acc * 10 + b.fromJSON (b.substring i 1 s)) 0 (b.genList (i: i) (b.stringLength s));
-  rfc3339 = "([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})";
+  # protocol/vocab.ts: upper-case `T` and `Z` only (RFC 3339 §5.6 lets a specification require it).
+  rfc3339 = "([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\\.[0-9]+)?(Z|[+-]([0-9]{2}):([0-9]{2}))";
   isTimestamp = s:
     let
       m = b.match rfc3339 s;
@@ -81,7 +83,8 @@ let
       leap = (y - (y / 4) * 4 == 0 && y - (y / 100) * 100 != 0) || y - (y / 400) * 400 == 0;
       dim = if mo == 2 then (if leap then 29 else 28) else if b.elem mo [ 4 6 9 11 ] then 30 else 31;
     in
-    m != null && mo >= 1 && mo <= 12 && n 3 <= 23 && n 4 <= 59 && n 5 <= 60 && d >= 1 && d <= dim;
+    m != null && mo >= 1 && mo <= 12 && n 3 <= 23 && n 4 <= 59 && n 5 <= 60 && d >= 1 && d <= dim
+    && (b.elemAt m 8 == null || (n 8 <= 23 && n 9 <= 59));
   timestamp = o: k: path:
     let s = str o k path false; in
     if s != [ ] then s else optional (!(isTimestamp o.${k})) { path = fieldPath path k; message = "must be an RFC 3339 timestamp"; };
@@ -97,11 +100,18 @@ let
       ++ when u "and" (arrAt u "and" path ({ i, v }: selectorIssues v "${path}.and[${toString i}]"))
       ++ when u "not" (selectorIssues u.not "${path}.not"));
 
+  requiredSelector = o: path: if o ? selector then selectorIssues o.selector "${path}.selector" else issue "${path}.selector" "is required";
+
   healthGateIssues = u: path:
     objOr u path (u:
-      when u "systemdFailedUnits" (objAt u "systemdFailedUnits" path (s: int s "max" "${path}.systemdFailedUnits" 0 null))
+      when u "systemdFailedUnits" (objAt u "systemdFailedUnits" path (s:
+        unknownFields s "${path}.systemdFailedUnits" [ "max" ] ++ int s "max" "${path}.systemdFailedUnits" 0 null))
       ++ when u "complianceProbes" (objAt u "complianceProbes" path (s:
-        optional (!(b.isBool (s.required or null))) { path = "${path}.complianceProbes.required"; message = "must be a boolean"; })));
+        unknownFields s "${path}.complianceProbes" [ "required" ]
+        ++ optional (!(b.isBool (s.required or null))) {
+          path = "${path}.complianceProbes.required";
+          message = if s ? required then "must be a boolean" else "is required";
+        })));
 
   descIssues = u:
     if !(isObj u) then issue "$" "must be an object"
@@ -131,7 +141,7 @@ let
           let wp = "${p}.waves[${toString i}]"; in
           objOr v wp (w:
             unknownFields w wp [ "selector" "soakMinutes" ]
-            ++ selectorIssues (w.selector or null) "${wp}.selector"
+            ++ requiredSelector w wp
             ++ when w "soakMinutes" (int w "soakMinutes" wp 0 null)))
         ++ optional (b.isList (v.waves or null) && v.waves == [ ]) { path = "${p}.waves"; message = "must hold at least one wave"; }
         ++ when v "strategy" (oneOf v "strategy" p strategies)
@@ -145,7 +155,7 @@ let
         unknownFields e p [ "gated" "gates" "reason" ] ++ str e "gates" p true ++ str e "gated" p true ++ nullableStr e "reason" p)))
       ++ when u "disruptionBudgets" (arrAt u "disruptionBudgets" "$" ({ i, v }: let p = "$.disruptionBudgets[${toString i}]"; in objOr v p (d:
         unknownFields d p [ "selector" "maxInFlight" "maxInFlightPct" ]
-        ++ selectorIssues (d.selector or null) "${p}.selector"
+        ++ requiredSelector d p
         ++ nullableInt d "maxInFlight" p 0 null
         ++ nullableInt d "maxInFlightPct" p 0 100)))
       ++ when u "pins" (arrAt u "pins" "$" ({ i, v }: let p = "$.pins[${toString i}]"; in objOr v p (x:
@@ -156,7 +166,7 @@ let
   strategies = [ "canary" "staged" "all-at-once" ];
   onHealthFailures = [ "halt" "rollback-and-halt" ];
   complianceModes = [ "disabled" "permissive" "enforce" ];
-  # protocol/schema.ts KNOWN_FRAMEWORKS
+  # protocol/description.ts KNOWN_FRAMEWORKS
   knownFrameworks = [ "anssi-bp028" "bsi-grundschutz" "cis" "dora" "hipaa" "iso27001" "nis2" "pci-dss" "soc2" ];
 
   schemaMessage = issues:
@@ -236,7 +246,7 @@ let
     // optionalAttrs (s ? and) { and = map toSelector s.and; }
     // optionalAttrs (s ? not) { not = toSelector s.not; };
 
-  # protocol/schema.ts matchesSelector: OR over the base rules that are set, then `and`, then `not`.
+  # protocol/selector.ts matchesSelector: OR over the base rules that are set, then `and`, then `not`.
   matches = sel: name: host:
     let
       baseSet = sel.all || sel.hosts != [ ] || sel.tags != [ ] || sel.tagsAny != [ ] || sel.channel != null;

@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { isHostname } from '../protocol/vocab.ts';
 
 const { pki, md } = forge;
 
@@ -93,7 +94,7 @@ function parseCa(ca: FleetCa): { cert: forge.pki.Certificate; key: forge.pki.rsa
 
 function checkName(what: string, name: string): void {
   // CN values become identities compared byte-for-byte by the CP; refuse anything surprising.
-  if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/.test(name)) {
+  if (!isHostname(name)) {
     throw new Error(`${what} ${JSON.stringify(name)} is not a valid name (letters, digits, . _ @ -; at most 63)`);
   }
 }

@@ -97,7 +97,7 @@ for (const [name, who, method, path, body, headers, want] of cases) {
 t('INVALID_BODY lists every bad field path', async () => {
   const r = await host.call('POST', '/v1/agent/checkin', { hostname: 'host-0000', currentClosure: 5, bootId: '', probes: [{ name: 'x' }], failedUnits: 'no', lastOutcome: {} });
   const issues = (r.body as ErrorBody).error.issues!.map((i) => i.path);
-  for (const p of ['/currentClosure', '/bootId', '/probes/0/ok', '/probes/0/observedAt', '/failedUnits', '/lastOutcome/rolloutId', '/lastOutcome/outcome']) {
+  for (const p of ['$.currentClosure', '$.bootId', '$.probes[0].ok', '$.probes[0].observedAt', '$.failedUnits', '$.lastOutcome.rolloutId', '$.lastOutcome.outcome']) {
     assert.ok(issues.includes(p), `${p} in ${issues.join(', ')}`);
   }
 });

@@ -1,9 +1,10 @@
 /**
  * The control plane's HTTP API (SPEC §5): every request and response body of every route.
  *
- * Imported as TYPES by the agent, the CLI and tests (`import type … from
- * '../protocol/api.ts'`); the only values here are a few string constants (protocol header,
- * paths) with no imports and no I/O, so a value import is harmless too.
+ * Every body is a TypeBox schema (`…Schema`); its TypeScript type is derived from it (`Static`),
+ * never restated. The CP validates request bodies with them (protocol/api-parse.ts); the agent
+ * and the CLI validate the CP's answers with them (`parseCheckinResponse`, …, in api-parse.ts).
+ * No I/O here.
  *
  * Conventions:
  * - JSON bodies, UTF-8; times are RFC 3339 UTC strings (`2026-01-01T00:00:00.000Z`).
@@ -14,8 +15,10 @@
  * - Identity comes from the client certificate (CN, OU), never from the body; a host's body
  *   `hostname` must equal its CN (403 `IDENTITY_MISMATCH` otherwise).
  */
+import { Type, type Static } from '@sinclair/typebox';
 import type { FleetResolved } from './schema.ts';
-import type { HostRolloutState, RolloutState as StatesRolloutState } from './states.ts';
+import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
+import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
 
 export const PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 export const PROTOCOL_VERSION = '1';
@@ -84,14 +87,19 @@ export type ErrorCode =
   | 'NOT_READY'
   | 'INTERNAL';
 
-export type ErrorBody = {
-  error: {
-    code: ErrorCode;
-    message: string;
-    /** For INVALID_BODY / INVALID_QUERY: every bad field, JSON-pointer-like path. */
-    issues?: { path: string; message: string }[];
-  };
-};
+/**
+ * Every non-2xx answer. `code` is an {@link ErrorCode}; a client accepts codes it does not know
+ * (a newer CP), so the schema says string.
+ */
+export const ErrorBodySchema = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    /** For INVALID_BODY / INVALID_QUERY: every bad field, path in the `$.a.b[0]` style. */
+    issues: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  }),
+});
+export type ErrorBody = Static<typeof ErrorBodySchema>;
 
 // ---------------------------------------------------------------------------------------------
 // States (SPEC §4). Spelled as the reconciler spells them.
@@ -107,141 +115,153 @@ export type RolloutState = StatesRolloutState;
 // Agent routes (client certificate OU `host`, CN = hostname)
 // ---------------------------------------------------------------------------------------------
 
-/** One probe's latest result as the agent observed it (§6 probes). */
-export type ProbeResult = {
-  name: string;
-  ok: boolean;
-  /** When the agent ran it. */
-  observedAt: string;
-  message?: string;
-};
+const MAX_STRING = 4096;
+const MAX_LIST = 256;
+const Text = (max = MAX_STRING) => Type.String({ maxLength: max });
+const Name = (max: number) => Type.String({ minLength: 1, maxLength: max });
+const List = <T extends Parameters<typeof Type.Array>[0]>(t: T) => Type.Array(t, { maxItems: MAX_LIST });
+/** `<channel>@<targetRef>`: no white space. */
+const RolloutId = () => Type.String({ pattern: '^[^\\s]{1,512}$', maxLength: 512, errorMessage: 'must be a rollout id (no white space, at most 512)' });
+/** base64 of a raw 64-byte Ed25519 signature. */
+const Signature64 = () => Type.String({ pattern: '^[A-Za-z0-9+/]{86}==$', errorMessage: 'must be base64 of a 64-byte signature' });
 
+/** One probe's latest result as the agent observed it (§6 probes); `observedAt`: when it ran. */
+export const ProbeResultSchema = Type.Object({ name: Name(256), ok: Type.Boolean(), observedAt: Timestamp({ maxLength: 64 }), message: Type.Optional(Text()) });
+export type ProbeResult = Static<typeof ProbeResultSchema>;
+
+export const LAST_OUTCOMES = ['confirmed', 'rolled-back', 'activation-failed', 'activation-deferred', 'refused'] as const;
 /** What happened to the last target the agent handled. */
-export type LastOutcome = {
-  rolloutId: string;
-  closureHash: string;
-  outcome: 'confirmed' | 'rolled-back' | 'activation-failed' | 'activation-deferred' | 'refused';
-  at: string;
-};
+export const LastOutcomeSchema = Type.Object({ rolloutId: RolloutId(), closureHash: StoreBasename(), outcome: Enum(LAST_OUTCOMES), at: Timestamp({ maxLength: 64 }) });
+export type LastOutcome = Static<typeof LastOutcomeSchema>;
 
 /**
  * The agent's own signed statement of the last target it confirmed (SPEC §5 rebuild from empty,
  * §6 state). `signature` is base64 of the raw 64-byte Ed25519 signature by the host key
  * (`hosts[h].pubkey` in the signed fleet) over the JCS bytes of `record`.
  */
-export type ConfirmedRecord = {
-  hostname: string;
-  rolloutId: string;
-  closureHash: string;
-  confirmedAt: string;
-};
-export type SignedConfirmedRecord = { record: ConfirmedRecord; signature: string };
+export const ConfirmedRecordSchema = Type.Object({ hostname: Hostname(), rolloutId: RolloutId(), closureHash: StoreBasename(), confirmedAt: Timestamp({ maxLength: 64 }) });
+export type ConfirmedRecord = Static<typeof ConfirmedRecordSchema>;
+export const SignedConfirmedRecordSchema = Type.Object({ record: ConfirmedRecordSchema, signature: Signature64() });
+export type SignedConfirmedRecord = Static<typeof SignedConfirmedRecordSchema>;
 
-/** `POST /v1/agent/checkin` body. */
-export type CheckinRequest = {
-  hostname: string;
-  /** Basename of the running system closure (`/run/current-system`), null if unknown. */
-  currentClosure: string | null;
-  /** `/proc/sys/kernel/random/boot_id` (or the darwin equivalent). */
-  bootId: string;
-  agentVersion?: string;
-  probes: ProbeResult[];
-  /** systemd failed units right now. */
-  failedUnits: string[];
-  lastOutcome: LastOutcome | null;
-  /** Activated with `switch-to-configuration boot`, waiting for a reboot. */
-  pendingReboot?: boolean;
-  /**
-   * Restores this host's rollout state after a CP wipe: verified against the host key, it makes
-   * the host Healthy since `confirmedAt` in the named rollout (its wave's soak counts from then).
-   * Send it on every check-in; the CP verifies each distinct record once.
-   */
-  lastConfirmed?: SignedConfirmedRecord | null;
-};
+/**
+ * `POST /v1/agent/checkin` body.
+ * - `currentClosure`: basename of the running system closure (`/run/current-system`), null if unknown;
+ * - `bootId`: `/proc/sys/kernel/random/boot_id` (or the darwin equivalent);
+ * - `failedUnits`: systemd failed units right now;
+ * - `pendingReboot`: activated with `switch-to-configuration boot`, waiting for a reboot;
+ * - `lastConfirmed`: restores this host's rollout state after a CP wipe: verified against the host
+ *   key, it makes the host Healthy since `confirmedAt` in the named rollout (its wave's soak counts
+ *   from then). Send it on every check-in; the CP verifies each distinct record once.
+ */
+export const CheckinRequestSchema = Type.Object({
+  hostname: Hostname(),
+  currentClosure: Nullable(StoreBasename()),
+  bootId: Name(128),
+  agentVersion: Type.Optional(Name(64)),
+  probes: List(ProbeResultSchema),
+  failedUnits: List(Name(256)),
+  lastOutcome: Nullable(LastOutcomeSchema),
+  pendingReboot: Type.Optional(Type.Boolean()),
+  lastConfirmed: Type.Optional(Nullable(SignedConfirmedRecordSchema)),
+});
+export type CheckinRequest = Static<typeof CheckinRequestSchema>;
 
-/** What the CP asks the host to run (the host re-verifies all of it against the signed bytes). */
-export type Target = {
-  /** Equals `hosts[<me>].closureHash` in the signed artefact whose sha256 is `artifactSha256`. */
-  closureHash: string;
-  rolloutId: string;
-  channel: string;
-  /** 0-based wave index of this host in `waves[channel]`. */
-  wave: number;
-  /** `meta.signedAt` of the artefact. */
-  signedAt: string;
-  /** The channel's `freshnessWindow` in minutes. */
-  freshnessWindowMinutes: number;
-  /** Hex sha256 of the canonical artefact bytes served at `GET /v1/artifact`. */
-  artifactSha256: string;
-  /**
-   * RFC 3339: confirm (POST /v1/agent/confirm) before this or roll back. The clock starts when the
-   * target is first handed to the host (first check-in that returns it), so a host that polls
-   * late still gets the full `confirmDeadlineSecs`; later check-ins repeat the same deadline.
-   */
-  confirmDeadline: string;
-};
+/**
+ * What the CP asks the host to run (the host re-verifies all of it against the signed bytes;
+ * agent/target.ts checks the closure and the times itself, with its own error codes).
+ * - `closureHash` equals `hosts[<me>].closureHash` in the signed artefact whose sha256 is `artifactSha256`;
+ * - `wave`: 0-based wave index of this host in `waves[channel]`;
+ * - `signedAt`: `meta.signedAt` of the artefact; `freshnessWindowMinutes`: the channel's window;
+ * - `artifactSha256`: hex sha256 of the canonical artefact bytes served at `GET /v1/artifact`;
+ * - `confirmDeadline`: RFC 3339: confirm (POST /v1/agent/confirm) before this or roll back. The
+ *   clock starts when the target is first handed to the host (first check-in that returns it), so a
+ *   host that polls late still gets the full `confirmDeadlineSecs`; later check-ins repeat it.
+ */
+export const TargetSchema = Type.Object({
+  closureHash: Type.String(),
+  rolloutId: Type.String(),
+  channel: Type.String(),
+  wave: Type.Integer({ minimum: 0 }),
+  signedAt: Type.String(),
+  freshnessWindowMinutes: Type.Number(),
+  artifactSha256: Type.String(),
+  confirmDeadline: Type.String(),
+});
+export type Target = Static<typeof TargetSchema>;
 
 /**
  * A stopping instruction (rollback-and-halt, SPEC §4): roll back the activation of `closureHash`
  * for `rolloutId` to the generation the agent ran before it. Never names a closure to switch to.
  */
-export type RollbackInstruction = { rolloutId: string; closureHash: string; reason: string };
+export const RollbackInstructionSchema = Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), reason: Type.String() });
+export type RollbackInstruction = Static<typeof RollbackInstructionSchema>;
 
-/** `POST /v1/agent/checkin` 200 body. */
-export type CheckinResponse = {
-  target: Target | null;
-  /** Present (non-null) only when the host must undo the activation it made for a halted rollout. */
-  rollback?: RollbackInstruction | null;
-  nextCheckinSecs: number;
-  /** CP clock, for the agent's skew diagnostics only (it never trusts it for freshness). */
-  serverTime: string;
-};
+/**
+ * `POST /v1/agent/checkin` 200 body. `rollback`: present (non-null) only when the host must undo
+ * the activation it made for a halted rollout. `serverTime`: CP clock, for the agent's skew
+ * diagnostics only (it never trusts it for freshness).
+ */
+export const CheckinResponseSchema = Type.Object({
+  target: Nullable(TargetSchema),
+  rollback: Type.Optional(Nullable(RollbackInstructionSchema)),
+  nextCheckinSecs: Type.Number({ minimum: 0 }),
+  serverTime: Type.String(),
+});
+export type CheckinResponse = Static<typeof CheckinResponseSchema>;
 
-/** `POST /v1/agent/confirm` body → 204 on success; 410 `DEADLINE_PASSED` / `DISPATCH_CANCELLED`. */
-export type ConfirmRequest = {
-  hostname: string;
-  rolloutId: string;
-  closureHash: string;
-  bootId: string;
-  /** Optional signed record the CP stores for a later rebuild (same as checkin `lastConfirmed`). */
-  confirmed?: SignedConfirmedRecord;
-  /** Probe results that justified the confirm (they start the soak observations). */
-  probes?: ProbeResult[];
-  failedUnits?: string[];
-};
+/**
+ * `POST /v1/agent/confirm` body → 204 on success; 410 `DEADLINE_PASSED` / `DISPATCH_CANCELLED`.
+ * `confirmed`: optional signed record the CP stores for a later rebuild (same as checkin
+ * `lastConfirmed`); `probes`: results that justified the confirm (they start the soak observations).
+ */
+export const ConfirmRequestSchema = Type.Object({
+  hostname: Hostname(),
+  rolloutId: RolloutId(),
+  closureHash: StoreBasename(),
+  bootId: Name(128),
+  confirmed: Type.Optional(SignedConfirmedRecordSchema),
+  probes: Type.Optional(List(ProbeResultSchema)),
+  failedUnits: Type.Optional(List(Name(256))),
+});
+export type ConfirmRequest = Static<typeof ConfirmRequestSchema>;
 
-/** Events an agent reports (§5, §6). */
-export type ReportEvent =
-  | 'activation-started'
-  /** switch-to-configuration ran; the confirm window is open (→ ConfirmWindow). */
-  | 'activation-switched'
-  | 'activation-failed'
-  | 'activation-deferred'
-  | 'rolled-back'
-  | 'stale-target'
-  | 'closure-quarantined'
-  | 'verify-failed'
-  | 'probe-failed';
+/**
+ * Events an agent reports (§5, §6). `activation-switched`: switch-to-configuration ran; the
+ * confirm window is open (→ ConfirmWindow).
+ */
+export const REPORT_EVENTS = [
+  'activation-started',
+  'activation-switched',
+  'activation-failed',
+  'activation-deferred',
+  'rolled-back',
+  'stale-target',
+  'closure-quarantined',
+  'verify-failed',
+  'probe-failed',
+] as const;
+export type ReportEvent = (typeof REPORT_EVENTS)[number];
 
-/** The signed part of a report. */
-export type HostReport = {
-  hostname: string;
-  event: ReportEvent;
-  rolloutId: string | null;
-  closureHash: string | null;
-  /** When it happened on the host. */
-  at: string;
-  message: string;
-  /** Free-form, JSON; e.g. the verify error code or failed units. */
-  details?: Record<string, unknown>;
-};
+/** The signed part of a report. `at`: when it happened on the host; `details`: free-form JSON. */
+export const HostReportSchema = Type.Object({
+  hostname: Hostname(),
+  event: Enum(REPORT_EVENTS),
+  rolloutId: Nullable(RolloutId()),
+  closureHash: Nullable(StoreBasename()),
+  at: Timestamp({ maxLength: 64 }),
+  message: Text(),
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+export type HostReport = Static<typeof HostReportSchema>;
 
 /**
  * `POST /v1/agent/report` body. `signature`: base64 of the raw 64-byte Ed25519 signature by the
  * host key over the JCS bytes of `report`. May be null only for hosts whose fleet entry has
  * `pubkey: null`.
  */
-export type ReportRequest = { report: HostReport; signature: string | null };
+export const ReportRequestSchema = Type.Object({ report: HostReportSchema, signature: Nullable(Signature64()) });
+export type ReportRequest = Static<typeof ReportRequestSchema>;
 
 /**
  * - `verified`: signature good under `hosts[h].pubkey`;
@@ -249,10 +269,12 @@ export type ReportRequest = { report: HostReport; signature: string | null };
  * - `invalid`: signature missing or wrong while a pubkey exists — stored and audited, answered
  *   400 `REPORT_SIGNATURE_INVALID`, and it changes no state.
  */
-export type ReportVerdict = 'verified' | 'unsigned-no-pubkey' | 'invalid';
+export const REPORT_VERDICTS = ['verified', 'unsigned-no-pubkey', 'invalid'] as const;
+export type ReportVerdict = (typeof REPORT_VERDICTS)[number];
 
 /** `POST /v1/agent/report` 202 body. */
-export type ReportResponse = { id: number; verdict: ReportVerdict };
+export const ReportResponseSchema = Type.Object({ id: Type.Integer(), verdict: Enum(REPORT_VERDICTS) });
+export type ReportResponse = Static<typeof ReportResponseSchema>;
 
 // `GET /v1/artifact` → the exact signed canonical bytes (`application/json`), `ETag: "<sha256>"`,
 // honours `If-None-Match` (304). `GET /v1/artifact.sig` → the raw 64-byte signature
@@ -262,71 +284,89 @@ export type ReportResponse = { id: number; verdict: ReportVerdict };
 // Operator routes (client certificate OU `operator`)
 // ---------------------------------------------------------------------------------------------
 
-/** One host as the CP sees it. `GET /v1/hosts` → {@link HostsResponse}. */
-export type HostView = {
-  hostname: string;
-  channel: string;
-  /** `hosts[h].closureHash` in the fleet artefact in force. */
-  declaredClosure: string | null;
-  /** Reported by the agent at its last check-in. */
-  currentClosure: string | null;
-  lastCheckinAt: string | null;
-  bootId: string | null;
-  /** False when it has not checked in for `offlineAfterSecs`. */
-  online: boolean;
-  pendingReboot: boolean;
-  failedUnits: string[];
-  probes: ProbeResult[];
-  lastOutcome: LastOutcome | null;
-  /** This host's state in the newest rollout of its channel that includes it, if any. */
-  rollout: { rolloutId: string; state: HostState; since: string; wave: number } | null;
-  /** Whether a target is outstanding for it (dispatched, not yet confirmed). */
-  dispatch: { rolloutId: string; closureHash: string; confirmDeadline: string } | null;
-};
-export type HostsResponse = { hosts: HostView[] };
+const HostStateSchema = Enum(HOST_ROLLOUT_STATES);
+const RolloutStateSchema = Enum(ROLLOUT_STATES);
 
-/** `GET /v1/rollouts` → {@link RolloutsResponse}; `?channel=` and `?state=` filter. */
-export type RolloutSummary = {
-  /** `<channel>@<targetRef>` (reconciler/README.md). */
-  id: string;
-  channel: string;
-  state: RolloutState;
-  /** Index of the wave in progress (meaningful when Executing). */
-  currentWave: number;
-  /** `meta.signedAt` / sha256 of the artefact that opened it. */
-  signedAt: string;
-  artifactSha256: string;
-  openedAt: string;
-  updatedAt: string;
-  /** Last state change reason (e.g. halt cause). */
-  reason: string | null;
-  hostCounts: Partial<Record<HostState, number>>;
-};
-export type RolloutsResponse = { rollouts: RolloutSummary[] };
+/**
+ * One host as the CP sees it. `GET /v1/hosts` → {@link HostsResponse}.
+ * - `declaredClosure`: `hosts[h].closureHash` in the fleet artefact in force;
+ * - `currentClosure`: reported by the agent at its last check-in;
+ * - `online`: false when it has not checked in for `offlineAfterSecs`;
+ * - `rollout`: this host's state in the newest rollout of its channel that includes it, if any;
+ * - `dispatch`: whether a target is outstanding for it (dispatched, not yet confirmed).
+ */
+export const HostViewSchema = Type.Object({
+  hostname: Type.String(),
+  channel: Type.String(),
+  declaredClosure: Nullable(Type.String()),
+  currentClosure: Nullable(Type.String()),
+  lastCheckinAt: Nullable(Type.String()),
+  bootId: Nullable(Type.String()),
+  online: Type.Boolean(),
+  pendingReboot: Type.Boolean(),
+  failedUnits: Type.Array(Type.String()),
+  probes: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), observedAt: Type.String(), message: Type.Optional(Type.String()) })),
+  lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String() })),
+  rollout: Nullable(Type.Object({ rolloutId: Type.String(), state: HostStateSchema, since: Type.String(), wave: Type.Integer() })),
+  dispatch: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), confirmDeadline: Type.String() })),
+});
+export type HostView = Static<typeof HostViewSchema>;
+export const HostsResponseSchema = Type.Object({ hosts: Type.Array(HostViewSchema) });
+export type HostsResponse = Static<typeof HostsResponseSchema>;
 
+/**
+ * `GET /v1/rollouts` → {@link RolloutsResponse}; `?channel=` and `?state=` filter.
+ * - `id`: `<channel>@<targetRef>` (reconciler/README.md);
+ * - `currentWave`: index of the wave in progress (meaningful when Executing);
+ * - `signedAt` / `artifactSha256`: of the artefact that opened it;
+ * - `reason`: last state change reason (e.g. halt cause).
+ */
+const RolloutSummaryFields = {
+  id: Type.String(),
+  channel: Type.String(),
+  state: RolloutStateSchema,
+  currentWave: Type.Integer(),
+  signedAt: Type.String(),
+  artifactSha256: Type.String(),
+  openedAt: Type.String(),
+  updatedAt: Type.String(),
+  reason: Nullable(Type.String()),
+  hostCounts: Type.Unsafe<Partial<Record<HostState, number>>>(Type.Object(Object.fromEntries(HOST_ROLLOUT_STATES.map((k) => [k, Type.Optional(Type.Integer())])))),
+};
+export const RolloutSummarySchema = Type.Object(RolloutSummaryFields);
+export type RolloutSummary = Static<typeof RolloutSummarySchema>;
+export const RolloutsResponseSchema = Type.Object({ rollouts: Type.Array(RolloutSummarySchema) });
+export type RolloutsResponse = Static<typeof RolloutsResponseSchema>;
+
+/** One host of a rollout; `reason`: why it is waiting (gate reason) or failed, when known. */
+export const RolloutHostViewSchema = Type.Object({
+  hostname: Type.String(),
+  wave: Type.Integer(),
+  state: HostStateSchema,
+  since: Type.String(),
+  closureHash: Nullable(Type.String()),
+  reason: Nullable(Type.String()),
+});
+export type RolloutHostView = Static<typeof RolloutHostViewSchema>;
 /** `GET /v1/rollouts/:id` → {@link RolloutDetail}. */
-export type RolloutHostView = {
-  hostname: string;
-  wave: number;
-  state: HostState;
-  since: string;
-  closureHash: string | null;
-  /** Why it is waiting (gate reason) or failed, when known. */
-  reason: string | null;
-};
-export type RolloutDetail = RolloutSummary & { hosts: RolloutHostView[] };
+export const RolloutDetailSchema = Type.Object({ ...RolloutSummaryFields, hosts: Type.Array(RolloutHostViewSchema) });
+export type RolloutDetail = Static<typeof RolloutDetailSchema>;
 
-/** `GET /v1/rollouts/:id/trace` → {@link TraceResponse}: every transition with reason and time. */
-export type TraceEvent = {
-  at: string;
-  /** `rollout` for rollout-state changes, `host` for a host's state within the rollout. */
-  subject: 'rollout' | 'host';
-  hostname: string | null;
-  from: string | null;
-  to: string;
-  reason: string;
-};
-export type TraceResponse = { rolloutId: string; events: TraceEvent[] };
+/**
+ * `GET /v1/rollouts/:id/trace` → {@link TraceResponse}: every transition with reason and time.
+ * `subject`: `rollout` for rollout-state changes, `host` for a host's state within the rollout.
+ */
+export const TraceEventSchema = Type.Object({
+  at: Type.String(),
+  subject: Enum(['rollout', 'host'] as const),
+  hostname: Nullable(Type.String()),
+  from: Nullable(Type.String()),
+  to: Type.String(),
+  reason: Type.String(),
+});
+export type TraceEvent = Static<typeof TraceEventSchema>;
+export const TraceResponseSchema = Type.Object({ rolloutId: Type.String(), events: Type.Array(TraceEventSchema) });
+export type TraceResponse = Static<typeof TraceResponseSchema>;
 
 /**
  * `GET /v1/audit?after=SEQ&limit=N` → {@link AuditResponse} (ascending `seq`, limit ≤ 1000,
@@ -336,49 +376,57 @@ export type TraceResponse = { rolloutId: string; events: TraceEvent[] };
  *
  * with `prevHash` the previous entry's `hash` and 64 `"0"` for `seq = 1`. Host reports inside
  * `data` keep the host's signature, so the hosts' statements can be verified offline too.
+ * - `kind`: e.g. `artifact.accepted`, `artifact.rejected`, `host.state`, `rollout.state`,
+ *   `report`, `channel.paused`, `channel.resumed`, `quarantine.cleared`, `dispatch.expired`;
+ * - `actor`: `cp`, `host:<name>` or `operator:<name>`;
+ * - `subject`: what it is about: a rollout id, a hostname, a channel, an artefact kind.
  */
-export type AuditEntry = {
-  seq: number;
-  at: string;
-  /** e.g. `artifact.accepted`, `artifact.rejected`, `host.state`, `rollout.state`, `report`,
-   * `channel.paused`, `channel.resumed`, `quarantine.cleared`, `dispatch.expired`. */
-  kind: string;
-  /** `cp`, `host:<name>` or `operator:<name>`. */
-  actor: string;
-  /** What it is about: a rollout id, a hostname, a channel, an artefact kind. */
-  subject: string;
-  data: unknown;
-  prevHash: string;
-  hash: string;
-};
-export type AuditResponse = { entries: AuditEntry[]; nextAfter: number | null };
+export const AuditEntrySchema = Type.Object({
+  seq: Type.Integer(),
+  at: Type.String(),
+  kind: Type.String(),
+  actor: Type.String(),
+  subject: Type.String(),
+  data: Type.Unknown(),
+  prevHash: Type.String(),
+  hash: Type.String(),
+});
+export type AuditEntry = Static<typeof AuditEntrySchema>;
+export const AuditResponseSchema = Type.Object({ entries: Type.Array(AuditEntrySchema), nextAfter: Nullable(Type.Integer()) });
+export type AuditResponse = Static<typeof AuditResponseSchema>;
 
 /** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
-export type PauseRequest = { reason?: string };
+export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });
+export type PauseRequest = Static<typeof PauseRequestSchema>;
 /** `POST /v1/channels/:channel/resume` body (may be empty) → {@link PauseResponse}. */
-export type ResumeRequest = { reason?: string };
-export type PauseResponse = {
-  channel: string;
-  paused: boolean;
-  /** Who and when (null after resume). */
-  by: string | null;
-  since: string | null;
-  reason: string | null;
-};
+export type ResumeRequest = PauseRequest;
+/** `by` / `since`: who and when (null after resume). */
+export const PauseResponseSchema = Type.Object({
+  channel: Type.String(),
+  paused: Type.Boolean(),
+  by: Nullable(Type.String()),
+  since: Nullable(Type.String()),
+  reason: Nullable(Type.String()),
+});
+export type PauseResponse = Static<typeof PauseResponseSchema>;
 
 /** `GET /v1/quarantines` → {@link QuarantinesResponse}. */
-export type Quarantine = {
-  channel: string;
-  closureHash: string;
-  rolloutId: string | null;
-  reason: string;
-  since: string;
-};
-export type QuarantinesResponse = { quarantines: Quarantine[] };
+export const QuarantineSchema = Type.Object({
+  channel: Type.String(),
+  closureHash: Type.String(),
+  rolloutId: Nullable(Type.String()),
+  reason: Type.String(),
+  since: Type.String(),
+});
+export type Quarantine = Static<typeof QuarantineSchema>;
+export const QuarantinesResponseSchema = Type.Object({ quarantines: Type.Array(QuarantineSchema) });
+export type QuarantinesResponse = Static<typeof QuarantinesResponseSchema>;
 
 /** `POST /v1/quarantines/clear`: a channel's quarantines, optionally one closure. */
-export type QuarantineClearRequest = { channel: string; closureHash?: string };
-export type QuarantineClearResponse = { cleared: number };
+export const QuarantineClearRequestSchema = Type.Object({ channel: Name(256), closureHash: Type.Optional(StoreBasename()) });
+export type QuarantineClearRequest = Static<typeof QuarantineClearRequestSchema>;
+export const QuarantineClearResponseSchema = Type.Object({ cleared: Type.Integer() });
+export type QuarantineClearResponse = Static<typeof QuarantineClearResponseSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Open routes
@@ -388,12 +436,13 @@ export type QuarantineClearResponse = { cleared: number };
 export type HealthzResponse = { ok: true };
 
 /** `GET /readyz` → 200 when ready, else 503 with the reasons. */
-export type ReadyzResponse = {
-  ready: boolean;
-  reasons: string[];
-  fleet: { signedAt: string; sha256: string; ciCommit: string | null } | null;
-  revocations: { signedAt: string; sha256: string } | null;
-};
+export const ReadyzResponseSchema = Type.Object({
+  ready: Type.Boolean(),
+  reasons: Type.Array(Type.String()),
+  fleet: Nullable(Type.Object({ signedAt: Type.String(), sha256: Type.String(), ciCommit: Nullable(Type.String()) })),
+  revocations: Nullable(Type.Object({ signedAt: Type.String(), sha256: Type.String() })),
+});
+export type ReadyzResponse = Static<typeof ReadyzResponseSchema>;
 
 /** Convenience re-export so API consumers need only this module for the artefact type. */
 export type { FleetResolved };

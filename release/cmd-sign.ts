@@ -12,10 +12,9 @@ import { fromBase64, publicKeyOf, sha256Hex, SIGNATURE_BYTES, signBytes, toBase6
 import { canonicalBytes, canonicalize, parseJsonStrict } from '../protocol/jcs.ts';
 import { parseFleetResolved, parseRevocations, parseTimestamp, type ArtifactKind, type FleetResolved, type Meta, type Revocations, type SignatureAlgorithm } from '../protocol/schema.ts';
 import { parsePrivateKeyPem } from '../io/keyfile.ts';
+import { isStoreBasename } from '../protocol/vocab.ts';
 import { buildSliceTree, SLICE_INDEX_FILE } from '../protocol/slice.ts';
 import { algorithmFlag, args, EXIT_OK, InputError, IoError, need, parseJsonFile, parseNow, readFile, writeFileAtomic, type CliIo } from './cli-common.ts';
-
-const STORE_BASENAME = /^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$/;
 
 function readClosures(path: string, fleet: FleetResolved): Record<string, string> {
   const u = parseJsonFile(path, 'closure map');
@@ -27,7 +26,7 @@ function readClosures(path: string, fleet: FleetResolved): Record<string, string
     else if (typeof v !== 'string') problems.push(`${host}: must be a string`);
     else {
       const base = v.startsWith('/nix/store/') ? v.slice('/nix/store/'.length).replace(/\/$/, '') : v;
-      if (!STORE_BASENAME.test(base)) problems.push(`${host}: ${JSON.stringify(v)} is not a Nix store basename (hash-name)`);
+      if (!isStoreBasename(base)) problems.push(`${host}: ${JSON.stringify(v)} is not a Nix store basename (hash-name)`);
       else out[host] = base;
     }
   }

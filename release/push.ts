@@ -17,6 +17,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { isStoreBasename } from '../protocol/vocab.ts';
 
 export type PushIo = {
   stdout: (s: string) => void;
@@ -39,7 +40,6 @@ Usage:
 Exit codes: 0 ok, 1 invalid input, 2 hook or I/O.
 `;
 
-const STORE_BASENAME = /^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$/;
 const NIX = ['--extra-experimental-features', 'nix-command'];
 
 class Fail extends Error {
@@ -78,7 +78,7 @@ function readClosureMap(file: string): Map<string, string[]> {
       continue;
     }
     const base = v.startsWith('/nix/store/') ? v.slice('/nix/store/'.length).replace(/\/$/, '') : v;
-    if (!STORE_BASENAME.test(base)) {
+    if (!isStoreBasename(base)) {
       problems.push(`${host}: ${JSON.stringify(v)} is not a Nix store basename`);
       continue;
     }
