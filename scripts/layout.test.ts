@@ -7,7 +7,8 @@
  * - `agent/` reaches nothing of `control-plane/`, not even through another folder (non-test files);
  * - `protocol/` and `reconciler/` are pure: no I/O module, no clock, no randomness, no process;
  *   `protocol/` imports nothing outside itself, `reconciler/` nothing but `protocol/`;
- * - test support lives in `fixtures/`, not in product folders.
+ * - test support lives in `fixtures/`, not in product folders;
+ * - no product source file is over 500 lines.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
@@ -106,6 +107,14 @@ test('the agent reaches nothing of control-plane/, not even indirectly (non-test
 test('test support lives in fixtures/, not in product folders', () => {
   const bad = PRODUCT.flatMap((d) => product(d)).filter((f) => /(^|\/)(testing|testkit|harness|fake-[^/]*)\.ts$/.test(f));
   assert.equal(bad, []);
+});
+
+test('no product source file over 500 lines', () => {
+  const big = PRODUCT.flatMap((d) => product(d))
+    .map((f) => ({ f, lines: readFileSync(join(ROOT, f), 'utf8').split('\n').length }))
+    .filter((x) => x.lines > 500)
+    .map((x) => `${x.f} (${x.lines} lines)`);
+  assert.equal(big, []);
 });
 
 test.run();
