@@ -4,17 +4,18 @@ import * as assert from 'uvu/assert';
 import { canonicalize, parseJsonStrict } from './jcs.ts';
 import { matchesSelector, parseFleetDescription, parseFleetResolved, parseRevocations, parseTimestamp, parseTrust, type Selector } from './schema.ts';
 import { pathToFileURL } from 'node:url';
-import { INTEROP_DIR } from '../fixtures/interop.ts';
+import { interopDir, withInterop } from '../fixtures/interop.ts';
 
-const INTEROP = pathToFileURL(INTEROP_DIR + '/');
+const INTEROP = (): URL => pathToFileURL(interopDir() + '/');
 const readJson = (name: string): unknown => {
-  const r = parseJsonStrict(readFileSync(new URL(name, INTEROP)));
+  const r = parseJsonStrict(readFileSync(new URL(name, INTEROP())));
   if (!r.ok) throw new Error(r.error.message);
   return r.value;
 };
 const paths = (r: { ok: boolean; error?: { issues: { path: string }[] } }): string[] => (r.ok ? [] : r.error!.issues.map((i) => i.path));
 
-const interop = suite('interop: NixFleet v1 artefacts');
+const interopSuite = suite('interop: NixFleet v1 artefacts');
+const interop = withInterop(interopSuite);
 
 for (const name of ['signed-artifact', 'every-nullable']) {
   interop(`${name}.json parses and canonicalises to ${name}.canonical byte for byte`, () => {
@@ -23,22 +24,24 @@ for (const name of ['signed-artifact', 'every-nullable']) {
     if (!r.ok) return;
     const c = canonicalize(r.value);
     assert.ok(c.ok);
-    if (c.ok) assert.is(c.value, readFileSync(new URL(`${name}.canonical`, INTEROP), 'utf8'));
+    if (c.ok) assert.is(c.value, readFileSync(new URL(`${name}.canonical`, INTEROP()), 'utf8'));
   });
 }
 
 interop('the .canonical files themselves parse and are fixed points', () => {
   for (const name of ['signed-artifact', 'every-nullable']) {
-    const text = readFileSync(new URL(`${name}.canonical`, INTEROP), 'utf8');
+    const text = readFileSync(new URL(`${name}.canonical`, INTEROP()), 'utf8');
     const r = parseFleetResolved(JSON.parse(text));
     assert.ok(r.ok);
     if (r.ok) assert.is((canonicalize(r.value) as { value: string }).value, text);
   }
 });
 
-const fleet = suite('parseFleetResolved');
+const fleetSuite = suite('parseFleetResolved');
+// Every case starts from the v1 interop artefact.
+const fleet = withInterop(fleetSuite);
 
-const valid = (): Record<string, unknown> => JSON.parse(readFileSync(new URL('signed-artifact.canonical', INTEROP), 'utf8'));
+const valid = (): Record<string, unknown> => JSON.parse(readFileSync(new URL('signed-artifact.canonical', INTEROP()), 'utf8'));
 
 fleet('reports every bad field path, not just the first', () => {
   const u = valid() as any;
@@ -183,8 +186,8 @@ sel('RFC 3339 timestamps: UTC-only mode, calendar checks', () => {
   assert.is(parseTimestamp('2026-04-24T10:00:00.250Z', true), Date.UTC(2026, 3, 24, 10, 0, 0, 250));
 });
 
-interop.run();
-fleet.run();
+interopSuite.run();
+fleetSuite.run();
 side.run();
 desc.run();
 sel.run();

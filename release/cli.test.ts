@@ -12,11 +12,10 @@ import { canonicalBytes, parseJsonStrict } from '../protocol/jcs.ts';
 import { sha256Hex, verifySignature } from '../protocol/crypto.ts';
 import { parseFleetResolved } from '../protocol/schema.ts';
 import { parseSliceIndex, sliceFor, verifyIndexMatchesArtifact, verifySlice } from '../protocol/slice.ts';
-import { INTEROP_DIR } from '../fixtures/interop.ts';
+import { interopDir, withInterop } from '../fixtures/interop.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FLEET = join(ROOT, 'fixtures/fleets/golden/canary-then-staged/fleet.json');
-const INTEROP = INTEROP_DIR;
 const NOW = '2026-05-01T12:00:00Z';
 
 type Run = { code: number; out: string; err: string };
@@ -250,9 +249,9 @@ misc('--help on every subcommand, unknown command and flags', async () => {
   assert.match(bad.err, /Unknown option '--artefact'/);
 });
 
-misc('canonicalize: file or stdin, interop golden bytes, refusals exit 1', async () => {
-  const c = await cli(['canonicalize', join(INTEROP, 'jcs-golden.json')]);
-  assert.is(c.out, readFileSync(join(INTEROP, 'jcs-golden.canonical'), 'utf8'));
+withInterop(misc)('canonicalize: file or stdin, interop golden bytes, refusals exit 1', async () => {
+  const c = await cli(['canonicalize', join(interopDir(), 'jcs-golden.json')]);
+  assert.is(c.out, readFileSync(join(interopDir(), 'jcs-golden.canonical'), 'utf8'));
   assert.is((await cli(['canonicalize'], '{"b":1,"a":[true]}')).out, '{"a":[true],"b":1}');
   const dup = await cli(['canonicalize', '-'], '{"a":1,"a":1}');
   assert.is(dup.code, 1);

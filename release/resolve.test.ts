@@ -8,10 +8,10 @@ import { canonicalize } from '../protocol/jcs.ts';
 import { resolveFleet, resolveFleetInput } from './resolve.ts';
 import { parseFleetResolved, type FleetDescription } from '../protocol/schema.ts';
 import { pathToFileURL } from 'node:url';
-import { INTEROP_DIR } from '../fixtures/interop.ts';
+import { interopDir, withInterop } from '../fixtures/interop.ts';
 
 const FLEETS = fileURLToPath(new URL('../fixtures/fleets/', import.meta.url));
-const INTEROP = pathToFileURL(INTEROP_DIR + '/');
+const INTEROP = (): URL => pathToFileURL(interopDir() + '/');
 const canon = (v: unknown): string => {
   const c = canonicalize(v);
   if (!c.ok) throw new Error(c.error.message);
@@ -41,10 +41,10 @@ for (const name of goldenNames) {
   });
 }
 
-golden('v1-every-nullable resolves to the NixFleet v1 every-nullable.canonical bytes', () => {
+withInterop(golden)('v1-every-nullable resolves to the NixFleet v1 every-nullable.canonical bytes', () => {
   const r = resolveFleetInput(readCase(join(FLEETS, 'golden', 'v1-every-nullable')));
   assert.ok(r.ok);
-  if (r.ok) assert.is(canon(r.value.fleet), readFileSync(new URL('every-nullable.canonical', INTEROP), 'utf8'));
+  if (r.ok) assert.is(canon(r.value.fleet), readFileSync(new URL('every-nullable.canonical', INTEROP()), 'utf8'));
 });
 
 const negative = suite('resolve: negative fixtures (SPEC §3.1)');

@@ -90,9 +90,11 @@ function summarise(file: string, code: number, output: string, ms: number): File
     // No uvu summary: the file crashed before finishing, or never called `.run()`.
     return { file, passed: 0, failed: 1, skipped: 0, output: output + '\n[test runner] no uvu summary in output\n', ms };
   }
-  let failed = Math.max(0, total - passed - skipped);
+  // uvu's Total counts the tests that ran; skipped ones are reported apart.
+  let failed = Math.max(0, total - passed);
   if (code !== 0 && failed === 0) failed = 1;
-  if (total === 0) failed = Math.max(failed, 1);
+  // A file that ran nothing and skipped nothing proves nothing.
+  if (total === 0 && skipped === 0) failed = Math.max(failed, 1);
   return { file, passed, failed, skipped, output, ms };
 }
 
