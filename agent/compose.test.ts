@@ -14,7 +14,7 @@ import { fakeClosure, signFleet } from '../fixtures/artifacts.ts';
 import { fakeWiring } from '../fixtures/agent-fake-backend.ts';
 import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
 import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
-import { buildAgent } from './compose.ts';
+import { buildAgent, trustLoader } from './compose.ts';
 import { resolveConfig, type Config } from './config.ts';
 
 const test = suite('agent composition root');
@@ -96,6 +96,23 @@ test('in-memory parts through the same root: a signed target is verified, switch
   assert.is(world.cp.checkins[0]!.currentClosure, fakeClosure(HOST, 1));
   assert.is(world.store.pending, null);
   assert.is(world.store.accepted.fleet?.sha256, signed.sha256);
+});
+
+test('trustLoader: a valid trust.json loads; a missing file, a duplicate key or a bad shape is a coded error', () => {
+  const file = join(dir, 'trust-loader.json');
+  const trust = trustFor(mintReleaseKey('ed25519', 3));
+  const load = trustLoader(file);
+  const code = (): string => {
+    const r = load();
+    return r.ok ? 'OK' : r.error.code;
+  };
+  assert.is(code(), 'TRUST_MISSING');
+  writeFileSync(file, JSON.stringify(trust));
+  assert.is(code(), 'OK');
+  writeFileSync(file, JSON.stringify(trust).replace('{', '{"schemaVersion":1,'));
+  assert.is(code(), 'TRUST_INVALID', 'duplicate schemaVersion key');
+  writeFileSync(file, JSON.stringify({ ...trust, ciReleaseKey: 'nope' }));
+  assert.is(code(), 'SCHEMA_INVALID');
 });
 
 test.run();

@@ -11,6 +11,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { PrivateKey } from '../protocol/crypto.ts';
+import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTrust, type Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
@@ -131,13 +132,16 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
 export function trustLoader(file: string): () => Result<Trust, { code: string; message: string }> {
   return () => {
     if (!existsSync(file)) return { ok: false, error: { code: 'TRUST_MISSING', message: `${file} does not exist` } };
-    let v: unknown;
+    let bytes: Buffer;
     try {
-      v = JSON.parse(readFileSync(file, 'utf8'));
+      bytes = readFileSync(file);
     } catch (e) {
-      return { ok: false, error: { code: 'TRUST_INVALID', message: `${file}: ${(e as Error).message}` } };
+      return { ok: false, error: { code: 'TRUST_INVALID', message: `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` } };
     }
-    return parseTrust(v);
+    // The strict parser: a trust root with a duplicate key is ambiguous, so it is refused.
+    const v = parseJsonStrict(bytes, { maxBytes: 1024 * 1024 });
+    if (!v.ok) return { ok: false, error: { code: 'TRUST_INVALID', message: `${file}: ${v.error.message}` } };
+    return parseTrust(v.value);
   };
 }
 
