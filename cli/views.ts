@@ -19,6 +19,7 @@ const ROLLOUT_HOST_KIND: Readonly<Record<HostState, HostStatusKind>> = {
   Dispatched: 'dispatched',
   Activating: 'activating',
   ConfirmWindow: 'confirming',
+  PendingReboot: 'pending-reboot',
   Healthy: 'soaking',
   Soaked: 'soaked',
   Converged: 'converged',
