@@ -52,12 +52,11 @@ export function detectDrift(t: Tick, plans: readonly Plan[], out: Action[]): voi
       const actual = obs?.currentClosure ?? null;
       const expected = ch.closureAt[i]!;
       if (obs === undefined || obs.lastCheckinMs === null || actual === null || actual === expected) continue;
-      // Only a check-in after the host reached its state says what it runs now.
-      if (obs.lastCheckinMs <= (plan.recs[i]?.enteredAtMs ?? Infinity)) continue;
       const h = ch.members[i]!;
       const prev = hasOwn(marked, h) ? marked[h]! : null;
-      // A done host that runs something else drifted; a marked one stays drifted while it is redeployed.
-      if (!isDone(s) && prev === null) continue;
+      // A done host that runs something else drifted (only a check-in after it got there says what
+      // it runs now); a marked one stays drifted while it is redeployed.
+      if (prev === null && (!isDone(s) || obs.lastCheckinMs <= (plan.recs[i]?.enteredAtMs ?? Infinity))) continue;
       now.add(h);
       if (prev === null || prev.actual !== actual) {
         out.push({
