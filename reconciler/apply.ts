@@ -16,6 +16,7 @@ import type {
   HostRolloutState,
   Observed,
   Rollout,
+  RolloutControls,
   RolloutHost,
   RolloutState,
   Transition,
@@ -87,13 +88,11 @@ class Draft {
     const rh = r.hosts[host];
     if (rh === undefined) return;
     r.hosts[host] = { ...rh, ...patch, state: to, enteredAtMs: rh.state === to ? rh.enteredAtMs : this.nowMs };
-    if (rh.state !== to) r.lastProgressMs = this.nowMs;
     this.record(r, host, rh.state, to, rh.wave, reason);
   }
 
   setRollout(r: Rollout, to: RolloutState, reason: string): void {
     this.record(r, null, r.state, to, r.currentWave, reason);
-    r.lastProgressMs = this.nowMs;
     r.state = to;
     r.stateReason = reason;
   }
@@ -148,7 +147,6 @@ function applyOne(d: Draft, a: Action): void {
       } else {
         if (r.state !== 'Executing') return;
         r.currentWave = a.toWave;
-        r.lastProgressMs = d.nowMs;
         d.record(r, null, 'Executing', 'Executing', a.toWave, a.reason);
         r.stateReason = a.reason;
       }
@@ -253,24 +251,31 @@ function applyOne(d: Draft, a: Action): void {
   }
 }
 
+const controlsOf = (o: Observed, id: string): RolloutControls => (o.controls !== undefined && hasOwn(o.controls, id) ? o.controls[id]! : {});
+
+function setControls(d: Draft, id: string, patch: RolloutControls): void {
+  d.out.controls = { ...(d.out.controls ?? {}), [id]: { ...controlsOf(d.out, id), ...patch } };
+}
+
 /** The issue-14 actions (controls.ts): stalls, drift, change-window holds. None is progress for the stall clock. */
 function applyControl(d: Draft, a: Action): void {
   switch (a.kind) {
     case 'rollout_stalled': {
       const r = must(d, a.rolloutId);
-      r.stall = { sinceMs: r.stall?.sinceMs ?? d.nowMs, gate: a.gate, hosts: [...a.hosts], reason: a.reason };
+      const prev = controlsOf(d.out, a.rolloutId).stall ?? null;
+      setControls(d, a.rolloutId, { stall: { sinceMs: prev?.sinceMs ?? d.nowMs, gate: a.gate, hosts: [...a.hosts], reason: a.reason } });
       d.record(r, null, r.state, r.state, r.currentWave, `stalled: ${a.reason}`);
       return;
     }
     case 'rollout_unstalled': {
       const r = must(d, a.rolloutId);
-      r.stall = null;
+      setControls(d, a.rolloutId, { stall: null });
       d.record(r, null, r.state, r.state, r.currentWave, `no longer stalled: ${a.reason}`);
       return;
     }
     case 'window_hold': {
       const r = must(d, a.rolloutId);
-      r.windowHold = a.held ? a.reason : null;
+      setControls(d, a.rolloutId, { windowHold: a.held ? a.reason : null });
       d.record(r, null, r.state, r.state, r.currentWave, a.held ? `held: ${a.reason}` : a.reason);
       return;
     }
@@ -434,10 +439,11 @@ export function releaseHost(observed: Observed, rolloutId: string, host: string,
   const rh = r.hosts[host]!;
   const next: Rollout = {
     ...r,
-    released: { ...(r.released ?? {}), [host]: { atMs: nowMs, reason, by } },
     history: [...r.history, { atMs: nowMs, host, from: rh.state, to: rh.state, wave: rh.wave, reason: `released from ordering by ${by ?? 'the operator'}: ${reason}` }],
   };
-  return { ...observed, rollouts: { ...observed.rollouts, [rolloutId]: next } };
+  const c = controlsOf(observed, rolloutId);
+  const controls = { ...(observed.controls ?? {}), [rolloutId]: { ...c, released: { ...(c.released ?? {}), [host]: { atMs: nowMs, reason, by } } } };
+  return { ...observed, rollouts: { ...observed.rollouts, [rolloutId]: next }, controls };
 }
 
 /** Operator: clear quarantines (all channels when `channel` is absent; one closure when given). */

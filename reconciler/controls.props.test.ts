@@ -147,7 +147,7 @@ laws('random fleets with offline hosts that gate other hosts end Converged or re
         if (ch.rolloutId === null) continue;
         const r = res.observed.rollouts[ch.rolloutId];
         const deferred = res.observed.deferrals[ch.name]?.rolloutId === ch.rolloutId;
-        const ok = r !== undefined && (r.state === 'Converged' || (r.stall ?? null) !== null || (r.state === 'Pending' && deferred));
+        const ok = r !== undefined && (r.state === 'Converged' || (res.observed.controls?.[r.id]?.stall ?? null) !== null || (r.state === 'Pending' && deferred));
         assert.ok(ok, `channel ${ch.name}: rollout ${r?.state ?? 'missing'} neither converged nor reported stalled (${r?.stateReason})`);
       }
     }),

@@ -143,8 +143,8 @@ c('simulated: a manual reboot that never comes stalls the rollout at the canary,
   const res = simulate(fleet, { startMs: T0, maxTicks: 200, behaviour: (h) => (h === 'a' ? { activation: 'reboot', rebootAfterMs: null } : {}) });
   const r = Object.values(res.observed.rollouts)[0]!;
   assert.is(r.state, 'Executing');
-  assert.equal(r.stall?.hosts, ['a']);
-  assert.is(r.stall?.gate, 'PendingReboot');
+  assert.equal(res.observed.controls?.[r.id]?.stall?.hosts, ['a']);
+  assert.is(res.observed.controls?.[r.id]?.stall?.gate, 'PendingReboot');
 });
 
 c.run();

@@ -8,7 +8,7 @@
  *     gates and budgets;
  *   - stalls: an Executing rollout without progress for its progress deadline is reported stalled
  *     with the hosts that block its current wave and the gate that holds them
- *     (`rollout_stalled`, debounced on `Rollout.stall`), and cleared by itself when it moves again.
+ *     (`rollout_stalled`, debounced on `Observed.controls[id].stall`), and cleared by itself when it moves again.
  *
  * Pins are a gate (gates.ts `pinGate`); operator releases (`nixfleet rollout skip`) are read by
  * the wave-order and host-edge gates (tick.ts `isReleased`).
@@ -17,11 +17,11 @@
  */
 import { firstBlock } from './gates.ts';
 import { hasOwn, isDone, isPastGrace, isPinned, isStandingAside, secs, setState, type Plan, type Tick } from './tick.ts';
-import type { Action, Rollout } from './types.ts';
+import type { Action, Rollout, RolloutHost } from './types.ts';
 
 /** Reports the change window's hold (or its end) for a live rollout, once per reason. Returns whether the window is open. */
 export function syncWindowHold(plan: Plan, out: Action[]): boolean {
-  const held = plan.record?.windowHold ?? null;
+  const held = plan.controls?.windowHold ?? null;
   const { ch, id, window } = plan;
   if (!window.open) {
     if (held !== window.reason) out.push({ kind: 'window_hold', rolloutId: id, channel: ch.name, held: true, reason: window.reason });
@@ -91,17 +91,14 @@ export function progressedThisTick(out: readonly Action[]): Set<string> {
   return s;
 }
 
-/** When the rollout last moved: its `lastProgressMs`, else the newest real transition of its history, else its start. */
-export function lastProgressMs(r: Rollout): number {
+/**
+ * When the rollout last moved: its start, or the newest host transition (every host state change
+ * stamps `enteredAtMs`; a wave promotes when hosts soak). Derived from persisted rows only, so a
+ * restarted control plane measures the same idle time.
+ */
+export function lastProgressMs(r: Pick<Rollout, 'startedAtMs' | 'openedAtMs'>, recs: readonly (RolloutHost | undefined)[]): number {
   let last = r.startedAtMs ?? r.openedAtMs;
-  if (r.lastProgressMs !== undefined) return Math.max(last, r.lastProgressMs);
-  for (let k = r.history.length - 1; k >= 0; k--) {
-    const tr = r.history[k]!;
-    if (tr.from !== tr.to) {
-      last = Math.max(last, tr.atMs);
-      break;
-    }
-  }
+  for (const rh of recs) if (rh !== undefined && rh.enteredAtMs > last) last = rh.enteredAtMs;
   return last;
 }
 
@@ -131,10 +128,10 @@ export function detectStall(t: Tick, plan: Plan, progressed: ReadonlySet<string>
   const r = plan.record;
   if (r === null) return;
   const { ch, id } = plan;
-  const current = r.stall ?? null;
+  const current = plan.controls?.stall ?? null;
   let stalled: { gate: string; hosts: string[]; reason: string } | null = null;
   if (plan.state === 'Executing' && plan.window.open && !progressed.has(id)) {
-    const idleMs = t.nowMs - lastProgressMs(r);
+    const idleMs = t.nowMs - lastProgressMs(r, plan.recs);
     if (idleMs >= ch.progressDeadlineMs) {
       const blocking = blockingHosts(t, plan);
       if (blocking.length > 0) {

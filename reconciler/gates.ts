@@ -64,7 +64,7 @@ export function channelEdgeGate(t: Tick, plan: Plan, _i?: number): GateBlock | n
 /** 3. Wave order: the host's wave is the current one and every earlier wave is done. */
 export function waveOrderGate(_t: Tick, plan: Plan, i: number): GateBlock | null {
   const w = plan.ch.waveAt[i]!;
-  if (plan.record?.released !== undefined && isReleased(plan, i)) return null;
+  if (plan.controls?.released !== undefined && isReleased(plan, i)) return null;
   const open = Math.min(plan.currentWave, plan.minIncompleteWave);
   if (w <= open) return null;
   return (plan.waveOrderBlocks[w] ??= {

@@ -51,10 +51,15 @@ function pastGrace(obs: Observed, r: Rollout, h: string, nowMs: number, o: Recon
   return nowMs - ref > o.offlineAfterMs + o.offlineGraceMs;
 }
 
+/** Hosts released from ordering in rollout `id` (Observed.controls). */
+function releasedIn(o: Observed, id: string): Set<string> {
+  return new Set(Object.keys(o.controls?.[id]?.released ?? {}));
+}
+
 /** Issue 14: a Queued host under an unexpired pin, or released by the operator, holds nobody back. */
-function standsAside(fleet: FleetResolved, r: Rollout, h: string, state: HostRolloutState, nowMs: number): boolean {
+function standsAside(fleet: FleetResolved, released: Set<string>, h: string, state: HostRolloutState, nowMs: number): boolean {
   if (state !== 'Queued') return false;
-  if (r.released !== undefined && h in r.released) return true;
+  if (released.has(h)) return true;
   return pinnedAt(fleet, h, nowMs);
 }
 
@@ -110,17 +115,18 @@ export function lawDispatches(fleet: FleetResolved, t: SimTick, o: ReconcileOpti
     if (a.channel in after.pausedChannels) out.push(`law 5: dispatch of ${a.host} on paused channel ${a.channel}`);
     if ((after.quarantinedClosures[a.channel] ?? []).includes(a.closure)) out.push(`law 5: dispatch of quarantined closure ${a.closure}`);
     // law 2: every host of an earlier wave is Soaked/Converged (or offline past its grace)
-    const releasedSelf = r.released !== undefined && a.host in r.released;
+    const rel = releasedIn(after, r.id);
+    const releasedSelf = rel.has(a.host);
     for (const [g, rg] of Object.entries(r.hosts)) {
       if (rg.wave >= a.wave || DONE.has(rg.state) || releasedSelf) continue;
-      if (pastGrace(after, r, g, t.nowMs, o) || standsAside(fleet, r, g, rg.state, t.nowMs)) continue;
+      if (pastGrace(after, r, g, t.nowMs, o) || standsAside(fleet, rel, g, rg.state, t.nowMs)) continue;
       out.push(`law 2: ${a.host} (wave ${a.wave}) dispatched while ${g} (wave ${rg.wave}) is ${rg.state} (tick ${t.tick})`);
     }
     // law 3 (hosts): a gated host only after its gating host is Soaked/Converged
     for (const e of fleet.edges) {
       if (e.gated !== a.host) continue;
       const rg = r.hosts[e.gates];
-      if (rg !== undefined && !DONE.has(rg.state) && !releasedSelf && !standsAside(fleet, r, e.gates, rg.state, t.nowMs)) out.push(`law 3: ${a.host} dispatched before its gating host ${e.gates} (${rg.state})`);
+      if (rg !== undefined && !DONE.has(rg.state) && !releasedSelf && !standsAside(fleet, rel, e.gates, rg.state, t.nowMs)) out.push(`law 3: ${a.host} dispatched before its gating host ${e.gates} (${rg.state})`);
     }
   }
   return out;
@@ -159,8 +165,8 @@ export function lawStallReported(fleet: FleetResolved, t: SimTick): string[] {
     const ch = fleet.channels[r.channel];
     if (!changeWindowAt(ch?.changeWindow, t.nowMs).open) continue;
     const deadlineMs = (ch?.progressDeadlineMinutes ?? 30) * 60_000;
-    const last = Math.max(r.startedAtMs ?? r.openedAtMs, r.lastProgressMs ?? -Infinity);
-    if (t.nowMs - last >= deadlineMs && (r.stall ?? null) === null) out.push(`stall: ${r.id} idle for ${(t.nowMs - last) / 60_000} min and not reported stalled (tick ${t.tick})`);
+    const last = Math.max(r.startedAtMs ?? r.openedAtMs, ...Object.values(r.hosts).map((h) => h.enteredAtMs));
+    if (t.nowMs - last >= deadlineMs && (t.after.controls?.[r.id]?.stall ?? null) === null) out.push(`stall: ${r.id} idle for ${(t.nowMs - last) / 60_000} min and not reported stalled (tick ${t.tick})`);
   }
   return out;
 }

@@ -10,6 +10,7 @@
 import type { FleetResolved } from '../protocol/schema.ts';
 import { changeWindowAt } from '../protocol/windows.ts';
 import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
+import type { RolloutControls } from './types.ts';
 import type { Action, GateBlock, HostObservation, HostRolloutState, Observed, ReconcileOptions, Rollout, RolloutHost, RolloutState, SkipCode } from './types.ts';
 
 export const isInFlight = (s: HostRolloutState): boolean =>
@@ -43,6 +44,8 @@ export type Plan = {
   waveOrderBlocks: (GateBlock | undefined)[];
   /** The channel's change window at `nowMs` (issue 14): closed = no new dispatch, in-flight hosts finish. */
   window: { open: boolean; reason: string };
+  /** The rollout's issue-14 state (`Observed.controls[id]`). */
+  controls: RolloutControls | undefined;
 };
 
 export type Tick = {
@@ -110,6 +113,7 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
     canDispatch: false,
     waveOrderBlocks: [],
     window: changeWindowAt(ch.changeWindow, t.nowMs),
+    controls: t.observed.controls !== undefined && hasOwn(t.observed.controls, id) ? t.observed.controls[id] : undefined,
   };
 }
 
@@ -137,7 +141,7 @@ export function isPinned(t: Tick, plan: Plan, i: number): boolean {
 
 /** The operator released host i from ordering (host edges, wave order) for this rollout (`nixfleet rollout skip`). */
 export function isReleased(plan: Plan, i: number): boolean {
-  const r = plan.record?.released;
+  const r = plan.controls?.released;
   return r !== undefined && hasOwn(r, plan.ch.members[i]!);
 }
 

@@ -96,8 +96,14 @@ export type Rollout = {
   hosts: Record<string, RolloutHost>;
   /** Every transition, in the order applied. */
   history: Transition[];
-  /** Issue 14 (absent = none): when a host or the rollout last moved (else derived from `history`). */
-  lastProgressMs?: number;
+};
+
+/**
+ * Issue 14 state of one rollout, kept beside the rollout records (`Observed.controls`) so that the
+ * rollout rows stay as they are: the reported stall, the change-window hold (both debounce their
+ * actions) and the hosts the operator released from ordering.
+ */
+export type RolloutControls = {
   /** Reported stall (absent / null = not stalled). */
   stall?: StallInfo | null;
   /** Why the change window holds the rollout (absent / null = not held). */
@@ -161,6 +167,8 @@ export type Observed = {
   deferrals: Record<string, Deferral>;
   /** host → drift (issue 14; absent = none). */
   drifted?: Record<string, DriftInfo>;
+  /** rolloutId → its issue-14 controls (absent = none). */
+  controls?: Record<string, RolloutControls>;
   /** Optional trust-root rotation schedule: when `successorRetireAtMs` has passed, `rotate_trust_root`. */
   trust?: { successorRetireAtMs: number | null };
 };
@@ -230,7 +238,7 @@ export type Action =
   | { kind: 'drift_cleared'; channel: string; host: string; reason: string }
   /** onDrift = redeploy: the host goes back to Queued in its converged rollout; dispatch then passes the usual gates. */
   | { kind: 'redeploy_host'; rolloutId: string; channel: string; host: string; closure: string; reason: string }
-  /** The change window closed (`held`) or opened again for this rollout; debounced on `Rollout.windowHold`. */
+  /** The change window closed (`held`) or opened again for this rollout; debounced on `RolloutControls.windowHold`. */
   | { kind: 'window_hold'; rolloutId: string; channel: string; held: boolean; reason: string };
 
 export type ActionKind = Action['kind'];
