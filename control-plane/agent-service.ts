@@ -36,6 +36,8 @@ import type { DispatchRow, RolloutOrigin, RolloutRow, Store, Write } from './sto
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
+/** States a confirm may come from: a deferred activation confirms after the boot (issue 14). */
+const CONFIRMABLE_STATES: readonly HostRolloutState[] = [...ACTIVE_DISPATCH_STATES, 'PendingReboot'];
 
 /** A signed artefact as served: the exact bytes and signature that were verified. */
 export type ServedArtifact = {
@@ -313,7 +315,7 @@ export class AgentService {
       ];
       return { outcome: { ok: true, reconcile: true }, writes, after: null };
     }
-    if (rh === undefined || !ACTIVE_DISPATCH_STATES.includes(rh.state)) {
+    if (rh === undefined || !CONFIRMABLE_STATES.includes(rh.state)) {
       return fail(new ApiError('DISPATCH_CANCELLED', `rollout ${d.rolloutId} no longer expects ${h} to confirm (${rh?.state ?? 'superseded'}): roll back`), [finish('cancelled')]);
     }
     const events: { host: string; event: HostEvent }[] = [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId } }];
@@ -351,6 +353,11 @@ export class AgentService {
       if (event !== null) {
         after = applyHostEvents(slice, [{ host: h, event }], nowMs);
         writes.push(...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes);
+        const rid = req.report.rolloutId;
+        if (event.kind === 'deferred' && rid !== null && after.rollouts[rid]?.hosts[h]?.state === 'PendingReboot' && slice.rollouts[rid]?.hosts[h]?.state !== 'PendingReboot') {
+          // No confirm deadline until the boot: the agent confirms from the booted system (issue 14).
+          writes.push({ kind: 'dispatch.await-boot', rolloutId: rid, hostname: h });
+        }
       }
       if (req.report.event === 'rolled-back' && req.report.rolloutId !== null) writes.push({ kind: 'dispatch.clear-rollback', rolloutId: req.report.rolloutId, hostname: h });
       if (req.report.event === 'activation-deferred') writes.push({ kind: 'host.pending-reboot', hostname: h, pending: true });

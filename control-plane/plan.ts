@@ -220,6 +220,8 @@ export function toHostEvent(r: HostReport): HostEvent | null {
     case 'probe-failed':
       return { kind: 'probes', probes: { observed: true, passing: false } };
     case 'activation-deferred':
+      // Issue 14: activated for the next boot → PendingReboot (holds its slot, no confirm deadline).
+      return { kind: 'deferred', ...rid };
     case 'stale-target':
     case 'closure-quarantined':
     case 'verify-failed':
