@@ -81,4 +81,54 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
   }
 });
 
+t('drift over real mTLS: a host switched by hand after convergence is drifted in GET /v1/hosts, in nixfleet_hosts{state="drifted"} and in the audit chain; it clears when the host runs its closure again', async () => {
+  const env = makeEnv();
+  const fleet = sampleFleet({ hosts: 1, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
+  env.publish(fleet);
+  const cp = await startCp(env);
+  const name = Object.keys(fleet.hosts)[0]!;
+  const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const checkin = async (current: string): Promise<CheckinResponse> => {
+    const r = await client.call('POST', '/v1/agent/checkin', {
+      hostname: name,
+      currentClosure: current,
+      bootId: 'boot-1',
+      probes: [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }],
+      failedUnits: [],
+      lastOutcome: null,
+    });
+    assert.is(r.status, 200, JSON.stringify(r.body));
+    return r.body as CheckinResponse;
+  };
+  const declared = fleet.hosts[name]!.closureHash!;
+  const handSwitched = fakeClosure(name, 7);
+  try {
+    await checkin(declared); // already runs its target: Soaked without a dispatch
+    await cp.cp.reconcileNow();
+    await cp.cp.reconcileNow(); // converges
+    env.clock.advance(60_000);
+    await checkin(handSwitched);
+    await cp.cp.reconcileNow();
+    const view = ((await operator.call('GET', '/v1/hosts')).body as HostsResponse).hosts.find((h) => h.hostname === name)!;
+    assert.equal(view.drift?.actual, handSwitched);
+    assert.is(view.drift?.expected, declared);
+    assert.match((await cp.cp.metricsText()).body, /nixfleet_hosts\{state="drifted"\} 1/);
+    const audit = (await operator.call('GET', '/v1/audit?limit=1000')).body as { entries: { kind: string }[] };
+    assert.ok(audit.entries.some((e) => e.kind === 'host.drifted'));
+    env.clock.advance(60_000);
+    await checkin(declared);
+    await cp.cp.reconcileNow();
+    const again = ((await operator.call('GET', '/v1/hosts')).body as HostsResponse).hosts.find((h) => h.hostname === name)!;
+    assert.is(again.drift, undefined);
+    const audit2 = (await operator.call('GET', '/v1/audit?limit=1000')).body as { entries: { kind: string }[] };
+    assert.ok(audit2.entries.some((e) => e.kind === 'host.drift-cleared'));
+  } finally {
+    await client.close();
+    await operator.close();
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
 t.run();

@@ -83,11 +83,16 @@ export class ControlPlane implements CpService {
       this.mirror.invalidate(); // reload from the store: the rolled-back check-ins were merged already
       this.log.error('grouped check-in commit failed; rolled back', { error: String(e) });
     };
-    this.metrics = new CpMetrics(async () => ({
-      hosts: await this.hostStateCounts(),
-      rollouts: await this.store.rolloutStateCounts(),
-      ready: this.artifacts.fleet() !== null,
-    }));
+    this.metrics = new CpMetrics(async () => {
+      // Issue 14 overlays (a drifted host is also counted in its rollout state; a stalled rollout in Executing).
+      const o = this.mirror.peek();
+      const stalled = Object.values(o?.controls ?? {}).filter((c) => c.stall != null).length;
+      return {
+        hosts: { ...(await this.hostStateCounts()), drifted: Object.keys(o?.drifted ?? {}).length },
+        rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
+        ready: this.artifacts.fleet() !== null,
+      };
+    });
     this.artifacts = new ArtifactManager({
       store: this.store,
       source: deps.source,
@@ -131,6 +136,7 @@ export class ControlPlane implements CpService {
       fleet: () => this.artifacts.fleet()?.fleet ?? null,
       now: this.now,
       reconcileNow: (trigger) => this.reconcileNow(trigger),
+      controls: () => this.mirror.peek(),
     });
   }
 
