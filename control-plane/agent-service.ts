@@ -244,11 +244,15 @@ export class AgentService {
     const none = { target: null, writes: [] };
     if (d === null) return none;
     const rh = observed.rollouts[d.rolloutId]?.hosts[h];
-    if (rh === undefined || !ACTIVE_DISPATCH_STATES.includes(rh.state)) return none;
+    if (rh === undefined || !CONFIRMABLE_STATES.includes(rh.state)) return none;
     if (fleet.hosts[h]?.closureHash !== d.closure) return none;
     const writes: Write[] = [];
     let deadlineMs = d.deadlineMs;
-    if (d.deliveredMs === null || deadlineMs === null) {
+    if (rh.state === 'PendingReboot') {
+      // Issue 14: the same target again, so that the agent confirms it once it booted into it; the
+      // deadline it reads counts from now (the boot), and none is stored until then.
+      deadlineMs = nowMs + this.d.config.confirmDeadlineSecs * 1000;
+    } else if (d.deliveredMs === null || deadlineMs === null) {
       deadlineMs = nowMs + this.d.config.confirmDeadlineSecs * 1000;
       writes.push({ kind: 'dispatch.deliver', rolloutId: d.rolloutId, hostname: h, deliveredMs: nowMs, deadlineMs });
       writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'dispatch.delivered', actor: `host:${h}`, subject: d.rolloutId, data: { host: h, closure: d.closure, confirmDeadline: iso(deadlineMs) } } });

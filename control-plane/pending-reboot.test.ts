@@ -54,6 +54,11 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
     assert.is(detail.hosts.find((h) => h.hostname === names[canary])!.state, 'PendingReboot');
     assert.is((await checkin(other, fakeClosure(names[other]!, 0))).target, null, 'the next wave waits for the reboot');
 
+    // While it waits for the boot it is handed the same target (the agent ignores it until it has
+    // booted into it, then confirms it), with a deadline counted from now; none is stored.
+    const again = (await checkin(canary, fakeClosure(names[canary]!, 0))).target;
+    assert.is(again?.closureHash, target.closureHash);
+    assert.is(again?.confirmDeadline, new Date(env.clock.ms + 120_000).toISOString());
     // The reboot: the booted system is the target; a fresh confirm over a new connection.
     await clients[canary]!.close();
     clients[canary] = new Client(cp.url, env.ca.certPem, env.hostCert(names[canary]!));
