@@ -16,6 +16,8 @@ import type {
   QuarantineClearResponse,
   QuarantinesResponse,
   RolloutDetail,
+  RolloutSkipRequest,
+  RolloutSkipResponse,
   RolloutSummary,
   RolloutsResponse,
   RolloutState,
@@ -38,6 +40,8 @@ export type OperatorServiceDeps = {
   now: () => number;
   /** Run a reconcile pass now (after an operator action). */
   reconcileNow: (trigger: string) => Promise<unknown>;
+  /** Issue 14: release a host from ordering in the reconcile loop's state (false: unknown rollout or host). */
+  release?: (rolloutId: string, host: string, reason: string, by: string) => Promise<boolean>;
   /** Issue 14: drift and rollout controls as the reconcile loop holds them (null before the first pass). */
   controls?: () => Pick<Observed, 'drifted' | 'controls'> | null;
 };
@@ -173,6 +177,17 @@ export class OperatorService {
     await this.d.reconcileNow('operator');
     const p = (await this.d.store.getPause(channel))!;
     return { channel, paused: true, by: p.by, since: iso(p.sinceMs), reason: p.reason };
+  }
+
+  /** `nixfleet rollout skip` (issue 14): audited, then the next pass no longer holds the host on ordering. */
+  async skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
+    await this.rolloutOr404(rolloutId);
+    const by = `operator:${peer.cn}`;
+    const released = this.d.release !== undefined && (await this.d.release(rolloutId, req.host, req.reason, by));
+    if (!released) throw new ApiError('UNKNOWN_HOST', `host ${JSON.stringify(req.host)} is not in rollout ${rolloutId}`);
+    await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'rollout.host-released', actor: by, subject: rolloutId, data: { host: req.host, reason: req.reason } } }]);
+    await this.d.reconcileNow('operator');
+    return { rolloutId, host: req.host, released: true, by, reason: req.reason };
   }
 
   async resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {

@@ -136,4 +136,45 @@ t('drift over real mTLS: a host switched by hand after convergence is drifted in
   }
 });
 
+t('rollout skip over real mTLS: a host held by a host edge behind a host that never checks in is released by the operator (audited) and gets its target', async () => {
+  const env = makeEnv();
+  const fleet = sampleFleet({ hosts: 2, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
+  const [gone, held] = Object.keys(fleet.hosts).sort() as [string, string];
+  fleet.edges = [{ gated: held, gates: gone, reason: 'db first' }];
+  env.publish(fleet);
+  const cp = await startCp(env);
+  const client = new Client(cp.url, env.ca.certPem, env.hostCert(held));
+  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const checkin = async (): Promise<CheckinResponse> => {
+    const r = await client.call('POST', '/v1/agent/checkin', {
+      hostname: held,
+      currentClosure: fakeClosure(held, 0),
+      bootId: 'boot-1',
+      probes: [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }],
+      failedUnits: [],
+      lastOutcome: null,
+    });
+    assert.is(r.status, 200, JSON.stringify(r.body));
+    return r.body as CheckinResponse;
+  };
+  try {
+    await checkin();
+    await cp.cp.reconcileNow();
+    assert.is((await checkin()).target, null, 'held by the host edge');
+    const rolloutId = cp.store.allRollouts()[0]!.id;
+    const bad = await operator.call('POST', `/v1/rollouts/${encodeURIComponent(rolloutId)}/skip`, { host: 'nobody', reason: 'x' });
+    assert.is(bad.status, 404);
+    const ok = await operator.call('POST', `/v1/rollouts/${encodeURIComponent(rolloutId)}/skip`, { host: held, reason: `${gone} is decommissioned` });
+    assert.is(ok.status, 200, JSON.stringify(ok.body));
+    assert.is((await checkin()).target?.closureHash, fleet.hosts[held]!.closureHash);
+    const audit = (await operator.call('GET', '/v1/audit?limit=1000')).body as { entries: { kind: string; actor: string }[] };
+    assert.ok(audit.entries.some((e) => e.kind === 'rollout.host-released' && e.actor === 'operator:alice'));
+  } finally {
+    await client.close();
+    await operator.close();
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
 t.run();

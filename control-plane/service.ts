@@ -23,6 +23,8 @@ import type {
   HostsResponse,
   PauseRequest,
   PauseResponse,
+  RolloutSkipRequest,
+  RolloutSkipResponse,
   QuarantineClearRequest,
   QuarantineClearResponse,
   QuarantinesResponse,
@@ -42,6 +44,7 @@ import type { PeerIdentity } from './identity.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
+import { releaseHost } from '../reconciler/apply.ts';
 import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { SoakRestorer } from './soak-restore.ts';
@@ -137,6 +140,12 @@ export class ControlPlane implements CpService {
       now: this.now,
       reconcileNow: (trigger) => this.reconcileNow(trigger),
       controls: () => this.mirror.peek(),
+      release: async (rolloutId, host, reason, by) => {
+        const next = releaseHost(await this.mirror.get(), rolloutId, host, reason, by, this.now());
+        if (next === null) return false;
+        this.mirror.replace(next);
+        return true;
+      },
     });
   }
 
@@ -268,6 +277,10 @@ export class ControlPlane implements CpService {
 
   resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
     return this.operator.resume(peer, channel, req);
+  }
+
+  skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
+    return this.operator.skip(peer, rolloutId, req);
   }
 
   quarantines(): Promise<QuarantinesResponse> {

@@ -31,6 +31,8 @@ import {
   ConfirmRequestSchema,
   ErrorBodySchema,
   PauseRequestSchema,
+  RolloutSkipRequestSchema,
+  type RolloutSkipRequest,
   QuarantineClearRequestSchema,
   ReportRequestSchema,
   type CheckinRequest,
@@ -72,6 +74,8 @@ export const parseCheckinRequest: (u: unknown) => Result<CheckinRequest, Validat
 export const parseConfirmRequest: (u: unknown) => Result<ConfirmRequest, ValidationError> = requestParser(ConfirmRequestSchema);
 export const parseReportRequest: (u: unknown) => Result<ReportRequest, ValidationError> = requestParser(ReportRequestSchema);
 export const parseQuarantineClearRequest: (u: unknown) => Result<QuarantineClearRequest, ValidationError> = requestParser(QuarantineClearRequestSchema);
+
+export const parseRolloutSkipRequest: (u: unknown) => Result<RolloutSkipRequest, ValidationError> = requestParser(RolloutSkipRequestSchema);
 
 const pauseRequest = requestParser(PauseRequestSchema);
 /** Pause / resume: the body may be absent. */

@@ -36,6 +36,7 @@ export const ROUTES = {
   rollouts: '/v1/rollouts',
   rollout: '/v1/rollouts/:id',
   rolloutTrace: '/v1/rollouts/:id/trace',
+  rolloutSkip: '/v1/rollouts/:id/skip',
   audit: '/v1/audit',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
@@ -402,6 +403,16 @@ export const AuditEntrySchema = Type.Object({
 export type AuditEntry = Static<typeof AuditEntrySchema>;
 export const AuditResponseSchema = Type.Object({ entries: Type.Array(AuditEntrySchema), nextAfter: Nullable(Type.Integer()) });
 export type AuditResponse = Static<typeof AuditResponseSchema>;
+
+/**
+ * `POST /v1/rollouts/:id/skip` (issue 14, `nixfleet rollout skip ROLLOUT HOST --reason …`): release
+ * a host from ordering (host edges, wave order) for this rollout; audited. It still gets its
+ * target when online. → {@link RolloutSkipResponse}.
+ */
+export const RolloutSkipRequestSchema = Type.Object({ host: Text(253), reason: Text(1024) });
+export type RolloutSkipRequest = Static<typeof RolloutSkipRequestSchema>;
+export const RolloutSkipResponseSchema = Type.Object({ rolloutId: Type.String(), host: Type.String(), released: Type.Boolean(), by: Type.String(), reason: Type.String() });
+export type RolloutSkipResponse = Static<typeof RolloutSkipResponseSchema>;
 
 /** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
 export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });
