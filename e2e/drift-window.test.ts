@@ -22,7 +22,6 @@ s.after(async () => {
 });
 
 register('a frozen channel holds its rollout and starts when the freeze ends; a hand-switched host is drifted and redeployed', async () => {
-  const freezeUntil = new Date(Date.now() + 75_000).toISOString().replace(/\.\d+Z$/, 'Z');
   fleet = await Fleet.create({
     name: 'drift-window',
     hosts: [
@@ -32,19 +31,18 @@ register('a frozen channel holds its rollout and starts when the freeze ends; a 
     description: {
       channels: {
         edge: { rolloutPolicy: 'all', freshnessWindow: 120, signingIntervalMinutes: 60, onDrift: 'redeploy' },
-        late: {
-          rolloutPolicy: 'all',
-          freshnessWindow: 120,
-          signingIntervalMinutes: 60,
-          changeWindow: { timeZone: 'UTC', freezes: [{ from: '2020-01-01T00:00:00Z', until: freezeUntil, reason: 'e2e freeze' }] },
-        },
+        late: { rolloutPolicy: 'all', freshnessWindow: 120, signingIntervalMinutes: 60 },
       },
       rolloutPolicies: { all: { strategy: 'all-at-once', waves: [{ selector: { all: true }, soakMinutes: 0 }] } },
     },
     closures: { v1: 'ok', hand: 'ok' },
   });
   const f = fleet;
-  await f.release('v1');
+  // The freeze is computed when the release is signed (building the fleet takes a while).
+  const freezeUntil = new Date(Date.now() + 90_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const description = f.description();
+  description.channels['late'] = { ...description.channels['late']!, changeWindow: { timeZone: 'UTC', freezes: [{ from: '2020-01-01T00:00:00Z', until: freezeUntil, reason: 'e2e freeze' }] } };
+  await f.release('v1', { description });
   await f.startCp();
   await f.startAgents();
 

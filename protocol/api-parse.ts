@@ -32,6 +32,7 @@ import {
   ErrorBodySchema,
   PauseRequestSchema,
   RolloutSkipRequestSchema,
+  RolloutSkipResponseSchema,
   type RolloutSkipRequest,
   QuarantineClearRequestSchema,
   ReportRequestSchema,
@@ -111,6 +112,7 @@ export const parseRolloutDetail = responseParser(RolloutDetailSchema, 'rollout a
 export const parseTraceResponse = responseParser(TraceResponseSchema, 'trace answer');
 export const parseAuditResponse = responseParser(AuditResponseSchema, 'audit answer');
 export const parsePauseResponse = responseParser(PauseResponseSchema, 'pause answer');
+export const parseRolloutSkipResponse = responseParser(RolloutSkipResponseSchema, 'rollout skip answer');
 export const parseQuarantinesResponse = responseParser(QuarantinesResponseSchema, 'quarantines answer');
 export const parseQuarantineClearResponse = responseParser(QuarantineClearResponseSchema, 'quarantine clear answer');
 export const parseReportResponse = responseParser(ReportResponseSchema, 'report answer');
