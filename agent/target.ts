@@ -13,6 +13,7 @@ import { parseTimestamp, type Host } from '../protocol/schema.ts';
 import { verifyArtifact, type AcceptedState, type VerifiedArtifact, type VerifyErrorCode } from '../protocol/verify.ts';
 import type { Trust } from '../protocol/schema.ts';
 import { isStoreBasename } from '../protocol/vocab.ts';
+import { changeWindowAt } from '../protocol/windows.ts';
 
 export type TargetErrorCode =
   | VerifyErrorCode
@@ -27,7 +28,11 @@ export type TargetErrorCode =
   | 'SIGNED_AT_MISMATCH'
   | 'ROLLOUT_MISMATCH'
   /** The target is malformed (not a store basename, bad deadline, …). */
-  | 'BAD_TARGET';
+  | 'BAD_TARGET'
+  /** Issue 14: the channel's signed change window is closed now (a rogue CP cannot bypass it). */
+  | 'OUTSIDE_WINDOW'
+  /** Issue 14: a signed pin holds this host until its expiresAt. */
+  | 'PINNED';
 
 export type TargetError = { code: TargetErrorCode; message: string };
 
@@ -93,6 +98,13 @@ export function checkTarget(input: CheckTargetInput): Result<CheckedTarget, Targ
   const signedMs = parseTimestamp(target.signedAt);
   if (signedMs === null || signedMs !== parseTimestamp(verified.signedAt)) {
     return mismatch('SIGNED_AT_MISMATCH', `target says signedAt ${target.signedAt}, the signed bytes say ${verified.signedAt}`);
+  }
+  // Issue 14: the signed controls bind the agent too, whatever the CP says.
+  const window = changeWindowAt(fleet.channels[host.channel]?.changeWindow, input.nowMs);
+  if (!window.open) return mismatch('OUTSIDE_WINDOW', `channel ${host.channel}: ${window.reason}`);
+  const pinUntil = host.pin === undefined ? null : host.pin.expiresAt == null ? Infinity : (parseTimestamp(host.pin.expiresAt) ?? Infinity);
+  if (pinUntil !== null && input.nowMs < pinUntil) {
+    return mismatch('PINNED', `${hostname} is pinned to ${host.pin!.commit} (${host.pin!.reason})${pinUntil === Infinity ? '' : ` until ${host.pin!.expiresAt}`}`);
   }
   return ok({ verified, host, cpDeadlineMs });
 }

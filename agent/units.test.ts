@@ -105,6 +105,18 @@ target('each mismatch against the signed bytes has its own code', () => {
   assert.is(codeOf(check({ signedAt: '2026-03-01T11:00:00Z' })), 'SIGNED_AT_MISMATCH');
   assert.is(codeOf(check({ artifactSha256: '0'.repeat(64) })), 'ARTIFACT_MISMATCH');
   assert.is(codeOf(check({}, 'intruder')), 'UNKNOWN_HOST');
+  // Issue 14: the signed change window and pin bind the agent too.
+  const controlled = (patch: (f: ReturnType<typeof fleetFor>) => void) => {
+    const f = fleetFor(CLOSURE, null);
+    patch(f);
+    const s = signFleet(f, key, '2026-03-01T12:00:00Z');
+    return checkTarget({ target: { ...t, artifactSha256: s.sha256 }, hostname: HOST, bytes: s.bytes, signature: s.signature, trust, nowMs, lastAccepted: null });
+  };
+  const closedWindow = { timeZone: 'UTC', allow: [{ days: ['mon' as const], start: '00:00', end: '01:00' }], freezes: [] };
+  assert.is(codeOf(controlled((f) => (f.channels['stable']!.changeWindow = closedWindow))), 'OUTSIDE_WINDOW'); // 2026-03-01 is a Sunday
+  assert.is(codeOf(controlled((f) => (f.channels['stable']!.changeWindow = { ...closedWindow, allow: [] }))), 'ok');
+  assert.is(codeOf(controlled((f) => (f.hosts[HOST]!.pin = { commit: 'abc', reason: 'r', expiresAt: '2026-04-01T00:00:00Z' }))), 'PINNED');
+  assert.is(codeOf(controlled((f) => (f.hosts[HOST]!.pin = { commit: 'abc', reason: 'r', expiresAt: '2026-02-01T00:00:00Z' }))), 'ok', 'a lapsed pin');
   // A mismatch still lets the caller remember the (valid) artefact as accepted.
   const m = check({ wave: 0 });
   assert.ok(!m.ok && m.error.acceptedAnyway?.sha256 === signed.sha256);

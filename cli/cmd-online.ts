@@ -10,6 +10,7 @@ import {
   parseAuditResponse,
   parseHostsResponse,
   parsePauseResponse,
+  parseRolloutSkipResponse,
   parseQuarantineClearResponse,
   parseQuarantinesResponse,
   parseRolloutDetail,
@@ -201,6 +202,21 @@ async function pauseOrResume(ctx: Ctx, which: 'pause' | 'resume'): Promise<Outco
 }
 
 export const pause = (ctx: Ctx): Promise<Outcome> => pauseOrResume(ctx, 'pause');
+
+/** `nixfleet rollout skip ROLLOUT HOST --reason …` (issue 14): release a host from ordering. */
+export async function rolloutSkip(ctx: Ctx): Promise<Outcome> {
+  const id = arg(ctx, 'ROLLOUT');
+  const host = arg(ctx, 'HOST');
+  const reason = flagStr(ctx, 'reason');
+  if (reason === undefined || reason === '') return fail('USAGE', 'rollout skip needs --reason (recorded in the audit log)');
+  return withClient(ctx, async (c) => {
+    const r = await c.post(path(ROUTES.rolloutSkip, { id }), { host, reason }, parseRolloutSkipResponse);
+    if (!r.ok) return failed(r.error);
+    if (flagBool(ctx, 'json')) json(ctx, r.value);
+    else ctx.io.stdout(`${host} released from ordering in ${id} by ${r.value.by}: ${r.value.reason}; it gets its target when online\n`);
+    return done;
+  });
+}
 export const resume = (ctx: Ctx): Promise<Outcome> => pauseOrResume(ctx, 'resume');
 
 export async function quarantineList(ctx: Ctx): Promise<Outcome> {

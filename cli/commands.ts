@@ -5,7 +5,7 @@
 import { auditVerify } from './cmd-audit.ts';
 import { configInit } from './cmd-config.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
-import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutTrace, status } from './cmd-online.ts';
+import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
 import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
 import type { CommandSpec, FlagSpec } from './framework.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
@@ -169,6 +169,29 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
       ],
     },
     handler: rolloutTrace,
+  },
+  {
+    name: 'rollout skip',
+    summary: 'Release a host from ordering (host edges, wave order) in one rollout',
+    description: 'For a rollout reported stalled behind a host that will not come back: the host no longer waits for its gating hosts or its wave, and holds nobody back. It still gets its target when online. Audited.',
+    args: [
+      { name: 'ROLLOUT', description: 'Rollout id `<channel>@<targetRef>` (see rollout list).' },
+      { name: 'HOST', description: 'Host name.' },
+    ],
+    flags: [REASON],
+    examples: ['nixfleet rollout skip stable@3f9c2a1b web2 --reason "db1 is decommissioned"'],
+    online: true,
+    json: {
+      shape: 'the CP\'s `RolloutSkipResponse`:',
+      fields: [
+        { name: 'rolloutId', description: 'The rollout.' },
+        { name: 'host', description: 'The released host.' },
+        { name: 'released', description: 'true.' },
+        { name: 'by', description: '`operator:<name>`.' },
+        { name: 'reason', description: 'As given.' },
+      ],
+    },
+    handler: rolloutSkip,
   },
   {
     name: 'pause',

@@ -125,6 +125,8 @@ export type HostStatusKind =
   | 'rolled-back'
   | 'quarantined'
   | 'pending-reboot'
+  | 'drifted'
+  | 'pinned'
   | 'stale'
   | 'offline'
   | 'idle';
@@ -142,6 +144,8 @@ export const HOST_STATUS_LABELS: Readonly<Record<HostStatusKind, { symbol: strin
   'rolled-back': { symbol: '✗', text: 'rolled back', tone: 'bad' },
   quarantined: { symbol: '✗', text: 'quarantined', tone: 'bad' },
   'pending-reboot': { symbol: '⟳', text: 'pending reboot', tone: 'warn' },
+  drifted: { symbol: '≠', text: 'drifted', tone: 'warn' },
+  pinned: { symbol: '⚓', text: 'pinned', tone: 'plain' },
   stale: { symbol: '⚠', text: 'stale', tone: 'warn' },
   offline: { symbol: '⚠', text: 'offline', tone: 'warn' },
   idle: { symbol: '·', text: 'idle', tone: 'plain' },

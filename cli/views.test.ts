@@ -204,4 +204,31 @@ test('hosts, rollout list, rollout show and quarantine list renderings are pinne
   );
 });
 
+test('issue 14 labels: ⟳ pending reboot (in its rollout), ≠ drifted (runs …), ⚓ pinned until …, and a stalled rollout says why', () => {
+  const hosts = [
+    host('k1', { rollout: ro('PendingReboot') }),
+    host('d1', { currentClosure: OLD, rollout: ro('Converged'), drift: { expected: NEW, actual: OLD, since: '2026-03-01T11:00:00Z', rolloutId: 'stable@abc' } }),
+    host('p1', { currentClosure: OLD, pin: { commit: 'abc123', reason: 'kernel regression', until: '2026-04-01T00:00:00.000Z' } }),
+  ];
+  const labels = Object.fromEntries(statusReport(hosts, []).hosts.map((r) => [r.hostname, r.label]));
+  assert.is(labels['k1'], '⟳ pending reboot');
+  assert.match(labels['d1']!, /^≠ drifted \(runs .+\)$/);
+  assert.is(labels['p1'], '⚓ pinned until 2026-04-01T00:00:00.000Z');
+  assert.ok(stripAnsi(renderStatus(statusReport(hosts, []), NOW, plain)).includes('⚓ pinned until 2026-04-01'));
+  const stalled: RolloutSummary = {
+    id: 'stable@abc',
+    channel: 'stable',
+    state: 'Executing',
+    currentWave: 0,
+    signedAt: '2026-03-01T10:00:00Z',
+    artifactSha256: 'f'.repeat(64),
+    openedAt: '2026-03-01T10:00:00Z',
+    updatedAt: '2026-03-01T11:00:00Z',
+    reason: 'rollout started',
+    hostCounts: { Queued: 1 },
+    stall: { since: '2026-03-01T11:30:00Z', gate: 'host-edge', hosts: ['web2'], reason: 'no progress for 1800 s' },
+  };
+  assert.match(stripAnsi(renderRolloutList([stalled], NOW, plain)), /⚠ stalled \(host-edge: web2\): no progress for 1800 s/);
+});
+
 test.run();

@@ -19,6 +19,7 @@ const ROLLOUT_HOST_KIND: Readonly<Record<HostState, HostStatusKind>> = {
   Dispatched: 'dispatched',
   Activating: 'activating',
   ConfirmWindow: 'confirming',
+  PendingReboot: 'pending-reboot',
   Healthy: 'soaking',
   Soaked: 'soaked',
   Converged: 'converged',
@@ -40,6 +41,8 @@ export function hostStatus(h: HostView, quarantined: ReadonlySet<string>, rollou
   if (h.pendingReboot) return 'pending-reboot';
   if (h.lastCheckinAt === null) return 'offline';
   if (!h.online) return 'stale';
+  if (h.drift !== undefined) return 'drifted';
+  if (h.pin !== undefined && (st === undefined || st === 'Queued' || st === 'Soaked' || st === 'Converged')) return 'pinned';
   if (st === 'Queued' && (rolloutState === 'Halted' || rolloutState === 'Paused')) return 'held';
   if (st !== undefined) return ROLLOUT_HOST_KIND[st];
   if (h.declaredClosure === null) return 'idle';
@@ -78,13 +81,15 @@ export function statusReport(hosts: readonly HostView[], quarantines: readonly Q
       const rolloutState = h.rollout === null ? null : (rolloutStates.get(h.rollout.rolloutId) ?? null);
       const status = hostStatus(h, q, rolloutState);
       const l = HOST_STATUS_LABELS[status];
+      // Issue 14: `pinned until …`, `drifted (runs …)`.
+      const detail = status === 'pinned' && h.pin !== undefined ? (h.pin.until === null ? '' : ` until ${h.pin.until}`) : status === 'drifted' && h.drift !== undefined ? ` (runs ${shortClosure(h.drift.actual)})` : '';
       return {
         hostname: h.hostname,
         channel: h.channel,
         currentClosure: h.currentClosure,
         declaredClosure: h.declaredClosure,
         status,
-        label: `${l.symbol} ${l.text}`,
+        label: `${l.symbol} ${l.text}${detail}`,
         rolloutId: h.rollout?.rolloutId ?? null,
         rolloutState,
         hostState: h.rollout?.state ?? null,
@@ -109,7 +114,7 @@ function closureCells(current: string | null, declared: string | null): [string,
 export function renderStatus(report: StatusReport, nowMs: number, style: Style): string {
   const rows: Cell[][] = report.hosts.map((r) => {
     const [cur, dec] = closureCells(r.currentClosure, r.declaredClosure);
-    return [r.hostname, r.channel, cur, dec, hostStatusCell(r.status), ago(r.lastCheckinAt === null ? null : Date.parse(r.lastCheckinAt), nowMs)];
+    return [r.hostname, r.channel, cur, dec, { text: r.label, tone: HOST_STATUS_LABELS[r.status].tone }, ago(r.lastCheckinAt === null ? null : Date.parse(r.lastCheckinAt), nowMs)];
   });
   const table = renderTable(['HOST', 'CHANNEL', 'CURRENT', 'DECLARED', 'STATUS', 'SEEN'], rows, style);
   const order = Object.keys(HOST_STATUS_LABELS) as HostStatusKind[];
@@ -158,7 +163,8 @@ export function renderRolloutList(rollouts: readonly RolloutSummary[], nowMs: nu
       hostCountText(r.hostCounts),
       ago(Date.parse(r.openedAt), nowMs),
       ago(Date.parse(r.updatedAt), nowMs),
-      r.reason ?? '',
+      // Issue 14: a stall or a change-window hold says more than the last transition's reason.
+      r.stall !== undefined ? `⚠ stalled (${r.stall.gate}: ${r.stall.hosts.join(', ')}): ${r.stall.reason}` : r.windowHold !== undefined ? `‖ ${r.windowHold}` : (r.reason ?? ''),
     ]);
   return renderTable(['ROLLOUT', 'CHANNEL', 'STATE', 'WAVE', 'CONVERGED', 'OPENED', 'UPDATED', 'REASON'], rows, style);
 }
@@ -170,6 +176,8 @@ function rolloutHeader(r: RolloutSummary, waveCount: number, nowMs: number, styl
   const wave = r.state === 'Executing' || r.state === 'Paused' ? `, wave ${r.currentWave} (waves 0–${waveCount - 1})` : '';
   return (
     `rollout ${style.bold(r.id)}: ${stateText}${wave}${r.reason ? ` (${r.reason})` : ''}\n` +
+    (r.stall !== undefined ? `${style.tone('warn', `⚠ stalled since ${r.stall.since}`)}: ${r.stall.reason}\n` : '') +
+    (r.windowHold !== undefined ? `‖ held: ${r.windowHold}\n` : '') +
     `opened ${ago(Date.parse(r.openedAt), nowMs)}, updated ${ago(Date.parse(r.updatedAt), nowMs)}; artefact signed ${r.signedAt}, sha256 ${r.artifactSha256.slice(0, 12)}…\n`
   );
 }

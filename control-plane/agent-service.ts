@@ -36,6 +36,8 @@ import type { DispatchRow, RolloutOrigin, RolloutRow, Store, Write } from './sto
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
+/** States a confirm may come from: a deferred activation confirms after the boot (issue 14). */
+const CONFIRMABLE_STATES: readonly HostRolloutState[] = [...ACTIVE_DISPATCH_STATES, 'PendingReboot'];
 
 /** A signed artefact as served: the exact bytes and signature that were verified. */
 export type ServedArtifact = {
@@ -242,11 +244,15 @@ export class AgentService {
     const none = { target: null, writes: [] };
     if (d === null) return none;
     const rh = observed.rollouts[d.rolloutId]?.hosts[h];
-    if (rh === undefined || !ACTIVE_DISPATCH_STATES.includes(rh.state)) return none;
+    if (rh === undefined || !CONFIRMABLE_STATES.includes(rh.state)) return none;
     if (fleet.hosts[h]?.closureHash !== d.closure) return none;
     const writes: Write[] = [];
     let deadlineMs = d.deadlineMs;
-    if (d.deliveredMs === null || deadlineMs === null) {
+    if (rh.state === 'PendingReboot') {
+      // Issue 14: the same target again, so that the agent confirms it once it booted into it; the
+      // deadline it reads counts from now (the boot), and none is stored until then.
+      deadlineMs = nowMs + this.d.config.confirmDeadlineSecs * 1000;
+    } else if (d.deliveredMs === null || deadlineMs === null) {
       deadlineMs = nowMs + this.d.config.confirmDeadlineSecs * 1000;
       writes.push({ kind: 'dispatch.deliver', rolloutId: d.rolloutId, hostname: h, deliveredMs: nowMs, deadlineMs });
       writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'dispatch.delivered', actor: `host:${h}`, subject: d.rolloutId, data: { host: h, closure: d.closure, confirmDeadline: iso(deadlineMs) } } });
@@ -313,7 +319,7 @@ export class AgentService {
       ];
       return { outcome: { ok: true, reconcile: true }, writes, after: null };
     }
-    if (rh === undefined || !ACTIVE_DISPATCH_STATES.includes(rh.state)) {
+    if (rh === undefined || !CONFIRMABLE_STATES.includes(rh.state)) {
       return fail(new ApiError('DISPATCH_CANCELLED', `rollout ${d.rolloutId} no longer expects ${h} to confirm (${rh?.state ?? 'superseded'}): roll back`), [finish('cancelled')]);
     }
     const events: { host: string; event: HostEvent }[] = [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId } }];
@@ -351,6 +357,11 @@ export class AgentService {
       if (event !== null) {
         after = applyHostEvents(slice, [{ host: h, event }], nowMs);
         writes.push(...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes);
+        const rid = req.report.rolloutId;
+        if (event.kind === 'deferred' && rid !== null && after.rollouts[rid]?.hosts[h]?.state === 'PendingReboot' && slice.rollouts[rid]?.hosts[h]?.state !== 'PendingReboot') {
+          // No confirm deadline until the boot: the agent confirms from the booted system (issue 14).
+          writes.push({ kind: 'dispatch.await-boot', rolloutId: rid, hostname: h });
+        }
       }
       if (req.report.event === 'rolled-back' && req.report.rolloutId !== null) writes.push({ kind: 'dispatch.clear-rollback', rolloutId: req.report.rolloutId, hostname: h });
       if (req.report.event === 'activation-deferred') writes.push({ kind: 'host.pending-reboot', hostname: h, pending: true });

@@ -16,6 +16,8 @@ import type {
   QuarantineClearResponse,
   QuarantinesResponse,
   RolloutDetail,
+  RolloutSkipRequest,
+  RolloutSkipResponse,
   RolloutSummary,
   RolloutsResponse,
   RolloutState,
@@ -24,6 +26,8 @@ import type {
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
+import type { Observed } from '../reconciler/types.ts';
+import { parseTimestamp } from '../protocol/vocab.ts';
 import type { RolloutRow, Store } from './store/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -36,6 +40,10 @@ export type OperatorServiceDeps = {
   now: () => number;
   /** Run a reconcile pass now (after an operator action). */
   reconcileNow: (trigger: string) => Promise<unknown>;
+  /** Issue 14: release a host from ordering in the reconcile loop's state (false: unknown rollout or host). */
+  release?: (rolloutId: string, host: string, reason: string, by: string) => Promise<boolean>;
+  /** Issue 14: drift and rollout controls as the reconcile loop holds them (null before the first pass). */
+  controls?: () => Pick<Observed, 'drifted' | 'controls'> | null;
 };
 
 export class OperatorService {
@@ -54,6 +62,7 @@ export class OperatorService {
     const rows = new Map((await this.d.store.allHosts()).map((r) => [r.hostname, r]));
     const newest = await this.d.store.newestRolloutRowPerHost();
     const pending = new Map((await this.d.store.pendingDispatches()).map((d) => [d.hostname, d]));
+    const drifted = this.d.controls?.()?.drifted ?? {};
     const hosts: HostView[] = Object.keys(fleet.hosts)
       .sort()
       .map((name) => {
@@ -75,6 +84,7 @@ export class OperatorService {
           lastOutcome: row?.lastOutcomeJson == null ? null : (JSON.parse(row.lastOutcomeJson) as LastOutcome),
           rollout: rr === undefined ? null : { rolloutId: rr.rolloutId, state: rr.state, since: iso(rr.enteredAtMs), wave: rr.wave },
           dispatch: d === undefined || d.deadlineMs === null ? null : { rolloutId: d.rolloutId, closureHash: d.closure, confirmDeadline: iso(d.deadlineMs) },
+          ...controlViews(fh, Object.prototype.hasOwnProperty.call(drifted, name) ? drifted[name]! : undefined, nowMs),
         };
       });
     return { hosts };
@@ -92,7 +102,17 @@ export class OperatorService {
       updatedAt: iso(r.updatedAtMs),
       reason: r.stateReason,
       hostCounts: await this.d.store.rolloutHostCounts(r.id),
+      ...this.rolloutControls(r.id),
     };
+  }
+
+  /** Issue 14: the stall and window hold of a rollout, as the reconcile loop holds them. */
+  private rolloutControls(id: string): Pick<RolloutSummary, 'stall' | 'windowHold'> {
+    const c = this.d.controls?.()?.controls?.[id];
+    const out: Pick<RolloutSummary, 'stall' | 'windowHold'> = {};
+    if (c?.stall != null) out.stall = { since: iso(c.stall.sinceMs), gate: c.stall.gate, hosts: c.stall.hosts, reason: c.stall.reason };
+    if (c?.windowHold != null) out.windowHold = c.windowHold;
+    return out;
   }
 
   async rollouts(filter: { channel?: string; state?: RolloutState }): Promise<RolloutsResponse> {
@@ -159,6 +179,17 @@ export class OperatorService {
     return { channel, paused: true, by: p.by, since: iso(p.sinceMs), reason: p.reason };
   }
 
+  /** `nixfleet rollout skip` (issue 14): audited, then the next pass no longer holds the host on ordering. */
+  async skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
+    await this.rolloutOr404(rolloutId);
+    const by = `operator:${peer.cn}`;
+    const released = this.d.release !== undefined && (await this.d.release(rolloutId, req.host, req.reason, by));
+    if (!released) throw new ApiError('UNKNOWN_HOST', `host ${JSON.stringify(req.host)} is not in rollout ${rolloutId}`);
+    await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'rollout.host-released', actor: by, subject: rolloutId, data: { host: req.host, reason: req.reason } } }]);
+    await this.d.reconcileNow('operator');
+    return { rolloutId, host: req.host, released: true, by, reason: req.reason };
+  }
+
   async resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
     this.requireChannel(channel);
     const nowMs = this.d.now();
@@ -193,4 +224,16 @@ export class OperatorService {
     }
     return { cleared };
   }
+}
+
+/** Issue 14: a host's drift and its pin in force, for `GET /v1/hosts` (absent fields = none). */
+function controlViews(fh: FleetResolved['hosts'][string], drift: NonNullable<Observed['drifted']>[string] | undefined, nowMs: number): Pick<HostView, 'drift' | 'pin'> {
+  const out: Pick<HostView, 'drift' | 'pin'> = {};
+  if (drift !== undefined) out.drift = { expected: drift.expected, actual: drift.actual, since: iso(drift.sinceMs), rolloutId: drift.rolloutId };
+  const p = fh.pin;
+  if (p !== undefined) {
+    const until = p.expiresAt == null ? null : parseTimestamp(p.expiresAt);
+    if (until === null || nowMs < until) out.pin = { commit: p.commit, reason: p.reason, until: until === null ? null : iso(until) };
+  }
+  return out;
 }

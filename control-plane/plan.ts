@@ -160,6 +160,19 @@ export function planActionEffects(actions: readonly Action[], nowMs: number): Wr
       case 'rotate_trust_root':
         writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'trust.rotate', actor: 'cp', subject: 'trust', data: { reason: a.reason } } });
         break;
+      // Issue 14: drift and stalls start and end in the audit chain.
+      case 'host_drifted':
+        writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'host.drifted', actor: 'cp', subject: a.host, data: { channel: a.channel, rolloutId: a.rolloutId, expected: a.expected, actual: a.actual, reason: a.reason } } });
+        break;
+      case 'drift_cleared':
+        writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'host.drift-cleared', actor: 'cp', subject: a.host, data: { channel: a.channel, reason: a.reason } } });
+        break;
+      case 'rollout_stalled':
+        writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'rollout.stalled', actor: 'cp', subject: a.rolloutId, data: { gate: a.gate, hosts: a.hosts, reason: a.reason } } });
+        break;
+      case 'rollout_unstalled':
+        writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'rollout.unstalled', actor: 'cp', subject: a.rolloutId, data: { reason: a.reason } } });
+        break;
       default:
         break;
     }
@@ -220,6 +233,8 @@ export function toHostEvent(r: HostReport): HostEvent | null {
     case 'probe-failed':
       return { kind: 'probes', probes: { observed: true, passing: false } };
     case 'activation-deferred':
+      // Issue 14: activated for the next boot → PendingReboot (holds its slot, no confirm deadline).
+      return { kind: 'deferred', ...rid };
     case 'stale-target':
     case 'closure-quarantined':
     case 'verify-failed':

@@ -4,6 +4,8 @@
  */
 import { Hono } from 'hono';
 import type {
+  RolloutSkipRequest,
+  RolloutSkipResponse,
   AuditResponse,
   HostsResponse,
   PauseRequest,
@@ -17,7 +19,7 @@ import type {
   TraceResponse,
 } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
-import { parsePauseRequest, parseQuarantineClearRequest } from '../protocol/api-parse.ts';
+import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
 import { readJson, requireRole, validated, type AppEnv } from './middleware.ts';
@@ -32,6 +34,8 @@ export interface OperatorApi {
   audit(after: number, limit: number): Awaitable<AuditResponse>;
   pause(peer: PeerIdentity, channel: string, req: PauseRequest): Awaitable<PauseResponse>;
   resume(peer: PeerIdentity, channel: string, req: PauseRequest): Awaitable<PauseResponse>;
+  /** Issue 14: `nixfleet rollout skip`. */
+  skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Awaitable<RolloutSkipResponse>;
   quarantines(): Awaitable<QuarantinesResponse>;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Awaitable<QuarantineClearResponse>;
 }
@@ -76,6 +80,10 @@ export function operatorRoutes(service: OperatorApi): Hono<AppEnv> {
   app.post(ROUTES.resume, operator, async (c) => {
     const req = validated(parsePauseRequest(await readJson(c, true)));
     return c.json(await service.resume(c.get('peer'), c.req.param('channel'), req));
+  });
+  app.post(ROUTES.rolloutSkip, operator, async (c) => {
+    const req = validated(parseRolloutSkipRequest(await readJson(c, false)));
+    return c.json(await service.skip(c.get('peer'), c.req.param('id'), req));
   });
   app.get(ROUTES.quarantines, operator, async (c) => c.json(await service.quarantines()));
   app.post(ROUTES.quarantinesClear, operator, async (c) => {

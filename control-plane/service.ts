@@ -23,6 +23,8 @@ import type {
   HostsResponse,
   PauseRequest,
   PauseResponse,
+  RolloutSkipRequest,
+  RolloutSkipResponse,
   QuarantineClearRequest,
   QuarantineClearResponse,
   QuarantinesResponse,
@@ -42,6 +44,7 @@ import type { PeerIdentity } from './identity.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
+import { releaseHost } from '../reconciler/apply.ts';
 import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { SoakRestorer } from './soak-restore.ts';
@@ -83,11 +86,16 @@ export class ControlPlane implements CpService {
       this.mirror.invalidate(); // reload from the store: the rolled-back check-ins were merged already
       this.log.error('grouped check-in commit failed; rolled back', { error: String(e) });
     };
-    this.metrics = new CpMetrics(async () => ({
-      hosts: await this.hostStateCounts(),
-      rollouts: await this.store.rolloutStateCounts(),
-      ready: this.artifacts.fleet() !== null,
-    }));
+    this.metrics = new CpMetrics(async () => {
+      // Issue 14 overlays (a drifted host is also counted in its rollout state; a stalled rollout in Executing).
+      const o = this.mirror.peek();
+      const stalled = Object.values(o?.controls ?? {}).filter((c) => c.stall != null).length;
+      return {
+        hosts: { ...(await this.hostStateCounts()), drifted: Object.keys(o?.drifted ?? {}).length },
+        rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
+        ready: this.artifacts.fleet() !== null,
+      };
+    });
     this.artifacts = new ArtifactManager({
       store: this.store,
       source: deps.source,
@@ -131,6 +139,13 @@ export class ControlPlane implements CpService {
       fleet: () => this.artifacts.fleet()?.fleet ?? null,
       now: this.now,
       reconcileNow: (trigger) => this.reconcileNow(trigger),
+      controls: () => this.mirror.peek(),
+      release: async (rolloutId, host, reason, by) => {
+        const next = releaseHost(await this.mirror.get(), rolloutId, host, reason, by, this.now());
+        if (next === null) return false;
+        this.mirror.replace(next);
+        return true;
+      },
     });
   }
 
@@ -262,6 +277,10 @@ export class ControlPlane implements CpService {
 
   resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
     return this.operator.resume(peer, channel, req);
+  }
+
+  skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
+    return this.operator.skip(peer, rolloutId, req);
   }
 
   quarantines(): Promise<QuarantinesResponse> {

@@ -71,8 +71,11 @@ export type FleetOptions = {
   hosts: HostSpec[];
   /** Channels, policies, edges, budgets of the fleet description; hosts are filled from `hosts`. */
   description: Omit<FleetDescription, 'hosts'>;
-  /** Closure flavours to build for every host: label → variant (default `{v1: 'ok', v2: 'ok'}`). */
-  closures?: Record<ClosureLabel, ToyVariant>;
+  /**
+   * Closure flavours to build for every host: label → variant (default `{v1: 'ok', v2: 'ok'}`), or
+   * `{variant, kernel}` for a closure whose toy kernel differs (issue 14: deferred to the boot).
+   */
+  closures?: Record<ClosureLabel, ToyVariant | { variant: ToyVariant; kernel: string }>;
   /** Overrides of the CP configuration (control-plane/config.ts). */
   cp?: Record<string, unknown>;
   /** Overrides of every agent's configuration (agent/config.ts). */
@@ -269,14 +272,14 @@ export class Fleet {
   }
 
   /** Build (or re-realise: the builds are deterministic) closures for every host. */
-  async buildClosures(specs: { label: ClosureLabel; variant: ToyVariant }[]): Promise<void> {
+  async buildClosures(specs: { label: ClosureLabel; variant: ToyVariant | { variant: ToyVariant; kernel: string } }[]): Promise<void> {
     // Two hosts at a time: this machine has two cores.
     const queue = [...this.hosts];
     const worker = async () => {
       for (let h = queue.shift(); h !== undefined; h = queue.shift()) {
         const built = await buildToys(
           h.dir,
-          specs.map((s) => ({ name: `${h.name}-${s.label}`, variant: s.variant })),
+          specs.map((s) => (typeof s.variant === 'string' ? { name: `${h.name}-${s.label}`, variant: s.variant } : { name: `${h.name}-${s.label}`, ...s.variant })),
           this.nonce,
         );
         for (const s of specs) (h.closures as Record<string, string>)[s.label] = built[`${h.name}-${s.label}`]!;
@@ -321,7 +324,7 @@ export class Fleet {
     const labelOf = (h: string): ClosureLabel => (typeof labels === 'string' ? labels : (labels[h] ?? (() => {
       throw new Error(`release: no closure label for ${h}`);
     })()));
-    const needed = new Map<ClosureLabel, ToyVariant>();
+    const needed = new Map<ClosureLabel, ToyVariant | { variant: ToyVariant; kernel: string }>();
     const variants = this.opts.closures ?? { v1: 'ok', v2: 'ok' };
     for (const h of this.hosts) {
       const l = labelOf(h.name);

@@ -113,6 +113,26 @@ let
           message = if s ? required then "must be a boolean" else "is required";
         })));
 
+  # protocol/windows.ts ChangeWindowInputSchema.
+  clockTime = o: k: path:
+    let s = str o k path false; in
+    if s != [ ] then s else optional (b.match "([01][0-9]|2[0-3]):[0-5][0-9]|24:00" o.${k} == null) { path = fieldPath path k; message = "must be a time HH:MM (00:00–24:00)"; };
+  weekdays = [ "mon" "tue" "wed" "thu" "fri" "sat" "sun" ];
+  changeWindowIssues = w: path:
+    unknownFields w path [ "timeZone" "allow" "freezes" ]
+    ++ str w "timeZone" path true
+    ++ when w "allow" (arrAt w "allow" path ({ i, v }: let rp = "${path}.allow[${toString i}]"; in objOr v rp (r:
+      unknownFields r rp [ "days" "start" "end" ]
+      ++ arrAt r "days" rp ({ i, v }: optional (!(b.isString v) || !(b.elem v weekdays)) {
+        path = "${rp}.days[${toString i}]"; message = "must be one of ${b.concatStringsSep ", " weekdays}"; })
+      ++ clockTime r "start" rp
+      ++ clockTime r "end" rp)))
+    ++ when w "freezes" (arrAt w "freezes" path ({ i, v }: let fp = "${path}.freezes[${toString i}]"; in objOr v fp (f:
+      unknownFields f fp [ "from" "until" "reason" ]
+      ++ timestamp f "from" fp
+      ++ timestamp f "until" fp
+      ++ str f "reason" fp false)));
+
   descIssues = u:
     if !(isObj u) then issue "$" "must be an object"
     else
@@ -126,7 +146,7 @@ let
         ++ nullableStr v "closureHash" p
         ++ bool v "leaving" p))
       ++ recordAt u "channels" "$" (v: p: objOr v p (v:
-        unknownFields v p [ "rolloutPolicy" "freshnessWindow" "signingIntervalMinutes" "reconcileIntervalMinutes" "compliance" ]
+        unknownFields v p [ "rolloutPolicy" "freshnessWindow" "signingIntervalMinutes" "reconcileIntervalMinutes" "compliance" "rebootPolicy" "onDrift" "progressDeadlineMinutes" "changeWindow" ]
         ++ str v "rolloutPolicy" p true
         ++ when v "freshnessWindow" (int v "freshnessWindow" p 1 null)
         ++ when v "signingIntervalMinutes" (int v "signingIntervalMinutes" p 1 null)
@@ -134,7 +154,12 @@ let
         ++ when v "compliance" (objAt v "compliance" p (co:
           unknownFields co "${p}.compliance" [ "frameworks" "mode" ]
           ++ when co "frameworks" (strArray co "frameworks" "${p}.compliance")
-          ++ when co "mode" (oneOf co "mode" "${p}.compliance" complianceModes)))))
+          ++ when co "mode" (oneOf co "mode" "${p}.compliance" complianceModes)))
+        # protocol/windows.ts channelControlInputProps (issue 14)
+        ++ when v "rebootPolicy" (oneOf v "rebootPolicy" p [ "manual" "automatic" ])
+        ++ when v "onDrift" (oneOf v "onDrift" p [ "report" "redeploy" ])
+        ++ when v "progressDeadlineMinutes" (int v "progressDeadlineMinutes" p 1 null)
+        ++ when v "changeWindow" (objAt v "changeWindow" p (w: changeWindowIssues w "${p}.changeWindow"))))
       ++ recordAt u "rolloutPolicies" "$" (v: p: objOr v p (v:
         unknownFields v p [ "strategy" "waves" "healthGate" "onHealthFailure" ]
         ++ arrAt v "waves" p ({ i, v }:
@@ -279,6 +304,17 @@ let
     compliance = {
       frameworks = (c.compliance or { }).frameworks or [ ];
       mode = (c.compliance or { }).mode or "disabled";
+    };
+  }
+  # Issue 14 controls: copied when set, omitted when absent (resolve.ts).
+  // optionalAttrs (c ? rebootPolicy) { inherit (c) rebootPolicy; }
+  // optionalAttrs (c ? onDrift) { inherit (c) onDrift; }
+  // optionalAttrs (c ? progressDeadlineMinutes) { inherit (c) progressDeadlineMinutes; }
+  // optionalAttrs (c ? changeWindow) {
+    changeWindow = {
+      inherit (c.changeWindow) timeZone;
+      allow = map (r: { inherit (r) days start end; }) (c.changeWindow.allow or [ ]);
+      freezes = map (f: { inherit (f) from until reason; }) (c.changeWindow.freezes or [ ]);
     };
   }) merged.channels;
 

@@ -114,6 +114,32 @@ function descriptionOver(hosts: string[], channels: string[], policies: string[]
         },
         { requiredKeys: [] },
       ),
+      // Issue 14 controls (protocol/windows.ts), with a sprinkling of shape errors.
+      rebootPolicy: mostly(fc.constantFrom('manual', 'automatic'), fc.constant('sometimes')),
+      onDrift: mostly(fc.constantFrom('report', 'redeploy'), fc.constant('ignore')),
+      progressDeadlineMinutes: mostly(fc.integer({ min: 1, max: 120 }), fc.constant(0)),
+      changeWindow: fc.record(
+        {
+          timeZone: mostly(fc.constantFrom('UTC', 'Europe/Paris', 'America/New_York'), fc.constant('')),
+          allow: fc.array(
+            fc.record({
+              days: fc.subarray(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']).chain((d) => mostly(fc.constant(d), fc.constant([...d, 'someday']))),
+              start: mostly(fc.constantFrom('00:00', '08:30', '22:00'), fc.constantFrom('8:00', '25:00')),
+              end: mostly(fc.constantFrom('06:00', '17:45', '24:00'), fc.constant('24:01')),
+            }),
+            { maxLength: 2 },
+          ),
+          freezes: fc.array(
+            fc.record({
+              from: mostly(fc.constant('2026-12-20T00:00:00Z'), fc.constant('christmas')),
+              until: fc.constant('2027-01-04T00:00:00+01:00'),
+              reason: fc.constantFrom('', 'year-end freeze'),
+            }),
+            { maxLength: 1 },
+          ),
+        },
+        { requiredKeys: ['timeZone'] },
+      ),
     },
     { requiredKeys: ['rolloutPolicy'] },
   );

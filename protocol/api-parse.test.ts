@@ -127,6 +127,7 @@ function stubService(over: Partial<CpService> = {}): CpService {
     audit: fail,
     pause: fail,
     resume: fail,
+    skip: fail,
     quarantines: fail,
     clearQuarantines: fail,
     metricsText: async () => ({ contentType: 'text/plain', body: '' }),

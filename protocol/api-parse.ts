@@ -31,6 +31,9 @@ import {
   ConfirmRequestSchema,
   ErrorBodySchema,
   PauseRequestSchema,
+  RolloutSkipRequestSchema,
+  RolloutSkipResponseSchema,
+  type RolloutSkipRequest,
   QuarantineClearRequestSchema,
   ReportRequestSchema,
   type CheckinRequest,
@@ -73,6 +76,8 @@ export const parseConfirmRequest: (u: unknown) => Result<ConfirmRequest, Validat
 export const parseReportRequest: (u: unknown) => Result<ReportRequest, ValidationError> = requestParser(ReportRequestSchema);
 export const parseQuarantineClearRequest: (u: unknown) => Result<QuarantineClearRequest, ValidationError> = requestParser(QuarantineClearRequestSchema);
 
+export const parseRolloutSkipRequest: (u: unknown) => Result<RolloutSkipRequest, ValidationError> = requestParser(RolloutSkipRequestSchema);
+
 const pauseRequest = requestParser(PauseRequestSchema);
 /** Pause / resume: the body may be absent. */
 export function parsePauseRequest(u: unknown): Result<PauseRequest, ValidationError> {
@@ -107,6 +112,7 @@ export const parseRolloutDetail = responseParser(RolloutDetailSchema, 'rollout a
 export const parseTraceResponse = responseParser(TraceResponseSchema, 'trace answer');
 export const parseAuditResponse = responseParser(AuditResponseSchema, 'audit answer');
 export const parsePauseResponse = responseParser(PauseResponseSchema, 'pause answer');
+export const parseRolloutSkipResponse = responseParser(RolloutSkipResponseSchema, 'rollout skip answer');
 export const parseQuarantinesResponse = responseParser(QuarantinesResponseSchema, 'quarantines answer');
 export const parseQuarantineClearResponse = responseParser(QuarantineClearResponseSchema, 'quarantine clear answer');
 export const parseReportResponse = responseParser(ReportResponseSchema, 'report answer');

@@ -36,6 +36,7 @@ export const ROUTES = {
   rollouts: '/v1/rollouts',
   rollout: '/v1/rollouts/:id',
   rolloutTrace: '/v1/rollouts/:id/trace',
+  rolloutSkip: '/v1/rollouts/:id/skip',
   audit: '/v1/audit',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
@@ -309,6 +310,10 @@ export const HostViewSchema = Type.Object({
   lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String() })),
   rollout: Nullable(Type.Object({ rolloutId: Type.String(), state: HostStateSchema, since: Type.String(), wave: Type.Integer() })),
   dispatch: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), confirmDeadline: Type.String() })),
+  /** Issue 14 (absent = none): runs something other than what its converged rollout gave it. */
+  drift: Type.Optional(Type.Object({ expected: Type.String(), actual: Type.String(), since: Type.String(), rolloutId: Type.String() })),
+  /** Issue 14 (absent = none): a signed pin in force; `until` null = no expiry. */
+  pin: Type.Optional(Type.Object({ commit: Type.String(), reason: Type.String(), until: Nullable(Type.String()) })),
 });
 export type HostView = Static<typeof HostViewSchema>;
 export const HostsResponseSchema = Type.Object({ hosts: Type.Array(HostViewSchema) });
@@ -332,6 +337,10 @@ const RolloutSummaryFields = {
   updatedAt: Type.String(),
   reason: Nullable(Type.String()),
   hostCounts: Type.Unsafe<Partial<Record<HostState, number>>>(Type.Object(Object.fromEntries(HOST_ROLLOUT_STATES.map((k) => [k, Type.Optional(Type.Integer())])))),
+  /** Issue 14 (absent = not stalled): no progress past the channel's progress deadline; the blocking hosts and their gate. */
+  stall: Type.Optional(Type.Object({ since: Type.String(), gate: Type.String(), hosts: Type.Array(Type.String()), reason: Type.String() })),
+  /** Issue 14 (absent = not held): why the channel's change window holds it. */
+  windowHold: Type.Optional(Type.String()),
 };
 export const RolloutSummarySchema = Type.Object(RolloutSummaryFields);
 export type RolloutSummary = Static<typeof RolloutSummarySchema>;
@@ -394,6 +403,16 @@ export const AuditEntrySchema = Type.Object({
 export type AuditEntry = Static<typeof AuditEntrySchema>;
 export const AuditResponseSchema = Type.Object({ entries: Type.Array(AuditEntrySchema), nextAfter: Nullable(Type.Integer()) });
 export type AuditResponse = Static<typeof AuditResponseSchema>;
+
+/**
+ * `POST /v1/rollouts/:id/skip` (issue 14, `nixfleet rollout skip ROLLOUT HOST --reason …`): release
+ * a host from ordering (host edges, wave order) for this rollout; audited. It still gets its
+ * target when online. → {@link RolloutSkipResponse}.
+ */
+export const RolloutSkipRequestSchema = Type.Object({ host: Text(253), reason: Text(1024) });
+export type RolloutSkipRequest = Static<typeof RolloutSkipRequestSchema>;
+export const RolloutSkipResponseSchema = Type.Object({ rolloutId: Type.String(), host: Type.String(), released: Type.Boolean(), by: Type.String(), reason: Type.String() });
+export type RolloutSkipResponse = Static<typeof RolloutSkipResponseSchema>;
 
 /** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
 export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });

@@ -17,6 +17,7 @@ import { COMPLIANCE_MODES, HealthGateSchema, ON_HEALTH_FAILURE, STRATEGIES } fro
 import type { Result } from './result.ts';
 import { SelectorInputSchema } from './selector.ts';
 import { Enum, Nullable, Timestamp } from './vocab.ts';
+import { channelControlInputProps } from './windows.ts';
 
 /** Frameworks a channel may name; anything else is refused by `resolve` (SPEC §3.1). */
 export const KNOWN_FRAMEWORKS: readonly string[] = ['anssi-bp028', 'bsi-grundschutz', 'cis', 'dora', 'hipaa', 'iso27001', 'nis2', 'pci-dss', 'soc2'];
@@ -47,6 +48,8 @@ export const ChannelInputSchema = Strict({
   signingIntervalMinutes: Type.Optional(Count(1)),
   reconcileIntervalMinutes: Type.Optional(Count(1)),
   compliance: Type.Optional(Strict({ frameworks: Type.Optional(Type.Array(Type.String())), mode: Type.Optional(Enum(COMPLIANCE_MODES)) })),
+  /** Issue 14 (protocol/windows.ts): copied when set, omitted when absent; changeWindow.allow / freezes default []. */
+  ...channelControlInputProps,
 });
 export type ChannelInput = Static<typeof ChannelInputSchema>;
 

@@ -19,6 +19,7 @@ import type { Result } from './result.ts';
 import { SelectorSchema } from './selector.ts';
 import { fieldPath } from './validate.ts';
 import { Enum, Nullable, Timestamp } from './vocab.ts';
+import { channelControlProps, isTimeZone } from './windows.ts';
 
 const COMPLIANCE_MODE_NAMES = ['disabled', 'permissive', 'enforce'] as const;
 export type ComplianceMode = (typeof COMPLIANCE_MODE_NAMES)[number];
@@ -35,13 +36,18 @@ export const ON_HEALTH_FAILURE: readonly OnHealthFailure[] = ON_HEALTH_FAILURE_N
 export const ComplianceSchema = Type.Object({ frameworks: Type.Array(Type.String()), mode: Enum(COMPLIANCE_MODES) });
 export type Compliance = Static<typeof ComplianceSchema>;
 
-/** `freshnessWindow` in minutes. Invariant (checked by the parser): freshnessWindow ≥ 2 × signingIntervalMinutes. */
+/**
+ * `freshnessWindow` in minutes. Invariant (checked by the parser): freshnessWindow ≥ 2 × signingIntervalMinutes.
+ * Our additions (optional, omitted when absent; protocol/windows.ts): `rebootPolicy`, `onDrift`,
+ * `progressDeadlineMinutes`, `changeWindow`.
+ */
 export const ChannelSchema = Type.Object({
   rolloutPolicy: NonEmpty(),
   freshnessWindow: Count(1),
   signingIntervalMinutes: Count(1),
   reconcileIntervalMinutes: Count(1),
   compliance: ComplianceSchema,
+  ...channelControlProps,
 });
 export type Channel = Static<typeof ChannelSchema>;
 
@@ -62,7 +68,8 @@ export const RolloutPolicySchema = Type.Object({
 });
 export type RolloutPolicy = Static<typeof RolloutPolicySchema>;
 
-export const PinSchema = Type.Object({ commit: NonEmpty(), reason: Type.String(), expiresAt: Type.Optional(Timestamp()) });
+/** A pin: the host stays on what it runs until `expiresAt` (absent or null — NixFleet v1 writes null — = no expiry). */
+export const PinSchema = Type.Object({ commit: NonEmpty(), reason: Type.String(), expiresAt: Type.Optional(Nullable(Timestamp())) });
 export type Pin = Static<typeof PinSchema>;
 
 /**
@@ -148,6 +155,8 @@ function fleetRules(u: unknown, add: (path: string, message: string) => void): v
     }
     const pol = c['rolloutPolicy'];
     if (typeof pol === 'string' && pol !== '' && !own(policies, pol)) add(`${p}.rolloutPolicy`, `unknown rollout policy ${JSON.stringify(pol)}`);
+    const tz = asObject(c['changeWindow'])?.['timeZone'];
+    if (typeof tz === 'string' && tz !== '' && !isTimeZone(tz)) add(`${p}.changeWindow.timeZone`, `unknown time zone ${JSON.stringify(tz)}`);
   }
   for (const [name, h] of Object.entries(hosts)) {
     const ch = asObject(h)?.['channel'];

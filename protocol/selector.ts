@@ -28,7 +28,8 @@ export const SelectorSchema = Type.Recursive(
       tagsAny: Type.Array(Type.String(), { default: [] }),
       channel: Nullable(Type.String(), { default: null }),
       and: Type.Optional(Type.Array(This)),
-      not: Type.Optional(This),
+      // NixFleet v1's mkFleet writes `not: null` (and `and: []`): both read as unset.
+      not: Type.Optional(Nullable(This)),
     }),
   { $id: 'Selector' },
 );
@@ -62,6 +63,9 @@ export function matchesSelector(sel: Selector | SelectorInput, name: string, hos
   const tagsAny = sel.tagsAny ?? [];
   const hostsList = sel.hosts ?? [];
   const channel = sel.channel ?? null;
+  // `and: []` and `not: null` (NixFleet v1's mkFleet writes them) are unset rules.
+  const and = sel.and ?? [];
+  const not = sel.not ?? null;
   const anyBase = sel.all === true || hostsList.length > 0 || tags.length > 0 || tagsAny.length > 0 || channel !== null;
   let base: boolean;
   if (anyBase) {
@@ -71,9 +75,9 @@ export function matchesSelector(sel: Selector | SelectorInput, name: string, hos
       (channel !== null && host.channel === channel) ||
       (tags.length > 0 && tags.every((t) => host.tags.includes(t))) ||
       tagsAny.some((t) => host.tags.includes(t));
-  } else base = sel.and !== undefined || sel.not !== undefined;
+  } else base = and.length > 0 || not !== null;
   if (!base) return false;
-  if (sel.and !== undefined && !sel.and.every((s) => matchesSelector(s, name, host))) return false;
-  if (sel.not !== undefined && matchesSelector(sel.not, name, host)) return false;
+  if (!and.every((s) => matchesSelector(s, name, host))) return false;
+  if (not !== null && matchesSelector(not, name, host)) return false;
   return true;
 }

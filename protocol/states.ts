@@ -6,13 +6,16 @@
 /**
  * Host state inside one rollout (SPEC §4):
  * `Queued → Dispatched → Activating → ConfirmWindow → Healthy → Soaked → Converged`,
- * side exits `Failed` and `Reverted`.
+ * side exits `Failed` and `Reverted`. `PendingReboot` (SPEC §10, issue 14): the agent activated the
+ * closure for the next boot (switch-inhibitor); it holds its budget slot and runs no confirm
+ * deadline until the boot, then confirms (→ Healthy) or boots back into the old system (→ Reverted).
  */
 export type HostRolloutState =
   | 'Queued'
   | 'Dispatched'
   | 'Activating'
   | 'ConfirmWindow'
+  | 'PendingReboot'
   | 'Healthy'
   | 'Soaked'
   | 'Converged'
@@ -24,6 +27,7 @@ export const HOST_ROLLOUT_STATES: readonly HostRolloutState[] = [
   'Dispatched',
   'Activating',
   'ConfirmWindow',
+  'PendingReboot',
   'Healthy',
   'Soaked',
   'Converged',
@@ -32,7 +36,7 @@ export const HOST_ROLLOUT_STATES: readonly HostRolloutState[] = [
 ];
 
 /** States that use a disruption-budget slot (SPEC §4). */
-export const IN_FLIGHT_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow', 'Healthy'];
+export const IN_FLIGHT_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow', 'PendingReboot', 'Healthy'];
 /** States that count as done for wave order and host edges (SPEC §4). */
 export const DONE_STATES: readonly HostRolloutState[] = ['Soaked', 'Converged'];
 

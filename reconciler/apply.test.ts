@@ -15,9 +15,11 @@ const events = suite('host events');
 const table: [HostEvent, HostRolloutState[], HostRolloutState][] = [
   [{ kind: 'activating' }, ['Dispatched'], 'Activating'],
   [{ kind: 'switched' }, ['Dispatched', 'Activating'], 'ConfirmWindow'],
-  [{ kind: 'confirmed' }, ['Dispatched', 'Activating', 'ConfirmWindow'], 'Healthy'],
-  [{ kind: 'failed', reason: 'x' }, ['Dispatched', 'Activating', 'ConfirmWindow', 'Healthy'], 'Failed'],
-  [{ kind: 'rolled-back', reason: 'x' }, ['Dispatched', 'Activating', 'ConfirmWindow', 'Healthy', 'Failed'], 'Reverted'],
+  [{ kind: 'deferred' }, ['Dispatched', 'Activating', 'ConfirmWindow'], 'PendingReboot'],
+  // PendingReboot (issue 14): confirmed after the boot; no deadline-expired (no confirm deadline until the boot).
+  [{ kind: 'confirmed' }, ['Dispatched', 'Activating', 'ConfirmWindow', 'PendingReboot'], 'Healthy'],
+  [{ kind: 'failed', reason: 'x' }, ['Dispatched', 'Activating', 'ConfirmWindow', 'PendingReboot', 'Healthy'], 'Failed'],
+  [{ kind: 'rolled-back', reason: 'x' }, ['Dispatched', 'Activating', 'ConfirmWindow', 'PendingReboot', 'Healthy', 'Failed'], 'Reverted'],
   [{ kind: 'deadline-expired' }, ['Dispatched', 'Activating', 'ConfirmWindow'], 'Reverted'],
 ];
 

@@ -16,6 +16,7 @@ import type {
   HostRolloutState,
   Observed,
   Rollout,
+  RolloutControls,
   RolloutHost,
   RolloutState,
   Transition,
@@ -245,6 +246,60 @@ function applyOne(d: Draft, a: Action): void {
       d.setRollout(r, r.startedAtMs === null ? 'Pending' : 'Executing', a.reason);
       return;
     }
+    default:
+      applyControl(d, a);
+  }
+}
+
+const controlsOf = (o: Observed, id: string): RolloutControls => (o.controls !== undefined && hasOwn(o.controls, id) ? o.controls[id]! : {});
+
+function setControls(d: Draft, id: string, patch: RolloutControls): void {
+  d.out.controls = { ...(d.out.controls ?? {}), [id]: { ...controlsOf(d.out, id), ...patch } };
+}
+
+/** The issue-14 actions (controls.ts): stalls, drift, change-window holds. None is progress for the stall clock. */
+function applyControl(d: Draft, a: Action): void {
+  switch (a.kind) {
+    case 'rollout_stalled': {
+      const r = must(d, a.rolloutId);
+      const prev = controlsOf(d.out, a.rolloutId).stall ?? null;
+      setControls(d, a.rolloutId, { stall: { sinceMs: prev?.sinceMs ?? d.nowMs, gate: a.gate, hosts: [...a.hosts], reason: a.reason } });
+      d.record(r, null, r.state, r.state, r.currentWave, `stalled: ${a.reason}`);
+      return;
+    }
+    case 'rollout_unstalled': {
+      const r = must(d, a.rolloutId);
+      setControls(d, a.rolloutId, { stall: null });
+      d.record(r, null, r.state, r.state, r.currentWave, `no longer stalled: ${a.reason}`);
+      return;
+    }
+    case 'window_hold': {
+      const r = must(d, a.rolloutId);
+      setControls(d, a.rolloutId, { windowHold: a.held ? a.reason : null });
+      d.record(r, null, r.state, r.state, r.currentWave, a.held ? `held: ${a.reason}` : a.reason);
+      return;
+    }
+    case 'host_drifted': {
+      d.out.drifted = { ...(d.out.drifted ?? {}) };
+      const prev = d.out.drifted[a.host];
+      d.out.drifted[a.host] = { sinceMs: prev?.sinceMs ?? d.nowMs, channel: a.channel, rolloutId: a.rolloutId, expected: a.expected, actual: a.actual };
+      return;
+    }
+    case 'drift_cleared': {
+      if (d.out.drifted === undefined || !hasOwn(d.out.drifted, a.host)) return;
+      d.out.drifted = { ...d.out.drifted };
+      delete d.out.drifted[a.host];
+      return;
+    }
+    case 'redeploy_host': {
+      const r = must(d, a.rolloutId);
+      const s = r.hosts[a.host]?.state;
+      if (s !== 'Soaked' && s !== 'Converged') return;
+      d.setHost(r, a.host, 'Queued', a.reason, { skip: null });
+      return;
+    }
+    default:
+      return;
   }
 }
 
@@ -271,16 +326,21 @@ export function hostTransition(from: HostRolloutState, event: HostEvent): { to: 
       return from === 'Dispatched' ? { to: 'Activating', reason: 'agent fetched the target and is activating' } : null;
     case 'switched':
       return from === 'Dispatched' || from === 'Activating' ? { to: 'ConfirmWindow', reason: 'switched; waiting for the confirm' } : null;
+    case 'deferred':
+      return from === 'Dispatched' || from === 'Activating' || from === 'ConfirmWindow'
+        ? { to: 'PendingReboot', reason: 'activated for the next boot (switch-inhibitor): waiting for a reboot, no confirm deadline until then' }
+        : null;
     case 'confirmed':
+      if (from === 'PendingReboot') return { to: 'Healthy', reason: 'booted into the target and confirmed; soak starts' };
       return from === 'Dispatched' || from === 'Activating' || from === 'ConfirmWindow'
         ? { to: 'Healthy', reason: 'agent confirmed within the deadline; soak starts' }
         : null;
     case 'failed':
-      return from === 'Dispatched' || from === 'Activating' || from === 'ConfirmWindow' || from === 'Healthy'
+      return from === 'Dispatched' || from === 'Activating' || from === 'ConfirmWindow' || from === 'PendingReboot' || from === 'Healthy'
         ? { to: 'Failed', reason: `agent reported failure: ${event.reason}` }
         : null;
     case 'rolled-back':
-      return from === 'Dispatched' || from === 'Activating' || from === 'ConfirmWindow' || from === 'Healthy' || from === 'Failed'
+      return from === 'Dispatched' || from === 'Activating' || from === 'ConfirmWindow' || from === 'PendingReboot' || from === 'Healthy' || from === 'Failed'
         ? { to: 'Reverted', reason: `agent rolled back: ${event.reason}` }
         : null;
     case 'deadline-expired':
@@ -366,6 +426,24 @@ export function resumeChannel(observed: Observed, channel: string): Observed {
   const pausedChannels = { ...observed.pausedChannels };
   delete pausedChannels[channel];
   return { ...observed, pausedChannels };
+}
+
+/**
+ * Operator (`nixfleet rollout skip ROLLOUT HOST --reason`): releases a host from ordering (host
+ * edges, wave order) for this rollout; it still gets its target when it is online. Pure; null
+ * when the rollout or the host is unknown.
+ */
+export function releaseHost(observed: Observed, rolloutId: string, host: string, reason: string, by: string | null, nowMs: number): Observed | null {
+  const r = hasOwn(observed.rollouts, rolloutId) ? observed.rollouts[rolloutId]! : undefined;
+  if (r === undefined || !hasOwn(r.hosts, host)) return null;
+  const rh = r.hosts[host]!;
+  const next: Rollout = {
+    ...r,
+    history: [...r.history, { atMs: nowMs, host, from: rh.state, to: rh.state, wave: rh.wave, reason: `released from ordering by ${by ?? 'the operator'}: ${reason}` }],
+  };
+  const c = controlsOf(observed, rolloutId);
+  const controls = { ...(observed.controls ?? {}), [rolloutId]: { ...c, released: { ...(c.released ?? {}), [host]: { atMs: nowMs, reason, by } } } };
+  return { ...observed, rollouts: { ...observed.rollouts, [rolloutId]: next }, controls };
 }
 
 /** Operator: clear quarantines (all channels when `channel` is absent; one closure when given). */

@@ -26,6 +26,7 @@ export function dispatchEligible(t: Tick, plan: Plan, out: Action[]): void {
     const block = firstBlock(t, plan, i);
     if (block !== null) {
       switch (block.gate) {
+        case 'pin':
         case 'quarantine':
         case 'online':
         case 'compliance':

@@ -10,6 +10,8 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { matchesSelector } from '../protocol/schema.ts';
+import { parseTimestamp } from '../protocol/vocab.ts';
+import { CHANNEL_CONTROL_DEFAULTS, type ChangeWindow, type OnDrift } from '../protocol/windows.ts';
 import type { DisruptionBudget, FleetResolved, Host, OnHealthFailure, Selector, ComplianceMode } from '../protocol/schema.ts';
 
 export type BudgetIndex = {
@@ -50,6 +52,14 @@ export type ChannelIndex = {
   gatesAt: (number[] | undefined)[];
   /** Aligned with `gatesAt`: the reason of the first fleet edge for each of those pairs. */
   edgeReasonsAt: ((string | null)[] | undefined)[];
+  // Issue 14 controls (protocol/windows.ts; defaults when the channel does not set them).
+  changeWindow: ChangeWindow | undefined;
+  onDrift: OnDrift;
+  progressDeadlineMs: number;
+  /** Aligned with `members`: the pin's expiry (ms; Infinity = no expiry), undefined = not pinned. */
+  pinUntilAt: (number | undefined)[];
+  /** Aligned with `members`: the pin's `commit (reason)`, for readable reasons. */
+  pinLabelAt: (string | undefined)[];
 };
 
 export type FleetIndex = {
@@ -128,6 +138,14 @@ function channelOrder(names: string[], fleet: FleetResolved): string[] {
   return order;
 }
 
+/** A pin's expiry in ms (Infinity: none), undefined when the host has no pin. An unreadable expiry counts as none (the parser refuses it). */
+function pinUntil(host: Host): number | undefined {
+  const p = host.pin;
+  if (p === undefined) return undefined;
+  if (p.expiresAt === undefined || p.expiresAt === null) return Infinity;
+  return parseTimestamp(p.expiresAt) ?? Infinity;
+}
+
 function build(fleet: FleetResolved): FleetIndex {
   const hostNames = Object.keys(fleet.hosts).sort(byCodeUnits);
   const channelNames = Object.keys(fleet.channels).sort(byCodeUnits);
@@ -199,6 +217,14 @@ function build(fleet: FleetResolved): FleetIndex {
       complianceMode: ch.compliance.mode,
       gatedBy,
       hostEdges,
+      changeWindow: ch.changeWindow,
+      onDrift: ch.onDrift ?? CHANNEL_CONTROL_DEFAULTS.onDrift,
+      progressDeadlineMs: (ch.progressDeadlineMinutes ?? CHANNEL_CONTROL_DEFAULTS.progressDeadlineMinutes) * 60_000,
+      pinUntilAt: members.map((h) => pinUntil(fleet.hosts[h]!)),
+      pinLabelAt: members.map((h) => {
+        const p = fleet.hosts[h]!.pin;
+        return p === undefined ? undefined : `${p.commit}${p.reason !== '' ? ` (${p.reason})` : ''}`;
+      }),
     });
   }
 

@@ -26,10 +26,10 @@ function planOf(fleet: FleetResolved, observed: Observed, channel = 'stable'): {
 
 const g = suite('gates');
 
-g('GATES run in SPEC §4 order (online between wave order and host edges)', () => {
+g('GATES run in SPEC §4 order (online between wave order and host edges; the pin of issue 14 first)', () => {
   assert.equal(
     GATES.map((g) => g.name),
-    ['quarantine', 'channel-edge', 'wave-order', 'online', 'host-edge', 'budget', 'compliance'],
+    ['pin', 'quarantine', 'channel-edge', 'wave-order', 'online', 'host-edge', 'budget', 'compliance'],
   );
 });
 

@@ -14,8 +14,24 @@
  *
  * Pure module: no I/O, no clock, no randomness.
  */
-import { isDone, isOffline, liveness, offlineSkip, type Plan, type Tick } from './tick.ts';
+import { isDone, isOffline, isPinned, isReleased, isStandingAside, liveness, offlineSkip, type Plan, type Tick } from './tick.ts';
 import type { GateBlock, GateName } from './types.ts';
+
+/**
+ * 0. Pin (issue 14): a host whose signed pin has not expired is never dispatched another closure;
+ * it stays on what it runs (the reconciler holds it rather than `resolve` rewriting its closure:
+ * the CP has no closure for the pinned commit, and holding needs no build). It does not block its
+ * wave or the hosts it gates, and gets the target once the pin lapses.
+ */
+export function pinGate(t: Tick, plan: Plan, i: number): GateBlock | null {
+  if (!isPinned(t, plan, i)) return null;
+  const until = plan.ch.pinUntilAt[i]!;
+  return {
+    gate: 'pin',
+    code: 'pinned',
+    reason: `pinned to ${plan.ch.pinLabelAt[i]}${until === Infinity ? '' : ` until ${new Date(until).toISOString()}`}: not dispatched`,
+  };
+}
 
 /** 1. Quarantine: the host's target closure is quarantined on its channel (any wave). */
 export function quarantineGate(_t: Tick, plan: Plan, i: number): GateBlock | null {
@@ -48,6 +64,7 @@ export function channelEdgeGate(t: Tick, plan: Plan, _i?: number): GateBlock | n
 /** 3. Wave order: the host's wave is the current one and every earlier wave is done. */
 export function waveOrderGate(_t: Tick, plan: Plan, i: number): GateBlock | null {
   const w = plan.ch.waveAt[i]!;
+  if (plan.controls?.released !== undefined && isReleased(plan, i)) return null;
   const open = Math.min(plan.currentWave, plan.minIncompleteWave);
   if (w <= open) return null;
   return (plan.waveOrderBlocks[w] ??= {
@@ -65,11 +82,13 @@ export function onlineGate(t: Tick, plan: Plan, i: number): GateBlock | null {
 }
 
 /** 4. Host edges: every gating host (same channel) is Soaked/Converged. */
-export function hostEdgeGate(_t: Tick, plan: Plan, i: number): GateBlock | null {
+export function hostEdgeGate(t: Tick, plan: Plan, i: number): GateBlock | null {
   const ch = plan.ch;
   const gates = ch.gatesAt[i];
   if (gates === undefined) return null;
-  const k = gates.findIndex((x) => !isDone(plan.states[x]!));
+  if (isReleased(plan, i)) return null;
+  // A pinned or released gating host stands aside: it holds nobody back (issue 14).
+  const k = gates.findIndex((x) => !isDone(plan.states[x]!) && !isStandingAside(t, plan, x));
   if (k < 0) return null;
   const g = gates[k]!;
   const h = ch.members[i]!;
@@ -109,6 +128,7 @@ export type Gate = (t: Tick, plan: Plan, i: number) => GateBlock | null;
 
 /** The gates in SPEC §4 order; the first block wins. */
 export const GATES: ReadonlyArray<{ readonly name: GateName; readonly check: Gate }> = [
+  { name: 'pin', check: pinGate },
   { name: 'quarantine', check: quarantineGate },
   { name: 'channel-edge', check: channelEdgeGate },
   { name: 'wave-order', check: waveOrderGate },
@@ -121,6 +141,7 @@ export const GATES: ReadonlyArray<{ readonly name: GateName; readonly check: Gat
 /** The first gate that holds host i back, or null when every gate passes (GATES, written out so each call is direct). */
 export function firstBlock(t: Tick, plan: Plan, i: number): GateBlock | null {
   return (
+    pinGate(t, plan, i) ??
     quarantineGate(t, plan, i) ??
     channelEdgeGate(t, plan, i) ??
     waveOrderGate(t, plan, i) ??

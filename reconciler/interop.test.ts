@@ -153,6 +153,8 @@ function norm(a: Action): Norm | null {
     case 'supersede_rollout':
       return { kind: a.kind, rollout: a.rolloutId, channel: a.channel };
     case 'wave_blocked':
+    case 'rollout_stalled': // issue 14: the reference has no stall detection (the fixtures' clocks run long past their last transition)
+    case 'rollout_unstalled':
       return null; // informational; the reference has no equivalent
     default:
       return { kind: a.kind };
@@ -213,7 +215,8 @@ s('difference (SPEC §4 soak): with no probe observation, a Healthy host whose s
   const { fleet, observed } = load('host-healthy_soak_elapsed');
   const h1 = observed.hosts['h1']!;
   const noProbes: Observed = { ...observed, hosts: { h1: { ...h1, probes: { observed: false, passing: false } } } };
-  assert.equal(reconcile(fleet, noProbes, NOW), []);
+  // (The fixture's clock is an hour past the confirm: issue 14 reports that as a stall, which the reference has no notion of.)
+  assert.equal(reconcile(fleet, noProbes, NOW).filter((a) => a.kind !== 'rollout_stalled'), []);
 });
 
 s('difference (SPEC §4 offline): past the 30 min grace an offline host is skipped-offline and no longer blocks its wave (the reference blocks forever)', () => {

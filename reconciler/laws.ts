@@ -9,12 +9,13 @@
  * Pure module: no I/O.
  */
 import type { FleetResolved } from '../protocol/schema.ts';
+import { changeWindowAt } from '../protocol/windows.ts';
 import { computeTargetRef, selectorMatches } from './fleet-index.ts';
 import { reconcile } from './reconcile.ts';
 import type { SimTick } from './simulate.ts';
 import { DEFAULT_RECONCILE_OPTIONS, type HostRolloutState, type Observed, type ReconcileOptions, type Rollout } from './types.ts';
 
-const IN_FLIGHT = new Set<HostRolloutState>(['Dispatched', 'Activating', 'ConfirmWindow', 'Healthy']);
+const IN_FLIGHT = new Set<HostRolloutState>(['Dispatched', 'Activating', 'ConfirmWindow', 'PendingReboot', 'Healthy']);
 const DONE = new Set<HostRolloutState>(['Soaked', 'Converged']);
 
 /** channel → its current target ref, recomputed from the fleet (null when no member). */
@@ -48,6 +49,24 @@ function pastGrace(obs: Observed, r: Rollout, h: string, nowMs: number, o: Recon
   const last = obs.hosts[h]?.lastCheckinMs ?? null;
   const ref = last ?? r.startedAtMs ?? r.openedAtMs;
   return nowMs - ref > o.offlineAfterMs + o.offlineGraceMs;
+}
+
+/** Hosts released from ordering in rollout `id` (Observed.controls). */
+function releasedIn(o: Observed, id: string): Set<string> {
+  return new Set(Object.keys(o.controls?.[id]?.released ?? {}));
+}
+
+/** Issue 14: a Queued host under an unexpired pin, or released by the operator, holds nobody back. */
+function standsAside(fleet: FleetResolved, released: Set<string>, h: string, state: HostRolloutState, nowMs: number): boolean {
+  if (state !== 'Queued') return false;
+  if (released.has(h)) return true;
+  return pinnedAt(fleet, h, nowMs);
+}
+
+function pinnedAt(fleet: FleetResolved, h: string, nowMs: number): boolean {
+  const pin = fleet.hosts[h]?.pin;
+  if (pin === undefined) return false;
+  return pin.expiresAt === undefined || pin.expiresAt === null || nowMs < Date.parse(pin.expiresAt);
 }
 
 /** Law 1: after the actions of any tick, no budget has more hosts in flight than its limit. */
@@ -96,16 +115,18 @@ export function lawDispatches(fleet: FleetResolved, t: SimTick, o: ReconcileOpti
     if (a.channel in after.pausedChannels) out.push(`law 5: dispatch of ${a.host} on paused channel ${a.channel}`);
     if ((after.quarantinedClosures[a.channel] ?? []).includes(a.closure)) out.push(`law 5: dispatch of quarantined closure ${a.closure}`);
     // law 2: every host of an earlier wave is Soaked/Converged (or offline past its grace)
+    const rel = releasedIn(after, r.id);
+    const releasedSelf = rel.has(a.host);
     for (const [g, rg] of Object.entries(r.hosts)) {
-      if (rg.wave >= a.wave || DONE.has(rg.state)) continue;
-      if (pastGrace(after, r, g, t.nowMs, o)) continue;
+      if (rg.wave >= a.wave || DONE.has(rg.state) || releasedSelf) continue;
+      if (pastGrace(after, r, g, t.nowMs, o) || standsAside(fleet, rel, g, rg.state, t.nowMs)) continue;
       out.push(`law 2: ${a.host} (wave ${a.wave}) dispatched while ${g} (wave ${rg.wave}) is ${rg.state} (tick ${t.tick})`);
     }
     // law 3 (hosts): a gated host only after its gating host is Soaked/Converged
     for (const e of fleet.edges) {
       if (e.gated !== a.host) continue;
       const rg = r.hosts[e.gates];
-      if (rg !== undefined && !DONE.has(rg.state)) out.push(`law 3: ${a.host} dispatched before its gating host ${e.gates} (${rg.state})`);
+      if (rg !== undefined && !DONE.has(rg.state) && !releasedSelf && !standsAside(fleet, rel, e.gates, rg.state, t.nowMs)) out.push(`law 3: ${a.host} dispatched before its gating host ${e.gates} (${rg.state})`);
     }
   }
   return out;
@@ -116,4 +137,36 @@ export function lawIdempotent(fleet: FleetResolved, t: SimTick, o: Partial<Recon
   const again = reconcile(fleet, t.after, t.nowMs, o);
   const changing = again.filter((a) => a.kind !== 'wave_blocked');
   return changing.length === 0 ? [] : [`law 7: tick ${t.tick} not a fixpoint: ${changing.map((a) => `${a.kind}${'host' in a ? `:${a.host}` : ''}`).join(', ')}`];
+}
+
+/**
+ * Issue 14 laws for every tick: no rollout starts and no host is dispatched while its channel's
+ * change window is closed; a host under an unexpired pin is never dispatched.
+ */
+export function lawWindowsAndPins(fleet: FleetResolved, t: SimTick): string[] {
+  const out: string[] = [];
+  for (const a of t.actions) {
+    if (a.kind !== 'dispatch_host' && !(a.kind === 'promote_wave' && a.fromWave === null)) continue;
+    const w = changeWindowAt(fleet.channels[a.channel]?.changeWindow, t.nowMs);
+    if (!w.open) out.push(`window: ${a.kind} on channel ${a.channel} at tick ${t.tick} while ${w.reason}`);
+    if (a.kind === 'dispatch_host' && pinnedAt(fleet, a.host, t.nowMs)) out.push(`pin: ${a.host} dispatched ${a.closure} under its pin at tick ${t.tick}`);
+  }
+  return out;
+}
+
+/**
+ * Issue 14: a rollout never sits silently. After any tick, an Executing rollout whose window is
+ * open and that has not moved for its channel's progress deadline is reported stalled.
+ */
+export function lawStallReported(fleet: FleetResolved, t: SimTick): string[] {
+  const out: string[] = [];
+  for (const r of currentRollouts(fleet, t.after)) {
+    if (r.state !== 'Executing') continue;
+    const ch = fleet.channels[r.channel];
+    if (!changeWindowAt(ch?.changeWindow, t.nowMs).open) continue;
+    const deadlineMs = (ch?.progressDeadlineMinutes ?? 30) * 60_000;
+    const last = Math.max(r.startedAtMs ?? r.openedAtMs, ...Object.values(r.hosts).map((h) => h.enteredAtMs));
+    if (t.nowMs - last >= deadlineMs && (t.after.controls?.[r.id]?.stall ?? null) === null) out.push(`stall: ${r.id} idle for ${(t.nowMs - last) / 60_000} min and not reported stalled (tick ${t.tick})`);
+  }
+  return out;
 }

@@ -287,7 +287,9 @@ change('pause: a new target on a paused channel opens paused and does not start'
 change('pause: a converged rollout does not hand a returning straggler its target while paused', () => {
   const fleet = oneChannel([['h1', 'h2']]);
   const r = makeRollout(fleet, 'stable', { atMs: T0 - MIN, state: 'Converged', hosts: { h1: 'Converged' } });
-  const obs = makeObserved({ hosts: online(['h1', 'h2']), rolloutList: [r], pausedChannels: { stable: { sinceMs: T0, reason: 'x' } } });
+  const hosts = online(['h1', 'h2']);
+  hosts['h1'] = { ...hosts['h1']!, currentClosure: fleet.hosts['h1']!.closureHash }; // runs its target: not drifted
+  const obs = makeObserved({ hosts, rolloutList: [r], pausedChannels: { stable: { sinceMs: T0, reason: 'x' } } });
   assert.equal(reconcile(fleet, obs, T0), []);
   assert.equal(dispatched(reconcile(fleet, { ...obs, pausedChannels: {} }, T0)), ['h2']);
 });

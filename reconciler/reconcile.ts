@@ -17,6 +17,7 @@
  * Pure module: no I/O, no clock, no randomness.
  */
 import type { FleetResolved } from '../protocol/schema.ts';
+import { detectDrift, detectStall, progressedThisTick, syncWindowHold } from './controls.ts';
 import { dispatchEligible } from './dispatch.ts';
 import { indexFleet, type FleetIndex } from './fleet-index.ts';
 import { advanceHosts, haltOnFailures, mirrorOperatorPause, noteComplianceFailures, openRollout, promoteWaves, startOrDefer } from './rollout-phases.ts';
@@ -66,8 +67,12 @@ function currentRollouts(t: Tick): { plan: Plan; existing: Rollout | null }[] {
 function decideRollout(t: Tick, plan: Plan, existing: Rollout | null, out: Action[]): void {
   openRollout(plan, existing, out);
   const paused = mirrorOperatorPause(t, plan, out);
-  if (plan.state === 'Pending' && !startOrDefer(t, plan, out)) return;
+  if (plan.state === 'Pending' && !startOrDefer(t, plan, out)) {
+    if (!plan.window.open && plan.state === 'Pending') syncWindowHold(plan, out);
+    return;
+  }
   if (plan.state === 'Superseded') return;
+  const windowOpen = plan.state === 'Halted' || syncWindowHold(plan, out);
   const { failed, failActions, soakActions } = advanceHosts(t, plan);
   out.push(...failActions);
   haltOnFailures(t, plan, failed, out);
@@ -75,7 +80,7 @@ function decideRollout(t: Tick, plan: Plan, existing: Rollout | null, out: Actio
   if (plan.state !== 'Executing' && plan.state !== 'Converged') return;
   promoteWaves(t, plan, out);
   noteComplianceFailures(plan);
-  plan.canDispatch = !paused;
+  plan.canDispatch = !paused && windowOpen;
 }
 
 /**
@@ -102,6 +107,9 @@ export function reconcile(fleet: FleetResolved, observed: Observed, nowMs: numbe
     decideRollout(t, plan, existing, out);
     if (plan.state === 'Executing' || plan.state === 'Converged') started.push(plan);
   }
+  detectDrift(t, started, out);
   for (const plan of started) dispatchEligible(t, plan, out);
+  const progressed = progressedThisTick(out);
+  for (const { plan } of rollouts) detectStall(t, plan, progressed, out);
   return out;
 }

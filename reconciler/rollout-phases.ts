@@ -74,6 +74,8 @@ export function startOrDefer(t: Tick, plan: Plan, out: Action[]): boolean {
     }
     return false;
   }
+  // Issue 14: outside its change window a rollout does not start (syncWindowHold reports why).
+  if (!plan.window.open) return false;
   out.push({
     kind: 'promote_wave',
     rolloutId: id,

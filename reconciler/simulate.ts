@@ -17,8 +17,15 @@ import { reconcile } from './reconcile.ts';
 import type { Action, HostEvent, Observed, ReconcileOptions } from './types.ts';
 
 export type HostBehaviour = {
-  /** What happens when the host activates a target. Default 'ok'. */
-  activation?: 'ok' | 'fail' | 'never-confirm';
+  /**
+   * What happens when the host activates a target. Default 'ok'. 'reboot' (issue 14): the switch
+   * is deferred to the next boot (PendingReboot); the host reboots `rebootAfterMs` later (null:
+   * never, a manual reboot that does not come) and then confirms.
+   */
+  activation?: 'ok' | 'fail' | 'never-confirm' | 'reboot';
+  rebootAfterMs?: number | null;
+  /** Someone switches the host by hand to `hand-<host>` this many ms after the start (drift; issue 14). */
+  driftAtMs?: number | null;
   /** Offline from this many ms after the start of the simulation … */
   offlineFromMs?: number | null;
   /** … until this many ms after the start (null or absent: for good). */
@@ -75,6 +82,9 @@ type Agent = {
   /** The agent's own magic-rollback deadline for a switched but unconfirmed closure. */
   unconfirmedUntilMs: number | null;
   behaviour: HostBehaviour;
+  /** Deferred activation waiting for the boot (issue 14). */
+  pendingBoot: { rolloutId: string; closure: string; bootAtMs: number | null } | null;
+  drifted: boolean;
 };
 
 function spread(name: string, range: number): number {
@@ -105,6 +115,8 @@ export function simulate(fleet: FleetResolved, options: SimOptions = {}): SimRes
     confirmedAtMs: null,
     unconfirmedUntilMs: null,
     behaviour: options.behaviour?.(name) ?? {},
+    pendingBoot: null,
+    drifted: false,
   }));
   const deadlines = new Map<string, { rolloutId: string; atMs: number }>();
   let observed = options.initialObserved ?? emptyObserved();
@@ -141,6 +153,13 @@ export function simulate(fleet: FleetResolved, options: SimOptions = {}): SimRes
           ev.push({ host: a.name, event: { kind: 'failed', rolloutId: act.rolloutId, reason: 'switch-to-configuration failed' } });
           continue;
         }
+        if (mode === 'reboot') {
+          const after = a.behaviour.rebootAfterMs === undefined ? 5 * 60_000 : a.behaviour.rebootAfterMs;
+          a.pendingBoot = { rolloutId: act.rolloutId, closure: act.closure, bootAtMs: after === null ? null : nowMs + after };
+          deadlines.delete(a.name); // no confirm deadline until the boot
+          ev.push({ host: a.name, event: { kind: 'deferred', rolloutId: act.rolloutId } });
+          continue;
+        }
         a.previous = a.current;
         a.current = act.closure;
         ev.push({ host: a.name, event: { kind: 'switched', rolloutId: act.rolloutId } });
@@ -160,6 +179,19 @@ export function simulate(fleet: FleetResolved, options: SimOptions = {}): SimRes
           deadlines.delete(a.name);
           ev.push({ host: a.name, event: { kind: 'confirmed', rolloutId: act.rolloutId } });
         }
+      }
+      if (a.pendingBoot !== null && a.pendingBoot.bootAtMs !== null && a.pendingBoot.bootAtMs <= nowMs && !isOffline(a, nowMs)) {
+        // The reboot: the booted system is the target; a fresh confirm.
+        a.previous = a.current;
+        a.current = a.pendingBoot.closure;
+        a.confirmedAtMs = nowMs;
+        ev.push({ host: a.name, event: { kind: 'confirmed', rolloutId: a.pendingBoot.rolloutId } });
+        a.pendingBoot = null;
+      }
+      const driftAt = a.behaviour.driftAtMs;
+      if (!a.drifted && driftAt !== undefined && driftAt !== null && nowMs - startMs >= driftAt) {
+        a.drifted = true;
+        a.current = `hand-${a.name}`;
       }
       if (a.unconfirmedUntilMs !== null && a.unconfirmedUntilMs <= nowMs) {
         a.unconfirmedUntilMs = null;
@@ -238,7 +270,7 @@ export function isSettled(fleet: FleetResolved, observed: Observed): boolean {
       const rh = r.hosts[h];
       if (rh === undefined) continue;
       const s = rh.state;
-      if (s === 'Dispatched' || s === 'Activating' || s === 'ConfirmWindow' || s === 'Healthy') return false;
+      if (s === 'Dispatched' || s === 'Activating' || s === 'ConfirmWindow' || s === 'PendingReboot' || s === 'Healthy') return false;
       if (s === 'Failed' && rh.rollbackRequested) return false;
     }
   }

@@ -8,10 +8,13 @@
  * Pure module: no I/O, no clock, no randomness.
  */
 import type { FleetResolved } from '../protocol/schema.ts';
+import { changeWindowAt } from '../protocol/windows.ts';
 import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
+import type { RolloutControls } from './types.ts';
 import type { Action, GateBlock, HostObservation, HostRolloutState, Observed, ReconcileOptions, Rollout, RolloutHost, RolloutState, SkipCode } from './types.ts';
 
-export const isInFlight = (s: HostRolloutState): boolean => s === 'Dispatched' || s === 'Activating' || s === 'ConfirmWindow' || s === 'Healthy';
+export const isInFlight = (s: HostRolloutState): boolean =>
+  s === 'Dispatched' || s === 'Activating' || s === 'ConfirmWindow' || s === 'PendingReboot' || s === 'Healthy';
 export const isDone = (s: HostRolloutState): boolean => s === 'Soaked' || s === 'Converged';
 export const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
@@ -39,6 +42,10 @@ export type Plan = {
   canDispatch: boolean;
   /** The wave-order block of each wave, built once per tick (most Queued hosts hit it). */
   waveOrderBlocks: (GateBlock | undefined)[];
+  /** The channel's change window at `nowMs` (issue 14): closed = no new dispatch, in-flight hosts finish. */
+  window: { open: boolean; reason: string };
+  /** The rollout's issue-14 state (`Observed.controls[id]`). */
+  controls: RolloutControls | undefined;
 };
 
 export type Tick = {
@@ -105,6 +112,8 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
     minComplianceFailWave: Infinity,
     canDispatch: false,
     waveOrderBlocks: [],
+    window: changeWindowAt(ch.changeWindow, t.nowMs),
+    controls: t.observed.controls !== undefined && hasOwn(t.observed.controls, id) ? t.observed.controls[id] : undefined,
   };
 }
 
@@ -122,6 +131,23 @@ export function setState(t: Tick, plan: Plan, i: number, to: HostRolloutState): 
 /** Withdraws every pending dispatch of the rollout (pause, halt): Dispatched → Queued. */
 export function cancelDispatches(t: Tick, plan: Plan): void {
   for (let i = 0; i < plan.states.length; i++) if (plan.states[i] === 'Dispatched') setState(t, plan, i, 'Queued');
+}
+
+/** A signed pin holds host i at `nowMs` (issue 14): it lapses by itself at its expiresAt. */
+export function isPinned(t: Tick, plan: Plan, i: number): boolean {
+  const until = plan.ch.pinUntilAt[i];
+  return until !== undefined && t.nowMs < until;
+}
+
+/** The operator released host i from ordering (host edges, wave order) for this rollout (`nixfleet rollout skip`). */
+export function isReleased(plan: Plan, i: number): boolean {
+  const r = plan.controls?.released;
+  return r !== undefined && hasOwn(r, plan.ch.members[i]!);
+}
+
+/** A Queued host that holds nobody back: pinned, or released by the operator. */
+export function isStandingAside(t: Tick, plan: Plan, i: number): boolean {
+  return plan.states[i] === 'Queued' && (isPinned(t, plan, i) || isReleased(plan, i));
 }
 
 export type Liveness = { offline: boolean; pastGrace: boolean; forMs: number; neverSeen: boolean };
@@ -180,6 +206,7 @@ export function lowestIncompleteWave(t: Tick, plan: Plan): { wave: number; skipp
       skippedOffline++;
       continue;
     }
+    if (isStandingAside(t, plan, i)) continue; // pinned or released: does not block its wave
     wave = w;
   }
   return { wave, skippedOffline };

@@ -25,13 +25,14 @@ export type SkipCode =
   | 'offline' // no check-in for offlineAfterMs; still blocks its wave
   | 'skipped-offline' // offline past the grace: no longer blocks its wave, gets the target on return
   | 'host-edge' // a gating host of the same channel is not Soaked/Converged yet
-  | 'compliance'; // enforce mode: open compliance failures in earlier waves
+  | 'compliance' // enforce mode: open compliance failures in earlier waves
+  | 'pinned'; // a signed pin holds the host on what it runs until its expiresAt (issue 14)
 
 /** Why a wave cannot move this tick (aggregated over hosts, one action per rollout and cause). */
-export type WaveBlockCode = 'budget' | 'host-edge-deadlock';
+export type WaveBlockCode = 'budget' | 'host-edge-deadlock' | 'change-window';
 
 /** The gates of SPEC §4, in their order (first block wins); `online` is ours, between wave order and host edges. */
-export type GateName = 'quarantine' | 'channel-edge' | 'wave-order' | 'online' | 'host-edge' | 'budget' | 'compliance';
+export type GateName = 'pin' | 'quarantine' | 'channel-edge' | 'wave-order' | 'online' | 'host-edge' | 'budget' | 'compliance';
 
 /**
  * Why a gate holds a host back this tick, with its readable reason. A block that carries a `code`
@@ -40,6 +41,7 @@ export type GateName = 'quarantine' | 'channel-edge' | 'wave-order' | 'online' |
  * not the host's turn; a deferred rollout reports `rollout_deferred` once).
  */
 export type GateBlock =
+  | { readonly gate: 'pin'; readonly code: 'pinned'; readonly reason: string }
   | { readonly gate: 'quarantine'; readonly code: 'quarantined'; readonly reason: string }
   | { readonly gate: 'channel-edge'; readonly gatedBy: string; readonly reason: string }
   | { readonly gate: 'wave-order'; readonly wave: number; readonly reason: string }
@@ -96,6 +98,35 @@ export type Rollout = {
   history: Transition[];
 };
 
+/**
+ * Issue 14 state of one rollout, kept beside the rollout records (`Observed.controls`) so that the
+ * rollout rows stay as they are: the reported stall, the change-window hold (both debounce their
+ * actions) and the hosts the operator released from ordering.
+ */
+export type RolloutControls = {
+  /** Reported stall (absent / null = not stalled). */
+  stall?: StallInfo | null;
+  /** Why the change window holds the rollout (absent / null = not held). */
+  windowHold?: string | null;
+  /** Hosts the operator released from ordering (host edges, wave order) for this rollout. */
+  released?: Record<string, ReleaseInfo>;
+};
+
+/** A rollout that made no progress past its channel's progress deadline (issue 14). */
+export type StallInfo = {
+  sinceMs: number;
+  /** The gate (or in-flight host state) that holds the first blocking host. */
+  gate: string;
+  /** Hosts that block the current wave, sorted (at most 20). */
+  hosts: string[];
+  reason: string;
+};
+
+export type ReleaseInfo = { atMs: number; reason: string; by: string | null };
+
+/** A host that runs something other than what its channel's converged rollout gave it (issue 14). */
+export type DriftInfo = { sinceMs: number; channel: string; rolloutId: string; expected: string; actual: string };
+
 export type HostProbes = {
   /** At least one probe result has been received since the last activation. */
   observed: boolean;
@@ -134,6 +165,10 @@ export type Observed = {
   lastConverged: Record<string, string>;
   /** channel → the current deferral (debounces `rollout_deferred`). */
   deferrals: Record<string, Deferral>;
+  /** host → drift (issue 14; absent = none). */
+  drifted?: Record<string, DriftInfo>;
+  /** rolloutId → its issue-14 controls (absent = none). */
+  controls?: Record<string, RolloutControls>;
   /** Optional trust-root rotation schedule: when `successorRetireAtMs` has passed, `rotate_trust_root`. */
   trust?: { successorRetireAtMs: number | null };
 };
@@ -195,7 +230,16 @@ export type Action =
   | { kind: 'rotate_trust_root'; reason: string }
   | { kind: 'fail_host'; rolloutId: string; host: string; reason: string }
   | { kind: 'pause_rollout'; rolloutId: string; channel: string; reason: string }
-  | { kind: 'resume_rollout'; rolloutId: string; channel: string; reason: string };
+  | { kind: 'resume_rollout'; rolloutId: string; channel: string; reason: string }
+  // Issue 14 (SPEC §10): stalls, drift, change windows.
+  | { kind: 'rollout_stalled'; rolloutId: string; channel: string; gate: string; hosts: string[]; reason: string }
+  | { kind: 'rollout_unstalled'; rolloutId: string; channel: string; reason: string }
+  | { kind: 'host_drifted'; rolloutId: string; channel: string; host: string; expected: string; actual: string; reason: string }
+  | { kind: 'drift_cleared'; channel: string; host: string; reason: string }
+  /** onDrift = redeploy: the host goes back to Queued in its converged rollout; dispatch then passes the usual gates. */
+  | { kind: 'redeploy_host'; rolloutId: string; channel: string; host: string; closure: string; reason: string }
+  /** The change window closed (`held`) or opened again for this rollout; debounced on `RolloutControls.windowHold`. */
+  | { kind: 'window_hold'; rolloutId: string; channel: string; held: boolean; reason: string };
 
 export type ActionKind = Action['kind'];
 
@@ -216,6 +260,8 @@ export type HostEvent =
     }
   /** The agent fetched the target and started realising / switching. Dispatched → Activating. */
   | { kind: 'activating'; rolloutId?: string }
+  /** The agent activated the closure for the next boot (switch-inhibitor). → PendingReboot (no confirm deadline). */
+  | { kind: 'deferred'; rolloutId?: string }
   /** The switch ran; the confirm clock runs. → ConfirmWindow. */
   | { kind: 'switched'; rolloutId?: string }
   /** The agent confirmed within the deadline. → Healthy (starts the soak clock). */

@@ -6,6 +6,7 @@
  *
  * Pure module: no I/O.
  */
+import { toChangeWindow } from '../protocol/windows.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import {
   CHANNEL_DEFAULTS,
@@ -239,6 +240,11 @@ export function resolveFleet(input: FleetDescription | FleetDescription[]): Resu
       reconcileIntervalMinutes: c.reconcileIntervalMinutes ?? CHANNEL_DEFAULTS.reconcileIntervalMinutes,
       compliance: { frameworks: [...(c.compliance?.frameworks ?? [])], mode: c.compliance?.mode ?? 'disabled' },
     };
+    // Issue 14 controls: copied when set, omitted when absent (a fleet without them resolves byte-identically as before).
+    if (c.rebootPolicy !== undefined) out.rebootPolicy = c.rebootPolicy;
+    if (c.onDrift !== undefined) out.onDrift = c.onDrift;
+    if (c.progressDeadlineMinutes !== undefined) out.progressDeadlineMinutes = c.progressDeadlineMinutes;
+    if (c.changeWindow !== undefined) out.changeWindow = toChangeWindow(c.changeWindow);
     if (out.freshnessWindow < 2 * out.signingIntervalMinutes) {
       return fail('FRESHNESS_WINDOW', `channel ${q(ch)}: freshnessWindow ${out.freshnessWindow} min is less than 2 × signingIntervalMinutes (${out.signingIntervalMinutes} min): hosts would refuse artefacts between two signings`);
     }

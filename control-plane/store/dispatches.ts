@@ -44,6 +44,7 @@ export class DispatchesTable {
   private readonly pendingAll: Database.Statement<[], DispatchRecord>;
   private readonly expired_: Database.Statement<[number], DispatchRecord>;
   private readonly clearRollback_: Database.Statement<[string, string]>;
+  private readonly awaitBoot_: Database.Statement<[string, string]>;
 
   constructor(db: Database.Database) {
     this.get_ = db.prepare('SELECT * FROM dispatches WHERE rollout_id = ? AND hostname = ?');
@@ -65,6 +66,12 @@ export class DispatchesTable {
     this.pendingAll = db.prepare(`SELECT * FROM dispatches WHERE status = 'pending'`);
     this.expired_ = db.prepare(`SELECT * FROM dispatches WHERE status = 'pending' AND deadline_ms IS NOT NULL AND deadline_ms <= ? ORDER BY deadline_ms LIMIT 1000`);
     this.clearRollback_ = db.prepare(`UPDATE dispatches SET rollback_reason = NULL WHERE rollout_id = ? AND hostname = ?`);
+    this.awaitBoot_ = db.prepare(`UPDATE dispatches SET deadline_ms = NULL WHERE rollout_id = ? AND hostname = ? AND status = 'pending'`);
+  }
+
+  /** Issue 14: no confirm deadline while a deferred activation waits for the boot. */
+  awaitBoot(rolloutId: string, hostname: string): void {
+    this.awaitBoot_.run(rolloutId, hostname);
   }
 
   get(rolloutId: string, hostname: string): DispatchRow | null {

@@ -202,6 +202,9 @@ export class SqliteStore implements Store {
         case 'dispatch.finish':
           this.dispatchesT.finish(w.rolloutId, w.hostname, w.status, w.finishedMs, w.rollbackReason, w.onlyIfPending);
           break;
+        case 'dispatch.await-boot':
+          this.dispatchesT.awaitBoot(w.rolloutId, w.hostname);
+          break;
         case 'dispatch.clear-rollback':
           this.dispatchesT.clearRollback(w.rolloutId, w.hostname);
           break;

@@ -96,6 +96,8 @@ export type Write =
   | { kind: 'dispatch.put'; rolloutId: string; hostname: string; channel: string; closure: string; wave: number; createdMs: number }
   /** First hand-over of a target: starts the confirm clock (no-op when already delivered). */
   | { kind: 'dispatch.deliver'; rolloutId: string; hostname: string; deliveredMs: number; deadlineMs: number }
+  /** Issue 14: a deferred activation waits for the boot — drop the pending dispatch's confirm deadline. */
+  | { kind: 'dispatch.await-boot'; rolloutId: string; hostname: string }
   | { kind: 'dispatch.finish'; rolloutId: string; hostname: string; status: DispatchStatus; finishedMs: number; rollbackReason: string | null; onlyIfPending: boolean }
   | { kind: 'dispatch.clear-rollback'; rolloutId: string; hostname: string }
   /** Withdraw the targets of a rollout not yet handed over; audit `auditIfAny` (with `undelivered: n`) when n > 0. */
