@@ -103,6 +103,7 @@ export const DEFAULTS = Object.freeze({
   maxArtifactBytes: 16 * 1024 * 1024,
   retryAfterSecs: 5,
   fetchTimeoutMs: 30_000,
+  leaseSecs: 10,
   logLevel: 'info' as const,
 });
 
@@ -138,6 +139,10 @@ export const ControlPlaneConfigSchema = Strict(
     maxArtifactBytes: Positive('maxArtifactBytes', 'Signed artefact size limit.'),
     retryAfterSecs: Positive('retryAfterSecs', 'Retry-After of 503 answers while not ready.'),
     fetchTimeoutMs: Positive('fetchTimeoutMs', 'Per-fetch timeout for URL and git sources.'),
+    leaseSecs: Positive(
+      'leaseSecs',
+      'Several replicas on PostgreSQL: the leader lease. The leader renews it every leaseSecs/3; when it dies another replica takes over within leaseSecs + leaseSecs/3.',
+    ),
     logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel }),
   },
   { title: 'nixfleet-control-plane configuration' },

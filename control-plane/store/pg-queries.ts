@@ -124,6 +124,24 @@ export async function putRolloutHost(q: Q, rolloutId: string, hostname: string, 
   );
 }
 
+/** Update the row only if it is still `before` (null: insert only if absent); false when it was not. */
+export async function putRolloutHostIf(q: Q, rolloutId: string, hostname: string, h: RolloutHost, before: RolloutHost | null): Promise<boolean> {
+  const skip = h.skip === null ? null : JSON.stringify(h.skip);
+  if (before === null) {
+    const r = await q.query(
+      `INSERT INTO rollout_hosts (rollout_id, hostname, state, entered_at_ms, closure, wave, skip_json, rollback_requested) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING`,
+      [rolloutId, hostname, h.state, h.enteredAtMs, h.closure, h.wave, skip, h.rollbackRequested ? 1 : 0],
+    );
+    return r.rowCount === 1;
+  }
+  const r = await q.query(
+    `UPDATE rollout_hosts SET state = $3, entered_at_ms = $4, closure = $5, wave = $6, skip_json = $7, rollback_requested = $8
+     WHERE rollout_id = $1 AND hostname = $2 AND state = $9 AND entered_at_ms = $10`,
+    [rolloutId, hostname, h.state, h.enteredAtMs, h.closure, h.wave, skip, h.rollbackRequested ? 1 : 0, before.state, before.enteredAtMs],
+  );
+  return r.rowCount === 1;
+}
+
 export async function insertTransition(q: Q, t: TransitionRow): Promise<void> {
   await q.query(`INSERT INTO transitions (rollout_id, at_ms, hostname, from_state, to_state, wave, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)`, [
     t.rolloutId,
@@ -152,6 +170,23 @@ export async function loadLiveRollouts(q: Q): Promise<Record<string, Rollout>> {
   }
   const out: Record<string, Rollout> = {};
   for (const r of rs) out[r.id] = toRollout(toRolloutRow(r), byRollout.get(r.id) ?? {});
+  return out;
+}
+
+/** Every rollout holding `hostname` that is not Superseded, with only that host. */
+export async function loadRolloutsForHost(q: Q, hostname: string): Promise<Record<string, Rollout>> {
+  const rs = await rows<RolloutRecord & { rh_state: HostRolloutState; rh_entered_at_ms: number; rh_closure: string; rh_wave: number; rh_skip_json: string | null; rh_rollback_requested: number }>(
+    q,
+    `SELECT r.*, rh.state AS rh_state, rh.entered_at_ms AS rh_entered_at_ms, rh.closure AS rh_closure, rh.wave AS rh_wave, rh.skip_json AS rh_skip_json,
+       rh.rollback_requested AS rh_rollback_requested
+     FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id WHERE rh.hostname = $1 AND r.state <> 'Superseded'`,
+    [hostname],
+  );
+  const out: Record<string, Rollout> = {};
+  for (const r of rs) {
+    const host = toRolloutHost({ rollout_id: r.id, hostname, state: r.rh_state, entered_at_ms: r.rh_entered_at_ms, closure: r.rh_closure, wave: r.rh_wave, skip_json: r.rh_skip_json, rollback_requested: r.rh_rollback_requested });
+    out[r.id] = toRollout(toRolloutRow(r), { [hostname]: host });
+  }
   return out;
 }
 

@@ -15,6 +15,7 @@ import type { HostRolloutState, Observed } from '../../reconciler/types.ts';
 import type { PostgresConfig } from '../config.ts';
 import { toObservation } from './hosts.ts';
 import { migratePg } from './pg-migrations.ts';
+import * as leader from './pg-leader.ts';
 import * as sql from './pg-queries.ts';
 import type {
   ApplyResult,
@@ -23,6 +24,7 @@ import type {
   AuditEntry,
   ChannelState,
   DispatchRow,
+  Fence,
   HostObservation,
   HostRow,
   PauseRow,
@@ -33,6 +35,7 @@ import type {
   TransitionRow,
   Write,
 } from './types.ts';
+import { StoreConflictError } from './types.ts';
 
 /** BIGINT (milliseconds, counts, ids) as a JavaScript number: every value stored fits in 2^53. */
 const INT8_OID = 20;
@@ -139,6 +142,27 @@ export class PostgresStore implements Store {
     return this.tx((t) => this.applyNow(t, writes));
   }
 
+  readonly shared = true;
+
+  applyFenced(writes: readonly Write[], fence: Fence): Promise<ApplyResult> {
+    return this.tx(async (t) => {
+      await leader.checkFence(t.c, fence);
+      return this.applyNow(t, writes);
+    });
+  }
+
+  lease(holder: string, leaseMs: number): Promise<number | null> {
+    return leader.lease(this.pool, holder, leaseMs);
+  }
+
+  releaseLease(holder: string): Promise<void> {
+    return leader.release(this.pool, holder);
+  }
+
+  leaseHolder(): Promise<{ holder: string; epoch: number } | null> {
+    return leader.holder(this.pool);
+  }
+
   applyGrouped(writes: readonly Write[]): Promise<ApplyResult> {
     return new Promise<ApplyResult>((resolve, reject) => {
       if (this.group === null) {
@@ -191,6 +215,7 @@ export class PostgresStore implements Store {
   private async applyNow(t: Tx, writes: readonly Write[]): Promise<ApplyResult> {
     const c = t.c;
     const reportIds: number[] = [];
+    const inserted = new Set<string>();
     for (const w of writes) {
       switch (w.kind) {
         case 'host.put':
@@ -204,12 +229,16 @@ export class PostgresStore implements Store {
           break;
         case 'rollout.insert':
           await sql.insertRollout(c, w.row);
+          inserted.add(w.row.id);
           break;
         case 'rollout.update':
           await sql.updateRollout(c, w.row);
           break;
         case 'rollout-host.put':
-          await sql.putRolloutHost(c, w.rolloutId, w.hostname, w.host);
+          if (w.before === undefined || inserted.has(w.rolloutId)) await sql.putRolloutHost(c, w.rolloutId, w.hostname, w.host);
+          else if (!(await sql.putRolloutHostIf(c, w.rolloutId, w.hostname, w.host, w.before))) {
+            throw new StoreConflictError(`${w.hostname} in ${w.rolloutId} changed meanwhile (another replica)`);
+          }
           break;
         case 'transition':
           await sql.insertTransition(c, w.row);
@@ -271,6 +300,12 @@ export class PostgresStore implements Store {
     } finally {
       c.release();
     }
+  }
+
+  async loadHostSlice(hostname: string): Promise<Observed> {
+    const h = await sql.getHost(this.pool, hostname);
+    const hosts: Record<string, HostObservation> = h === null ? {} : { [hostname]: toObservation(h) };
+    return { hosts, rollouts: await sql.loadRolloutsForHost(this.pool, hostname), quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} };
   }
 
   loadChannelState(): Promise<ChannelState> {
