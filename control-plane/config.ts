@@ -104,6 +104,7 @@ export const DEFAULTS = Object.freeze({
   retryAfterSecs: 5,
   fetchTimeoutMs: 30_000,
   leaseSecs: 10,
+  store: null,
   logLevel: 'info' as const,
 });
 
@@ -122,7 +123,7 @@ export const ControlPlaneConfigSchema = Strict(
     source: SourceConfigSchema,
     revocations: Type.Boolean({ default: DEFAULTS.revocations, description: 'Require a signed revocations file before becoming ready, and enforce it.' }),
     dbPath: NonEmpty('SQLite database (the store unless `store` says otherwise); <dbPath>.git-cache holds the git clone.'),
-    store: Type.Optional(StoreConfigSchema),
+    store: Nullable(StoreConfigSchema, { default: DEFAULTS.store, description: 'null: SQLite at dbPath (one control plane). See control-plane/README.md, "Backends and replicas".' }),
     cacheDir: Nullable(NonEmpty(), { default: DEFAULTS.cacheDir, description: 'Where the git source keeps its clone; null: <dbPath>.git-cache.' }),
     pollIntervalSecs: Positive('pollIntervalSecs', 'Artefact source poll interval.'),
     reconcileIntervalSecs: Positive('reconcileIntervalSecs', 'Reconcile loop interval.'),

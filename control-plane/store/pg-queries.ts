@@ -383,11 +383,16 @@ export async function getArtifact(q: Q, kind: ArtifactKind): Promise<ArtifactRow
   return { kind, signedAt: r.signed_at, sha256: r.sha256, bytes: new Uint8Array(r.bytes), signature: new Uint8Array(r.signature), acceptedMs: r.accepted_ms };
 }
 
+/**
+ * Rollback protection across replicas: the stored artefact only moves forward (signedAt, RFC 3339
+ * UTC as CI stamps it, compares as text); a replica that raced another with an older one keeps the newer.
+ */
 export async function putArtifact(q: Q, a: ArtifactRow): Promise<void> {
   await q.query(
     `INSERT INTO artifacts (kind, signed_at, sha256, bytes, signature, accepted_ms) VALUES ($1,$2,$3,$4,$5,$6)
      ON CONFLICT (kind) DO UPDATE SET signed_at = excluded.signed_at, sha256 = excluded.sha256, bytes = excluded.bytes,
-       signature = excluded.signature, accepted_ms = excluded.accepted_ms`,
+       signature = excluded.signature, accepted_ms = excluded.accepted_ms
+     WHERE artifacts.signed_at <= excluded.signed_at`,
     [a.kind, a.signedAt, a.sha256, Buffer.from(a.bytes), Buffer.from(a.signature), a.acceptedMs],
   );
 }
