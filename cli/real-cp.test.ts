@@ -131,9 +131,9 @@ async function round(): Promise<void> {
   await cp.cp.reconcileNow();
 }
 
-const rolloutOf = (gen: number): string => {
+const rolloutOf = async (gen: number): Promise<string> => {
   const want = fakeClosure('host-0000', gen);
-  const r = Object.values(cp.store.loadObserved().rollouts).find((x) => x.hosts['host-0000']?.closure === want);
+  const r = Object.values((await cp.store.loadObserved()).rollouts).find((x) => x.hosts['host-0000']?.closure === want);
   assert.ok(r, `rollout of generation ${gen}`);
   return r!.id;
 };
@@ -202,7 +202,7 @@ t('pause stops dispatch (a host that checks in gets no target); resume lets it c
 });
 
 t('rollout trace --follow redraws progress until the rollout converges (exit 0)', async () => {
-  const id = rolloutOf(1);
+  const id = await rolloutOf(1);
   let rounds = 0;
   const r = await cli(['rollout', 'trace', id, '--follow', '--interval-secs', '1'], {}, { sleep: async () => void (rounds++, await round()) });
   assert.is(r.code, 0, r.stderr);
@@ -212,7 +212,7 @@ t('rollout trace --follow redraws progress until the rollout converges (exit 0)'
 });
 
 t('rollout trace shows each host transitions with wave, time and reason', async () => {
-  const id = rolloutOf(1);
+  const id = await rolloutOf(1);
   const r = await cli(['rollout', 'trace', id, '--json']);
   assert.is(r.code, 0, r.stderr);
   const trace = JSON.parse(r.stdout) as { rolloutId: string; state: string; events: TraceRow[] };
@@ -340,7 +340,7 @@ t('a host certificate as the CLI identity is refused with a clear message (exit 
   assert.match(r.stderr, /CN=host-0001, OU=host is a host certificate; operator commands need an operator certificate/);
   const p = await cli(['pause', 'stable'], { NIXFLEET_CERT: join(ops, 'host-0001.pem'), NIXFLEET_KEY: join(ops, 'host-0001.key') });
   assert.is(p.code, 1);
-  assert.is(cp.store.getPause('stable'), null, 'nothing paused');
+  assert.is((await cp.store.getPause('stable')), null, 'nothing paused');
 });
 
 t('an unreachable CP: exit 3 and one line', async () => {

@@ -32,7 +32,7 @@ import type { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
 import type { SoakRestorer } from './soak-restore.ts';
-import type { DispatchRow, RolloutOrigin, RolloutRow, Store, Write } from './store/types.ts';
+import { StoreConflictError, type DispatchRow, type RolloutOrigin, type RolloutRow, type Store, type Write } from './store/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
@@ -86,9 +86,25 @@ export class AgentService {
     return { signedAt: a?.signedAt ?? '', artifactSha256: a?.sha256 ?? '' };
   }
 
-  /** The mirror, without an await once it is loaded (the check-in hot path). */
-  private async mirror(): Promise<Observed> {
-    return this.d.mirror.peek() ?? (await this.d.mirror.get());
+  /**
+   * The one-host slice a decision starts from: the mirror's (no await once loaded: the check-in hot
+   * path), or — on a store shared by several replicas, where the mirror is only this replica's
+   * cache — read from the store (its writes are then conditional on it: `StoreConflictError`).
+   */
+  private async hostSlice(h: string): Promise<Observed> {
+    if (this.d.store.shared) return this.d.store.loadHostSlice(h);
+    return ObservedMirror.slice(this.d.mirror.peek() ?? (await this.d.mirror.get()), h);
+  }
+
+  /** Decide again when another replica moved the host between our read and our write. */
+  private async retryOnConflict<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof StoreConflictError) || attempt >= 5) throw e;
+      }
+    }
   }
 
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
@@ -150,15 +166,18 @@ export class AgentService {
    * A check-in joins the grouped transaction of this turn of the event loop (group commit: one
    * commit for every check-in that arrived together) and is answered once that commit is done.
    */
-  async checkin(_peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+  checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+    return this.retryOnConflict(() => this.checkinOnce(peer, req));
+  }
+
+  private async checkinOnce(_peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
     const fleet = this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.d.now();
     const inForce = this.d.artifacts.fleet()!;
     const { pending, rollback: rollbackRow } = await this.d.store.checkinReads(h);
-    const mirror = this.d.mirror.peek() ?? (await this.d.mirror.get());
+    const slice = await this.hostSlice(h);
     // From here to applyGrouped: synchronous, so the slice cannot move under the decision.
-    const slice = ObservedMirror.slice(mirror, h);
     const before = slice.hosts[h] ?? null;
     const writes: Write[] = [];
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
@@ -273,13 +292,17 @@ export class AgentService {
   // ------------------------------------------------------------------------------------------
   // Confirm
 
-  async confirm(_peer: PeerIdentity, req: ConfirmRequest): Promise<void> {
+  confirm(peer: PeerIdentity, req: ConfirmRequest): Promise<void> {
+    return this.retryOnConflict(() => this.confirmOnce(peer, req));
+  }
+
+  private async confirmOnce(_peer: PeerIdentity, req: ConfirmRequest): Promise<void> {
     this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.d.now();
     const d = await this.d.store.getDispatch(req.rolloutId, h);
     const rollout = d === null ? null : await this.d.store.getRollout(d.rolloutId);
-    const slice = ObservedMirror.slice(await this.mirror(), h);
+    const slice = await this.hostSlice(h);
     const { outcome, writes, after } = this.planConfirm(h, req, d, rollout, slice, nowMs);
     if (writes.length > 0) await this.d.store.apply(writes);
     if (after !== null) this.d.mirror.merge(h, after);
@@ -335,14 +358,18 @@ export class AgentService {
   // ------------------------------------------------------------------------------------------
   // Report
 
-  async report(_peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
+  report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
+    return this.retryOnConflict(() => this.reportOnce(peer, req, rawReport));
+  }
+
+  private async reportOnce(_peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
     this.requireFleetHost(req.report.hostname);
     const h = req.report.hostname;
     const nowMs = this.d.now();
     const verdict = this.verifyHostSignature(h, rawReport, req.signature);
     const bytes = canonicalBytes(rawReport);
     const reportJson = bytes.ok ? new TextDecoder().decode(bytes.value) : JSON.stringify(req.report);
-    const slice = ObservedMirror.slice(await this.mirror(), h);
+    const slice = await this.hostSlice(h);
     const writes: Write[] = [
       {
         kind: 'report',

@@ -62,7 +62,7 @@ t('bad artefacts from the source: last good stays in force, counted by code, aud
       ['ROLLBACK', () => env.publish(fleet, { signedAt: stamp(env.clock.ms - 11 * MIN) })],
       ['PARSE_ERROR', () => writeFileSync(join(env.releasesDir, 'fleet.resolved.json'), '{"schemaVersion": 1,')],
     ];
-    let rejectedAudits = cp.store.auditAll().filter((e) => e.kind === 'artifact.rejected').length;
+    let rejectedAudits = (await cp.store.auditAll()).filter((e) => e.kind === 'artifact.rejected').length;
     for (const [wantCode, write] of bad) {
       const before = sample(await metricsText(cp), 'nixfleet_artifact_verification_failures_total', { kind: 'fleet', code: wantCode });
       write();
@@ -70,14 +70,14 @@ t('bad artefacts from the source: last good stays in force, counted by code, aud
       assert.is(cp.cp.artifacts.fleet()!.sha256, good.sha256, `${wantCode}: last good stays in force`);
       const after = sample(await metricsText(cp), 'nixfleet_artifact_verification_failures_total', { kind: 'fleet', code: wantCode });
       assert.is(after, before + 1, `${wantCode} counted`);
-      const audits = cp.store.auditAll().filter((e) => e.kind === 'artifact.rejected');
+      const audits = (await cp.store.auditAll()).filter((e) => e.kind === 'artifact.rejected');
       assert.is(audits.length, rejectedAudits + 1, `${wantCode} audited`);
       assert.is((audits[audits.length - 1]!.data as { code: string }).code, wantCode);
       rejectedAudits = audits.length;
       // Polling the same bad content again neither counts nor audits again.
       await cp.cp.pollNow();
       assert.is(sample(await metricsText(cp), 'nixfleet_artifact_verification_failures_total', { kind: 'fleet', code: wantCode }), after);
-      assert.is(cp.store.auditAll().filter((e) => e.kind === 'artifact.rejected').length, rejectedAudits);
+      assert.is((await cp.store.auditAll()).filter((e) => e.kind === 'artifact.rejected').length, rejectedAudits);
       // And the CP keeps serving the good bytes.
       const served = await host.call('GET', '/v1/artifact');
       assert.is(served.status, 200);
@@ -88,7 +88,7 @@ t('bad artefacts from the source: last good stays in force, counted by code, aud
     await cp.cp.pollNow();
     assert.is(cp.cp.artifacts.fleet()!.sha256, newer.sha256);
     assert.is(sample(await metricsText(cp), 'nixfleet_artifacts_accepted_total', { kind: 'fleet' }), 2);
-    assert.ok(verifyAuditChain(cp.store.auditAll()).ok);
+    assert.ok(verifyAuditChain((await cp.store.auditAll())).ok);
   } finally {
     await host.close();
     await cp.stop();
@@ -133,19 +133,19 @@ t('trust.json is re-read: rotating the release key needs no restart', async () =
     writeTrustFile(env.dir, trustFor({ current: next, previous: env.release }));
     await cp.cp.pollNow();
     assert.is(cp.cp.artifacts.fleet()!.sha256, signed.sha256, 'accepted after the trust change');
-    assert.ok(cp.store.auditAll().some((e) => e.kind === 'trust.reloaded'));
+    assert.ok((await cp.store.auditAll()).some((e) => e.kind === 'trust.reloaded'));
     // Dropping the key that signed the artefact in force withdraws it: not ready, nothing served.
     writeTrustFile(env.dir, trustFor(env.release));
     await cp.cp.pollNow();
     assert.is(cp.cp.artifacts.fleet(), null);
     assert.is(cp.cp.readiness().ready, false);
     assert.match(cp.cp.readiness().reasons.join(' '), /no verified fleet artefact/);
-    assert.ok(cp.store.auditAll().some((e) => e.kind === 'artifact.withdrawn'));
+    assert.ok((await cp.store.auditAll()).some((e) => e.kind === 'artifact.withdrawn'));
     // A broken trust.json keeps the previous trust and is audited once.
     writeFileSync(env.trustFile, '{ not json');
     await cp.cp.pollNow();
     await cp.cp.pollNow();
-    assert.is(cp.store.auditAll().filter((e) => e.kind === 'trust.unusable').length, 1);
+    assert.is((await cp.store.auditAll()).filter((e) => e.kind === 'trust.unusable').length, 1);
   } finally {
     await cp.stop();
     env.cleanup();

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createFleetCa, mintServerCert } from '../pki/pki.ts';
 import { mintReleaseKey, trustFor, writeKeyFile, writeTrustFile } from '../fixtures/keys.ts';
-import { DEFAULTS, loadStartupMaterial, resolveConfig, type Config } from './config.ts';
+import { DEFAULTS, loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-cp-config-'));
 const ca = createFleetCa({ commonName: 'fleet CA' });
@@ -118,6 +118,26 @@ t('a broken trust file is a clear error', () => {
   const p = join(dir, 'bad-trust.json');
   writeFileSync(p, '{"schemaVersion": 1, "schemaVersion": 1}');
   refused({ trustFile: p }, 'TRUST_INVALID', /trustFile/);
+});
+
+t('store: SQLite at dbPath by default; PostgreSQL by URL or parameters; bad shapes refused', () => {
+  assert.equal(storeConfig(config()), { sqlite: { path: join(dir, 'cp.db') } });
+  assert.equal(storeConfig(config({ store: { sqlite: { path: '/var/lib/x.sqlite' } } })), { sqlite: { path: '/var/lib/x.sqlite' } });
+  const byUrl = config({ store: { postgres: { url: 'postgres://cp@db.example/nixfleet', passwordFile: '/run/secrets/pg' } } });
+  assert.equal(storeConfig(byUrl), { postgres: { url: 'postgres://cp@db.example/nixfleet', passwordFile: '/run/secrets/pg' } });
+  const byParams = config({ store: { postgres: { host: '/run/postgresql', database: 'nixfleet', user: 'nixfleet', tls: { caFile: '/etc/ca.pem' } } } });
+  assert.equal(storeConfig(byParams), { postgres: { host: '/run/postgresql', database: 'nixfleet', user: 'nixfleet', tls: { caFile: '/etc/ca.pem' } } });
+  for (const bad of [
+    { postgres: { url: 'mysql://x' } },
+    { postgres: { host: 'db' } },
+    { postgres: { url: 'postgres://x', password: 'hunter2' } },
+    { sqlite: {} },
+    { mongodb: {} },
+  ]) {
+    const r = resolveConfig({ ...base, store: bad });
+    assert.is(r.ok, false, JSON.stringify(bad));
+    if (!r.ok) assert.match(r.error.message, /\$\.store/);
+  }
 });
 
 t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -50,6 +50,42 @@ export const SourceConfigSchema = Type.Union([
 ]);
 export type SourceConfig = Static<typeof SourceConfigSchema>;
 
+/** A PostgreSQL server (several control planes share one; see control-plane/README.md). */
+const PostgresTlsSchema = Strict(
+  {
+    caFile: Type.Optional(NonEmpty('PEM CA the server certificate must chain to (default: the system CAs).')),
+    certFile: Type.Optional(NonEmpty('PEM client certificate (certificate authentication).')),
+    keyFile: Type.Optional(NonEmpty('PEM key of certFile.')),
+  },
+  { description: 'Connect with TLS, verifying the server certificate.' },
+);
+const PostgresCommon = {
+  passwordFile: Type.Optional(NonEmpty('File holding the password (never in the configuration or the store).')),
+  tls: Type.Optional(PostgresTlsSchema),
+  poolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Connections per control plane (default 10).' })),
+};
+export const PostgresConfigSchema = Type.Union([
+  Strict({ url: Type.String({ minLength: 1, pattern: '^postgres(ql)?://', errorMessage: 'must be a postgres:// URL' }), ...PostgresCommon }, { description: 'A libpq-style URL (put the password in passwordFile, not here).' }),
+  Strict(
+    {
+      host: NonEmpty('Host name, address, or the directory of a unix socket.'),
+      port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Default 5432.' })),
+      database: NonEmpty(),
+      user: NonEmpty(),
+      ...PostgresCommon,
+    },
+    { description: 'Connection parameters.' },
+  ),
+]);
+export type PostgresConfig = Static<typeof PostgresConfigSchema>;
+
+/** Where the control plane keeps its state: SQLite (the default: `dbPath`) or PostgreSQL (several replicas). */
+export const StoreConfigSchema = Type.Union([
+  Strict({ sqlite: Strict({ path: NonEmpty('SQLite database file.') }) }, { description: 'One control plane, one SQLite file.' }),
+  Strict({ postgres: PostgresConfigSchema }, { description: 'PostgreSQL: any number of control plane replicas share it.' }),
+]);
+export type StoreConfig = Static<typeof StoreConfigSchema>;
+
 export const DEFAULTS = Object.freeze({
   listenHost: '127.0.0.1',
   listenPort: 8443,
@@ -67,6 +103,8 @@ export const DEFAULTS = Object.freeze({
   maxArtifactBytes: 16 * 1024 * 1024,
   retryAfterSecs: 5,
   fetchTimeoutMs: 30_000,
+  leaseSecs: 10,
+  store: null,
   logLevel: 'info' as const,
 });
 
@@ -84,7 +122,8 @@ export const ControlPlaneConfigSchema = Strict(
     trustFile: NonEmpty('trust.json (SPEC §2.3); re-read on change.'),
     source: SourceConfigSchema,
     revocations: Type.Boolean({ default: DEFAULTS.revocations, description: 'Require a signed revocations file before becoming ready, and enforce it.' }),
-    dbPath: NonEmpty('SQLite database.'),
+    dbPath: NonEmpty('SQLite database (the store unless `store` says otherwise); <dbPath>.git-cache holds the git clone.'),
+    store: Nullable(StoreConfigSchema, { default: DEFAULTS.store, description: 'null: SQLite at dbPath (one control plane). See control-plane/README.md, "Backends and replicas".' }),
     cacheDir: Nullable(NonEmpty(), { default: DEFAULTS.cacheDir, description: 'Where the git source keeps its clone; null: <dbPath>.git-cache.' }),
     pollIntervalSecs: Positive('pollIntervalSecs', 'Artefact source poll interval.'),
     reconcileIntervalSecs: Positive('reconcileIntervalSecs', 'Reconcile loop interval.'),
@@ -101,6 +140,10 @@ export const ControlPlaneConfigSchema = Strict(
     maxArtifactBytes: Positive('maxArtifactBytes', 'Signed artefact size limit.'),
     retryAfterSecs: Positive('retryAfterSecs', 'Retry-After of 503 answers while not ready.'),
     fetchTimeoutMs: Positive('fetchTimeoutMs', 'Per-fetch timeout for URL and git sources.'),
+    leaseSecs: Positive(
+      'leaseSecs',
+      'Several replicas on PostgreSQL: the leader lease. The leader renews it every leaseSecs/3; when it dies another replica takes over within leaseSecs + leaseSecs/3.',
+    ),
     logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel }),
   },
   { title: 'nixfleet-control-plane configuration' },
@@ -133,6 +176,11 @@ export function resolveConfig(partial: unknown): Result<Config, ConfigError> {
   }
   if (issues.length > 0 || !validator.check(c)) return err({ code: 'CONFIG_INVALID', message: `invalid configuration:\n  ${issues.map((i) => `${i.path}: ${i.message}`).join('\n  ')}` });
   return ok(c);
+}
+
+/** The store the configuration selects: `store`, or SQLite at `dbPath` (the default). */
+export function storeConfig(c: Config): StoreConfig {
+  return c.store ?? { sqlite: { path: c.dbPath } };
 }
 
 /** Everything read from disk at start-up. `trust` is re-read later by the artefact poller. */

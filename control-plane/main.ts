@@ -8,12 +8,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { createApp } from './app.ts';
-import { loadStartupMaterial, resolveConfig, type Config } from './config.ts';
+import { loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { listenHttps } from './server.ts';
 import { ControlPlane } from './service.ts';
 import { createSource } from './sources.ts';
+import { PostgresStore } from './store/postgres.ts';
 import { SqliteStore } from './store/sqlite.ts';
+import type { Store } from './store/types.ts';
 
 const HELP = `nixfleet-control-plane — the keyless control plane (Hono over mutual TLS, SQLite)
 
@@ -112,11 +114,13 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const log = createLogger(config.logLevel);
-  let store: SqliteStore;
+  const storeConf = storeConfig(config);
+  const storeName = 'sqlite' in storeConf ? storeConf.sqlite.path : `postgres ${'url' in storeConf.postgres ? redactUrl(storeConf.postgres.url) : `${storeConf.postgres.host}:${storeConf.postgres.port}/${storeConf.postgres.database}`}`;
+  let store: Store;
   try {
-    store = new SqliteStore(config.dbPath);
+    store = 'sqlite' in storeConf ? new SqliteStore(storeConf.sqlite.path) : await PostgresStore.open(storeConf.postgres);
   } catch (e) {
-    process.stderr.write(`nixfleet-control-plane: cannot open the database ${config.dbPath}: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`nixfleet-control-plane: cannot open the database ${storeName}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 2;
   }
   const source = createSource(config.source, {
@@ -137,10 +141,10 @@ async function main(argv: string[]): Promise<number> {
     server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs, onTlsConnection: (s) => cp.metrics.tlsConnection(s) });
   } catch (e) {
     process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.listenHost}:${config.listenPort}: ${e instanceof Error ? e.message : String(e)}\n`);
-    store.close();
+    await store.close();
     return 2;
   }
-  log.info('listening', { host: server.host, port: server.port, source: source.describe, db: config.dbPath });
+  log.info('listening', { host: server.host, port: server.port, source: source.describe, db: storeName });
   await cp.start();
   const ready = cp.readiness();
   log.info(ready.ready ? 'ready' : 'not ready yet', { reasons: ready.reasons, fleet: ready.fleet });
@@ -155,8 +159,19 @@ async function main(argv: string[]): Promise<number> {
   });
   await server.close();
   await cp.stop();
-  store.close();
+  await store.close();
   return 0;
 }
 
 process.exitCode = await main(process.argv.slice(2));
+
+/** A postgres:// URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}

@@ -111,7 +111,7 @@ t('a host certificate for host-0000 cannot check in, confirm or report as host-0
   assert.is(r3.status, 403);
   assert.is(code(r3.body), 'IDENTITY_MISMATCH');
   // Nothing of host-0001 was recorded.
-  assert.is(cp.store.getHost(H1), null);
+  assert.is((await cp.store.getHost(H1)), null);
 });
 
 t('a host certificate cannot call operator routes (403); an operator cannot check in (403)', async () => {
@@ -128,7 +128,7 @@ t('a host certificate cannot call operator routes (403); an operator cannot chec
     assert.is(r.status, 403, `${m} ${p}`);
     assert.is(code(r.body), 'FORBIDDEN_ROLE');
   }
-  assert.is(cp.store.getPause('stable'), null);
+  assert.is((await cp.store.getPause('stable')), null);
   const op = client('alice', 'operator');
   const r = await op.call('POST', '/v1/agent/checkin', checkin('alice'));
   assert.is(r.status, 403);
@@ -152,7 +152,7 @@ t('a certificate issued before its revocation notBefore gets 401 on every /v1 ro
     assert.is(r.status, 401, `${m} ${p}`);
     assert.is(code(r.body), 'CERT_REVOKED');
   }
-  assert.is(cp.store.getHost('host-0003'), null);
+  assert.is((await cp.store.getHost('host-0003')), null);
   for (const p of ['/readyz', '/metrics']) assert.is((await old.call('GET', p)).status, 401, p);
   assert.is((await old.call('GET', '/healthz')).status, 200, 'liveness stays open');
   const fresh = new Client(cp.url, env.ca.certPem, env.hostCert('host-0003'));

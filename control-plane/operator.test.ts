@@ -63,7 +63,7 @@ t('pause stops dispatching, resume continues; both are audited with the operator
     assert.equal(r.body, { channel: 'stable', paused: false, by: null, since: null, reason: null });
     const targets = await Promise.all(Object.keys(c.hosts).map((h) => checkin(c, h)));
     assert.ok(targets.every((x) => x.target !== null), 'resume: every host of the single wave gets its target');
-    const audit = c.cp.store.auditAll();
+    const audit = (await c.cp.store.auditAll());
     const paused = audit.find((e) => e.kind === 'channel.paused')!;
     assert.is(paused.actor, 'operator:alice');
     assert.ok(audit.some((e) => e.kind === 'channel.resumed'));
@@ -97,7 +97,7 @@ t('a health failure after the soak quarantines the closure; the operator lists a
     const cleared = await c.op.call('POST', '/v1/quarantines/clear', { channel: 'stable' });
     assert.equal(cleared.body, { cleared: 1 });
     assert.equal(((await c.op.call('GET', '/v1/quarantines')).body as QuarantinesResponse).quarantines, []);
-    assert.ok(c.cp.store.auditAll().some((e) => e.kind === 'quarantine.cleared' && e.actor === 'operator:alice'));
+    assert.ok((await c.cp.store.auditAll()).some((e) => e.kind === 'quarantine.cleared' && e.actor === 'operator:alice'));
   } finally {
     await teardown(c);
   }

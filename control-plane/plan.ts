@@ -84,7 +84,7 @@ export function planObservedWrites(before: Observed, after: Observed, nowMs: num
     for (const [h, rh] of Object.entries(r.hosts)) {
       const bh = b?.hosts[h];
       if (bh === rh || sameRolloutHost(bh, rh)) continue;
-      writes.push({ kind: 'rollout-host.put', rolloutId: id, hostname: h, host: rh });
+      writes.push({ kind: 'rollout-host.put', rolloutId: id, hostname: h, host: rh, before: bh ?? null });
     }
     for (const t of r.history.slice(b?.history.length ?? 0)) {
       const row: TransitionRow = { rolloutId: id, atMs: t.atMs, hostname: t.host, from: t.from, to: t.to, wave: t.wave, reason: t.reason };

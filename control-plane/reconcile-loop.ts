@@ -16,7 +16,7 @@ import type { CpMetrics } from './metrics.ts';
 import type { ObservedMirror } from './mirror.ts';
 import { planExpiries, planWrites } from './plan.ts';
 import type { SoakRestorer } from './soak-restore.ts';
-import type { RolloutOrigin, Store } from './store/types.ts';
+import { StoreConflictError, type Fence, type RolloutOrigin, type Store } from './store/types.ts';
 
 export type ReconcileLoopDeps = {
   config: Pick<Config, 'reconcileIntervalSecs' | 'reconcileDebounceMs' | 'offlineAfterSecs' | 'offlineGraceSecs'>;
@@ -28,6 +28,8 @@ export type ReconcileLoopDeps = {
   metrics: CpMetrics;
   now: () => number;
   log: Logger;
+  /** The leader's fence (store.applyFenced); null: a follower, which leaves passes to the leader. */
+  fence: () => Promise<Fence | null>;
 };
 
 export class ReconcileLoop {
@@ -80,7 +82,25 @@ export class ReconcileLoop {
     return next;
   }
 
+  /**
+   * One pass, by the leader only. On a shared store the mirror is reloaded first (other replicas
+   * wrote check-ins), and a pass that raced a check-in on another replica (`StoreConflictError`:
+   * nothing written) is decided again.
+   */
   private async pass(trigger: string): Promise<Action[]> {
+    for (let attempt = 1; ; attempt++) {
+      const fence = await this.d.fence();
+      if (fence === null) return [];
+      if (this.d.store.shared) this.d.mirror.invalidate();
+      try {
+        return await this.passOnce(trigger, fence);
+      } catch (e) {
+        if (!(e instanceof StoreConflictError) || attempt >= 5) throw e;
+      }
+    }
+  }
+
+  private async passOnce(trigger: string, fence: Fence): Promise<Action[]> {
     const inForce = this.d.inForce();
     if (inForce === null) return [];
     const started = performance.now();
@@ -95,7 +115,7 @@ export class ReconcileLoop {
     const actions = reconcile(inForce.fleet, mid, nowMs, { offlineAfterMs: this.d.config.offlineAfterSecs * 1000, offlineGraceMs: this.d.config.offlineGraceSecs * 1000 });
     const final = applyActions(mid, actions, nowMs);
     const { writes } = planWrites(loaded, final, { nowMs, origin: inForce.origin, actor: 'cp', actions });
-    const applied = this.d.store.apply([...expiries.writes, ...writes]);
+    const applied = this.d.store.applyFenced([...expiries.writes, ...writes], fence);
     this.d.mirror.replace(final);
     try {
       await applied;

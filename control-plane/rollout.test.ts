@@ -3,14 +3,14 @@
  * waves and soak, confirm deadline (410 → Reverted → halt), onHealthFailure policies, signed
  * reports, rebuild from empty, audit chain.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
 import type { AuditResponse, CheckinResponse, ErrorBody, HostsResponse, RolloutDetail, TraceResponse } from '../protocol/api.ts';
 import { verifyAuditChain } from '../protocol/audit-chain.ts';
-import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
+import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, wipeStore, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
 const HOSTS = ['host-0000', 'host-0001', 'host-0002', 'host-0003'] as const;
 const WAVE0 = ['host-0000', 'host-0002'];
@@ -92,7 +92,7 @@ const code = (b: unknown): string => (b as ErrorBody).error.code;
 
 /** The service's in-memory mirror equals what SQLite holds (write-through, never diverges). */
 async function assertMirror(cp: RunningCp): Promise<void> {
-  const fromDb = cp.store.loadObserved();
+  const fromDb = (await cp.store.loadObserved());
   const mirror = await cp.cp.cachedObserved();
   assert.equal(JSON.parse(JSON.stringify(mirror.hosts)), JSON.parse(JSON.stringify(fromDb.hosts)), 'hosts mirror');
   assert.equal(JSON.parse(JSON.stringify(mirror.rollouts)), JSON.parse(JSON.stringify(fromDb.rollouts)), 'rollouts mirror');
@@ -120,7 +120,7 @@ t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has s
   try {
     for (const h of HOSTS) assert.is((await as[h]!.checkin()).target, null, 'nothing before a reconcile pass');
     await cp.cp.reconcileNow();
-    const rolloutId = cp.store.allRollouts()[0]!.id;
+    const rolloutId = (await cp.store.allRollouts())[0]!.id;
     assert.match(rolloutId, /^stable@/);
     for (const h of WAVE0) {
       const r = await as[h]!.checkin();
@@ -206,7 +206,7 @@ t('a confirm before the deadline after an expiry pass is refused too; a deadline
     const r = await a.confirm(target.rolloutId, target.closureHash);
     assert.is(r.status, 410);
     assert.is(code(r.body), 'DEADLINE_PASSED');
-    assert.is(cp.store.getRollout(target.rolloutId)!.state, 'Halted');
+    assert.is((await cp.store.getRollout(target.rolloutId))!.state, 'Halted');
     const noDispatch = await a.confirm('stable@nothing', target.closureHash);
     assert.is(noDispatch.status, 409);
     await assertMirror(cp);
@@ -232,15 +232,15 @@ t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host
     const forged = await a.report('activation-failed', target.rolloutId, target.closureHash, 'boom', true);
     assert.is(forged.status, 400);
     assert.is(code(forged.body), 'REPORT_SIGNATURE_INVALID');
-    const rows = cp.store.rolloutHosts(target.rolloutId);
+    const rows = (await cp.store.rolloutHosts(target.rolloutId));
     assert.is(rows.find((r) => r.hostname === 'host-0000')!.state, 'Activating', 'the forged report changed nothing');
-    assert.ok(cp.store.auditAll().some((e) => e.kind === 'report.invalid'), 'but it is kept for the auditor');
+    assert.ok((await cp.store.auditAll()).some((e) => e.kind === 'report.invalid'), 'but it is kept for the auditor');
 
     const failed = await a.report('activation-failed', target.rolloutId, target.closureHash, 'switch-to-configuration exited 4');
     assert.is(failed.status, 202);
     assert.equal(failed.body, { id: (failed.body as { id: number }).id, verdict: 'verified' });
     await cp.cp.reconcileNow();
-    const r = cp.store.getRollout(target.rolloutId)!;
+    const r = (await cp.store.getRollout(target.rolloutId))!;
     assert.is(r.state, 'Halted');
     assert.match(r.stateReason, /rollback-and-halt/);
     const ci = await a.checkin();
@@ -274,7 +274,7 @@ t('onHealthFailure halt: a host that fails keeps the rollout halted and dispatch
     const target = (await a.checkin()).target!;
     assert.is((await a.report('activation-failed', target.rolloutId, target.closureHash, 'boom')).status, 202);
     await cp.cp.reconcileNow();
-    assert.is(cp.store.getRollout(target.rolloutId)!.state, 'Halted');
+    assert.is((await cp.store.getRollout(target.rolloutId))!.state, 'Halted');
     assert.is((await a.checkin()).rollback, undefined, 'halt (not rollback-and-halt) sends no rollback instruction');
     await cp.cp.reconcileNow();
     for (const h of WAVE1) assert.is((await as[h]!.checkin()).target, null);
@@ -294,7 +294,7 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
   try {
     for (const h of HOSTS) await as[h]!.checkin();
     await cp.cp.reconcileNow();
-    const first = cp.store.allRollouts()[0]!.id;
+    const first = (await cp.store.allRollouts())[0]!.id;
     const delivered = (await as['host-0000']!.checkin()).target!; // host-0000 is activating the old target
     await as['host-0000']!.report('activation-started', delivered.rolloutId, delivered.closureHash);
     env.clock.advance(60_000);
@@ -304,16 +304,16 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
     await cp.cp.pollNow();
     for (const h of HOSTS) await as[h]!.checkin();
     await cp.cp.reconcileNow();
-    assert.is(cp.store.getRollout(first)!.state, 'Superseded');
-    const second = cp.store.allRollouts().find((r) => r.id !== first)!;
+    assert.is((await cp.store.getRollout(first))!.state, 'Superseded');
+    const second = (await cp.store.allRollouts()).find((r) => r.id !== first)!;
     assert.is(second.state, 'Executing');
     const target = (await as['host-0002']!.checkin()).target!;
     assert.is(target.rolloutId, second.id);
     assert.is(target.closureHash, fakeClosure('host-0002', 2));
-    assert.is(cp.store.getDispatch(first, 'host-0002')!.status, 'cancelled', 'undelivered: withdrawn');
-    assert.is(cp.store.getDispatch(first, 'host-0000')!.status, 'pending', 'delivered: may still confirm');
+    assert.is((await cp.store.getDispatch(first, 'host-0002'))!.status, 'cancelled', 'undelivered: withdrawn');
+    assert.is((await cp.store.getDispatch(first, 'host-0000'))!.status, 'pending', 'delivered: may still confirm');
     assert.is((await as['host-0000']!.confirm(delivered.rolloutId, delivered.closureHash)).status, 204);
-    assert.is(cp.store.getDispatch(first, 'host-0000')!.status, 'confirmed');
+    assert.is((await cp.store.getDispatch(first, 'host-0000'))!.status, 'confirmed');
     await assertMirror(cp);
     // A third target while the second is in flight: the second is superseded and pruned from memory too.
     env.clock.advance(60_000);
@@ -343,8 +343,8 @@ t('a host offline past the grace does not block convergence and gets its target 
     await cp.cp.reconcileNow();
     for (const h of online) assert.is(await as[h]!.activate((await as[h]!.checkin()).target!), 204);
     await cp.cp.reconcileNow();
-    const rolloutId = cp.store.allRollouts()[0]!.id;
-    assert.is(cp.store.getRollout(rolloutId)!.state, 'Converged');
+    const rolloutId = (await cp.store.allRollouts())[0]!.id;
+    assert.is((await cp.store.getRollout(rolloutId))!.state, 'Converged');
     // host-0003 comes back: the converged rollout still hands it its signed target.
     const late = as['host-0003']!;
     await late.checkin();
@@ -354,7 +354,7 @@ t('a host offline past the grace does not block convergence and gets its target 
     assert.is(target!.rolloutId, rolloutId);
     assert.is(await late.activate(target!), 204);
     await cp.cp.reconcileNow();
-    assert.is(cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === 'host-0003')!.state, 'Soaked');
+    assert.is((await cp.store.rolloutHosts(rolloutId)).find((r) => r.hostname === 'host-0003')!.state, 'Soaked');
     await assertMirror(cp);
   } finally {
     await closeAll(as);
@@ -387,7 +387,7 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
     await cp.stop();
   }
   // Wipe.
-  for (const suffix of ['', '-wal', '-shm']) rmSync(cp.config.dbPath + suffix, { force: true });
+  await wipeStore(cp.config.dbPath);
   assert.not.ok(existsSync(cp.config.dbPath));
 
   env.clock.advance(30_000);
@@ -408,13 +408,13 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
       assert.is(r.target, null, `${h}: nothing before the first pass`);
     }
     await cp.cp.reconcileNow();
-    assert.is(cp.store.allRollouts()[0]!.id, rolloutId, 'same rollout id: derived from the signed closures');
+    assert.is((await cp.store.allRollouts())[0]!.id, rolloutId, 'same rollout id: derived from the signed closures');
     for (const h of WAVE0) {
       assert.is((await as[h]!.checkin()).target, null, `${h} already runs its target`);
-      assert.is(cp.store.getDispatch(rolloutId, h), null, `${h} was never dispatched after the wipe`);
-      assert.is(cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === h)!.state, 'Soaked');
+      assert.is((await cp.store.getDispatch(rolloutId, h)), null, `${h} was never dispatched after the wipe`);
+      assert.is((await cp.store.rolloutHosts(rolloutId)).find((r) => r.hostname === h)!.state, 'Soaked');
     }
-    const verdicts = cp.store.auditAll().filter((e) => e.kind === 'host.confirmed-record').map((e) => (e.data as { verdict: string }).verdict);
+    const verdicts = (await cp.store.auditAll()).filter((e) => e.kind === 'host.confirmed-record').map((e) => (e.data as { verdict: string }).verdict);
     assert.equal(verdicts, ['verified', 'verified']);
     for (const h of WAVE1) {
       const target = (await as[h]!.checkin()).target!;
@@ -422,8 +422,8 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
       assert.is(await as[h]!.activate(target), 204);
     }
     await cp.cp.reconcileNow();
-    assert.is(cp.store.getRollout(rolloutId)!.state, 'Converged');
-    assert.ok(verifyAuditChain(cp.store.auditAll()).ok);
+    assert.is((await cp.store.getRollout(rolloutId))!.state, 'Converged');
+    assert.ok(verifyAuditChain((await cp.store.auditAll())).ok);
     await assertMirror(cp);
   } finally {
     await closeAll(as);
@@ -454,7 +454,7 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
     await cp.stop();
   }
   const current = Object.fromEntries(HOSTS.map((h) => [h, h === 'host-0000' || h === 'host-0002' ? fleet.hosts[h]!.closureHash! : oldClosure(h)]));
-  for (const suffix of ['', '-wal', '-shm']) rmSync(cp.config.dbPath + suffix, { force: true });
+  await wipeStore(cp.config.dbPath);
   env.clock.advance(60_000); // rebuilt one minute after the confirms
   cp = await startCp(env);
   as = agents(env, cp);
@@ -467,9 +467,9 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
     };
     await checkinAll();
     await cp.cp.reconcileNow();
-    const rolloutId = cp.store.allRollouts()[0]!.id;
+    const rolloutId = (await cp.store.allRollouts())[0]!.id;
     for (const h of WAVE0) {
-      const row = cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === h)!;
+      const row = (await cp.store.rolloutHosts(rolloutId)).find((r) => r.hostname === h)!;
       assert.is(row.state, 'Healthy', `${h} restored as Healthy`);
       assert.is(row.enteredAtMs, confirmedAt, `${h}: soak counts from its confirm`);
     }
@@ -482,7 +482,7 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
     await checkinAll();
     await cp.cp.reconcileNow();
     for (const h of WAVE1) assert.ok((await as[h]!.checkin()).target !== null, `${h}: dispatched once the restored soak ended`);
-    assert.ok(cp.store.transitions(rolloutId).some((t) => t.reason.startsWith("restored from the host's signed confirmed record")));
+    assert.ok((await cp.store.transitions(rolloutId)).some((t) => t.reason.startsWith("restored from the host's signed confirmed record")));
     await assertMirror(cp);
   } finally {
     await closeAll(as);
@@ -499,14 +499,14 @@ t('a confirmed record that does not verify restores nothing', async () => {
   const as = agents(env, cp);
   try {
     await cp.cp.reconcileNow();
-    const rolloutId = cp.store.allRollouts()[0]!.id;
+    const rolloutId = (await cp.store.allRollouts())[0]!.id;
     const h = 'host-0000';
     as[h]!.current = fleet.hosts[h]!.closureHash!;
     const rec = confirmedRecord(h, rolloutId, fleet.hosts[h]!.closureHash!, env.clock.ms - 60_000);
     const forged = hostKeyOf(3, 'host-0003').sign(rec); // another host's key
     await as[h]!.checkin({ lastConfirmed: { record: rec, signature: forged } });
-    assert.is(cp.store.rolloutHosts(rolloutId).find((r) => r.hostname === h)!.state, 'Queued');
-    const audit = cp.store.auditAll().find((e) => e.kind === 'host.confirmed-record')!;
+    assert.is((await cp.store.rolloutHosts(rolloutId)).find((r) => r.hostname === h)!.state, 'Queued');
+    const audit = (await cp.store.auditAll()).find((e) => e.kind === 'host.confirmed-record')!;
     assert.is((audit.data as { verdict: string }).verdict, 'invalid');
   } finally {
     await closeAll(as);

@@ -47,6 +47,7 @@ import { ObservedMirror } from './mirror.ts';
 import { releaseHost } from '../reconciler/apply.ts';
 import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
+import { Leadership } from './leadership.ts';
 import { SoakRestorer } from './soak-restore.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { Store } from './store/types.ts';
@@ -68,11 +69,13 @@ export class ControlPlane implements CpService {
   private readonly agent: AgentService;
   private readonly operator: OperatorService;
   private readonly loop: ReconcileLoop;
+  readonly leadership: Leadership;
   private readonly config: Config;
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly source: ArtifactSource;
   private stopped = false;
+  private timersOn = false;
   private pollTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: ControlPlaneDeps) {
@@ -108,6 +111,15 @@ export class ControlPlane implements CpService {
       log: this.log,
       onFleetChanged: () => this.requestReconcile(),
     });
+    this.leadership = new Leadership({
+      store: this.store,
+      leaseMs: this.config.leaseSecs * 1000,
+      log: this.log,
+      onGained: () => {
+        this.mirror.invalidate(); // the previous leader and the other replicas wrote meanwhile
+        if (this.timersOn) this.requestReconcile(0);
+      },
+    });
     const restorer = new SoakRestorer();
     this.loop = new ReconcileLoop({
       config: this.config,
@@ -121,6 +133,7 @@ export class ControlPlane implements CpService {
       metrics: this.metrics,
       now: this.now,
       log: this.log,
+      fence: () => this.leadership.fence(),
     });
     this.agent = new AgentService({
       config: this.config,
@@ -153,8 +166,11 @@ export class ControlPlane implements CpService {
   async start(opts: { timers?: boolean } = {}): Promise<void> {
     await this.artifacts.loadFromStore();
     await this.pollNow();
+    await this.leadership.tick();
     await this.reconcileNow('start');
     if (opts.timers === false || this.stopped) return;
+    this.timersOn = true;
+    this.leadership.start();
     this.pollTimer = setInterval(() => void this.pollNow(), this.config.pollIntervalSecs * 1000);
     this.loop.start();
   }
@@ -164,6 +180,7 @@ export class ControlPlane implements CpService {
     if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.pollTimer = null;
     this.loop.stop();
+    await this.leadership.stop();
     await this.source.close();
   }
 
@@ -198,9 +215,12 @@ export class ControlPlane implements CpService {
     const f = this.artifacts.fleet();
     const r = this.artifacts.revocations();
     const reasons = this.artifacts.notReadyReasons();
+    const l = this.leadership.status();
+    if (!l.storeOk) reasons.push(`store unreachable: ${l.storeError}`);
     return {
       ready: reasons.length === 0,
       reasons,
+      ...(this.store.shared ? { replica: { role: l.role, holder: l.holder, epoch: l.epoch, storeOk: l.storeOk } } : {}),
       fleet: f === null ? null : { signedAt: f.signedAt, sha256: f.sha256, ciCommit: f.fleet?.meta.ciCommit ?? null },
       revocations: r === null ? null : { signedAt: r.signedAt, sha256: r.sha256 },
     };

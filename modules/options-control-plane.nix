@@ -76,6 +76,25 @@
       default = "/var/lib/nixfleet-control-plane/state.db";
       description = "SQLite database (WAL). The default lives in the unit's StateDirectory; the control plane can be rebuilt from an empty one.";
     };
+    store = {
+      type = { nullOr = "json"; };
+      default = null;
+      example = { postgres = { host = "/run/postgresql"; database = "nixfleet"; user = "nixfleet-control-plane"; }; };
+      description = ''
+        The store. null: SQLite at `dbPath` (one control plane). Several control plane replicas share
+        a PostgreSQL database: `{ postgres = { url = "postgres://user@db/nixfleet"; passwordFile = "/run/secrets/pg"; }; }` or
+        `{ postgres = { host; port ? 5432; database; user; passwordFile?; tls? = { caFile?; certFile?; keyFile?; }; poolSize ? 10; }; }`.
+        The password only ever comes from `passwordFile`. With a local server, for example:
+        `services.postgresql = { enable = true; ensureDatabases = [ "nixfleet" ]; ensureUsers = [ { name = "nixfleet-control-plane"; } ]; };`
+        and a unix-socket connection as above (peer authentication; give the database to that user).
+        One replica leads (reconcile loop, confirm deadlines) through a lease in the database; see `leaseSecs`.
+      '';
+    };
+    leaseSecs = {
+      type = "ints.positive";
+      default = 10;
+      description = "Replicas on PostgreSQL: the leader lease. The leader renews it every leaseSecs/3; when it dies another replica takes over within leaseSecs + leaseSecs/3 (and a paused leader is fenced off).";
+    };
     cacheDir = {
       type = { nullOr = "path"; };
       default = null;

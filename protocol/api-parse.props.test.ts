@@ -30,8 +30,8 @@ t.after(async () => {
   env.cleanup();
 });
 
-function snapshot(): string {
-  return JSON.stringify({ hosts: cp.store.allHosts(), reports: cp.store.reportCount(), audit: cp.store.auditAll().length, pause: cp.store.getPause('stable'), q: cp.store.quarantines() });
+async function snapshot(): Promise<string> {
+  return JSON.stringify({ hosts: (await cp.store.allHosts()), reports: (await cp.store.reportCount()), audit: (await cp.store.auditAll()).length, pause: (await cp.store.getPause('stable')), q: (await cp.store.quarantines()) });
 }
 
 const ROUTES: [string, string, string][] = [
@@ -60,13 +60,13 @@ const bodies = fc.oneof(
 t('no body makes the control plane answer 500; refused bodies change nothing', async () => {
   await fc.assert(
     fc.asyncProperty(fc.constantFrom(...ROUTES), bodies, async ([path, cn, ou], body) => {
-      const before = snapshot();
+      const before = (await snapshot());
       const res = await app.request(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body }, peer(cn, ou));
       assert.ok(res.status < 500, `${path} ${body} → ${res.status}`);
       if (res.status >= 400) {
         const b = (await res.json()) as ErrorBody;
         assert.type(b.error.code, 'string');
-        assert.is(snapshot(), before, `${path} ${body} changed state`);
+        assert.is((await snapshot()), before, `${path} ${body} changed state`);
       }
     }),
     { numRuns: 300 },

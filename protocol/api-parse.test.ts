@@ -34,13 +34,13 @@ t.after(async () => {
 });
 
 /** What a bad request may not change: hosts, reports, pauses, quarantines, audit. */
-function snapshot(): string {
+async function snapshot(): Promise<string> {
   return JSON.stringify({
-    hosts: cp.store.allHosts(),
-    reports: cp.store.reportCount(),
-    pauses: cp.store.getPause('stable'),
-    quarantines: cp.store.quarantines(),
-    audit: cp.store.auditAll().length,
+    hosts: (await cp.store.allHosts()),
+    reports: (await cp.store.reportCount()),
+    pauses: (await cp.store.getPause('stable')),
+    quarantines: (await cp.store.quarantines()),
+    audit: (await cp.store.auditAll()).length,
   });
 }
 
@@ -78,7 +78,7 @@ for (const [name, who, method, path, body, headers, want] of cases) {
       client = stray;
       (body as { hostname: string }).hostname = 'intruder';
     }
-    const before = snapshot();
+    const before = (await snapshot());
     const payload =
       body === 'CHUNKED'
         ? (async function* () {
@@ -89,7 +89,7 @@ for (const [name, who, method, path, body, headers, want] of cases) {
     assert.is(r.status, STATUS[want], JSON.stringify(r.body));
     assert.is((r.body as ErrorBody).error.code, want);
     assert.type((r.body as ErrorBody).error.message, 'string');
-    assert.is(snapshot(), before);
+    assert.is((await snapshot()), before);
     if (stray !== null) await stray.close();
   });
 }

@@ -460,6 +460,8 @@ export const ReadyzResponseSchema = Type.Object({
   reasons: Type.Array(Type.String()),
   fleet: Nullable(Type.Object({ signedAt: Type.String(), sha256: Type.String(), ciCommit: Nullable(Type.String()) })),
   revocations: Nullable(Type.Object({ signedAt: Type.String(), sha256: Type.String() })),
+  /** Several replicas on one store: this one's role, lease epoch and store health. */
+  replica: Type.Optional(Type.Object({ role: Type.Union([Type.Literal('leader'), Type.Literal('follower')]), holder: Type.String(), epoch: Nullable(Type.Integer()), storeOk: Type.Boolean() })),
 });
 export type ReadyzResponse = Static<typeof ReadyzResponseSchema>;
 

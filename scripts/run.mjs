@@ -9,14 +9,28 @@
 //   - Debian packages for the commands the tests drive for real (`nix` from nix-bin, …), with
 //     apt-get, when running as root on a Debian-like system. Otherwise it says what to install.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Commands the test suite runs for real, and the Debian package that provides each. */
-const DEBIAN = [{ command: 'nix', pkg: 'nix-bin' }];
+/**
+ * What the test suite runs for real, and the Debian package that provides each: a command on PATH,
+ * or (`present`) a check of its own — Debian's PostgreSQL keeps initdb/pg_ctl off PATH.
+ */
+const DEBIAN = [
+  { command: 'nix', pkg: 'nix-bin' },
+  { command: 'initdb (PostgreSQL)', pkg: 'postgresql', present: () => postgresBinDir() !== null },
+];
+
+/** /usr/lib/postgresql/VERSION/bin holding initdb, newest first (fixtures/postgres.ts looks there too). */
+function postgresBinDir() {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return null;
+  const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+  return versions.length === 0 ? null : join(base, versions[0], 'bin');
+}
 
 function say(msg) {
   process.stderr.write(`setup: ${msg}\n`);
@@ -63,7 +77,7 @@ function ensureNodeModules() {
 }
 
 function ensureDebianPackages() {
-  const missing = DEBIAN.filter((d) => !onPath(d.command));
+  const missing = DEBIAN.filter((d) => !(d.present?.() ?? onPath(d.command)));
   if (missing.length === 0) return;
   const pkgs = missing.map((d) => d.pkg);
   const isRoot = process.getuid?.() === 0;

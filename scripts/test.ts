@@ -6,15 +6,22 @@
  *
  * Flags: `--no-e2e` skips e2e/, `--only DIR` runs only files under DIR, `--filter TEXT` only files
  * whose path contains TEXT.
+ *
+ * Store backends: every unit test file that starts a real control plane (fixtures/cp-testing.ts
+ * `startCp(`) runs twice, on SQLite and on PostgreSQL (NIXFLEET_TEST_STORE=postgres: a throwaway
+ * cluster per file, fixtures/postgres.ts); NIXFLEET_TEST_BACKENDS=sqlite runs SQLite only.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const ROOT = process.cwd();
 const SKIP_DIRS = new Set(['node_modules', '.git', 'tmp', '.bench-cache']);
 const UNIT_TIMEOUT_MS = 10 * 60_000;
 const E2E_TIMEOUT_MS = 30 * 60_000;
+
+/** A test file run a second time on the PostgreSQL store. */
+const PG_TAG = ' [postgres]';
 
 type FileResult = { file: string; passed: number; failed: number; skipped: number; output: string; ms: number };
 
@@ -51,12 +58,12 @@ function findTests(dir: string, out: string[]): string[] {
 // uvu colours through kleur; NO_COLOR keeps the summary plain, and we strip escapes anyway.
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number; output: string; ms: number }> {
+function run(cmd: string, args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number; output: string; ms: number }> {
   const started = performance.now();
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
       cwd: ROOT,
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -135,15 +142,22 @@ async function main(): Promise<void> {
   const unit = files.filter((f) => !isE2e(f));
   const e2e = opts.e2e ? files.filter(isE2e) : [];
 
-  const runFile = async (file: string, timeoutMs: number): Promise<FileResult> => {
-    const r = await run(process.execPath, ['--import', 'tsx', file], timeoutMs);
-    const s = summarise(file, r.code, r.output, r.ms);
+  const runFile = async (entry: string, timeoutMs: number): Promise<FileResult> => {
+    const pg = entry.endsWith(PG_TAG);
+    const file = pg ? entry.slice(0, -PG_TAG.length) : entry;
+    const r = await run(process.execPath, ['--import', 'tsx', file], timeoutMs, pg ? { NIXFLEET_TEST_STORE: 'postgres' } : {});
+    const s = summarise(entry, r.code, r.output, r.ms);
     const tag = s.failed > 0 ? 'FAIL' : 'ok  ';
-    console.log(`${tag} ${file}  (${s.passed} passed, ${s.failed} failed, ${Math.round(s.ms)} ms)`);
+    console.log(`${tag} ${entry}  (${s.passed} passed, ${s.failed} failed, ${Math.round(s.ms)} ms)`);
     if (s.failed > 0 || process.env['TEST_VERBOSE']) console.log(s.output.replace(/^/gm, '     | '));
     return s;
   };
 
+  const backends = (process.env['NIXFLEET_TEST_BACKENDS'] ?? 'sqlite,postgres').split(',');
+  if (backends.includes('postgres')) unit.push(...unit.filter((f) => {
+      const text = readFileSync(join(ROOT, f), 'utf8');
+      return text.includes('startCp(') && !text.includes(`backend: 'postgres'`); // a file on PostgreSQL only runs once
+    }).map((f) => f + PG_TAG));
   const results = [
     ...(await pool(unit, 2, (f) => runFile(f, UNIT_TIMEOUT_MS))),
     ...(await pool(e2e, 1, (f) => runFile(f, E2E_TIMEOUT_MS))),

@@ -6,11 +6,11 @@ import type Database from 'better-sqlite3';
 import { auditEntryHash, GENESIS_HASH } from '../../protocol/audit-chain.ts';
 import type { AuditEntry, AuditInput } from './types.ts';
 
-type AuditRecord = { seq: number; at: string; kind: string; actor: string; subject: string; data_json: string; prev_hash: string; hash: string };
+export type AuditRecord = { seq: number; at: string; kind: string; actor: string; subject: string; data_json: string; prev_hash: string; hash: string };
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+export const iso = (ms: number): string => new Date(ms).toISOString();
 
-const toAudit = (r: AuditRecord): AuditEntry => ({
+export const toAudit = (r: AuditRecord): AuditEntry => ({
   seq: r.seq,
   at: r.at,
   kind: r.kind,

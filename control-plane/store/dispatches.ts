@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { DispatchRow, DispatchStatus, Write } from './types.ts';
 
-type DispatchRecord = {
+export type DispatchRecord = {
   rollout_id: string;
   hostname: string;
   channel: string;
@@ -18,7 +18,7 @@ type DispatchRecord = {
 
 type FinishParams = { rolloutId: string; hostname: string; status: DispatchStatus; finishedMs: number; rollbackReason: string | null };
 
-const toDispatch = (r: DispatchRecord): DispatchRow => ({
+export const toDispatch = (r: DispatchRecord): DispatchRow => ({
   rolloutId: r.rollout_id,
   hostname: r.hostname,
   channel: r.channel,

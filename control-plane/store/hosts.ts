@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import type { HostObservation, HostRow } from './types.ts';
 
 /** A `hosts` row as SQLite returns it. */
-type HostRecord = {
+export type HostRecord = {
   hostname: string;
   last_checkin_ms: number | null;
   current_closure: string | null;

@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import type { HostRolloutState, Rollout, RolloutState, SkipInfo } from '../../reconciler/types.ts';
 import type { RolloutHost, RolloutHostRow, RolloutRow, TransitionRow, Write } from './types.ts';
 
-type RolloutRecord = {
+export type RolloutRecord = {
   id: string;
   channel: string;
   target_ref: string;
@@ -18,7 +18,7 @@ type RolloutRecord = {
   updated_at_ms: number;
 };
 
-type RolloutHostRecord = {
+export type RolloutHostRecord = {
   rollout_id: string;
   hostname: string;
   state: HostRolloutState;
@@ -29,11 +29,11 @@ type RolloutHostRecord = {
   rollback_requested: number;
 };
 
-type TransitionRecord = { at_ms: number; hostname: string | null; from_state: string | null; to_state: string; wave: number; reason: string };
+export type TransitionRecord = { at_ms: number; hostname: string | null; from_state: string | null; to_state: string; wave: number; reason: string };
 
 type RolloutHostParams = { rolloutId: string; hostname: string; state: string; enteredAtMs: number; closure: string; wave: number; skipJson: string | null; rollbackRequested: number };
 
-function toRolloutRow(r: RolloutRecord): RolloutRow {
+export function toRolloutRow(r: RolloutRecord): RolloutRow {
   return {
     id: r.id,
     channel: r.channel,
@@ -50,7 +50,7 @@ function toRolloutRow(r: RolloutRecord): RolloutRow {
   };
 }
 
-function toRolloutHost(r: RolloutHostRecord): RolloutHost {
+export function toRolloutHost(r: RolloutHostRecord): RolloutHost {
   return {
     state: r.state,
     enteredAtMs: r.entered_at_ms,
@@ -61,7 +61,7 @@ function toRolloutHost(r: RolloutHostRecord): RolloutHost {
   };
 }
 
-const toRolloutHostRow = (r: RolloutHostRecord): RolloutHostRow => ({
+export const toRolloutHostRow = (r: RolloutHostRecord): RolloutHostRow => ({
   rolloutId: r.rollout_id,
   hostname: r.hostname,
   state: r.state,

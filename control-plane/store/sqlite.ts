@@ -24,6 +24,7 @@ import type {
   AuditInput,
   ChannelState,
   DispatchRow,
+  Fence,
   HostObservation,
   HostRow,
   PauseRow,
@@ -159,6 +160,19 @@ export class SqliteStore implements Store {
 
   apply(writes: readonly Write[]): ApplyResult {
     return this.tx(() => this.applyNow(writes));
+  }
+
+  // One process owns the file: always the leader, nothing to fence.
+  readonly shared = false;
+  applyFenced(writes: readonly Write[], _fence: Fence): ApplyResult {
+    return this.apply(writes);
+  }
+  lease(_holder: string, _leaseMs: number): number {
+    return 1;
+  }
+  releaseLease(_holder: string): void {}
+  leaseHolder(): null {
+    return null;
   }
 
   /** Synchronous part first (the savepoint: throws on failure); the Promise settles with the group commit. */

@@ -91,7 +91,12 @@ export type Write =
   /** A rollout the store has not seen (or a superseded id that comes back: its host rows are dropped). */
   | { kind: 'rollout.insert'; row: RolloutRow }
   | { kind: 'rollout.update'; row: Omit<RolloutRow, 'channel' | 'targetRef' | 'signedAt' | 'artifactSha256'> }
-  | { kind: 'rollout-host.put'; rolloutId: string; hostname: string; host: RolloutHost }
+  /**
+   * `before`: the row as the decision saw it (null: none). A shared store (several replicas) applies
+   * the write only if the row is still that one, else the list fails with `StoreConflictError`
+   * (another replica moved the host meanwhile: decide again). A single-process store ignores it.
+   */
+  | { kind: 'rollout-host.put'; rolloutId: string; hostname: string; host: RolloutHost; before?: RolloutHost | null }
   | { kind: 'transition'; row: TransitionRow }
   | { kind: 'dispatch.put'; rolloutId: string; hostname: string; channel: string; closure: string; wave: number; createdMs: number }
   /** First hand-over of a target: starts the confirm clock (no-op when already delivered). */
@@ -116,6 +121,19 @@ export type Write =
   | { kind: 'artifact.put'; row: ArtifactRow }
   | { kind: 'audit'; entry: AuditInput };
 
+/** A conditional write found the row changed by another replica: nothing was written; decide again. */
+export class StoreConflictError extends Error {
+  readonly code = 'STORE_CONFLICT';
+}
+
+/** A fenced list was refused: this replica no longer holds the leader lease (nothing was written). */
+export class NotLeaderError extends Error {
+  readonly code = 'NOT_LEADER';
+}
+
+/** The leader lease a fenced write is conditional on. */
+export type Fence = { holder: string; epoch: number };
+
 /** What applying a list returned: the ids of the `report` writes, in order. */
 export type ApplyResult = { reportIds: number[] };
 
@@ -126,6 +144,24 @@ export type ApplyResult = { reportIds: number[] };
 export interface Store {
   /** Apply the writes in order, in one transaction (all or nothing). */
   apply(writes: readonly Write[]): Awaitable<ApplyResult>;
+  /**
+   * `apply`, in a transaction that first checks that `fence` still holds the leader lease (and keeps
+   * the lease from moving until it commits): a leader that was paused past its lease writes nothing
+   * (`NotLeaderError`). A single-process store has no lease to lose: same as `apply`.
+   */
+  applyFenced(writes: readonly Write[], fence: Fence): Awaitable<ApplyResult>;
+  /** Several control planes share this store (PostgreSQL): in-memory state is only a cache. */
+  readonly shared: boolean;
+  /**
+   * Take or renew the leader lease for `holder` for `leaseMs` (on the store's clock): its epoch when
+   * `holder` leads, else null. A new holder gets a higher epoch than every earlier one. A
+   * single-process store always leads (epoch 1).
+   */
+  lease(holder: string, leaseMs: number): Awaitable<number | null>;
+  /** Give the lease up now (clean shutdown: another replica takes over without waiting). */
+  releaseLease(holder: string): Awaitable<void>;
+  /** Who holds the lease now (null: nobody, or it expired). */
+  leaseHolder(): Awaitable<{ holder: string; epoch: number } | null>;
   /**
    * Group commit (the check-in path): the writes join the transaction shared by the callers of this
    * turn, each list atomically (a list that fails undoes only itself and throws or rejects). The
@@ -139,6 +175,11 @@ export interface Store {
   /** Everything the reconciler reads (rollout histories empty: the reconciler only appends). */
   loadObserved(): Awaitable<Observed>;
   loadChannelState(): Awaitable<ChannelState>;
+  /**
+   * The part of Observed one host event can touch: the host's observation and every rollout holding
+   * it that is not Superseded, with only that host. Channel maps empty.
+   */
+  loadHostSlice(hostname: string): Awaitable<Observed>;
 
   getHost(hostname: string): Awaitable<HostRow | null>;
   allHosts(): Awaitable<HostRow[]>;

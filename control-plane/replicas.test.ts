@@ -1,0 +1,165 @@
+/**
+ * Several control planes on one PostgreSQL (issue 17), in process with real HTTPS + mTLS and a real
+ * throwaway cluster: the leader lease and its fence at the store, then two replicas serving agents
+ * while one leads — the leader stops renewing, the other takes over, the rollout converges, no host
+ * is dispatched twice, the old leader's fenced writes are refused, the audit chain is one chain.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
+import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, testCluster, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
+import type { CheckinResponse, ReadyzResponse } from '../protocol/api.ts';
+import { verifyAuditChain } from '../protocol/audit-chain.ts';
+import { PostgresStore } from './store/postgres.ts';
+import { NotLeaderError, type Write } from './store/types.ts';
+
+const t = suite('replicas');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const audit = (kind: string): Write => ({ kind: 'audit', entry: { atMs: 0, kind, actor: 'cp', subject: 's', data: null } });
+
+async function openPair(): Promise<[PostgresStore, PostgresStore]> {
+  const c = await testCluster();
+  const conn = await c.createDatabase(`lease${Date.now() % 100000}`);
+  const open = () => PostgresStore.open({ host: conn.host, port: conn.port, database: conn.database, user: conn.user });
+  return [await open(), await open()];
+}
+
+t('lease: one holder at a time; expiry or release moves it with a higher epoch; a fenced write of the old holder is refused', async () => {
+  const [a, b] = await openPair();
+  try {
+    const e1 = await a.lease('A', 400);
+    assert.is(e1, 1);
+    assert.is(await b.lease('B', 400), null, 'held by A');
+    assert.is(await a.lease('A', 400), e1, 'renewal keeps the epoch');
+    assert.equal(await b.leaseHolder(), { holder: 'A', epoch: 1 });
+    await a.applyFenced([audit('a-leads')], { holder: 'A', epoch: 1 });
+    while ((await b.lease('B', 60_000)) === null) await sleep(100); // A stopped renewing ("paused")
+    assert.equal(await b.leaseHolder(), { holder: 'B', epoch: 2 });
+    assert.is(await a.lease('A', 400), null, 'A resumes: the lease is B’s');
+    let refused: unknown = null;
+    try {
+      await a.applyFenced([audit('a-after-pause'), { kind: 'host.put', row: { hostname: 'x', lastCheckinMs: 1, currentClosure: null, bootId: null, probesObserved: false, probesPassing: false, failedUnits: [], complianceFailures: null, probesJson: '[]', lastOutcomeJson: null, pendingReboot: false, agentVersion: null } }], { holder: 'A', epoch: 1 });
+    } catch (e) {
+      refused = e;
+    }
+    assert.ok(refused instanceof NotLeaderError, 'fenced: refused');
+    assert.is(await a.getHost('x'), null, 'and nothing written');
+    await b.applyFenced([audit('b-leads')], { holder: 'B', epoch: 2 });
+    await b.releaseLease('B');
+    assert.is(await a.lease('A', 400), 3, 'released: taken at once, next epoch');
+    assert.equal((await a.auditAll()).map((e) => e.kind), ['a-leads', 'b-leads']);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+type Agent = { client: Client; current: string; checkin(): Promise<CheckinResponse>; activate(target: NonNullable<CheckinResponse['target']>): Promise<void> };
+
+function agent(env: Env, url: string, name: string, index: number): Agent {
+  const client = new Client(url, env.ca.certPem, env.hostCert(name));
+  const key = hostKeyOf(index, name);
+  const probes = () => [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }];
+  const a: Agent = {
+    client,
+    current: fakeClosure(name, 0),
+    async checkin() {
+      const r = await client.call('POST', '/v1/agent/checkin', { hostname: name, currentClosure: a.current, bootId: 'b1', probes: probes(), failedUnits: [], lastOutcome: null });
+      assert.is(r.status, 200, JSON.stringify(r.body));
+      return r.body as CheckinResponse;
+    },
+    async activate(target) {
+      for (const event of ['activation-started', 'activation-switched'] as const) {
+        const rep = report(name, event, target.rolloutId, target.closureHash, env.clock.ms);
+        assert.is((await client.call('POST', '/v1/agent/report', { report: rep, signature: key.sign(rep) })).status, 202);
+        if (event === 'activation-started') a.current = target.closureHash;
+      }
+      const rec = confirmedRecord(name, target.rolloutId, target.closureHash, env.clock.ms);
+      const r = await client.call('POST', '/v1/agent/confirm', {
+        hostname: name,
+        rolloutId: target.rolloutId,
+        closureHash: target.closureHash,
+        bootId: 'b1',
+        confirmed: { record: rec, signature: key.sign(rec) },
+        probes: probes(),
+        failedUnits: [],
+      });
+      assert.is(r.status, 204, JSON.stringify(r.body));
+    },
+  };
+  return a;
+}
+
+/** /readyz's replica block, after a lease renewal (the timers are off in these tests). */
+const replica = async (cp: RunningCp, env: Env): Promise<ReadyzResponse['replica']> => {
+  await cp.cp.leadership.tick();
+  const c = new Client(cp.url, env.ca.certPem, env.operatorCert());
+  try {
+    return ((await c.call('GET', '/readyz')).body as ReadyzResponse).replica;
+  } finally {
+    await c.close();
+  }
+};
+
+t('two replicas, agents spread over both: the leader stops, the other takes over; converged, no host dispatched twice, one audit chain', async () => {
+  const env = makeEnv();
+  env.publish(sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true }));
+  const r1 = await startCp(env, { leaseSecs: 2 }, { backend: 'postgres' });
+  const r2 = await startCp(env, { leaseSecs: 2 }, { backend: 'postgres' });
+  const hosts = ['host-0000', 'host-0001', 'host-0002', 'host-0003'];
+  // host-0000 and host-0001 talk to the first replica, the others to the second.
+  const agents = hosts.map((h, i) => agent(env, (i < 2 ? r1 : r2).url, h, i));
+  try {
+    // Whoever holds the lease now is A (the leader), the other B.
+    const roles = [await replica(r1, env), await replica(r2, env)];
+    assert.equal(roles.map((r) => r?.role).sort(), ['follower', 'leader'], 'one leader, one follower');
+    const [a, b] = roles[0]!.role === 'leader' ? [r1, r2] : [r2, r1];
+    for (const ag of agents) assert.is((await ag.checkin()).target, null, 'online, nothing yet');
+    await a.cp.leadership.tick(); // A is alive: it renews (its timer would; the timers are off here)
+    assert.equal(await b.cp.reconcileNow(), [], 'a follower leaves passes to the leader');
+    await a.cp.reconcileNow();
+    const rolloutId = (await b.store.allRollouts())[0]!.id;
+    const wave0 = [0, 2];
+    for (const i of wave0) {
+      const target = (await agents[i]!.checkin()).target;
+      assert.ok(target !== null, `host ${i}: target from replica ${i < 2 ? 1 : 2}`);
+      await agents[i]!.activate(target!);
+    }
+    // A stops renewing (as if killed or paused); B takes the lease once it ran out.
+    const epochA = (await replica(a, env))!.epoch!;
+    await sleep(2100);
+    await b.cp.reconcileNow();
+    assert.is((await replica(b, env))?.role, 'leader');
+    assert.is((await replica(b, env))?.epoch, epochA + 1);
+    assert.equal(await a.cp.reconcileNow(), [], 'A resumes: it finds the lease taken and does not reconcile');
+    assert.is((await replica(a, env))?.role, 'follower');
+    let fenced: unknown = null;
+    try {
+      await a.store.applyFenced([audit('stale-leader')], { holder: a.cp.leadership.holder, epoch: epochA });
+    } catch (e) {
+      fenced = e;
+    }
+    assert.ok(fenced instanceof NotLeaderError, 'the old epoch is fenced off');
+    for (const i of [1, 3]) {
+      const target = (await agents[i]!.checkin()).target;
+      assert.ok(target !== null, `host ${i}: wave 1 dispatched by the new leader`);
+      await agents[i]!.activate(target!);
+    }
+    for (const ag of agents) await ag.checkin();
+    await b.cp.reconcileNow();
+    assert.is((await a.store.getRollout(rolloutId))!.state, 'Converged');
+    const dispatched = (await a.store.transitions(rolloutId)).filter((x) => x.to === 'Dispatched').map((x) => x.hostname);
+    assert.equal(dispatched.sort(), hosts, 'each host dispatched exactly once');
+    for (const h of hosts) assert.is((await a.store.getDispatch(rolloutId, h))!.status, 'confirmed');
+    const chain = await b.store.auditAll();
+    assert.ok(verifyAuditChain(chain).ok);
+    assert.not.ok(chain.some((e) => e.kind === 'stale-leader'));
+  } finally {
+    for (const ag of agents) await ag.client.close();
+    await r1.stop();
+    await r2.stop();
+    env.cleanup();
+  }
+});
+
+t.run();
