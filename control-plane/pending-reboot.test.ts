@@ -161,7 +161,7 @@ t('rollout skip over real mTLS: a host held by a host edge behind a host that ne
     await checkin();
     await cp.cp.reconcileNow();
     assert.is((await checkin()).target, null, 'held by the host edge');
-    const rolloutId = cp.store.allRollouts()[0]!.id;
+    const rolloutId = (await cp.store.allRollouts())[0]!.id;
     const bad = await operator.call('POST', `/v1/rollouts/${encodeURIComponent(rolloutId)}/skip`, { host: 'nobody', reason: 'x' });
     assert.is(bad.status, 404);
     const ok = await operator.call('POST', `/v1/rollouts/${encodeURIComponent(rolloutId)}/skip`, { host: held, reason: `${gone} is decommissioned` });

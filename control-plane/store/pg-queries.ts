@@ -280,6 +280,11 @@ export async function clearRollback(q: Q, rolloutId: string, hostname: string): 
   await q.query('UPDATE dispatches SET rollback_reason = NULL WHERE rollout_id = $1 AND hostname = $2', [rolloutId, hostname]);
 }
 
+/** A deferred activation waits for the host's reboot: its pending dispatch has no deadline (issue 14). */
+export async function awaitBoot(q: Q, rolloutId: string, hostname: string): Promise<void> {
+  await q.query(`UPDATE dispatches SET deadline_ms = NULL WHERE rollout_id = $1 AND hostname = $2 AND status = 'pending'`, [rolloutId, hostname]);
+}
+
 export async function withdrawUndelivered(q: Q, rolloutId: string, finishedMs: number): Promise<number> {
   const r = await q.query(`UPDATE dispatches SET status = 'cancelled', finished_ms = $2 WHERE rollout_id = $1 AND status = 'pending' AND delivered_ms IS NULL`, [rolloutId, finishedMs]);
   return r.rowCount ?? 0;

@@ -252,6 +252,9 @@ export class PostgresStore implements Store {
         case 'dispatch.finish':
           await sql.finishDispatch(c, w.rolloutId, w.hostname, w.status, w.finishedMs, w.rollbackReason, w.onlyIfPending);
           break;
+        case 'dispatch.await-boot':
+          await sql.awaitBoot(c, w.rolloutId, w.hostname);
+          break;
         case 'dispatch.clear-rollback':
           await sql.clearRollback(c, w.rolloutId, w.hostname);
           break;
