@@ -32,6 +32,20 @@ export class ObservedMirror {
     this.cache = null;
   }
 
+  /**
+   * Reload from the store (a shared store: other replicas wrote check-ins), keeping what only this
+   * process holds: issue 14's drift and rollout controls are not stored yet, so a reload must not
+   * forget them (on a restart or a change of leader they are rebuilt by the next passes).
+   */
+  async reload(): Promise<Observed> {
+    const prev = this.cache;
+    const loaded = toMirror(await this.load());
+    if (prev?.drifted !== undefined) loaded.drifted = prev.drifted;
+    if (prev?.controls !== undefined) loaded.controls = prev.controls;
+    this.cache = loaded;
+    return loaded;
+  }
+
   /** After a reconcile pass: the new observed state, as the store would load it. */
   replace(after: Observed): void {
     this.cache = toMirror(after);

@@ -91,7 +91,7 @@ export class ReconcileLoop {
     for (let attempt = 1; ; attempt++) {
       const fence = await this.d.fence();
       if (fence === null) return [];
-      if (this.d.store.shared) this.d.mirror.invalidate();
+      if (this.d.store.shared) await this.d.mirror.reload();
       try {
         return await this.passOnce(trigger, fence);
       } catch (e) {
