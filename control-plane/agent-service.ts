@@ -24,6 +24,7 @@ import type {
   Target,
 } from '../protocol/api.ts';
 import type { ArtifactManager } from './artifacts.ts';
+import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -87,6 +88,11 @@ export class AgentService {
   /** The mirror, without an await once it is loaded (the check-in hot path). */
   private async mirror(): Promise<Observed> {
     return this.d.mirror.peek() ?? (await this.d.mirror.get());
+  }
+
+  /** The host's own signed slice (issue 19), or null when no verified index matches the fleet. */
+  slice(hostname: string): ServedSlice | null {
+    return this.d.artifacts.slices.slice(hostname);
   }
 
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
@@ -261,6 +267,7 @@ export class AgentService {
       artifactSha256: sha256,
       confirmDeadline: iso(deadlineMs),
     };
+    if (this.d.artifacts.slices.offers(sha256, h)) target.slice = true;
     return { target, writes };
   }
 

@@ -11,6 +11,7 @@ import type { ArtifactKind, FleetResolved, Revocations, Trust } from '../protoco
 import { verifyArtifact, type AcceptedState } from '../protocol/verify.ts';
 import { loadTrust } from './config.ts';
 import type { CpMetrics } from './metrics.ts';
+import { SliceService } from './slices.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { AuditInput, Store } from './store/types.ts';
 import type { Logger } from './log.ts';
@@ -57,9 +58,12 @@ export class ArtifactManager {
   private readonly lastError = new Map<ArtifactKind, string>();
   private revokedBefore = new Map<string, number>();
   private polling: Promise<void> | null = null;
+  /** Signed per-host slices of the fleet in force (issue 19); polled after the artefacts. */
+  readonly slices: SliceService;
 
   constructor(private readonly o: ArtifactManagerOptions) {
     this.trust = o.trust;
+    this.slices = new SliceService({ store: o.store, source: o.source, maxBytes: o.maxBytes, now: o.now, metrics: o.metrics, log: o.log });
   }
 
   get kinds(): readonly ArtifactKind[] {
@@ -127,6 +131,7 @@ export class ArtifactManager {
   private async pollAll(): Promise<void> {
     await this.reloadTrust();
     for (const kind of this.kinds) await this.pollKind(kind);
+    await this.slices.poll(this.fleet(), this.trust);
   }
 
   private async reloadTrust(): Promise<void> {

@@ -46,6 +46,7 @@ import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { SoakRestorer } from './soak-restore.ts';
 import type { ArtifactSource } from './sources.ts';
+import type { ServedSlice } from './slices.ts';
 import type { Store } from './store/types.ts';
 
 export type ControlPlaneDeps = {
@@ -219,6 +220,10 @@ export class ControlPlane implements CpService {
 
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
     return this.agent.artifact(kind);
+  }
+
+  slice(hostname: string): ServedSlice | null {
+    return this.agent.slice(hostname);
   }
 
   checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
