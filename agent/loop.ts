@@ -358,12 +358,21 @@ export class NixfleetAgent {
     let host: Host;
     let cpDeadlineMs: number;
     if (slice !== null && slice.ok) {
-      const checked = checkSliceTarget({ target, hostname: config.hostname, slice: slice.value, trust: trust.value, nowMs, lastAccepted: store.loadAccepted('index') });
+      const checked = checkSliceTarget({
+        target,
+        hostname: config.hostname,
+        slice: slice.value,
+        trust: trust.value,
+        nowMs,
+        lastAccepted: store.loadAccepted('index'),
+        lastAcceptedFleet: store.loadAccepted('fleet'),
+      });
       if (!checked.ok) {
         if (checked.error.acceptedAnyway !== undefined) this.acceptNewer(checked.error.acceptedAnyway, 'index');
         return refuseChecked(checked.error);
       }
       this.acceptNewer(checked.value.verified.accepted, 'index');
+      this.acceptNewer(checked.value.fleetAccepted); // the index signs the artefact's sha256 and signedAt
       ({ host, cpDeadlineMs } = checked.value);
     } else {
       let art = store.loadArtifact(target.artifactSha256);

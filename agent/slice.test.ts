@@ -5,13 +5,13 @@
  * takes the target only from the verified leaf. Each refusal is reported with its code and nothing
  * is activated; with no slice served it falls back to the full artefact.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mintReleaseKey } from '../fixtures/keys.ts';
 import { basenameOf } from '../fixtures/nix.ts';
-import { makeEnv, publishSlice, type Env } from '../fixtures/agent-harness.ts';
+import { makeEnv, publish, publishSlice, type Env } from '../fixtures/agent-harness.ts';
 
 const test = suite('agent: signed slices');
 let env: Env;
@@ -50,7 +50,8 @@ async function expectRefused(code: string): Promise<void> {
 test('a good slice: activated from the verified leaf without downloading the artefact; the index is accepted', async () => {
   const fetches = env.cp.artifactFetches();
   const slices = env.cp.sliceFetches();
-  publishSlice(env, env.dispatch(env.toys['next']!));
+  const d = env.dispatch(env.toys['next']!);
+  publishSlice(env, d);
   const { agent, close, logs } = env.agent();
   try {
     const out = await agent.once();
@@ -62,6 +63,8 @@ test('a good slice: activated from the verified leaf without downloading the art
   assert.is(env.cp.artifactFetches(), fetches, 'no artefact download');
   assert.ok(env.cp.sliceFetches() > slices);
   assert.ok(existsSync(join(env.stateDir, 'accepted-index.json')), 'newest accepted index persisted');
+  const fleet = JSON.parse(readFileSync(join(env.stateDir, 'accepted-fleet.json'), 'utf8')) as { sha256: string; signedAt: string };
+  assert.equal(fleet, { signedAt: d.signed.signedAt, sha256: d.signed.sha256 }, 'the artefact the signed index names is the newest accepted fleet');
 });
 
 test('a slice of another host → SLICE_WRONG_HOST', async () => {
@@ -110,6 +113,22 @@ test('an index older than the newest accepted one → ROLLBACK', async () => {
   const olderAt = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
   publishSlice(env, env.dispatch(env.toys['evil']!, { signedAt: olderAt }));
   await expectRefused('ROLLBACK');
+});
+
+test('the accepted index also guards the artefact: an older full artefact served without a slice → ROLLBACK', async () => {
+  const olderAt = new Date(Date.now() - 10 * 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  publish(env, env.dispatch(env.toys['evil']!, { signedAt: olderAt }));
+  const fetches = env.cp.artifactFetches();
+  const { agent, close, logs } = env.agent();
+  try {
+    const out = await agent.once();
+    assert.is(out.kind, 'refused', logs.join('\n'));
+    if (out.kind === 'refused') assert.is(out.code, 'ROLLBACK');
+  } finally {
+    await close();
+  }
+  assert.is(env.cp.artifactFetches(), fetches + 1);
+  assert.is(env.running(), env.toys['next']);
 });
 
 test('no slice served (404) although offered: falls back to the full artefact', async () => {

@@ -6,7 +6,11 @@
  *  2. the signed index through the same pipeline as the artefact (protocol/verify.ts kind
  *     `index`): the agent's OWN trust.json, freshness, and its OWN newest accepted index
  *     (ROLLBACK, EQUIVOCATION);
- *  3. the index names the artefact the target names (ARTIFACT_MISMATCH);
+ *  3. the index names the artefact the target names (ARTIFACT_MISMATCH), and that artefact is not
+ *     older than the newest fleet artefact this agent accepted (ROLLBACK; the same signedAt with
+ *     another artefact: EQUIVOCATION) — the index signs the artefact's sha256 and signedAt, so a
+ *     verified index also advances the newest accepted fleet state (`fleetAccepted`): a CP that
+ *     later serves an older full artefact is refused as a rollback;
  *  4. the leaf is canonical, is THIS host's (SLICE_WRONG_HOST) and its audit path leads to the
  *     signed root over the signed leaf count (SLICE_BAD_PROOF; SLICE_INVALID, SLICE_NOT_CANONICAL);
  *  5. the target matches the leaf: closure, channel, rollout, wave, signedAt — the same codes as
@@ -29,6 +33,8 @@ export type SliceTargetError = { code: SliceTargetErrorCode; message: string; ac
 export type CheckedSlice = {
   /** The verified index (kind `index`): `accepted` is what the caller persists. */
   verified: VerifiedArtifact;
+  /** The artefact the signed index names: the caller persists it as the newest accepted fleet. */
+  fleetAccepted: AcceptedState;
   leaf: SliceLeaf;
   host: Host;
   cpDeadlineMs: number;
@@ -42,6 +48,8 @@ export type CheckSliceInput = {
   nowMs: number;
   /** The agent's newest accepted index. */
   lastAccepted: AcceptedState | null;
+  /** The agent's newest accepted fleet artefact. */
+  lastAcceptedFleet: AcceptedState | null;
 };
 
 /**
@@ -61,6 +69,14 @@ export function checkSliceTarget(input: CheckSliceInput): Result<CheckedSlice, S
   if (!v.ok) return err({ code: v.error.code, message: `slice index: ${v.error.message}` });
   const verified = v.value;
   const index = verified.index;
+  const fleetAccepted: AcceptedState = { signedAt: verified.signedAt, sha256: index.artifactSha256 };
+  const lf = input.lastAcceptedFleet;
+  if (lf !== null && lf.sha256 !== fleetAccepted.sha256) {
+    const lastMs = parseTimestamp(lf.signedAt, false);
+    const signedMs = parseTimestamp(verified.signedAt, true);
+    if (lastMs !== null && signedMs !== null && signedMs < lastMs) return err({ code: 'ROLLBACK', message: `slice index signed at ${verified.signedAt}, older than the already accepted artefact ${lf.signedAt}` });
+    if (lastMs !== null && signedMs === lastMs) return err({ code: 'EQUIVOCATION', message: `slice index signed at ${verified.signedAt} like the already accepted artefact, but for another artefact` });
+  }
   const refuse = (code: SliceTargetErrorCode, message: string) => err({ code, message, acceptedAnyway: verified.accepted });
 
   if (index.artifactSha256 !== target.artifactSha256) return refuse('ARTIFACT_MISMATCH', `target names artefact ${target.artifactSha256}, the signed index is of ${index.artifactSha256}`);
@@ -82,5 +98,5 @@ export function checkSliceTarget(input: CheckSliceInput): Result<CheckedSlice, S
   if (signedMs === null || signedMs !== parseTimestamp(verified.signedAt)) {
     return refuse('SIGNED_AT_MISMATCH', `target says signedAt ${target.signedAt}, the signed index says ${verified.signedAt}`);
   }
-  return ok({ verified, leaf, host, cpDeadlineMs });
+  return ok({ verified, fleetAccepted, leaf, host, cpDeadlineMs });
 }
