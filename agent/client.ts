@@ -12,8 +12,8 @@
  * - `Retry-After` (seconds or HTTP date) is surfaced so the loop can honour it.
  */
 import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest } from '../protocol/api.ts';
-import { parseCheckinResponse, parseErrorBody } from '../protocol/api-parse.ts';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest, type SliceResponse } from '../protocol/api.ts';
+import { parseCheckinResponse, parseErrorBody, parseSliceResponse } from '../protocol/api-parse.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
@@ -150,6 +150,17 @@ export class CpClient {
     if (!s.ok) return s;
     if (s.value.status !== 200) return err(this.statusError(ROUTES.artifactSig, s.value));
     return ok({ bytes: a.value.body, signature: s.value.body });
+  }
+
+  /** This host's signed slice (issue 19); the loop verifies it (agent/slice.ts). */
+  async fetchSlice(): Promise<Result<SliceResponse, HttpError>> {
+    const r = await this.call(this.pool, 'GET', ROUTES.slice, undefined, 1024 * 1024);
+    if (!r.ok) return r;
+    if (r.value.status !== 200) return err(this.statusError(ROUTES.slice, r.value));
+    const json = parseJsonStrict(r.value.body);
+    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `slice answer is not JSON: ${json.error.message}` });
+    const v = parseSliceResponse(json.value);
+    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
   }
 
   async report(body: ReportRequest): Promise<Result<void, HttpError>> {

@@ -23,11 +23,12 @@ import type {
   ReportEvent,
   ReportRequest,
   SignedConfirmedRecord,
+  SliceResponse,
   Target,
 } from '../protocol/api.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import type { Result } from '../protocol/result.ts';
-import type { Trust } from '../protocol/schema.ts';
+import type { Host, Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
 import type { HttpError } from './client.ts';
 import type { Config } from './config.ts';
@@ -49,12 +50,15 @@ import {
 } from './machine.ts';
 import type { ProbeRunner } from './probes.ts';
 import { StateCorrupt, type StateStore } from './state.ts';
-import { checkTarget, type TargetErrorCode } from './target.ts';
+import { checkSliceTarget, type SliceTargetError, type SliceTargetErrorCode } from './slice.ts';
+import { checkTarget } from './target.ts';
 
 /** The control-plane calls the loop makes (`CpClient` implements it). */
 export interface CpApi {
   checkin(body: CheckinRequest): Promise<Result<CheckinResponse, HttpError>>;
   fetchArtifact(): Promise<Result<{ bytes: Uint8Array; signature: Uint8Array }, HttpError>>;
+  /** This host's signed slice (issue 19); optional: without it the loop uses the full artefact. */
+  fetchSlice?(): Promise<Result<SliceResponse, HttpError>>;
   report(body: ReportRequest): Promise<Result<void, HttpError>>;
   confirm(body: ConfirmRequest): Promise<{ result: 'ok' | 'gone' | 'error'; message: string }>;
 }
@@ -81,7 +85,7 @@ export type CycleOutcome =
   | { kind: 'checkin-failed'; error: HttpError }
   | { kind: 'no-target' }
   | { kind: 'busy'; phase: string }
-  | { kind: 'refused'; code: TargetErrorCode | 'QUARANTINED' | 'NO_AGENT_SERVICE' | 'TRUST_INVALID' | 'ARTIFACT_FETCH'; message: string }
+  | { kind: 'refused'; code: SliceTargetErrorCode | 'QUARANTINED' | 'NO_AGENT_SERVICE' | 'TRUST_INVALID' | 'ARTIFACT_FETCH'; message: string }
   | { kind: 'activated'; phase: string; outcome: LastOutcome['outcome'] | null }
   | { kind: 'rollback-instruction'; acted: boolean };
 
@@ -340,37 +344,65 @@ export class NixfleetAgent {
     const trust = this.deps.loadTrust();
     if (!trust.ok) return refuse('TRUST_INVALID', `trust.json: ${trust.error.message}`, 'verify-failed');
 
-    let art = store.loadArtifact(target.artifactSha256);
-    if (art === null) {
-      const f = await this.deps.client.fetchArtifact();
-      if (!f.ok) {
-        this.log(`artefact fetch failed: ${f.error.message}`);
-        return { kind: 'refused', code: 'ARTIFACT_FETCH', message: f.error.message };
-      }
-      art = f.value;
-    }
     const nowMs = this.now();
-    const checked = checkTarget({
-      target,
-      hostname: config.hostname,
-      bytes: art.bytes,
-      signature: art.signature,
-      trust: trust.value,
-      nowMs,
-      lastAccepted: store.loadAccepted('fleet'),
-      maxBytes: config.maxArtifactBytes,
-    });
-    if (!checked.ok) {
-      const e = checked.error;
-      if (e.acceptedAnyway !== undefined) this.acceptNewer(e.acceptedAnyway);
+    const refuseChecked = (e: SliceTargetError) => {
       const lastOutcome: LastOutcome = { rolloutId: target.rolloutId, closureHash: target.closureHash, outcome: 'refused', atMs: nowMs };
       this.state = { ...state, lastOutcome };
       store.saveOutcome(lastOutcome, state.deferred);
       return refuse(e.code, e.message, e.code === 'STALE' ? 'stale-target' : 'verify-failed');
+    };
+    // A signed slice when the CP offers one (issue 19); the full artefact otherwise, or when the
+    // offered slice cannot be fetched (a slice that IS fetched must verify: no fallback then).
+    const slice = target.slice === true && this.deps.client.fetchSlice !== undefined ? await this.deps.client.fetchSlice() : null;
+    if (slice !== null && !slice.ok) this.log(`slice fetch failed, using the full artefact: ${slice.error.message}`);
+    let host: Host;
+    let cpDeadlineMs: number;
+    if (slice !== null && slice.ok) {
+      const checked = checkSliceTarget({
+        target,
+        hostname: config.hostname,
+        slice: slice.value,
+        trust: trust.value,
+        nowMs,
+        lastAccepted: store.loadAccepted('index'),
+        lastAcceptedFleet: store.loadAccepted('fleet'),
+      });
+      if (!checked.ok) {
+        if (checked.error.acceptedAnyway !== undefined) this.acceptNewer(checked.error.acceptedAnyway, 'index');
+        return refuseChecked(checked.error);
+      }
+      this.acceptNewer(checked.value.verified.accepted, 'index');
+      this.acceptNewer(checked.value.fleetAccepted); // the index signs the artefact's sha256 and signedAt
+      ({ host, cpDeadlineMs } = checked.value);
+    } else {
+      let art = store.loadArtifact(target.artifactSha256);
+      if (art === null) {
+        const f = await this.deps.client.fetchArtifact();
+        if (!f.ok) {
+          this.log(`artefact fetch failed: ${f.error.message}`);
+          return { kind: 'refused', code: 'ARTIFACT_FETCH', message: f.error.message };
+        }
+        art = f.value;
+      }
+      const checked = checkTarget({
+        target,
+        hostname: config.hostname,
+        bytes: art.bytes,
+        signature: art.signature,
+        trust: trust.value,
+        nowMs,
+        lastAccepted: store.loadAccepted('fleet'),
+        maxBytes: config.maxArtifactBytes,
+      });
+      if (!checked.ok) {
+        if (checked.error.acceptedAnyway !== undefined) this.acceptNewer(checked.error.acceptedAnyway);
+        return refuseChecked(checked.error);
+      }
+      const { verified } = checked.value;
+      ({ host, cpDeadlineMs } = checked.value);
+      this.acceptNewer(verified.accepted);
+      if (store.loadArtifact(verified.sha256) === null) store.saveArtifact(verified.sha256, verified.canonical, art.signature);
     }
-    const { verified, host, cpDeadlineMs } = checked.value;
-    this.acceptNewer(verified.accepted);
-    if (store.loadArtifact(verified.sha256) === null) store.saveArtifact(verified.sha256, verified.canonical, art.signature);
 
     const job: Job = {
       rolloutId: target.rolloutId,
@@ -398,10 +430,10 @@ export class NixfleetAgent {
     return { kind: 'activated', phase: after.phase.tag, outcome: lo !== null && lo.closureHash === job.closureHash ? lo.outcome : null };
   }
 
-  /** Persist the newest accepted artefact state (never move it backwards). */
-  private acceptNewer(a: { signedAt: string; sha256: string }): void {
-    const cur = this.deps.store.loadAccepted('fleet');
-    if (cur === null || Date.parse(a.signedAt) > Date.parse(cur.signedAt)) this.deps.store.saveAccepted('fleet', a);
+  /** Persist the newest accepted state of a kind (never move it backwards). */
+  private acceptNewer(a: { signedAt: string; sha256: string }, kind: 'fleet' | 'index' = 'fleet'): void {
+    const cur = this.deps.store.loadAccepted(kind);
+    if (cur === null || Date.parse(a.signedAt) > Date.parse(cur.signedAt)) this.deps.store.saveAccepted(kind, a);
   }
 
   /**

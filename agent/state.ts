@@ -12,7 +12,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { dirname, join } from 'node:path';
 import { removeFileDurable, writeFileAtomic as writeFileAtomicDurable } from '../io/atomic-file.ts';
 import type { SignedConfirmedRecord } from '../protocol/api.ts';
-import type { AcceptedState } from '../protocol/verify.ts';
+import type { AcceptedState, SignedKind } from '../protocol/verify.ts';
+
+/** Kinds with a newest accepted state: the artefacts and the slice index (`accepted-index.json`). */
+export type AcceptedKind = SignedKind;
 import type { LastOutcome, Outcome, Pending, QuarantineEntry } from './machine.ts';
 
 /** Agent state files are private to root: 0600 files in a 0700 directory. */
@@ -42,8 +45,8 @@ export interface StateStore {
   saveOutcome(lastOutcome: LastOutcome, deferred: string | null): void;
   loadConfirmed(): SignedConfirmedRecord | null;
   saveConfirmed(r: SignedConfirmedRecord): void;
-  loadAccepted(kind: 'fleet' | 'revocations'): AcceptedState | null;
-  saveAccepted(kind: 'fleet' | 'revocations', a: AcceptedState): void;
+  loadAccepted(kind: AcceptedKind): AcceptedState | null;
+  saveAccepted(kind: AcceptedKind, a: AcceptedState): void;
   /** Cached artefact bytes + signature by sha256 (hex of the canonical bytes). */
   loadArtifact(sha256: string): { bytes: Uint8Array; signature: Uint8Array } | null;
   saveArtifact(sha256: string, bytes: Uint8Array, signature: Uint8Array): void;
@@ -160,10 +163,10 @@ export class FileStateStore implements StateStore {
   saveConfirmed(r: SignedConfirmedRecord): void {
     this.write('confirmed.json', r);
   }
-  loadAccepted(kind: 'fleet' | 'revocations'): AcceptedState | null {
+  loadAccepted(kind: AcceptedKind): AcceptedState | null {
     return this.read<AcceptedState | null>(`accepted-${kind}.json`, parseAccepted, null);
   }
-  saveAccepted(kind: 'fleet' | 'revocations', a: AcceptedState): void {
+  saveAccepted(kind: AcceptedKind, a: AcceptedState): void {
     this.write(`accepted-${kind}.json`, a);
   }
   loadArtifact(sha256: string): { bytes: Uint8Array; signature: Uint8Array } | null {

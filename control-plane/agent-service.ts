@@ -24,6 +24,7 @@ import type {
   Target,
 } from '../protocol/api.ts';
 import type { ArtifactManager } from './artifacts.ts';
+import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -105,6 +106,11 @@ export class AgentService {
         if (!(e instanceof StoreConflictError) || attempt >= 5) throw e;
       }
     }
+  }
+
+  /** The host's own signed slice (issue 19), or null when no verified index matches the fleet. */
+  slice(hostname: string): ServedSlice | null {
+    return this.d.artifacts.slices.slice(hostname);
   }
 
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
@@ -286,6 +292,7 @@ export class AgentService {
       artifactSha256: sha256,
       confirmDeadline: iso(deadlineMs),
     };
+    if (this.d.artifacts.slices.offers(sha256, h)) target.slice = true;
     return { target, writes };
   }
 

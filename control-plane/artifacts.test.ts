@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sampleFleet, sampleRevocations, signArtifact, writeSigned } from '../fixtures/artifacts.ts';
+import { sampleFleet, sampleRevocations, signArtifact, signIndex, writeSigned, writeSignedIndex, type SignedArtifact } from '../fixtures/artifacts.ts';
+import type { FleetResolved } from '../protocol/schema.ts';
 import { mintReleaseKey, trustFor, writeTrustFile } from '../fixtures/keys.ts';
 import { verifyAuditChain } from '../protocol/audit-chain.ts';
 import { Client, makeEnv, startCp, stamp, type RunningCp } from '../fixtures/cp-testing.ts';
@@ -152,11 +153,12 @@ t('trust.json is re-read: rotating the release key needs no restart', async () =
   }
 });
 
-t('URL source: ETag / If-None-Match, fleet and revocations, size limit', async () => {
+t('URL source: ETag / If-None-Match, fleet, revocations and the slice index beside the fleet, size limit', async () => {
   const env = makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 1, closures: true });
-  env.publish(fleet);
+  const first = env.publish(fleet) as SignedArtifact<FleetResolved>;
   env.publish(sampleRevocations([]));
+  writeSignedIndex(env.releasesDir, signIndex(first, env.release));
   const seen: { path: string; inm: string | undefined; status: number }[] = [];
   const server: Server = createServer((req, res) => {
     const path = join(env.releasesDir, (req.url ?? '/').replace(/^\/releases\//, ''));
@@ -184,10 +186,12 @@ t('URL source: ETag / If-None-Match, fleet and revocations, size limit', async (
   });
   try {
     assert.ok(cp.cp.readiness().ready, JSON.stringify(cp.cp.readiness()));
-    assert.equal(seen.map((s) => s.status), [200, 200, 200, 200]);
+    assert.equal(seen.map((s) => s.status), [200, 200, 200, 200, 200, 200]);
+    assert.ok(['/releases/fleet.index.json', '/releases/fleet.index.json.sig'].every((p) => seen.some((s) => s.path === p)), 'the index and its signature read from the fleet\'s folder');
+    assert.ok(cp.cp.artifacts.slices.offers(first.sha256, 'host-0000'), 'the index from the same folder is verified and served');
     await cp.cp.pollNow();
-    assert.equal(seen.slice(4).map((s) => s.status), [304, 304, 304, 304], 'unchanged: If-None-Match answered 304');
-    assert.ok(seen.slice(4).every((s) => s.inm !== undefined));
+    assert.equal(seen.slice(6).map((s) => s.status), [304, 304, 304, 304, 304, 304], 'unchanged: If-None-Match answered 304');
+    assert.ok(seen.slice(6).every((s) => s.inm !== undefined));
     // An oversize artefact is refused before parsing, and counted.
     writeFileSync(join(env.releasesDir, 'fleet.resolved.json'), ' '.repeat(65 * 1024));
     await cp.cp.pollNow();

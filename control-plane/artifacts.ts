@@ -11,6 +11,7 @@ import type { ArtifactKind, FleetResolved, Revocations, Trust } from '../protoco
 import { verifyArtifact, type AcceptedState } from '../protocol/verify.ts';
 import { loadTrust } from './config.ts';
 import type { CpMetrics } from './metrics.ts';
+import { SliceService } from './slices.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { AuditInput, Store } from './store/types.ts';
 import type { Logger } from './log.ts';
@@ -57,9 +58,12 @@ export class ArtifactManager {
   private readonly lastError = new Map<ArtifactKind, string>();
   private revokedBefore = new Map<string, number>();
   private polling: Promise<void> | null = null;
+  /** Signed per-host slices of the fleet in force (issue 19); polled after the artefacts. */
+  readonly slices: SliceService;
 
   constructor(private readonly o: ArtifactManagerOptions) {
     this.trust = o.trust;
+    this.slices = new SliceService({ store: o.store, source: o.source, maxBytes: o.maxBytes, now: o.now, metrics: o.metrics, log: o.log });
   }
 
   get kinds(): readonly ArtifactKind[] {
@@ -126,7 +130,10 @@ export class ArtifactManager {
 
   private async pollAll(): Promise<void> {
     await this.reloadTrust();
+    await this.slices.fetch();
     for (const kind of this.kinds) await this.pollKind(kind);
+    // A no-op when the fleet changed (checked before it was put in force) and the index did not.
+    await this.slices.check(this.fleet(), this.trust);
   }
 
   private async reloadTrust(): Promise<void> {
@@ -218,6 +225,9 @@ export class ArtifactManager {
     ]);
     this.o.metrics.artifactsAccepted.inc({ kind });
     this.o.log.info('artefact accepted', { kind, sha256: v.sha256, signedAt: v.signedAt });
+    // The slice index is checked against a new fleet before the fleet is in force: the first
+    // targets of the release (the reconcile below, the timer, a check-in) already offer slices.
+    if (kind === 'fleet') await this.slices.check({ sha256: v.sha256, fleet: v.fleet ?? null }, this.trust);
     this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null);
     if (kind === 'fleet') this.o.onFleetChanged();
   }

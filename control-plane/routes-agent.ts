@@ -8,6 +8,7 @@ import type { CheckinRequest, CheckinResponse, ConfirmRequest, ReportRequest, Re
 import { ROUTES } from '../protocol/api.ts';
 import { parseCheckinRequest, parseConfirmRequest, parseReportRequest } from '../protocol/api-parse.ts';
 import type { ServedArtifact } from './agent-service.ts';
+import type { ServedSlice } from './slices.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
 import { readJson, requireRole, requireSelf, validated, type AppEnv } from './middleware.ts';
@@ -19,6 +20,8 @@ import type { Awaitable } from './store/types.ts';
  */
 export interface AgentApi {
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null;
+  /** The host's own signed slice (issue 19); null when none is available. */
+  slice(hostname: string): ServedSlice | null;
   checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse>;
   confirm(peer: PeerIdentity, req: ConfirmRequest): Awaitable<void>;
   /** `rawReport` is the `report` value exactly as received (the signature covers its JCS bytes). */
@@ -48,6 +51,17 @@ export function agentRoutes(service: AgentApi): Hono<AppEnv> {
     const req = validated(parseReportRequest(raw));
     requireSelf(c.get('peer'), req.report.hostname);
     return c.json(await service.report(c.get('peer'), req, (raw as { report: unknown }).report), 202);
+  });
+
+  // The caller's own slice only: the hostname is the certificate CN, never a parameter.
+  app.get(ROUTES.slice, host, (c) => {
+    const s = service.slice(c.get('peer').cn);
+    if (s === null) throw new ApiError('NO_SLICE', 'no verified slice index matches the fleet in force: use GET /v1/artifact');
+    c.header('ETag', `"${s.etag}"`);
+    c.header('Cache-Control', 'no-cache');
+    const inm = c.req.header('if-none-match');
+    if (inm !== undefined && inm.split(',').some((t) => t.trim() === `"${s.etag}"`)) return c.body(null, 304);
+    return c.json(s.body);
   });
 
   const serve = (kind: 'fleet' | 'revocations', part: 'bytes' | 'signature') => (c: Context<AppEnv>) => {

@@ -50,6 +50,7 @@ import { ReconcileLoop } from './reconcile-loop.ts';
 import { Leadership } from './leadership.ts';
 import { SoakRestorer } from './soak-restore.ts';
 import type { ArtifactSource } from './sources.ts';
+import type { ServedSlice } from './slices.ts';
 import type { Store } from './store/types.ts';
 
 export type ControlPlaneDeps = {
@@ -254,6 +255,10 @@ export class ControlPlane implements CpService {
 
   artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
     return this.agent.artifact(kind);
+  }
+
+  slice(hostname: string): ServedSlice | null {
+    return this.agent.slice(hostname);
   }
 
   checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {

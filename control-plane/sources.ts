@@ -4,12 +4,18 @@
  *
  * A source only fetches bytes, under a size limit, and never interprets them: verification happens
  * in the artefact manager with `verifyArtifact`, before anything else.
+ *
+ * Besides the two artefacts a source reads the signed slice index `fleet.index.json` + `.sig`
+ * (kind `index`, issue 19) from beside the fleet artefact: the same directory, the same git path,
+ * or the URL of the same folder as the fleet URL (ETag / If-None-Match as for the others). A source
+ * without one answers NOT_FOUND and the CP serves no slices.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { ArtifactKind } from '../protocol/schema.ts';
+import { SLICE_INDEX_FILE } from '../protocol/slice.ts';
+import type { SignedKind } from '../protocol/verify.ts';
 import type { SourceConfig } from './config.ts';
 
 export type FetchErrorCode = 'FETCH_FAILED' | 'NOT_FOUND' | 'TOO_LARGE';
@@ -22,13 +28,14 @@ export type Fetched =
 export interface ArtifactSource {
   /** Human-readable location, for logs and the audit. */
   readonly describe: string;
-  fetch(kind: ArtifactKind): Promise<Fetched>;
+  fetch(kind: SignedKind): Promise<Fetched>;
   close(): Promise<void>;
 }
 
-export const FILE_NAMES: Readonly<Record<ArtifactKind, string>> = Object.freeze({
+export const FILE_NAMES: Readonly<Record<SignedKind, string>> = Object.freeze({
   fleet: 'fleet.resolved.json',
   revocations: 'revocations.json',
+  index: SLICE_INDEX_FILE,
 });
 
 const SIG_MAX_BYTES = 1024; // a raw signature is 64 bytes; anything much bigger is not one
@@ -70,7 +77,7 @@ class DirSource implements ArtifactSource {
     }
   }
 
-  async fetch(kind: ArtifactKind): Promise<Fetched> {
+  async fetch(kind: SignedKind): Promise<Fetched> {
     const path = join(this.dir, FILE_NAMES[kind]);
     const a = this.read(path, this.opts.maxBytes);
     if (!a.ok) return { kind: 'error', code: a.code, message: a.message };
@@ -84,13 +91,23 @@ class DirSource implements ArtifactSource {
 
 // ---------------------------------------------------------------------------------------------
 
+/** `name` (and `name.sig`) in the folder of `url`; null when `url` does not parse. */
+function siblingUrl(url: string, name: string): { url: string; sig: string } | null {
+  try {
+    const u = new URL(name, url).toString();
+    return { url: u, sig: `${u}.sig` };
+  } catch {
+    return null;
+  }
+}
+
 type Cached = { etag: string | null; bytes: Uint8Array };
 
 class UrlSource implements ArtifactSource {
   readonly describe: string;
   private readonly dispatcher: Dispatcher;
   private readonly cache = new Map<string, Cached>();
-  private readonly urls: Record<ArtifactKind, { url: string; sig: string } | null>;
+  private readonly urls: Record<SignedKind, { url: string; sig: string } | null>;
 
   constructor(
     cfg: Extract<SourceConfig, { type: 'url' }>,
@@ -100,6 +117,7 @@ class UrlSource implements ArtifactSource {
     this.urls = {
       fleet: { url: cfg.fleetUrl, sig: cfg.fleetSigUrl ?? `${cfg.fleetUrl}.sig` },
       revocations: cfg.revocationsUrl === undefined ? null : { url: cfg.revocationsUrl, sig: cfg.revocationsSigUrl ?? `${cfg.revocationsUrl}.sig` },
+      index: siblingUrl(cfg.fleetUrl, SLICE_INDEX_FILE),
     };
     const ca = cfg.caFile === undefined ? undefined : readFileSync(cfg.caFile, 'utf8');
     this.dispatcher = new Agent({
@@ -154,7 +172,7 @@ class UrlSource implements ArtifactSource {
     }
   }
 
-  async fetch(kind: ArtifactKind): Promise<Fetched> {
+  async fetch(kind: SignedKind): Promise<Fetched> {
     const u = this.urls[kind];
     if (u === null) return { kind: 'error', code: 'NOT_FOUND', message: `no URL configured for ${kind}` };
     const a = await this.get(u.url, this.opts.maxBytes);
@@ -199,7 +217,7 @@ class GitSource implements ArtifactSource {
   private readonly bin: string;
   private fetchedCommit: string | null = null;
   private lastFetch: Promise<{ ok: true; commit: string; changed: boolean } | { ok: false; message: string }> | null = null;
-  private readonly seen = new Map<ArtifactKind, string>();
+  private readonly seen = new Map<SignedKind, string>();
 
   constructor(
     private readonly cfg: Extract<SourceConfig, { type: 'git' }>,
@@ -243,8 +261,8 @@ class GitSource implements ArtifactSource {
     return { ok: true, bytes: new Uint8Array(r.stdout) };
   }
 
-  async fetch(kind: ArtifactKind): Promise<Fetched> {
-    // The fleet read starts a new fetch; the revocations read of the same poll reuses it.
+  async fetch(kind: SignedKind): Promise<Fetched> {
+    // The fleet read starts a new fetch; the revocations and index reads of the same poll reuse it.
     if (kind === 'fleet' || this.lastFetch === null) this.lastFetch = this.fetchRef();
     const f = await this.lastFetch;
     if (!f.ok) return { kind: 'error', code: 'FETCH_FAILED', message: f.message };

@@ -11,7 +11,7 @@
  * The release key lives beside the forge (in the CI's own directory), never in the repository and
  * never on the CP.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FleetDescription, Revocation } from '../protocol/schema.ts';
 import type { Forge } from './forge.ts';
@@ -44,6 +44,9 @@ export type ReleaseOutput = {
   fleetSig: Buffer;
   revocationsBytes: Buffer;
   revocationsSig: Buffer;
+  /** The signed slice index `sign` writes beside the fleet (issue 19), or null when absent. */
+  indexBytes: Buffer | null;
+  indexSig: Buffer | null;
 };
 
 export class Ci {
@@ -109,18 +112,21 @@ export class Ci {
     return { sourceCommit, releaseCommit, ...this.readReleases() };
   }
 
-  readReleases(): Pick<ReleaseOutput, 'fleetBytes' | 'fleetSig' | 'revocationsBytes' | 'revocationsSig'> {
+  readReleases(): Pick<ReleaseOutput, 'fleetBytes' | 'fleetSig' | 'revocationsBytes' | 'revocationsSig' | 'indexBytes' | 'indexSig'> {
     const r = (n: string) => readFileSync(join(this.forge.work, 'releases', n));
+    const maybe = (n: string) => (existsSync(join(this.forge.work, 'releases', n)) ? r(n) : null);
     return {
       fleetBytes: r('fleet.resolved.json'),
       fleetSig: r('fleet.resolved.json.sig'),
       revocationsBytes: r('revocations.json'),
       revocationsSig: r('revocations.json.sig'),
+      indexBytes: maybe('fleet.index.json'),
+      indexSig: maybe('fleet.index.json.sig'),
     };
   }
 
   /** Commit arbitrary release files as they are (tampering scenarios: bytes the CI never signed). */
-  async commitReleaseFiles(files: Partial<Record<'fleet.resolved.json' | 'fleet.resolved.json.sig' | 'revocations.json' | 'revocations.json.sig', Uint8Array>>, message: string): Promise<string> {
+  async commitReleaseFiles(files: Partial<Record<'fleet.resolved.json' | 'fleet.resolved.json.sig' | 'revocations.json' | 'revocations.json.sig' | 'fleet.index.json' | 'fleet.index.json.sig', Uint8Array>>, message: string): Promise<string> {
     for (const [name, bytes] of Object.entries(files)) this.forge.write(join('releases', name), bytes);
     return this.forge.commit(message);
   }

@@ -10,7 +10,7 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { CheckinRequest, CheckinResponse, ConfirmRequest, ReportRequest, Target } from '../protocol/api.ts';
+import type { CheckinRequest, CheckinResponse, ConfirmRequest, ReportRequest, SliceResponse, Target } from '../protocol/api.ts';
 
 export type RogueScript = {
   /** What the next check-ins get (null: nothing to do). */
@@ -19,6 +19,8 @@ export type RogueScript = {
   signature: Uint8Array;
   revocations?: Uint8Array;
   revocationsSig?: Uint8Array;
+  /** `GET /v1/agent/slice` (issue 19): this body; absent = 404. */
+  slice?: SliceResponse;
 };
 
 export class RogueCp {
@@ -59,6 +61,7 @@ export class RogueCp {
             this.artifactFetches.push(Date.now());
             return bytes(this.script.artifact, 'application/json');
           }
+          if (req.method === 'GET' && path === '/v1/agent/slice' && this.script.slice !== undefined) return json(200, this.script.slice);
           if (req.method === 'GET' && path === '/v1/artifact.sig') return bytes(this.script.signature, 'application/octet-stream');
           if (req.method === 'GET' && path === '/v1/revocations' && this.script.revocations !== undefined) return bytes(this.script.revocations, 'application/json');
           if (req.method === 'GET' && path === '/v1/revocations.sig' && this.script.revocationsSig !== undefined) {

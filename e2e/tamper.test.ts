@@ -7,11 +7,17 @@
  *
  * Scenario 7 — compromised CP: a CP that serves the genuine signed artefact but a target closure
  * the artefact does not sign for that host: the agent refuses it without fetching it.
+ *
+ * The setup rollouts run on signed slices (issue 19: each agent accepted the signed index);
+ * scenario 8 — a compromised CP serving slices: a rewritten leaf, another host's slice, a closure
+ * the slice does not sign are refused by the agent, which keeps running its current system.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import type { ReadyzResponse, Target } from '../protocol/api.ts';
+import type { ReadyzResponse, SliceResponse, Target } from '../protocol/api.ts';
+import { parseFleetResolved } from '../protocol/schema.ts';
+import { buildSliceTree, sliceFor } from '../protocol/slice.ts';
 import { releaseTool, type ReleaseOutput } from './ci.ts';
 import { Fleet, readStateJson } from './harness.ts';
 import { RogueCp } from './rogue-cp.ts';
@@ -61,6 +67,12 @@ register('setup: v1 then v2 converge (v1 becomes the "older artefact")', async (
   await f.waitConverged('v1');
   relV2 = await f.release('v2');
   await f.waitConverged('v2');
+  // The rollout ran on signed slices (issue 19): each agent accepted the signed index of v2.
+  assert.ok(relV2.indexBytes !== null, 'sign wrote the signed slice index');
+  for (const h of HOSTS) {
+    const acc = readStateJson(f.host(h), 'accepted-index.json') as { sha256: string } | null;
+    assert.is(acc?.sha256, sha(relV2.indexBytes!), `${h} verified the v2 slice index`);
+  }
 });
 
 register('6. tampering: the CP refuses a flipped byte, another key, a replayed older artefact, a stale artefact', async () => {
@@ -129,7 +141,13 @@ register('6. tampering: the CP refuses a flipped byte, another key, a replayed o
   }
   // The good artefact re-committed byte for byte is accepted again, and the fleet stays put.
   await f.ci.commitReleaseFiles(
-    { 'fleet.resolved.json': relV2.fleetBytes, 'fleet.resolved.json.sig': relV2.fleetSig, 'revocations.json': relV2.revocationsBytes, 'revocations.json.sig': relV2.revocationsSig },
+    {
+      'fleet.resolved.json': relV2.fleetBytes,
+      'fleet.resolved.json.sig': relV2.fleetSig,
+      'revocations.json': relV2.revocationsBytes,
+      'revocations.json.sig': relV2.revocationsSig,
+      ...(relV2.indexBytes !== null && relV2.indexSig !== null ? { 'fleet.index.json': relV2.indexBytes, 'fleet.index.json.sig': relV2.indexSig } : {}),
+    },
     'restore the last good release',
   );
   const hits = f.forge.hits.get('releases/fleet.resolved.json') ?? 0;
@@ -221,6 +239,49 @@ register('7. compromised CP: a target the signed artefact does not name for this
     return v.lastCheckinAt !== null && Date.parse(v.lastCheckinAt) > Date.now() - 3000 && v.currentClosure === f.closure('t-2', 'v2');
   });
   await assertFleetUnmoved(f, 'after the compromised CP');
+});
+
+register('8. compromised CP with signed slices: a tampered leaf, another host\'s slice, a target the slice does not sign are refused', async () => {
+  const f = fleet!;
+  const r = rogue!;
+  assert.ok(relV2.indexBytes !== null && relV2.indexSig !== null);
+  const model = parseFleetResolved(JSON.parse(relV2.fleetBytes.toString('utf8')));
+  assert.ok(model.ok);
+  if (!model.ok) return;
+  const tree = buildSliceTree(model.value, sha(relV2.fleetBytes));
+  const body = (host: string): SliceResponse => ({ ...sliceFor(tree, host)!, index: relV2.indexBytes!.toString('utf8'), indexSignature: relV2.indexSig!.toString('base64') });
+  const v2 = f.closure('t-2', 'v2');
+  const v3 = f.closure('t-2', 'v3');
+  const cases: { name: string; code: string; closure: string; slice: SliceResponse }[] = [
+    { name: 'its own leaf rewritten to an unsigned closure', code: 'SLICE_BAD_PROOF', closure: v3, slice: { ...body('t-2'), leaf: body('t-2').leaf.replace(v2, v3) } },
+    { name: 't-1\'s genuine slice', code: 'SLICE_WRONG_HOST', closure: f.closure('t-1', 'v2'), slice: body('t-1') },
+    { name: 'its genuine slice, with a target closure it does not sign', code: 'CLOSURE_MISMATCH', closure: v3, slice: body('t-2') },
+  ];
+  assert.ok(cases[0]!.slice.leaf !== body('t-2').leaf, 'the leaf names v2 and was rewritten');
+  await f.stopAgent('t-2');
+  f.host('t-2').cpUrl = r.url;
+  await f.startAgent('t-2');
+  let n = 200;
+  for (const c of cases) {
+    const before = r.reports.length;
+    const fetches = r.artifactFetches.length;
+    r.script = { target: { ...rogueTarget(c.closure, relV2.fleetBytes, ++n), slice: true }, artifact: relV2.fleetBytes, signature: relV2.fleetSig, slice: c.slice };
+    const rep = await f.waitFor(`t-2 to refuse ${c.name} (report naming ${c.code})`, (observe) => {
+      const rs = r.reports.slice(before);
+      observe(rs.map((x) => x.report));
+      return rs.find((x) => JSON.stringify(x.report).includes(c.code));
+    });
+    assert.is(rep.report.event, 'verify-failed');
+    assert.is(r.artifactFetches.length, fetches, `${c.name}: the full artefact was not used instead`);
+    assert.is(r.confirms.length, 0);
+    assert.is(f.profileLabel('t-2'), 'v2', `${c.name}: t-2 keeps running v2`);
+    assert.is((await f.generations('t-2')).length, 2);
+    assert.equal(f.switchLog('t-2'), ['t-2-v1 switch', 't-2-v2 switch']);
+  }
+  await f.stopAgent('t-2');
+  f.host('t-2').cpUrl = f.cpUrl;
+  await f.startAgent('t-2');
+  await assertFleetUnmoved(f, 'after the compromised CP with slices');
 });
 
 s.run();

@@ -117,6 +117,7 @@ function stubService(over: Partial<CpService> = {}): CpService {
     readiness: () => ({ ready: true, reasons: [], fleet: null, revocations: null }),
     isRevoked: () => false,
     artifact: () => null,
+    slice: () => null,
     checkin: fail,
     confirm: fail,
     report: fail,

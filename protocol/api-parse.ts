@@ -26,6 +26,7 @@ import {
   ReportResponseSchema,
   RolloutDetailSchema,
   RolloutsResponseSchema,
+  SliceResponseSchema,
   TraceResponseSchema,
   CheckinResponseSchema,
   ConfirmRequestSchema,
@@ -117,3 +118,5 @@ export const parseQuarantinesResponse = responseParser(QuarantinesResponseSchema
 export const parseQuarantineClearResponse = responseParser(QuarantineClearResponseSchema, 'quarantine clear answer');
 export const parseReportResponse = responseParser(ReportResponseSchema, 'report answer');
 export const parseReadyzResponse = responseParser(ReadyzResponseSchema, 'readyz answer');
+/** `GET /v1/agent/slice` (issue 19); the agent then verifies the index and the slice itself. */
+export const parseSliceResponse = responseParser(SliceResponseSchema, 'slice answer');

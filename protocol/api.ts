@@ -28,6 +28,7 @@ export const ROUTES = {
   checkin: '/v1/agent/checkin',
   confirm: '/v1/agent/confirm',
   report: '/v1/agent/report',
+  slice: '/v1/agent/slice',
   artifact: '/v1/artifact',
   artifactSig: '/v1/artifact.sig',
   revocations: '/v1/revocations',
@@ -57,7 +58,8 @@ export const ROUTES = {
  *   `UNSUPPORTED_PROTOCOL`, `INVALID_QUERY`, `REPORT_SIGNATURE_INVALID`
  * - 401 `UNAUTHENTICATED` (no verified client certificate), `CERT_REVOKED` (§2.3 revocations)
  * - 403 `FORBIDDEN_ROLE` (OU not allowed on this route), `IDENTITY_MISMATCH` (host acts as another)
- * - 404 `NOT_FOUND`, `UNKNOWN_HOST` (not in the signed fleet), `UNKNOWN_ROLLOUT`, `UNKNOWN_CHANNEL`
+ * - 404 `NOT_FOUND`, `UNKNOWN_HOST` (not in the signed fleet), `UNKNOWN_ROLLOUT`, `UNKNOWN_CHANNEL`,
+ *   `NO_SLICE` (no verified slice index matches the fleet in force: use the full artefact)
  * - 409 `NO_DISPATCH` (confirm for something that was never dispatched to this host)
  * - 410 `DEADLINE_PASSED` (confirm after the confirm deadline), `DISPATCH_CANCELLED`
  *   (rollout halted / superseded / paused before the confirm)
@@ -80,6 +82,7 @@ export type ErrorCode =
   | 'UNKNOWN_HOST'
   | 'UNKNOWN_ROLLOUT'
   | 'UNKNOWN_CHANNEL'
+  | 'NO_SLICE'
   | 'NO_DISPATCH'
   | 'DEADLINE_PASSED'
   | 'DISPATCH_CANCELLED'
@@ -178,6 +181,9 @@ export type CheckinRequest = Static<typeof CheckinRequestSchema>;
  * - `confirmDeadline`: RFC 3339: confirm (POST /v1/agent/confirm) before this or roll back. The
  *   clock starts when the target is first handed to the host (first check-in that returns it), so a
  *   host that polls late still gets the full `confirmDeadlineSecs`; later check-ins repeat it.
+ * - `slice` (optional, issue 19; absent = false, so v1 agents and CPs ignore it): the CP serves this
+ *   host a signed slice of this artefact at `GET /v1/agent/slice`; the agent may verify that
+ *   instead of downloading the whole artefact.
  */
 export const TargetSchema = Type.Object({
   closureHash: Type.String(),
@@ -188,8 +194,25 @@ export const TargetSchema = Type.Object({
   freshnessWindowMinutes: Type.Number(),
   artifactSha256: Type.String(),
   confirmDeadline: Type.String(),
+  slice: Type.Optional(Type.Boolean()),
 });
 export type Target = Static<typeof TargetSchema>;
+
+/**
+ * `GET /v1/agent/slice` 200 body (issue 19, protocol/slice.ts): the calling host's own slice.
+ * - `leaf`: the canonical JSON text of its leaf, exactly as hashed; `leafIndex`, `proof` (audit
+ *   path, leaf to root, lowercase hex): its inclusion proof;
+ * - `index`: the signed index (`fleet.index.json`) exactly as published, `indexSignature`: base64
+ *   of its raw signature. The agent verifies the index like an artefact, then the slice against it.
+ */
+export const SliceResponseSchema = Type.Object({
+  leaf: Type.String({ maxLength: 1_048_576 }),
+  leafIndex: Type.Integer({ minimum: 0 }),
+  proof: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), { maxItems: 64 }),
+  index: Type.String({ maxLength: 65_536 }),
+  indexSignature: Type.String({ maxLength: 1_024 }),
+});
+export type SliceResponse = Static<typeof SliceResponseSchema>;
 
 /**
  * A stopping instruction (rollback-and-halt, SPEC §4): roll back the activation of `closureHash`

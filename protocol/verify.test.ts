@@ -1,12 +1,12 @@
 import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sampleFleet, sampleRevocations, signArtifact, signFleet, signRevocations, type SignedArtifact } from '../fixtures/artifacts.ts';
+import { sampleFleet, sampleRevocations, signArtifact, signFleet, signIndex, signRevocations, type SignedArtifact } from '../fixtures/artifacts.ts';
 import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
 import { canonicalBytes } from './jcs.ts';
 import { sha256Hex, signBytes } from './crypto.ts';
 import type { FleetResolved, Trust } from './schema.ts';
-import { activeKeys, verifyArtifact, type VerifyInput } from './verify.ts';
+import { activeKeys, verifyArtifact, verifySliceIndex, type VerifyInput } from './verify.ts';
 
 const key = mintReleaseKey('ed25519', 1);
 const other = mintReleaseKey('ed25519', 2);
@@ -167,6 +167,41 @@ ok("an artefact signed over its JCS bytes by Node's crypto.sign verifies; the sa
   assert.is(code(run({ bytes: signed.bytes, signature: plusL }, { trust })), 'BAD_SIGNATURE');
 });
 
+const idx = suite('verifyArtifact kind index: the same policy for the signed slice index');
+
+idx('a fresh index verifies, returns the index, and ages with the window it carries', () => {
+  const si = signIndex(signed, key);
+  const at = (nowMs: number, over: Partial<VerifyInput> = {}) => verifySliceIndex({ bytes: si.bytes, signature: si.signature, trust: trustFor(key), nowMs, lastAccepted: null, ...over });
+  const r = at(t0);
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  if (!r.ok) return;
+  assert.equal(r.value.index, si.index);
+  assert.is(r.value.kind, 'index');
+  assert.is(r.value.sha256, si.sha256);
+  assert.is(r.value.freshnessWindowMinutes, si.index.freshnessWindowMinutes);
+  const w = si.index.freshnessWindowMinutes;
+  assert.ok(at(t0 + w * MIN + 60_000).ok);
+  assert.is(code(at(t0 + w * MIN + 60_001)), 'STALE');
+  assert.is(code(at(t0 - 61_000)), 'FUTURE_DATED');
+});
+
+idx('each code as for the artefact: other key, schema, NOT_SIGNED, REJECTED_BEFORE, ROLLBACK, EQUIVOCATION', () => {
+  const si = signIndex(signed, key);
+  const base = { bytes: si.bytes, signature: si.signature, trust: trustFor(key), nowMs: t0, lastAccepted: null };
+  assert.is(code(verifySliceIndex({ ...base, trust: trustFor(other) })), 'BAD_SIGNATURE');
+  assert.is(code(verifyArtifact({ ...base, kind: 'fleet' })), 'SCHEMA_INVALID');
+  assert.is(code(verifyArtifact({ ...base, kind: 'index', bytes: signed.bytes, signature: signed.signature })), 'SCHEMA_INVALID');
+  const v2 = signIndex(signed, key, (i) => ({ ...i, schemaVersion: 2 as 1 }));
+  assert.is(code(verifySliceIndex({ ...base, bytes: v2.bytes, signature: v2.signature })), 'SCHEMA_VERSION');
+  const unsigned = signIndex(signed, key, (i) => ({ ...i, meta: { ...i.meta, signedAt: null } }));
+  assert.is(code(verifySliceIndex({ ...base, bytes: unsigned.bytes, signature: unsigned.signature })), 'NOT_SIGNED');
+  const rb: Trust = { ...trustFor(key), ciReleaseKey: { ...trustFor(key).ciReleaseKey, rejectBefore: '2026-03-01T12:00:01Z' } };
+  assert.is(code(verifySliceIndex({ ...base, trust: rb })), 'REJECTED_BEFORE');
+  assert.is(code(verifySliceIndex({ ...base, lastAccepted: { signedAt: '2026-03-01T12:00:01Z', sha256: 'f'.repeat(64) } })), 'ROLLBACK');
+  assert.is(code(verifySliceIndex({ ...base, lastAccepted: { signedAt: T0, sha256: 'f'.repeat(64) } })), 'EQUIVOCATION');
+  assert.ok(verifySliceIndex({ ...base, lastAccepted: { signedAt: T0, sha256: si.sha256 } }).ok, 'the same bytes are accepted again');
+});
+
 const rot = suite('trust.json key rotation');
 
 rot('current, previous and successor (until retireAt) are active', () => {
@@ -188,4 +223,5 @@ rot('an unknown signatureAlgorithm stamp does not matter: the trusted key decide
 ok.run();
 codes.run();
 order.run();
+idx.run();
 rot.run();

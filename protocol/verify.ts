@@ -15,6 +15,10 @@
  * 11. signedAt < lastAccepted.signedAt      ROLLBACK
  *     signedAt = lastAccepted.signedAt with other bytes: EQUIVOCATION (same bytes: accepted again)
  *
+ * The same pipeline verifies the three signed kinds: `fleet` (fleet.resolved.json), `revocations`
+ * and `index` (fleet.index.json, the signed slice index of issue 19) — only step 6 (the schema)
+ * and the default freshness window differ by kind; the last accepted state is kept per kind.
+ *
  * Pure: `nowMs` and the last accepted state are parameters; persisting `accepted` is the caller's
  * job. Never throws on any input bytes.
  */
@@ -34,6 +38,7 @@ import {
   type Revocations,
   type Trust,
 } from './schema.ts';
+import { parseSliceIndex, type SliceIndex } from './slice.ts';
 
 export type VerifyErrorCode =
   | 'TOO_LARGE'
@@ -73,11 +78,14 @@ export type VerifyError = { code: VerifyErrorCode; message: string };
 /** Newest accepted artefact of one kind, persisted by the caller (CP database, agent stateDir). */
 export type AcceptedState = { signedAt: string; sha256: string };
 
+/** What the pipeline verifies: a release artefact, or the signed slice index beside the fleet. */
+export type SignedKind = ArtifactKind | 'index';
+
 /** Which trust.json slot verified the signature. */
 export type KeyRole = 'current' | 'previous' | 'successor';
 
 export type VerifyInput = {
-  kind: ArtifactKind;
+  kind: SignedKind;
   /** Exactly as received. */
   bytes: Uint8Array;
   /** Raw 64 bytes. */
@@ -85,16 +93,20 @@ export type VerifyInput = {
   trust: Trust;
   nowMs: number;
   lastAccepted: AcceptedState | null;
-  /** Default: fleet = min freshnessWindow over its channels (180 if none); revocations = 180. */
+  /**
+   * Default: fleet = min freshnessWindow over its channels (180 if none); revocations = 180;
+   * index = its signed `freshnessWindowMinutes` (the fleet's, so both age alike).
+   */
   freshnessWindowMinutes?: number;
   /** Default 16 MiB. */
   maxBytes?: number;
 };
 
 export type VerifiedArtifact = {
-  kind: ArtifactKind;
+  kind: SignedKind;
   fleet?: FleetResolved;
   revocations?: Revocations;
+  index?: SliceIndex;
   /** The JCS bytes the signature covers. */
   canonical: Uint8Array;
   /** Hex SHA-256 of `canonical`. */
@@ -164,6 +176,7 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
   // 6: typed model from the same parsed value.
   let fleet: FleetResolved | undefined;
   let revocations: Revocations | undefined;
+  let index: SliceIndex | undefined;
   let signedAt: string | null;
   let windowMinutes: number;
   if (kind === 'fleet') {
@@ -173,6 +186,12 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
     signedAt = fleet.meta.signedAt;
     const windows = Object.values(fleet.channels).map((c) => c.freshnessWindow);
     windowMinutes = input.freshnessWindowMinutes ?? (windows.length > 0 ? Math.min(...windows) : CHANNEL_DEFAULTS.freshnessWindow);
+  } else if (kind === 'index') {
+    const r = parseSliceIndex(v);
+    if (!r.ok) return fail('SCHEMA_INVALID', r.error.message);
+    index = r.value;
+    signedAt = index.meta.signedAt;
+    windowMinutes = input.freshnessWindowMinutes ?? index.freshnessWindowMinutes;
   } else {
     const r = parseRevocations(v);
     if (!r.ok) return fail('SCHEMA_INVALID', r.error.message);
@@ -216,5 +235,14 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
   };
   if (fleet !== undefined) value.fleet = fleet;
   if (revocations !== undefined) value.revocations = revocations;
+  if (index !== undefined) value.index = index;
   return ok(value);
+}
+
+/** The signed slice index (`fleet.index.json`): {@link verifyArtifact} with kind `index`. */
+export function verifySliceIndex(input: Omit<VerifyInput, 'kind'>): Result<VerifiedArtifact & { index: SliceIndex }, VerifyError> {
+  const r = verifyArtifact({ ...input, kind: 'index' });
+  if (!r.ok) return r;
+  if (r.value.index === undefined) throw new Error('bug: verifyArtifact(kind index) returned no index');
+  return ok({ ...r.value, index: r.value.index });
 }

@@ -95,6 +95,20 @@ flow('sign also writes the signed slice index: it verifies, matches the artefact
   for (const h of ['web-01', 'web-02', 'web-03', 'db-01', 'db-02']) assert.ok(verifySlice({ index: index.value, slice: sliceFor(match.value, h)!, hostname: h }).ok, h);
 });
 
+flow('verify --kind index (inferred from the file name) checks the signed index; an older one is ROLLBACK', async () => {
+  const { pub } = await release(dir);
+  const index = join(dir, 'out/fleet.index.json');
+  const v = await cli(['verify', '--artifact', index, '--public-key', pub, '--now', '2026-05-01T12:10:00Z']);
+  assert.is(v.code, 0, v.err);
+  assert.match(v.out, /^OK index signedAt=2026-05-01T12:00:00Z sha256=[0-9a-f]{64} key=current window=240m \(slice index: 5 leaves, root [0-9a-f]{64}, artefact [0-9a-f]{64}\)\n$/);
+  const explicit = await cli(['verify', '--artifact', index, '--kind', 'index', '--public-key', pub, '--now', '2026-05-01T12:10:00Z', '--last-signed-at', '2026-05-01T13:00:00Z', '--last-sha256', '0'.repeat(64)]);
+  assert.is(explicit.code, 1);
+  assert.match(explicit.err, /^ROLLBACK: /);
+  const asFleet = await cli(['verify', '--artifact', index, '--kind', 'fleet', '--public-key', pub, '--now', '2026-05-01T12:10:00Z']);
+  assert.is(asFleet.code, 1);
+  assert.match(asFleet.err, /^SCHEMA_INVALID: /);
+});
+
 flow('flipping any one byte of the artefact or of the .sig makes verify exit 1 with a code', async () => {
   const { pub, artifact, sig } = await release(dir);
   const bytes = readFileSync(artifact);

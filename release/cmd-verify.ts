@@ -4,8 +4,9 @@
  */
 import { basename } from 'node:path';
 import { fromBase64 } from '../protocol/crypto.ts';
-import { parseTrust, type ArtifactKind, type Trust } from '../protocol/schema.ts';
-import { verifyArtifact, type AcceptedState } from '../protocol/verify.ts';
+import { parseTrust, type Trust } from '../protocol/schema.ts';
+import { SLICE_INDEX_FILE } from '../protocol/slice.ts';
+import { verifyArtifact, type AcceptedState, type SignedKind } from '../protocol/verify.ts';
 import { algorithmFlag, args, EXIT_INPUT, EXIT_OK, InputError, need, parseJsonFile, parseNow, readFile, type CliIo } from './cli-common.ts';
 
 /** Exit 0 with a one-line `OK …` summary, or exit 1 with `CODE: message` on stderr. */
@@ -40,8 +41,9 @@ export function cmdVerify(argv: string[], io: CliIo): number {
     trust = t.value;
   }
   const kindFlag = values.kind as string | undefined;
-  if (kindFlag !== undefined && kindFlag !== 'fleet' && kindFlag !== 'revocations') throw new InputError('--kind must be fleet or revocations');
-  const kind: ArtifactKind = (kindFlag as ArtifactKind | undefined) ?? (basename(artifact).startsWith('revocations') ? 'revocations' : 'fleet');
+  if (kindFlag !== undefined && kindFlag !== 'fleet' && kindFlag !== 'revocations' && kindFlag !== 'index') throw new InputError('--kind must be fleet, revocations or index');
+  const name = basename(artifact);
+  const kind: SignedKind = (kindFlag as SignedKind | undefined) ?? (name.startsWith('revocations') ? 'revocations' : name === SLICE_INDEX_FILE ? 'index' : 'fleet');
   const now = parseNow(values.now as string | undefined, io);
   const posInt = (flag: string): number | undefined => {
     const v = values[flag] as string | undefined;
@@ -71,7 +73,12 @@ export function cmdVerify(argv: string[], io: CliIo): number {
     return EXIT_INPUT;
   }
   const v = r.value;
-  const what = v.fleet !== undefined ? `${Object.keys(v.fleet.hosts).length} hosts, ${Object.keys(v.fleet.channels).length} channels` : `${v.revocations?.revocations.length ?? 0} revocations`;
+  const what =
+    v.fleet !== undefined
+      ? `${Object.keys(v.fleet.hosts).length} hosts, ${Object.keys(v.fleet.channels).length} channels`
+      : v.index !== undefined
+        ? `slice index: ${v.index.leafCount} leaves, root ${v.index.root}, artefact ${v.index.artifactSha256}`
+        : `${v.revocations?.revocations.length ?? 0} revocations`;
   io.stdout(`OK ${kind} signedAt=${v.signedAt} sha256=${v.sha256} key=${v.keyRole} window=${v.freshnessWindowMinutes}m (${what})\n`);
   return EXIT_OK;
 }

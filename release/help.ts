@@ -55,7 +55,7 @@ canonicalises (JCS), signs, and writes DIR/fleet.resolved.json and DIR/fleet.res
 `,
   verify: `Usage: nixfleet-release verify --artifact FILE [--signature FILE.sig]
                           (--public-key B64 [--algorithm ALG] | --trust trust.json)
-                          [--now ISO] [--kind fleet|revocations] [--freshness-window MINUTES]
+                          [--now ISO] [--kind fleet|revocations|index] [--freshness-window MINUTES]
                           [--last-signed-at ISO --last-sha256 HEX] [--max-bytes N]
 
 Verifies exactly as the control plane and agents do (SPEC §2.3). Exit 0 with a one-line summary
@@ -63,7 +63,8 @@ on stdout when valid; exit 1 with "CODE: message" on stderr otherwise (codes: TO
 PARSE_ERROR, DUPLICATE_KEY, NOT_CANONICALIZABLE, BAD_SIGNATURE, NO_ACTIVE_KEY, SCHEMA_VERSION,
 SCHEMA_INVALID, NOT_SIGNED, REJECTED_BEFORE, STALE, FUTURE_DATED, ROLLBACK, EQUIVOCATION).
 --signature defaults to FILE.sig; --kind defaults to revocations when the file name starts with
-"revocations", else fleet. The algorithm of --public-key is inferred from its length.
+"revocations", to index for "fleet.index.json" (the signed slice index: same trust slots,
+freshness, rollback and equivocation rules; its window is the one it carries), else fleet. The algorithm of --public-key is inferred from its length.
 `,
 };
 

@@ -61,7 +61,8 @@ export type QuarantineRow = { channel: string; closure: string; rolloutId: strin
 
 export type PauseRow = { channel: string; sinceMs: number; reason: string; by: string };
 
-export type ArtifactKind = 'fleet' | 'revocations';
+/** Signed kinds whose newest accepted state the CP persists; `index` = the slice index (issue 19). */
+export type ArtifactKind = 'fleet' | 'revocations' | 'index';
 
 export type ArtifactRow = { kind: ArtifactKind; signedAt: string; sha256: string; bytes: Uint8Array; signature: Uint8Array; acceptedMs: number };
 
