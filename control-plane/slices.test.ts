@@ -64,7 +64,7 @@ t('a good index: each host gets its own slice, which verifies against the signed
     const etag = String(r.headers['etag']);
     assert.is((await host.call('GET', '/v1/agent/slice', undefined, { 'if-none-match': etag })).status, 304);
     assert.ok(verifySignature('ed25519', env.release.publicKeyB64, new TextEncoder().encode(body.value.index), sig));
-    assert.is(cp.store.getArtifact('index')?.sha256, v.value.sha256, 'the accepted index is persisted (rollback protection)');
+    assert.is((await cp.store.getArtifact('index'))?.sha256, v.value.sha256, 'the accepted index is persisted (rollback protection)');
 
     const h0 = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
     for (const h of Object.keys(signed.value.hosts)) await checkin(new Client(cp.url, env.ca.certPem, env.hostCert(h)), h);
@@ -100,7 +100,7 @@ t('no index, or a bad one: counted by code, audited, 404 NO_SLICE, no slice offe
     assert.is((await host.call('GET', '/v1/agent/slice')).status, 200);
     for (const [code, write] of bad) {
       const before = failures((await cp.cp.metricsText()).body, code);
-      const audits = cp.store.auditAll().filter((e) => e.kind === 'artifact.rejected' && e.subject === 'index').length;
+      const audits = (await cp.store.auditAll()).filter((e) => e.kind === 'artifact.rejected' && e.subject === 'index').length;
       write();
       await cp.cp.pollNow();
       assert.is(failures((await cp.cp.metricsText()).body, code), before + 1, `${code} counted`);
@@ -109,7 +109,7 @@ t('no index, or a bad one: counted by code, audited, 404 NO_SLICE, no slice offe
       assert.is((r.body as ErrorBody).error.code, 'NO_SLICE');
       assert.is(cp.cp.artifacts.fleet()!.sha256, signed.sha256, `${code}: the fleet stays in force`);
       assert.not.ok(cp.cp.artifacts.slices.offers(signed.sha256, 'host-0000'));
-      if (code !== 'FETCH_NOT_FOUND') assert.is(cp.store.auditAll().filter((e) => e.kind === 'artifact.rejected' && e.subject === 'index').length, audits + 1, `${code} audited`);
+      if (code !== 'FETCH_NOT_FOUND') assert.is((await cp.store.auditAll()).filter((e) => e.kind === 'artifact.rejected' && e.subject === 'index').length, audits + 1, `${code} audited`);
       await cp.cp.pollNow();
       assert.is(failures((await cp.cp.metricsText()).body, code), before + 1, `${code}: polled again, not counted again`);
       // Back to the good index: slices again.
