@@ -299,7 +299,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'derive-pubkey',
-    summary: 'Turn an OpenSSH ssh-ed25519 public key line into base64 of the raw 32 bytes',
+    summary: 'Print the base64 of the raw 32 bytes of an OpenSSH ssh-ed25519 public key line',
+    description:
+      'Prints base64 of the raw 32-byte key (a trust.json-style key), not the "ssh-ed25519 AAAA… comment" line.\nA fleet\'s hosts.*.pubkey takes the line itself (the content of /etc/ssh/ssh_host_ed25519_key.pub): nixfleet-release resolve refuses this base64 there (INVALID_PUBKEY).',
     args: [{ name: 'FILE', description: 'A .pub file such as /etc/ssh/ssh_host_ed25519_key.pub; - or absent reads stdin.', optional: true }],
     flags: [],
     examples: ['nixfleet derive-pubkey /etc/ssh/ssh_host_ed25519_key.pub'],
