@@ -3,7 +3,7 @@
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
 import { auditVerify } from './cmd-audit.ts';
-import { configInit } from './cmd-config.ts';
+import { checkConfig, configInit } from './cmd-config.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
 import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutTrace, status } from './cmd-online.ts';
 import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
@@ -251,6 +251,17 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet config init --url https://cp.example.org:8443 --cert op.pem --key op.key --ca ca.pem'],
     online: false,
     handler: configInit,
+  },
+  {
+    name: 'check-config',
+    summary: 'Check the connection settings and the client certificate locally, without connecting',
+    description:
+      'Reads --url/--cert/--key/--ca (flags, env, settings file) and checks the certificate: extended key usage\nclientAuth, inside its validity period, --key belongs to it, issued by the --ca fleet CA.\nEvery online command runs the same check first; a problem is exit 2 with the reason.',
+    args: [],
+    flags: [],
+    examples: ['nixfleet check-config', 'nixfleet check-config --cert op.pem --key op.key --ca ca.pem --url https://cp.example.org:8443'],
+    online: true,
+    handler: checkConfig,
   },
   {
     name: 'pki init',

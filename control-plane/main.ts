@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkCertificate } from '../pki/check.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { createApp } from './app.ts';
 import { loadStartupMaterial, resolveConfig, type Config } from './config.ts';
@@ -24,7 +25,9 @@ Usage:
 
 Commands:
   serve          verify the signed fleet from the artefact source and serve agents and operators
-  check-config   validate the configuration and the TLS / trust material, then exit
+  check-config   validate the configuration and the TLS / trust material, then exit: the server
+                 certificate must be for serverAuth, valid now, match tlsKeyFile and be issued
+                 by the fleet CA (clientCaFile); serve refuses to start otherwise
 
 Flags (override the config file):
   --config FILE          JSON configuration (see control-plane/README.md)
@@ -106,8 +109,23 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nixfleet-control-plane: refusing to start (${material.error.code}): ${material.error.message}\n`);
     return 1;
   }
+  // The server certificate must be fit for serving now: serverAuth, in validity, its key, the fleet CA.
+  const serverCert = checkCertificate({
+    what: `tlsCertFile ${config.tlsCertFile}`,
+    certPem: material.value.tls.cert,
+    keyPem: material.value.tls.key,
+    keyWhat: `tlsKeyFile ${config.tlsKeyFile}`,
+    caPem: material.value.tls.ca,
+    purpose: 'serverAuth',
+    nowMs: Date.now(),
+  });
+  if (serverCert.problems.length > 0) {
+    for (const p of serverCert.problems) process.stderr.write(`nixfleet-control-plane: refusing to start (${p.code}): ${p.message}\n`);
+    return 1;
+  }
   if (args.command === 'check-config') {
-    process.stdout.write('configuration ok\n');
+    const until = serverCert.notAfterMs === null ? '' : `, valid until ${new Date(serverCert.notAfterMs).toISOString()}`;
+    process.stdout.write(`configuration ok\nserver certificate ${serverCert.subject ?? ''}: serverAuth, key matches, issued by the fleet CA${until}\n`);
     return 0;
   }
 
