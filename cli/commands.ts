@@ -133,7 +133,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
   {
     name: 'rollout show',
     summary: 'One rollout: its state and each host with wave, state, since when and why',
-    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>` (see rollout list).' }],
+    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>` (see rollout list), or a channel name: its current rollout.' }],
     flags: [],
     examples: ['nixfleet rollout show stable@3f9c2a1b'],
     online: true,
@@ -148,13 +148,13 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     summary: 'Every transition of a rollout with wave, time and reason; --follow redraws progress until it ends',
     description:
       'With --follow: prints transitions as they happen and redraws the per-wave progress until the rollout\nconverges (exit 0), halts or is superseded (exit 1). A paused rollout is followed on (it may be resumed).',
-    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>`.' }],
+    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>`, or a channel name: its current rollout.' }],
     flags: [
       { name: 'follow', type: 'boolean', description: 'Keep watching until converged, halted or superseded.' },
       { name: 'interval-secs', type: 'int', placeholder: 'N', default: 2, description: 'Poll interval with --follow.' },
       { name: 'max-wait-mins', type: 'int', placeholder: 'N', default: 1440, description: 'Give up (exit 1) after N minutes with --follow.' },
     ],
-    examples: ['nixfleet rollout trace stable@3f9c2a1b', 'nixfleet rollout trace stable@3f9c2a1b --follow'],
+    examples: ['nixfleet rollout trace stable', 'nixfleet rollout trace stable@3f9c2a1b --follow'],
     online: true,
     json: {
       shape: '`{rolloutId, state, events: [...]}`; with --follow, one event object per line as they happen. Each event:',
