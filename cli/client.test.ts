@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
@@ -313,6 +313,10 @@ test('audit export pages through the log and writes what audit verify accepts', 
   assert.is(v.code, 0, v.stderr);
   assert.match(v.stdout, /2500 entries, seq 1\.\.2500 \(from genesis\)/);
 
+  const dash = await runCli(['audit', 'export', '--out', '-', ...conn], io);
+  assert.is(dash.code, 0, dash.stderr);
+  assert.is(dash.stdout, readFileSync(join(tmp.dir, 'audit.jsonl'), 'utf8'), '--out - is stdout, the same lines');
+  assert.not.ok(existsSync(join(tmp.dir, '-')), 'no file named "-"');
   const since = await runCli(['audit', 'export', '--since', '2400', ...conn], io);
   assert.is(since.stdout.trim().split('\n').length, 101);
   const sinceTime = await runCli(['audit', 'export', '--since', new Date(NOW - 9_000).toISOString(), ...conn], io);

@@ -304,7 +304,7 @@ export async function auditExport(ctx: Ctx): Promise<Outcome> {
     }
     const out = flagStr(ctx, 'out');
     const body = lines.join('');
-    if (out === undefined) {
+    if (out === undefined || out === '-') {
       ctx.io.stdout(body);
       return done;
     }

@@ -4,6 +4,7 @@
  */
 import { auditVerify } from './cmd-audit.ts';
 import { checkConfig, configInit } from './cmd-config.ts';
+import { completionCommand } from './completion.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
 import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutTrace, status } from './cmd-online.ts';
 import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
@@ -232,7 +233,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     args: [],
     flags: [
       { name: 'since', type: 'string', placeholder: 'SEQ|TIME', description: 'Start at this seq number, or at entries at/after this RFC 3339 time.' },
-      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write to FILE (mode 0600) instead of stdout.' },
+      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write to FILE (mode 0600) instead of stdout; - is stdout.' },
     ],
     examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
     online: true,
@@ -262,6 +263,17 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet check-config', 'nixfleet check-config --cert op.pem --key op.key --ca ca.pem --url https://cp.example.org:8443'],
     online: true,
     handler: checkConfig,
+  },
+  {
+    name: 'completion',
+    summary: 'Print a shell completion script (bash, zsh or fish) generated from this command table',
+    description:
+      'bash: source <(nixfleet completion bash)   zsh: source <(nixfleet completion zsh)\nfish: nixfleet completion fish > ~/.config/fish/completions/nixfleet.fish',
+    args: [{ name: 'SHELL', description: 'bash, zsh or fish.' }],
+    flags: [],
+    examples: ['nixfleet completion bash > /etc/bash_completion.d/nixfleet'],
+    online: false,
+    handler: completionCommand(() => COMMANDS),
   },
   {
     name: 'pki init',

@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkCertificate } from '../pki/check.ts';
+import { parseProgramArgs } from '../io/program-args.ts';
+import { versionLine } from '../io/version.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { createApp } from './app.ts';
 import { loadStartupMaterial, resolveConfig, type Config } from './config.ts';
@@ -21,7 +23,7 @@ const HELP = `nixfleet-control-plane — the keyless control plane (Hono over mu
 Usage:
   nixfleet-control-plane serve --config FILE [flags]
   nixfleet-control-plane check-config --config FILE [flags]
-  nixfleet-control-plane --help
+  nixfleet-control-plane --help | --version
 
 Commands:
   serve          verify the signed fleet from the artefact source and serve agents and operators
@@ -37,6 +39,7 @@ Flags (override the config file):
   --source-dir DIR       use a local directory as the artefact source
   --log-level LEVEL      debug | info | warn | error
   -h, --help             this help
+  -V, --version          print the version
 
 The control plane holds no signing key. It refuses to start when a configured file holds the
 fleet CA key or a release signing key, or when mTLS material is missing.
@@ -44,25 +47,19 @@ fleet CA key or a release signing key, or when mTLS material is missing.
 Exit codes: 0 ok, 1 invalid or refused configuration, 2 I/O failure.
 `;
 
-type Parsed = { command: 'serve' | 'check-config' | 'help'; flags: Record<string, string> };
+type Parsed = { command: 'serve' | 'check-config' | 'help' | 'version'; flags: Record<string, string> };
 
+const FLAGS = ['config', 'listen-host', 'listen-port', 'db', 'source-dir', 'log-level'] as const;
+
+/** The binaries' shared convention (io/program-args.ts); a usage error is exit 1 here. */
 function parseArgs(argv: string[]): Parsed | string {
-  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { command: 'help', flags: {} };
-  const [command, ...rest] = argv;
-  if (command !== 'serve' && command !== 'check-config') return `unknown command ${JSON.stringify(command)} (try --help)`;
+  const p = parseProgramArgs('nixfleet-control-plane', argv, ['serve', 'check-config'] as const, Object.fromEntries(FLAGS.map((f) => [f, { type: 'string' as const }])));
+  if (p.kind === 'usage') return p.message;
+  if (p.kind === 'help' || p.kind === 'version') return { command: p.kind, flags: {} };
   const flags: Record<string, string> = {};
-  const known = new Set(['--config', '--listen-host', '--listen-port', '--db', '--source-dir', '--log-level']);
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (!known.has(name)) return `unknown flag ${JSON.stringify(a)} (try --help)`;
-    const value = eq > 0 ? a.slice(eq + 1) : rest[++i];
-    if (value === undefined) return `${name} needs a value`;
-    flags[name] = value;
-  }
+  for (const [k, v] of Object.entries(p.values)) if (typeof v === 'string') flags[`--${k}`] = v;
   if (flags['--config'] === undefined) return '--config FILE is required';
-  return { command, flags };
+  return { command: p.command, flags };
 }
 
 function buildConfig(flags: Record<string, string>): Config | string {
@@ -97,6 +94,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.command === 'help') {
     process.stdout.write(HELP);
+    return 0;
+  }
+  if (args.command === 'version') {
+    process.stdout.write(versionLine('nixfleet-control-plane'));
     return 0;
   }
   const config = buildConfig(args.flags);

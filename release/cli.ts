@@ -6,6 +6,7 @@
  */
 import { EXIT_INPUT, EXIT_IO, EXIT_OK, InputError, IoError, type CliIo } from './cli-common.ts';
 import { cmdCanonicalize } from './cmd-canonicalize.ts';
+import { versionLine } from '../io/version.ts';
 import { cmdInit } from './cmd-init.ts';
 import { cmdKeygen } from './cmd-keygen.ts';
 import { cmdResolve } from './cmd-resolve.ts';
@@ -30,6 +31,10 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => number | Promise<n
 /** Run `nixfleet-release` with `argv` (without the program name); returns the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === '-V') {
+    io.stdout(versionLine('nixfleet-release'));
+    return EXIT_OK;
+  }
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     (cmd === undefined ? io.stderr : io.stdout)(HELP['main']!);
     return cmd === undefined ? EXIT_INPUT : EXIT_OK;

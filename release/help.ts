@@ -3,6 +3,7 @@ export const HELP: Record<string, string> = {
   main: `nixfleet-release — resolve, canonicalise, sign and verify nixfleet release artefacts
 
 Usage: nixfleet-release <command> [options]
+       nixfleet-release --help | --version
 
 Commands:
   init          start a fleet repository: trust.json, signed empty revocations.json, fleet.json
