@@ -56,7 +56,8 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
       cwd: ROOT,
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+      // NIXFLEET_FROM_SOURCE: bin/*.js run the sources, never a (possibly stale) dist/ bundle.
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', NIXFLEET_FROM_SOURCE: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
