@@ -13,6 +13,7 @@
  * boot id, trust loader), so the loop runs the same against real Nix and a real CP as against
  * fakes. `compose.ts` (`buildAgent`) is the one place that picks them.
  */
+import { NIXFLEET_VERSION } from '../io/version.ts';
 import { basename } from 'node:path';
 import type {
   CheckinRequest,
@@ -302,7 +303,7 @@ export class NixfleetAgent {
       hostname: cfg.hostname,
       currentClosure: runningBase,
       bootId: this.bootId(),
-      agentVersion: '0.1.0',
+      agentVersion: NIXFLEET_VERSION,
       probes: this.probeResults,
       failedUnits: await this.failedUnits(),
       lastOutcome: this.apiOutcome(),

@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { parseProgramArgs } from '../io/program-args.ts';
+import { versionLine } from '../io/version.ts';
 import { buildAgent } from './compose.ts';
 import { resolveConfig, type Config } from './config.ts';
 import { StateCorrupt } from './state.ts';
@@ -14,7 +16,7 @@ const HELP = `nixfleet-agent — verifies signed targets, activates them with Ni
 Usage:
   nixfleet-agent run  --config FILE   poll the control plane forever (the service)
   nixfleet-agent once --config FILE   one check-in cycle; waits for an activation it starts to settle
-  nixfleet-agent --help
+  nixfleet-agent --help | --version
 
 The config file is JSON; see agent/README.md for every setting and its default. Required:
   cpUrl ("https://cp.example:8443"), tls {certFile, keyFile, caFile}.
@@ -53,19 +55,14 @@ function loadConfig(file: string): Config {
   return r.value;
 }
 
-function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help'; config: string | null } {
-  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { cmd: 'help', config: null };
-  const [cmd, ...rest] = argv;
-  if (cmd !== 'run' && cmd !== 'once') throw new Exit(1, `unknown command ${JSON.stringify(cmd)} (try --help)`);
-  let config: string | null = null;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (a === '--config') config = rest[++i] ?? null;
-    else if (a.startsWith('--config=')) config = a.slice('--config='.length);
-    else throw new Exit(1, `unknown argument ${JSON.stringify(a)} (try --help)`);
-  }
-  if (config === null || config === '') throw new Exit(1, `${cmd} needs --config FILE`);
-  return { cmd, config };
+/** The binaries' shared convention (io/program-args.ts); a usage error is exit 1 here. */
+function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help' | 'version'; config: string | null } {
+  const p = parseProgramArgs('nixfleet-agent', argv, ['run', 'once'] as const, { config: { type: 'string' } });
+  if (p.kind === 'usage') throw new Exit(1, p.message);
+  if (p.kind === 'help' || p.kind === 'version') return { cmd: p.kind, config: null };
+  const config = p.values['config'];
+  if (typeof config !== 'string' || config === '') throw new Exit(1, `${p.command} needs --config FILE`);
+  return { cmd: p.command, config };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -73,6 +70,10 @@ export async function main(argv: string[]): Promise<number> {
     const args = parseArgs(argv);
     if (args.cmd === 'help') {
       process.stdout.write(HELP);
+      return 0;
+    }
+    if (args.cmd === 'version') {
+      process.stdout.write(versionLine('nixfleet-agent'));
       return 0;
     }
     const config = loadConfig(args.config!);

@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
@@ -33,6 +33,14 @@ w('op.pem', op.certPem);
 w('op.key', op.keyPem);
 w('host.pem', hostCert.certPem);
 w('host.key', hostCert.keyPem);
+w('srv.pem', server.certPem);
+w('srv.key', server.keyPem);
+const opOther = mintOperatorCert(otherCa, 'bob');
+w('op-other.pem', opOther.certPem);
+w('op-other.key', opOther.keyPem);
+const opOld = mintOperatorCert(ca, 'carol', { notBefore: new Date(Date.now() - 10 * 86_400_000), validityDays: 2 });
+w('op-old.pem', opOld.certPem);
+w('op-old.key', opOld.keyPem);
 
 /** `null`: drop the connection without an answer (a CP restarting under a --follow). */
 type Handler = (req: IncomingMessage, body: string, ou: string | undefined) => { status: number; body: unknown } | null;
@@ -95,10 +103,44 @@ test('an unreachable CP: exit 3, one line, no stack trace', async () => {
 });
 
 test('a CP whose certificate is not from --ca: exit 3 naming TLS', async () => {
-  const r = await runCli(['hosts', '--url', url, '--cert', 'op.pem', '--key', 'op.key', '--ca', 'other-ca.pem'], io);
-  assert.is(r.code, 3);
+  // Our own certificate comes from that other CA, so the local check passes and the handshake fails.
+  const r = await runCli(['hosts', '--url', url, '--cert', 'op-other.pem', '--key', 'op-other.key', '--ca', 'other-ca.pem'], io);
+  assert.is(r.code, 3, r.stderr);
   assert.match(r.stderr, /TLS handshake failed/);
   assert.ok(isOneLine(r.stderr));
+});
+
+test('local identity mistakes are exit 2 with the reason, before any connection (not "cannot reach")', async () => {
+  const before = requests.length;
+  const expired = await runCli(['status', '--url', url, '--cert', 'op-old.pem', '--key', 'op-old.key', '--ca', 'ca.pem'], io);
+  assert.is(expired.code, 2);
+  assert.match(expired.stderr, /EXPIRED: --cert \S*op-old\.pem \(CN=carol, OU=operator[^)]*\) expired on 20/);
+  const wrongKey = await runCli(['status', '--url', url, '--cert', 'op.pem', '--key', 'host.key', '--ca', 'ca.pem'], io);
+  assert.is(wrongKey.code, 2);
+  assert.match(wrongKey.stderr, /KEY_MISMATCH: --key \S*host\.key does not belong to --cert \S*op\.pem \(CN=alice/);
+  const foreign = await runCli(['status', '--url', url, '--cert', 'op.pem', '--key', 'op.key', '--ca', 'other-ca.pem'], io);
+  assert.is(foreign.code, 2);
+  assert.match(foreign.stderr, /NOT_ISSUED_BY_CA: --cert \S*op\.pem .* was not issued by the fleet CA \(CN=other CA/);
+  const server = await runCli(['status', '--url', url, '--cert', 'srv.pem', '--key', 'srv.key', '--ca', 'ca.pem'], io);
+  assert.is(server.code, 2);
+  assert.match(server.stderr, /WRONG_PURPOSE: --cert \S*srv\.pem .* is not valid for clientAuth: its extended key usage is serverAuth/);
+  for (const r of [expired, wrongKey, foreign, server]) {
+    assert.ok(isOneLine(r.stderr), r.stderr);
+    assert.not.match(r.stderr, /cannot reach/);
+  }
+  assert.is(requests.length, before);
+});
+
+test('check-config: the identity summary without connecting; a problem is exit 2', async () => {
+  const before = requests.length;
+  const ok = await runCli(['check-config', '--url', url, '--cert', 'op.pem', '--key', 'op.key', '--ca', 'ca.pem'], io);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /--cert \S*op\.pem \(CN=alice, OU=operator[^)]*\): clientAuth, --key matches, issued by --ca \S*ca\.pem, valid until 20/);
+  assert.match(ok.stdout, /configuration ok \(not connected/);
+  const bad = await runCli(['check-config', '--url', url, '--cert', 'op-old.pem', '--key', 'op-old.key', '--ca', 'ca.pem'], io);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /EXPIRED/);
+  assert.is(requests.length, before);
 });
 
 test('a host certificate as the CLI identity: exit 1 and a clear message', async () => {
@@ -271,6 +313,10 @@ test('audit export pages through the log and writes what audit verify accepts', 
   assert.is(v.code, 0, v.stderr);
   assert.match(v.stdout, /2500 entries, seq 1\.\.2500 \(from genesis\)/);
 
+  const dash = await runCli(['audit', 'export', '--out', '-', ...conn], io);
+  assert.is(dash.code, 0, dash.stderr);
+  assert.is(dash.stdout, readFileSync(join(tmp.dir, 'audit.jsonl'), 'utf8'), '--out - is stdout, the same lines');
+  assert.not.ok(existsSync(join(tmp.dir, '-')), 'no file named "-"');
   const since = await runCli(['audit', 'export', '--since', '2400', ...conn], io);
   assert.is(since.stdout.trim().split('\n').length, 101);
   const sinceTime = await runCli(['audit', 'export', '--since', new Date(NOW - 9_000).toISOString(), ...conn], io);

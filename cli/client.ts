@@ -8,6 +8,7 @@
  * - any other non-2xx → `REFUSED` / `NOT_FOUND` (exit 1) with the CP's own error code and message.
  */
 import { X509Certificate } from 'node:crypto';
+import { checkCertificate, type CertCheck } from '../pki/check.ts';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, type ErrorBody } from '../protocol/api.ts';
@@ -31,8 +32,8 @@ export type AnswerParser<T> = (u: unknown) => Result<T, ResponseError>;
 
 export type ClientOptions = { url: string; certPem: string; keyPem: string; caPem: string; timeoutMs: number };
 
-/** Build a client from the resolved connection settings of an online command. */
-export function clientFromCtx(ctx: Ctx): Result<Client, CliError> {
+/** The connection settings of an online command, read, with our identity checked locally. */
+export function connectionFromCtx(ctx: Ctx): Result<{ options: ClientOptions; identity: CertCheck }, CliError> {
   // resolveFlags has made url/cert/key/ca mandatory for online commands.
   const url = flagStr(ctx, 'url')!;
   const read = (flag: string): Result<string, CliError> => {
@@ -49,10 +50,28 @@ export function clientFromCtx(ctx: Ctx): Result<Client, CliError> {
   if (!key.ok) return key;
   const ca = read('ca');
   if (!ca.ok) return ca;
+  // Our own identity is checked here, before connecting: an expired --cert or the --key of another
+  // certificate is a local mistake (exit 2, saying which), not "cannot reach the control plane".
+  // Validity is judged by the real clock, the one the TLS handshake will use (not the injected one).
+  const own = checkOwnIdentity(cert.value, key.value, ca.value, flagStr(ctx, 'cert')!, flagStr(ctx, 'key')!, Date.now());
+  if (!own.ok) return own;
   const timeoutSecs = flagInt(ctx, 'timeout-secs') ?? 10;
   // 0 would mean "no timeout" to undici: an operator command must always come back.
   if (timeoutSecs < 1) return err({ code: 'USAGE', message: '--timeout-secs must be at least 1' });
-  return openClient({ url, certPem: cert.value, keyPem: key.value, caPem: ca.value, timeoutMs: timeoutSecs * 1000 });
+  return ok({ options: { url, certPem: cert.value, keyPem: key.value, caPem: ca.value, timeoutMs: timeoutSecs * 1000 }, identity: own.value });
+}
+
+/** Build a client from the resolved connection settings of an online command. */
+export function clientFromCtx(ctx: Ctx): Result<Client, CliError> {
+  const c = connectionFromCtx(ctx);
+  return c.ok ? openClient(c.value.options) : c;
+}
+
+/** The CLI's client certificate, checked locally (pki/check.ts): clientAuth, validity, key, fleet CA. */
+export function checkOwnIdentity(certPem: string, keyPem: string, caPem: string, certPath: string, keyPath: string, nowMs: number): Result<CertCheck, CliError> {
+  const c = checkCertificate({ what: `--cert ${certPath}`, certPem, keyPem, keyWhat: `--key ${keyPath}`, caPem, purpose: 'clientAuth', nowMs });
+  if (c.problems.length > 0) return err({ code: 'USAGE', message: c.problems.map((p) => `${p.code}: ${p.message}`).join('; ') });
+  return ok(c);
 }
 
 export function openClient(opts: ClientOptions): Result<Client, CliError> {

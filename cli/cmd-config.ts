@@ -1,8 +1,10 @@
 /**
  * `nixfleet config init`: write the settings file that every other command falls back to.
+ * `nixfleet check-config`: resolve the connection settings and check the identity locally.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { connectionFromCtx } from './client.ts';
 import type { Ctx, Outcome } from './framework.ts';
 import { done, fail, flagBool, flagInt, flagStr } from './framework.ts';
 import type { ConfigFile, SettingName } from './settings.ts';
@@ -32,5 +34,23 @@ export async function configInit(ctx: Ctx): Promise<Outcome> {
     return fail('IO', `cannot write ${path}: ${code ?? String(e)}`);
   }
   ctx.io.stdout(`wrote ${path}\n`);
+  return done;
+}
+
+/**
+ * `nixfleet check-config`: the settings every online command would use, read, and the client
+ * certificate checked locally (clientAuth, validity, key match, issued by the --ca fleet CA).
+ * Does not connect. A problem is exit 2 with the reason.
+ */
+export async function checkConfig(ctx: Ctx): Promise<Outcome> {
+  const c = connectionFromCtx(ctx);
+  if (!c.ok) return { error: c.error };
+  const { options, identity } = c.value;
+  const until = identity.notAfterMs === null ? '' : `, valid until ${new Date(identity.notAfterMs).toISOString()}`;
+  ctx.io.stdout(
+    `url ${options.url}\n` +
+      `--cert ${flagStr(ctx, 'cert')} (${identity.subject ?? '?'}): clientAuth, --key matches, issued by --ca ${flagStr(ctx, 'ca')}${until}\n` +
+      'configuration ok (not connected: `nixfleet status` talks to the control plane)\n',
+  );
   return done;
 }

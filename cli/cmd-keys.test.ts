@@ -17,6 +17,7 @@ test('derive-pubkey: ssh-ed25519 line → base64 raw 32 bytes, from a file or st
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, `${kp.publicKeyB64}\n`);
   assert.is(Buffer.from(r.stdout.trim(), 'base64').length, 32);
+  assert.match(r.stderr, /base64 of the raw 32-byte ed25519 key; a fleet's hosts\.\*\.pubkey takes the "ssh-ed25519 AAAA…" line itself/);
   const viaStdin = await runCli(['derive-pubkey'], { ...io, stdin: async () => line });
   assert.is(viaStdin.stdout, r.stdout);
   const dash = await runCli(['derive-pubkey', '-'], { ...io, stdin: async () => line });

@@ -37,6 +37,7 @@ export async function derivePubkey(ctx: Ctx): Promise<Outcome> {
   const key = parseOpenSshEd25519(lines[0]!);
   if (!key.ok) return fail('INVALID', `not an OpenSSH ed25519 public key: ${key.error.message}`);
   ctx.io.stdout(`${toBase64(key.value)}\n`);
+  ctx.io.stderr('(base64 of the raw 32-byte ed25519 key; a fleet\'s hosts.*.pubkey takes the "ssh-ed25519 AAAA…" line itself)\n');
   return done;
 }
 

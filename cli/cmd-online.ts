@@ -101,12 +101,47 @@ export async function rolloutList(ctx: Ctx): Promise<Outcome> {
 
 export async function rolloutShow(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {
-    const r = await c.get(path(ROUTES.rollout, { id: arg(ctx, 'ID') }), parseRolloutDetail);
-    if (!r.ok) return failed(r.error);
+    const id = await resolveRolloutId(c, arg(ctx, 'ID'));
+    if (!id.ok) return failed(id.error);
+    const r = await c.get(path(ROUTES.rollout, { id: id.value }), parseRolloutDetail);
+    if (!r.ok) return failed(await withKnownIds(c, r.error));
     if (flagBool(ctx, 'json')) json(ctx, r.value);
     else ctx.io.stdout(renderRolloutDetail(r.value, ctx.io.now(), style(ctx)));
     return done;
   });
+}
+
+/**
+ * `ID` of `rollout show` / `rollout trace`: a full id `<channel>@<targetRef>` as it is, or a
+ * channel name meaning that channel's current rollout (the newest one still open, else the
+ * newest). An unknown channel is NOT_FOUND listing the ids that exist.
+ */
+async function resolveRolloutId(c: Client, id: string): Promise<Result<string, CliError>> {
+  if (id.includes('@')) return { ok: true, value: id };
+  const all = await c.get(ROUTES.rollouts, parseRolloutsResponse, {});
+  if (!all.ok) return all;
+  const rollouts = newestFirst(all.value.rollouts);
+  const mine = rollouts.filter((r) => r.channel === id);
+  const current = mine.find((r) => r.state !== 'Converged' && r.state !== 'Superseded') ?? mine[0];
+  if (current !== undefined) return { ok: true, value: current.id };
+  return { ok: false, error: { code: 'NOT_FOUND', message: `no rollout of channel ${JSON.stringify(id)} (ID is <channel>@<targetRef> or a channel name); ${knownIds(rollouts)}` } };
+}
+
+function newestFirst<T extends { openedAt: string }>(rs: readonly T[]): T[] {
+  return [...rs].sort((a, b) => (a.openedAt < b.openedAt ? 1 : a.openedAt > b.openedAt ? -1 : 0));
+}
+
+function knownIds(rollouts: readonly { id: string }[]): string {
+  const known = rollouts.slice(0, 10).map((r) => r.id);
+  if (known.length === 0) return 'there are no rollouts yet';
+  return `rollouts: ${known.join(', ')}${rollouts.length > known.length ? `, … (${rollouts.length} in all: nixfleet rollout list)` : ''}`;
+}
+
+/** A rollout the CP does not know: say which ids exist. */
+async function withKnownIds(c: Client, e: CliError): Promise<CliError> {
+  if (e.code !== 'NOT_FOUND') return e;
+  const all = await c.get(ROUTES.rollouts, parseRolloutsResponse, {});
+  return all.ok ? { ...e, message: `${e.message}; ${knownIds(newestFirst(all.value.rollouts))}` } : e;
 }
 
 async function fetchTrace(c: Client, id: string): Promise<Result<{ detail: RolloutDetail; trace: TraceResponse }, CliError>> {
@@ -120,19 +155,24 @@ async function fetchTrace(c: Client, id: string): Promise<Result<{ detail: Rollo
 const FINAL_STATES = new Set(['Converged', 'Halted', 'Superseded']);
 
 export async function rolloutTrace(ctx: Ctx): Promise<Outcome> {
-  const id = arg(ctx, 'ID');
+  const wanted = arg(ctx, 'ID');
   const asJson = flagBool(ctx, 'json');
   if (!flagBool(ctx, 'follow')) {
     return withClient(ctx, async (c) => {
-      const r = await fetchTrace(c, id);
-      if (!r.ok) return failed(r.error);
+      const id = await resolveRolloutId(c, wanted);
+      if (!id.ok) return failed(id.error);
+      const r = await fetchTrace(c, id.value);
+      if (!r.ok) return failed(await withKnownIds(c, r.error));
       const rows = traceRows(r.value.detail, r.value.trace.events);
       if (asJson) json(ctx, { rolloutId: r.value.trace.rolloutId, state: r.value.detail.state, events: rows });
       else ctx.io.stdout(renderTrace(r.value.detail, rows, ctx.io.now(), style(ctx)));
       return done;
     });
   }
-  return withClient(ctx, (c) => follow(ctx, c, id, asJson));
+  return withClient(ctx, async (c) => {
+    const id = await resolveRolloutId(c, wanted);
+    return id.ok ? follow(ctx, c, id.value, asJson) : failed(id.error);
+  });
 }
 
 /**
@@ -280,7 +320,7 @@ export async function auditExport(ctx: Ctx): Promise<Outcome> {
     }
     const out = flagStr(ctx, 'out');
     const body = lines.join('');
-    if (out === undefined) {
+    if (out === undefined || out === '-') {
       ctx.io.stdout(body);
       return done;
     }

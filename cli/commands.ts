@@ -3,7 +3,8 @@
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
 import { auditVerify } from './cmd-audit.ts';
-import { configInit } from './cmd-config.ts';
+import { checkConfig, configInit } from './cmd-config.ts';
+import { completionCommand } from './completion.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
 import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
 import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
@@ -133,7 +134,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
   {
     name: 'rollout show',
     summary: 'One rollout: its state and each host with wave, state, since when and why',
-    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>` (see rollout list).' }],
+    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>` (see rollout list), or a channel name: its current rollout.' }],
     flags: [],
     examples: ['nixfleet rollout show stable@3f9c2a1b'],
     online: true,
@@ -148,13 +149,13 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     summary: 'Every transition of a rollout with wave, time and reason; --follow redraws progress until it ends',
     description:
       'With --follow: prints transitions as they happen and redraws the per-wave progress until the rollout\nconverges (exit 0), halts or is superseded (exit 1). A paused rollout is followed on (it may be resumed).',
-    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>`.' }],
+    args: [{ name: 'ID', description: 'Rollout id `<channel>@<targetRef>`, or a channel name: its current rollout.' }],
     flags: [
       { name: 'follow', type: 'boolean', description: 'Keep watching until converged, halted or superseded.' },
       { name: 'interval-secs', type: 'int', placeholder: 'N', default: 2, description: 'Poll interval with --follow.' },
       { name: 'max-wait-mins', type: 'int', placeholder: 'N', default: 1440, description: 'Give up (exit 1) after N minutes with --follow.' },
     ],
-    examples: ['nixfleet rollout trace stable@3f9c2a1b', 'nixfleet rollout trace stable@3f9c2a1b --follow'],
+    examples: ['nixfleet rollout trace stable', 'nixfleet rollout trace stable@3f9c2a1b --follow'],
     online: true,
     json: {
       shape: '`{rolloutId, state, events: [...]}`; with --follow, one event object per line as they happen. Each event:',
@@ -255,7 +256,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     args: [],
     flags: [
       { name: 'since', type: 'string', placeholder: 'SEQ|TIME', description: 'Start at this seq number, or at entries at/after this RFC 3339 time.' },
-      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write to FILE (mode 0600) instead of stdout.' },
+      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write to FILE (mode 0600) instead of stdout; - is stdout.' },
     ],
     examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
     online: true,
@@ -274,6 +275,28 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet config init --url https://cp.example.org:8443 --cert op.pem --key op.key --ca ca.pem'],
     online: false,
     handler: configInit,
+  },
+  {
+    name: 'check-config',
+    summary: 'Check the connection settings and the client certificate locally, without connecting',
+    description:
+      'Reads --url/--cert/--key/--ca (flags, env, settings file) and checks the certificate: extended key usage\nclientAuth, inside its validity period, --key belongs to it, issued by the --ca fleet CA.\nEvery online command runs the same check first; a problem is exit 2 with the reason.',
+    args: [],
+    flags: [],
+    examples: ['nixfleet check-config', 'nixfleet check-config --cert op.pem --key op.key --ca ca.pem --url https://cp.example.org:8443'],
+    online: true,
+    handler: checkConfig,
+  },
+  {
+    name: 'completion',
+    summary: 'Print a shell completion script (bash, zsh or fish) generated from this command table',
+    description:
+      'bash: source <(nixfleet completion bash)   zsh: source <(nixfleet completion zsh)\nfish: nixfleet completion fish > ~/.config/fish/completions/nixfleet.fish',
+    args: [{ name: 'SHELL', description: 'bash, zsh or fish.' }],
+    flags: [],
+    examples: ['nixfleet completion bash > /etc/bash_completion.d/nixfleet'],
+    online: false,
+    handler: completionCommand(() => COMMANDS),
   },
   {
     name: 'pki init',
@@ -322,7 +345,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'derive-pubkey',
-    summary: 'Turn an OpenSSH ssh-ed25519 public key line into base64 of the raw 32 bytes',
+    summary: 'Print the base64 of the raw 32 bytes of an OpenSSH ssh-ed25519 public key line',
+    description:
+      'Prints base64 of the raw 32-byte key (a trust.json-style key), not the "ssh-ed25519 AAAA… comment" line.\nA fleet\'s hosts.*.pubkey takes the line itself (the content of /etc/ssh/ssh_host_ed25519_key.pub): nixfleet-release resolve refuses this base64 there (INVALID_PUBKEY).',
     args: [{ name: 'FILE', description: 'A .pub file such as /etc/ssh/ssh_host_ed25519_key.pub; - or absent reads stdin.', optional: true }],
     flags: [],
     examples: ['nixfleet derive-pubkey /etc/ssh/ssh_host_ed25519_key.pub'],

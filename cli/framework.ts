@@ -148,6 +148,7 @@ export function synopsis(cmd: CommandSpec): string {
 
 export type Parsed =
   | { kind: 'help'; command: CommandSpec | null; group: string | null }
+  | { kind: 'version' }
   | { kind: 'run'; command: CommandSpec; args: Record<string, string>; flags: Record<string, string | boolean> };
 
 /** Words that only group subcommands (`nixfleet rollout` alone is a usage error listing them). */
@@ -163,6 +164,7 @@ export function groups(table: readonly CommandSpec[]): Set<string> {
 export function parseCommandLine(table: readonly CommandSpec[], argv: readonly string[]): Result<Parsed, CliError> {
   const words = [...argv];
   if (words.length === 0 || words[0] === '--help' || words[0] === '-h') return ok({ kind: 'help', command: null, group: null });
+  if (words[0] === '--version' || words[0] === '-V') return ok({ kind: 'version' });
   if (words[0] === 'help') {
     const rest = words.slice(1);
     if (rest.length === 0) return ok({ kind: 'help', command: null, group: null });

@@ -59,7 +59,7 @@ export function renderTopHelp(table: readonly CommandSpec[], group: string | nul
   if (group === null) {
     lines.push(
       '',
-      'Run `nixfleet COMMAND --help` for its flags and an example.',
+      'Run `nixfleet COMMAND --help` for its flags and an example; `nixfleet --version` prints the version.',
       '',
       'Exit codes:',
       ...columns(EXIT_CODES.map(([c, d]) => [String(c), d])),

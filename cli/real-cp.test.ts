@@ -149,6 +149,12 @@ t.before(async () => {
   writeFileSync(join(ops, 'host-0001.key'), web.keyPem);
   cp = await startCp(env);
   agents = simAgents(env, cp);
+  // The hosts check in first under a fleet that deploys nothing (a first contact would otherwise
+  // be dispatched at once), then generation 1 is published: every host starts Queued.
+  const empty = fleetGen();
+  for (const h of HOSTS) empty.hosts[h]!.closureHash = null;
+  await publish(empty);
+  for (const h of HOSTS) await agents[h]!.checkin();
   await publish(fleetGen());
   for (const h of HOSTS) await agents[h]!.checkin();
 });
@@ -233,6 +239,16 @@ t('rollout trace shows each host transitions with wave, time and reason', async 
   assert.is(human.code, 0);
   assert.match(human.stdout, new RegExp(`^rollout ${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ✓ converged`));
   assert.match(human.stdout, /\n\S+Z +\S+.* +1 +host-0001 +\S+ → \S+ +\S/);
+  // A channel name means the channel's current rollout; an unknown one lists the ids that exist.
+  const byChannel = await cli(['rollout', 'trace', 'stable', '--json']);
+  assert.is(byChannel.code, 0, byChannel.stderr);
+  assert.is(JSON.parse(byChannel.stdout).rolloutId, id);
+  const unknown = await cli(['rollout', 'trace', 'nope']);
+  assert.is(unknown.code, 1);
+  assert.match(unknown.stderr, new RegExp(`no rollout of channel "nope" \\(ID is <channel>@<targetRef> or a channel name\\); rollouts: .*${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const unknownId = await cli(['rollout', 'show', 'stable@0000']);
+  assert.is(unknownId.code, 1);
+  assert.match(unknownId.stderr, /; rollouts: stable@/);
   const show = await cli(['rollout', 'show', id]);
   assert.is(show.code, 0);
   assert.match(show.stdout, /\n1 +host-0003 +✓ converged/);

@@ -7,6 +7,7 @@ import type { CommandSpec, ExitCode, Io } from './framework.ts';
 import { EXIT, allFlags, exitCodeOf, parseCommandLine } from './framework.ts';
 import { renderCommandHelp, renderTopHelp } from './help.ts';
 import { resolveFlags } from './settings.ts';
+import { versionLine } from '../io/version.ts';
 
 export async function run(table: readonly CommandSpec[], argv: readonly string[], io: Io): Promise<ExitCode> {
   const parsed = parseCommandLine(table, argv);
@@ -15,6 +16,10 @@ export async function run(table: readonly CommandSpec[], argv: readonly string[]
     return exitCodeOf(parsed.error.code);
   }
   const p = parsed.value;
+  if (p.kind === 'version') {
+    io.stdout(versionLine('nixfleet'));
+    return EXIT.OK;
+  }
   if (p.kind === 'help') {
     io.stdout(p.command ? renderCommandHelp(p.command) : renderTopHelp(table, p.group));
     return EXIT.OK;

@@ -4,8 +4,10 @@
  * with the reconciler's `applyHostEvents` and `plan.ts` (pure), then hands the writes to the store
  * in one go — check-ins through the group commit.
  *
- * A check-in never runs a reconcile pass; a *relevant* one (first one, back from offline, closure
- * / probes / failed units changed, state moved) asks the reconcile loop for one, coalesced.
+ * A *relevant* check-in (first one, back from offline, closure / probes / failed units changed,
+ * state moved) asks the reconcile loop for a pass, coalesced. A host's first check-in (first
+ * contact) waits for a pass that starts after its commit — shared by every first contact that
+ * arrives before that pass starts — so it gets its target in the same answer when the gates allow.
  */
 import { fromBase64, toBase64, verifySignature, parseOpenSshEd25519 } from '../protocol/crypto.ts';
 import { canonicalBytes } from '../protocol/jcs.ts';
@@ -60,6 +62,8 @@ export type AgentServiceDeps = {
   log: Logger;
   /** Ask the reconcile loop for a (debounced) pass. */
   requestReconcile: () => void;
+  /** A full pass now (after the running one); `onStart` when it begins reading. */
+  reconcileNow?: (trigger: string, onStart: () => void) => Promise<unknown>;
 };
 
 type ConfirmOutcome = { ok: true; reconcile: boolean } | { ok: false; error: ApiError };
@@ -67,6 +71,8 @@ type ConfirmOutcome = { ok: true; reconcile: boolean } | { ok: false; error: Api
 export class AgentService {
   private hostKeys = new Map<string, string | null>();
   private keysFor: string | null = null;
+  /** The first-contact pass not yet started: later first contacts join it. */
+  private firstContactPass: Promise<unknown> | null = null;
 
   constructor(private readonly d: AgentServiceDeps) {}
 
@@ -252,12 +258,42 @@ export class AgentService {
     // failed group commit drops the mirror (`onGroupRollback`).
     this.d.mirror.merge(h, after);
     await committed;
-    this.d.metrics.checkins.inc({ result: target.target !== null ? 'target' : 'none' });
-    if (relevant) this.d.requestReconcile();
-    const res: CheckinResponse = { target: target.target, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
+    let handed = target.target;
+    const firstContact = before === null || before.lastCheckinMs === null;
+    if (firstContact && handed === null && this.d.reconcileNow !== undefined) handed = await this.firstContactTarget(h);
+    else if (relevant) this.d.requestReconcile();
+    this.d.metrics.checkins.inc({ result: handed !== null ? 'target' : 'none' });
+    const res: CheckinResponse = { target: handed, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
     const rollback = toRollback(rollbackRow);
     if (rollback !== null) res.rollback = rollback;
     return res;
+  }
+
+  /**
+   * First contact: join (or start) a pass that begins after this host's check-in was committed,
+   * then hand over what it dispatched to the host, if anything.
+   */
+  private async firstContactTarget(h: string): Promise<Target | null> {
+    let pass = this.firstContactPass;
+    if (pass === null) {
+      // onStart may run synchronously (no pass running): only a pass not yet started is joinable.
+      const entry: { started: boolean; pass: Promise<unknown> | null } = { started: false, pass: null };
+      entry.pass = this.d.reconcileNow!('first-contact', () => {
+        entry.started = true;
+        if (entry.pass !== null && this.firstContactPass === entry.pass) this.firstContactPass = null;
+      });
+      pass = entry.pass;
+      if (!entry.started) this.firstContactPass = entry.pass;
+    }
+    await pass;
+    const inForce = this.d.artifacts.fleet();
+    if (inForce === null || inForce.fleet === null) return null;
+    const nowMs = this.d.now();
+    const pending = await this.d.store.pendingDispatchFor(h);
+    const slice = ObservedMirror.slice(this.d.mirror.peek() ?? (await this.d.mirror.get()), h);
+    const t = this.planTarget(h, pending, slice, nowMs, inForce.fleet, inForce.sha256, inForce.signedAt);
+    if (t.writes.length > 0) await this.d.store.apply(t.writes);
+    return t.target;
   }
 
   /**

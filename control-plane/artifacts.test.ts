@@ -272,7 +272,7 @@ t('/metrics is valid Prometheus text with hosts and rollouts by state, check-ins
     assert.is(families.get('nixfleet_checkins_total'), 'counter');
     assert.is(families.get('nixfleet_artifact_verification_failures_total'), 'counter');
     assert.is(families.get('nixfleet_reconcile_duration_seconds'), 'histogram');
-    assert.is(sample(text, 'nixfleet_checkins_total', { result: 'none' }), 1);
+    assert.is(sample(text, 'nixfleet_checkins_total', { result: 'target' }), 1, 'first contact: dispatched in the same answer');
     assert.is(sample(text, 'nixfleet_rollouts', { state: 'Executing' }), 1);
     assert.is(sample(text, 'nixfleet_hosts', { state: 'Dispatched' }) + sample(text, 'nixfleet_hosts', { state: 'Queued' }), 3);
     assert.is(sample(text, 'nixfleet_artifact_verification_failures_total', { kind: 'fleet', code: 'BAD_SIGNATURE' }), 1);

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { sampleFleet } from '../fixtures/artifacts.ts';
 import type { ReadyzResponse } from '../protocol/api.ts';
 import { Client, makeEnv } from '../fixtures/cp-testing.ts';
+import { createFleetCa, mintHostCert, mintServerCert } from '../pki/pki.ts';
 
 const env = makeEnv();
 const BIN = join(import.meta.dirname, '..', 'bin', 'nixfleet-control-plane.js');
@@ -68,6 +69,31 @@ t('refuses to start when pointed at the CA key, or without mTLS material', async
   assert.match(r3.stderr, /holds no signing or CA key/);
   const r4 = await runToExit(['check-config', '--config', configFile({})]);
   assert.is(r4.code, 0, r4.stderr);
+  assert.match(r4.stdout, /server certificate .*: serverAuth, key matches, issued by the fleet CA, valid until/);
+});
+
+t('check-config (and serve) refuse a client certificate as the server certificate, an expired one, the key of another one, one of another CA', async () => {
+  const pem = (name: string, text: string): string => {
+    const p = join(env.dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const client = mintHostCert(env.ca, 'web1');
+  const r1 = await runToExit(['check-config', '--config', configFile({ tlsCertFile: pem('client.pem', client.certPem), tlsKeyFile: pem('client.key', client.keyPem) })]);
+  assert.is(r1.code, 1);
+  assert.match(r1.stderr, /refusing to start \(WRONG_PURPOSE\): tlsCertFile .*client\.pem \(CN=web1, OU=host, O=nixfleet\) is not valid for serverAuth: its extended key usage is clientAuth/);
+  const old = mintServerCert(env.ca, { notBefore: new Date(Date.now() - 3 * 86_400_000), validityDays: 1 });
+  const r2 = await runToExit(['serve', '--config', configFile({ tlsCertFile: pem('old.pem', old.certPem), tlsKeyFile: pem('old.key', old.keyPem) })]);
+  assert.is(r2.code, 1);
+  assert.match(r2.stderr, /\(EXPIRED\): tlsCertFile .*old\.pem .* expired on /);
+  const r3 = await runToExit(['check-config', '--config', configFile({ tlsKeyFile: pem('other.key', old.keyPem) })]);
+  assert.is(r3.code, 1);
+  assert.match(r3.stderr, /PRIVATE_KEY_REFUSED|KEY_MISMATCH/);
+  const otherCa = createFleetCa({ commonName: 'another CA' });
+  const foreign = mintServerCert(otherCa, {});
+  const r4 = await runToExit(['check-config', '--config', configFile({ tlsCertFile: pem('foreign.pem', foreign.certPem), tlsKeyFile: pem('foreign.key', foreign.keyPem) })]);
+  assert.is(r4.code, 1);
+  assert.match(r4.stderr, /\(NOT_ISSUED_BY_CA\): .*foreign\.pem .* was not issued by the fleet CA \(CN=test fleet CA[^)]*\); its issuer is CN=another CA/);
 });
 
 t('serve: listens over mTLS, becomes ready from the source, stops on SIGTERM', async () => {

@@ -6,6 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkCertificate } from '../pki/check.ts';
+import { parseProgramArgs } from '../io/program-args.ts';
+import { versionLine } from '../io/version.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { createApp } from './app.ts';
 import { loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
@@ -22,11 +25,13 @@ const HELP = `nixfleet-control-plane — the keyless control plane (Hono over mu
 Usage:
   nixfleet-control-plane serve --config FILE [flags]
   nixfleet-control-plane check-config --config FILE [flags]
-  nixfleet-control-plane --help
+  nixfleet-control-plane --help | --version
 
 Commands:
   serve          verify the signed fleet from the artefact source and serve agents and operators
-  check-config   validate the configuration and the TLS / trust material, then exit
+  check-config   validate the configuration and the TLS / trust material, then exit: the server
+                 certificate must be for serverAuth, valid now, match tlsKeyFile and be issued
+                 by the fleet CA (clientCaFile); serve refuses to start otherwise
 
 Flags (override the config file):
   --config FILE          JSON configuration (see control-plane/README.md)
@@ -36,6 +41,7 @@ Flags (override the config file):
   --source-dir DIR       use a local directory as the artefact source
   --log-level LEVEL      debug | info | warn | error
   -h, --help             this help
+  -V, --version          print the version
 
 The control plane holds no signing key. It refuses to start when a configured file holds the
 fleet CA key or a release signing key, or when mTLS material is missing.
@@ -43,25 +49,19 @@ fleet CA key or a release signing key, or when mTLS material is missing.
 Exit codes: 0 ok, 1 invalid or refused configuration, 2 I/O failure.
 `;
 
-type Parsed = { command: 'serve' | 'check-config' | 'help'; flags: Record<string, string> };
+type Parsed = { command: 'serve' | 'check-config' | 'help' | 'version'; flags: Record<string, string> };
 
+const FLAGS = ['config', 'listen-host', 'listen-port', 'db', 'source-dir', 'log-level'] as const;
+
+/** The binaries' shared convention (io/program-args.ts); a usage error is exit 1 here. */
 function parseArgs(argv: string[]): Parsed | string {
-  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { command: 'help', flags: {} };
-  const [command, ...rest] = argv;
-  if (command !== 'serve' && command !== 'check-config') return `unknown command ${JSON.stringify(command)} (try --help)`;
+  const p = parseProgramArgs('nixfleet-control-plane', argv, ['serve', 'check-config'] as const, Object.fromEntries(FLAGS.map((f) => [f, { type: 'string' as const }])));
+  if (p.kind === 'usage') return p.message;
+  if (p.kind === 'help' || p.kind === 'version') return { command: p.kind, flags: {} };
   const flags: Record<string, string> = {};
-  const known = new Set(['--config', '--listen-host', '--listen-port', '--db', '--source-dir', '--log-level']);
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (!known.has(name)) return `unknown flag ${JSON.stringify(a)} (try --help)`;
-    const value = eq > 0 ? a.slice(eq + 1) : rest[++i];
-    if (value === undefined) return `${name} needs a value`;
-    flags[name] = value;
-  }
+  for (const [k, v] of Object.entries(p.values)) if (typeof v === 'string') flags[`--${k}`] = v;
   if (flags['--config'] === undefined) return '--config FILE is required';
-  return { command, flags };
+  return { command: p.command, flags };
 }
 
 function buildConfig(flags: Record<string, string>): Config | string {
@@ -98,6 +98,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  if (args.command === 'version') {
+    process.stdout.write(versionLine('nixfleet-control-plane'));
+    return 0;
+  }
   const config = buildConfig(args.flags);
   if (typeof config === 'string') {
     process.stderr.write(`nixfleet-control-plane: ${config}\n`);
@@ -108,8 +112,23 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nixfleet-control-plane: refusing to start (${material.error.code}): ${material.error.message}\n`);
     return 1;
   }
+  // The server certificate must be fit for serving now: serverAuth, in validity, its key, the fleet CA.
+  const serverCert = checkCertificate({
+    what: `tlsCertFile ${config.tlsCertFile}`,
+    certPem: material.value.tls.cert,
+    keyPem: material.value.tls.key,
+    keyWhat: `tlsKeyFile ${config.tlsKeyFile}`,
+    caPem: material.value.tls.ca,
+    purpose: 'serverAuth',
+    nowMs: Date.now(),
+  });
+  if (serverCert.problems.length > 0) {
+    for (const p of serverCert.problems) process.stderr.write(`nixfleet-control-plane: refusing to start (${p.code}): ${p.message}\n`);
+    return 1;
+  }
   if (args.command === 'check-config') {
-    process.stdout.write('configuration ok\n');
+    const until = serverCert.notAfterMs === null ? '' : `, valid until ${new Date(serverCert.notAfterMs).toISOString()}`;
+    process.stdout.write(`configuration ok\nserver certificate ${serverCert.subject ?? ''}: serverAuth, key matches, issued by the fleet CA${until}\n`);
     return 0;
   }
 

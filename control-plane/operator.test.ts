@@ -1,7 +1,7 @@
 /**
  * Operator powers are stopping actions only (SPEC §5): pause / resume a channel, list and clear
- * quarantines; hosts, rollouts, audit pages. Plus: a relevant check-in triggers a (debounced)
- * reconcile pass by itself.
+ * quarantines; hosts, rollouts, audit pages. Plus: a first check-in gets its target in the same
+ * answer, and a relevant check-in triggers a (debounced) reconcile pass by itself.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -103,18 +103,19 @@ t('a health failure after the soak quarantines the closure; the operator lists a
   }
 });
 
-t('a relevant check-in triggers a debounced reconcile pass without any tick', async () => {
+t('first contact gets its target in the first answer; a later relevant check-in triggers a debounced pass without any tick', async () => {
   const c = await setup({ reconcileDebounceMs: 20 });
   try {
     const h = 'host-0001';
-    assert.is((await checkin(c, h)).target, null);
-    let target: CheckinResponse['target'] = null;
-    for (let i = 0; i < 200 && target === null; i++) {
+    assert.ok((await checkin(c, h)).target !== null, 'first contact: the check-in waited for a pass that dispatched it');
+    assert.match((await c.cp.cp.metricsText()).body, /nixfleet_reconcile_runs_total\{trigger="first-contact"\} 1\n/);
+    // A relevant check-in (probes now failing) asks for a coalesced pass.
+    await checkin(c, 'host-0001', fakeClosure(h, 0), false);
+    let runs = '';
+    for (let i = 0; i < 200 && !/trigger="event"\} [1-9]/.test(runs); i++) {
       await new Promise((r) => setTimeout(r, 10));
-      target = (await checkin(c, h)).target;
+      runs = (await c.cp.cp.metricsText()).body;
     }
-    assert.ok(target !== null, 'the coalesced pass dispatched the host');
-    const runs = (await c.cp.cp.metricsText()).body;
     assert.match(runs, /nixfleet_reconcile_runs_total\{trigger="event"\} [1-9]/);
   } finally {
     await teardown(c);

@@ -70,10 +70,17 @@ export class ReconcileLoop {
     }
   }
 
-  /** One pass now (after the one running, if any). Returns the reconciler's actions. */
-  runNow(trigger: string = 'manual'): Promise<Action[]> {
+  /**
+   * One pass now (after the one running, if any). Returns the reconciler's actions. `onStart` is
+   * called when the pass begins reading (what was committed before it is in the pass).
+   */
+  runNow(trigger: string = 'manual', onStart?: () => void): Promise<Action[]> {
     const prev = this.running;
-    const next: Promise<Action[]> = prev === null ? this.pass(trigger) : prev.then(() => this.pass(trigger), () => this.pass(trigger));
+    const run = (): Promise<Action[]> => {
+      onStart?.();
+      return this.pass(trigger);
+    };
+    const next: Promise<Action[]> = prev === null ? run() : prev.then(run, run);
     this.running = next;
     const clear = (): void => {
       if (this.running === next) this.running = null;

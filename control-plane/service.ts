@@ -146,6 +146,7 @@ export class ControlPlane implements CpService {
       now: this.now,
       log: this.log,
       requestReconcile: () => this.requestReconcile(),
+      reconcileNow: (trigger, onStart) => this.loop.runNow(trigger, onStart),
     });
     this.operator = new OperatorService({
       config: this.config,

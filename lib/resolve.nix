@@ -345,7 +345,7 @@ let
   flatten = s: [ s ] ++ concatMap flatten (s.and or [ ]) ++ (if s ? not then flatten s.not else [ ]);
 
   # ---------------------------------------------------------------------------------------------
-  # Checks 4–13 (release/README.md), in order, with resolve.ts messages; the first failure throws.
+  # Checks 4–14 (release/README.md), in order, with resolve.ts messages; the first failure throws.
   # ---------------------------------------------------------------------------------------------
 
   # findCycle (./rules.nix): the cycle as a path [n, …, n], or null.
@@ -419,6 +419,13 @@ let
         if v.maxInFlight == 0 then [ "disruption budget ${toString i} has maxInFlight 0: it could never admit a host" ]
         else if v.maxInFlightPct == 0 then [ "disruption budget ${toString i} has maxInFlightPct 0: it could never admit a host" ]
         else [ ]) indexedBudgets;
+    }
+    {
+      code = "INVALID_PUBKEY";
+      # resolve.ts OPENSSH_ED25519_LINE: "ssh-ed25519 " + the exact 68-character blob + optional comment.
+      errors = map (n: "host ${q n}: pubkey is not an OpenSSH ed25519 public key line: expected \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI… [comment]\" (the content of the host's /etc/ssh/ssh_host_ed25519_key.pub), not the base64 that derive-pubkey prints")
+        (b.filter (n: let k = hosts.${n}.pubkey or null; in
+          k != null && b.match "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-P][A-Za-z0-9+/]{42}( [^\n]*)?" k == null) hostNames);
     }
   ];
 

@@ -92,7 +92,7 @@ function descriptionOver(hosts: string[], channels: string[], policies: string[]
         system: mostly(fc.constantFrom('x86_64-linux', 'aarch64-darwin'), fc.constantFrom(1, '')),
         channel: mostly(fc.constantFrom(...channels), fc.constantFrom('', null, 'nochannel')),
         tags: fc.subarray(TAGS),
-        pubkey: fc.constantFrom(null, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh host'),
+        pubkey: fc.constantFrom(null, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBCtsn/bZLM3EfzZfnPR7kgBXbqfC9dM2axSscYPsgwH host', 'AAAAC3NzaC1lZDI1NTE5AAAAIBCtsn/bZLM3EfzZfnPR7kgBXbqfC9dM2axSscYPsgwH'),
         closureHash: fc.constantFrom(null, '0c6kzph7l0dcbyhhwvx8mqgx48cswp1m-nixos-system-a-25.05'),
         leaving: mostly(fc.boolean(), fc.constant('no')),
       },

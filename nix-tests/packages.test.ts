@@ -38,7 +38,7 @@ let
 in
 {
   names = builtins.attrNames p;
-  main = { inherit (p.nixfleet) pname version env dontNpmBuild npmDeps npmConfigHook nativeBuildInputs src; mainProgram = p.nixfleet.meta.mainProgram; nodejs = p.nixfleet.nodejs; };
+  main = { inherit (p.nixfleet) pname version env npmBuildScript npmDeps npmConfigHook nativeBuildInputs src; mainProgram = p.nixfleet.meta.mainProgram; nodejs = p.nixfleet.nodejs; };
   programs = builtins.mapAttrs (_: v: { inherit (v) name script; mainProgram = v.meta.mainProgram; }) { inherit (p) nixfleet-agent nixfleet-control-plane nixfleet-release; };
 }`;
 
@@ -52,7 +52,8 @@ test('nix/packages.nix: one npm build from the lockfile, better-sqlite3 from sou
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
   assert.is(r.main['pname'], 'nixfleet');
   assert.is(r.main['version'], manifest.version);
-  assert.is(r.main['dontNpmBuild'], true);
+  // `npm run build`: the esbuild bundles in dist/ that bin/*.js run (issue 18).
+  assert.is(r.main['npmBuildScript'], 'build');
   assert.is(r.main['npmConfigHook'], 'importNpmLock-hook');
   // The lockfile root and the source are the repository itself.
   assert.is(r.main.npmDeps.importNpmLock, ROOT);

@@ -1,6 +1,7 @@
-# The four programs, from one npm build (SPEC §9). Node runs the TypeScript sources through tsx
-# (a runtime dependency, see bin/*.js), so there is no compile step; the only native code is
-# better-sqlite3's addon, compiled here from source against this Node (no prebuilt download).
+# The four programs, from one npm build (SPEC §9). `npm run build` (scripts/build.mjs, esbuild)
+# bundles each program into dist/*.mjs, which bin/*.js run on plain node (the TypeScript sources
+# through tsx remain the fallback); the only native code is better-sqlite3's addon, compiled here
+# from source against this Node (no prebuilt download).
 #
 # Not evaluated in this repository's CI (it has Nix but no nixpkgs and no network to a cache);
 # see docs/nixos.md.
@@ -28,7 +29,7 @@ let
     };
     nativeBuildInputs = [ pkgs.python3 ] ++ lib.optionals pkgs.stdenv.hostPlatform.isDarwin [ pkgs.cctools pkgs.xcbuild ];
 
-    dontNpmBuild = true; # tsx runs the sources; `npm test` is this repository's check, not the package's
+    npmBuildScript = "build"; # dist/*.mjs (shipped: .npmignore keeps dist/); `npm test` is this repository's check, not the package's
 
     meta = {
       description = "Signed-GitOps fleet management for NixOS and nix-darwin";

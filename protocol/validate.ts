@@ -38,14 +38,22 @@ export type CompileOptions = {
 
 /** Compile `schema` once (call at module load, never per request). */
 export function compile<T extends TSchema>(schema: T, opts: CompileOptions = {}): Validator<T> {
-  const compiled: TypeCheck<T> = TypeCompiler.Compile(schema);
-  const ids = new Map<string, TSchema>();
-  collectIds(schema, ids);
+  // Compiled on first use: a program start-up (`nixfleet --help`) must not compile every schema
+  // of every module it imports.
+  let compiled: TypeCheck<T> | null = null;
+  let ids: Map<string, TSchema> | null = null;
+  const get = (): TypeCheck<T> => (compiled ??= TypeCompiler.Compile(schema));
   const unknownField = opts.unknownField ?? 'unknown field';
   return {
     schema,
-    check: (u): u is Static<T> => compiled.Check(u),
-    issues: (u, limit = Infinity) => collect(compiled.Errors(u), u, schema, ids, unknownField, limit),
+    check: (u): u is Static<T> => get().Check(u),
+    issues: (u, limit = Infinity) => {
+      if (ids === null) {
+        ids = new Map<string, TSchema>();
+        collectIds(schema, ids);
+      }
+      return collect(get().Errors(u), u, schema, ids, unknownField, limit);
+    },
   };
 }
 

@@ -1,11 +1,13 @@
 /**
- * `nixfleet-release` (SPEC §3): keygen, canonicalize, resolve, sign, verify, push.
+ * `nixfleet-release` (SPEC §3): init, keygen, canonicalize, resolve, sign, verify, push.
  * Dispatches to one `cmd-*.ts` module per subcommand. `runCli(argv, io)` returns the exit code
  * (0 ok, 1 invalid input, 2 hook or I/O) so tests drive it in-process; `main.ts` wires it to the
  * real process with `processIo()`.
  */
 import { EXIT_INPUT, EXIT_IO, EXIT_OK, InputError, IoError, type CliIo } from './cli-common.ts';
 import { cmdCanonicalize } from './cmd-canonicalize.ts';
+import { versionLine } from '../io/version.ts';
+import { cmdInit } from './cmd-init.ts';
 import { cmdKeygen } from './cmd-keygen.ts';
 import { cmdResolve } from './cmd-resolve.ts';
 import { cmdSign } from './cmd-sign.ts';
@@ -16,6 +18,7 @@ import { runPush } from './push.ts';
 export type { CliIo } from './cli-common.ts';
 
 const COMMANDS: Record<string, (argv: string[], io: CliIo) => number | Promise<number>> = {
+  init: cmdInit,
   keygen: cmdKeygen,
   canonicalize: cmdCanonicalize,
   resolve: cmdResolve,
@@ -28,6 +31,10 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => number | Promise<n
 /** Run `nixfleet-release` with `argv` (without the program name); returns the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === '-V') {
+    io.stdout(versionLine('nixfleet-release'));
+    return EXIT_OK;
+  }
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     (cmd === undefined ? io.stderr : io.stdout)(HELP['main']!);
     return cmd === undefined ? EXIT_INPUT : EXIT_OK;

@@ -3,8 +3,10 @@ export const HELP: Record<string, string> = {
   main: `nixfleet-release — resolve, canonicalise, sign and verify nixfleet release artefacts
 
 Usage: nixfleet-release <command> [options]
+       nixfleet-release --help | --version
 
 Commands:
+  init          start a fleet repository: trust.json, signed empty revocations.json, fleet.json
   keygen        create a release signing key
   canonicalize  print the JCS (RFC 8785) form of a JSON file
   resolve       turn a fleet description into fleet.resolved.json
@@ -14,6 +16,25 @@ Commands:
 
 Run 'nixfleet-release <command> --help' for the options of a command.
 Exit codes: 0 ok, 1 invalid input, 2 hook or I/O failure.
+`,
+  init: `Usage: nixfleet-release init --dir DIR [--key FILE | --public-key B64 [--algorithm ALG]]
+                        [--host NAME[,NAME…]]… [--now ISO]
+
+Writes the files a fleet repository starts from into DIR, refusing to overwrite any of them:
+  DIR/trust.json            the release public key as ciReleaseKey.current (schemas/trust.schema.json)
+  DIR/revocations.json{,.sig}  an empty revocation list, signed (schemas/revocations.schema.json)
+  DIR/fleet.json            a starter fleet description: channel "stable", a canary wave then
+                            the rest, the --host names on it (schemas/fleet.schema.json)
+  DIR/release.key           only without --key / --public-key: a fresh release private key
+                            (PKCS#8 PEM, mode 0600) — move it to CI's secret store
+
+  --key FILE         an existing release private key (from 'keygen'): its public key goes to
+                     trust.json and it signs revocations.json
+  --public-key B64   only the public key (the private one lives in a token): revocations.json
+                     is written unsigned; sign it in CI with 'sign --revocations'
+  --algorithm ALG    ed25519 (default) or ecdsa-p256, for --public-key or a generated key
+  --host NAMES       hosts of the starter fleet (repeatable, comma-separated)
+  --now ISO          meta.signedAt of revocations.json (default: now)
 `,
   keygen: `Usage: nixfleet-release keygen --out FILE [--algorithm ed25519|ecdsa-p256] [--force]
 

@@ -46,7 +46,8 @@ export type ResolveErrorCode =
   | 'CROSS_CHANNEL_EDGE'
   | 'HOST_EDGE_CYCLE'
   | 'CHANNEL_EDGE_CYCLE'
-  | 'BUDGET_NEVER_ADMITS';
+  | 'BUDGET_NEVER_ADMITS'
+  | 'INVALID_PUBKEY';
 
 export type ResolveError = { code: ResolveErrorCode; message: string };
 export type Resolved = { fleet: FleetResolved; warnings: string[] };
@@ -54,6 +55,17 @@ export type Resolved = { fleet: FleetResolved; warnings: string[] };
 const fail = (code: ResolveErrorCode, message: string) => err<ResolveError>({ code, message });
 const own = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 const q = (s: string): string => JSON.stringify(s);
+
+/**
+ * An OpenSSH ed25519 public key line, as `ssh-keygen` writes it (`/etc/ssh/ssh_host_ed25519_key.pub`):
+ * `ssh-ed25519 `, the 68-character base64 of the SSH wire blob (string "ssh-ed25519", string of 32
+ * bytes: a fixed 25-character prefix, then the key), and an optional ` comment`. The blob is 51
+ * bytes, so the regular expression is exact; lib/resolve.nix uses the same one.
+ */
+export const OPENSSH_ED25519_LINE = /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-P][A-Za-z0-9+/]{42}( [^\n]*)?$/;
+export const isOpenSshEd25519Line = (s: string): boolean => OPENSSH_ED25519_LINE.test(s);
+const PUBKEY_EXPECTED =
+  'is not an OpenSSH ed25519 public key line: expected "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI… [comment]" (the content of the host\'s /etc/ssh/ssh_host_ed25519_key.pub), not the base64 that derive-pubkey prints';
 
 /** The names in a record, in UTF-16 code-unit order (what JCS and `builtins.attrNames` agree on for ASCII). */
 const sortedKeys = (o: object): string[] => Object.keys(o).sort();
@@ -271,6 +283,12 @@ export function resolveFleet(input: FleetDescription | FleetDescription[]): Resu
   for (const [i, b] of budgetsIn.entries()) {
     if (b.maxInFlight === 0) return fail('BUDGET_NEVER_ADMITS', `disruption budget ${i} has maxInFlight 0: it could never admit a host`);
     if (b.maxInFlightPct === 0) return fail('BUDGET_NEVER_ADMITS', `disruption budget ${i} has maxInFlightPct 0: it could never admit a host`);
+  }
+
+  // INVALID_PUBKEY
+  for (const h of hostNames) {
+    const k = hostsIn[h]!.pubkey;
+    if (k !== undefined && k !== null && !isOpenSshEd25519Line(k)) return fail('INVALID_PUBKEY', `host ${q(h)}: pubkey ${PUBKEY_EXPECTED}`);
   }
 
   // Output.

@@ -63,7 +63,8 @@ function run(cmd: string, args: string[], timeoutMs: number, env: Record<string,
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
       cwd: ROOT,
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...env },
+      // NIXFLEET_FROM_SOURCE: bin/*.js run the sources, never a (possibly stale) dist/ bundle.
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', NIXFLEET_FROM_SOURCE: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
