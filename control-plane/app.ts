@@ -9,11 +9,11 @@
  */
 import { Hono } from 'hono';
 import type { ReadyzResponse } from '../protocol/api.ts';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/api.ts';
+import { ROUTES } from '../protocol/api.ts';
 import type { ServedArtifact } from './agent-service.ts';
-import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
-import { authenticate, limitBody, protocolHeader, refuseRevoked, requireReady, type AppEnv } from './middleware.ts';
+import { authenticate, handleErrors, limitBody, protocolHeader, refuseRevoked, requireIssuer, requireReady, type AppEnv, type IssuerPins } from './middleware.ts';
+import { renewRoutes, type EnrolApi } from './routes-enrol.ts';
 import { agentRoutes, type AgentApi } from './routes-agent.ts';
 import { operatorRoutes, type OperatorApi } from './routes-operator.ts';
 
@@ -30,7 +30,10 @@ export interface OpenApi {
 }
 
 /** Everything the HTTP layer needs from the control plane (control-plane/service.ts). */
-export interface CpService extends OpenApi, AgentApi, OperatorApi {}
+export interface CpService extends OpenApi, AgentApi, OperatorApi {
+  /** Issue 16: enrolment and renewal, when configured. */
+  enrolment?(): EnrolApi | null;
+}
 
 export type AppOptions = {
   service: CpService;
@@ -38,6 +41,8 @@ export type AppOptions = {
   retryAfterSecs: number;
   /** Log sink for 500s (bugs); default console.error. */
   logError?: (message: string, err: unknown) => void;
+  /** Issue 16: the issuers each role accepts (config.ts `loadStartupMaterial`); absent: any the TLS layer accepted. */
+  pins?: IssuerPins;
 };
 
 /** Build the Hono app. Pure wiring: no listening socket here (see server.ts). */
@@ -46,26 +51,14 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   const logError = opts.logError ?? ((m, e) => console.error(m, e));
   const app = new Hono<AppEnv>();
 
-  // The one place where errors become responses: an ApiError by its code's status, anything else
-  // is a bug — 500 with a generic body, the details in the log only (STYLE §7).
-  app.onError((e, c) => {
-    const apiErr = e instanceof ApiError ? e : null;
-    if (apiErr === null) logError(`internal error on ${c.req.method} ${c.req.path}`, e);
-    const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
-    c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    if (error.code === 'NOT_READY') c.header('Retry-After', String(opts.retryAfterSecs));
-    return c.json(error.toBody(), error.status as 400);
-  });
-  app.notFound((c) => {
-    c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    return c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`).toBody(), 404);
-  });
-
+  handleErrors(app, logError, opts.retryAfterSecs);
   app.use('*', protocolHeader({ observe: service.observeRequest?.bind(service) }));
 
   // Open routes: no role needed. A revoked certificate is refused, except on /healthz (liveness
-  // must not depend on the revocation list).
-  const openGate = [authenticate({ required: false }), refuseRevoked((p) => service.isRevoked(p))] as const;
+  // must not depend on the revocation list). Issue 16: so is a certificate from an issuer not
+  // configured for its role.
+  const pinned = opts.pins === undefined ? [] : [requireIssuer(opts.pins)];
+  const openGate = [authenticate({ required: false }), ...pinned, refuseRevoked((p) => service.isRevoked(p))] as const;
   app.use(ROUTES.readyz, ...openGate);
   app.use(ROUTES.metrics, ...openGate);
   app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
@@ -79,8 +72,11 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   });
 
   // Every /v1/* route: identity, revocation, readiness, body limit; then each group's role.
-  app.use('/v1/*', authenticate({ required: true }), refuseRevoked((p) => service.isRevoked(p)), requireReady(() => service.readiness()), limitBody(opts.maxBodyBytes));
+  // A refused renewal by a revoked certificate is audited (issue 16 acceptance).
+  const onRevoked = (peer: PeerIdentity, path: string) => (path === ROUTES.renew ? service.enrolment?.()?.auditRevokedRenewal(peer) : undefined);
+  app.use('/v1/*', authenticate({ required: true }), ...pinned, refuseRevoked((p) => service.isRevoked(p), onRevoked), requireReady(() => service.readiness()), limitBody(opts.maxBodyBytes));
   app.route('/', agentRoutes(service));
+  app.route('/', renewRoutes(() => service.enrolment?.() ?? null));
   app.route('/', operatorRoutes(service));
   return app;
 }

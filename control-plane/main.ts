@@ -14,6 +14,7 @@ import { createApp } from './app.ts';
 import { loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { listenHttps } from './server.ts';
+import { createEnrolApp } from './routes-enrol.ts';
 import { ControlPlane } from './service.ts';
 import { createSource } from './sources.ts';
 import { PostgresStore } from './store/postgres.ts';
@@ -147,19 +148,29 @@ async function main(argv: string[]): Promise<number> {
     timeoutMs: config.fetchTimeoutMs,
     cacheDir: config.cacheDir ?? join(`${config.dbPath}.git-cache`),
   });
-  const cp = new ControlPlane({ config, store, source, trust: material.value.trust, log });
+  const cp = new ControlPlane({ config, store, source, trust: material.value.trust, issuer: material.value.issuer, log });
   const app = createApp({
     service: cp,
     maxBodyBytes: config.maxBodyBytes,
     retryAfterSecs: config.retryAfterSecs,
     logError: (m, e) => log.error(m, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+    pins: material.value.pins,
   });
   let server;
+  let enrolServer = null;
   try {
     // Listen first: /healthz answers and /v1/* says 503 + Retry-After while the source is read.
     server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs, onTlsConnection: (s) => cp.metrics.tlsConnection(s) });
+    const enrol = cp.enrolment();
+    if (config.enrolment !== null && enrol !== null) {
+      const enrolApp = createEnrolApp({ api: enrol, readiness: () => cp.readiness(), maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, logError: (m, e) => log.error(m, { error: String(e) }), observeRequest: (r, st) => cp.observeRequest(r, st) });
+      const host = config.enrolment.listenHost ?? config.listenHost;
+      enrolServer = await listenHttps(enrolApp, material.value.tls, host, config.enrolment.listenPort, { clientCerts: false });
+      log.info('enrolment listening', { host: enrolServer.host, port: enrolServer.port });
+    }
   } catch (e) {
-    process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.listenHost}:${config.listenPort}: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`nixfleet-control-plane: cannot listen: ${e instanceof Error ? e.message : String(e)}\n`);
+    await server?.close();
     await store.close();
     return 2;
   }
@@ -177,6 +188,7 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await server.close();
+  await enrolServer?.close();
   await cp.stop();
   await store.close();
   return 0;

@@ -19,6 +19,8 @@ export class CpMetrics {
   readonly reconcileRuns: Counter<'trigger'>;
   readonly requests: Counter<'route' | 'status'>;
   readonly reports: Counter<'event' | 'verdict'>;
+  /** Issue 16: certificates issued or refused, by route (enrol / renew) and outcome (issued or the error code). */
+  readonly certificates: Counter<'what' | 'outcome'>;
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
 
@@ -40,6 +42,7 @@ export class CpMetrics {
     });
     this.reconcileRuns = new Counter({ name: 'nixfleet_reconcile_runs_total', help: 'Reconcile passes by trigger', labelNames: ['trigger'], registers });
     this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
+    this.certificates = new Counter({ name: 'nixfleet_certificates_total', help: 'Host certificates issued or refused (enrolment, renewal) by outcome', labelNames: ['what', 'outcome'], registers });
     this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
     this.tlsConnections = new Counter({
       name: 'nixfleet_tls_connections_total',

@@ -49,6 +49,9 @@ import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { Leadership } from './leadership.ts';
 import { SoakRestorer } from './soak-restore.ts';
+import { EnrolService } from './enrol-service.ts';
+import { TokenLedger } from './enrol-ledger.ts';
+import type { CertKeyPem } from '../pki/x509.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Store } from './store/types.ts';
@@ -58,6 +61,8 @@ export type ControlPlaneDeps = {
   store: Store;
   source: ArtifactSource;
   trust: Trust;
+  /** Issue 16: the host-issuance intermediate (config.ts `loadStartupMaterial`), when enrolment is configured. */
+  issuer?: CertKeyPem | null;
   now?: () => number;
   log?: Logger;
 };
@@ -70,6 +75,7 @@ export class ControlPlane implements CpService {
   private readonly agent: AgentService;
   private readonly operator: OperatorService;
   private readonly loop: ReconcileLoop;
+  private readonly enrol: EnrolService | null;
   readonly leadership: Leadership;
   private readonly config: Config;
   private readonly now: () => number;
@@ -121,6 +127,21 @@ export class ControlPlane implements CpService {
         if (this.timersOn) this.requestReconcile(0);
       },
     });
+    const enrolConf = this.config.enrolment;
+    const issuer = deps.issuer ?? null;
+    this.enrol =
+      enrolConf === null || issuer === null
+        ? null
+        : new EnrolService({
+            config: enrolConf,
+            issuer,
+            store: this.store,
+            artifacts: this.artifacts,
+            ledger: new TokenLedger(enrolConf.usedTokensFile, issuer.keyPem, this.now),
+            now: this.now,
+            log: this.log,
+            observe: (what, outcome) => this.metrics.certificates.inc({ what, outcome }),
+          });
     const restorer = new SoakRestorer();
     this.loop = new ReconcileLoop({
       config: this.config,
@@ -208,6 +229,11 @@ export class ControlPlane implements CpService {
   async cachedObserved(): Promise<Pick<Observed, 'hosts' | 'rollouts'>> {
     const c = await this.mirror.get();
     return { hosts: c.hosts, rollouts: c.rollouts };
+  }
+
+  /** Issue 16: enrolment and renewal, when configured. */
+  enrolment(): EnrolService | null {
+    return this.enrol;
   }
 
   // ------------------------------------------------------------------------------------------

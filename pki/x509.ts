@@ -243,3 +243,32 @@ export function certValidity(certPem: string): { notBeforeMs: number; notAfterMs
     return null;
   }
 }
+
+/** What the control plane checks of the intermediate it is given (control-plane/config.ts). */
+export type IssuanceCaFacts = { isCa: boolean; pathLength: number | null; clientAuthOnly: boolean; hostNameConstrained: boolean };
+
+/** Read the constraints of a would-be issuance intermediate; null when the PEM is unreadable. */
+export function readIssuanceCaFacts(certPem: string): IssuanceCaFacts | null {
+  let c: x509.X509Certificate;
+  try {
+    c = new x509.X509Certificate(certPem);
+  } catch {
+    return null;
+  }
+  const bc = c.getExtension(x509.BasicConstraintsExtension);
+  const eku = c.getExtension(x509.ExtendedKeyUsageExtension);
+  const ncExt = c.extensions.find((e) => e.type === id_ce_nameConstraints);
+  let hostNameConstrained = false;
+  if (ncExt !== undefined && ncExt.critical) {
+    try {
+      const nc = AsnConvert.parse(ncExt.value, NameConstraints);
+      const permitted = nc.permittedSubtrees ?? [];
+      const want = new x509.Name(HOST_SUBJECT_PREFIX).toString();
+      hostNameConstrained = permitted.length > 0 && permitted.every((s) => s.base.directoryName !== undefined && new x509.Name(AsnConvert.serialize(s.base.directoryName)).toString() === want);
+    } catch {
+      hostNameConstrained = false;
+    }
+  }
+  const usages = [...(eku?.usages ?? [])].map(String);
+  return { isCa: bc?.ca === true, pathLength: bc?.pathLength ?? null, clientAuthOnly: usages.length === 1 && usages[0] === '1.3.6.1.5.5.7.3.2', hostNameConstrained };
+}

@@ -19,6 +19,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FleetResolved } from './schema.ts';
 import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
 import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
+import type { EnrolErrorCode } from './enrol.ts';
 
 export const PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 export const PROTOCOL_VERSION = '1';
@@ -29,6 +30,10 @@ export const ROUTES = {
   confirm: '/v1/agent/confirm',
   report: '/v1/agent/report',
   slice: '/v1/agent/slice',
+  /** Issue 16: a certificate for a host that has none (enrolment listener, no client certificate). */
+  enroll: '/v1/enroll',
+  /** Issue 16: a new certificate over the current one (mutual TLS, OU host). */
+  renew: '/v1/agent/renew',
   artifact: '/v1/artifact',
   artifactSig: '/v1/artifact.sig',
   revocations: '/v1/revocations',
@@ -66,6 +71,7 @@ export const ROUTES = {
  * - 413 `BODY_TOO_LARGE`
  * - 415 `UNSUPPORTED_MEDIA_TYPE` (a body that is not `application/json`)
  * - 503 `NOT_READY` (with `Retry-After`; no verified fleet artefact yet)
+ * - enrolment and renewal (issue 16): the codes of {@link EnrolErrorCode} (protocol/enrol.ts)
  * - 500 `INTERNAL` (a bug; the message is generic, details go to the log)
  */
 export type ErrorCode =
@@ -89,6 +95,7 @@ export type ErrorCode =
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'NOT_READY'
+  | EnrolErrorCode
   | 'INTERNAL';
 
 /**
