@@ -13,7 +13,8 @@
  */
 import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest, type SliceResponse } from '../protocol/api.ts';
-import { parseCheckinResponse, parseErrorBody, parseSliceResponse } from '../protocol/api-parse.ts';
+import { parseCertificateResponse, parseCheckinResponse, parseErrorBody, parseSliceResponse } from '../protocol/api-parse.ts';
+import type { CertificateResponse, RenewRequest } from '../protocol/enrol.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
@@ -160,6 +161,17 @@ export class CpClient {
     const json = parseJsonStrict(r.value.body);
     if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `slice answer is not JSON: ${json.error.message}` });
     const v = parseSliceResponse(json.value);
+    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
+  }
+
+  /** Issue 16: a new certificate for a new key, over the current certificate (agent/certs.ts). */
+  async renew(body: RenewRequest): Promise<Result<CertificateResponse, HttpError>> {
+    const r = await this.call(this.pool, 'POST', ROUTES.renew, body, 256 * 1024);
+    if (!r.ok) return r;
+    if (r.value.status !== 200) return err(this.statusError(ROUTES.renew, r.value));
+    const json = parseJsonStrict(r.value.body);
+    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `renew answer is not JSON: ${json.error.message}` });
+    const v = parseCertificateResponse(json.value);
     return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
   }
 

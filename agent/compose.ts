@@ -15,7 +15,8 @@ import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTrust, type Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
-import { CpClient } from './client.ts';
+import { CpClient, type TlsMaterial } from './client.ts';
+import { RenewingClient } from './certs.ts';
 import type { Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';
 import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
@@ -66,8 +67,10 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
   } else {
     const tls = readTls(config);
     if (!tls.ok) return tls;
+    const client = (t: TlsMaterial) => new CpClient({ cpUrl: config.cpUrl, tls: t, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
     connect = () => {
-      const c = new CpClient({ cpUrl: config.cpUrl, tls: tls.value, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
+      // Issue 16: with enrolment configured, the certificate renews itself before it expires.
+      const c = config.enrol === null ? client(tls.value) : new RenewingClient({ config, hostKey, connect: client, now: wiring.now ?? Date.now, log }, tls.value);
       return { client: c, close: () => c.close() };
     };
   }

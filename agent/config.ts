@@ -108,6 +108,14 @@ export const AgentConfigSchema = Strict(
     commandTimeoutSecs: Secs(1, 86_400, DEFAULTS.commandTimeoutSecs, 'Nix realise / switch scripts are killed after this.'),
     maxArtifactBytes: Int(1024, 1024 * 1024 * 1024, DEFAULTS.maxArtifactBytes, 'Size limit of the signed artefact (STYLE §5).'),
     probes: Type.Array(ProbeConfigSchema, { default: [] }),
+    enrol: Nullable(
+      Strict({
+        url: Type.String({ pattern: '^https://', errorMessage: 'must be an https:// URL', description: "The control plane's enrolment listener (no client certificate)." }),
+        tokenFile: Nullable(AbsPath('A one-time bootstrap token (nixfleet enroll token) for a host whose SSH host key the fleet does not declare yet; null: enrol with hostKeyFile.'), { default: null }),
+        renewAtFraction: Type.Number({ exclusiveMinimum: 0, maximum: 0.95, default: 0.5, description: 'Renew once this fraction of the certificate lifetime has passed (default: half-life).' }),
+      }),
+      { default: null, description: 'Issue 16: with no certificate in tls.certFile, enrol (new ECDSA P-256 key); renew before expiry. null: the certificate is managed by hand.' },
+    ),
   },
   { title: 'nixfleet-agent configuration (nixfleet-agent run --config FILE)' },
 );
