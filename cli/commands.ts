@@ -68,7 +68,7 @@ const PAUSE_FIELDS = [
 export const ONLINE_COMMANDS: readonly CommandSpec[] = [
   {
     name: 'status',
-    summary: 'Every host: channel, running and declared closure, status label; exit 1 if any failed or quarantined',
+    summary: 'Every host: channel, running and declared closure, status label, certificate expiry; exit 1 if any failed, quarantined or has an expired certificate',
     description:
       'Labels: ✓ converged, ✓ soaked, → soaking / confirming / activating / dispatched, … queued,\n‖ held (queued in a halted or paused rollout), ✗ failed, ✗ rolled back, ✗ quarantined (its declared\nclosure is quarantined on its channel), ⟳ pending reboot, ⚠ stale (missed its check-ins),\n⚠ offline (never checked in), · idle (nothing declared).\nExit 1 when any host is failed, rolled back or quarantined, so it can gate a CI job.',
     args: [],
@@ -76,7 +76,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet status', 'nixfleet status --json | jq -r \'.hosts[] | select(.status != "converged") | .hostname\''],
     online: true,
     json: {
-      shape: '`{hosts: [...], counts: {status: n}, unhealthy: boolean}`; each host:',
+      shape: '`{hosts: [...], counts: {status: n}, certs: {valid|expiring|expired: n}, unhealthy: boolean}`; each host:',
       fields: [
         { name: 'hostname', description: 'Host name.' },
         { name: 'channel', description: 'Its channel.' },
@@ -90,6 +90,8 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'wave', description: 'Its wave in that rollout, or null.' },
         { name: 'lastCheckinAt', description: 'RFC 3339, or null when never seen.' },
         { name: 'online', description: 'false when it missed its check-ins.' },
+        { name: 'certNotAfter', description: 'RFC 3339 expiry of the client certificate it presented at its last check-in, or null.' },
+        { name: 'cert', description: 'valid, expiring (under 7 days left) or expired; null when unknown.' },
       ],
     },
     handler: status,

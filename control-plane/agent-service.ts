@@ -182,7 +182,7 @@ export class AgentService {
     return this.retryOnConflict(() => this.checkinOnce(peer, req));
   }
 
-  private async checkinOnce(_peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+  private async checkinOnce(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
     const fleet = this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.d.now();
@@ -237,6 +237,8 @@ export class AgentService {
         lastOutcomeJson: lo === null ? null : JSON.stringify(lo),
         pendingReboot: req.pendingReboot === true,
         agentVersion: req.agentVersion ?? null,
+        // Issue 16: the expiry the CP sees in the handshake (the agent cannot misstate it).
+        certNotAfterMs: Number.isFinite(peer.notAfterMs) ? peer.notAfterMs : null,
       },
     });
     const plan = planWrites(slice, { ...after, hosts: slice.hosts }, { nowMs, origin: this.origin(), actor: `host:${h}` });

@@ -87,6 +87,11 @@ t('SSH host key: a host with nothing but the fleet CA and its declared key enrol
   assert.is(as1.status, 403);
   assert.is(code(as1.body), 'IDENTITY_MISMATCH');
   assert.ok((await audits('enrol.issued')).some((a) => a.subject === H[0] && a.data['via'] === 'ssh-host-key'));
+  // The CP records the expiry of the certificate the host presented: the hosts view and the metric.
+  const op = mtls(env.operatorCert('alice'));
+  const view = ((await op.call('GET', '/v1/hosts')).body as { hosts: { hostname: string; certNotAfter?: string }[] }).hosts.find((h) => h.hostname === H[0]);
+  assert.is(view?.certNotAfter, cert.notAfter);
+  assert.match((await op.call('GET', '/metrics')).raw.toString(), /nixfleet_host_certificates\{state="valid"\} 1/);
 });
 
 t('SSH host key: a CSR signed by a key the fleet does not declare for the host is refused and audited', async () => {

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-type Counts = { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean };
+type Counts = { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean; certs?: Record<string, number> };
 
 /** Computed at scrape time (from the store: possibly asynchronous). */
 export type StateCounts = () => Counts | Promise<Counts>;
@@ -74,6 +74,17 @@ export class CpMetrics {
         const { rollouts } = await take();
         this.reset();
         for (const [state, n] of Object.entries(rollouts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_host_certificates',
+      help: 'Hosts by the state of the client certificate they presented last: valid, expiring (under 7 days left), expired (issue 16)',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const { certs } = await take();
+        this.reset();
+        for (const state of ['valid', 'expiring', 'expired']) this.set({ state }, certs?.[state] ?? 0);
       },
     });
     new Gauge({

@@ -52,6 +52,7 @@ import { SoakRestorer } from './soak-restore.ts';
 import { EnrolService } from './enrol-service.ts';
 import { TokenLedger } from './enrol-ledger.ts';
 import type { CertKeyPem } from '../pki/x509.ts';
+import { certState } from '../protocol/enrol.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Store } from './store/types.ts';
@@ -104,6 +105,7 @@ export class ControlPlane implements CpService {
         hosts: { ...(await this.hostStateCounts()), drifted: Object.keys(o?.drifted ?? {}).length },
         rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
         ready: this.artifacts.fleet() !== null,
+        certs: await this.certCounts(),
       };
     });
     this.artifacts = new ArtifactManager({
@@ -229,6 +231,14 @@ export class ControlPlane implements CpService {
   async cachedObserved(): Promise<Pick<Observed, 'hosts' | 'rollouts'>> {
     const c = await this.mirror.get();
     return { hosts: c.hosts, rollouts: c.rollouts };
+  }
+
+  /** Issue 16: hosts by the state of the certificate they presented last (the metric). */
+  private async certCounts(): Promise<Record<string, number>> {
+    const out: Record<string, number> = { valid: 0, expiring: 0, expired: 0 };
+    const nowMs = this.now();
+    for (const h of await this.store.allHosts()) if (h.certNotAfterMs !== null) out[certState(h.certNotAfterMs, nowMs)]! += 1;
+    return out;
   }
 
   /** Issue 16: enrolment and renewal, when configured. */

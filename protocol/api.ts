@@ -30,10 +30,8 @@ export const ROUTES = {
   confirm: '/v1/agent/confirm',
   report: '/v1/agent/report',
   slice: '/v1/agent/slice',
-  /** Issue 16: a certificate for a host that has none (enrolment listener, no client certificate). */
-  enroll: '/v1/enroll',
-  /** Issue 16: a new certificate over the current one (mutual TLS, OU host). */
-  renew: '/v1/agent/renew',
+  enroll: '/v1/enroll', // issue 16: enrolment listener, no client certificate (protocol/enrol.ts)
+  renew: '/v1/agent/renew', // issue 16: mutual TLS with the current certificate
   artifact: '/v1/artifact',
   artifactSig: '/v1/artifact.sig',
   revocations: '/v1/revocations',
@@ -344,6 +342,8 @@ export const HostViewSchema = Type.Object({
   drift: Type.Optional(Type.Object({ expected: Type.String(), actual: Type.String(), since: Type.String(), rolloutId: Type.String() })),
   /** Issue 14 (absent = none): a signed pin in force; `until` null = no expiry. */
   pin: Type.Optional(Type.Object({ commit: Type.String(), reason: Type.String(), until: Nullable(Type.String()) })),
+  /** Issue 16 (absent = unknown): notAfter of the client certificate it presented at its last check-in. */
+  certNotAfter: Type.Optional(Type.String()),
 });
 export type HostView = Static<typeof HostViewSchema>;
 export const HostsResponseSchema = Type.Object({ hosts: Type.Array(HostViewSchema) });

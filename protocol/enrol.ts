@@ -50,6 +50,14 @@ export type EnrolErrorCode =
   | 'ENROLMENT_DISABLED'
   | 'TOKEN_LEDGER_UNUSABLE';
 
+/** A host certificate with less than this left is "expiring" (`nixfleet status`, the metric). */
+export const CERT_EXPIRING_MS = 7 * 86_400_000;
+
+/** `expired`, `expiring` (under {@link CERT_EXPIRING_MS} left) or `valid`, at `nowMs`. */
+export function certState(notAfterMs: number, nowMs: number): 'valid' | 'expiring' | 'expired' {
+  return nowMs >= notAfterMs ? 'expired' : notAfterMs - nowMs < CERT_EXPIRING_MS ? 'expiring' : 'valid';
+}
+
 /** A PEM CSR is well under this (an ECDSA P-256 request is ≈ 400 bytes of PEM). */
 export const MAX_CSR_CHARS = 4096;
 export const MAX_TOKEN_CHARS = 2048;

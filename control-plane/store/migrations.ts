@@ -125,6 +125,8 @@ export const MIGRATIONS: readonly string[] = [
     hash TEXT NOT NULL
   );
   `,
+  // 2: issue 16 — the expiry of the certificate each host presented at its last check-in
+  `ALTER TABLE hosts ADD COLUMN cert_not_after_ms INTEGER;`,
 ];
 
 /** Bring the schema up to date; refuse a database written by a newer control plane. */

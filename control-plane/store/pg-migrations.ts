@@ -126,6 +126,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at TIMESTAMPTZ NOT NULL
   );
   `,
+  // 2: issue 16 — the expiry of the certificate each host presented at its last check-in
+  `ALTER TABLE hosts ADD COLUMN cert_not_after_ms BIGINT;`,
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

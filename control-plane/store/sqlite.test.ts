@@ -8,6 +8,7 @@ import type { Observed, Rollout } from '../../reconciler/types.ts';
 import { GENESIS_HASH, verifyAuditChain } from '../../protocol/audit-chain.ts';
 import { planObservedWrites } from '../plan.ts';
 import { SqliteStore as Store } from './sqlite.ts';
+import { MIGRATIONS } from './migrations.ts';
 import type { HostRow, RolloutOrigin } from './types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-cp-store-'));
@@ -19,10 +20,25 @@ const fresh = (): { store: Store; path: string } => {
 
 const t = suite('store');
 
+t('issue 16: a version-1 database is upgraded in place (hosts keep their rows, gain the certificate expiry)', () => {
+  const path = join(dir, `db-${n++}.sqlite`);
+  const v1 = new Database(path);
+  v1.exec(MIGRATIONS[0]!);
+  v1.pragma('user_version = 1');
+  v1.prepare("INSERT INTO hosts (hostname, last_checkin_ms) VALUES ('old', 5)").run();
+  v1.close();
+  const store = new Store(path);
+  assert.is(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  const h = store.getHost('old');
+  assert.is(h?.lastCheckinMs, 5);
+  assert.is(h?.certNotAfterMs, null);
+  store.close();
+});
+
 t('WAL mode and schema version; reopening keeps data and the audit head', () => {
   const { store, path } = fresh();
   assert.is(store.db.pragma('journal_mode', { simple: true }), 'wal');
-  assert.is(store.db.pragma('user_version', { simple: true }), 1);
+  assert.is(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
   store.appendAudit({ atMs: 0, kind: 'x', actor: 'cp', subject: 's', data: { a: 1 } });
   store.close();
   const again = new Store(path);
@@ -184,6 +200,7 @@ const hostRow = (hostname: string, lastCheckinMs: number): HostRow => ({
   lastOutcomeJson: null,
   pendingReboot: false,
   agentVersion: null,
+  certNotAfterMs: 1_900_000_000_000,
 });
 
 /** What a second connection to the same file sees (committed rows only). */
