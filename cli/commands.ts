@@ -6,6 +6,7 @@ import { auditVerify } from './cmd-audit.ts';
 import { checkConfig, configInit } from './cmd-config.ts';
 import { completionCommand } from './completion.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
+import { enrollToken, pkiInitIssuance } from './cmd-enrol.ts';
 import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
 import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
 import type { CommandSpec, FlagSpec } from './framework.ts';
@@ -314,6 +315,39 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet pki init --pki-dir ~/.config/nixfleet/pki'],
     online: false,
     handler: pkiInit,
+  },
+  {
+    name: 'pki init-issuance',
+    summary: 'Create the host-issuance intermediate (issuance.pem, issuance.key) for the control plane, signed by the fleet CA',
+    description:
+      'The intermediate can only issue O=nixfleet, OU=host client certificates (name constraints, extKeyUsage clientAuth, pathLen 0): give it to the control plane (enrolment.issuerCertFile / issuerKeyFile) so hosts enrol and renew on their own. The fleet CA key stays in the PKI directory.',
+    args: [],
+    flags: [
+      PKI_DIR,
+      { name: 'out-dir', type: 'string', placeholder: 'DIR', default: '.', description: 'Where to write issuance.pem and issuance.key (mode 0600).' },
+      { name: 'validity-days', type: 'int', placeholder: 'N', default: 365, description: 'Days of validity of the intermediate.' },
+      { name: 'force', type: 'boolean', description: 'Replace existing files.' },
+    ],
+    examples: ['nixfleet pki init-issuance --pki-dir ~/.config/nixfleet/pki --out-dir ./cp'],
+    online: false,
+    handler: pkiInitIssuance,
+  },
+  {
+    name: 'enroll token',
+    summary: 'Mint a one-time bootstrap token for a host whose SSH host key the fleet does not declare yet',
+    description:
+      "Signed by the org key the control planes trust (trust.json orgRootKey); bound to --host, expiring after --ttl, single use (the control plane keeps used tokens outside its database). Put it in the agent's enrol.tokenFile.",
+    args: [],
+    flags: [
+      { name: 'host', type: 'string', placeholder: 'HOST', required: true, description: 'The host name exactly as in the fleet.' },
+      { name: 'ttl', type: 'string', placeholder: 'DURATION', default: '1h', description: 'Lifetime: 60s to 30d (e.g. 30m, 1h, 2d); the control plane caps it (enrolment.maxTokenTtlSecs).' },
+      { name: 'org-key', type: 'string', placeholder: 'FILE', required: true, description: 'The org private key (PKCS#8 PEM, e.g. from nixfleet-release keygen).' },
+      { name: 'by', type: 'string', placeholder: 'NAME', description: 'Who minted it (in the token and the audit log; default $USER).' },
+      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write the token to FILE (0600, never overwritten) instead of stdout.' },
+    ],
+    examples: ['nixfleet enroll token --host web7 --ttl 1h --org-key ~/.config/nixfleet/org.key --out web7.token'],
+    online: false,
+    handler: enrollToken,
   },
   {
     name: 'mint-host-cert',
