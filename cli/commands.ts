@@ -120,6 +120,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'lastOutcome', description: '{rolloutId, closureHash, outcome, at} or null.' },
         { name: 'rollout', description: '{rolloutId, state, since, wave} of the newest rollout including it, or null.' },
         { name: 'dispatch', description: '{rolloutId, closureHash, confirmDeadline} while a target is outstanding, or null.' },
+        { name: 'certNotAfter', description: 'Expiry (RFC 3339) of the client certificate it presented at its last check-in; absent when unknown.' },
       ],
     },
     handler: hosts,
