@@ -66,6 +66,8 @@ export class CpClient {
   private readonly pool: Agent;
   private readonly origin: string;
   private readonly base: string;
+  /** The last slice served with its ETag: a repeat fetch asks If-None-Match and reuses it on 304. */
+  private lastSlice: { etag: string; value: SliceResponse } | null = null;
 
   constructor(private readonly opts: ClientOptions) {
     const u = new URL(opts.cpUrl);
@@ -81,8 +83,8 @@ export class CpClient {
     return { ...(tls === null ? {} : { connect: { ca: tls.ca, cert: tls.cert, key: tls.key } }), headersTimeout: t, bodyTimeout: t };
   }
 
-  private async call(dispatcher: Dispatcher, method: 'GET' | 'POST', path: string, body: unknown, limit: number): Promise<Result<Raw, HttpError>> {
-    const headers: Record<string, string> = { [PROTOCOL_HEADER]: PROTOCOL_VERSION };
+  private async call(dispatcher: Dispatcher, method: 'GET' | 'POST', path: string, body: unknown, limit: number, extra: Record<string, string> = {}): Promise<Result<Raw, HttpError>> {
+    const headers: Record<string, string> = { ...extra, [PROTOCOL_HEADER]: PROTOCOL_VERSION };
     let payload: string | undefined;
     if (body !== undefined) {
       payload = JSON.stringify(body);
@@ -152,15 +154,27 @@ export class CpClient {
     return ok({ bytes: a.value.body, signature: s.value.body });
   }
 
-  /** This host's signed slice (issue 19); the loop verifies it (agent/slice.ts). */
+  /**
+   * This host's signed slice (issue 19); the loop verifies it (agent/slice.ts). A repeat fetch
+   * sends If-None-Match with the last ETag and, on 304, reuses the slice it already holds (parsed
+   * from the CP's earlier answer and verified again by the loop, like any slice).
+   */
   async fetchSlice(): Promise<Result<SliceResponse, HttpError>> {
-    const r = await this.call(this.pool, 'GET', ROUTES.slice, undefined, 1024 * 1024);
+    const held = this.lastSlice;
+    const r = await this.call(this.pool, 'GET', ROUTES.slice, undefined, 1024 * 1024, held === null ? {} : { 'if-none-match': held.etag });
     if (!r.ok) return r;
-    if (r.value.status !== 200) return err(this.statusError(ROUTES.slice, r.value));
+    if (r.value.status === 304 && held !== null) return ok(held.value);
+    if (r.value.status !== 200) {
+      this.lastSlice = null;
+      return err(this.statusError(ROUTES.slice, r.value));
+    }
     const json = parseJsonStrict(r.value.body);
     if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `slice answer is not JSON: ${json.error.message}` });
     const v = parseSliceResponse(json.value);
-    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
+    if (!v.ok) return err({ code: 'BAD_RESPONSE', message: v.error.message });
+    const etag = r.value.headers['etag'];
+    this.lastSlice = typeof etag === 'string' && etag.length > 0 && etag.length <= 200 ? { etag, value: v.value } : null;
+    return v;
   }
 
   async report(body: ReportRequest): Promise<Result<void, HttpError>> {
