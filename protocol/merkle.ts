@@ -11,7 +11,7 @@
  * The 0x00 / 0x01 prefixes make a leaf hash and an interior node hash differ, so an interior node
  * cannot be passed off as a leaf (second-preimage attack on the tree). Pure: no I/O.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256Bytes as sha256 } from './crypto.ts';
 
 /** Hash size of SHA-256, the only hash RFC 9162's v2 log uses here. */
 export const HASH_BYTES = 32;
