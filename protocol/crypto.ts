@@ -74,7 +74,9 @@ export function sha256Hex(bytes: Uint8Array): string {
 
 /** Raw SHA-256 (native). */
 export function sha256Bytes(bytes: Uint8Array): Uint8Array {
-  return createHash('sha256').update(bytes).digest();
+  const d = createHash('sha256').update(bytes).digest();
+  // A plain Uint8Array view (a Buffer's `slice` would share memory where callers expect a copy).
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /** Expected raw public-key length per algorithm. */

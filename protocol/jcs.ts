@@ -319,7 +319,8 @@ export function canonicalize(value: unknown): Result<string, JcsError> {
   // every object of `value` already lists its members in that order (parsed canonical text, the
   // slice leaves we build), the native serialiser gives the same bytes, ≈ 10× faster on a 27 MB
   // artefact; anything else goes to the `canonicalize` package. A property checks the two agree.
-  if (isSortedJson(value, 0, Infinity, false)) return ok(JSON.stringify(value));
+  // (Deeper than FAST_PATH_MAX_DEPTH, or cyclic: the package decides.)
+  if (isSortedJson(value, 0, FAST_PATH_MAX_DEPTH, false)) return ok(JSON.stringify(value));
   let out: string | undefined;
   try {
     out = canonicalizeLib(value);
@@ -330,14 +331,21 @@ export function canonicalize(value: unknown): Result<string, JcsError> {
   return ok(out);
 }
 
+const FAST_PATH_MAX_DEPTH = 1000;
+
+// String.prototype.isWellFormed (ES2024, native in Node ≥ 20): no lone surrogate.
+const nativeWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+const wellFormed = (s: string): boolean => (nativeWellFormed !== undefined ? nativeWellFormed.call(s) : !hasLoneSurrogate(s));
+
 /**
  * Is `v` plain JSON data (null, booleans, finite numbers — safe integers with `integersOnly` —,
- * strings, arrays, plain objects without `toJSON`, no `undefined`), nested at most `maxDepth`
- * containers deep, each object's own keys in strictly ascending UTF-16 order (JCS order)?
+ * strings without lone surrogates, arrays, plain objects without `toJSON`, no `undefined`),
+ * nested at most `maxDepth` containers deep, each object's own keys in strictly ascending UTF-16 order (JCS order)?
  */
 function isSortedJson(v: unknown, depth: number, maxDepth: number, integersOnly: boolean): boolean {
   switch (typeof v) {
     case 'string':
+      return wellFormed(v);
     case 'boolean':
       return true;
     case 'number':

@@ -86,11 +86,12 @@ export function sliceLeaves(fleet: FleetResolved): { hostnames: string[]; leaves
   }
   const leaves = hostnames.map((hostname): SliceLeaf => {
     const host = fleet.hosts[hostname]!;
+    // Members in JCS order, so a leaf built from a verified (canonical) artefact serialises natively.
     return {
-      schemaVersion: 1,
-      hostname,
-      host,
       channel: { name: host.channel, settings: fleet.channels[host.channel] ?? null },
+      host,
+      hostname,
+      schemaVersion: 1,
       wave: waveOf.get(`${host.channel}\0${hostname}`) ?? null,
     };
   });
