@@ -23,7 +23,7 @@
  *
  * Pure module: no I/O. Key generation uses the platform CSPRNG unless a seed is passed.
  */
-import { type KeyObject, createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import { type KeyObject, createPrivateKey, hash as nodeHash, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -69,12 +69,13 @@ export function fromBase64(s: string): Uint8Array | null {
 
 /** Hex SHA-256 (Node's native hash: a 27 MB artefact in ≈ 50 ms, against ≈ 400 ms in JavaScript). */
 export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  return nodeHash('sha256', bytes, 'hex');
 }
 
-/** Raw SHA-256 (native). */
-export function sha256Bytes(bytes: Uint8Array): Uint8Array {
-  const d = createHash('sha256').update(bytes).digest();
+/** Raw SHA-256 (native) of bytes, or of a string's UTF-8 encoding. */
+export function sha256Bytes(bytes: Uint8Array | string): Uint8Array {
+  // One-shot `crypto.hash` (no Hash object: ≈ 2× faster for the 200,000 small hashes of a tree).
+  const d = nodeHash('sha256', bytes, 'buffer');
   // A plain Uint8Array view (a Buffer's `slice` would share memory where callers expect a copy).
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }

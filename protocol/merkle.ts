@@ -27,6 +27,11 @@ export function leafHash(leaf: Uint8Array): Uint8Array {
   return sha256(buf);
 }
 
+/** `leafHash` of a leaf given as text (its UTF-8 bytes), without copying it into a buffer first. */
+export function leafHashOfText(leaf: string): Uint8Array {
+  return sha256('\u0000' + leaf);
+}
+
 /** RFC 9162 §2.1.1: the hash of an interior node from its two children's hashes. */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   const buf = new Uint8Array(1 + left.length + right.length);
