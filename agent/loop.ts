@@ -27,6 +27,7 @@ import type {
   SliceResponse,
   Target,
 } from '../protocol/api.ts';
+import { outcomeStatement } from '../protocol/api.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import type { Result } from '../protocol/result.ts';
 import type { Host, Trust } from '../protocol/schema.ts';
@@ -299,6 +300,7 @@ export class NixfleetAgent {
     await this.backgroundProbes();
     const running = await this.deps.backend.running();
     const runningBase = running === null ? null : basename(running);
+    const lastOutcome = this.apiOutcome();
     const body: CheckinRequest = {
       hostname: cfg.hostname,
       currentClosure: runningBase,
@@ -306,7 +308,8 @@ export class NixfleetAgent {
       agentVersion: NIXFLEET_VERSION,
       probes: this.probeResults,
       failedUnits: await this.failedUnits(),
-      lastOutcome: this.apiOutcome(),
+      lastOutcome,
+      lastOutcomeSignature: lastOutcome === null || this.deps.hostKey === null ? null : signJcs(outcomeStatement(cfg.hostname, lastOutcome), this.deps.hostKey),
       pendingReboot: state.deferred !== null && state.deferred !== runningBase,
       lastConfirmed: signedOrNull(this.deps.store.loadConfirmed()),
     };
@@ -318,6 +321,7 @@ export class NixfleetAgent {
       return { outcome: { kind: 'checkin-failed', error: res.error }, delayMs: d };
     }
     this.failures = 0;
+    if (res.value.outcomeRefused !== undefined) this.log(`the CP did not act on our last outcome: ${res.value.outcomeRefused.code} (${res.value.outcomeRefused.message})`);
     const n = res.value.nextCheckinSecs;
     const delayMs = nextDelayMs({ ...base, baseSecs: Number.isFinite(n) && n > 0 && n <= 86_400 ? n : cfg.pollIntervalSecs, failures: 0, random: this.random() });
 

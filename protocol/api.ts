@@ -139,6 +139,27 @@ export const LastOutcomeSchema = Type.Object({ rolloutId: RolloutId(), closureHa
 export type LastOutcome = Static<typeof LastOutcomeSchema>;
 
 /**
+ * What the host signs for its last outcome (issue 14: only signed statements move a host): the
+ * outcome with the host's name, so the statement stands on its own in the audit log. The check-in's
+ * `lastOutcomeSignature` is base64 of the raw 64-byte Ed25519 signature by the host key over the
+ * JCS bytes of `outcomeStatement(hostname, lastOutcome)`.
+ */
+export type OutcomeStatement = LastOutcome & { hostname: string };
+export function outcomeStatement(hostname: string, lo: LastOutcome): OutcomeStatement {
+  return { hostname, rolloutId: lo.rolloutId, closureHash: lo.closureHash, outcome: lo.outcome, at: lo.at };
+}
+
+/**
+ * Why the CP did not act on a check-in's `lastOutcome` (the check-in itself is answered; the
+ * outcome changes no state, is audited as `checkin.outcome-refused` and counted):
+ * - `OUTCOME_SIGNATURE_INVALID`: signature missing or wrong while the host has a pubkey in the fleet;
+ * - `OUTCOME_STALE`: well signed, but from before the host's current dispatch in that rollout (a
+ *   replayed statement) or for another closure than the one dispatched.
+ */
+export const OUTCOME_REFUSALS = ['OUTCOME_SIGNATURE_INVALID', 'OUTCOME_STALE'] as const;
+export type OutcomeRefusal = (typeof OUTCOME_REFUSALS)[number];
+
+/**
  * The agent's own signed statement of the last target it confirmed (SPEC §5 rebuild from empty,
  * §6 state). `signature` is base64 of the raw 64-byte Ed25519 signature by the host key
  * (`hosts[h].pubkey` in the signed fleet) over the JCS bytes of `record`.
@@ -153,6 +174,10 @@ export type SignedConfirmedRecord = Static<typeof SignedConfirmedRecordSchema>;
  * - `currentClosure`: basename of the running system closure (`/run/current-system`), null if unknown;
  * - `bootId`: `/proc/sys/kernel/random/boot_id` (or the darwin equivalent);
  * - `failedUnits`: systemd failed units right now;
+ * - `lastOutcome` + `lastOutcomeSignature` (issue 14): what happened to the last target, signed by
+ *   the host key (see `outcomeStatement`). A `rolled-back` / `activation-failed` outcome moves the
+ *   host only when the signature verifies (or the host has no pubkey in the fleet) and the outcome
+ *   is not older than the host's dispatch in that rollout: the recovery path for a lost report;
  * - `pendingReboot`: activated with `switch-to-configuration boot`, waiting for a reboot;
  * - `lastConfirmed`: restores this host's rollout state after a CP wipe: verified against the host
  *   key, it makes the host Healthy since `confirmedAt` in the named rollout (its wave's soak counts
@@ -166,6 +191,7 @@ export const CheckinRequestSchema = Type.Object({
   probes: List(ProbeResultSchema),
   failedUnits: List(Name(256)),
   lastOutcome: Nullable(LastOutcomeSchema),
+  lastOutcomeSignature: Type.Optional(Nullable(Signature64())),
   pendingReboot: Type.Optional(Type.Boolean()),
   lastConfirmed: Type.Optional(Nullable(SignedConfirmedRecordSchema)),
 });
@@ -231,6 +257,8 @@ export const CheckinResponseSchema = Type.Object({
   rollback: Type.Optional(Nullable(RollbackInstructionSchema)),
   nextCheckinSecs: Type.Number({ minimum: 0 }),
   serverTime: Type.String(),
+  /** Issue 14 (absent = none): the check-in's `lastOutcome` was not acted on, and why. */
+  outcomeRefused: Type.Optional(Type.Object({ code: Enum(OUTCOME_REFUSALS), message: Type.String() })),
 });
 export type CheckinResponse = Static<typeof CheckinResponseSchema>;
 
@@ -330,7 +358,8 @@ export const HostViewSchema = Type.Object({
   pendingReboot: Type.Boolean(),
   failedUnits: Type.Array(Type.String()),
   probes: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), observedAt: Type.String(), message: Type.Optional(Type.String()) })),
-  lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String() })),
+  /** `refused` (issue 14, absent = acted on or not needed): the CP did not act on it, with the code. */
+  lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String(), refused: Type.Optional(Enum(OUTCOME_REFUSALS)) })),
   rollout: Nullable(Type.Object({ rolloutId: Type.String(), state: HostStateSchema, since: Type.String(), wave: Type.Integer() })),
   dispatch: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), confirmDeadline: Type.String() })),
   /** Issue 14 (absent = none): runs something other than what its converged rollout gave it. */
