@@ -43,7 +43,7 @@ export type OperatorServiceDeps = {
   /** Issue 14: release a host from ordering in the reconcile loop's state (false: unknown rollout or host). */
   release?: (rolloutId: string, host: string, reason: string, by: string) => Promise<boolean>;
   /** Issue 14: drift and rollout controls as the reconcile loop holds them (null before the first pass). */
-  controls?: () => Pick<Observed, 'drifted' | 'controls'> | null;
+  controls?: () => Promise<Pick<Observed, 'drifted' | 'controls'> | null>;
 };
 
 export class OperatorService {
@@ -62,7 +62,7 @@ export class OperatorService {
     const rows = new Map((await this.d.store.allHosts()).map((r) => [r.hostname, r]));
     const newest = await this.d.store.newestRolloutRowPerHost();
     const pending = new Map((await this.d.store.pendingDispatches()).map((d) => [d.hostname, d]));
-    const drifted = this.d.controls?.()?.drifted ?? {};
+    const drifted = (await this.d.controls?.())?.drifted ?? {};
     const hosts: HostView[] = Object.keys(fleet.hosts)
       .sort()
       .map((name) => {
@@ -102,13 +102,13 @@ export class OperatorService {
       updatedAt: iso(r.updatedAtMs),
       reason: r.stateReason,
       hostCounts: await this.d.store.rolloutHostCounts(r.id),
-      ...this.rolloutControls(r.id),
+      ...(await this.rolloutControls(r.id)),
     };
   }
 
-  /** Issue 14: the stall and window hold of a rollout, as the reconcile loop holds them. */
-  private rolloutControls(id: string): Pick<RolloutSummary, 'stall' | 'windowHold'> {
-    const c = this.d.controls?.()?.controls?.[id];
+  /** Issue 14: the stall and window hold of a rollout, as the reconcile loop decided them (stored). */
+  private async rolloutControls(id: string): Promise<Pick<RolloutSummary, 'stall' | 'windowHold'>> {
+    const c = (await this.d.controls?.())?.controls?.[id];
     const out: Pick<RolloutSummary, 'stall' | 'windowHold'> = {};
     if (c?.stall != null) out.stall = { since: iso(c.stall.sinceMs), gate: c.stall.gate, hosts: c.stall.hosts, reason: c.stall.reason };
     if (c?.windowHold != null) out.windowHold = c.windowHold;
