@@ -28,6 +28,8 @@ import type {
   Target,
 } from '../protocol/api.ts';
 import { outcomeStatement } from '../protocol/api.ts';
+import type { Channel } from '../protocol/fleet.ts';
+import { CHANNEL_CONTROL_DEFAULTS } from '../protocol/windows.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import type { Result } from '../protocol/result.ts';
 import type { Host, Trust } from '../protocol/schema.ts';
@@ -37,6 +39,7 @@ import type { Config } from './config.ts';
 import { drive, type DriveDeps } from './drive.ts';
 import { signJcs } from './hostkey.ts';
 import {
+  afterBoot,
   INITIAL_STATE,
   instructedRollback,
   isQuarantined,
@@ -78,6 +81,8 @@ export type AgentDeps = {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
   bootId: () => string;
+  /** Issue 14: reboot the machine (channel rebootPolicy automatic); absent: never rebooted by the agent. */
+  reboot?: () => Promise<{ ok: boolean; message: string }>;
   log: (msg: string) => void;
 };
 
@@ -118,6 +123,8 @@ export class NixfleetAgent {
   private probeResults: ProbeResult[] = [];
   /** When each probe last ran (by name), for the background schedule. */
   private readonly probeRanAt = new Map<string, number>();
+  /** The deferred closure the agent asked the machine to reboot into (issue 14; once per process). */
+  private rebootRequested: string | null = null;
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
@@ -135,6 +142,7 @@ export class NixfleetAgent {
       confirmDeadlineSecs: deps.config.confirmDeadlineSecs,
       quarantineHours: deps.config.quarantineHours,
       retryIntervalSecs: deps.config.retryIntervalSecs,
+      bootId: deps.bootId(),
     };
   }
 
@@ -299,6 +307,14 @@ export class NixfleetAgent {
     await this.flushReports();
     await this.backgroundProbes();
     const running = await this.deps.backend.running();
+    // Issue 14: a new boot that did not come up on the closure deferred to it → roll back (Reverted).
+    const booted = afterBoot(state, this.bootId(), running, this.now());
+    if (booted.effects.length > 0) {
+      this.log(`booted back into ${running ?? 'an unknown system'} instead of the deferred ${state.deferred ?? ''}: rolling back the boot entry`);
+      await this.run(booted);
+      await this.flushReports();
+      return { outcome: { kind: 'activated', phase: this.state!.phase.tag, outcome: this.state!.lastOutcome?.outcome ?? null }, delayMs: 0 };
+    }
     const runningBase = running === null ? null : basename(running);
     const lastOutcome = this.apiOutcome();
     const body: CheckinRequest = {
@@ -361,6 +377,7 @@ export class NixfleetAgent {
     const slice = target.slice === true && this.deps.client.fetchSlice !== undefined ? await this.deps.client.fetchSlice() : null;
     if (slice !== null && !slice.ok) this.log(`slice fetch failed, using the full artefact: ${slice.error.message}`);
     let host: Host;
+    let channel: Channel | null;
     let cpDeadlineMs: number;
     if (slice !== null && slice.ok) {
       const checked = checkSliceTarget({
@@ -378,7 +395,7 @@ export class NixfleetAgent {
       }
       this.acceptNewer(checked.value.verified.accepted, 'index');
       this.acceptNewer(checked.value.fleetAccepted); // the index signs the artefact's sha256 and signedAt
-      ({ host, cpDeadlineMs } = checked.value);
+      ({ host, channel, cpDeadlineMs } = checked.value);
     } else {
       let art = store.loadArtifact(target.artifactSha256);
       if (art === null) {
@@ -404,7 +421,7 @@ export class NixfleetAgent {
         return refuseChecked(checked.error);
       }
       const { verified } = checked.value;
-      ({ host, cpDeadlineMs } = checked.value);
+      ({ host, channel, cpDeadlineMs } = checked.value);
       this.acceptNewer(verified.accepted);
       if (store.loadArtifact(verified.sha256) === null) store.saveArtifact(verified.sha256, verified.canonical, art.signature);
     }
@@ -427,12 +444,30 @@ export class NixfleetAgent {
     if (s.refused?.code === 'QUARANTINED') this.reported.add(`quarantined|${key}`);
     await this.run(s);
     const after = this.state!;
+    if (after.deferred === job.closureHash && running !== job.closurePath) await this.rebootIfAutomatic(job, channel);
     if (s.refused !== undefined && s.refused.code !== 'BUSY') return { kind: 'refused', code: s.refused.code, message: s.refused.message };
     const lo = after.lastOutcome;
     if (lo !== null && lo.closureHash === job.closureHash && lo.rolloutId === job.rolloutId && lo.outcome === 'refused') {
       return { kind: 'refused', code: 'NO_AGENT_SERVICE', message: 'closure lacks the agent service' };
     }
     return { kind: 'activated', phase: after.phase.tag, outcome: lo !== null && lo.closureHash === job.closureHash ? lo.outcome : null };
+  }
+
+  /**
+   * Issue 14: the target is activated for the next boot. With the channel's signed rebootPolicy
+   * `automatic` the agent reboots now — the target passed the signed checks a moment ago, so the
+   * channel's change window is open, and the CP handed it over as a dispatch of the rollout, so
+   * within its disruption budget (the host holds its slot as PendingReboot). Once per process: a
+   * failing reboot command is logged, the host stays PendingReboot (as with `manual`).
+   */
+  private async rebootIfAutomatic(job: Job, channel: Channel | null): Promise<void> {
+    if ((channel?.rebootPolicy ?? CHANNEL_CONTROL_DEFAULTS.rebootPolicy) !== 'automatic' || this.deps.reboot === undefined) return;
+    if (this.rebootRequested === job.closureHash) return;
+    this.rebootRequested = job.closureHash;
+    await this.flushReports(); // the deferral reaches the CP before the machine goes down
+    this.log(`rebooting into ${job.closurePath} (rebootPolicy automatic, rollout ${job.rolloutId})`);
+    const r = await this.deps.reboot();
+    if (!r.ok) this.log(`reboot failed, waiting for an operator: ${r.message}`);
   }
 
   /** Persist the newest accepted state of a kind (never move it backwards). */
