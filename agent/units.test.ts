@@ -213,7 +213,9 @@ config('rebootCommand and bootIdFile: defaults, and an empty argv is refused', (
   const r = resolveConfig(MIN, HOSTDEF);
   assert.ok(r.ok);
   if (!r.ok) return;
-  assert.equal(r.value.rebootCommand, ['systemctl', 'reboot']);
+  assert.equal(r.value.rebootCommand, ['/run/current-system/sw/bin/systemctl', 'reboot']);
+  const darwin = resolveConfig({ ...MIN, platform: 'darwin' }, HOSTDEF);
+  assert.ok(darwin.ok && darwin.value.rebootCommand.join(' ') === '/sbin/shutdown -r now');
   assert.is(r.value.bootIdFile, '/proc/sys/kernel/random/boot_id');
   const bad = resolveConfig({ ...MIN, rebootCommand: [] }, HOSTDEF);
   assert.not.ok(bad.ok);
