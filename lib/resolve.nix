@@ -146,7 +146,7 @@ let
         ++ nullableStr v "closureHash" p
         ++ bool v "leaving" p))
       ++ recordAt u "channels" "$" (v: p: objOr v p (v:
-        unknownFields v p [ "rolloutPolicy" "freshnessWindow" "signingIntervalMinutes" "reconcileIntervalMinutes" "compliance" "rebootPolicy" "onDrift" "progressDeadlineMinutes" "changeWindow" ]
+        unknownFields v p [ "rolloutPolicy" "freshnessWindow" "signingIntervalMinutes" "reconcileIntervalMinutes" "compliance" "rebootPolicy" "onDrift" "progressDeadlineMinutes" "changeWindow" "requireApprovals" ]
         ++ str v "rolloutPolicy" p true
         ++ when v "freshnessWindow" (int v "freshnessWindow" p 1 null)
         ++ when v "signingIntervalMinutes" (int v "signingIntervalMinutes" p 1 null)
@@ -159,7 +159,8 @@ let
         ++ when v "rebootPolicy" (oneOf v "rebootPolicy" p [ "manual" "automatic" ])
         ++ when v "onDrift" (oneOf v "onDrift" p [ "report" "redeploy" ])
         ++ when v "progressDeadlineMinutes" (int v "progressDeadlineMinutes" p 1 null)
-        ++ when v "changeWindow" (objAt v "changeWindow" p (w: changeWindowIssues w "${p}.changeWindow"))))
+        ++ when v "changeWindow" (objAt v "changeWindow" p (w: changeWindowIssues w "${p}.changeWindow"))
+        ++ when v "requireApprovals" (int v "requireApprovals" p 1 null)))
       ++ recordAt u "rolloutPolicies" "$" (v: p: objOr v p (v:
         unknownFields v p [ "strategy" "waves" "healthGate" "onHealthFailure" ]
         ++ arrAt v "waves" p ({ i, v }:
@@ -320,6 +321,7 @@ let
   // optionalAttrs (c ? rebootPolicy) { inherit (c) rebootPolicy; }
   // optionalAttrs (c ? onDrift) { inherit (c) onDrift; }
   // optionalAttrs (c ? progressDeadlineMinutes) { inherit (c) progressDeadlineMinutes; }
+  // optionalAttrs (c ? requireApprovals) { inherit (c) requireApprovals; }
   // optionalAttrs (c ? changeWindow) {
     changeWindow = {
       inherit (c.changeWindow) timeZone;

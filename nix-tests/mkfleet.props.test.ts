@@ -118,6 +118,7 @@ function descriptionOver(hosts: string[], channels: string[], policies: string[]
       rebootPolicy: mostly(fc.constantFrom('manual', 'automatic'), fc.constant('sometimes')),
       onDrift: mostly(fc.constantFrom('report', 'redeploy'), fc.constant('ignore')),
       progressDeadlineMinutes: mostly(fc.integer({ min: 1, max: 120 }), fc.constant(0)),
+      requireApprovals: mostly(fc.integer({ min: 1, max: 3 }), fc.constant(0)),
       changeWindow: fc.record(
         {
           timeZone: mostly(fc.constantFrom('UTC', 'Europe/Paris', 'America/New_York'), fc.constant('')),

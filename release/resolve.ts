@@ -263,6 +263,7 @@ export function resolveFleet(input: FleetDescription | FleetDescription[]): Resu
     if (c.onDrift !== undefined) out.onDrift = c.onDrift;
     if (c.progressDeadlineMinutes !== undefined) out.progressDeadlineMinutes = c.progressDeadlineMinutes;
     if (c.changeWindow !== undefined) out.changeWindow = toChangeWindow(c.changeWindow);
+    if (c.requireApprovals !== undefined) out.requireApprovals = c.requireApprovals;
     if (out.freshnessWindow < 2 * out.signingIntervalMinutes) {
       return fail('FRESHNESS_WINDOW', `channel ${q(ch)}: freshnessWindow ${out.freshnessWindow} min is less than 2 × signingIntervalMinutes (${out.signingIntervalMinutes} min): hosts would refuse artefacts between two signings`);
     }
