@@ -3,7 +3,8 @@
  * and once `[postgres]`): drift, a stall, a change-window hold and an operator's release are
  * stored (`host_drift`, `rollout_controls`), shown by the restarted CP before any pass, and the
  * passes after the restart go on from them — no repeated `host.drifted` / `rollout.stalled`
- * entries, the stall keeps its start, the released host is still released.
+ * entries, the stall keeps its start, the released host is still released, approvals
+ * (`requireApprovals`, `nixfleet rollout approve`) still count.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -144,6 +145,55 @@ t('stall, change-window hold and an operator release: stored, shown after a rest
     assert.is((await checkin(env, cp, held, fakeClosure(held, 0))).target?.closureHash, fleet.hosts[held]!.closureHash, 'released across the restart');
     const trace = (await cp.store.transitions(main.id)).filter((x) => x.hostname === held && /released from ordering/.test(x.reason));
     assert.is(trace.length, 1, 'the release is in the trace');
+  } finally {
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('requireApprovals over real mTLS: held until two distinct operators approved (one twice counts once), the approvals survive a restart, audited', async () => {
+  const env = makeEnv();
+  const fleet = sampleFleet({ hosts: 1, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
+  const name = Object.keys(fleet.hosts)[0]!;
+  fleet.channels[fleet.hosts[name]!.channel]!.requireApprovals = 2;
+  env.publish(fleet);
+  let cp = await startCp(env);
+  const approve = async (who: string): Promise<{ status: number; body: unknown }> => {
+    const c = new Client(cp.url, env.ca.certPem, env.operatorCert(who));
+    try {
+      const id = (await get<RolloutsResponse>(env, cp, '/v1/rollouts')).rollouts[0]!.id;
+      const r = await c.call('POST', `/v1/rollouts/${encodeURIComponent(id)}/approve`, { reason: 'CAB-1' });
+      return { status: r.status, body: r.body };
+    } finally {
+      await c.close();
+    }
+  };
+  try {
+    await checkin(env, cp, name, fakeClosure(name, 0));
+    await cp.cp.reconcileNow();
+    const held = (await get<RolloutsResponse>(env, cp, '/v1/rollouts')).rollouts[0]!;
+    assert.is(held.state, 'Pending');
+    assert.match(held.windowHold ?? '', /awaiting approvals: 0 of 2/);
+    assert.is((await checkin(env, cp, name, fakeClosure(name, 0))).target, null);
+    const a1 = await approve('alice');
+    assert.is(a1.status, 200, JSON.stringify(a1.body));
+    assert.equal((a1.body as { approvals: string[]; required: number }).approvals, ['operator:alice']);
+    assert.equal((await approve('alice')).body, { rolloutId: held.id, by: 'operator:alice', approvals: ['operator:alice'], required: 2 }, 'the same operator twice counts once');
+    assert.is((await checkin(env, cp, name, fakeClosure(name, 0))).target, null, 'one approval is not enough');
+    const hostClient = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+    const byHost = await hostClient.call('POST', `/v1/rollouts/${encodeURIComponent(held.id)}/approve`, {});
+    await hostClient.close();
+    assert.is(byHost.status, 403, 'a host certificate cannot approve');
+
+    await cp.stop();
+    cp = await startCp(env);
+    assert.match((await get<RolloutsResponse>(env, cp, '/v1/rollouts')).rollouts[0]!.windowHold ?? '', /1 of 2/, 'the approval survived the restart');
+    const b = await approve('bob');
+    assert.equal((b.body as { approvals: string[] }).approvals, ['operator:alice', 'operator:bob']);
+    await checkin(env, cp, name, fakeClosure(name, 0));
+    await cp.cp.reconcileNow();
+    assert.is((await checkin(env, cp, name, fakeClosure(name, 0))).target?.closureHash, fleet.hosts[name]!.closureHash, 'started after the second approval');
+    assert.is(await auditCount(cp, 'rollout.approved'), 3);
   } finally {
     await cp.stop();
     env.cleanup();

@@ -18,6 +18,8 @@ import type {
   RolloutDetail,
   RolloutSkipRequest,
   RolloutSkipResponse,
+  RolloutApproveRequest,
+  RolloutApproveResponse,
   RolloutSummary,
   RolloutsResponse,
   RolloutState,
@@ -42,6 +44,8 @@ export type OperatorServiceDeps = {
   reconcileNow: (trigger: string) => Promise<unknown>;
   /** Issue 14: release a host from ordering in the reconcile loop's state (false: unknown rollout or host). */
   release?: (rolloutId: string, host: string, reason: string, by: string) => Promise<boolean>;
+  /** Issue 14: record an operator's approval (requireApprovals); the operators so far, null: unknown rollout. */
+  approve?: (rolloutId: string, by: string) => Promise<string[] | null>;
   /** Issue 14: drift and rollout controls as the reconcile loop holds them (null before the first pass). */
   controls?: () => Promise<Pick<Observed, 'drifted' | 'controls'> | null>;
 };
@@ -188,6 +192,19 @@ export class OperatorService {
     await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'rollout.host-released', actor: by, subject: rolloutId, data: { host: req.host, reason: req.reason } } }]);
     await this.d.reconcileNow('operator');
     return { rolloutId, host: req.host, released: true, by, reason: req.reason };
+  }
+
+  /** `nixfleet rollout approve` (issue 14): one approval per operator certificate (CN), audited; the pass after it may start the rollout. */
+  async approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
+    const fleet = this.fleet();
+    const row = await this.rolloutOr404(rolloutId);
+    const by = `operator:${peer.cn}`;
+    const approvals = this.d.approve === undefined ? null : await this.d.approve(rolloutId, by);
+    if (approvals === null) throw new ApiError('UNKNOWN_ROLLOUT', `rollout ${rolloutId} is not live (superseded or pruned): nothing to approve`);
+    const required = fleet.channels[row.channel]?.requireApprovals ?? 0;
+    await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'rollout.approved', actor: by, subject: rolloutId, data: { approvals, required, reason: req.reason ?? null } } }]);
+    await this.d.reconcileNow('operator');
+    return { rolloutId, by, approvals, required };
   }
 
   async resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {

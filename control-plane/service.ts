@@ -25,6 +25,8 @@ import type {
   PauseResponse,
   RolloutSkipRequest,
   RolloutSkipResponse,
+  RolloutApproveRequest,
+  RolloutApproveResponse,
   QuarantineClearRequest,
   QuarantineClearResponse,
   QuarantinesResponse,
@@ -44,8 +46,8 @@ import type { PeerIdentity } from './identity.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
-import { planObservedWrites } from './plan.ts';
-import { releaseHost } from '../reconciler/apply.ts';
+import { planControlWrites, planObservedWrites } from './plan.ts';
+import { approveRollout, releaseHost } from '../reconciler/apply.ts';
 import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { Leadership } from './leadership.ts';
@@ -171,6 +173,20 @@ export class ControlPlane implements CpService {
           throw e;
         }
         return true;
+      },
+      approve: async (rolloutId, by) => {
+        const before = await this.mirror.get();
+        const next = approveRollout(before, rolloutId, by, this.now());
+        if (next === null) return null;
+        this.mirror.replace(next);
+        // Stored with the rollout's controls: approvals hold across a restart and a change of leader.
+        try {
+          await this.store.apply(planControlWrites(before, next));
+        } catch (e) {
+          this.mirror.invalidate();
+          throw e;
+        }
+        return Object.keys(next.controls?.[rolloutId]?.approvals ?? {}).sort();
       },
     });
   }
@@ -318,6 +334,10 @@ export class ControlPlane implements CpService {
 
   skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
     return this.operator.skip(peer, rolloutId, req);
+  }
+
+  approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
+    return this.operator.approve(peer, rolloutId, req);
   }
 
   quarantines(): Promise<QuarantinesResponse> {

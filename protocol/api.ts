@@ -38,6 +38,7 @@ export const ROUTES = {
   rollout: '/v1/rollouts/:id',
   rolloutTrace: '/v1/rollouts/:id/trace',
   rolloutSkip: '/v1/rollouts/:id/skip',
+  rolloutApprove: '/v1/rollouts/:id/approve',
   audit: '/v1/audit',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
@@ -465,6 +466,17 @@ export const RolloutSkipRequestSchema = Type.Object({ host: Text(253), reason: T
 export type RolloutSkipRequest = Static<typeof RolloutSkipRequestSchema>;
 export const RolloutSkipResponseSchema = Type.Object({ rolloutId: Type.String(), host: Type.String(), released: Type.Boolean(), by: Type.String(), reason: Type.String() });
 export type RolloutSkipResponse = Static<typeof RolloutSkipResponseSchema>;
+
+/**
+ * `POST /v1/rollouts/:id/approve` (issue 14, `nixfleet rollout approve ROLLOUT`; body may be empty):
+ * the operator's approval of a rollout whose channel signs `requireApprovals: N`; it starts once N
+ * distinct operator certificates (by CN) approved it. Audited (`rollout.approved`). `approvals`:
+ * the operators so far, sorted; `required`: N (0 = the channel needs none).
+ */
+export const RolloutApproveRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });
+export type RolloutApproveRequest = Static<typeof RolloutApproveRequestSchema>;
+export const RolloutApproveResponseSchema = Type.Object({ rolloutId: Type.String(), by: Type.String(), approvals: Type.Array(Type.String()), required: Type.Integer({ minimum: 0 }) });
+export type RolloutApproveResponse = Static<typeof RolloutApproveResponseSchema>;
 
 /** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
 export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });
