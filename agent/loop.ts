@@ -37,6 +37,7 @@ import type { ActivationBackend } from './backend.ts';
 import type { HttpError } from './client.ts';
 import type { Config } from './config.ts';
 import { drive, type DriveDeps } from './drive.ts';
+import { nextDelayMs } from './timing.ts';
 import { signJcs } from './hostkey.ts';
 import {
   afterBoot,
@@ -95,21 +96,6 @@ export type CycleOutcome =
   | { kind: 'refused'; code: SliceTargetErrorCode | 'QUARANTINED' | 'NO_AGENT_SERVICE' | 'TRUST_INVALID' | 'ARTIFACT_FETCH'; message: string }
   | { kind: 'activated'; phase: string; outcome: LastOutcome['outcome'] | null }
   | { kind: 'rollback-instruction'; acted: boolean };
-
-/** ± `pct` % of uniform jitter around `baseMs` (`random` in [0, 1)). Pure. */
-export function jitter(baseMs: number, pct: number, random: number): number {
-  return Math.max(0, Math.round(baseMs * (1 + ((2 * random - 1) * pct) / 100)));
-}
-
-/**
- * Delay before the next check-in after `failures` consecutive errors (0 = last one succeeded):
- * base × 2^(failures−1), capped at `maxFactor` × base, jittered, and never below `retryAfterSecs`.
- */
-export function nextDelayMs(o: { baseSecs: number; failures: number; maxFactor: number; jitterPct: number; random: number; retryAfterSecs?: number }): number {
-  const factor = o.failures === 0 ? 1 : Math.min(2 ** (o.failures - 1), o.maxFactor);
-  const d = jitter(o.baseSecs * 1000 * factor, o.jitterPct, o.random);
-  return o.retryAfterSecs === undefined ? d : Math.max(d, o.retryAfterSecs * 1000);
-}
 
 const REPORT_QUEUE_MAX = 200;
 
@@ -454,11 +440,9 @@ export class NixfleetAgent {
   }
 
   /**
-   * Issue 14: the target is activated for the next boot. With the channel's signed rebootPolicy
-   * `automatic` the agent reboots now — the target passed the signed checks a moment ago, so the
-   * channel's change window is open, and the CP handed it over as a dispatch of the rollout, so
-   * within its disruption budget (the host holds its slot as PendingReboot). Once per process: a
-   * failing reboot command is logged, the host stays PendingReboot (as with `manual`).
+   * Issue 14, rebootPolicy `automatic`: reboot into the deferred target now — it just passed the
+   * signed checks (window open) and the CP handed it over as a dispatch (within the budget: the
+   * host holds its slot as PendingReboot). Once per process; a failing command is only logged.
    */
   private async rebootIfAutomatic(job: Job, channel: Channel | null): Promise<void> {
     if ((channel?.rebootPolicy ?? CHANNEL_CONTROL_DEFAULTS.rebootPolicy) !== 'automatic' || this.deps.reboot === undefined) return;

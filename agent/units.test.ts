@@ -14,7 +14,7 @@ import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
 import { parseRetryAfter } from './client.ts';
 import { DEFAULTS, resolveConfig } from './config.ts';
 import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
-import { jitter, nextDelayMs } from './loop.ts';
+import { jitter, nextDelayMs } from './timing.ts';
 import { FileStateStore, StateCorrupt } from './state.ts';
 import { afterBoot, INITIAL_STATE, type MachineState } from './machine.ts';
 import { checkTarget } from './target.ts';

@@ -27,7 +27,7 @@ import type {
   SignedConfirmedRecord,
   Target,
 } from '../protocol/api.ts';
-import { outcomeStatement } from '../protocol/api.ts';
+import { outcomeStatement } from '../protocol/outcome.ts';
 import type { ArtifactManager } from './artifacts.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
@@ -41,8 +41,7 @@ import type { SoakRestorer } from './soak-restore.ts';
 import { StoreConflictError, type DispatchRow, type RolloutOrigin, type RolloutRow, type Store, type Write } from './store/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-/** How far a host's clock may lag the CP's for its signed outcome to count as after its dispatch. */
-const OUTCOME_CLOCK_SKEW_MS = 5 * 60_000;
+const OUTCOME_CLOCK_SKEW_MS = 5 * 60_000; // how far a host's clock may lag for its outcome to count as after its dispatch
 const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
 /** States a confirm may come from: a deferred activation confirms after the boot (issue 14). */
 const CONFIRMABLE_STATES: readonly HostRolloutState[] = [...ACTIVE_DISPATCH_STATES, 'PendingReboot'];
@@ -243,12 +242,9 @@ export class AgentService {
     // statement moves a host; a forged, unsigned or replayed one is refused and changes nothing).
     const lo = req.lastOutcome;
     const outcome = lo === null ? null : await this.outcomeEvent(h, lo, req.lastOutcomeSignature ?? null, slice);
-    let refused: { code: OutcomeRefusal; message: string } | null = null;
+    const refused = outcome !== null && !outcome.ok ? { code: outcome.code, message: outcome.message } : null;
     if (outcome !== null && outcome.ok) events.push({ host: h, event: outcome.event });
-    else if (outcome !== null && !outcome.ok) {
-      refused = { code: outcome.code, message: outcome.message };
-      writes.push(this.refusedOutcome(h, lo!, req.lastOutcomeSignature ?? null, refused, nowMs));
-    }
+    if (refused !== null) writes.push(this.refusedOutcome(h, lo!, req.lastOutcomeSignature ?? null, refused, nowMs));
     // The agent's signed record of what it last confirmed (SPEC §5, §6): after a wipe it restores
     // the host's soak. Verified once per distinct record, and only when it can matter (first
     // check-in into this database, or the host waits Queued in the record's rollout).

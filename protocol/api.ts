@@ -19,6 +19,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FleetResolved } from './schema.ts';
 import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
 import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
+import { OUTCOME_REFUSALS } from './outcome.ts';
+
+// Issue 14 pieces, in files of their own (re-exported: import them from here).
+export * from './outcome.ts';
+export * from './api-rollout-ops.ts';
 
 export const PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 export const PROTOCOL_VERSION = '1';
@@ -139,26 +144,6 @@ export const LAST_OUTCOMES = ['confirmed', 'rolled-back', 'activation-failed', '
 export const LastOutcomeSchema = Type.Object({ rolloutId: RolloutId(), closureHash: StoreBasename(), outcome: Enum(LAST_OUTCOMES), at: Timestamp({ maxLength: 64 }) });
 export type LastOutcome = Static<typeof LastOutcomeSchema>;
 
-/**
- * What the host signs for its last outcome (issue 14: only signed statements move a host): the
- * outcome with the host's name, so the statement stands on its own in the audit log. The check-in's
- * `lastOutcomeSignature` is base64 of the raw 64-byte Ed25519 signature by the host key over the
- * JCS bytes of `outcomeStatement(hostname, lastOutcome)`.
- */
-export type OutcomeStatement = LastOutcome & { hostname: string };
-export function outcomeStatement(hostname: string, lo: LastOutcome): OutcomeStatement {
-  return { hostname, rolloutId: lo.rolloutId, closureHash: lo.closureHash, outcome: lo.outcome, at: lo.at };
-}
-
-/**
- * Why the CP did not act on a check-in's `lastOutcome` (the check-in itself is answered; the
- * outcome changes no state, is audited as `checkin.outcome-refused` and counted):
- * - `OUTCOME_SIGNATURE_INVALID`: signature missing or wrong while the host has a pubkey in the fleet;
- * - `OUTCOME_STALE`: well signed, but from before the host's current dispatch in that rollout (a
- *   replayed statement) or for another closure than the one dispatched.
- */
-export const OUTCOME_REFUSALS = ['OUTCOME_SIGNATURE_INVALID', 'OUTCOME_STALE'] as const;
-export type OutcomeRefusal = (typeof OUTCOME_REFUSALS)[number];
 
 /**
  * The agent's own signed statement of the last target it confirmed (SPEC §5 rebuild from empty,
@@ -457,26 +442,6 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 export const AuditResponseSchema = Type.Object({ entries: Type.Array(AuditEntrySchema), nextAfter: Nullable(Type.Integer()) });
 export type AuditResponse = Static<typeof AuditResponseSchema>;
 
-/**
- * `POST /v1/rollouts/:id/skip` (issue 14, `nixfleet rollout skip ROLLOUT HOST --reason …`): release
- * a host from ordering (host edges, wave order) for this rollout; audited. It still gets its
- * target when online. → {@link RolloutSkipResponse}.
- */
-export const RolloutSkipRequestSchema = Type.Object({ host: Text(253), reason: Text(1024) });
-export type RolloutSkipRequest = Static<typeof RolloutSkipRequestSchema>;
-export const RolloutSkipResponseSchema = Type.Object({ rolloutId: Type.String(), host: Type.String(), released: Type.Boolean(), by: Type.String(), reason: Type.String() });
-export type RolloutSkipResponse = Static<typeof RolloutSkipResponseSchema>;
-
-/**
- * `POST /v1/rollouts/:id/approve` (issue 14, `nixfleet rollout approve ROLLOUT`; body may be empty):
- * the operator's approval of a rollout whose channel signs `requireApprovals: N`; it starts once N
- * distinct operator certificates (by CN) approved it. Audited (`rollout.approved`). `approvals`:
- * the operators so far, sorted; `required`: N (0 = the channel needs none).
- */
-export const RolloutApproveRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });
-export type RolloutApproveRequest = Static<typeof RolloutApproveRequestSchema>;
-export const RolloutApproveResponseSchema = Type.Object({ rolloutId: Type.String(), by: Type.String(), approvals: Type.Array(Type.String()), required: Type.Integer({ minimum: 0 }) });
-export type RolloutApproveResponse = Static<typeof RolloutApproveResponseSchema>;
 
 /** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
 export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });
