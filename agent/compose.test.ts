@@ -8,12 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Target } from '../protocol/api.ts';
+import { outcomeStatement, type Target } from '../protocol/api.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import { fromBase64, toBase64, verifySignature } from '../protocol/crypto.ts';
 import { createFleetCa, mintHostCert } from '../pki/pki.ts';
 import { fakeClosure, signFleet } from '../fixtures/artifacts.ts';
 import { fakeWiring } from '../fixtures/agent-fake-backend.ts';
 import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
-import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
+import { mintHostKey, mintReleaseKey, trustFor } from '../fixtures/keys.ts';
 import { buildAgent, trustLoader } from './compose.ts';
 import { resolveConfig, type Config } from './config.ts';
 
@@ -96,6 +98,47 @@ test('in-memory parts through the same root: a signed target is verified, switch
   assert.is(world.cp.checkins[0]!.currentClosure, fakeClosure(HOST, 1));
   assert.is(world.store.pending, null);
   assert.is(world.store.accepted.fleet?.sha256, signed.sha256);
+});
+
+test('issue 14: the check-in after a roll-back carries the outcome signed by the host key (what the CP verifies)', async () => {
+  const releaseKey = mintReleaseKey();
+  const hostKey = mintHostKey(5, HOST);
+  const previous = `/nix/store/${fakeClosure(HOST, 1)}`;
+  const next = fakeClosure(HOST, 2);
+  const signedAt = '2026-05-01T12:00:00Z';
+  const signed = signFleet(fleetFor(next, hostKey.openssh), releaseKey, signedAt);
+  const startMs = Date.parse(signedAt) + 30_000;
+  const world = fakeWiring({ running: previous, trust: trustFor(releaseKey), startMs });
+  world.wiring.hostKey = { algorithm: 'ed25519', secretKey: hostKey.secretKey };
+  world.cp.target = {
+    closureHash: next,
+    rolloutId: `stable@${signed.sha256.slice(0, 12)}`,
+    channel: 'stable',
+    wave: 1,
+    signedAt,
+    freshnessWindowMinutes: 180,
+    artifactSha256: signed.sha256,
+    confirmDeadline: new Date(startMs + 120_000).toISOString(),
+  };
+  world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
+  world.cp.confirmResult = 'gone'; // the CP answers 410: the agent rolls back
+  const built = buildAgent(config(), world.wiring);
+  assert.ok(built.ok);
+  if (!built.ok) return;
+  const outcome = await built.value.agent.once();
+  assert.equal(outcome, { kind: 'activated', phase: 'idle', outcome: 'rolled-back' }, world.logs.join('\n'));
+  world.cp.target = null;
+  await built.value.agent.cycle();
+  await built.value.close();
+  const last = world.cp.checkins.at(-1)!;
+  assert.is(last.lastOutcome?.outcome, 'rolled-back');
+  const sig = fromBase64(last.lastOutcomeSignature ?? '');
+  const bytes = canonicalBytes(outcomeStatement(HOST, last.lastOutcome!));
+  assert.ok(sig !== null && bytes.ok);
+  if (sig === null || !bytes.ok) return;
+  assert.ok(verifySignature('ed25519', toBase64(hostKey.publicKey), bytes.value, sig), 'verifies under the fleet pubkey');
+  const tampered = canonicalBytes(outcomeStatement(HOST, { ...last.lastOutcome!, outcome: 'confirmed' }));
+  assert.ok(tampered.ok && !verifySignature('ed25519', toBase64(hostKey.publicKey), tampered.value, sig), 'and covers the outcome');
 });
 
 test('trustLoader: a valid trust.json loads; a missing file, a duplicate key or a bad shape is a coded error', () => {

@@ -10,6 +10,7 @@
  * here from the config, exactly as in production.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
@@ -41,6 +42,8 @@ export type AgentWiring = {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
   bootId?: () => string;
+  /** Issue 14: reboot the machine (rebootPolicy automatic); default: run `config.rebootCommand`. */
+  reboot?: AgentDeps['reboot'];
 };
 
 export type BuiltAgent = {
@@ -122,7 +125,8 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
     now: wiring.now ?? Date.now,
     sleep: wiring.sleep ?? sleep,
     random: wiring.random ?? Math.random,
-    bootId: wiring.bootId ?? readBootId,
+    bootId: wiring.bootId ?? (() => readBootId(config.bootIdFile)),
+    reboot: wiring.reboot ?? (() => runCommand(config.rebootCommand, config.commandTimeoutSecs * 1000)),
     log,
   });
   return ok({ agent, close });
@@ -175,10 +179,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-function readBootId(): string {
+function readBootId(file: string): string {
   try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return readFileSync(file, 'utf8').trim();
   } catch {
     return 'unknown';
   }
+}
+
+/** Runs an argv (no shell); ok when it exits 0 (the reboot command returns before the machine goes down). */
+export function runCommand(argv: readonly string[], timeoutMs: number): Promise<{ ok: boolean; message: string }> {
+  return new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
+      if (error === null) resolve({ ok: true, message: `${argv.join(' ')}: exit 0` });
+      else resolve({ ok: false, message: `${argv.join(' ')}: ${error.code ?? error.signal ?? error.message} ${String(stderr).trim().slice(-400)}`.trim() });
+    });
+  });
 }

@@ -21,6 +21,12 @@ export const AGENT_SERVICE_PATHS: Readonly<Record<Platform, readonly string[]>> 
   darwin: Object.freeze(['Library/LaunchDaemons/org.nixfleet.agent.plist']),
 });
 
+/** Issue 14: how the agent reboots the machine (rebootPolicy automatic), per platform. */
+export const REBOOT_COMMANDS: Readonly<Record<Platform, readonly string[]>> = Object.freeze({
+  nixos: Object.freeze(['/run/current-system/sw/bin/systemctl', 'reboot']),
+  darwin: Object.freeze(['/sbin/shutdown', '-r', 'now']),
+});
+
 export const DEFAULTS = Object.freeze({
   allowPlainHttp: false,
   trustFile: '/etc/nixfleet/trust.json',
@@ -29,6 +35,7 @@ export const DEFAULTS = Object.freeze({
   profilePath: '/nix/var/nix/profiles/system',
   currentSystemPath: '/run/current-system',
   bootedSystemPath: '/run/booted-system',
+  bootIdFile: '/proc/sys/kernel/random/boot_id',
   substituters: [] as readonly string[],
   nixBinDir: null,
   pollIntervalSecs: 60,
@@ -78,7 +85,8 @@ export type ProbeConfig = Static<typeof ProbeConfigSchema>;
 
 /**
  * The agent's config file. Fields with a `default` may be left out; `hostname` and `platform`
- * default to the machine's, `agentServicePaths` to {@link AGENT_SERVICE_PATHS} of the platform.
+ * default to the machine's, `agentServicePaths` to {@link AGENT_SERVICE_PATHS} and `rebootCommand` to
+ * {@link REBOOT_COMMANDS} of the platform.
  */
 export const AgentConfigSchema = Strict(
   {
@@ -92,6 +100,14 @@ export const AgentConfigSchema = Strict(
     profilePath: AbsPath('System profile.', DEFAULTS.profilePath),
     currentSystemPath: AbsPath('The running system.', DEFAULTS.currentSystemPath),
     bootedSystemPath: AbsPath('The booted system.', DEFAULTS.bootedSystemPath),
+    bootIdFile: AbsPath('Where the id of the current boot is read (a new boot after a deferred activation is told apart by it).', DEFAULTS.bootIdFile),
+    rebootCommand: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description:
+          "argv (no shell) the agent runs to reboot into an activation deferred to the next boot, when the channel's signed rebootPolicy is automatic (issue 14); default: REBOOT_COMMANDS of the platform.",
+      }),
+    ),
     platform: Type.Optional(Enum(PLATFORMS, { description: 'Default: the platform the agent runs on.' })),
     substituters: Type.Array(Type.String({ minLength: 1 }), { default: [], description: "Binary caches to realise closures from; empty: Nix's configured substituters." }),
     nixBinDir: Nullable(AbsPath('Directory holding nix-store / nix-env; null: PATH.'), { default: DEFAULTS.nixBinDir }),
@@ -114,7 +130,7 @@ export const AgentConfigSchema = Strict(
 
 type ConfigFile = Static<typeof AgentConfigSchema>;
 /** The resolved configuration: the file, with the machine's defaults filled in. */
-export type Config = Omit<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths'> & Required<Pick<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths'>>;
+export type Config = Omit<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths' | 'rebootCommand'> & Required<Pick<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths' | 'rebootCommand'>>;
 
 const validator = compile(AgentConfigSchema, { unknownField: 'unknown setting' });
 const withDefaults = compileDefaults(AgentConfigSchema);
@@ -143,5 +159,6 @@ export function resolveConfig(input: unknown, host: HostDefaults): Result<Config
   // Defaults that depend on the machine, not on the schema.
   const { hostname = host.hostname, platform = host.platform } = c;
   const agentServicePaths = c.agentServicePaths ?? [...AGENT_SERVICE_PATHS[platform]];
-  return ok(Object.freeze({ ...c, hostname, platform, agentServicePaths, cpUrl: c.cpUrl.replace(/\/+$/, '') }));
+  const rebootCommand = c.rebootCommand ?? [...REBOOT_COMMANDS[platform]];
+  return ok(Object.freeze({ ...c, hostname, platform, agentServicePaths, rebootCommand, cpUrl: c.cpUrl.replace(/\/+$/, '') }));
 }

@@ -27,6 +27,9 @@ import type {
   SliceResponse,
   Target,
 } from '../protocol/api.ts';
+import { outcomeStatement } from '../protocol/api.ts';
+import type { Channel } from '../protocol/fleet.ts';
+import { CHANNEL_CONTROL_DEFAULTS } from '../protocol/windows.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import type { Result } from '../protocol/result.ts';
 import type { Host, Trust } from '../protocol/schema.ts';
@@ -34,8 +37,10 @@ import type { ActivationBackend } from './backend.ts';
 import type { HttpError } from './client.ts';
 import type { Config } from './config.ts';
 import { drive, type DriveDeps } from './drive.ts';
+import { nextDelayMs } from './timing.ts';
 import { signJcs } from './hostkey.ts';
 import {
+  afterBoot,
   INITIAL_STATE,
   instructedRollback,
   isQuarantined,
@@ -77,6 +82,8 @@ export type AgentDeps = {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
   bootId: () => string;
+  /** Issue 14: reboot the machine (channel rebootPolicy automatic); absent: never rebooted by the agent. */
+  reboot?: () => Promise<{ ok: boolean; message: string }>;
   log: (msg: string) => void;
 };
 
@@ -90,21 +97,6 @@ export type CycleOutcome =
   | { kind: 'activated'; phase: string; outcome: LastOutcome['outcome'] | null }
   | { kind: 'rollback-instruction'; acted: boolean };
 
-/** ± `pct` % of uniform jitter around `baseMs` (`random` in [0, 1)). Pure. */
-export function jitter(baseMs: number, pct: number, random: number): number {
-  return Math.max(0, Math.round(baseMs * (1 + ((2 * random - 1) * pct) / 100)));
-}
-
-/**
- * Delay before the next check-in after `failures` consecutive errors (0 = last one succeeded):
- * base × 2^(failures−1), capped at `maxFactor` × base, jittered, and never below `retryAfterSecs`.
- */
-export function nextDelayMs(o: { baseSecs: number; failures: number; maxFactor: number; jitterPct: number; random: number; retryAfterSecs?: number }): number {
-  const factor = o.failures === 0 ? 1 : Math.min(2 ** (o.failures - 1), o.maxFactor);
-  const d = jitter(o.baseSecs * 1000 * factor, o.jitterPct, o.random);
-  return o.retryAfterSecs === undefined ? d : Math.max(d, o.retryAfterSecs * 1000);
-}
-
 const REPORT_QUEUE_MAX = 200;
 
 export class NixfleetAgent {
@@ -117,6 +109,8 @@ export class NixfleetAgent {
   private probeResults: ProbeResult[] = [];
   /** When each probe last ran (by name), for the background schedule. */
   private readonly probeRanAt = new Map<string, number>();
+  /** The deferred closure the agent asked the machine to reboot into (issue 14; once per process). */
+  private rebootRequested: string | null = null;
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
@@ -134,6 +128,7 @@ export class NixfleetAgent {
       confirmDeadlineSecs: deps.config.confirmDeadlineSecs,
       quarantineHours: deps.config.quarantineHours,
       retryIntervalSecs: deps.config.retryIntervalSecs,
+      bootId: deps.bootId(),
     };
   }
 
@@ -298,7 +293,16 @@ export class NixfleetAgent {
     await this.flushReports();
     await this.backgroundProbes();
     const running = await this.deps.backend.running();
+    // Issue 14: a new boot that did not come up on the closure deferred to it → roll back (Reverted).
+    const booted = afterBoot(state, this.bootId(), running, this.now());
+    if (booted.effects.length > 0) {
+      this.log(`booted back into ${running ?? 'an unknown system'} instead of the deferred ${state.deferred ?? ''}: rolling back the boot entry`);
+      await this.run(booted);
+      await this.flushReports();
+      return { outcome: { kind: 'activated', phase: this.state!.phase.tag, outcome: this.state!.lastOutcome?.outcome ?? null }, delayMs: 0 };
+    }
     const runningBase = running === null ? null : basename(running);
+    const lastOutcome = this.apiOutcome();
     const body: CheckinRequest = {
       hostname: cfg.hostname,
       currentClosure: runningBase,
@@ -306,7 +310,8 @@ export class NixfleetAgent {
       agentVersion: NIXFLEET_VERSION,
       probes: this.probeResults,
       failedUnits: await this.failedUnits(),
-      lastOutcome: this.apiOutcome(),
+      lastOutcome,
+      lastOutcomeSignature: lastOutcome === null || this.deps.hostKey === null ? null : signJcs(outcomeStatement(cfg.hostname, lastOutcome), this.deps.hostKey),
       pendingReboot: state.deferred !== null && state.deferred !== runningBase,
       lastConfirmed: signedOrNull(this.deps.store.loadConfirmed()),
     };
@@ -318,6 +323,7 @@ export class NixfleetAgent {
       return { outcome: { kind: 'checkin-failed', error: res.error }, delayMs: d };
     }
     this.failures = 0;
+    if (res.value.outcomeRefused !== undefined) this.log(`the CP did not act on our last outcome: ${res.value.outcomeRefused.code} (${res.value.outcomeRefused.message})`);
     const n = res.value.nextCheckinSecs;
     const delayMs = nextDelayMs({ ...base, baseSecs: Number.isFinite(n) && n > 0 && n <= 86_400 ? n : cfg.pollIntervalSecs, failures: 0, random: this.random() });
 
@@ -357,6 +363,7 @@ export class NixfleetAgent {
     const slice = target.slice === true && this.deps.client.fetchSlice !== undefined ? await this.deps.client.fetchSlice() : null;
     if (slice !== null && !slice.ok) this.log(`slice fetch failed, using the full artefact: ${slice.error.message}`);
     let host: Host;
+    let channel: Channel | null;
     let cpDeadlineMs: number;
     if (slice !== null && slice.ok) {
       const checked = checkSliceTarget({
@@ -374,7 +381,7 @@ export class NixfleetAgent {
       }
       this.acceptNewer(checked.value.verified.accepted, 'index');
       this.acceptNewer(checked.value.fleetAccepted); // the index signs the artefact's sha256 and signedAt
-      ({ host, cpDeadlineMs } = checked.value);
+      ({ host, channel, cpDeadlineMs } = checked.value);
     } else {
       let art = store.loadArtifact(target.artifactSha256);
       if (art === null) {
@@ -400,7 +407,7 @@ export class NixfleetAgent {
         return refuseChecked(checked.error);
       }
       const { verified } = checked.value;
-      ({ host, cpDeadlineMs } = checked.value);
+      ({ host, channel, cpDeadlineMs } = checked.value);
       this.acceptNewer(verified.accepted);
       if (store.loadArtifact(verified.sha256) === null) store.saveArtifact(verified.sha256, verified.canonical, art.signature);
     }
@@ -423,12 +430,28 @@ export class NixfleetAgent {
     if (s.refused?.code === 'QUARANTINED') this.reported.add(`quarantined|${key}`);
     await this.run(s);
     const after = this.state!;
+    if (after.deferred === job.closureHash && running !== job.closurePath) await this.rebootIfAutomatic(job, channel);
     if (s.refused !== undefined && s.refused.code !== 'BUSY') return { kind: 'refused', code: s.refused.code, message: s.refused.message };
     const lo = after.lastOutcome;
     if (lo !== null && lo.closureHash === job.closureHash && lo.rolloutId === job.rolloutId && lo.outcome === 'refused') {
       return { kind: 'refused', code: 'NO_AGENT_SERVICE', message: 'closure lacks the agent service' };
     }
     return { kind: 'activated', phase: after.phase.tag, outcome: lo !== null && lo.closureHash === job.closureHash ? lo.outcome : null };
+  }
+
+  /**
+   * Issue 14, rebootPolicy `automatic`: reboot into the deferred target now — it just passed the
+   * signed checks (window open) and the CP handed it over as a dispatch (within the budget: the
+   * host holds its slot as PendingReboot). Once per process; a failing command is only logged.
+   */
+  private async rebootIfAutomatic(job: Job, channel: Channel | null): Promise<void> {
+    if ((channel?.rebootPolicy ?? CHANNEL_CONTROL_DEFAULTS.rebootPolicy) !== 'automatic' || this.deps.reboot === undefined) return;
+    if (this.rebootRequested === job.closureHash) return;
+    this.rebootRequested = job.closureHash;
+    await this.flushReports(); // the deferral reaches the CP before the machine goes down
+    this.log(`rebooting into ${job.closurePath} (rebootPolicy automatic, rollout ${job.rolloutId})`);
+    const r = await this.deps.reboot();
+    if (!r.ok) this.log(`reboot failed, waiting for an operator: ${r.message}`);
   }
 
   /** Persist the newest accepted state of a kind (never move it backwards). */

@@ -6,7 +6,7 @@ import { auditVerify } from './cmd-audit.ts';
 import { checkConfig, configInit } from './cmd-config.ts';
 import { completionCommand } from './completion.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
-import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
+import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutApprove, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
 import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
 import type { CommandSpec, FlagSpec } from './framework.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
@@ -193,6 +193,26 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
       ],
     },
     handler: rolloutSkip,
+  },
+  {
+    name: 'rollout approve',
+    summary: 'Approve a rollout whose channel requires approvals before it starts',
+    description:
+      'A channel with `requireApprovals: N` in the signed fleet starts a rollout only after N distinct operator certificates approved it (status shows it held: awaiting approvals). One approval per certificate name; approving twice counts once. Audited (`rollout.approved`).',
+    args: [{ name: 'ROLLOUT', description: 'Rollout id `<channel>@<targetRef>` (see rollout list).' }],
+    flags: [REASON],
+    examples: ['nixfleet rollout approve prod@3f9c2a1b --reason "CAB-1234 approved"'],
+    online: true,
+    json: {
+      shape: 'the CP\'s `RolloutApproveResponse`:',
+      fields: [
+        { name: 'rolloutId', description: 'The rollout.' },
+        { name: 'by', description: '`operator:<name>`.' },
+        { name: 'approvals', description: 'Every operator who approved it so far, sorted.' },
+        { name: 'required', description: 'The channel\'s `requireApprovals` (0: none needed).' },
+      ],
+    },
+    handler: rolloutApprove,
   },
   {
     name: 'pause',

@@ -12,12 +12,14 @@
 import { fromBase64, toBase64, verifySignature, parseOpenSshEd25519 } from '../protocol/crypto.ts';
 import { canonicalBytes } from '../protocol/jcs.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
-import { applyHostEvents } from '../reconciler/apply.ts';
+import { applyHostEvents, hostTransition } from '../reconciler/apply.ts';
 import type { HostEvent, HostRolloutState, Observed } from '../reconciler/types.ts';
 import type {
   CheckinRequest,
   CheckinResponse,
   ConfirmRequest,
+  LastOutcome,
+  OutcomeRefusal,
   ReportRequest,
   ReportResponse,
   ReportVerdict,
@@ -25,6 +27,7 @@ import type {
   SignedConfirmedRecord,
   Target,
 } from '../protocol/api.ts';
+import { outcomeStatement } from '../protocol/outcome.ts';
 import type { ArtifactManager } from './artifacts.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
@@ -38,6 +41,7 @@ import type { SoakRestorer } from './soak-restore.ts';
 import { StoreConflictError, type DispatchRow, type RolloutOrigin, type RolloutRow, type Store, type Write } from './store/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+const OUTCOME_CLOCK_SKEW_MS = 5 * 60_000; // how far a host's clock may lag for its outcome to count as after its dispatch
 const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
 /** States a confirm may come from: a deferred activation confirms after the boot (issue 14). */
 const CONFIRMABLE_STATES: readonly HostRolloutState[] = [...ACTIVE_DISPATCH_STATES, 'PendingReboot'];
@@ -171,6 +175,43 @@ export class AgentService {
     };
   }
 
+  /**
+   * The host event a check-in's last outcome causes, null when it would move nothing (so the
+   * honest agent repeating its outcome costs no signature check), or why it is refused: the
+   * signature must verify under the host key (unless the fleet has none for it), the closure must
+   * be the one dispatched, and `at` must not be older than the dispatch (a replayed statement),
+   * with `OUTCOME_CLOCK_SKEW_MS` of tolerance for the host's clock.
+   */
+  private async outcomeEvent(h: string, lo: LastOutcome, signature: string | null, slice: Observed): Promise<{ ok: true; event: HostEvent } | { ok: false; code: OutcomeRefusal; message: string } | null> {
+    const rh = slice.rollouts[lo.rolloutId]?.hosts[h];
+    if (rh === undefined) return null;
+    const event: HostEvent | null =
+      lo.outcome === 'rolled-back'
+        ? { kind: 'rolled-back', rolloutId: lo.rolloutId, reason: 'agent reports it rolled back (signed outcome in a check-in)' }
+        : lo.outcome === 'activation-failed'
+          ? { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (signed outcome in a check-in)' }
+          : null;
+    if (event === null || hostTransition(rh.state, event) === null) return null;
+    const verdict = this.verifyHostSignature(h, outcomeStatement(h, lo), signature);
+    if (verdict === 'invalid') {
+      return { ok: false, code: 'OUTCOME_SIGNATURE_INVALID', message: `the last outcome's signature does not verify under the host key of ${h} in the signed fleet: ignored` };
+    }
+    if (lo.closureHash !== rh.closure) return { ok: false, code: 'OUTCOME_STALE', message: `the last outcome is for ${lo.closureHash}, rollout ${lo.rolloutId} dispatched ${rh.closure}: ignored` };
+    const d = await this.d.store.getDispatch(lo.rolloutId, h);
+    const atMs = Date.parse(lo.at);
+    if (d !== null && !(atMs >= d.createdMs - OUTCOME_CLOCK_SKEW_MS)) {
+      return { ok: false, code: 'OUTCOME_STALE', message: `the last outcome (${lo.at}) is older than the dispatch of ${lo.rolloutId} to ${h} (${iso(d.createdMs)}): a replayed statement, ignored` };
+    }
+    return { ok: true, event };
+  }
+
+  /** The audit entry of a refused outcome: the claim and its signature, kept for the auditor. */
+  private refusedOutcome(h: string, lo: LastOutcome, signature: string | null, refused: { code: OutcomeRefusal; message: string }, nowMs: number): Write {
+    this.d.metrics.outcomesRefused.inc({ code: refused.code });
+    this.d.log.warn('check-in outcome refused', { host: h, code: refused.code, rolloutId: lo.rolloutId, outcome: lo.outcome });
+    return { kind: 'audit', entry: { atMs: nowMs, kind: 'checkin.outcome-refused', actor: `host:${h}`, subject: lo.rolloutId, data: { code: refused.code, statement: outcomeStatement(h, lo), signature, reason: refused.message } } };
+  }
+
   // ------------------------------------------------------------------------------------------
   // Check-in
 
@@ -196,13 +237,14 @@ export class AgentService {
     const events: { host: string; event: HostEvent }[] = [
       { host: h, event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits } },
     ];
-    // A lost report must not leave the host in flight forever: the agent's own last outcome for a
-    // rollout it was dispatched in carries the same information.
+    // A lost report must not leave the host in flight forever: the agent's own signed last outcome
+    // for a rollout it was dispatched in carries the same information (issue 14: only a signed
+    // statement moves a host; a forged, unsigned or replayed one is refused and changes nothing).
     const lo = req.lastOutcome;
-    if (lo !== null && slice.rollouts[lo.rolloutId]?.hosts[h] !== undefined) {
-      if (lo.outcome === 'rolled-back') events.push({ host: h, event: { kind: 'rolled-back', rolloutId: lo.rolloutId, reason: 'agent reports it rolled back (check-in)' } });
-      else if (lo.outcome === 'activation-failed') events.push({ host: h, event: { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (check-in)' } });
-    }
+    const outcome = lo === null ? null : await this.outcomeEvent(h, lo, req.lastOutcomeSignature ?? null, slice);
+    const refused = outcome !== null && !outcome.ok ? { code: outcome.code, message: outcome.message } : null;
+    if (outcome !== null && outcome.ok) events.push({ host: h, event: outcome.event });
+    if (refused !== null) writes.push(this.refusedOutcome(h, lo!, req.lastOutcomeSignature ?? null, refused, nowMs));
     // The agent's signed record of what it last confirmed (SPEC §5, §6): after a wipe it restores
     // the host's soak. Verified once per distinct record, and only when it can matter (first
     // check-in into this database, or the host waits Queued in the record's rollout).
@@ -234,7 +276,7 @@ export class AgentService {
         failedUnits: o.failedUnits,
         complianceFailures: o.complianceFailures ?? null,
         probesJson: JSON.stringify(req.probes),
-        lastOutcomeJson: lo === null ? null : JSON.stringify(lo),
+        lastOutcomeJson: lo === null ? null : JSON.stringify(refused === null ? lo : { ...lo, refused: refused.code }),
         pendingReboot: req.pendingReboot === true,
         agentVersion: req.agentVersion ?? null,
       },
@@ -266,6 +308,7 @@ export class AgentService {
     const res: CheckinResponse = { target: handed, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
     const rollback = toRollback(rollbackRow);
     if (rollback !== null) res.rollback = rollback;
+    if (refused !== null) res.outcomeRefused = refused;
     return res;
   }
 

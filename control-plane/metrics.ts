@@ -19,6 +19,8 @@ export class CpMetrics {
   readonly reconcileRuns: Counter<'trigger'>;
   readonly requests: Counter<'route' | 'status'>;
   readonly reports: Counter<'event' | 'verdict'>;
+  /** Check-in outcomes not acted on (issue 14), by refusal code. */
+  readonly outcomesRefused: Counter<'code'>;
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
 
@@ -41,6 +43,7 @@ export class CpMetrics {
     this.reconcileRuns = new Counter({ name: 'nixfleet_reconcile_runs_total', help: 'Reconcile passes by trigger', labelNames: ['trigger'], registers });
     this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
     this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
+    this.outcomesRefused = new Counter({ name: 'nixfleet_checkin_outcomes_refused_total', help: 'Check-in last outcomes the CP did not act on (forged, unsigned or replayed), by code', labelNames: ['code'], registers });
     this.tlsConnections = new Counter({
       name: 'nixfleet_tls_connections_total',
       help: 'mTLS connections accepted, by whether the client resumed a TLS session (a resumed handshake skips certificate signing and verification)',

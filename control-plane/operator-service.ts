@@ -18,6 +18,8 @@ import type {
   RolloutDetail,
   RolloutSkipRequest,
   RolloutSkipResponse,
+  RolloutApproveRequest,
+  RolloutApproveResponse,
   RolloutSummary,
   RolloutsResponse,
   RolloutState,
@@ -42,8 +44,10 @@ export type OperatorServiceDeps = {
   reconcileNow: (trigger: string) => Promise<unknown>;
   /** Issue 14: release a host from ordering in the reconcile loop's state (false: unknown rollout or host). */
   release?: (rolloutId: string, host: string, reason: string, by: string) => Promise<boolean>;
+  /** Issue 14: record an operator's approval (requireApprovals); the operators so far, null: unknown rollout. */
+  approve?: (rolloutId: string, by: string) => Promise<string[] | null>;
   /** Issue 14: drift and rollout controls as the reconcile loop holds them (null before the first pass). */
-  controls?: () => Pick<Observed, 'drifted' | 'controls'> | null;
+  controls?: () => Promise<Pick<Observed, 'drifted' | 'controls'> | null>;
 };
 
 export class OperatorService {
@@ -62,7 +66,7 @@ export class OperatorService {
     const rows = new Map((await this.d.store.allHosts()).map((r) => [r.hostname, r]));
     const newest = await this.d.store.newestRolloutRowPerHost();
     const pending = new Map((await this.d.store.pendingDispatches()).map((d) => [d.hostname, d]));
-    const drifted = this.d.controls?.()?.drifted ?? {};
+    const drifted = (await this.d.controls?.())?.drifted ?? {};
     const hosts: HostView[] = Object.keys(fleet.hosts)
       .sort()
       .map((name) => {
@@ -102,13 +106,13 @@ export class OperatorService {
       updatedAt: iso(r.updatedAtMs),
       reason: r.stateReason,
       hostCounts: await this.d.store.rolloutHostCounts(r.id),
-      ...this.rolloutControls(r.id),
+      ...(await this.rolloutControls(r.id)),
     };
   }
 
-  /** Issue 14: the stall and window hold of a rollout, as the reconcile loop holds them. */
-  private rolloutControls(id: string): Pick<RolloutSummary, 'stall' | 'windowHold'> {
-    const c = this.d.controls?.()?.controls?.[id];
+  /** Issue 14: the stall and window hold of a rollout, as the reconcile loop decided them (stored). */
+  private async rolloutControls(id: string): Promise<Pick<RolloutSummary, 'stall' | 'windowHold'>> {
+    const c = (await this.d.controls?.())?.controls?.[id];
     const out: Pick<RolloutSummary, 'stall' | 'windowHold'> = {};
     if (c?.stall != null) out.stall = { since: iso(c.stall.sinceMs), gate: c.stall.gate, hosts: c.stall.hosts, reason: c.stall.reason };
     if (c?.windowHold != null) out.windowHold = c.windowHold;
@@ -188,6 +192,19 @@ export class OperatorService {
     await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'rollout.host-released', actor: by, subject: rolloutId, data: { host: req.host, reason: req.reason } } }]);
     await this.d.reconcileNow('operator');
     return { rolloutId, host: req.host, released: true, by, reason: req.reason };
+  }
+
+  /** `nixfleet rollout approve` (issue 14): one approval per operator certificate (CN), audited; the pass after it may start the rollout. */
+  async approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
+    const fleet = this.fleet();
+    const row = await this.rolloutOr404(rolloutId);
+    const by = `operator:${peer.cn}`;
+    const approvals = this.d.approve === undefined ? null : await this.d.approve(rolloutId, by);
+    if (approvals === null) throw new ApiError('UNKNOWN_ROLLOUT', `rollout ${rolloutId} is not live (superseded or pruned): nothing to approve`);
+    const required = fleet.channels[row.channel]?.requireApprovals ?? 0;
+    await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'rollout.approved', actor: by, subject: rolloutId, data: { approvals, required, reason: req.reason ?? null } } }]);
+    await this.d.reconcileNow('operator');
+    return { rolloutId, by, approvals, required };
   }
 
   async resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {

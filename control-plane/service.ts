@@ -25,6 +25,8 @@ import type {
   PauseResponse,
   RolloutSkipRequest,
   RolloutSkipResponse,
+  RolloutApproveRequest,
+  RolloutApproveResponse,
   QuarantineClearRequest,
   QuarantineClearResponse,
   QuarantinesResponse,
@@ -44,7 +46,8 @@ import type { PeerIdentity } from './identity.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
-import { releaseHost } from '../reconciler/apply.ts';
+import { planControlWrites, planObservedWrites } from './plan.ts';
+import { approveRollout, releaseHost } from '../reconciler/apply.ts';
 import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { Leadership } from './leadership.ts';
@@ -92,7 +95,7 @@ export class ControlPlane implements CpService {
     };
     this.metrics = new CpMetrics(async () => {
       // Issue 14 overlays (a drifted host is also counted in its rollout state; a stalled rollout in Executing).
-      const o = this.mirror.peek();
+      const o = this.store.shared ? await this.store.loadChannelState() : await this.mirror.get();
       const stalled = Object.values(o?.controls ?? {}).filter((c) => c.stall != null).length;
       return {
         hosts: { ...(await this.hostStateCounts()), drifted: Object.keys(o?.drifted ?? {}).length },
@@ -154,12 +157,36 @@ export class ControlPlane implements CpService {
       fleet: () => this.artifacts.fleet()?.fleet ?? null,
       now: this.now,
       reconcileNow: (trigger) => this.reconcileNow(trigger),
-      controls: () => this.mirror.peek(),
+      // Stored since issue 14's state persists: a follower replica (whose mirror no pass refreshes) reads the store.
+      controls: async () => (this.store.shared ? await this.store.loadChannelState() : await this.mirror.get()),
       release: async (rolloutId, host, reason, by) => {
-        const next = releaseHost(await this.mirror.get(), rolloutId, host, reason, by, this.now());
+        const before = await this.mirror.get();
+        const nowMs = this.now();
+        const next = releaseHost(before, rolloutId, host, reason, by, nowMs);
         if (next === null) return false;
         this.mirror.replace(next);
+        // Stored (issue 14): the release (and its trace line) holds across a restart and a change of leader.
+        try {
+          await this.store.apply(planObservedWrites(before, next, nowMs, { signedAt: '', artifactSha256: '' }).writes);
+        } catch (e) {
+          this.mirror.invalidate();
+          throw e;
+        }
         return true;
+      },
+      approve: async (rolloutId, by) => {
+        const before = await this.mirror.get();
+        const next = approveRollout(before, rolloutId, by, this.now());
+        if (next === null) return null;
+        this.mirror.replace(next);
+        // Stored with the rollout's controls: approvals hold across a restart and a change of leader.
+        try {
+          await this.store.apply(planControlWrites(before, next));
+        } catch (e) {
+          this.mirror.invalidate();
+          throw e;
+        }
+        return Object.keys(next.controls?.[rolloutId]?.approvals ?? {}).sort();
       },
     });
   }
@@ -307,6 +334,10 @@ export class ControlPlane implements CpService {
 
   skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
     return this.operator.skip(peer, rolloutId, req);
+  }
+
+  approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
+    return this.operator.approve(peer, rolloutId, req);
   }
 
   quarantines(): Promise<QuarantinesResponse> {

@@ -435,6 +435,9 @@ export class Fleet {
       // The toy activation scripts point <hostDir>/current-system at themselves (fixtures/nix/toys.nix).
       currentSystemPath: join(h.dir, 'current-system'),
       bootedSystemPath: join(h.dir, 'booted-system'),
+      // Issue 14: a simulated machine — its boot id is a file, its reboot command a recorder.
+      bootIdFile: join(h.dir, 'boot_id'),
+      rebootCommand: ['/bin/sh', '-c', `echo reboot >> '${join(h.dir, 'reboots')}'`],
       platform: 'nixos',
       substituters: [this.cacheUrl],
       pollIntervalSecs: 1,
@@ -453,6 +456,7 @@ export class Fleet {
     const h = this.host(name);
     if (h.proc !== null && !h.proc.hasExited()) throw new Error(`agent ${name} already running`);
     writeJson(h.configFile, this.agentConfig(h));
+    if (!existsSync(join(h.dir, 'boot_id'))) writeFileSync(join(h.dir, 'boot_id'), 'boot-1\n');
     const node = [process.execPath, ...tsxArgs('agent/main.ts', ['run', '--config', h.configFile])];
     const [cmd, ...args] = h.netns !== null ? ['ip', 'netns', 'exec', h.netns, ...node] : node;
     // Each host is its own machine: its own Nix narinfo disk cache (~/.cache/nix), so that agents

@@ -102,6 +102,18 @@
       default = "/run/booted-system";
       description = "The booted system (switch inhibitors compare kernel, initrd, systemd and dbus with it).";
     };
+    bootIdFile = {
+      type = "path";
+      default = "/proc/sys/kernel/random/boot_id";
+      description = "Where the id of the current boot is read: a new boot after an activation deferred to the next boot is told apart by it (a host that boots back into its old system is rolled back and Reverted).";
+    };
+    rebootCommand = {
+      type = { listOf = "str"; };
+      moduleDefault = true;
+      defaultText = "[ \"/run/current-system/sw/bin/systemctl\" \"reboot\" ] (NixOS) or [ \"/sbin/shutdown\" \"-r\" \"now\" ] (nix-darwin)";
+      example = [ "/run/current-system/sw/bin/systemctl" "reboot" ];
+      description = "argv (no shell) the agent runs to reboot into an activation deferred to the next boot, when the channel's signed rebootPolicy is automatic (only for a target that passed the channel's change window; the host holds its disruption-budget slot while PendingReboot).";
+    };
     platform = {
       type = { enum = [ "nixos" "darwin" ]; };
       moduleDefault = true;

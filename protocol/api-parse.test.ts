@@ -129,6 +129,7 @@ function stubService(over: Partial<CpService> = {}): CpService {
     pause: fail,
     resume: fail,
     skip: fail,
+    approve: fail,
     quarantines: fail,
     clearQuarantines: fail,
     metricsText: async () => ({ contentType: 'text/plain', body: '' }),

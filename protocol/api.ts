@@ -19,6 +19,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FleetResolved } from './schema.ts';
 import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
 import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
+import { OUTCOME_REFUSALS } from './outcome.ts';
+
+// Issue 14 pieces, in files of their own (re-exported: import them from here).
+export * from './outcome.ts';
+export * from './api-rollout-ops.ts';
 
 export const PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 export const PROTOCOL_VERSION = '1';
@@ -38,6 +43,7 @@ export const ROUTES = {
   rollout: '/v1/rollouts/:id',
   rolloutTrace: '/v1/rollouts/:id/trace',
   rolloutSkip: '/v1/rollouts/:id/skip',
+  rolloutApprove: '/v1/rollouts/:id/approve',
   audit: '/v1/audit',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
@@ -138,6 +144,7 @@ export const LAST_OUTCOMES = ['confirmed', 'rolled-back', 'activation-failed', '
 export const LastOutcomeSchema = Type.Object({ rolloutId: RolloutId(), closureHash: StoreBasename(), outcome: Enum(LAST_OUTCOMES), at: Timestamp({ maxLength: 64 }) });
 export type LastOutcome = Static<typeof LastOutcomeSchema>;
 
+
 /**
  * The agent's own signed statement of the last target it confirmed (SPEC §5 rebuild from empty,
  * §6 state). `signature` is base64 of the raw 64-byte Ed25519 signature by the host key
@@ -153,6 +160,10 @@ export type SignedConfirmedRecord = Static<typeof SignedConfirmedRecordSchema>;
  * - `currentClosure`: basename of the running system closure (`/run/current-system`), null if unknown;
  * - `bootId`: `/proc/sys/kernel/random/boot_id` (or the darwin equivalent);
  * - `failedUnits`: systemd failed units right now;
+ * - `lastOutcome` + `lastOutcomeSignature` (issue 14): what happened to the last target, signed by
+ *   the host key (see `outcomeStatement`). A `rolled-back` / `activation-failed` outcome moves the
+ *   host only when the signature verifies (or the host has no pubkey in the fleet) and the outcome
+ *   is not older than the host's dispatch in that rollout: the recovery path for a lost report;
  * - `pendingReboot`: activated with `switch-to-configuration boot`, waiting for a reboot;
  * - `lastConfirmed`: restores this host's rollout state after a CP wipe: verified against the host
  *   key, it makes the host Healthy since `confirmedAt` in the named rollout (its wave's soak counts
@@ -166,6 +177,7 @@ export const CheckinRequestSchema = Type.Object({
   probes: List(ProbeResultSchema),
   failedUnits: List(Name(256)),
   lastOutcome: Nullable(LastOutcomeSchema),
+  lastOutcomeSignature: Type.Optional(Nullable(Signature64())),
   pendingReboot: Type.Optional(Type.Boolean()),
   lastConfirmed: Type.Optional(Nullable(SignedConfirmedRecordSchema)),
 });
@@ -231,6 +243,8 @@ export const CheckinResponseSchema = Type.Object({
   rollback: Type.Optional(Nullable(RollbackInstructionSchema)),
   nextCheckinSecs: Type.Number({ minimum: 0 }),
   serverTime: Type.String(),
+  /** Issue 14 (absent = none): the check-in's `lastOutcome` was not acted on, and why. */
+  outcomeRefused: Type.Optional(Type.Object({ code: Enum(OUTCOME_REFUSALS), message: Type.String() })),
 });
 export type CheckinResponse = Static<typeof CheckinResponseSchema>;
 
@@ -330,7 +344,8 @@ export const HostViewSchema = Type.Object({
   pendingReboot: Type.Boolean(),
   failedUnits: Type.Array(Type.String()),
   probes: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), observedAt: Type.String(), message: Type.Optional(Type.String()) })),
-  lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String() })),
+  /** `refused` (issue 14, absent = acted on or not needed): the CP did not act on it, with the code. */
+  lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String(), refused: Type.Optional(Enum(OUTCOME_REFUSALS)) })),
   rollout: Nullable(Type.Object({ rolloutId: Type.String(), state: HostStateSchema, since: Type.String(), wave: Type.Integer() })),
   dispatch: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), confirmDeadline: Type.String() })),
   /** Issue 14 (absent = none): runs something other than what its converged rollout gave it. */
@@ -427,15 +442,6 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 export const AuditResponseSchema = Type.Object({ entries: Type.Array(AuditEntrySchema), nextAfter: Nullable(Type.Integer()) });
 export type AuditResponse = Static<typeof AuditResponseSchema>;
 
-/**
- * `POST /v1/rollouts/:id/skip` (issue 14, `nixfleet rollout skip ROLLOUT HOST --reason …`): release
- * a host from ordering (host edges, wave order) for this rollout; audited. It still gets its
- * target when online. → {@link RolloutSkipResponse}.
- */
-export const RolloutSkipRequestSchema = Type.Object({ host: Text(253), reason: Text(1024) });
-export type RolloutSkipRequest = Static<typeof RolloutSkipRequestSchema>;
-export const RolloutSkipResponseSchema = Type.Object({ rolloutId: Type.String(), host: Type.String(), released: Type.Boolean(), by: Type.String(), reason: Type.String() });
-export type RolloutSkipResponse = Static<typeof RolloutSkipResponseSchema>;
 
 /** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
 export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });

@@ -3,7 +3,8 @@
  * rollouts + rollout_hosts (state with entry times) + transitions (history), dispatches (targets
  * handed out, with confirm deadlines), quarantines, pauses, last_converged, deferrals, reports
  * (with host signatures and verdict), artifacts (last accepted artefact per kind: bytes, signature,
- * signedAt — rollback protection survives restarts), audit (hash chain).
+ * signedAt — rollback protection survives restarts), audit (hash chain); since version 2 host_drift
+ * and rollout_controls (issue 14: drift, stall, change-window hold, hosts released by an operator).
  */
 import type Database from 'better-sqlite3';
 
@@ -124,6 +125,11 @@ export const MIGRATIONS: readonly string[] = [
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
   );
+  `,
+  // 2: issue 14 state the reconcile loop decides on (survives a restart): drift per host, controls per rollout (JSON)
+  `
+  CREATE TABLE host_drift (hostname TEXT PRIMARY KEY, drift_json TEXT NOT NULL);
+  CREATE TABLE rollout_controls (rollout_id TEXT PRIMARY KEY, controls_json TEXT NOT NULL);
   `,
 ];
 

@@ -126,6 +126,11 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at TIMESTAMPTZ NOT NULL
   );
   `,
+  // 2: = SQLite migration 2 (issue 14: drift per host, controls per rollout)
+  `
+  CREATE TABLE host_drift (hostname TEXT PRIMARY KEY, drift_json TEXT NOT NULL);
+  CREATE TABLE rollout_controls (rollout_id TEXT PRIMARY KEY, controls_json TEXT NOT NULL);
+  `,
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

@@ -22,7 +22,7 @@ const t = suite('store');
 t('WAL mode and schema version; reopening keeps data and the audit head', () => {
   const { store, path } = fresh();
   assert.is(store.db.pragma('journal_mode', { simple: true }), 'wal');
-  assert.is(store.db.pragma('user_version', { simple: true }), 1);
+  assert.is(store.db.pragma('user_version', { simple: true }), 2);
   store.appendAudit({ atMs: 0, kind: 'x', actor: 'cp', subject: 's', data: { a: 1 } });
   store.close();
   const again = new Store(path);
@@ -83,7 +83,7 @@ function rollout(id: string, channel: string, hosts: Rollout['hosts'], state: Ro
   return { id, channel, targetRef: id.split('@')[1]!, state, currentWave: 0, waveCount: 2, openedAtMs: 1, startedAtMs: 2, stateReason: 'opened', hosts, history: [] };
 }
 
-const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} });
+const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {}, drifted: {}, controls: {} });
 
 /** What the control plane does with a diff: plan it (pure), apply the list in one transaction. */
 const persist = (store: Store, before: Observed, after: Observed, nowMs: number, origin: RolloutOrigin, meta?: Parameters<typeof planObservedWrites>[4]) => {

@@ -248,6 +248,18 @@ export class SqliteStore implements Store {
         case 'deferral.put':
           this.channelsT.putDeferral(w.channel, w.deferral);
           break;
+        case 'drift.put':
+          this.channelsT.putDrift(w.hostname, w.drift);
+          break;
+        case 'drift.delete':
+          this.channelsT.deleteDrift(w.hostname);
+          break;
+        case 'controls.put':
+          this.channelsT.putControls(w.rolloutId, w.controls);
+          break;
+        case 'controls.delete':
+          this.channelsT.deleteControls(w.rolloutId);
+          break;
         case 'deferral.delete':
           this.channelsT.deleteDeferral(w.channel);
           break;

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { verifyAuditChain } from '../../protocol/audit-chain.ts';
 import type { Observed, Rollout } from '../../reconciler/types.ts';
 import { startPostgres, type PgCluster } from '../../fixtures/postgres.ts';
-import { planObservedWrites } from '../plan.ts';
+import { planControlWrites, planObservedWrites } from '../plan.ts';
 import { PostgresStore } from './postgres.ts';
 import { SqliteStore } from './sqlite.ts';
 import type { HostRow, RolloutOrigin, Store, Write } from './types.ts';
@@ -54,7 +54,7 @@ const rollout = (id: string, channel: string, hosts: Rollout['hosts'], state: Ro
   hosts,
   history: [],
 });
-const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} });
+const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {}, drifted: {}, controls: {} });
 const origin: RolloutOrigin = { signedAt: '2026-01-01T00:00:00Z', artifactSha256: 'ff' };
 const hostRow = (hostname: string, lastCheckinMs: number): HostRow => ({
   hostname,
@@ -91,13 +91,21 @@ for (const b of BACKENDS) {
     after.quarantinedClosures['stable'] = ['bad'];
     after.lastConverged['stable'] = 'old';
     after.deferrals['stable'] = { rolloutId: 'stable@abc', reason: 'gated', sinceMs: 4 };
+    // Issue 14 state (drift, controls) is stored too.
+    after.drifted = { web1: { sinceMs: 4, channel: 'stable', rolloutId: 'stable@abc', expected: 'c2', actual: 'c9' } };
+    after.controls = { 'stable@abc': { stall: { sinceMs: 5, gate: 'host-edge', hosts: ['web2'], reason: 'waits' }, windowHold: null, released: { web2: { atMs: 6, reason: 'gone', by: 'operator:alice' } } } };
     // Pauses are the operator's writes (not planned from a diff).
     await store.apply([...planObservedWrites(before, after, 10, origin).writes, { kind: 'pause.put', row: { channel: 'edge', sinceMs: 7, reason: 'maintenance', by: 'operator:alice' } }]);
     after.pausedChannels['edge'] = { sinceMs: 7, reason: 'maintenance' };
     const want = structuredClone(after);
     want.rollouts['stable@abc']!.history = [];
     assert.equal(await store.loadObserved(), want);
-    assert.equal(await store.loadChannelState(), { quarantinedClosures: want.quarantinedClosures, pausedChannels: want.pausedChannels, lastConverged: want.lastConverged, deferrals: want.deferrals });
+    assert.equal(await store.loadChannelState(), { quarantinedClosures: want.quarantinedClosures, pausedChannels: want.pausedChannels, lastConverged: want.lastConverged, deferrals: want.deferrals, drifted: want.drifted, controls: want.controls });
+    // Cleared: the drift ends, the controls go.
+    await store.apply(planControlWrites(want, { drifted: {}, controls: {} }));
+    const cleared = await store.loadChannelState();
+    assert.equal([cleared.drifted, cleared.controls], [{}, {}]);
+    await store.apply(planControlWrites({ drifted: {}, controls: {} }, want));
     assert.is((await store.transitions('stable@abc')).length, 1);
     assert.is((await store.getRollout('stable@abc'))!.signedAt, origin.signedAt);
     assert.equal(await store.rolloutHostCounts('stable@abc'), { Dispatched: 1, Queued: 1 });

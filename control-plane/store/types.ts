@@ -10,7 +10,7 @@
  * check-in path) or with a Promise (node-postgres).
  */
 import type { AuditEntry } from '../../protocol/api.ts';
-import type { Deferral, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutHost } from '../../reconciler/types.ts';
+import type { Deferral, DriftInfo, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutControls, RolloutHost } from '../../reconciler/types.ts';
 
 /** A value, or a Promise of it: what a synchronous or an asynchronous backend returns. */
 export type Awaitable<T> = T | Promise<T>;
@@ -74,7 +74,8 @@ export type AuditInput = { atMs: number; kind: string; actor: string; subject: s
 export type RolloutOrigin = { signedAt: string; artifactSha256: string };
 
 /** The channel-level maps of observed state (small tables, read on every reconcile pass). */
-export type ChannelState = Pick<Observed, 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'>;
+/** Channel-level maps, plus issue 14's drift and rollout controls (stored since schema version 2; always set when loaded). */
+export type ChannelState = Pick<Observed, 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals' | 'drifted' | 'controls'>;
 
 export type { AuditEntry, Deferral, HostObservation, PauseInfo, RolloutHost };
 
@@ -117,6 +118,11 @@ export type Write =
   | { kind: 'converged.delete'; channel: string }
   | { kind: 'deferral.put'; channel: string; deferral: Deferral }
   | { kind: 'deferral.delete'; channel: string }
+  /** Issue 14: a host's drift (set / cleared) and a rollout's controls (stall, window hold, released hosts). */
+  | { kind: 'drift.put'; hostname: string; drift: DriftInfo }
+  | { kind: 'drift.delete'; hostname: string }
+  | { kind: 'controls.put'; rolloutId: string; controls: RolloutControls }
+  | { kind: 'controls.delete'; rolloutId: string }
   /** A stored host statement; `audit`, when given, is appended with `{id, ...audit.data}`. */
   | { kind: 'report'; row: ReportRow; audit: (AuditInput & { data: Record<string, unknown> }) | null }
   | { kind: 'artifact.put'; row: ArtifactRow }
