@@ -111,11 +111,14 @@ export class ReconcileLoop {
     const inForce = this.d.inForce();
     if (inForce === null) return [];
     const started = performance.now();
-    const nowMs = this.d.now();
+    const readMs = this.d.now();
     const channels = await this.d.store.loadChannelState();
-    const expired = await this.d.store.expiredDispatches(nowMs);
+    const expired = await this.d.store.expiredDispatches(readMs);
     const base = this.d.mirror.peek() ?? (await this.d.mirror.get());
-    // From here to apply: synchronous, so the mirror cannot move under the decision.
+    // From here to apply: synchronous, so the mirror cannot move under the decision. The pass's
+    // time is taken now, after the awaited reads: check-ins this replica merged into the mirror
+    // meanwhile are not later than it (issue 17; the reconciler also takes a later stamp as "now").
+    const nowMs = Math.max(readMs, this.d.now());
     const loaded: Observed = { ...base, ...channels };
     const expiries = planExpiries(expired, nowMs);
     const mid = this.d.restorer.apply(applyHostEvents(loaded, expiries.events, nowMs), nowMs);
