@@ -21,6 +21,7 @@ export class CpMetrics {
   readonly reports: Counter<'event' | 'verdict'>;
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
+  readonly leaderWakeups: Counter<'direction'>;
 
   constructor(counts: StateCounts) {
     const registers = [this.registry];
@@ -45,6 +46,12 @@ export class CpMetrics {
       name: 'nixfleet_tls_connections_total',
       help: 'mTLS connections accepted, by whether the client resumed a TLS session (a resumed handshake skips certificate signing and verification)',
       labelNames: ['resumed'],
+      registers,
+    });
+    this.leaderWakeups = new Counter({
+      name: 'nixfleet_replica_wakeups_total',
+      help: 'Several replicas (PostgreSQL): wake-ups a follower sent to the leader after a relevant event, and those the leader received and acted on',
+      labelNames: ['direction'],
       registers,
     });
     this.tlsConnectionsOpen = new Gauge({ name: 'nixfleet_tls_connections_open', help: 'mTLS connections open now (each idle one holds about 45 KiB of native memory)', registers });

@@ -30,6 +30,8 @@ export type ReconcileLoopDeps = {
   log: Logger;
   /** The leader's fence (store.applyFenced); null: a follower, which leaves passes to the leader. */
   fence: () => Promise<Fence | null>;
+  /** A pass asked for on a follower (it leaves it to the leader): wake the leader (issue 17). */
+  onFollowerPass?: (trigger: string) => void;
 };
 
 export class ReconcileLoop {
@@ -54,11 +56,11 @@ export class ReconcileLoop {
   }
 
   /** Coalesce reconcile requests: at most one pass per `reconcileDebounceMs`. */
-  request(delayMs: number = this.d.config.reconcileDebounceMs): void {
+  request(delayMs: number = this.d.config.reconcileDebounceMs, trigger: string = 'event'): void {
     if (this.stopped || this.debounce !== null) return;
     this.debounce = setTimeout(() => {
       this.debounce = null;
-      void this.safeRun('event');
+      void this.safeRun(trigger);
     }, delayMs);
   }
 
@@ -97,7 +99,10 @@ export class ReconcileLoop {
   private async pass(trigger: string): Promise<Action[]> {
     for (let attempt = 1; ; attempt++) {
       const fence = await this.d.fence();
-      if (fence === null) return [];
+      if (fence === null) {
+        this.d.onFollowerPass?.(trigger);
+        return [];
+      }
       if (this.d.store.shared) await this.d.mirror.reload();
       try {
         return await this.passOnce(trigger, fence);

@@ -229,4 +229,34 @@ async function dispatchedOnce(skewMs: number, via: 'leader' | 'follower'): Promi
 t('a check-in merged while the leader pass reads (stamped after the pass began) does not withdraw the dispatch: dispatched once', () => dispatchedOnce(0, 'leader'));
 t('a check-in on a replica whose clock runs 2 s ahead does not withdraw the dispatch: dispatched once', () => dispatchedOnce(2000, 'follower'));
 
+t('a check-in on a follower wakes the leader (LISTEN/NOTIFY): the wave is dispatched without a leader tick', async () => {
+  const env = makeEnv();
+  env.publish(sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true }));
+  // Timers are off (no periodic pass anywhere); debounce short: only a wake-up can start A's pass.
+  const a = await startCp(env, { leaseSecs: 60, reconcileDebounceMs: 20 }, { backend: 'postgres' });
+  const b = await startCp(env, { leaseSecs: 60, reconcileDebounceMs: 20 }, { backend: 'postgres' });
+  const agents = ['host-0000', 'host-0001', 'host-0002', 'host-0003'].map((h, i) => agent(env, b.url, h, i));
+  try {
+    assert.is((await replica(a, env))?.role, 'leader');
+    assert.is((await replica(b, env))?.role, 'follower');
+    const runsBefore = await a.cp.metrics.registry.getSingleMetricAsString('nixfleet_reconcile_runs_total');
+    assert.not.match(runsBefore, /trigger="wakeup"/);
+    // host-0000 (wave 0) checks in on the follower until the leader, woken, dispatched it.
+    let target: CheckinResponse['target'] = null;
+    for (let i = 0; i < 200 && target === null; i++) {
+      target = (await agents[0]!.checkin()).target;
+      if (target === null) await sleep(50);
+    }
+    assert.ok(target !== null, 'host-0000 got its target from the follower');
+    const runs = await a.cp.metrics.registry.getSingleMetricAsString('nixfleet_reconcile_runs_total');
+    assert.match(runs, /trigger="wakeup"/, 'the leader ran a pass because it was woken');
+    assert.match(await b.cp.metrics.registry.getSingleMetricAsString('nixfleet_replica_wakeups_total'), /direction="sent"/);
+  } finally {
+    for (const ag of agents) await ag.client.close();
+    await a.stop();
+    await b.stop();
+    env.cleanup();
+  }
+});
+
 t.run();

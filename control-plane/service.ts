@@ -135,6 +135,7 @@ export class ControlPlane implements CpService {
       now: this.now,
       log: this.log,
       fence: () => this.leadership.fence(),
+      onFollowerPass: (trigger) => this.wakeLeader(trigger),
     });
     this.agent = new AgentService({
       config: this.config,
@@ -164,8 +165,27 @@ export class ControlPlane implements CpService {
     });
   }
 
+  /**
+   * Issue 17: a follower that was asked for a pass by a check-in, a report, a confirm or an
+   * operator wakes the leader (its own periodic passes and the leader's wake-ups do not: the leader
+   * ticks by itself, and a wake-up must not bounce between followers).
+   */
+  private wakeLeader(trigger: string): void {
+    if (!this.store.shared || trigger === 'tick' || trigger === 'wakeup' || trigger === 'start') return;
+    this.metrics.leaderWakeups.inc({ direction: 'sent' });
+    void Promise.resolve(this.store.notifyLeader(this.leadership.holder)).catch((e: unknown) => this.log.warn('could not wake the leader', { error: String(e) }));
+  }
+
+  /** A wake-up from another replica: the leader runs a (debounced) pass; a follower ignores it. */
+  private onWakeup(from: string): void {
+    if (from === this.leadership.holder || this.leadership.status().role !== 'leader') return;
+    this.metrics.leaderWakeups.inc({ direction: 'received' });
+    this.loop.request(undefined, 'wakeup');
+  }
+
   /** Put persisted artefacts back in force, poll the source once, start the timers. */
   async start(opts: { timers?: boolean } = {}): Promise<void> {
+    if (this.store.shared) await this.store.listenForWakeups((from) => this.onWakeup(from));
     await this.artifacts.loadFromStore();
     await this.pollNow();
     await this.leadership.tick();

@@ -16,6 +16,7 @@ import type { PostgresConfig } from '../config.ts';
 import { toObservation } from './hosts.ts';
 import { migratePg } from './pg-migrations.ts';
 import * as leader from './pg-leader.ts';
+import { Listener, notify } from './pg-notify.ts';
 import * as sql from './pg-queries.ts';
 import type {
   ApplyResult,
@@ -80,7 +81,12 @@ export class PostgresStore implements Store {
   private group: Group | null = null;
   onGroupRollback: ((e: unknown) => void) | null = null;
 
-  private constructor(readonly pool: pg.Pool) {
+  private listener: Listener | null = null;
+
+  private constructor(
+    readonly pool: pg.Pool,
+    private readonly clientConfig: pg.ClientConfig,
+  ) {
     // An idle connection that breaks (server restart) must not crash the process: the pool drops it.
     pool.on('error', () => {});
   }
@@ -101,10 +107,11 @@ export class PostgresStore implements Store {
       throw e;
     }
     client.release();
-    return new PostgresStore(pool);
+    return new PostgresStore(pool, { ...pc, types });
   }
 
   async close(): Promise<void> {
+    await this.listener?.close();
     await this.queue.catch(() => {});
     await this.pool.end();
   }
@@ -161,6 +168,22 @@ export class PostgresStore implements Store {
 
   leaseHolder(): Promise<{ holder: string; epoch: number } | null> {
     return leader.holder(this.pool);
+  }
+
+  notifyLeader(from: string): Promise<void> {
+    return notify(this.pool, from);
+  }
+
+  async listenForWakeups(onWake: (from: string) => void): Promise<void> {
+    if (this.listener !== null) throw new Error('listenForWakeups: already listening');
+    const l = new Listener(this.clientConfig, onWake);
+    this.listener = l;
+    await l.start();
+  }
+
+  /** The LISTEN session's reconnections (metrics). */
+  get listenerReconnects(): number {
+    return this.listener?.reconnects ?? 0;
   }
 
   applyGrouped(writes: readonly Write[]): Promise<ApplyResult> {

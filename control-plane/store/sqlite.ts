@@ -174,6 +174,8 @@ export class SqliteStore implements Store {
   leaseHolder(): null {
     return null;
   }
+  notifyLeader(_from: string): void {}
+  listenForWakeups(_onWake: (from: string) => void): void {}
 
   /** Synchronous part first (the savepoint: throws on failure); the Promise settles with the group commit. */
   applyGrouped(writes: readonly Write[]): Promise<ApplyResult> {

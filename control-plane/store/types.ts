@@ -164,6 +164,17 @@ export interface Store {
   /** Who holds the lease now (null: nobody, or it expired). */
   leaseHolder(): Awaitable<{ holder: string; epoch: number } | null>;
   /**
+   * Ask the leader for a reconcile pass (PostgreSQL `NOTIFY`; call after the write it should see
+   * committed). `from` names the asking replica. A single-process store: nothing to do.
+   */
+  notifyLeader(from: string): Awaitable<void>;
+  /**
+   * Call `onWake` whenever a replica asks for a pass (PostgreSQL `LISTEN` on a connection of its
+   * own, kept across server restarts; once more after each reconnection). A single-process store
+   * never calls it. Stopped by `close`.
+   */
+  listenForWakeups(onWake: (from: string) => void): Awaitable<void>;
+  /**
    * Group commit (the check-in path): the writes join the transaction shared by the callers of this
    * turn, each list atomically (a list that fails undoes only itself and throws or rejects). The
    * Promise resolves once that shared transaction committed: answer the client only then.
