@@ -51,7 +51,7 @@ import { Leadership } from './leadership.ts';
 import { SoakRestorer } from './soak-restore.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
-import type { Store } from './store/types.ts';
+import type { PruneResult, Store } from './store/types.ts';
 
 export type ControlPlaneDeps = {
   config: Config;
@@ -78,6 +78,7 @@ export class ControlPlane implements CpService {
   private stopped = false;
   private timersOn = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  private pruneTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: ControlPlaneDeps) {
     this.config = deps.config;
@@ -195,12 +196,30 @@ export class ControlPlane implements CpService {
     this.leadership.start();
     this.pollTimer = setInterval(() => void this.pollNow(), this.config.pollIntervalSecs * 1000);
     this.loop.start();
+    this.pruneTimer = setInterval(() => void this.pruneNow().catch((e: unknown) => this.log.error('retention: pruning failed', { error: String(e) })), this.config.retentionIntervalSecs * 1000);
+    this.pruneTimer.unref();
+  }
+
+  /**
+   * Retention (store/retention.ts): the leader prunes what is older than `retentionDays`, fenced
+   * like its passes. Null: retention off, or not the leader.
+   */
+  async pruneNow(): Promise<PruneResult | null> {
+    if (this.config.retentionDays === 0) return null;
+    const fence = await this.leadership.fence();
+    if (fence === null) return null;
+    const nowMs = this.now();
+    const r = await this.store.prune(nowMs - this.config.retentionDays * 86_400_000, nowMs, fence);
+    if (r.reports + r.rollouts + r.audit > 0) this.log.info('retention: pruned', { ...r });
+    return r;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
+    this.pruneTimer = null;
     this.loop.stop();
     await this.leadership.stop();
     await this.source.close();

@@ -126,6 +126,17 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at TIMESTAMPTZ NOT NULL
   );
   `,
+  // 2 — retention (issue 17): the audit chain's anchor once its oldest entries are pruned; reports by age.
+  `
+  CREATE TABLE audit_anchor (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    pruned_ms BIGINT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS reports_received ON reports (received_ms);
+  `,
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

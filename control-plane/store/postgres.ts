@@ -17,6 +17,7 @@ import { toObservation } from './hosts.ts';
 import { migratePg } from './pg-migrations.ts';
 import * as leader from './pg-leader.ts';
 import { Listener, notify } from './pg-notify.ts';
+import { anchorPg, prunedAnything, prunedEntry, prunePg, type AuditAnchor, type PruneResult } from './retention.ts';
 import * as sql from './pg-queries.ts';
 import type {
   ApplyResult,
@@ -168,6 +169,20 @@ export class PostgresStore implements Store {
 
   leaseHolder(): Promise<{ holder: string; epoch: number } | null> {
     return leader.holder(this.pool);
+  }
+
+  auditAnchor(): Promise<AuditAnchor | null> {
+    return anchorPg(this.pool);
+  }
+
+  prune(cutoffMs: number, nowMs: number, fence: Fence): Promise<PruneResult> {
+    return this.tx(async (t) => {
+      await leader.checkFence(t.c, fence);
+      t.head = await sql.lockAuditHead(t.c); // the chain's lock first: nobody appends meanwhile
+      const r = await prunePg(t.c, cutoffMs, nowMs);
+      if (prunedAnything(r)) await t.audit(prunedEntry(r, nowMs));
+      return r;
+    });
   }
 
   notifyLeader(from: string): Promise<void> {

@@ -11,6 +11,9 @@
  */
 import type { AuditEntry } from '../../protocol/api.ts';
 import type { Deferral, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutHost } from '../../reconciler/types.ts';
+import type { AuditAnchor, PruneResult } from './retention.ts';
+
+export type { AuditAnchor, PruneResult };
 
 /** A value, or a Promise of it: what a synchronous or an asynchronous backend returns. */
 export type Awaitable<T> = T | Promise<T>;
@@ -227,4 +230,11 @@ export interface Store {
   getArtifact(kind: ArtifactKind): Awaitable<ArtifactRow | null>;
   auditPage(after: number, limit: number): Awaitable<AuditEntry[]>;
   auditAll(): Awaitable<AuditEntry[]>;
+  /** Where the kept audit log chains from after retention pruned its start (null: genesis). */
+  auditAnchor(): Awaitable<AuditAnchor | null>;
+  /**
+   * Retention (retention.ts): prune what is older than `cutoffMs` in one transaction and append a
+   * `retention.pruned` audit entry. Fenced like a leader's pass (on a shared store only the leader prunes).
+   */
+  prune(cutoffMs: number, nowMs: number, fence: Fence): Awaitable<PruneResult>;
 }
