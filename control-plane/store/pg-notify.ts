@@ -1,5 +1,5 @@
 /**
- * Wake-ups between control plane replicas on one PostgreSQL (issue 17): a follower that took a
+ * Connection health and wake-ups between control plane replicas on one PostgreSQL (issue 17): a follower that took a
  * relevant check-in asks the leader for a pass (`NOTIFY`), so a rollout does not wait for the
  * leader's next periodic pass. One dedicated connection per replica `LISTEN`s; it reconnects with
  * backoff after the server restarts, and reports one wake-up on reconnecting (a notification sent
@@ -13,6 +13,17 @@ export const CHANNEL = 'nixfleet_reconcile';
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
+
+/**
+ * Whether an error means the database cannot be reached (connection refused, lost, or the server
+ * shutting down or starting: SQLSTATE class 08, 57P01–57P03), as opposed to a statement's failure.
+ */
+export function isConnectionError(e: unknown): boolean {
+  const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  if (typeof code === 'string' && (code.startsWith('08') || ['57P01', '57P02', '57P03', 'ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ETIMEDOUT'].includes(code))) return true;
+  const m = e instanceof Error ? e.message : '';
+  return /Connection terminated|connection is closed|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed/i.test(m);
+}
 
 /** Ask every listening replica (the leader acts on it) for a pass. Sent after the caller's commit. */
 export async function notify(q: Q, from: string): Promise<void> {

@@ -135,6 +135,15 @@ export class NotLeaderError extends Error {
   readonly code = 'NOT_LEADER';
 }
 
+/**
+ * The database cannot be reached (PostgreSQL restarting, connection lost): the operation is not
+ * acknowledged (a connection lost during COMMIT may still have committed it: every write the CP
+ * makes is safe to retry). The API answers 503 `STORE_UNAVAILABLE` with Retry-After.
+ */
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE';
+}
+
 /** The leader lease a fenced write is conditional on. */
 export type Fence = { holder: string; epoch: number };
 
