@@ -251,6 +251,12 @@ t('a check-in on a follower wakes the leader (LISTEN/NOTIFY): the wave is dispat
     const runs = await a.cp.metrics.registry.getSingleMetricAsString('nixfleet_reconcile_runs_total');
     assert.match(runs, /trigger="wakeup"/, 'the leader ran a pass because it was woken');
     assert.match(await b.cp.metrics.registry.getSingleMetricAsString('nixfleet_replica_wakeups_total'), /direction="sent"/);
+    // Per-replica metrics: each replica says which it is and what it does.
+    const gauge = async (cp: typeof a, name: string) => (await cp.cp.metrics.registry.getSingleMetricAsString(name)).split('\n').find((l) => l.startsWith(`${name}{`)) ?? '';
+    assert.is(await gauge(a, 'nixfleet_replica_leader'), `nixfleet_replica_leader{holder="${a.cp.leadership.holder}"} 1`);
+    assert.is(await gauge(b, 'nixfleet_replica_leader'), `nixfleet_replica_leader{holder="${b.cp.leadership.holder}"} 0`);
+    assert.is(await gauge(b, 'nixfleet_replica_listening'), `nixfleet_replica_listening{holder="${b.cp.leadership.holder}"} 1`);
+    assert.is(await gauge(a, 'nixfleet_replica_store_up'), `nixfleet_replica_store_up{holder="${a.cp.leadership.holder}"} 1`);
   } finally {
     for (const ag of agents) await ag.client.close();
     await a.stop();

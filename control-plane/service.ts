@@ -100,6 +100,11 @@ export class ControlPlane implements CpService {
         rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
         ready: this.artifacts.fleet() !== null,
       };
+    }, () => {
+      if (!this.store.shared) return null;
+      const l = this.leadership.status();
+      const w = this.store.wakeupListener();
+      return { holder: l.holder, leader: l.role === 'leader', epoch: l.epoch, storeOk: l.storeOk, listening: w.listening, listenerReconnects: w.reconnects };
     });
     this.artifacts = new ArtifactManager({
       store: this.store,

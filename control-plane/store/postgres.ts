@@ -223,6 +223,10 @@ export class PostgresStore implements Store {
     await l.start();
   }
 
+  wakeupListener(): { listening: boolean; reconnects: number } {
+    return { listening: this.listening, reconnects: this.listenerReconnects };
+  }
+
   /** Whether the LISTEN session is up now. */
   get listening(): boolean {
     return this.listener?.listening ?? false;

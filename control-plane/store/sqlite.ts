@@ -187,6 +187,9 @@ export class SqliteStore implements Store {
   }
   notifyLeader(_from: string): void {}
   listenForWakeups(_onWake: (from: string) => void): void {}
+  wakeupListener(): { listening: boolean; reconnects: number } {
+    return { listening: false, reconnects: 0 };
+  }
 
   /** Synchronous part first (the savepoint: throws on failure); the Promise settles with the group commit. */
   applyGrouped(writes: readonly Write[]): Promise<ApplyResult> {

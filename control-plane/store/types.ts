@@ -186,6 +186,8 @@ export interface Store {
    * never calls it. Stopped by `close`.
    */
   listenForWakeups(onWake: (from: string) => void): Awaitable<void>;
+  /** The LISTEN session's health (metrics); a single-process store: never listening. */
+  wakeupListener(): { listening: boolean; reconnects: number };
   /**
    * Group commit (the check-in path): the writes join the transaction shared by the callers of this
    * turn, each list atomically (a list that fails undoes only itself and throws or rejects). The
