@@ -19,6 +19,7 @@ import type { ActivationBackend } from './backend.ts';
 import { CpClient } from './client.ts';
 import type { Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';
+import { FailoverClient } from './failover.ts';
 import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
 import { NixBackend } from './nix.ts';
 import { HOST_PROBES, type ProbeRunner } from './probes.ts';
@@ -70,8 +71,11 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
     const tls = readTls(config);
     if (!tls.ok) return tls;
     connect = () => {
-      const c = new CpClient({ cpUrl: config.cpUrl, tls: tls.value, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
-      return { client: c, close: () => c.close() };
+      // Issue 17: cpUrl first, then the further replicas in cpUrls (failover.ts: sticky, with backoff).
+      const urls = [config.cpUrl, ...config.cpUrls];
+      const cs = urls.map((url) => new CpClient({ cpUrl: url, tls: tls.value, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes }));
+      const client = cs.length === 1 ? cs[0]! : new FailoverClient(urls.map((url, i) => ({ url, client: cs[i]! })), { now: wiring.now ?? Date.now, log });
+      return { client, close: async () => void (await Promise.all(cs.map((c) => c.close()))) };
     };
   }
 

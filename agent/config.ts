@@ -92,6 +92,10 @@ export const AgentConfigSchema = Strict(
   {
     hostname: Type.Optional(Type.String({ minLength: 1, description: 'Must equal the CN of the host certificate and the host name in the signed fleet; default: the machine host name.' })),
     cpUrl: Type.String({ minLength: 1, description: 'Base URL of the control plane, https://… (plain http:// only with allowPlainHttp).' }),
+    cpUrls: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Further control plane replicas (several CPs on one PostgreSQL), tried in order after cpUrl when the current one is unreachable or answers 502/503/504; the agent stays with the one that answers. Empty: cpUrl only (or a load balancer in front of the replicas).',
+    }),
     allowPlainHttp: Type.Boolean({ default: DEFAULTS.allowPlainHttp }),
     tls: Strict({ certFile: AbsPath('Host client certificate (PEM).'), keyFile: AbsPath('Its private key (PEM).'), caFile: AbsPath('Fleet CA certificate (PEM).') }),
     trustFile: AbsPath('trust.json (SPEC §2.3): release keys and cacheKeys. Re-read on change.', DEFAULTS.trustFile),
@@ -143,15 +147,18 @@ export function resolveConfig(input: unknown, host: HostDefaults): Result<Config
   const c = withDefaults(input);
   const issues = validator.check(c) ? [] : validator.issues(c);
   const cpUrl = (c as { cpUrl?: unknown }).cpUrl;
-  if (typeof cpUrl === 'string' && cpUrl !== '') {
+  const cpUrls = (c as { cpUrls?: unknown }).cpUrls;
+  const urls: [string, unknown][] = [['$.cpUrl', cpUrl], ...(Array.isArray(cpUrls) ? cpUrls.map((v, i): [string, unknown] => [`$.cpUrls[${i}]`, v]) : [])];
+  for (const [path, url] of urls) {
+    if (typeof url !== 'string' || url === '') continue;
     // SPEC §5: mutual TLS; plain HTTP only when explicitly allowed (tests, a local proxy).
     let u: URL | null = null;
     try {
-      u = new URL(cpUrl);
+      u = new URL(url);
     } catch {
-      issues.push({ path: '$.cpUrl', message: 'not a URL' });
+      issues.push({ path, message: 'not a URL' });
     }
-    if (u !== null && u.protocol !== 'https:' && !((c as { allowPlainHttp?: unknown }).allowPlainHttp === true && u.protocol === 'http:')) issues.push({ path: '$.cpUrl', message: 'must be https:// (mutual TLS)' });
+    if (u !== null && u.protocol !== 'https:' && !((c as { allowPlainHttp?: unknown }).allowPlainHttp === true && u.protocol === 'http:')) issues.push({ path, message: 'must be https:// (mutual TLS)' });
   }
   if (issues.length > 0 || !validator.check(c)) {
     return err({ code: 'CONFIG_INVALID', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues });
@@ -160,5 +167,6 @@ export function resolveConfig(input: unknown, host: HostDefaults): Result<Config
   const { hostname = host.hostname, platform = host.platform } = c;
   const agentServicePaths = c.agentServicePaths ?? [...AGENT_SERVICE_PATHS[platform]];
   const rebootCommand = c.rebootCommand ?? [...REBOOT_COMMANDS[platform]];
-  return ok(Object.freeze({ ...c, hostname, platform, agentServicePaths, rebootCommand, cpUrl: c.cpUrl.replace(/\/+$/, '') }));
+  const trim = (u: string): string => u.replace(/\/+$/, '');
+  return ok(Object.freeze({ ...c, hostname, platform, agentServicePaths, rebootCommand, cpUrl: trim(c.cpUrl), cpUrls: c.cpUrls.map(trim) }));
 }

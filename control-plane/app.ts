@@ -12,6 +12,7 @@ import type { ReadyzResponse } from '../protocol/api.ts';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/api.ts';
 import type { ServedArtifact } from './agent-service.ts';
 import { ApiError } from './errors.ts';
+import { StoreUnavailableError } from './store/types.ts';
 import type { PeerIdentity } from './identity.ts';
 import { authenticate, limitBody, protocolHeader, refuseRevoked, requireReady, type AppEnv } from './middleware.ts';
 import { agentRoutes, type AgentApi } from './routes-agent.ts';
@@ -49,11 +50,12 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   // The one place where errors become responses: an ApiError by its code's status, anything else
   // is a bug — 500 with a generic body, the details in the log only (STYLE §7).
   app.onError((e, c) => {
-    const apiErr = e instanceof ApiError ? e : null;
+    // The store unreachable (PostgreSQL restarting): 503 with a code, nothing of the request stored.
+    const apiErr = e instanceof ApiError ? e : e instanceof StoreUnavailableError ? new ApiError('STORE_UNAVAILABLE', e.message) : null;
     if (apiErr === null) logError(`internal error on ${c.req.method} ${c.req.path}`, e);
     const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
     c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    if (error.code === 'NOT_READY') c.header('Retry-After', String(opts.retryAfterSecs));
+    if (error.code === 'NOT_READY' || error.code === 'STORE_UNAVAILABLE') c.header('Retry-After', String(opts.retryAfterSecs));
     return c.json(error.toBody(), error.status as 400);
   });
   app.notFound((c) => {

@@ -104,6 +104,8 @@ export const DEFAULTS = Object.freeze({
   retryAfterSecs: 5,
   fetchTimeoutMs: 30_000,
   leaseSecs: 10,
+  retentionDays: 90,
+  retentionIntervalSecs: 3600,
   store: null,
   logLevel: 'info' as const,
 });
@@ -144,6 +146,11 @@ export const ControlPlaneConfigSchema = Strict(
       'leaseSecs',
       'Several replicas on PostgreSQL: the leader lease. The leader renews it every leaseSecs/3; when it dies another replica takes over within leaseSecs + leaseSecs/3.',
     ),
+    retentionDays: NonNegative(
+      'retentionDays',
+      'Reports and signed evidence, finished rollouts (not the newest of a channel) and audit entries older than this are pruned; the audit chain keeps its anchor (control-plane/README.md, "Retention"). 0: keep everything.',
+    ),
+    retentionIntervalSecs: Positive('retentionIntervalSecs', 'How often the leader prunes (retentionDays).'),
     logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel }),
   },
   { title: 'nixfleet-control-plane configuration' },

@@ -27,6 +27,7 @@ export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 41
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   NOT_READY: 503,
+  STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
 });
 

@@ -7,6 +7,9 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 type Counts = { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean };
 
+/** This replica's part in a shared store (issue 17), read at scrape time; null: a single control plane. */
+export type ReplicaState = () => { holder: string; leader: boolean; epoch: number | null; storeOk: boolean; listening: boolean; listenerReconnects: number } | null;
+
 /** Computed at scrape time (from the store: possibly asynchronous). */
 export type StateCounts = () => Counts | Promise<Counts>;
 
@@ -23,9 +26,29 @@ export class CpMetrics {
   readonly outcomesRefused: Counter<'code'>;
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
+  readonly leaderWakeups: Counter<'direction'>;
 
-  constructor(counts: StateCounts) {
+  constructor(counts: StateCounts, replica: ReplicaState = () => null) {
     const registers = [this.registry];
+    // Per replica (each replica serves its own /metrics; `holder` tells them apart in one Prometheus).
+    const perReplica = (name: string, help: string, value: (r: NonNullable<ReturnType<ReplicaState>>) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['holder'],
+        registers,
+        collect() {
+          this.reset();
+          const r = replica();
+          if (r !== null) this.set({ holder: r.holder }, value(r));
+        },
+      });
+    };
+    perReplica('nixfleet_replica_leader', 'Several replicas (PostgreSQL): 1 while this replica holds the leader lease', (r) => (r.leader ? 1 : 0));
+    perReplica('nixfleet_replica_epoch', 'The leader lease epoch this replica holds (0: a follower)', (r) => r.epoch ?? 0);
+    perReplica('nixfleet_replica_store_up', '1 when the last lease renewal reached the database', (r) => (r.storeOk ? 1 : 0));
+    perReplica('nixfleet_replica_listening', '1 while the LISTEN session for leader wake-ups is connected', (r) => (r.listening ? 1 : 0));
+    perReplica('nixfleet_replica_listener_reconnects', 'Reconnections of the LISTEN session (database restarts seen)', (r) => r.listenerReconnects);
     this.checkins = new Counter({ name: 'nixfleet_checkins_total', help: 'Agent check-ins handled', labelNames: ['result'], registers });
     this.verifyFailures = new Counter({
       name: 'nixfleet_artifact_verification_failures_total',
@@ -48,6 +71,12 @@ export class CpMetrics {
       name: 'nixfleet_tls_connections_total',
       help: 'mTLS connections accepted, by whether the client resumed a TLS session (a resumed handshake skips certificate signing and verification)',
       labelNames: ['resumed'],
+      registers,
+    });
+    this.leaderWakeups = new Counter({
+      name: 'nixfleet_replica_wakeups_total',
+      help: 'Several replicas (PostgreSQL): wake-ups a follower sent to the leader after a relevant event, and those the leader received and acted on',
+      labelNames: ['direction'],
       registers,
     });
     this.tlsConnectionsOpen = new Gauge({ name: 'nixfleet_tls_connections_open', help: 'mTLS connections open now (each idle one holds about 45 KiB of native memory)', registers });

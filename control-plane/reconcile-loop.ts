@@ -30,6 +30,8 @@ export type ReconcileLoopDeps = {
   log: Logger;
   /** The leader's fence (store.applyFenced); null: a follower, which leaves passes to the leader. */
   fence: () => Promise<Fence | null>;
+  /** A pass asked for on a follower (it leaves it to the leader): wake the leader (issue 17). */
+  onFollowerPass?: (trigger: string) => void;
 };
 
 export class ReconcileLoop {
@@ -54,11 +56,11 @@ export class ReconcileLoop {
   }
 
   /** Coalesce reconcile requests: at most one pass per `reconcileDebounceMs`. */
-  request(delayMs: number = this.d.config.reconcileDebounceMs): void {
+  request(delayMs: number = this.d.config.reconcileDebounceMs, trigger: string = 'event'): void {
     if (this.stopped || this.debounce !== null) return;
     this.debounce = setTimeout(() => {
       this.debounce = null;
-      void this.safeRun('event');
+      void this.safeRun(trigger);
     }, delayMs);
   }
 
@@ -97,7 +99,10 @@ export class ReconcileLoop {
   private async pass(trigger: string): Promise<Action[]> {
     for (let attempt = 1; ; attempt++) {
       const fence = await this.d.fence();
-      if (fence === null) return [];
+      if (fence === null) {
+        this.d.onFollowerPass?.(trigger);
+        return [];
+      }
       if (this.d.store.shared) await this.d.mirror.reload();
       try {
         return await this.passOnce(trigger, fence);
@@ -111,11 +116,14 @@ export class ReconcileLoop {
     const inForce = this.d.inForce();
     if (inForce === null) return [];
     const started = performance.now();
-    const nowMs = this.d.now();
+    const readMs = this.d.now();
     const channels = await this.d.store.loadChannelState();
-    const expired = await this.d.store.expiredDispatches(nowMs);
+    const expired = await this.d.store.expiredDispatches(readMs);
     const base = this.d.mirror.peek() ?? (await this.d.mirror.get());
-    // From here to apply: synchronous, so the mirror cannot move under the decision.
+    // From here to apply: synchronous, so the mirror cannot move under the decision. The pass's
+    // time is taken now, after the awaited reads: check-ins this replica merged into the mirror
+    // meanwhile are not later than it (issue 17; the reconciler also takes a later stamp as "now").
+    const nowMs = Math.max(readMs, this.d.now());
     const loaded: Observed = { ...base, ...channels };
     const expiries = planExpiries(expired, nowMs);
     const mid = this.d.restorer.apply(applyHostEvents(loaded, expiries.events, nowMs), nowMs);

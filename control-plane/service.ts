@@ -54,7 +54,7 @@ import { Leadership } from './leadership.ts';
 import { SoakRestorer } from './soak-restore.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
-import type { Store } from './store/types.ts';
+import type { PruneResult, Store } from './store/types.ts';
 
 export type ControlPlaneDeps = {
   config: Config;
@@ -81,6 +81,7 @@ export class ControlPlane implements CpService {
   private stopped = false;
   private timersOn = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  private pruneTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: ControlPlaneDeps) {
     this.config = deps.config;
@@ -102,6 +103,11 @@ export class ControlPlane implements CpService {
         rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
         ready: this.artifacts.fleet() !== null,
       };
+    }, () => {
+      if (!this.store.shared) return null;
+      const l = this.leadership.status();
+      const w = this.store.wakeupListener();
+      return { holder: l.holder, leader: l.role === 'leader', epoch: l.epoch, storeOk: l.storeOk, listening: w.listening, listenerReconnects: w.reconnects };
     });
     this.artifacts = new ArtifactManager({
       store: this.store,
@@ -138,6 +144,7 @@ export class ControlPlane implements CpService {
       now: this.now,
       log: this.log,
       fence: () => this.leadership.fence(),
+      onFollowerPass: (trigger) => this.wakeLeader(trigger),
     });
     this.agent = new AgentService({
       config: this.config,
@@ -191,8 +198,27 @@ export class ControlPlane implements CpService {
     });
   }
 
+  /**
+   * Issue 17: a follower that was asked for a pass by a check-in, a report, a confirm or an
+   * operator wakes the leader (its own periodic passes and the leader's wake-ups do not: the leader
+   * ticks by itself, and a wake-up must not bounce between followers).
+   */
+  private wakeLeader(trigger: string): void {
+    if (!this.store.shared || trigger === 'tick' || trigger === 'wakeup' || trigger === 'start') return;
+    this.metrics.leaderWakeups.inc({ direction: 'sent' });
+    void Promise.resolve(this.store.notifyLeader(this.leadership.holder)).catch((e: unknown) => this.log.warn('could not wake the leader', { error: String(e) }));
+  }
+
+  /** A wake-up from another replica: the leader runs a (debounced) pass; a follower ignores it. */
+  private onWakeup(from: string): void {
+    if (from === this.leadership.holder || this.leadership.status().role !== 'leader') return;
+    this.metrics.leaderWakeups.inc({ direction: 'received' });
+    this.loop.request(undefined, 'wakeup');
+  }
+
   /** Put persisted artefacts back in force, poll the source once, start the timers. */
   async start(opts: { timers?: boolean } = {}): Promise<void> {
+    if (this.store.shared) await this.store.listenForWakeups((from) => this.onWakeup(from));
     await this.artifacts.loadFromStore();
     await this.pollNow();
     await this.leadership.tick();
@@ -202,12 +228,30 @@ export class ControlPlane implements CpService {
     this.leadership.start();
     this.pollTimer = setInterval(() => void this.pollNow(), this.config.pollIntervalSecs * 1000);
     this.loop.start();
+    this.pruneTimer = setInterval(() => void this.pruneNow().catch((e: unknown) => this.log.error('retention: pruning failed', { error: String(e) })), this.config.retentionIntervalSecs * 1000);
+    this.pruneTimer.unref();
+  }
+
+  /**
+   * Retention (store/retention.ts): the leader prunes what is older than `retentionDays`, fenced
+   * like its passes. Null: retention off, or not the leader.
+   */
+  async pruneNow(): Promise<PruneResult | null> {
+    if (this.config.retentionDays === 0) return null;
+    const fence = await this.leadership.fence();
+    if (fence === null) return null;
+    const nowMs = this.now();
+    const r = await this.store.prune(nowMs - this.config.retentionDays * 86_400_000, nowMs, fence);
+    if (r.reports + r.rollouts + r.audit > 0) this.log.info('retention: pruned', { ...r });
+    return r;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
+    this.pruneTimer = null;
     this.loop.stop();
     await this.leadership.stop();
     await this.source.close();

@@ -47,6 +47,12 @@
       example = "https://fleet.example.org:8443";
       description = "Base URL of the control plane (`https://`; plain `http://` only with `allowPlainHttp`).";
     };
+    cpUrls = {
+      type = { listOf = "str"; };
+      default = [ ];
+      example = [ "https://fleet2.example.org:8443" ];
+      description = "Further control plane replicas (several CPs on one PostgreSQL), tried in order after cpUrl when the current one is unreachable or answers 502/503/504; the agent stays with the one that answers. Empty: cpUrl only (or a load balancer in front of the replicas).";
+    };
     allowPlainHttp = {
       type = "bool";
       default = false;

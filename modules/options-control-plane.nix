@@ -95,6 +95,16 @@
       default = 10;
       description = "Replicas on PostgreSQL: the leader lease. The leader renews it every leaseSecs/3; when it dies another replica takes over within leaseSecs + leaseSecs/3 (and a paused leader is fenced off).";
     };
+    retentionDays = {
+      type = "ints.unsigned";
+      default = 90;
+      description = "Reports and signed evidence, finished rollouts (not the newest of a channel) and audit entries older than this are pruned by the leader; the audit chain keeps its anchor (the first kept entry chains to it). 0 keeps everything.";
+    };
+    retentionIntervalSecs = {
+      type = "ints.positive";
+      default = 3600;
+      description = "How often the leader prunes (retentionDays).";
+    };
     cacheDir = {
       type = { nullOr = "path"; };
       default = null;

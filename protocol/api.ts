@@ -72,6 +72,8 @@ export const ROUTES = {
  * - 413 `BODY_TOO_LARGE`
  * - 415 `UNSUPPORTED_MEDIA_TYPE` (a body that is not `application/json`)
  * - 503 `NOT_READY` (with `Retry-After`; no verified fleet artefact yet)
+ * - 503 `STORE_UNAVAILABLE` (with `Retry-After`; the database is unreachable — PostgreSQL restarting;
+ *   the request is not acknowledged: retry, on another replica if there is one)
  * - 500 `INTERNAL` (a bug; the message is generic, details go to the log)
  */
 export type ErrorCode =
@@ -95,6 +97,7 @@ export type ErrorCode =
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'NOT_READY'
+  | 'STORE_UNAVAILABLE'
   | 'INTERNAL';
 
 /**

@@ -119,6 +119,17 @@ gates('a Dispatched host that went offline has its dispatch withdrawn (frees its
   assert.is(applyActions(obs, actions, T0).rollouts[r.id]!.hosts['h1']!.state, 'Queued');
 });
 
+gates('a check-in stamped after now (another replica\'s clock, or merged during the pass) is online: a Dispatched host keeps its dispatch, a Queued one is dispatched', () => {
+  // Issue 17: read as "never seen" (a negative unseen time), the dispatch was withdrawn and given again.
+  const fleet = oneChannel([['h1', 'h2']]);
+  const r = makeRollout(fleet, 'stable', { atMs: T0 - MIN, hosts: { h1: 'Dispatched' } });
+  const obs = makeObserved({ hosts: { h1: onlineHost(T0 + 5), h2: onlineHost(T0 + 2_000) }, rolloutList: [r] });
+  const actions = reconcile(fleet, obs, T0);
+  assert.equal(skipped(actions), {});
+  assert.equal(dispatched(actions), ['h2']);
+  assert.is(applyActions(obs, actions, T0).rollouts[r.id]!.hosts['h1']!.state, 'Dispatched');
+});
+
 gates('already runs the target (CP rebuilt from empty): Soaked without a dispatch', () => {
   const fleet = oneChannel([['h1'], ['h2']]);
   const hosts = { h1: onlineHost(T0, { currentClosure: closureFor('h1') }), h2: onlineHost(T0, { currentClosure: closureFor('h2') }) };

@@ -170,7 +170,11 @@ export type Liveness = { offline: boolean; pastGrace: boolean; forMs: number; ne
 function unseenForMs(t: Tick, plan: Plan, i: number): number {
   const last = plan.obs[i]?.lastCheckinMs ?? null;
   // A host never seen counts as offline: we do not know what it runs (CP rebuilt from empty).
-  return last === null ? -1 - (t.nowMs - plan.refMs) : t.nowMs - last;
+  // A check-in stamped after `nowMs` is a host seen just now, never "never seen" (negative is that
+  // encoding): several control planes stamp with their own clocks, and a replica's check-in may be
+  // stamped after the leader's pass began (issue 17: read as never seen, the pass withdrew the
+  // host's dispatch as offline and the next pass dispatched it a second time).
+  return last === null ? -1 - (t.nowMs - plan.refMs) : Math.max(0, t.nowMs - last);
 }
 
 export function isOffline(t: Tick, plan: Plan, i: number): boolean {

@@ -131,6 +131,17 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE host_drift (hostname TEXT PRIMARY KEY, drift_json TEXT NOT NULL);
   CREATE TABLE rollout_controls (rollout_id TEXT PRIMARY KEY, controls_json TEXT NOT NULL);
   `,
+  // 3 — retention (issue 17): the audit chain's anchor once its oldest entries are pruned; reports by age.
+  `
+  CREATE TABLE audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    pruned_ms INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS reports_received ON reports (received_ms);
+  `,
 ];
 
 /** Bring the schema up to date; refuse a database written by a newer control plane. */

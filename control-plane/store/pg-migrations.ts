@@ -131,6 +131,17 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TABLE host_drift (hostname TEXT PRIMARY KEY, drift_json TEXT NOT NULL);
   CREATE TABLE rollout_controls (rollout_id TEXT PRIMARY KEY, controls_json TEXT NOT NULL);
   `,
+  // 3 — retention (issue 17): the audit chain's anchor once its oldest entries are pruned; reports by age.
+  `
+  CREATE TABLE audit_anchor (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    pruned_ms BIGINT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS reports_received ON reports (received_ms);
+  `,
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

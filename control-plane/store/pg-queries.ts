@@ -427,7 +427,8 @@ export type AuditHead = { seq: number; hash: string };
 export async function lockAuditHead(q: Q): Promise<AuditHead> {
   await q.query('SELECT pg_advisory_xact_lock($1)', [LOCK_AUDIT]);
   const last = await one<{ seq: number; hash: string }>(q, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
-  return last ?? { seq: 0, hash: GENESIS_HASH };
+  // After retention pruned every entry, the chain goes on from its anchor (retention.ts).
+  return last ?? (await one<{ seq: number; hash: string }>(q, 'SELECT seq, hash FROM audit_anchor WHERE id = 1')) ?? { seq: 0, hash: GENESIS_HASH };
 }
 
 export async function appendAudit(q: Q, head: AuditHead, e: AuditInput): Promise<AuditEntry> {

@@ -8,6 +8,7 @@ import type { Observed, Rollout } from '../../reconciler/types.ts';
 import { GENESIS_HASH, verifyAuditChain } from '../../protocol/audit-chain.ts';
 import { planObservedWrites } from '../plan.ts';
 import { SqliteStore as Store } from './sqlite.ts';
+import { MIGRATIONS } from './migrations.ts';
 import type { HostRow, RolloutOrigin } from './types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-cp-store-'));
@@ -22,7 +23,7 @@ const t = suite('store');
 t('WAL mode and schema version; reopening keeps data and the audit head', () => {
   const { store, path } = fresh();
   assert.is(store.db.pragma('journal_mode', { simple: true }), 'wal');
-  assert.is(store.db.pragma('user_version', { simple: true }), 2);
+  assert.is(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
   store.appendAudit({ atMs: 0, kind: 'x', actor: 'cp', subject: 's', data: { a: 1 } });
   store.close();
   const again = new Store(path);

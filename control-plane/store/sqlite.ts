@@ -8,6 +8,7 @@
  * (docs/performance.md).
  */
 import Database from 'better-sqlite3';
+import { anchorSqlite, prunedAnything, prunedEntry, pruneSqlite, type AuditAnchor, type PruneResult } from './retention.ts';
 import type { HostRolloutState, Observed } from '../../reconciler/types.ts';
 import { AuditTable } from './audit.ts';
 import { ChannelStateTables } from './channel-state.ts';
@@ -173,6 +174,21 @@ export class SqliteStore implements Store {
   releaseLease(_holder: string): void {}
   leaseHolder(): null {
     return null;
+  }
+  auditAnchor(): AuditAnchor | null {
+    return anchorSqlite(this.db);
+  }
+  prune(cutoffMs: number, nowMs: number, _fence: Fence): PruneResult {
+    return this.tx(() => {
+      const r = pruneSqlite(this.db, cutoffMs, nowMs);
+      if (prunedAnything(r)) this.auditT.append(prunedEntry(r, nowMs));
+      return r;
+    });
+  }
+  notifyLeader(_from: string): void {}
+  listenForWakeups(_onWake: (from: string) => void): void {}
+  wakeupListener(): { listening: boolean; reconnects: number } {
+    return { listening: false, reconnects: 0 };
   }
 
   /** Synchronous part first (the savepoint: throws on failure); the Promise settles with the group commit. */

@@ -11,6 +11,9 @@
  */
 import type { AuditEntry } from '../../protocol/api.ts';
 import type { Deferral, DriftInfo, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutControls, RolloutHost } from '../../reconciler/types.ts';
+import type { AuditAnchor, PruneResult } from './retention.ts';
+
+export type { AuditAnchor, PruneResult };
 
 /** A value, or a Promise of it: what a synchronous or an asynchronous backend returns. */
 export type Awaitable<T> = T | Promise<T>;
@@ -138,6 +141,15 @@ export class NotLeaderError extends Error {
   readonly code = 'NOT_LEADER';
 }
 
+/**
+ * The database cannot be reached (PostgreSQL restarting, connection lost): the operation is not
+ * acknowledged (a connection lost during COMMIT may still have committed it: every write the CP
+ * makes is safe to retry). The API answers 503 `STORE_UNAVAILABLE` with Retry-After.
+ */
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE';
+}
+
 /** The leader lease a fenced write is conditional on. */
 export type Fence = { holder: string; epoch: number };
 
@@ -169,6 +181,19 @@ export interface Store {
   releaseLease(holder: string): Awaitable<void>;
   /** Who holds the lease now (null: nobody, or it expired). */
   leaseHolder(): Awaitable<{ holder: string; epoch: number } | null>;
+  /**
+   * Ask the leader for a reconcile pass (PostgreSQL `NOTIFY`; call after the write it should see
+   * committed). `from` names the asking replica. A single-process store: nothing to do.
+   */
+  notifyLeader(from: string): Awaitable<void>;
+  /**
+   * Call `onWake` whenever a replica asks for a pass (PostgreSQL `LISTEN` on a connection of its
+   * own, kept across server restarts; once more after each reconnection). A single-process store
+   * never calls it. Stopped by `close`.
+   */
+  listenForWakeups(onWake: (from: string) => void): Awaitable<void>;
+  /** The LISTEN session's health (metrics); a single-process store: never listening. */
+  wakeupListener(): { listening: boolean; reconnects: number };
   /**
    * Group commit (the check-in path): the writes join the transaction shared by the callers of this
    * turn, each list atomically (a list that fails undoes only itself and throws or rejects). The
@@ -222,4 +247,11 @@ export interface Store {
   getArtifact(kind: ArtifactKind): Awaitable<ArtifactRow | null>;
   auditPage(after: number, limit: number): Awaitable<AuditEntry[]>;
   auditAll(): Awaitable<AuditEntry[]>;
+  /** Where the kept audit log chains from after retention pruned its start (null: genesis). */
+  auditAnchor(): Awaitable<AuditAnchor | null>;
+  /**
+   * Retention (retention.ts): prune what is older than `cutoffMs` in one transaction and append a
+   * `retention.pruned` audit entry. Fenced like a leader's pass (on a shared store only the leader prunes).
+   */
+  prune(cutoffMs: number, nowMs: number, fence: Fence): Awaitable<PruneResult>;
 }
