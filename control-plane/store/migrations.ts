@@ -3,7 +3,8 @@
  * rollouts + rollout_hosts (state with entry times) + transitions (history), dispatches (targets
  * handed out, with confirm deadlines), quarantines, pauses, last_converged, deferrals, reports
  * (with host signatures and verdict), artifacts (last accepted artefact per kind: bytes, signature,
- * signedAt — rollback protection survives restarts), audit (hash chain).
+ * signedAt — rollback protection survives restarts), audit (hash chain), evidence + evidence_latest
+ * (host-signed compliance evidence, issue 15).
  */
 import type Database from 'better-sqlite3';
 
@@ -124,6 +125,36 @@ export const MIGRATIONS: readonly string[] = [
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
   );
+  `,
+  // 2: host-signed compliance evidence (issue 15): the newest record per host and control, and the history
+  `
+  CREATE TABLE evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL
+  );
+  CREATE INDEX evidence_received ON evidence (received_ms);
+  CREATE TABLE evidence_latest (
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL,
+    PRIMARY KEY (hostname, control)
+  ) WITHOUT ROWID;
   `,
 ];
 

@@ -17,6 +17,7 @@ import { toObservation } from './hosts.ts';
 import { migratePg } from './pg-migrations.ts';
 import * as leader from './pg-leader.ts';
 import * as sql from './pg-queries.ts';
+import * as ev from './pg-evidence.ts';
 import type {
   ApplyResult,
   ArtifactKind,
@@ -24,6 +25,7 @@ import type {
   AuditEntry,
   ChannelState,
   DispatchRow,
+  EvidenceRow,
   Fence,
   HostObservation,
   HostRow,
@@ -272,6 +274,9 @@ export class PostgresStore implements Store {
         case 'artifact.put':
           await sql.putArtifact(c, w.row);
           break;
+        case 'evidence':
+          await ev.putEvidence(c, w.rows);
+          break;
         case 'audit':
           await t.audit(w.entry);
           break;
@@ -380,5 +385,13 @@ export class PostgresStore implements Store {
   }
   auditAll(): Promise<AuditEntry[]> {
     return sql.auditAll(this.pool);
+  }
+
+  latestEvidence(): Promise<EvidenceRow[]> {
+    return ev.latestEvidence(this.pool);
+  }
+
+  evidenceHistory(fromMs: number, toMs: number): Promise<EvidenceRow[]> {
+    return ev.evidenceHistory(this.pool, fromMs, toMs);
   }
 }

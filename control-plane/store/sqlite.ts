@@ -12,6 +12,7 @@ import type { HostRolloutState, Observed } from '../../reconciler/types.ts';
 import { AuditTable } from './audit.ts';
 import { ChannelStateTables } from './channel-state.ts';
 import { DispatchesTable } from './dispatches.ts';
+import { EvidenceTables } from './evidence.ts';
 import { HostsTable, toObservation } from './hosts.ts';
 import { migrate } from './migrations.ts';
 import { ArtifactsTable, ReportsTable } from './reports.ts';
@@ -24,6 +25,7 @@ import type {
   AuditInput,
   ChannelState,
   DispatchRow,
+  EvidenceRow,
   Fence,
   HostObservation,
   HostRow,
@@ -45,6 +47,7 @@ export class SqliteStore implements Store {
   private readonly reportsT: ReportsTable;
   private readonly artifactsT: ArtifactsTable;
   private readonly auditT: AuditTable;
+  private readonly evidenceT: EvidenceTables;
   private readonly begin: Database.Statement<[]>;
   private readonly commit: Database.Statement<[]>;
   private readonly rollback: Database.Statement<[]>;
@@ -72,6 +75,7 @@ export class SqliteStore implements Store {
     this.reportsT = new ReportsTable(this.db);
     this.artifactsT = new ArtifactsTable(this.db);
     this.auditT = new AuditTable(this.db);
+    this.evidenceT = new EvidenceTables(this.db);
     this.begin = this.db.prepare('BEGIN IMMEDIATE');
     this.commit = this.db.prepare('COMMIT');
     this.rollback = this.db.prepare('ROLLBACK');
@@ -260,6 +264,9 @@ export class SqliteStore implements Store {
         case 'artifact.put':
           this.artifactsT.put(w.row);
           break;
+        case 'evidence':
+          this.evidenceT.put(w.rows);
+          break;
         case 'audit':
           this.auditT.append(w.entry);
           break;
@@ -412,5 +419,13 @@ export class SqliteStore implements Store {
 
   auditAll(): AuditEntry[] {
     return this.auditT.all();
+  }
+
+  latestEvidence(): EvidenceRow[] {
+    return this.evidenceT.latest();
+  }
+
+  evidenceHistory(fromMs: number, toMs: number): EvidenceRow[] {
+    return this.evidenceT.between(fromMs, toMs);
   }
 }
