@@ -21,6 +21,7 @@ import { loadHostKey } from './hostkey.ts';
 import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
 import { NixBackend } from './nix.ts';
 import { HOST_PROBES, type ProbeRunner } from './probes.ts';
+import { hostCheckIo, type CheckIo } from './compliance.ts';
 import { FileStateStore, type StateStore } from './state.ts';
 
 /**
@@ -41,6 +42,8 @@ export type AgentWiring = {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
   bootId?: () => string;
+  /** Issue 15: the runtime compliance checks' view of the host; default the real one under `config.complianceRoot`. */
+  checkIo?: CheckIo | null;
 };
 
 export type BuiltAgent = {
@@ -124,6 +127,7 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
     random: wiring.random ?? Math.random,
     bootId: wiring.bootId ?? readBootId,
     log,
+    checkIo: wiring.checkIo === undefined ? hostCheckIo(config.complianceRoot) : wiring.checkIo,
   });
   return ok({ agent, close });
 }

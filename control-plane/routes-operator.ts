@@ -19,6 +19,7 @@ import type {
   TraceResponse,
 } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
+import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -37,6 +38,8 @@ export interface OperatorApi {
   /** Issue 14: `nixfleet rollout skip`. */
   skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Awaitable<RolloutSkipResponse>;
   quarantines(): Awaitable<QuarantinesResponse>;
+  /** Issue 15: `nixfleet compliance`. */
+  compliance(): Awaitable<ComplianceResponse>;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Awaitable<QuarantineClearResponse>;
 }
 
@@ -86,6 +89,7 @@ export function operatorRoutes(service: OperatorApi): Hono<AppEnv> {
     return c.json(await service.skip(c.get('peer'), c.req.param('id'), req));
   });
   app.get(ROUTES.quarantines, operator, async (c) => c.json(await service.quarantines()));
+  app.get(ROUTES.compliance, operator, async (c) => c.json(await service.compliance()));
   app.post(ROUTES.quarantinesClear, operator, async (c) => {
     const req = validated(parseQuarantineClearRequest(await readJson(c, false)));
     return c.json(await service.clearQuarantines(c.get('peer'), req));
