@@ -3,6 +3,7 @@
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
 import { auditVerify } from './cmd-audit.ts';
+import { compliance } from './cmd-compliance.ts';
 import { checkConfig, configInit } from './cmd-config.ts';
 import { completionCommand } from './completion.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
@@ -214,6 +215,33 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     online: true,
     json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
     handler: resume,
+  },
+  {
+    name: 'compliance',
+    summary: 'Compliance per framework / control / host: pass, fail, error, stale, missing; exit 1 if any control fails',
+    description:
+      "From each host's newest signed evidence (issue 15): stale = older than the CP's complianceStaleAfterSecs or about\nanother closure than the host runs; missing = no evidence yet. Lists every failing control with what the host\nobserved and the framework clauses it maps to, and the static failures the signed release records.",
+    args: [],
+    flags: [
+      CHANNEL_FILTER,
+      { name: 'framework', type: 'string', placeholder: 'NAME', description: 'Only the controls mapped to this framework (nis2, dora, iso27001, anssi-bp028, cis, …).' },
+      { name: 'host', type: 'string', placeholder: 'HOST', description: 'Only this host.' },
+      { name: 'by', type: 'string', placeholder: 'VIEW', default: 'framework', description: 'Summary table: framework, control or host.' },
+    ],
+    examples: ['nixfleet compliance', 'nixfleet compliance --by control --framework nis2', 'nixfleet compliance --json | jq .failures'],
+    online: true,
+    json: {
+      shape: '`{frameworks, controls, hosts, failures, staticFailures, failing}`:',
+      fields: [
+        { name: 'frameworks', description: '`[{framework, pass, fail, error, stale, missing}]` (host × control counts).' },
+        { name: 'controls', description: '`[{control, title, severity, clauses, pass, …, failing: [host]}]`.' },
+        { name: 'hosts', description: '`[{hostname, channel, mode, pass, …}]`.' },
+        { name: 'failures', description: '`[{hostname, control, status, observed, at, clauses}]`.' },
+        { name: 'staticFailures', description: 'From the signed artefact: `[{host, channel, control, observed}]`.' },
+        { name: 'failing', description: 'true when some control fails or errors (exit 1).' },
+      ],
+    },
+    handler: compliance,
   },
   {
     name: 'quarantine list',
