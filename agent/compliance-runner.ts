@@ -6,7 +6,7 @@
  * or confirm carried it. The policy comes only from signed bytes the agent verified itself.
  */
 import type { SignedEvidence } from '../protocol/compliance-api.ts';
-import { controlsOf, type Control } from '../protocol/compliance.ts';
+import { CATALOGUE, controlsForFrameworks, mergeCatalogue, type Control } from '../protocol/compliance.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import { parseFleetResolved, type ComplianceMode, type FleetResolved } from '../protocol/schema.ts';
 import { collectEvidence, type CheckIo } from './compliance.ts';
@@ -58,7 +58,10 @@ export class ComplianceRunner {
   private controls(): Control[] {
     const p = this.policy;
     if (this.d.io === null || p === null || p.mode === 'disabled') return [];
-    return controlsOf(p.frameworks, p.own).filter((c) => c.runtime !== null);
+    // Signed data, but checked like any input: a malformed fleet control is left out, not run.
+    const merged = mergeCatalogue(p.own);
+    if (!merged.ok) this.log(`compliance: the fleet's own controls are refused (${merged.error.code}: ${merged.error.message}); running the built-in ones`);
+    return controlsForFrameworks(p.frameworks, merged.ok ? merged.value : CATALOGUE).filter((c) => c.runtime !== null);
   }
 
   /** Periodic run, when `intervalSecs` have passed since the last one. */

@@ -395,7 +395,7 @@ export class NixfleetAgent {
       this.acceptNewer(checked.value.fleetAccepted); // the index signs the artefact's sha256 and signedAt
       ({ host, cpDeadlineMs } = checked.value);
       const c = checked.value.leaf.channel.settings?.compliance;
-      if (c !== undefined) this.compliance.policy = { mode: c.mode, frameworks: c.frameworks, own: [] };
+      if (c !== undefined) this.compliance.policy = { mode: c.mode, frameworks: c.frameworks, own: checked.value.leaf.controls ?? [] };
     } else {
       let art = store.loadArtifact(target.artifactSha256);
       if (art === null) {

@@ -17,9 +17,10 @@ export type ComplianceReport = {
   frameworks: ({ framework: string } & Tally)[];
   controls: ({ control: string; title: string; severity: string; clauses: string[] } & Tally & { failing: string[] })[];
   hosts: ({ hostname: string; channel: string; mode: string } & Tally)[];
-  failures: { hostname: string; control: string; status: ControlStatus; observed: string | null; at: string | null; clauses: string[] }[];
+  /** Newest evidence failing or in error, fresh or stale (`status`), with the closure it is about. */
+  failures: { hostname: string; control: string; status: ControlStatus; observed: string | null; at: string | null; closure: string | null; clauses: string[] }[];
   staticFailures: ComplianceResponse['staticFailures'];
-  /** Some control fails (or errors) on some host: `nixfleet compliance` exits 1. */
+  /** Some control fails (or errors) on some host, on fresh evidence: `nixfleet compliance` exits 1. */
   failing: boolean;
 };
 
@@ -48,9 +49,10 @@ export function complianceReport(view: ComplianceResponse, f: ComplianceFilter =
       let ct = controls.get(c.control);
       if (ct === undefined) controls.set(c.control, (ct = { control: c.control, title: m?.title ?? c.control, severity: m?.severity ?? '', clauses: m?.frameworks ?? [], ...zero(), failing: [] }));
       ct[c.status]++;
-      if (c.status === 'fail' || c.status === 'error') {
-        ct.failing.push(h.hostname);
-        failures.push({ hostname: h.hostname, control: c.control, status: c.status, observed: c.observed, at: c.at, clauses });
+      // A stale failure is listed too (e.g. the evidence of a closure the host rolled back from), flagged stale.
+      if (c.result === 'fail' || c.result === 'error') {
+        if (c.status !== 'stale') ct.failing.push(h.hostname);
+        failures.push({ hostname: h.hostname, control: c.control, status: c.status, observed: c.observed, at: c.at, closure: c.closure, clauses });
       }
     }
     hosts.push(ht);
@@ -61,7 +63,7 @@ export function complianceReport(view: ComplianceResponse, f: ComplianceFilter =
     hosts,
     failures,
     staticFailures: view.staticFailures.filter((s) => (f.channel === undefined || s.channel === f.channel) && (f.host === undefined || s.host === f.host)),
-    failing: failures.length > 0,
+    failing: failures.some((x) => x.status !== 'stale'),
   };
 }
 
@@ -82,7 +84,13 @@ export function renderCompliance(r: ComplianceReport, by: ComplianceBy, style: S
     out += '\nfailing controls:\n';
     out += renderTable(
       ['', 'HOST', 'CONTROL', 'OBSERVED', 'CLAUSES'],
-      r.failures.map((x) => [{ text: SYMBOL[x.status], tone: TONE[x.status] }, x.hostname, x.control, x.observed ?? '-', x.clauses.join(' ')]),
+      r.failures.map((x) => [
+        { text: SYMBOL[x.status], tone: TONE[x.status] },
+        x.hostname,
+        x.control,
+        `${x.observed ?? '-'}${x.status === 'stale' ? ` (stale: about ${x.closure ?? 'an unknown closure'})` : ''}`,
+        x.clauses.join(' '),
+      ]),
       style,
     );
   }

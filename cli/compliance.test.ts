@@ -46,6 +46,14 @@ const VIEW: ComplianceResponse = {
         { control: 'auditd-enabled', status: 'missing', result: null, observed: null, at: null, closure: null, signed: false },
       ],
     },
+    {
+      hostname: 'web3',
+      channel: 'staging',
+      mode: 'permissive',
+      frameworks: ['nis2'],
+      currentClosure: 'c3',
+      controls: [{ control: 'ssh-no-root-login', status: 'stale', result: 'fail', observed: 'PermitRootLogin yes', at: '2026-05-01T12:00:00Z', closure: 'c-rolled-back', signed: true }],
+    },
   ],
   staticFailures: [{ host: 'web2', channel: 'staging', control: 'immutable-users', observed: 'users.mutableUsers = true' }],
 };
@@ -54,19 +62,21 @@ t('tallies per framework (a control counts under each framework its host is held
   const r = complianceReport(VIEW);
   assert.equal(r.frameworks, [
     { framework: 'iso27001', pass: 0, fail: 1, error: 0, stale: 0, missing: 0 },
-    { framework: 'nis2', pass: 1, fail: 1, error: 0, stale: 1, missing: 1 },
+    { framework: 'nis2', pass: 1, fail: 1, error: 0, stale: 2, missing: 1 },
   ]);
   assert.equal(r.controls.map((c) => [c.control, c.fail, c.failing]), [['ssh-no-root-login', 1, ['web1']], ['auditd-enabled', 0, []]]);
-  assert.equal(r.hosts.map((h) => [h.hostname, h.pass, h.fail, h.stale, h.missing]), [['web1', 0, 1, 1, 0], ['web2', 1, 0, 0, 1]]);
-  assert.equal(r.failures.map((f) => [f.hostname, f.control, f.observed]), [['web1', 'ssh-no-root-login', 'PermitRootLogin yes']]);
+  assert.equal(r.hosts.map((h) => [h.hostname, h.pass, h.fail, h.stale, h.missing]), [['web1', 0, 1, 1, 0], ['web2', 1, 0, 0, 1], ['web3', 0, 0, 1, 0]]);
+  // The stale failure (evidence of a closure web3 rolled back from) is listed, flagged stale.
+  assert.equal(r.failures.map((f) => [f.hostname, f.control, f.status, f.closure]), [['web1', 'ssh-no-root-login', 'fail', 'c1'], ['web3', 'ssh-no-root-login', 'stale', 'c-rolled-back']]);
   assert.ok(r.failing);
+  assert.not.ok(complianceReport(VIEW, { host: 'web3' }).failing, 'a stale failure alone does not fail the command');
 });
 
 t('filters: --framework keeps the controls mapped to it, --channel / --host the hosts', () => {
   const iso = complianceReport(VIEW, { framework: 'iso27001' });
   assert.equal(iso.controls.map((c) => c.control), ['ssh-no-root-login']);
   const staging: ComplianceReport = complianceReport(VIEW, { channel: 'staging' });
-  assert.equal(staging.hosts.map((h) => h.hostname), ['web2']);
+  assert.equal(staging.hosts.map((h) => h.hostname), ['web2', 'web3']);
   assert.not.ok(staging.failing);
   assert.equal(complianceReport(VIEW, { host: 'web1' }).staticFailures, []);
 });
@@ -76,7 +86,8 @@ t('render: the summary by framework / control / host, the failing controls with 
   const plain = makeStyle(false);
   const byFw = stripAnsi(renderCompliance(r, 'framework', plain));
   assert.match(byFw, /FRAMEWORK\s+PASS\s+FAIL\s+ERROR\s+STALE\s+MISSING/);
-  assert.match(byFw, /nis2\s+1\s+1\s+0\s+1\s+1/);
+  assert.match(byFw, /nis2\s+1\s+1\s+0\s+2\s+1/);
+  assert.match(byFw, /⚠\s+web3\s+ssh-no-root-login\s+PermitRootLogin yes \(stale: about c-rolled-back\)/);
   assert.match(byFw, /✗\s+web1\s+ssh-no-root-login\s+PermitRootLogin yes\s+nis2:21.2\(i\) iso27001:A.8.2/);
   assert.match(byFw, /web2\s+staging\s+immutable-users\s+users.mutableUsers = true/);
   assert.match(renderCompliance(r, 'control', plain), /ssh-no-root-login\s+high\s+1\s+1/);

@@ -17,6 +17,7 @@
  * Pure: building, proving and checking; the signature over the index is checked by the caller
  * (protocol/verify.ts) before {@link verifySlice} is asked about a leaf.
  */
+import { controlsForFrameworks, type Control } from './compliance.ts';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
@@ -38,6 +39,12 @@ export type SliceLeaf = {
   channel: { name: string; settings: Channel | null };
   /** The host's wave on its channel, or null when no wave lists it. */
   wave: { index: number; soakMinutes: number } | null;
+  /**
+   * Issue 15: the fleet's own compliance controls (artefact `compliance.controls`) of the
+   * channel's frameworks, whose runtime checks the agent runs; absent when there are none (so a
+   * fleet without them has the leaves it had before).
+   */
+  controls?: Control[];
 };
 
 const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -84,15 +91,20 @@ export function sliceLeaves(fleet: FleetResolved): { hostnames: string[]; leaves
       for (const h of w.hosts) if (!waveOf.has(`${channel}\0${h}`)) waveOf.set(`${channel}\0${h}`, { index, soakMinutes: w.soakMinutes });
     });
   }
+  const own = fleet.compliance?.controls ?? [];
+  const ownControls = new Map(Object.entries(fleet.channels).map(([name, ch]) => [name, own.length === 0 ? [] : controlsForFrameworks(ch.compliance.frameworks, own)]));
   const leaves = hostnames.map((hostname): SliceLeaf => {
     const host = fleet.hosts[hostname]!;
-    return {
+    const leaf: SliceLeaf = {
       schemaVersion: 1,
       hostname,
       host,
       channel: { name: host.channel, settings: fleet.channels[host.channel] ?? null },
       wave: waveOf.get(`${host.channel}\0${hostname}`) ?? null,
     };
+    const own = ownControls.get(host.channel);
+    if (own !== undefined && own.length > 0) leaf.controls = own;
+    return leaf;
   });
   return { hostnames, leaves };
 }
