@@ -114,6 +114,25 @@ test('periodic: after complianceIntervalSecs a check-in carries a fresh set abou
   assert.is(ev.find((e) => e.record.control === 'toy-marker')!.record.result, 'pass');
 });
 
+test('a confirm refused for its evidence (EVIDENCE_SIGNATURE_INVALID, e.g. a host key the fleet does not know yet) is retried without it: the activation is not lost', async () => {
+  const s = scenario('permissive', 'yes');
+  const orig = s.world.cp.confirm.bind(s.world.cp);
+  s.world.cp.confirm = async (body) => {
+    if (body.compliance !== undefined) {
+      s.world.cp.confirms.push(structuredClone(body));
+      return { result: 'error', message: '/v1/agent/confirm: HTTP 400 EVIDENCE_SIGNATURE_INVALID: evidence[0] does not verify' };
+    }
+    return orig(body);
+  };
+  try {
+    const out = await s.agent.once();
+    assert.equal(out, { kind: 'activated', phase: 'idle', outcome: 'confirmed' }, s.world.logs.join('\n'));
+  } finally {
+    await s.close();
+  }
+  assert.equal(s.world.cp.confirms.map((c) => c.compliance === undefined), [false, true]);
+});
+
 test('disabled: no checks, nothing sent', async () => {
   const s = scenario('disabled', 'no');
   try {

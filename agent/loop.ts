@@ -174,7 +174,7 @@ export class NixfleetAgent {
         const evidence = this.compliance.pending();
         if (evidence !== undefined) body.compliance = evidence;
         const r = await this.deps.client.confirm(body);
-        if (r.result !== 'error') this.compliance.delivered(evidence);
+        if (r.result !== 'error' || r.message.includes('EVIDENCE_SIGNATURE_INVALID')) this.compliance.delivered(evidence); // refused evidence: confirm without it
         this.log(`confirm ${rolloutId} ${closureHash}: ${r.result} (${r.message})`);
         return r;
       },

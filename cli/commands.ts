@@ -442,6 +442,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'lastHash', description: 'hash of the last entry (compare with the CP to detect a truncated export).' },
         { name: 'complete', description: 'true when the export starts at seq 1 (the whole chain was checked).' },
         { name: 'reports', description: '{verified, rejectedByCp, unchecked}: host report signature counts.' },
+        { name: 'evidence', description: '{verified, unchecked}: host-signed compliance evidence records carried by host.evidence entries (issue 15); a bad one fails with EVIDENCE_SIGNATURE.' },
         { name: 'code', description: 'On failure: EMPTY, PARSE_ERROR, SHAPE, SEQ, PREV_HASH, HASH or REPORT_SIGNATURE.' },
         { name: 'line', description: 'On failure: the 1-based line number of the first bad entry.' },
         { name: 'seq', description: 'On failure: its seq, when readable.' },

@@ -5,6 +5,11 @@
  * cannot speak for another, nor anyone for a host). Records dated too far ahead of the CP clock
  * are dropped (counted). What the host's controls say about the closure it runs now becomes the
  * reconciler's `complianceFailures` (an `error` counts as a failure: nothing was proven).
+ *
+ * The audit entry of a batch (`host.evidence`) carries the signed records themselves when the
+ * batch is about an activation (`via: confirm`) or holds a failure — what the gate decided on, so
+ * `nixfleet audit export | audit verify --fleet` checks those host signatures offline; a periodic
+ * all-pass batch is summarised (its records are in the evidence store).
  */
 import type { SignedEvidence } from '../protocol/compliance-api.ts';
 import { fromBase64, verifySignature } from '../protocol/crypto.ts';
@@ -59,12 +64,22 @@ export function checkEvidence(h: string, list: readonly SignedEvidence[], hostKe
   }
   const about = rows.filter((r) => closure !== null && r.closure === closure);
   const failures = about.length === 0 ? undefined : [...new Set(about.filter((r) => r.result !== 'pass').map((r) => r.control))].sort();
+  const anyFailing = rows.some((r) => r.result !== 'pass');
+  const kept = via === 'confirm' || anyFailing ? list.filter((e) => Date.parse(e.record.at) - nowMs <= EVIDENCE_MAX_FUTURE_MS) : null;
   const audit: AuditInput = {
     atMs: nowMs,
     kind: 'host.evidence',
     actor: `host:${h}`,
     subject: h,
-    data: { via, closure, records: rows.length, failing: failures ?? null, dropped, verdict: hostKey === null ? 'unsigned-no-pubkey' : 'verified' },
+    data: {
+      via,
+      closure,
+      records: rows.length,
+      failing: failures ?? null,
+      dropped,
+      verdict: hostKey === null ? 'unsigned-no-pubkey' : 'verified',
+      ...(kept !== null ? { evidence: kept.map((e) => ({ record: e.record, signature: e.signature })) } : {}),
+    },
   };
   return { rows, failures, audit };
 }
