@@ -22,7 +22,7 @@ const t = suite('store');
 t('WAL mode and schema version; reopening keeps data and the audit head', () => {
   const { store, path } = fresh();
   assert.is(store.db.pragma('journal_mode', { simple: true }), 'wal');
-  assert.is(store.db.pragma('user_version', { simple: true }), 1);
+  assert.is(store.db.pragma('user_version', { simple: true }), 2); // 2: compliance evidence (issue 15)
   store.appendAudit({ atMs: 0, kind: 'x', actor: 'cp', subject: 's', data: { a: 1 } });
   store.close();
   const again = new Store(path);
