@@ -5,7 +5,7 @@
  * and the fleet's own controls are checked with stable codes. The CLI exits 1 naming host and
  * control. (nix-tests/compliance.test.ts holds lib/compliance.nix to the same output.)
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -101,6 +101,7 @@ s('nixfleet-release resolve --compliance-report: exit 1 naming host and control 
   const out = JSON.parse(readFileSync(join(d, 'out.json'), 'utf8')) as { compliance: { staticFailures: { host: string; control: string }[] } };
   assert.equal(out.compliance.staticFailures.map((f) => [f.host, f.control]), [['a', nis2Static.id]]);
   assert.ok(err.some((l) => l.startsWith('warning: host "a" (channel "strict", permissive)')));
+  rmSync(d, { recursive: true, force: true });
 });
 
 s.run();
