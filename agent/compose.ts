@@ -23,6 +23,7 @@ import { FailoverClient } from './failover.ts';
 import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
 import { NixBackend } from './nix.ts';
 import { HOST_PROBES, type ProbeRunner } from './probes.ts';
+import { hostCheckIo, type CheckIo } from './compliance.ts';
 import { FileStateStore, type StateStore } from './state.ts';
 
 /**
@@ -45,6 +46,8 @@ export type AgentWiring = {
   bootId?: () => string;
   /** Issue 14: reboot the machine (rebootPolicy automatic); default: run `config.rebootCommand`. */
   reboot?: AgentDeps['reboot'];
+  /** Issue 15: the runtime compliance checks' view of the host; default the real one under `config.complianceRoot`. */
+  checkIo?: CheckIo | null;
 };
 
 export type BuiltAgent = {
@@ -132,6 +135,7 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
     bootId: wiring.bootId ?? (() => readBootId(config.bootIdFile)),
     reboot: wiring.reboot ?? (() => runCommand(config.rebootCommand, config.commandTimeoutSecs * 1000)),
     log,
+    checkIo: wiring.checkIo === undefined ? hostCheckIo(config.complianceRoot) : wiring.checkIo,
   });
   return ok({ agent, close });
 }

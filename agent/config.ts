@@ -48,6 +48,8 @@ export const DEFAULTS = Object.freeze({
   commandTimeoutSecs: 1800,
   maxArtifactBytes: 16 * 1024 * 1024,
   probes: [] as readonly ProbeConfig[],
+  complianceIntervalSecs: 6 * 3600,
+  complianceRoot: '/',
 });
 
 export type ConfigIssue = Issue;
@@ -128,6 +130,13 @@ export const AgentConfigSchema = Strict(
     commandTimeoutSecs: Secs(1, 86_400, DEFAULTS.commandTimeoutSecs, 'Nix realise / switch scripts are killed after this.'),
     maxArtifactBytes: Int(1024, 1024 * 1024 * 1024, DEFAULTS.maxArtifactBytes, 'Size limit of the signed artefact (STYLE §5).'),
     probes: Type.Array(ProbeConfigSchema, { default: [] }),
+    complianceIntervalSecs: Secs(
+      60,
+      7 * 86_400,
+      DEFAULTS.complianceIntervalSecs,
+      "Issue 15: how often the runtime compliance checks of the channel's frameworks run besides after each activation (before its confirm).",
+    ),
+    complianceRoot: AbsPath('Issue 15: the root the file / world-writable compliance checks read under (/ on a host).', DEFAULTS.complianceRoot),
   },
   { title: 'nixfleet-agent configuration (nixfleet-agent run --config FILE)' },
 );

@@ -34,6 +34,8 @@ import type { PrivateKey } from '../protocol/crypto.ts';
 import type { Result } from '../protocol/result.ts';
 import type { Host, Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
+import type { CheckIo } from './compliance.ts';
+import { ComplianceRunner, policyOf, storedPolicy } from './compliance-runner.ts';
 import type { HttpError } from './client.ts';
 import type { Config } from './config.ts';
 import { drive, type DriveDeps } from './drive.ts';
@@ -85,6 +87,8 @@ export type AgentDeps = {
   /** Issue 14: reboot the machine (channel rebootPolicy automatic); absent: never rebooted by the agent. */
   reboot?: () => Promise<{ ok: boolean; message: string }>;
   log: (msg: string) => void;
+  /** Issue 15: the host as the runtime compliance checks see it; null/absent: no checks. */
+  checkIo?: CheckIo | null;
 };
 
 /** What one cycle did, for `once`, logs and tests. */
@@ -117,6 +121,9 @@ export class NixfleetAgent {
   private readonly bootId: () => string;
   private readonly log: (msg: string) => void;
   readonly machineConfig: MachineConfig;
+  readonly compliance: ComplianceRunner;
+  /** The rollout of the activation under way (for the evidence of its pre-confirm checks). */
+  private activating: string | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now;
@@ -130,6 +137,7 @@ export class NixfleetAgent {
       retryIntervalSecs: deps.config.retryIntervalSecs,
       bootId: deps.bootId(),
     };
+    this.compliance = new ComplianceRunner({ hostname: deps.config.hostname, io: deps.checkIo ?? null, hostKey: deps.hostKey, intervalSecs: deps.config.complianceIntervalSecs, now: deps.now, log: deps.log });
   }
 
   private driveDeps(): DriveDeps {
@@ -143,6 +151,8 @@ export class NixfleetAgent {
         const r = await this.deps.probes.run(config.probes, this.now);
         this.probeResults = r.results;
         for (const p of config.probes) this.probeRanAt.set(p.name, this.now());
+        const running = await backend.running();
+        await this.compliance.afterActivation(running === null ? null : basename(running), this.activating, this.bootId());
         return { ok: r.ok, failures: r.failures };
       },
       confirm: async (rolloutId, closureHash) => {
@@ -156,7 +166,10 @@ export class NixfleetAgent {
         };
         const rec = this.signedRecord(rolloutId, closureHash, this.now());
         if (rec !== null) body.confirmed = rec;
+        const evidence = this.compliance.pending();
+        if (evidence !== undefined) body.compliance = evidence;
         const r = await this.deps.client.confirm(body);
+        if (r.result !== 'error' || r.message.includes('EVIDENCE_SIGNATURE_INVALID')) this.compliance.delivered(evidence); // refused evidence: confirm without it
         this.log(`confirm ${rolloutId} ${closureHash}: ${r.result} (${r.message})`);
         return r;
       },
@@ -253,6 +266,7 @@ export class NixfleetAgent {
     const confirmed = store.loadConfirmed();
     if (pending !== null) this.log(`recovering activation of ${pending.closureHash} (phase ${pending.phase}, deadline ${new Date(pending.deadlineMs).toISOString()})`);
     this.state = INITIAL_STATE;
+    this.compliance.policy = storedPolicy(this.deps.store, this.deps.config.hostname);
     await this.run(recover(persisted, pending, running, nowMs, confirmed === null ? null : confirmed.record));
   }
 
@@ -303,6 +317,8 @@ export class NixfleetAgent {
     }
     const runningBase = running === null ? null : basename(running);
     const lastOutcome = this.apiOutcome();
+    await this.compliance.maybeRun(runningBase, this.bootId());
+    const evidence = this.compliance.pending();
     const body: CheckinRequest = {
       hostname: cfg.hostname,
       currentClosure: runningBase,
@@ -314,8 +330,11 @@ export class NixfleetAgent {
       lastOutcomeSignature: lastOutcome === null || this.deps.hostKey === null ? null : signJcs(outcomeStatement(cfg.hostname, lastOutcome), this.deps.hostKey),
       pendingReboot: state.deferred !== null && state.deferred !== runningBase,
       lastConfirmed: signedOrNull(this.deps.store.loadConfirmed()),
+      ...(evidence === undefined ? {} : { compliance: evidence }),
     };
     const res = await this.deps.client.checkin(body);
+    // Evidence the CP refused (EVIDENCE_SIGNATURE_INVALID) would be refused again: drop it, keep checking in.
+    if (res.ok || res.error.errorCode === 'EVIDENCE_SIGNATURE_INVALID') this.compliance.delivered(evidence);
     if (!res.ok) {
       this.failures += 1;
       this.log(`check-in failed (${this.failures}): ${res.error.message}`);
@@ -382,6 +401,8 @@ export class NixfleetAgent {
       this.acceptNewer(checked.value.verified.accepted, 'index');
       this.acceptNewer(checked.value.fleetAccepted); // the index signs the artefact's sha256 and signedAt
       ({ host, channel, cpDeadlineMs } = checked.value);
+      const c = checked.value.leaf.channel.settings?.compliance;
+      if (c !== undefined) this.compliance.policy = { mode: c.mode, frameworks: c.frameworks, own: checked.value.leaf.controls ?? [] };
     } else {
       let art = store.loadArtifact(target.artifactSha256);
       if (art === null) {
@@ -409,6 +430,7 @@ export class NixfleetAgent {
       const { verified } = checked.value;
       ({ host, channel, cpDeadlineMs } = checked.value);
       this.acceptNewer(verified.accepted);
+      this.compliance.policy = policyOf(verified.fleet!, config.hostname) ?? this.compliance.policy;
       if (store.loadArtifact(verified.sha256) === null) store.saveArtifact(verified.sha256, verified.canonical, art.signature);
     }
 
@@ -426,6 +448,7 @@ export class NixfleetAgent {
     if (isQuarantined(state, job.closureHash, nowMs) && this.reported.has(`quarantined|${key}`)) {
       return { kind: 'refused', code: 'QUARANTINED', message: 'closure is quarantined on this host' };
     }
+    this.activating = job.rolloutId;
     const s = step(state, { kind: 'target', job }, nowMs, this.machineConfig);
     if (s.refused?.code === 'QUARANTINED') this.reported.add(`quarantined|${key}`);
     await this.run(s);

@@ -3,6 +3,7 @@
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
 import { auditVerify } from './cmd-audit.ts';
+import { compliance } from './cmd-compliance.ts';
 import { checkConfig, configInit } from './cmd-config.ts';
 import { completionCommand } from './completion.ts';
 import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
@@ -236,6 +237,33 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     handler: resume,
   },
   {
+    name: 'compliance',
+    summary: 'Compliance per framework / control / host: pass, fail, error, stale, missing; exit 1 if any control fails',
+    description:
+      "From each host's newest signed evidence (issue 15): stale = older than the CP's complianceStaleAfterSecs or about\nanother closure than the host runs; missing = no evidence yet. Lists every failing control with what the host\nobserved and the framework clauses it maps to, and the static failures the signed release records.",
+    args: [],
+    flags: [
+      CHANNEL_FILTER,
+      { name: 'framework', type: 'string', placeholder: 'NAME', description: 'Only the controls mapped to this framework (nis2, dora, iso27001, anssi-bp028, cis, …).' },
+      { name: 'host', type: 'string', placeholder: 'HOST', description: 'Only this host.' },
+      { name: 'by', type: 'string', placeholder: 'VIEW', default: 'framework', description: 'Summary table: framework, control or host.' },
+    ],
+    examples: ['nixfleet compliance', 'nixfleet compliance --by control --framework nis2', 'nixfleet compliance --json | jq .failures'],
+    online: true,
+    json: {
+      shape: '`{frameworks, controls, hosts, failures, staticFailures, failing}`:',
+      fields: [
+        { name: 'frameworks', description: '`[{framework, pass, fail, error, stale, missing}]` (host × control counts).' },
+        { name: 'controls', description: '`[{control, title, severity, clauses, pass, …, failing: [host]}]`.' },
+        { name: 'hosts', description: '`[{hostname, channel, mode, pass, …}]`.' },
+        { name: 'failures', description: '`[{hostname, control, status, observed, at, clauses}]`.' },
+        { name: 'staticFailures', description: 'From the signed artefact: `[{host, channel, control, observed}]`.' },
+        { name: 'failing', description: 'true when some control fails or errors (exit 1).' },
+      ],
+    },
+    handler: compliance,
+  },
+  {
     name: 'quarantine list',
     summary: 'Closures quarantined per channel (not dispatched again until cleared)',
     args: [],
@@ -434,6 +462,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'lastHash', description: 'hash of the last entry (compare with the CP to detect a truncated export).' },
         { name: 'complete', description: 'true when the export starts at seq 1 (the whole chain was checked).' },
         { name: 'reports', description: '{verified, rejectedByCp, unchecked}: host report signature counts.' },
+        { name: 'evidence', description: '{verified, unchecked}: host-signed compliance evidence records carried by host.evidence entries (issue 15); a bad one fails with EVIDENCE_SIGNATURE.' },
         { name: 'code', description: 'On failure: EMPTY, PARSE_ERROR, SHAPE, SEQ, PREV_HASH, HASH or REPORT_SIGNATURE.' },
         { name: 'line', description: 'On failure: the 1-based line number of the first bad entry.' },
         { name: 'seq', description: 'On failure: its seq, when readable.' },

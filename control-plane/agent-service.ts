@@ -32,6 +32,7 @@ import type { ArtifactManager } from './artifacts.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
+import { checkEvidence } from './evidence.ts';
 import type { PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
 import type { CpMetrics } from './metrics.ts';
@@ -234,8 +235,13 @@ export class AgentService {
     const before = slice.hosts[h] ?? null;
     const writes: Write[] = [];
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
+    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.hostKey(h), req.currentClosure, nowMs, 'checkin');
+    if (ev !== null) writes.push({ kind: 'evidence', rows: ev.rows }, { kind: 'audit', entry: ev.audit });
     const events: { host: string; event: HostEvent }[] = [
-      { host: h, event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits } },
+      {
+        host: h,
+        event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits, ...(ev?.failures !== undefined ? { complianceFailures: ev.failures } : {}) },
+      },
     ];
     // A lost report must not leave the host in flight forever: the agent's own signed last outcome
     // for a rollout it was dispatched in carries the same information (issue 14: only a signed
@@ -294,6 +300,7 @@ export class AgentService {
       before.probes.observed !== o.probes.observed ||
       before.probes.passing !== o.probes.passing ||
       JSON.stringify(before.failedUnits) !== JSON.stringify(o.failedUnits) ||
+      JSON.stringify(before.complianceFailures ?? null) !== JSON.stringify(o.complianceFailures ?? null) ||
       plan.transitions.length > 0;
     const committed = this.d.store.applyGrouped(writes);
     // The mirror follows the connection's view at once (later check-ins of this group read it); a
@@ -389,7 +396,9 @@ export class AgentService {
     const d = await this.d.store.getDispatch(req.rolloutId, h);
     const rollout = d === null ? null : await this.d.store.getRollout(d.rolloutId);
     const slice = await this.hostSlice(h);
-    const { outcome, writes, after } = this.planConfirm(h, req, d, rollout, slice, nowMs);
+    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.hostKey(h), req.closureHash, nowMs, 'confirm');
+    const { outcome, writes, after } = this.planConfirm(h, req, d, rollout, slice, nowMs, ev?.failures);
+    if (ev !== null) writes.push({ kind: 'evidence', rows: ev.rows }, { kind: 'audit', entry: ev.audit });
     if (writes.length > 0) await this.d.store.apply(writes);
     if (after !== null) this.d.mirror.merge(h, after);
     if (!outcome.ok) {
@@ -400,7 +409,15 @@ export class AgentService {
   }
 
   /** The confirm decision: outcome, writes, and the slice after (null: no host state change). */
-  private planConfirm(h: string, req: ConfirmRequest, d: DispatchRow | null, rollout: RolloutRow | null, slice: Observed, nowMs: number): { outcome: ConfirmOutcome; writes: Write[]; after: Observed | null } {
+  private planConfirm(
+    h: string,
+    req: ConfirmRequest,
+    d: DispatchRow | null,
+    rollout: RolloutRow | null,
+    slice: Observed,
+    nowMs: number,
+    complianceFailures: string[] | undefined,
+  ): { outcome: ConfirmOutcome; writes: Write[]; after: Observed | null } {
     const fail = (error: ApiError, writes: Write[] = [], after: Observed | null = null) => ({ outcome: { ok: false as const, error }, writes, after });
     if (d === null) return fail(new ApiError('NO_DISPATCH', `no target of rollout ${req.rolloutId} was handed to ${h}`));
     if (d.closure !== req.closureHash) return fail(new ApiError('NO_DISPATCH', `rollout ${req.rolloutId} dispatched ${d.closure} to ${h}, not ${req.closureHash}`));
@@ -433,7 +450,15 @@ export class AgentService {
     }
     const events: { host: string; event: HostEvent }[] = [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId } }];
     if (req.probes !== undefined) {
-      events.push({ host: h, event: { kind: 'probes', probes: { observed: true, passing: req.probes.every((p) => p.ok) }, ...(req.failedUnits !== undefined ? { failedUnits: req.failedUnits } : {}) } });
+      events.push({
+        host: h,
+        event: {
+          kind: 'probes',
+          probes: { observed: true, passing: req.probes.every((p) => p.ok) },
+          ...(req.failedUnits !== undefined ? { failedUnits: req.failedUnits } : {}),
+          ...(complianceFailures !== undefined ? { complianceFailures } : {}),
+        },
+      });
     }
     const after = applyHostEvents(slice, events, nowMs);
     const writes: Write[] = [finish('confirmed'), ...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes];

@@ -5,7 +5,13 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-type Counts = { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean };
+type Counts = {
+  hosts: Record<string, number>;
+  rollouts: Record<string, number>;
+  ready: boolean;
+  /** Issue 15: hosts failing each control (fail / error, fresh evidence), per framework. */
+  complianceFailures?: { framework: string; control: string; n: number }[];
+};
 
 /** This replica's part in a shared store (issue 17), read at scrape time; null: a single control plane. */
 export type ReplicaState = () => { holder: string; leader: boolean; epoch: number | null; storeOk: boolean; listening: boolean; listenerReconnects: number } | null;
@@ -27,6 +33,8 @@ export class CpMetrics {
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
   readonly leaderWakeups: Counter<'direction'>;
+  /** Issue 15: gate blocks the reconciler started (skip_host / wave_blocked / health-gate failures), by gate. */
+  readonly gateBlocks: Counter<'gate'>;
 
   constructor(counts: StateCounts, replica: ReplicaState = () => null) {
     const registers = [this.registry];
@@ -80,6 +88,7 @@ export class CpMetrics {
       registers,
     });
     this.tlsConnectionsOpen = new Gauge({ name: 'nixfleet_tls_connections_open', help: 'mTLS connections open now (each idle one holds about 45 KiB of native memory)', registers });
+    this.gateBlocks = new Counter({ name: 'nixfleet_gate_blocks_total', help: 'Gate blocks started by the reconciler, by gate (a debounced block counts once)', labelNames: ['gate'], registers });
     // Gauges computed at scrape time from the store.
     let snapshot: Promise<Counts> | null = null;
     const take = (): Promise<Counts> => (snapshot ??= Promise.resolve(counts()));
@@ -103,6 +112,17 @@ export class CpMetrics {
         const { rollouts } = await take();
         this.reset();
         for (const [state, n] of Object.entries(rollouts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_compliance_failures',
+      help: 'Hosts whose newest evidence for a control fails (fail or error), by framework and control',
+      labelNames: ['framework', 'control'],
+      registers,
+      async collect() {
+        const { complianceFailures } = await take();
+        this.reset();
+        for (const f of complianceFailures ?? []) this.set({ framework: f.framework, control: f.control }, f.n);
       },
     });
     new Gauge({

@@ -25,6 +25,8 @@ import type {
   RolloutState,
   TraceResponse,
 } from '../protocol/api.ts';
+import type { ComplianceResponse } from '../protocol/compliance-api.ts';
+import { complianceView } from './compliance-view.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -35,7 +37,7 @@ import type { RolloutRow, Store } from './store/types.ts';
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 export type OperatorServiceDeps = {
-  config: Pick<Config, 'offlineAfterSecs'>;
+  config: Pick<Config, 'offlineAfterSecs' | 'complianceStaleAfterSecs'>;
   store: Store;
   /** The signed fleet in force, or null before the first one. */
   fleet: () => FleetResolved | null;
@@ -219,6 +221,12 @@ export class OperatorService {
     }
     await this.d.reconcileNow('operator');
     return { channel, paused: false, by: null, since: null, reason: null };
+  }
+
+  /** Issue 15: per host, the status of every runtime control of its channel's frameworks. */
+  async compliance(): Promise<ComplianceResponse> {
+    const fleet = this.fleet();
+    return complianceView(fleet, await this.d.store.allHosts(), await this.d.store.latestEvidence(), this.d.now(), this.d.config.complianceStaleAfterSecs);
   }
 
   async quarantines(): Promise<QuarantinesResponse> {

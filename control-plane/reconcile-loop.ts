@@ -140,6 +140,20 @@ export class ReconcileLoop {
     }
     this.d.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
     this.d.metrics.reconcileRuns.inc({ trigger });
+    for (const gate of gateBlocksOf(actions)) this.d.metrics.gateBlocks.inc({ gate });
     return actions;
   }
+}
+
+/** The gate each blocking action names (issue 15 metric `nixfleet_gate_blocks_total{gate}`). */
+export function gateBlocksOf(actions: readonly Action[]): string[] {
+  const SKIP: Record<string, string> = { quarantined: 'quarantine', offline: 'online', 'skipped-offline': 'online', 'host-edge': 'host-edge', compliance: 'compliance', pinned: 'pin' };
+  const WAVE: Record<string, string> = { budget: 'budget', 'host-edge-deadlock': 'host-edge', 'change-window': 'change-window' };
+  const out: string[] = [];
+  for (const a of actions) {
+    if (a.kind === 'skip_host') out.push(SKIP[a.code] ?? a.code);
+    else if (a.kind === 'wave_blocked') out.push(WAVE[a.code] ?? a.code);
+    else if (a.kind === 'fail_host' && a.reason.startsWith('health gate failed')) out.push(a.reason.includes('compliance') ? 'health-compliance' : 'health');
+  }
+  return out;
 }

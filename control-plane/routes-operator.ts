@@ -21,6 +21,7 @@ import type {
   TraceResponse,
 } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
+import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutApproveRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -41,6 +42,8 @@ export interface OperatorApi {
   /** Issue 14: `nixfleet rollout approve` (requireApprovals). */
   approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Awaitable<RolloutApproveResponse>;
   quarantines(): Awaitable<QuarantinesResponse>;
+  /** Issue 15: `nixfleet compliance`. */
+  compliance(): Awaitable<ComplianceResponse>;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Awaitable<QuarantineClearResponse>;
 }
 
@@ -94,6 +97,7 @@ export function operatorRoutes(service: OperatorApi): Hono<AppEnv> {
     return c.json(await service.approve(c.get('peer'), c.req.param('id'), req));
   });
   app.get(ROUTES.quarantines, operator, async (c) => c.json(await service.quarantines()));
+  app.get(ROUTES.compliance, operator, async (c) => c.json(await service.compliance()));
   app.post(ROUTES.quarantinesClear, operator, async (c) => {
     const req = validated(parseQuarantineClearRequest(await readJson(c, false)));
     return c.json(await service.clearQuarantines(c.get('peer'), req));

@@ -12,6 +12,8 @@
  *
  * Time is a parameter (`now`), so deadlines and soak are testable without waiting.
  */
+import { failureCounts } from './compliance-view.ts';
+import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import type { Trust } from '../protocol/schema.ts';
 import type { Observed } from '../reconciler/types.ts';
 import type { Action } from '../reconciler/types.ts';
@@ -102,6 +104,7 @@ export class ControlPlane implements CpService {
         hosts: { ...(await this.hostStateCounts()), drifted: Object.keys(o?.drifted ?? {}).length },
         rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
         ready: this.artifacts.fleet() !== null,
+        complianceFailures: this.artifacts.fleet()?.fleet == null ? [] : failureCounts(await this.operator.compliance()),
       };
     }, () => {
       if (!this.store.shared) return null;
@@ -382,6 +385,10 @@ export class ControlPlane implements CpService {
 
   approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
     return this.operator.approve(peer, rolloutId, req);
+  }
+
+  compliance(): Promise<ComplianceResponse> {
+    return this.operator.compliance();
   }
 
   quarantines(): Promise<QuarantinesResponse> {

@@ -80,6 +80,8 @@ export type FleetOptions = {
   cp?: Record<string, unknown>;
   /** Overrides of every agent's configuration (agent/config.ts). */
   agent?: Record<string, unknown>;
+  /** Issue 15: the static compliance report every release resolves with (fleet controls travel in it). */
+  complianceReport?: unknown;
 };
 
 export type HostHandle = {
@@ -338,6 +340,7 @@ export class Fleet {
     const out = await this.ci.release({
       fleet: extra.description ?? this.description(),
       closures,
+      ...(this.opts.complianceReport !== undefined ? { complianceReport: this.opts.complianceReport } : {}),
       ...(extra.revocations !== undefined ? { revocations: extra.revocations } : {}),
       ...(extra.now !== undefined ? { now: extra.now } : {}),
       ...(extra.message !== undefined ? { message: extra.message } : {}),
@@ -447,6 +450,8 @@ export class Fleet {
       retryIntervalSecs: 0.5,
       requestTimeoutSecs: 5,
       commandTimeoutSecs: 120,
+      // Issue 15: the toy host's root for the file checks of runtime compliance controls.
+      complianceRoot: h.dir,
       ...this.opts.agent,
       ...h.configOverrides,
     };

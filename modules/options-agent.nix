@@ -189,6 +189,16 @@
       default = 16777216;
       description = "Largest artefact accepted (checked before parsing).";
     };
+    complianceIntervalSecs = {
+      type = "number";
+      default = 21600;
+      description = "How often the runtime compliance checks of the channel's frameworks run, besides after each activation (before its confirm).";
+    };
+    complianceRoot = {
+      type = "str";
+      default = "/";
+      description = "The root the file and world-writable compliance checks read under (/ on a host).";
+    };
     probes = {
       type = { listOf = "json"; };
       default = [ ];

@@ -145,6 +145,11 @@
       default = 180;
       description = "A host not seen for this long is offline (SPEC §4).";
     };
+    complianceStaleAfterSecs = {
+      type = "ints.positive";
+      default = 86400;
+      description = "Compliance evidence older than this shows as stale in the compliance view.";
+    };
     offlineGraceSecs = {
       type = "ints.unsigned";
       default = 1800;

@@ -17,6 +17,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FleetResolved } from './schema.ts';
+import { EvidenceListSchema } from './compliance-api.ts';
 import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
 import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
 import { OUTCOME_REFUSALS } from './outcome.ts';
@@ -45,6 +46,7 @@ export const ROUTES = {
   rolloutSkip: '/v1/rollouts/:id/skip',
   rolloutApprove: '/v1/rollouts/:id/approve',
   audit: '/v1/audit',
+  compliance: '/v1/compliance',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
   quarantines: '/v1/quarantines',
@@ -61,7 +63,7 @@ export const ROUTES = {
 /**
  * Stable error codes and their HTTP status:
  * - 400 `MALFORMED_JSON`, `INVALID_BODY` (wrong types / missing fields, see `issues`),
- *   `UNSUPPORTED_PROTOCOL`, `INVALID_QUERY`, `REPORT_SIGNATURE_INVALID`
+ *   `UNSUPPORTED_PROTOCOL`, `INVALID_QUERY`, `REPORT_SIGNATURE_INVALID`, `EVIDENCE_SIGNATURE_INVALID`
  * - 401 `UNAUTHENTICATED` (no verified client certificate), `CERT_REVOKED` (§2.3 revocations)
  * - 403 `FORBIDDEN_ROLE` (OU not allowed on this route), `IDENTITY_MISMATCH` (host acts as another)
  * - 404 `NOT_FOUND`, `UNKNOWN_HOST` (not in the signed fleet), `UNKNOWN_ROLLOUT`, `UNKNOWN_CHANNEL`,
@@ -82,6 +84,7 @@ export type ErrorCode =
   | 'INVALID_QUERY'
   | 'UNSUPPORTED_PROTOCOL'
   | 'REPORT_SIGNATURE_INVALID'
+  | 'EVIDENCE_SIGNATURE_INVALID'
   | 'UNAUTHENTICATED'
   | 'CERT_REVOKED'
   | 'FORBIDDEN_ROLE'
@@ -183,6 +186,8 @@ export const CheckinRequestSchema = Type.Object({
   lastOutcomeSignature: Type.Optional(Nullable(Signature64())),
   pendingReboot: Type.Optional(Type.Boolean()),
   lastConfirmed: Type.Optional(Nullable(SignedConfirmedRecordSchema)),
+  /** Issue 15 (protocol/compliance-api.ts): evidence collected since the last accepted request. */
+  compliance: Type.Optional(EvidenceListSchema),
 });
 export type CheckinRequest = Static<typeof CheckinRequestSchema>;
 
@@ -264,6 +269,8 @@ export const ConfirmRequestSchema = Type.Object({
   confirmed: Type.Optional(SignedConfirmedRecordSchema),
   probes: Type.Optional(List(ProbeResultSchema)),
   failedUnits: Type.Optional(List(Name(256))),
+  /** Issue 15: the evidence of the checks run after this activation, before the confirm. */
+  compliance: Type.Optional(EvidenceListSchema),
 });
 export type ConfirmRequest = Static<typeof ConfirmRequestSchema>;
 

@@ -19,8 +19,8 @@ import { SelectorInputSchema } from './selector.ts';
 import { Enum, Nullable, Timestamp } from './vocab.ts';
 import { channelControlInputProps } from './windows.ts';
 
-/** Frameworks a channel may name; anything else is refused by `resolve` (SPEC §3.1). */
-export const KNOWN_FRAMEWORKS: readonly string[] = ['anssi-bp028', 'bsi-grundschutz', 'cis', 'dora', 'hipaa', 'iso27001', 'nis2', 'pci-dss', 'soc2'];
+/** Frameworks a channel may name (defined beside the catalogue, protocol/compliance.ts). */
+export { KNOWN_FRAMEWORKS } from './compliance.ts';
 
 export const CHANNEL_DEFAULTS = Object.freeze({
   freshnessWindow: 180,

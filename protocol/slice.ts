@@ -17,6 +17,7 @@
  * Pure: building, proving and checking; the signature over the index is checked by the caller
  * (protocol/verify.ts) before {@link verifySlice} is asked about a leaf.
  */
+import { controlsForFrameworks, type Control } from './compliance.ts';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
@@ -38,6 +39,12 @@ export type SliceLeaf = {
   channel: { name: string; settings: Channel | null };
   /** The host's wave on its channel, or null when no wave lists it. */
   wave: { index: number; soakMinutes: number } | null;
+  /**
+   * Issue 15: the fleet's own compliance controls (artefact `compliance.controls`) of the
+   * channel's frameworks, whose runtime checks the agent runs; absent when there are none (so a
+   * fleet without them has the leaves it had before).
+   */
+  controls?: Control[];
 };
 
 const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -84,11 +91,16 @@ export function sliceLeaves(fleet: FleetResolved): { hostnames: string[]; leaves
       for (const h of w.hosts) if (!waveOf.has(`${channel}\0${h}`)) waveOf.set(`${channel}\0${h}`, { index, soakMinutes: w.soakMinutes });
     });
   }
+  const own = fleet.compliance?.controls ?? [];
+  const ownControls = new Map(Object.entries(fleet.channels).map(([name, ch]) => [name, own.length === 0 ? [] : controlsForFrameworks(ch.compliance.frameworks, own)]));
   const leaves = hostnames.map((hostname): SliceLeaf => {
     const host = fleet.hosts[hostname]!;
-    // Members in JCS order, so a leaf built from a verified (canonical) artefact serialises natively.
+    // Members in JCS order, so a leaf built from a verified (canonical) artefact serialises natively;
+    // `controls` (issue 15, only when the channel has fleet controls) sits between channel and host.
+    const own = ownControls.get(host.channel);
     return {
       channel: { name: host.channel, settings: fleet.channels[host.channel] ?? null },
+      ...(own !== undefined && own.length > 0 ? { controls: own } : {}),
       host,
       hostname,
       schemaVersion: 1,
@@ -115,9 +127,10 @@ export function sliceLeafTexts(fleet: FleetResolved): { hostnames: string[]; tex
   const { hostnames, leaves } = sliceLeaves(fleet);
   const channelText = new Map<string, string>();
   const texts = leaves.map((leaf) => {
+    // The channel member, and the channel's fleet controls when it has any (the same for every host of the channel).
     let ch = channelText.get(leaf.channel.name);
     if (ch === undefined) {
-      ch = jcsText(leaf.channel);
+      ch = jcsText(leaf.channel) + (leaf.controls === undefined ? '' : `,"controls":${jcsText(leaf.controls)}`);
       channelText.set(leaf.channel.name, ch);
     }
     const wave = leaf.wave === null ? 'null' : `{"index":${leaf.wave.index},"soakMinutes":${leaf.wave.soakMinutes}}`;

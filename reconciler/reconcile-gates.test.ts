@@ -264,6 +264,33 @@ gates('compliance (enforce): open failures in an earlier wave block later waves;
   }
 });
 
+gates('compliance health gate (issue 15): enforce fails a Healthy canary with failing controls → quarantine, halt, rollback; permissive soaks it; disabled only with complianceProbes.required', () => {
+  const cases = [
+    { mode: 'enforce', required: false, fails: true },
+    { mode: 'permissive', required: true, fails: false },
+    { mode: 'disabled', required: true, fails: true },
+    { mode: 'disabled', required: false, fails: false },
+  ] as const;
+  for (const c of cases) {
+    const fleet = oneChannel([['h1'], ['h2']], {}, { complianceMode: c.mode, complianceProbesRequired: c.required, onHealthFailure: 'rollback-and-halt' });
+    const r = makeRollout(fleet, 'stable', { atMs: T0 - MIN, hosts: { h1: 'Healthy' } });
+    const hosts = { h1: onlineHost(T0, { currentClosure: closureFor('h1'), complianceFailures: ['ssh-no-root-login'] }), h2: onlineHost(T0) };
+    const actions = reconcile(fleet, makeObserved({ hosts, rolloutList: [r] }), T0);
+    const label = `${c.mode} required=${c.required}`;
+    if (c.fails) {
+      assert.equal(of(actions, 'fail_host').map((a) => a.host), ['h1'], label);
+      assert.ok(of(actions, 'fail_host')[0]!.reason.includes('compliance probes failing: ssh-no-root-login'), label);
+      assert.equal(of(actions, 'halt_rollout').length, 1, label);
+      assert.equal(of(actions, 'rollback_host').map((a) => a.host), ['h1'], label);
+      assert.equal(of(actions, 'quarantine_closure').length, 1, label);
+      assert.equal(dispatched(actions), [], `${label}: later wave untouched`);
+    } else {
+      assert.equal(of(actions, 'fail_host'), [], label);
+      assert.equal(of(actions, 'soak_host').map((a) => a.host), ['h1'], label);
+    }
+  }
+});
+
 gates('budget wins over compliance (first block wins) and does not consume a slot', () => {
   const fleet = oneChannel([['h1'], ['h2', 'h3']], { budgets: [{ selector: { hosts: ['h2'] }, maxInFlight: 1 }] }, { complianceMode: 'enforce' });
   const r = makeRollout(fleet, 'stable', { atMs: T0 - MIN, currentWave: 1, hosts: { h1: 'Soaked' } });

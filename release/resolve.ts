@@ -48,7 +48,12 @@ export type ResolveErrorCode =
   | 'HOST_EDGE_CYCLE'
   | 'CHANNEL_EDGE_CYCLE'
   | 'BUDGET_NEVER_ADMITS'
-  | 'INVALID_PUBKEY';
+  | 'INVALID_PUBKEY'
+  // The static compliance gate (release/static-gate.ts), after every check above.
+  | 'COMPLIANCE_REPORT_INVALID'
+  | 'CONTROL_INVALID'
+  | 'DUPLICATE_CONTROL'
+  | 'COMPLIANCE_STATIC_FAILED';
 
 export type ResolveError = { code: ResolveErrorCode; message: string };
 export type Resolved = { fleet: FleetResolved; warnings: string[] };

@@ -4,7 +4,9 @@
  * handed out, with confirm deadlines), quarantines, pauses, last_converged, deferrals, reports
  * (with host signatures and verdict), artifacts (last accepted artefact per kind: bytes, signature,
  * signedAt — rollback protection survives restarts), audit (hash chain); since version 2 host_drift
- * and rollout_controls (issue 14: drift, stall, change-window hold, hosts released by an operator).
+ * and rollout_controls (issue 14: drift, stall, change-window hold, hosts released by an operator),
+ * version 3 audit_anchor (retention, issue 17), version 4 evidence + evidence_latest (host-signed
+ * compliance evidence, issue 15).
  */
 import type Database from 'better-sqlite3';
 
@@ -141,6 +143,36 @@ export const MIGRATIONS: readonly string[] = [
     pruned_ms INTEGER NOT NULL
   );
   CREATE INDEX IF NOT EXISTS reports_received ON reports (received_ms);
+  `,
+  // 4: host-signed compliance evidence (issue 15): the newest record per host and control, and the history
+  `
+  CREATE TABLE evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL
+  );
+  CREATE INDEX evidence_received ON evidence (received_ms);
+  CREATE TABLE evidence_latest (
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL,
+    PRIMARY KEY (hostname, control)
+  ) WITHOUT ROWID;
   `,
 ];
 

@@ -142,6 +142,36 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX IF NOT EXISTS reports_received ON reports (received_ms);
   `,
+  // 4: host-signed compliance evidence (issue 15; = SQLite migration 4)
+  `
+  CREATE TABLE evidence (
+    id BIGSERIAL PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL
+  );
+  CREATE INDEX evidence_received ON evidence (received_ms);
+  CREATE TABLE evidence_latest (
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL,
+    PRIMARY KEY (hostname, control)
+  );
+  `,
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

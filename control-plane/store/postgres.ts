@@ -19,6 +19,7 @@ import * as leader from './pg-leader.ts';
 import { isConnectionError, Listener, notify } from './pg-notify.ts';
 import { anchorPg, prunedAnything, prunedEntry, prunePg, type AuditAnchor, type PruneResult } from './retention.ts';
 import * as sql from './pg-queries.ts';
+import * as ev from './pg-evidence.ts';
 import type {
   ApplyResult,
   ArtifactKind,
@@ -26,6 +27,7 @@ import type {
   AuditEntry,
   ChannelState,
   DispatchRow,
+  EvidenceRow,
   Fence,
   HostObservation,
   HostRow,
@@ -346,6 +348,9 @@ export class PostgresStore implements Store {
         case 'artifact.put':
           await sql.putArtifact(c, w.row);
           break;
+        case 'evidence':
+          await ev.putEvidence(c, w.rows);
+          break;
         case 'audit':
           await t.audit(w.entry);
           break;
@@ -467,5 +472,13 @@ export class PostgresStore implements Store {
   }
   auditAll(): Promise<AuditEntry[]> {
     return this.r(sql.auditAll(this.pool));
+  }
+
+  latestEvidence(): Promise<EvidenceRow[]> {
+    return ev.latestEvidence(this.pool);
+  }
+
+  evidenceHistory(fromMs: number, toMs: number): Promise<EvidenceRow[]> {
+    return ev.evidenceHistory(this.pool, fromMs, toMs);
   }
 }

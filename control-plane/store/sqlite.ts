@@ -13,6 +13,7 @@ import type { HostRolloutState, Observed } from '../../reconciler/types.ts';
 import { AuditTable } from './audit.ts';
 import { ChannelStateTables } from './channel-state.ts';
 import { DispatchesTable } from './dispatches.ts';
+import { EvidenceTables } from './evidence.ts';
 import { HostsTable, toObservation } from './hosts.ts';
 import { migrate } from './migrations.ts';
 import { ArtifactsTable, ReportsTable } from './reports.ts';
@@ -25,6 +26,7 @@ import type {
   AuditInput,
   ChannelState,
   DispatchRow,
+  EvidenceRow,
   Fence,
   HostObservation,
   HostRow,
@@ -46,6 +48,7 @@ export class SqliteStore implements Store {
   private readonly reportsT: ReportsTable;
   private readonly artifactsT: ArtifactsTable;
   private readonly auditT: AuditTable;
+  private readonly evidenceT: EvidenceTables;
   private readonly begin: Database.Statement<[]>;
   private readonly commit: Database.Statement<[]>;
   private readonly rollback: Database.Statement<[]>;
@@ -73,6 +76,7 @@ export class SqliteStore implements Store {
     this.reportsT = new ReportsTable(this.db);
     this.artifactsT = new ArtifactsTable(this.db);
     this.auditT = new AuditTable(this.db);
+    this.evidenceT = new EvidenceTables(this.db);
     this.begin = this.db.prepare('BEGIN IMMEDIATE');
     this.commit = this.db.prepare('COMMIT');
     this.rollback = this.db.prepare('ROLLBACK');
@@ -288,6 +292,9 @@ export class SqliteStore implements Store {
         case 'artifact.put':
           this.artifactsT.put(w.row);
           break;
+        case 'evidence':
+          this.evidenceT.put(w.rows);
+          break;
         case 'audit':
           this.auditT.append(w.entry);
           break;
@@ -440,5 +447,13 @@ export class SqliteStore implements Store {
 
   auditAll(): AuditEntry[] {
     return this.auditT.all();
+  }
+
+  latestEvidence(): EvidenceRow[] {
+    return this.evidenceT.latest();
+  }
+
+  evidenceHistory(fromMs: number, toMs: number): EvidenceRow[] {
+    return this.evidenceT.between(fromMs, toMs);
   }
 }

@@ -14,7 +14,7 @@ import { startPostgres, type PgCluster } from '../../fixtures/postgres.ts';
 import { planControlWrites, planObservedWrites } from '../plan.ts';
 import { PostgresStore } from './postgres.ts';
 import { SqliteStore } from './sqlite.ts';
-import { NotLeaderError, type HostRow, type RolloutOrigin, type Store, type Write } from './types.ts';
+import { EVIDENCE_KEEP_UNCHANGED_MS, NotLeaderError, type EvidenceRow, type HostRow, type RolloutOrigin, type Store, type Write } from './types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-store-contract-'));
 let cluster: PgCluster | null = null;
@@ -76,6 +76,30 @@ const failing: Write = { kind: 'rollout-host.put', rolloutId: 'no-such-rollout',
 
 for (const b of BACKENDS) {
   const t = suite(`store contract: ${b.name}`);
+
+  t('evidence (issue 15): the newest per host and control replaced; the history keeps changes and a daily record, survives a reopen', async () => {
+    const { store, again } = await b.open();
+    const T = Date.parse('2026-05-01T12:00:00Z');
+    const row = (control: string, result: string, atMs: number, observed = 'x'): EvidenceRow => {
+      const rec = { schemaVersion: 1, hostname: 'web1', control, result, observed, closure: 'c1', bootId: 'b', rolloutId: null, at: new Date(atMs).toISOString() };
+      return { hostname: 'web1', control, result, closure: 'c1', rolloutId: null, at: rec.at, receivedMs: atMs, recordJson: JSON.stringify(rec), signature: null, verdict: 'unsigned-no-pubkey' };
+    };
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T), row('b', 'fail', T)] }]);
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T + 1000), row('b', 'pass', T + 1000)] }]); // a unchanged, b changed
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T + 2000, 'y')] }]); // observed changed
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T + 2000 + EVIDENCE_KEEP_UNCHANGED_MS)] }]); // a day later
+    const reopened = await again();
+    const latest = await reopened.latestEvidence();
+    assert.equal(latest.map((e) => [e.control, e.result, e.at]), [
+      ['a', 'pass', new Date(T + 2000 + EVIDENCE_KEEP_UNCHANGED_MS).toISOString()],
+      ['b', 'pass', new Date(T + 1000).toISOString()],
+    ]);
+    const history = await reopened.evidenceHistory(T, T + 10 * EVIDENCE_KEEP_UNCHANGED_MS);
+    assert.equal(history.map((e) => [e.control, e.receivedMs - T]), [['a', 0], ['b', 0], ['b', 1000], ['a', 2000], ['a', 2000 + EVIDENCE_KEEP_UNCHANGED_MS]]);
+    assert.equal(await reopened.evidenceHistory(T + 1, T + 1500), [history[2]!]);
+    await store.close();
+    await reopened.close();
+  });
 
   t('a planned diff, applied, reads back through loadObserved and the row reads', async () => {
     const { store } = await b.open();

@@ -71,6 +71,38 @@ export type ArtifactRow = { kind: ArtifactKind; signedAt: string; sha256: string
 
 export type ReportRow = { hostname: string; receivedMs: number; event: string; rolloutId: string | null; reportJson: string; signature: string | null; verdict: string };
 
+/**
+ * A host-signed evidence record as stored (issue 15): `recordJson` is the JCS text the host signed,
+ * `verdict` `verified` (signature good under the fleet's host key) or `unsigned-no-pubkey`.
+ */
+export type EvidenceRow = {
+  hostname: string;
+  control: string;
+  result: string;
+  closure: string | null;
+  rolloutId: string | null;
+  at: string;
+  receivedMs: number;
+  recordJson: string;
+  signature: string | null;
+  verdict: 'verified' | 'unsigned-no-pubkey';
+};
+
+/**
+ * The evidence history keeps a record when it differs from the host's newest one for the control
+ * (result, observed value, closure), or once this much later than the last kept one; the newest
+ * record per host and control is always kept (`latestEvidence`).
+ */
+export const EVIDENCE_KEEP_UNCHANGED_MS = 24 * 3600 * 1000;
+
+/** Should `next` join the history after `prev` (the newest kept for its host and control)? */
+export function keepEvidence(prev: EvidenceRow | null, next: EvidenceRow): boolean {
+  if (prev === null) return true;
+  const a = JSON.parse(prev.recordJson) as { observed?: unknown };
+  const b = JSON.parse(next.recordJson) as { observed?: unknown };
+  return prev.result !== next.result || prev.closure !== next.closure || a.observed !== b.observed || Date.parse(next.at) - Date.parse(prev.at) >= EVIDENCE_KEEP_UNCHANGED_MS;
+}
+
 export type AuditInput = { atMs: number; kind: string; actor: string; subject: string; data: unknown };
 
 /** Metadata the store adds to a rollout it has not seen before. */
@@ -129,6 +161,8 @@ export type Write =
   /** A stored host statement; `audit`, when given, is appended with `{id, ...audit.data}`. */
   | { kind: 'report'; row: ReportRow; audit: (AuditInput & { data: Record<string, unknown> }) | null }
   | { kind: 'artifact.put'; row: ArtifactRow }
+  /** Host-signed evidence (issue 15): newest per host and control replaced; history per {@link keepEvidence}. */
+  | { kind: 'evidence'; rows: readonly EvidenceRow[] }
   | { kind: 'audit'; entry: AuditInput };
 
 /** A conditional write found the row changed by another replica: nothing was written; decide again. */
@@ -254,4 +288,8 @@ export interface Store {
    * `retention.pruned` audit entry. Fenced like a leader's pass (on a shared store only the leader prunes).
    */
   prune(cutoffMs: number, nowMs: number, fence: Fence): Awaitable<PruneResult>;
+  /** Issue 15: the newest evidence record per host and control. */
+  latestEvidence(): Awaitable<EvidenceRow[]>;
+  /** Issue 15: the evidence history received in [fromMs, toMs], oldest first. */
+  evidenceHistory(fromMs: number, toMs: number): Awaitable<EvidenceRow[]>;
 }
