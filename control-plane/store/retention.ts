@@ -1,6 +1,7 @@
 /**
  * Retention (issue 17), the same rule on both backends: what is older than the cutoff goes —
- *  - host reports and signed evidence (`reports`, received before the cutoff);
+ *  - host reports and signed evidence (`reports`, received before the cutoff), and the history of
+ *    compliance evidence (`evidence`; the newest record per host and control, `evidence_latest`, stays);
  *  - finished rollouts' history: a Converged or Superseded rollout last updated before the cutoff
  *    that is not its channel's newest and has no pending dispatch, with its host rows,
  *    transitions and dispatches (the newest rollout of a channel is what the reconciler reads);
@@ -55,7 +56,7 @@ export function prunedEntry(r: PruneResult, nowMs: number): AuditInput {
 const sqlite = (text: string): string => text.replace(/\$\d+/g, '?');
 
 export function pruneSqlite(db: Database.Database, cutoffMs: number, nowMs: number): PruneResult {
-  const reports = db.prepare('DELETE FROM reports WHERE received_ms < ?').run(cutoffMs).changes;
+  const reports = db.prepare('DELETE FROM reports WHERE received_ms < ?').run(cutoffMs).changes + db.prepare('DELETE FROM evidence WHERE received_ms < ?').run(cutoffMs).changes;
   const ids = (db.prepare(sqlite(OLD_ROLLOUTS)).all(cutoffMs) as { id: string }[]).map((r) => r.id);
   let transitions = 0;
   let dispatches = 0;
@@ -91,7 +92,7 @@ export function anchorSqlite(db: Database.Database): AuditAnchor | null {
 // PostgreSQL (inside the caller's transaction, which holds the audit lock)
 
 export async function prunePg(q: Q, cutoffMs: number, nowMs: number): Promise<PruneResult> {
-  const reports = (await q.query('DELETE FROM reports WHERE received_ms < $1', [cutoffMs])).rowCount ?? 0;
+  const reports = ((await q.query('DELETE FROM reports WHERE received_ms < $1', [cutoffMs])).rowCount ?? 0) + ((await q.query('DELETE FROM evidence WHERE received_ms < $1', [cutoffMs])).rowCount ?? 0);
   const ids = (await q.query<{ id: string }>(OLD_ROLLOUTS, [cutoffMs])).rows.map((r) => r.id);
   let transitions = 0;
   let dispatches = 0;
