@@ -4,6 +4,7 @@
  * agent that verifies, activates and confirms a signed target without Nix or a network.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { silentLogger } from '../io/log.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -38,7 +39,7 @@ function config(over: Record<string, unknown> = {}): Config {
 }
 
 test('real wiring: unreadable TLS material or host key is an error value; readable material builds', async () => {
-  const noLog = () => {};
+  const noLog = silentLogger;
   const missing = buildAgent(config(), { log: noLog });
   assert.is(missing.ok, false);
   if (!missing.ok) {

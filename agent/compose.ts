@@ -10,6 +10,7 @@
  * here from the config, exactly as in production.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import type { Logger } from '../io/log.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
@@ -19,6 +20,7 @@ import { CpClient } from './client.ts';
 import type { Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';
 import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
+import { AgentMetrics } from './metrics.ts';
 import { NixBackend } from './nix.ts';
 import { HOST_PROBES, type ProbeRunner } from './probes.ts';
 import { FileStateStore, type StateStore } from './state.ts';
@@ -28,7 +30,7 @@ import { FileStateStore, type StateStore } from './state.ts';
  * stderr, tests collect lines); everything else defaults to the production dependency.
  */
 export type AgentWiring = {
-  log: (msg: string) => void;
+  log: Logger;
   backend?: ActivationBackend;
   store?: StateStore;
   /** A CP API the caller owns (not closed by `close()`); default an mTLS `CpClient` from `config.tls`. */
@@ -124,8 +126,18 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
     random: wiring.random ?? Math.random,
     bootId: wiring.bootId ?? readBootId,
     log,
+    ...(config.metricsFile === null ? {} : { observe: metricsWriter(config.hostname, config.metricsFile, log) }),
   });
   return ok({ agent, close });
+}
+
+/** Agent metrics (agent/metrics.ts) rewritten to `path` after every cycle; a write failure is logged, never fatal. */
+function metricsWriter(hostname: string, path: string, log: Logger): NonNullable<AgentDeps['observe']> {
+  const metrics = new AgentMetrics(hostname);
+  return (o) => {
+    metrics.observe(o);
+    metrics.writeTo(path).catch((e: unknown) => log.warn('agent.metrics-write-failed', { path, message: e instanceof Error ? e.message : String(e) }));
+  };
 }
 
 /** Reads `trust.json` (re-read every cycle: rotation needs no restart). */

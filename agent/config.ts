@@ -41,6 +41,8 @@ export const DEFAULTS = Object.freeze({
   commandTimeoutSecs: 1800,
   maxArtifactBytes: 16 * 1024 * 1024,
   probes: [] as readonly ProbeConfig[],
+  logLevel: 'info' as const,
+  metricsFile: null,
 });
 
 export type ConfigIssue = Issue;
@@ -108,6 +110,8 @@ export const AgentConfigSchema = Strict(
     commandTimeoutSecs: Secs(1, 86_400, DEFAULTS.commandTimeoutSecs, 'Nix realise / switch scripts are killed after this.'),
     maxArtifactBytes: Int(1024, 1024 * 1024 * 1024, DEFAULTS.maxArtifactBytes, 'Size limit of the signed artefact (STYLE §5).'),
     probes: Type.Array(ProbeConfigSchema, { default: [] }),
+    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel, description: 'JSON log lines on stderr at this level and above (NIXFLEET_LOG_LEVEL overrides).' }),
+    metricsFile: Nullable(AbsPath('Prometheus text file rewritten after every cycle (for node_exporter\'s textfile collector, e.g. /var/lib/prometheus-node-exporter/nixfleet.prom); null: none.'), { default: DEFAULTS.metricsFile }),
   },
   { title: 'nixfleet-agent configuration (nixfleet-agent run --config FILE)' },
 );

@@ -14,6 +14,7 @@
  * fakes. `compose.ts` (`buildAgent`) is the one place that picks them.
  */
 import { NIXFLEET_VERSION } from '../io/version.ts';
+import { logBug, type Logger } from '../io/log.ts';
 import { basename } from 'node:path';
 import type {
   CheckinRequest,
@@ -77,7 +78,9 @@ export type AgentDeps = {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
   bootId: () => string;
-  log: (msg: string) => void;
+  log: Logger;
+  /** Sees every cycle's outcome (agent metrics, agent/metrics.ts); an error thrown by a cycle is `error`. */
+  observe?: (o: { outcome: CycleOutcome | { kind: 'error' }; failures: number; phase: string | null; nowMs: number }) => void;
 };
 
 /** What one cycle did, for `once`, logs and tests. */
@@ -121,7 +124,7 @@ export class NixfleetAgent {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
   private readonly bootId: () => string;
-  private readonly log: (msg: string) => void;
+  private readonly log: Logger;
   readonly machineConfig: MachineConfig;
 
   constructor(private readonly deps: AgentDeps) {
@@ -162,7 +165,7 @@ export class NixfleetAgent {
         const rec = this.signedRecord(rolloutId, closureHash, this.now());
         if (rec !== null) body.confirmed = rec;
         const r = await this.deps.client.confirm(body);
-        this.log(`confirm ${rolloutId} ${closureHash}: ${r.result} (${r.message})`);
+        this.log.info('agent.confirm', { rolloutId, closure: closureHash, result: r.result, message: r.message });
         return r;
       },
       report: (r) => this.report(r),
@@ -173,7 +176,7 @@ export class NixfleetAgent {
         };
         store.saveConfirmed(rec);
       },
-      log: (m) => this.log(m),
+      log: this.log,
     };
   }
 
@@ -200,7 +203,7 @@ export class NixfleetAgent {
       ...(r.details === undefined ? {} : { details: r.details }),
     };
     const body: ReportRequest = { report, signature: this.deps.hostKey === null ? null : signJcs(report, this.deps.hostKey) };
-    this.log(`report ${r.event} ${r.closureHash ?? ''}: ${r.message}`);
+    this.log.info('agent.report', { event: r.event, rolloutId: r.rolloutId, closure: r.closureHash, message: r.message });
     await this.send(body);
   }
 
@@ -210,7 +213,7 @@ export class NixfleetAgent {
     // 4xx other than 408/429: the CP will never take it; anything else is retried later.
     const status = 'status' in res.error ? res.error.status : undefined;
     if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-      this.log(`report refused by the CP: ${res.error.message}`);
+      this.log.warn('agent.report-refused', { code: res.error.code, status, message: res.error.message });
       return;
     }
     if (this.queue.length >= REPORT_QUEUE_MAX) this.queue.shift();
@@ -256,7 +259,7 @@ export class NixfleetAgent {
     const pending = store.loadPending();
     const running = await backend.running();
     const confirmed = store.loadConfirmed();
-    if (pending !== null) this.log(`recovering activation of ${pending.closureHash} (phase ${pending.phase}, deadline ${new Date(pending.deadlineMs).toISOString()})`);
+    if (pending !== null) this.log.warn('agent.recovering', { closure: pending.closureHash, phase: pending.phase, deadline: new Date(pending.deadlineMs).toISOString() });
     this.state = INITIAL_STATE;
     await this.run(recover(persisted, pending, running, nowMs, confirmed === null ? null : confirmed.record));
   }
@@ -281,6 +284,19 @@ export class NixfleetAgent {
 
   /** One cycle; returns what happened and when to run the next one. */
   async cycle(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
+    const observe = this.deps.observe;
+    if (observe === undefined) return this.cycleOnce();
+    try {
+      const r = await this.cycleOnce();
+      observe({ outcome: r.outcome, failures: this.failures, phase: this.state?.phase.tag ?? null, nowMs: this.now() });
+      return r;
+    } catch (e) {
+      observe({ outcome: { kind: 'error' }, failures: this.failures + 1, phase: null, nowMs: this.now() });
+      throw e;
+    }
+  }
+
+  private async cycleOnce(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
     if (this.state === null) await this.start();
     const cfg = this.deps.config;
     const base = { baseSecs: cfg.pollIntervalSecs, maxFactor: cfg.maxBackoffFactor, jitterPct: cfg.pollJitterPct };
@@ -313,7 +329,7 @@ export class NixfleetAgent {
     const res = await this.deps.client.checkin(body);
     if (!res.ok) {
       this.failures += 1;
-      this.log(`check-in failed (${this.failures}): ${res.error.message}`);
+      this.log.warn('agent.checkin-failed', { code: res.error.code, failures: this.failures, message: res.error.message });
       const d = nextDelayMs({ ...base, failures: this.failures, random: this.random(), ...(res.error.retryAfterSecs === undefined ? {} : { retryAfterSecs: res.error.retryAfterSecs }) });
       return { outcome: { kind: 'checkin-failed', error: res.error }, delayMs: d };
     }
@@ -355,7 +371,7 @@ export class NixfleetAgent {
     // A signed slice when the CP offers one (issue 19); the full artefact otherwise, or when the
     // offered slice cannot be fetched (a slice that IS fetched must verify: no fallback then).
     const slice = target.slice === true && this.deps.client.fetchSlice !== undefined ? await this.deps.client.fetchSlice() : null;
-    if (slice !== null && !slice.ok) this.log(`slice fetch failed, using the full artefact: ${slice.error.message}`);
+    if (slice !== null && !slice.ok) this.log.warn('agent.slice-fetch-failed', { code: slice.error.code, message: slice.error.message });
     let host: Host;
     let cpDeadlineMs: number;
     if (slice !== null && slice.ok) {
@@ -380,7 +396,7 @@ export class NixfleetAgent {
       if (art === null) {
         const f = await this.deps.client.fetchArtifact();
         if (!f.ok) {
-          this.log(`artefact fetch failed: ${f.error.message}`);
+          this.log.warn('agent.artifact-fetch-failed', { code: f.error.code, message: f.error.message });
           return { kind: 'refused', code: 'ARTIFACT_FETCH', message: f.error.message };
         }
         art = f.value;
@@ -461,7 +477,8 @@ export class NixfleetAgent {
       } catch (e) {
         this.failures += 1;
         // A corrupt state file is an operator matter (named in the message), not a crash.
-        this.log(e instanceof StateCorrupt ? `state: ${e.message}` : `cycle failed: ${(e as Error).stack ?? String(e)}`);
+        if (e instanceof StateCorrupt) this.log.error('agent.state-corrupt', { code: 'STATE_CORRUPT', message: e.message });
+        else logBug(this.log, 'agent.cycle-failed', e);
         const c = this.deps.config;
         delayMs = nextDelayMs({ baseSecs: c.pollIntervalSecs, failures: this.failures, maxFactor: c.maxBackoffFactor, jitterPct: c.pollJitterPct, random: this.random() });
       }

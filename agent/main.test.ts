@@ -21,12 +21,16 @@ test('--help and usage errors', () => {
   assert.is(h.status, 0);
   assert.match(h.stdout, /run\s+--config FILE/);
   assert.is(agent().status, 0, 'no arguments prints the help');
+  // Usage errors exit 2, as for every nixfleet binary but nixfleet-release (SPEC §3 fixes its codes).
   const u = agent('frobnicate');
-  assert.is(u.status, 1);
+  assert.is(u.status, 2);
   assert.match(u.stderr, /unknown command/);
   const m = agent('run');
-  assert.is(m.status, 1);
+  assert.is(m.status, 2);
   assert.match(m.stderr, /--config FILE/);
+  const l = agent('run', '--config', '/x.json', '--log-level', 'loud');
+  assert.is(l.status, 2);
+  assert.match(l.stderr, /--log-level must be one of/);
 });
 
 test('an invalid configuration exits 1 and lists every bad field', () => {

@@ -41,7 +41,8 @@ import type { CpService } from './app.ts';
 import { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
 import type { PeerIdentity } from './identity.ts';
-import { silentLogger, type Logger } from './log.ts';
+import { logBug, silentLogger, type Logger } from './log.ts';
+import { withWriteLog } from './write-log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
 import { releaseHost } from '../reconciler/apply.ts';
@@ -60,6 +61,8 @@ export type ControlPlaneDeps = {
   trust: Trust;
   now?: () => number;
   log?: Logger;
+  /** Export the default process metrics (the real process only: they are process-global). */
+  processMetrics?: boolean;
 };
 
 export class ControlPlane implements CpService {
@@ -81,14 +84,14 @@ export class ControlPlane implements CpService {
 
   constructor(deps: ControlPlaneDeps) {
     this.config = deps.config;
-    this.store = deps.store;
     this.source = deps.source;
     this.now = deps.now ?? Date.now;
     this.log = deps.log ?? silentLogger;
+    this.store = deps.log === undefined || deps.log === silentLogger ? deps.store : withWriteLog(deps.store, this.log);
     this.mirror = new ObservedMirror(() => this.store.loadObserved());
     this.store.onGroupRollback = (e) => {
       this.mirror.invalidate(); // reload from the store: the rolled-back check-ins were merged already
-      this.log.error('grouped check-in commit failed; rolled back', { error: String(e) });
+      logBug(this.log, 'checkin.commit-failed', e);
     };
     this.metrics = new CpMetrics(async () => {
       // Issue 14 overlays (a drifted host is also counted in its rollout state; a stalled rollout in Executing).
@@ -98,8 +101,10 @@ export class ControlPlane implements CpService {
         hosts: { ...(await this.hostStateCounts()), drifted: Object.keys(o?.drifted ?? {}).length },
         rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
         ready: this.artifacts.fleet() !== null,
+        artifacts: this.artifactSignedAt(),
+        offline: this.offlineCount(o),
       };
-    });
+    }, { processMetrics: deps.processMetrics === true, now: this.now });
     this.artifacts = new ArtifactManager({
       store: this.store,
       source: deps.source,
@@ -164,6 +169,25 @@ export class ControlPlane implements CpService {
     });
   }
 
+  /** Hosts of the fleet in force without a check-in for offlineAfterSecs (never seen included). */
+  private offlineCount(o: Observed | null): number {
+    const fleet = this.artifacts.fleet()?.fleet;
+    if (fleet === undefined || fleet === null) return 0;
+    const since = this.now() - this.config.offlineAfterSecs * 1000;
+    return Object.keys(fleet.hosts).filter((h) => (o?.hosts[h]?.lastCheckinMs ?? -Infinity) < since).length;
+  }
+
+  /** signedAt (ms) of each signed artefact in force, by kind (for the metrics). */
+  private artifactSignedAt(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const kind of this.artifacts.kinds) {
+      const a = this.artifacts.inForceOf(kind);
+      const ms = a === null ? NaN : Date.parse(a.signedAt);
+      if (Number.isFinite(ms)) out[kind] = ms;
+    }
+    return out;
+  }
+
   /** Put persisted artefacts back in force, poll the source once, start the timers. */
   async start(opts: { timers?: boolean } = {}): Promise<void> {
     await this.artifacts.loadFromStore();
@@ -190,7 +214,7 @@ export class ControlPlane implements CpService {
     try {
       await this.artifacts.poll();
     } catch (e) {
-      this.log.error('artefact poll crashed', { error: String(e) });
+      logBug(this.log, 'artifact.poll-crashed', e);
     }
   }
 

@@ -65,6 +65,7 @@ export const ROUTES = {
  *   (rollout halted / superseded / paused before the confirm)
  * - 413 `BODY_TOO_LARGE`
  * - 415 `UNSUPPORTED_MEDIA_TYPE` (a body that is not `application/json`)
+ * - 429 `REPORT_QUOTA` (with `Retry-After`; the host sent more reports than its quota)
  * - 503 `NOT_READY` (with `Retry-After`; no verified fleet artefact yet)
  * - 500 `INTERNAL` (a bug; the message is generic, details go to the log)
  */
@@ -88,6 +89,7 @@ export type ErrorCode =
   | 'DISPATCH_CANCELLED'
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'REPORT_QUOTA'
   | 'NOT_READY'
   | 'INTERNAL';
 

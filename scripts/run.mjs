@@ -22,6 +22,8 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DEBIAN = [
   { command: 'nix', pkg: 'nix-bin' },
   { command: 'initdb (PostgreSQL)', pkg: 'postgresql', present: () => postgresBinDir() !== null },
+  // promtool checks and unit-tests the alert rules in monitoring/ (monitoring/rules.test.ts).
+  { command: 'promtool', pkg: 'prometheus' },
 ];
 
 /** /usr/lib/postgresql/VERSION/bin holding initdb, newest first (fixtures/postgres.ts looks there too). */

@@ -64,7 +64,8 @@ function run(cmd: string, args: string[], timeoutMs: number, env: Record<string,
     const child = spawn(cmd, args, {
       cwd: ROOT,
       // NIXFLEET_FROM_SOURCE: bin/*.js run the sources, never a (possibly stale) dist/ bundle.
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', NIXFLEET_FROM_SOURCE: '1', ...env },
+      // NIXFLEET_LOG_LEVEL: the CP's and agents' JSON logs (io/log.ts) at warn unless asked otherwise.
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', NIXFLEET_FROM_SOURCE: '1', NIXFLEET_LOG_LEVEL: process.env['NIXFLEET_LOG_LEVEL'] ?? 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
