@@ -134,9 +134,9 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
 /** Agent metrics (agent/metrics.ts) rewritten to `path` after every cycle; a write failure is logged, never fatal. */
 function metricsWriter(hostname: string, path: string, log: Logger): NonNullable<AgentDeps['observe']> {
   const metrics = new AgentMetrics(hostname);
-  return (o) => {
+  return async (o) => {
     metrics.observe(o);
-    metrics.writeTo(path).catch((e: unknown) => log.warn('agent.metrics-write-failed', { path, message: e instanceof Error ? e.message : String(e) }));
+    await metrics.writeTo(path).catch((e: unknown) => log.warn('agent.metrics-write-failed', { path, message: e instanceof Error ? e.message : String(e) }));
   };
 }
 

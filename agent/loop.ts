@@ -80,7 +80,7 @@ export type AgentDeps = {
   bootId: () => string;
   log: Logger;
   /** Sees every cycle's outcome (agent metrics, agent/metrics.ts); an error thrown by a cycle is `error`. */
-  observe?: (o: { outcome: CycleOutcome | { kind: 'error' }; failures: number; phase: string | null; nowMs: number }) => void;
+  observe?: (o: { outcome: CycleOutcome | { kind: 'error' }; failures: number; phase: string | null; nowMs: number }) => void | Promise<void>;
 };
 
 /** What one cycle did, for `once`, logs and tests. */
@@ -288,10 +288,10 @@ export class NixfleetAgent {
     if (observe === undefined) return this.cycleOnce();
     try {
       const r = await this.cycleOnce();
-      observe({ outcome: r.outcome, failures: this.failures, phase: this.state?.phase.tag ?? null, nowMs: this.now() });
+      await observe({ outcome: r.outcome, failures: this.failures, phase: this.state?.phase.tag ?? null, nowMs: this.now() });
       return r;
     } catch (e) {
-      observe({ outcome: { kind: 'error' }, failures: this.failures + 1, phase: null, nowMs: this.now() });
+      await observe({ outcome: { kind: 'error' }, failures: this.failures + 1, phase: null, nowMs: this.now() });
       throw e;
     }
   }

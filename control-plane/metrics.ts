@@ -52,7 +52,11 @@ export class CpMetrics {
   constructor(counts: StateCounts, opts: CpMetricsOptions = {}) {
     const registers = [this.registry];
     const now = opts.now ?? Date.now;
-    if (opts.processMetrics === true) collectDefaultMetrics({ register: this.registry });
+    if (opts.processMetrics === true) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named *_total fail `promtool check metrics`; the same counts are in nodejs_active_handles / _requests / _resources by type.
+      for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(n);
+    }
     new Gauge({ name: 'nixfleet_build_info', help: 'Always 1; the version and Node.js runtime of this control plane', labelNames: ['version', 'node'], registers }).set({ version: NIXFLEET_VERSION, node: process.version }, 1);
     this.tlsFailures = new Counter({
       name: 'nixfleet_tls_handshake_failures_total',
