@@ -2,14 +2,25 @@
  * The command table of `nixfleet` (SPEC §7): the one source of argument parsing, `--help` and
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
-import { auditVerify } from './cmd-audit.ts';
-import { checkConfig, configInit } from './cmd-config.ts';
 import { completionCommand } from './completion.ts';
-import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
-import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
-import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
-import type { CommandSpec, FlagSpec } from './framework.ts';
+import type { CommandSpec, Ctx, FlagSpec, Outcome } from './framework.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
+
+/**
+ * Handlers load on first use (dynamic import): `nixfleet --help`, completion and usage errors
+ * never evaluate the HTTP client, the PKI library or the verifiers (issue 18: `--help` ≤ 200 ms;
+ * the bundle splits them into chunks, scripts/build.mjs).
+ */
+type Handler = (ctx: Ctx) => Promise<Outcome>;
+const lazy =
+  <M extends Record<K, Handler>, K extends string>(load: () => Promise<M>, name: K): Handler =>
+  async (ctx) =>
+    (await load())[name](ctx);
+const online = () => import('./cmd-online.ts');
+const config = () => import('./cmd-config.ts');
+const pki = () => import('./cmd-pki.ts');
+const keys = () => import('./cmd-keys.ts');
+const audit = () => import('./cmd-audit.ts');
 
 /** `config init` takes every setting as a plain flag (not read from env: it writes what you say). */
 const CONFIG_INIT_FLAGS: FlagSpec[] = [
@@ -92,7 +103,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'online', description: 'false when it missed its check-ins.' },
       ],
     },
-    handler: status,
+    handler: lazy(online, 'status'),
   },
   {
     name: 'hosts',
@@ -119,7 +130,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'dispatch', description: '{rolloutId, closureHash, confirmDeadline} while a target is outstanding, or null.' },
       ],
     },
-    handler: hosts,
+    handler: lazy(online, 'hosts'),
   },
   {
     name: 'rollout list',
@@ -129,7 +140,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet rollout list --channel stable'],
     online: true,
     json: { shape: 'the CP\'s `RolloutsResponse`: `{rollouts: [...]}`; each rollout:', fields: ROLLOUT_SUMMARY_FIELDS },
-    handler: rolloutList,
+    handler: lazy(online, 'rolloutList'),
   },
   {
     name: 'rollout show',
@@ -142,7 +153,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
       shape: 'the CP\'s `RolloutDetail`: the rollout list fields plus `hosts`:',
       fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason}].' }],
     },
-    handler: rolloutShow,
+    handler: lazy(online, 'rolloutShow'),
   },
   {
     name: 'rollout trace',
@@ -169,7 +180,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'reason', description: 'Why (gate, probe, operator, …).' },
       ],
     },
-    handler: rolloutTrace,
+    handler: lazy(online, 'rolloutTrace'),
   },
   {
     name: 'rollout skip',
@@ -192,7 +203,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'reason', description: 'As given.' },
       ],
     },
-    handler: rolloutSkip,
+    handler: lazy(online, 'rolloutSkip'),
   },
   {
     name: 'pause',
@@ -203,7 +214,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet pause stable --reason "investigating web1"'],
     online: true,
     json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
-    handler: pause,
+    handler: lazy(online, 'pause'),
   },
   {
     name: 'resume',
@@ -213,7 +224,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet resume stable'],
     online: true,
     json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
-    handler: resume,
+    handler: lazy(online, 'resume'),
   },
   {
     name: 'quarantine list',
@@ -232,7 +243,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'since', description: 'RFC 3339.' },
       ],
     },
-    handler: quarantineList,
+    handler: lazy(online, 'quarantineList'),
   },
   {
     name: 'quarantine clear',
@@ -246,7 +257,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet quarantine clear stable 0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web1-25.05'],
     online: true,
     json: { shape: 'the CP\'s `QuarantineClearResponse`:', fields: [{ name: 'cleared', description: 'Number of quarantines lifted.' }] },
-    handler: quarantineClear,
+    handler: lazy(online, 'quarantineClear'),
   },
   {
     name: 'audit export',
@@ -260,7 +271,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
     online: true,
-    handler: auditExport,
+    handler: lazy(online, 'auditExport'),
   },
 ];
 
@@ -274,7 +285,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: CONFIG_INIT_FLAGS,
     examples: ['nixfleet config init --url https://cp.example.org:8443 --cert op.pem --key op.key --ca ca.pem'],
     online: false,
-    handler: configInit,
+    handler: lazy(config, 'configInit'),
   },
   {
     name: 'check-config',
@@ -285,7 +296,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [],
     examples: ['nixfleet check-config', 'nixfleet check-config --cert op.pem --key op.key --ca ca.pem --url https://cp.example.org:8443'],
     online: true,
-    handler: checkConfig,
+    handler: lazy(config, 'checkConfig'),
   },
   {
     name: 'completion',
@@ -311,7 +322,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet pki init --pki-dir ~/.config/nixfleet/pki'],
     online: false,
-    handler: pkiInit,
+    handler: lazy(pki, 'pkiInit'),
   },
   {
     name: 'mint-host-cert',
@@ -320,7 +331,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: MINT_FLAGS,
     examples: ['nixfleet mint-host-cert web1 --pki-dir ~/.config/nixfleet/pki --out-dir ./certs'],
     online: false,
-    handler: mintHost,
+    handler: lazy(pki, 'mintHost'),
   },
   {
     name: 'mint-operator-cert',
@@ -329,7 +340,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: MINT_FLAGS,
     examples: ['nixfleet mint-operator-cert alice --pki-dir ~/.config/nixfleet/pki --out-dir ~/.config/nixfleet'],
     online: false,
-    handler: mintOperator,
+    handler: lazy(pki, 'mintOperator'),
   },
   {
     name: 'mint-server-cert',
@@ -341,7 +352,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet mint-server-cert --hostnames cp.example.org,10.0.0.5 --pki-dir ~/.config/nixfleet/pki --out-dir ./cp'],
     online: false,
-    handler: mintServer,
+    handler: lazy(pki, 'mintServer'),
   },
   {
     name: 'derive-pubkey',
@@ -352,7 +363,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [],
     examples: ['nixfleet derive-pubkey /etc/ssh/ssh_host_ed25519_key.pub'],
     online: false,
-    handler: derivePubkey,
+    handler: lazy(keys, 'derivePubkey'),
   },
   {
     name: 'verify-artifact',
@@ -386,7 +397,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'message', description: 'On failure: what was wrong.' },
       ],
     },
-    handler: verifyArtifactCmd,
+    handler: lazy(keys, 'verifyArtifactCmd'),
   },
   {
     name: 'audit verify',
@@ -420,6 +431,6 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'message', description: 'On failure: what was wrong, naming the line.' },
       ],
     },
-    handler: auditVerify,
+    handler: lazy(audit, 'auditVerify'),
   },
 ];
