@@ -112,7 +112,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`nixfleet-agent: unreadable state file (inspect it; never deleted automatically): ${e.message}\n`);
       return 2;
     }
-    throw e;
+    // A bug: one line for the user, the stack only when asked for.
+    process.stderr.write(`nixfleet-agent: internal error: ${e instanceof Error ? e.message : String(e)} (NIXFLEET_DEBUG=1 shows details)\n`);
+    if (process.env['NIXFLEET_DEBUG'] === '1' && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+    return 2;
   }
 }
 

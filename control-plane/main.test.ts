@@ -163,6 +163,7 @@ t('serve: listens over mTLS, becomes ready from the source, logs JSON events, co
     assert.match(metrics, /nixfleet_client_certificate_expiry_min_timestamp_seconds\{role="operator"\} \d{10}/);
     assert.match(metrics, /process_cpu_seconds_total/);
     assert.is((await fetch(`http://127.0.0.1:${ports.metricsPort}/readyz`)).status, 200);
+    assert.equal(await (await fetch(`http://127.0.0.1:${ports.metricsPort}/healthz`)).json(), { ok: true }, 'a load balancer probes /healthz without a fleet certificate');
     assert.is((await fetch(`http://127.0.0.1:${ports.metricsPort}/v1/hosts`)).status, 404, 'no API on the metrics listener');
   } finally {
     await op.close();

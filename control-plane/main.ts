@@ -203,7 +203,12 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2)).catch((e: unknown) => {
+  // A bug: one line for the user, the stack only when asked for (the JSON log has it at debug).
+  process.stderr.write(`nixfleet-control-plane: internal error: ${e instanceof Error ? e.message : String(e)} (NIXFLEET_DEBUG=1 shows details)\n`);
+  if (process.env['NIXFLEET_DEBUG'] === '1' && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+  return 2;
+});
 
 /** notAfter of the first certificate in a PEM bundle, or null when it does not parse. */
 function certNotAfterMs(pem: string): number | null {

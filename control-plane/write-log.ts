@@ -41,6 +41,15 @@ export function logWrites(log: Logger, writes: readonly Write[]): void {
   }
 }
 
+/** Logging never fails a committed transaction. */
+function safely(log: Logger, writes: readonly Write[]): void {
+  try {
+    logWrites(log, writes);
+  } catch {
+    // a value the log cannot serialise: the change is in the store and the audit chain anyway
+  }
+}
+
 /**
  * `store` with its three apply methods logging what they committed. Every other member is the
  * store's own (methods bound to it, so private fields keep working).
@@ -50,8 +59,8 @@ export function withWriteLog(store: Store, log: Logger): Store {
     <A extends unknown[]>(apply: (writes: readonly Write[], ...rest: A) => ApplyResult | Promise<ApplyResult>) =>
     (writes: readonly Write[], ...rest: A): ApplyResult | Promise<ApplyResult> => {
       const r = apply(writes, ...rest);
-      if (r instanceof Promise) return r.then((v) => (logWrites(log, writes), v));
-      logWrites(log, writes);
+      if (r instanceof Promise) return r.then((v) => (safely(log, writes), v));
+      safely(log, writes);
       return r;
     };
   const wrapped: Partial<Record<keyof Store, unknown>> = {

@@ -64,8 +64,7 @@ function run(cmd: string, args: string[], timeoutMs: number, env: Record<string,
     const child = spawn(cmd, args, {
       cwd: ROOT,
       // NIXFLEET_FROM_SOURCE: bin/*.js run the sources, never a (possibly stale) dist/ bundle.
-      // NIXFLEET_LOG_LEVEL: the CP's and agents' JSON logs (io/log.ts) at warn unless asked otherwise.
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', NIXFLEET_FROM_SOURCE: '1', NIXFLEET_LOG_LEVEL: process.env['NIXFLEET_LOG_LEVEL'] ?? 'warn', ...env },
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', NIXFLEET_FROM_SOURCE: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -178,7 +177,10 @@ async function main(): Promise<void> {
   const runFile = async (entry: string, timeoutMs: number): Promise<FileResult> => {
     const pg = entry.endsWith(PG_TAG);
     const file = pg ? entry.slice(0, -PG_TAG.length) : entry;
-    const r = await run(process.execPath, ['--import', 'tsx', file], timeoutMs, pg ? { NIXFLEET_TEST_STORE: 'postgres' } : {});
+    // Unit files: the JSON logs (io/log.ts) of the programs they start at warn unless asked
+    // otherwise. e2e files keep their configured levels: their processes log to files, for the report.
+    const quiet = isE2e(file) ? {} : { NIXFLEET_LOG_LEVEL: process.env['NIXFLEET_LOG_LEVEL'] ?? 'warn' };
+    const r = await run(process.execPath, ['--import', 'tsx', file], timeoutMs, { ...quiet, ...(pg ? { NIXFLEET_TEST_STORE: 'postgres' } : {}) });
     const s = summarise(entry, r.code, r.output, r.ms);
     const tag = s.failed > 0 ? 'FAIL' : 'ok  ';
     console.log(`${tag} ${entry}  (${s.passed} passed, ${s.failed} failed, ${Math.round(s.ms)} ms)`);
