@@ -5,6 +5,7 @@
  * the host key (JCS + Ed25519, like reports). The newest set waits in `outbox` until a check-in
  * or confirm carried it. The policy comes only from signed bytes the agent verified itself.
  */
+import type { Logger } from '../io/log.ts';
 import type { SignedEvidence } from '../protocol/compliance-api.ts';
 import { CATALOGUE, controlsForFrameworks, mergeCatalogue, type Control } from '../protocol/compliance.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
@@ -41,7 +42,7 @@ export type ComplianceRunnerDeps = {
   hostKey: PrivateKey | null;
   intervalSecs: number;
   now: () => number;
-  log: (msg: string) => void;
+  log: Logger;
 };
 
 export class ComplianceRunner {
@@ -60,7 +61,7 @@ export class ComplianceRunner {
     if (this.d.io === null || p === null || p.mode === 'disabled') return [];
     // Signed data, but checked like any input: a malformed fleet control is left out, not run.
     const merged = mergeCatalogue(p.own);
-    if (!merged.ok) this.log(`compliance: the fleet's own controls are refused (${merged.error.code}: ${merged.error.message}); running the built-in ones`);
+    if (!merged.ok) this.d.log.warn('agent.compliance-controls-refused', { code: merged.error.code, message: `${merged.error.message}; running the built-in ones` });
     return controlsForFrameworks(p.frameworks, merged.ok ? merged.value : CATALOGUE).filter((c) => c.runtime !== null);
   }
 
@@ -86,7 +87,7 @@ export class ComplianceRunner {
     const key = this.d.hostKey;
     this.outbox = records.map((record) => ({ record, signature: key === null ? null : signJcs(record, key) }));
     const failing = records.filter((r) => r.result !== 'pass').map((r) => r.control);
-    this.log(`compliance: ${records.length} checks on ${closure ?? 'unknown closure'}, ${failing.length === 0 ? 'all pass' : `failing: ${failing.join(', ')}`}`);
+    this.d.log.info('agent.compliance-run', { checks: records.length, closure: closure ?? null, failing });
   }
 
   /** What the next request carries (undefined: nothing new). */
@@ -97,9 +98,5 @@ export class ComplianceRunner {
   /** The CP took (or, refusing the records, will never take) what `pending` returned. */
   delivered(sent: SignedEvidence[] | undefined): void {
     if (sent !== undefined && this.outbox === sent) this.outbox = [];
-  }
-
-  private log(m: string): void {
-    this.d.log(m);
   }
 }

@@ -3,9 +3,10 @@
  * `nixfleet-agent` turns into exit 2), and the same function, given in-memory parts, yields an
  * agent that verifies, activates and confirms a signed target without Nix or a network.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { silentLogger } from '../io/log.ts';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { outcomeStatement, type Target } from '../protocol/api.ts';
@@ -40,7 +41,7 @@ function config(over: Record<string, unknown> = {}): Config {
 }
 
 test('real wiring: unreadable TLS material or host key is an error value; readable material builds', async () => {
-  const noLog = () => {};
+  const noLog = silentLogger;
   const missing = buildAgent(config(), { log: noLog });
   assert.is(missing.ok, false);
   if (!missing.ok) {
@@ -84,7 +85,9 @@ test('in-memory parts through the same root: a signed target is verified, switch
   world.cp.target = target;
   world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
 
-  const built = buildAgent(config(), world.wiring);
+  const metricsFile = join(dir, 'textfile', 'nixfleet.prom');
+  mkdirSync(dirname(metricsFile), { recursive: true });
+  const built = buildAgent(config({ metricsFile }), world.wiring);
   assert.ok(built.ok, 'fakes need no readable files');
   if (!built.ok) return;
   const outcome = await built.value.agent.once();
@@ -98,6 +101,13 @@ test('in-memory parts through the same root: a signed target is verified, switch
   assert.is(world.cp.checkins[0]!.currentClosure, fakeClosure(HOST, 1));
   assert.is(world.store.pending, null);
   assert.is(world.store.accepted.fleet?.sha256, signed.sha256);
+  // Agent metrics (issue 18): the text file node_exporter's textfile collector reads, rewritten each cycle.
+  const prom = readFileSync(metricsFile, 'utf8');
+  assert.match(prom, /^nixfleet_agent_activations_total\{outcome="confirmed",host="web1"\} 1$/m, prom);
+  assert.match(prom, /^nixfleet_agent_consecutive_failures\{host="web1"\} 0$/m);
+  assert.match(prom, /^nixfleet_agent_last_checkin_success_timestamp_seconds\{host="web1"\} \d+/m);
+  assert.match(prom, /^nixfleet_agent_build_info\{version="[^"]+",node="v\d+[^"]*",host="web1"\} 1$/m);
+  assert.is(statSync(metricsFile).mode & 0o777, 0o644, 'readable by node_exporter');
 });
 
 test('issue 14: the check-in after a roll-back carries the outcome signed by the host key (what the CP verifies)', async () => {

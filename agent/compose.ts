@@ -11,6 +11,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
+import type { Logger } from '../io/log.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
@@ -21,6 +22,7 @@ import type { Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';
 import { FailoverClient } from './failover.ts';
 import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
+import { AgentMetrics } from './metrics.ts';
 import { NixBackend } from './nix.ts';
 import { HOST_PROBES, type ProbeRunner } from './probes.ts';
 import { hostCheckIo, type CheckIo } from './compliance.ts';
@@ -31,7 +33,7 @@ import { FileStateStore, type StateStore } from './state.ts';
  * stderr, tests collect lines); everything else defaults to the production dependency.
  */
 export type AgentWiring = {
-  log: (msg: string) => void;
+  log: Logger;
   backend?: ActivationBackend;
   store?: StateStore;
   /** A CP API the caller owns (not closed by `close()`); default an mTLS `CpClient` from `config.tls`. */
@@ -77,7 +79,7 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
       // Issue 17: cpUrl first, then the further replicas in cpUrls (failover.ts: sticky, with backoff).
       const urls = [config.cpUrl, ...config.cpUrls];
       const cs = urls.map((url) => new CpClient({ cpUrl: url, tls: tls.value, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes }));
-      const client = cs.length === 1 ? cs[0]! : new FailoverClient(urls.map((url, i) => ({ url, client: cs[i]! })), { now: wiring.now ?? Date.now, log });
+      const client = cs.length === 1 ? cs[0]! : new FailoverClient(urls.map((url, i) => ({ url, client: cs[i]! })), { now: wiring.now ?? Date.now, log: (message: string) => log.warn('agent.failover', { message }) });
       return { client, close: async () => void (await Promise.all(cs.map((c) => c.close()))) };
     };
   }
@@ -136,8 +138,18 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
     reboot: wiring.reboot ?? (() => runCommand(config.rebootCommand, config.commandTimeoutSecs * 1000)),
     log,
     checkIo: wiring.checkIo === undefined ? hostCheckIo(config.complianceRoot) : wiring.checkIo,
+    ...(config.metricsFile === null ? {} : { observe: metricsWriter(config.hostname, config.metricsFile, log) }),
   });
   return ok({ agent, close });
+}
+
+/** Agent metrics (agent/metrics.ts) rewritten to `path` after every cycle; a write failure is logged, never fatal. */
+function metricsWriter(hostname: string, path: string, log: Logger): NonNullable<AgentDeps['observe']> {
+  const metrics = new AgentMetrics(hostname);
+  return async (o) => {
+    metrics.observe(o);
+    await metrics.writeTo(path).catch((e: unknown) => log.warn('agent.metrics-write-failed', { path, message: e instanceof Error ? e.message : String(e) }));
+  };
 }
 
 /** Reads `trust.json` (re-read every cycle: rotation needs no restart). */

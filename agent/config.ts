@@ -50,6 +50,8 @@ export const DEFAULTS = Object.freeze({
   probes: [] as readonly ProbeConfig[],
   complianceIntervalSecs: 6 * 3600,
   complianceRoot: '/',
+  logLevel: 'info' as const,
+  metricsFile: null,
 });
 
 export type ConfigIssue = Issue;
@@ -137,6 +139,8 @@ export const AgentConfigSchema = Strict(
       "Issue 15: how often the runtime compliance checks of the channel's frameworks run besides after each activation (before its confirm).",
     ),
     complianceRoot: AbsPath('Issue 15: the root the file / world-writable compliance checks read under (/ on a host).', DEFAULTS.complianceRoot),
+    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel, description: 'JSON log lines on stderr at this level and above (NIXFLEET_LOG_LEVEL overrides).' }),
+    metricsFile: Nullable(AbsPath('Prometheus text file rewritten after every cycle (for node_exporter\'s textfile collector, e.g. /var/lib/prometheus-node-exporter/nixfleet.prom); null: none.'), { default: DEFAULTS.metricsFile }),
   },
   { title: 'nixfleet-agent configuration (nixfleet-agent run --config FILE)' },
 );

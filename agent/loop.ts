@@ -14,6 +14,7 @@
  * fakes. `compose.ts` (`buildAgent`) is the one place that picks them.
  */
 import { NIXFLEET_VERSION } from '../io/version.ts';
+import { logBug, type Logger } from '../io/log.ts';
 import { basename } from 'node:path';
 import type {
   CheckinRequest,
@@ -86,9 +87,11 @@ export type AgentDeps = {
   bootId: () => string;
   /** Issue 14: reboot the machine (channel rebootPolicy automatic); absent: never rebooted by the agent. */
   reboot?: () => Promise<{ ok: boolean; message: string }>;
-  log: (msg: string) => void;
   /** Issue 15: the host as the runtime compliance checks see it; null/absent: no checks. */
   checkIo?: CheckIo | null;
+  log: Logger;
+  /** Sees every cycle's outcome (agent metrics, agent/metrics.ts); an error thrown by a cycle is `error`. */
+  observe?: (o: { outcome: CycleOutcome | { kind: 'error' }; failures: number; phase: string | null; nowMs: number }) => void | Promise<void>;
 };
 
 /** What one cycle did, for `once`, logs and tests. */
@@ -119,7 +122,7 @@ export class NixfleetAgent {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
   private readonly bootId: () => string;
-  private readonly log: (msg: string) => void;
+  private readonly log: Logger;
   readonly machineConfig: MachineConfig;
   readonly compliance: ComplianceRunner;
   /** The rollout of the activation under way (for the evidence of its pre-confirm checks). */
@@ -170,7 +173,7 @@ export class NixfleetAgent {
         if (evidence !== undefined) body.compliance = evidence;
         const r = await this.deps.client.confirm(body);
         if (r.result !== 'error' || r.message.includes('EVIDENCE_SIGNATURE_INVALID')) this.compliance.delivered(evidence); // refused evidence: confirm without it
-        this.log(`confirm ${rolloutId} ${closureHash}: ${r.result} (${r.message})`);
+        this.log.info('agent.confirm', { rolloutId, closure: closureHash, result: r.result, message: r.message });
         return r;
       },
       report: (r) => this.report(r),
@@ -181,7 +184,7 @@ export class NixfleetAgent {
         };
         store.saveConfirmed(rec);
       },
-      log: (m) => this.log(m),
+      log: this.log,
     };
   }
 
@@ -208,7 +211,7 @@ export class NixfleetAgent {
       ...(r.details === undefined ? {} : { details: r.details }),
     };
     const body: ReportRequest = { report, signature: this.deps.hostKey === null ? null : signJcs(report, this.deps.hostKey) };
-    this.log(`report ${r.event} ${r.closureHash ?? ''}: ${r.message}`);
+    this.log.info('agent.report', { event: r.event, rolloutId: r.rolloutId, closure: r.closureHash, message: r.message });
     await this.send(body);
   }
 
@@ -218,7 +221,7 @@ export class NixfleetAgent {
     // 4xx other than 408/429: the CP will never take it; anything else is retried later.
     const status = 'status' in res.error ? res.error.status : undefined;
     if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-      this.log(`report refused by the CP: ${res.error.message}`);
+      this.log.warn('agent.report-refused', { code: res.error.code, status, message: res.error.message });
       return;
     }
     if (this.queue.length >= REPORT_QUEUE_MAX) this.queue.shift();
@@ -264,7 +267,7 @@ export class NixfleetAgent {
     const pending = store.loadPending();
     const running = await backend.running();
     const confirmed = store.loadConfirmed();
-    if (pending !== null) this.log(`recovering activation of ${pending.closureHash} (phase ${pending.phase}, deadline ${new Date(pending.deadlineMs).toISOString()})`);
+    if (pending !== null) this.log.warn('agent.recovering', { closure: pending.closureHash, phase: pending.phase, deadline: new Date(pending.deadlineMs).toISOString() });
     this.state = INITIAL_STATE;
     this.compliance.policy = storedPolicy(this.deps.store, this.deps.config.hostname);
     await this.run(recover(persisted, pending, running, nowMs, confirmed === null ? null : confirmed.record));
@@ -290,6 +293,19 @@ export class NixfleetAgent {
 
   /** One cycle; returns what happened and when to run the next one. */
   async cycle(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
+    const observe = this.deps.observe;
+    if (observe === undefined) return this.cycleOnce();
+    try {
+      const r = await this.cycleOnce();
+      await observe({ outcome: r.outcome, failures: this.failures, phase: this.state?.phase.tag ?? null, nowMs: this.now() });
+      return r;
+    } catch (e) {
+      await observe({ outcome: { kind: 'error' }, failures: this.failures + 1, phase: null, nowMs: this.now() });
+      throw e;
+    }
+  }
+
+  private async cycleOnce(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
     if (this.state === null) await this.start();
     const cfg = this.deps.config;
     const base = { baseSecs: cfg.pollIntervalSecs, maxFactor: cfg.maxBackoffFactor, jitterPct: cfg.pollJitterPct };
@@ -310,7 +326,7 @@ export class NixfleetAgent {
     // Issue 14: a new boot that did not come up on the closure deferred to it → roll back (Reverted).
     const booted = afterBoot(state, this.bootId(), running, this.now());
     if (booted.effects.length > 0) {
-      this.log(`booted back into ${running ?? 'an unknown system'} instead of the deferred ${state.deferred ?? ''}: rolling back the boot entry`);
+      this.log.warn('agent.booted-back', { running: running ?? null, deferred: state.deferred ?? null, message: 'booted back into another system than the deferred one: rolling back the boot entry' });
       await this.run(booted);
       await this.flushReports();
       return { outcome: { kind: 'activated', phase: this.state!.phase.tag, outcome: this.state!.lastOutcome?.outcome ?? null }, delayMs: 0 };
@@ -337,12 +353,12 @@ export class NixfleetAgent {
     if (res.ok || res.error.errorCode === 'EVIDENCE_SIGNATURE_INVALID') this.compliance.delivered(evidence);
     if (!res.ok) {
       this.failures += 1;
-      this.log(`check-in failed (${this.failures}): ${res.error.message}`);
+      this.log.warn('agent.checkin-failed', { code: res.error.code, failures: this.failures, message: res.error.message });
       const d = nextDelayMs({ ...base, failures: this.failures, random: this.random(), ...(res.error.retryAfterSecs === undefined ? {} : { retryAfterSecs: res.error.retryAfterSecs }) });
       return { outcome: { kind: 'checkin-failed', error: res.error }, delayMs: d };
     }
     this.failures = 0;
-    if (res.value.outcomeRefused !== undefined) this.log(`the CP did not act on our last outcome: ${res.value.outcomeRefused.code} (${res.value.outcomeRefused.message})`);
+    if (res.value.outcomeRefused !== undefined) this.log.warn('agent.outcome-refused', { code: res.value.outcomeRefused.code, message: res.value.outcomeRefused.message });
     const n = res.value.nextCheckinSecs;
     const delayMs = nextDelayMs({ ...base, baseSecs: Number.isFinite(n) && n > 0 && n <= 86_400 ? n : cfg.pollIntervalSecs, failures: 0, random: this.random() });
 
@@ -380,7 +396,7 @@ export class NixfleetAgent {
     // A signed slice when the CP offers one (issue 19); the full artefact otherwise, or when the
     // offered slice cannot be fetched (a slice that IS fetched must verify: no fallback then).
     const slice = target.slice === true && this.deps.client.fetchSlice !== undefined ? await this.deps.client.fetchSlice() : null;
-    if (slice !== null && !slice.ok) this.log(`slice fetch failed, using the full artefact: ${slice.error.message}`);
+    if (slice !== null && !slice.ok) this.log.warn('agent.slice-fetch-failed', { code: slice.error.code, message: slice.error.message });
     let host: Host;
     let channel: Channel | null;
     let cpDeadlineMs: number;
@@ -408,7 +424,7 @@ export class NixfleetAgent {
       if (art === null) {
         const f = await this.deps.client.fetchArtifact();
         if (!f.ok) {
-          this.log(`artefact fetch failed: ${f.error.message}`);
+          this.log.warn('agent.artifact-fetch-failed', { code: f.error.code, message: f.error.message });
           return { kind: 'refused', code: 'ARTIFACT_FETCH', message: f.error.message };
         }
         art = f.value;
@@ -472,9 +488,9 @@ export class NixfleetAgent {
     if (this.rebootRequested === job.closureHash) return;
     this.rebootRequested = job.closureHash;
     await this.flushReports(); // the deferral reaches the CP before the machine goes down
-    this.log(`rebooting into ${job.closurePath} (rebootPolicy automatic, rollout ${job.rolloutId})`);
+    this.log.info('agent.reboot', { closure: job.closurePath, rolloutId: job.rolloutId, reason: 'rebootPolicy automatic' });
     const r = await this.deps.reboot();
-    if (!r.ok) this.log(`reboot failed, waiting for an operator: ${r.message}`);
+    if (!r.ok) this.log.error('agent.reboot-failed', { message: r.message });
   }
 
   /** Persist the newest accepted state of a kind (never move it backwards). */
@@ -507,7 +523,8 @@ export class NixfleetAgent {
       } catch (e) {
         this.failures += 1;
         // A corrupt state file is an operator matter (named in the message), not a crash.
-        this.log(e instanceof StateCorrupt ? `state: ${e.message}` : `cycle failed: ${(e as Error).stack ?? String(e)}`);
+        if (e instanceof StateCorrupt) this.log.error('agent.state-corrupt', { code: 'STATE_CORRUPT', message: e.message });
+        else logBug(this.log, 'agent.cycle-failed', e);
         const c = this.deps.config;
         delayMs = nextDelayMs({ baseSecs: c.pollIntervalSecs, failures: this.failures, maxFactor: c.maxBackoffFactor, jitterPct: c.pollJitterPct, random: this.random() });
       }

@@ -2,15 +2,26 @@
  * The command table of `nixfleet` (SPEC §7): the one source of argument parsing, `--help` and
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
-import { auditVerify } from './cmd-audit.ts';
-import { compliance } from './cmd-compliance.ts';
-import { checkConfig, configInit } from './cmd-config.ts';
 import { completionCommand } from './completion.ts';
-import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
-import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutApprove, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
-import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
-import type { CommandSpec, FlagSpec } from './framework.ts';
+import type { CommandSpec, Ctx, FlagSpec, Outcome } from './framework.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
+
+/**
+ * Handlers load on first use (dynamic import): `nixfleet --help`, completion and usage errors
+ * never evaluate the HTTP client, the PKI library or the verifiers (issue 18: `--help` ≤ 200 ms;
+ * the bundle splits them into chunks, scripts/build.mjs).
+ */
+type Handler = (ctx: Ctx) => Promise<Outcome>;
+const lazy =
+  <M extends Record<K, Handler>, K extends string>(load: () => Promise<M>, name: K): Handler =>
+  async (ctx) =>
+    (await load())[name](ctx);
+const online = () => import('./cmd-online.ts');
+const config = () => import('./cmd-config.ts');
+const pki = () => import('./cmd-pki.ts');
+const keys = () => import('./cmd-keys.ts');
+const audit = () => import('./cmd-audit.ts');
+const complianceCmd = () => import('./cmd-compliance.ts');
 
 /** `config init` takes every setting as a plain flag (not read from env: it writes what you say). */
 const CONFIG_INIT_FLAGS: FlagSpec[] = [
@@ -93,7 +104,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'online', description: 'false when it missed its check-ins.' },
       ],
     },
-    handler: status,
+    handler: lazy(online, 'status'),
   },
   {
     name: 'hosts',
@@ -120,7 +131,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'dispatch', description: '{rolloutId, closureHash, confirmDeadline} while a target is outstanding, or null.' },
       ],
     },
-    handler: hosts,
+    handler: lazy(online, 'hosts'),
   },
   {
     name: 'rollout list',
@@ -130,7 +141,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet rollout list --channel stable'],
     online: true,
     json: { shape: 'the CP\'s `RolloutsResponse`: `{rollouts: [...]}`; each rollout:', fields: ROLLOUT_SUMMARY_FIELDS },
-    handler: rolloutList,
+    handler: lazy(online, 'rolloutList'),
   },
   {
     name: 'rollout show',
@@ -143,7 +154,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
       shape: 'the CP\'s `RolloutDetail`: the rollout list fields plus `hosts`:',
       fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason}].' }],
     },
-    handler: rolloutShow,
+    handler: lazy(online, 'rolloutShow'),
   },
   {
     name: 'rollout trace',
@@ -170,7 +181,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'reason', description: 'Why (gate, probe, operator, …).' },
       ],
     },
-    handler: rolloutTrace,
+    handler: lazy(online, 'rolloutTrace'),
   },
   {
     name: 'rollout skip',
@@ -193,7 +204,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'reason', description: 'As given.' },
       ],
     },
-    handler: rolloutSkip,
+    handler: lazy(online, 'rolloutSkip'),
   },
   {
     name: 'rollout approve',
@@ -213,7 +224,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'required', description: 'The channel\'s `requireApprovals` (0: none needed).' },
       ],
     },
-    handler: rolloutApprove,
+    handler: lazy(online, 'rolloutApprove'),
   },
   {
     name: 'pause',
@@ -224,7 +235,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet pause stable --reason "investigating web1"'],
     online: true,
     json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
-    handler: pause,
+    handler: lazy(online, 'pause'),
   },
   {
     name: 'resume',
@@ -234,7 +245,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet resume stable'],
     online: true,
     json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
-    handler: resume,
+    handler: lazy(online, 'resume'),
   },
   {
     name: 'compliance',
@@ -261,7 +272,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'failing', description: 'true when some control fails or errors (exit 1).' },
       ],
     },
-    handler: compliance,
+    handler: lazy(complianceCmd, 'compliance'),
   },
   {
     name: 'quarantine list',
@@ -280,7 +291,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'since', description: 'RFC 3339.' },
       ],
     },
-    handler: quarantineList,
+    handler: lazy(online, 'quarantineList'),
   },
   {
     name: 'quarantine clear',
@@ -294,7 +305,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet quarantine clear stable 0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web1-25.05'],
     online: true,
     json: { shape: 'the CP\'s `QuarantineClearResponse`:', fields: [{ name: 'cleared', description: 'Number of quarantines lifted.' }] },
-    handler: quarantineClear,
+    handler: lazy(online, 'quarantineClear'),
   },
   {
     name: 'audit export',
@@ -308,7 +319,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
     online: true,
-    handler: auditExport,
+    handler: lazy(online, 'auditExport'),
   },
 ];
 
@@ -322,7 +333,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: CONFIG_INIT_FLAGS,
     examples: ['nixfleet config init --url https://cp.example.org:8443 --cert op.pem --key op.key --ca ca.pem'],
     online: false,
-    handler: configInit,
+    handler: lazy(config, 'configInit'),
   },
   {
     name: 'check-config',
@@ -333,7 +344,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [],
     examples: ['nixfleet check-config', 'nixfleet check-config --cert op.pem --key op.key --ca ca.pem --url https://cp.example.org:8443'],
     online: true,
-    handler: checkConfig,
+    handler: lazy(config, 'checkConfig'),
   },
   {
     name: 'completion',
@@ -359,7 +370,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet pki init --pki-dir ~/.config/nixfleet/pki'],
     online: false,
-    handler: pkiInit,
+    handler: lazy(pki, 'pkiInit'),
   },
   {
     name: 'mint-host-cert',
@@ -368,7 +379,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: MINT_FLAGS,
     examples: ['nixfleet mint-host-cert web1 --pki-dir ~/.config/nixfleet/pki --out-dir ./certs'],
     online: false,
-    handler: mintHost,
+    handler: lazy(pki, 'mintHost'),
   },
   {
     name: 'mint-operator-cert',
@@ -377,7 +388,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: MINT_FLAGS,
     examples: ['nixfleet mint-operator-cert alice --pki-dir ~/.config/nixfleet/pki --out-dir ~/.config/nixfleet'],
     online: false,
-    handler: mintOperator,
+    handler: lazy(pki, 'mintOperator'),
   },
   {
     name: 'mint-server-cert',
@@ -389,7 +400,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet mint-server-cert --hostnames cp.example.org,10.0.0.5 --pki-dir ~/.config/nixfleet/pki --out-dir ./cp'],
     online: false,
-    handler: mintServer,
+    handler: lazy(pki, 'mintServer'),
   },
   {
     name: 'derive-pubkey',
@@ -400,7 +411,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [],
     examples: ['nixfleet derive-pubkey /etc/ssh/ssh_host_ed25519_key.pub'],
     online: false,
-    handler: derivePubkey,
+    handler: lazy(keys, 'derivePubkey'),
   },
   {
     name: 'verify-artifact',
@@ -434,7 +445,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'message', description: 'On failure: what was wrong.' },
       ],
     },
-    handler: verifyArtifactCmd,
+    handler: lazy(keys, 'verifyArtifactCmd'),
   },
   {
     name: 'audit verify',
@@ -469,6 +480,6 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'message', description: 'On failure: what was wrong, naming the line.' },
       ],
     },
-    handler: auditVerify,
+    handler: lazy(audit, 'auditVerify'),
   },
 ];

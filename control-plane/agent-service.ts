@@ -35,6 +35,7 @@ import { ApiError } from './errors.ts';
 import { checkEvidence } from './evidence.ts';
 import type { PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
+import { ReportQuota } from './report-quota.ts';
 import type { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
@@ -57,7 +58,7 @@ export type ServedArtifact = {
 };
 
 export type AgentServiceDeps = {
-  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs'>;
+  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs' | 'reportQuotaPerHour'>;
   store: Store;
   mirror: ObservedMirror;
   restorer: SoakRestorer;
@@ -79,7 +80,11 @@ export class AgentService {
   /** The first-contact pass not yet started: later first contacts join it. */
   private firstContactPass: Promise<unknown> | null = null;
 
-  constructor(private readonly d: AgentServiceDeps) {}
+  private readonly quota: ReportQuota;
+
+  constructor(private readonly d: AgentServiceDeps) {
+    this.quota = new ReportQuota(d.config.reportQuotaPerHour);
+  }
 
   private fleet(): FleetResolved {
     const f = this.d.artifacts.fleet()?.fleet ?? null;
@@ -145,7 +150,7 @@ export class AgentService {
       const line = a.fleet.hosts[hostname]?.pubkey ?? null;
       const raw = line === null ? null : parseOpenSshEd25519(line);
       k = raw !== null && raw.ok ? toBase64(raw.value) : null;
-      if (line !== null && (raw === null || !raw.ok)) this.d.log.warn('host pubkey in the fleet is not an OpenSSH ed25519 key', { host: hostname });
+      if (line !== null && (raw === null || !raw.ok)) this.d.log.warn('host.pubkey-invalid', { host: hostname, code: 'INVALID_PUBKEY' });
       this.hostKeys.set(hostname, k);
     }
     return k;
@@ -209,7 +214,7 @@ export class AgentService {
   /** The audit entry of a refused outcome: the claim and its signature, kept for the auditor. */
   private refusedOutcome(h: string, lo: LastOutcome, signature: string | null, refused: { code: OutcomeRefusal; message: string }, nowMs: number): Write {
     this.d.metrics.outcomesRefused.inc({ code: refused.code });
-    this.d.log.warn('check-in outcome refused', { host: h, code: refused.code, rolloutId: lo.rolloutId, outcome: lo.outcome });
+    this.d.log.warn('checkin.outcome-refused', { host: h, code: refused.code, rolloutId: lo.rolloutId, outcome: lo.outcome });
     return { kind: 'audit', entry: { atMs: nowMs, kind: 'checkin.outcome-refused', actor: `host:${h}`, subject: lo.rolloutId, data: { code: refused.code, statement: outcomeStatement(h, lo), signature, reason: refused.message } } };
   }
 
@@ -469,7 +474,19 @@ export class AgentService {
   // ------------------------------------------------------------------------------------------
   // Report
 
-  report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
+  async report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
+    this.requireFleetHost(req.report.hostname);
+    const h = req.report.hostname;
+    const q = this.quota.take(h, this.d.now());
+    if (!q.ok) {
+      this.d.metrics.reportRefusals.inc({ reason: 'quota' });
+      if (q.firstOfBurst) {
+        await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'report.quota-exceeded', actor: `host:${h}`, subject: h, data: { perHour: this.d.config.reportQuotaPerHour } } }]);
+      }
+      const e = new ApiError('REPORT_QUOTA', `${h} sent more than ${this.d.config.reportQuotaPerHour} reports in an hour; not stored, retry later`);
+      e.retryAfterSecs = q.retryAfterSecs;
+      throw e;
+    }
     return this.retryOnConflict(() => this.reportOnce(peer, req, rawReport));
   }
 

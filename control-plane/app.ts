@@ -14,7 +14,8 @@ import type { ServedArtifact } from './agent-service.ts';
 import { ApiError } from './errors.ts';
 import { StoreUnavailableError } from './store/types.ts';
 import type { PeerIdentity } from './identity.ts';
-import { authenticate, limitBody, protocolHeader, refuseRevoked, requireReady, type AppEnv } from './middleware.ts';
+import { logBug, silentLogger, type Logger } from './log.ts';
+import { authenticate, requestLog, limitBody, protocolHeader, refuseRevoked, requireReady, type AppEnv } from './middleware.ts';
 import { agentRoutes, type AgentApi } from './routes-agent.ts';
 import { operatorRoutes, type OperatorApi } from './routes-operator.ts';
 
@@ -37,14 +38,39 @@ export type AppOptions = {
   service: CpService;
   maxBodyBytes: number;
   retryAfterSecs: number;
-  /** Log sink for 500s (bugs); default console.error. */
+  /** Structured log: requests at debug, security refusals at warn, bugs (500s) at error. */
+  log?: Logger;
+  /** Sink for 500s (bugs) instead of `log`; without either, console.error. */
   logError?: (message: string, err: unknown) => void;
 };
+
+/** Refusals that say something about who is calling: logged at warn with their code; the others at debug. */
+const SECURITY_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'CERT_REVOKED', 'FORBIDDEN_ROLE', 'IDENTITY_MISMATCH', 'REPORT_SIGNATURE_INVALID', 'BODY_TOO_LARGE', 'UNSUPPORTED_PROTOCOL', 'REPORT_QUOTA']);
+
+/**
+ * The plain-HTTP app of the optional `metricsListen` listener: `/healthz`, `/readyz`, `/metrics`
+ * and nothing else (no identity there, so no `/v1/*`).
+ */
+export function createOpenApp(service: OpenApi): Hono {
+  const app = new Hono();
+  app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
+  app.get(ROUTES.readyz, (c) => {
+    const r = service.readiness();
+    return c.json(r, r.ready ? 200 : 503);
+  });
+  app.get(ROUTES.metrics, async (c) => {
+    const m = await service.metricsText();
+    return c.body(m.body, 200, { 'content-type': m.contentType });
+  });
+  app.notFound((c) => c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path} on the metrics listener`).toBody(), 404));
+  return app;
+}
 
 /** Build the Hono app. Pure wiring: no listening socket here (see server.ts). */
 export function createApp(opts: AppOptions): Hono<AppEnv> {
   const { service } = opts;
-  const logError = opts.logError ?? ((m, e) => console.error(m, e));
+  const log = opts.log ?? silentLogger;
+  const logError = opts.logError ?? (opts.log !== undefined ? (m: string, e: unknown) => logBug(log, 'http.internal-error', e, { request: m }) : (m: string, e: unknown) => console.error(m, e));
   const app = new Hono<AppEnv>();
 
   // The one place where errors become responses: an ApiError by its code's status, anything else
@@ -53,9 +79,15 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
     // The store unreachable (PostgreSQL restarting): 503 with a code, nothing of the request stored.
     const apiErr = e instanceof ApiError ? e : e instanceof StoreUnavailableError ? new ApiError('STORE_UNAVAILABLE', e.message) : null;
     if (apiErr === null) logError(`internal error on ${c.req.method} ${c.req.path}`, e);
+    else {
+      const fields = { code: apiErr.code, status: apiErr.status, method: c.req.method, path: c.req.path, peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null, message: apiErr.message };
+      if (SECURITY_REFUSALS.has(apiErr.code)) log.warn('http.refused', fields);
+      else log.debug('http.refused', fields);
+    }
     const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
     c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
     if (error.code === 'NOT_READY' || error.code === 'STORE_UNAVAILABLE') c.header('Retry-After', String(opts.retryAfterSecs));
+    if (error.retryAfterSecs !== undefined) c.header('Retry-After', String(error.retryAfterSecs));
     return c.json(error.toBody(), error.status as 400);
   });
   app.notFound((c) => {
@@ -63,6 +95,7 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
     return c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`).toBody(), 404);
   });
 
+  if (opts.log !== undefined) app.use('*', requestLog(opts.log));
   app.use('*', protocolHeader({ observe: service.observeRequest?.bind(service) }));
 
   // Open routes: no role needed. A revoked certificate is refused, except on /healthz (liveness

@@ -109,6 +109,8 @@ export const DEFAULTS = Object.freeze({
   retentionIntervalSecs: 3600,
   store: null,
   logLevel: 'info' as const,
+  metricsListen: null,
+  reportQuotaPerHour: 120,
 });
 
 const Positive = (k: keyof typeof DEFAULTS, description: string) => Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: DEFAULTS[k], description });
@@ -153,7 +155,21 @@ export const ControlPlaneConfigSchema = Strict(
       'Reports and signed evidence, finished rollouts (not the newest of a channel) and audit entries older than this are pruned; the audit chain keeps its anchor (control-plane/README.md, "Retention"). 0: keep everything.',
     ),
     retentionIntervalSecs: Positive('retentionIntervalSecs', 'How often the leader prunes (retentionDays).'),
-    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel }),
+    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel, description: 'JSON log lines on stderr at this level and above (NIXFLEET_LOG_LEVEL overrides).' }),
+    metricsListen: Nullable(
+      Strict({
+        host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Loopback by default; another address exposes /metrics without TLS there.' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, description: '0: an ephemeral port (tests).' }),
+      }),
+      {
+        default: DEFAULTS.metricsListen,
+        description: 'A second, plain-HTTP listener serving only /healthz, /readyz and /metrics (for Prometheus and load balancers without a fleet certificate); null: none.',
+      },
+    ),
+    reportQuotaPerHour: Positive(
+      'reportQuotaPerHour',
+      'Reports stored per host per rolling hour; more are refused (429 REPORT_QUOTA, counted in nixfleet_report_refusals_total, audited once per burst).',
+    ),
   },
   { title: 'nixfleet-control-plane configuration' },
 );

@@ -6,7 +6,7 @@
 import type { ErrorBody, ErrorCode } from '../protocol/api.ts';
 import type { Issue } from '../protocol/api-parse.ts';
 
-export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 500 | 503>> = Object.freeze({
+export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 429 | 500 | 503>> = Object.freeze({
   MALFORMED_JSON: 400,
   INVALID_BODY: 400,
   INVALID_QUERY: 400,
@@ -27,6 +27,7 @@ export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 41
   DISPATCH_CANCELLED: 410,
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  REPORT_QUOTA: 429,
   NOT_READY: 503,
   STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
@@ -38,6 +39,8 @@ export type { Issue };
 export class ApiError extends Error {
   readonly code: ErrorCode;
   readonly issues: Issue[] | undefined;
+  /** Seconds for a `Retry-After` header (429 / 503). */
+  retryAfterSecs: number | undefined;
   constructor(code: ErrorCode, message: string, issues?: Issue[]) {
     super(message);
     this.name = 'ApiError';

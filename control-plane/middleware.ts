@@ -12,6 +12,7 @@ import { parseJsonStrict } from '../protocol/jcs.ts';
 import type { ValidationError } from '../protocol/api-parse.ts';
 import type { Result } from '../protocol/result.ts';
 import { ApiError } from './errors.ts';
+import type { Logger } from './log.ts';
 import { peerIdentity, type PeerIdentity, type PeerRole, type PeerSocket } from './identity.ts';
 
 /** Hono environment: Node bindings, and the peer identity once authenticated. */
@@ -43,6 +44,22 @@ export function protocolHeader(opts: { observe?: ((route: string, status: number
     await next();
     // Label by the matched route pattern (bounded cardinality), not the raw path ('*' when unmatched).
     observe?.(routePath(c, -1), c.res.status);
+  };
+}
+
+/** One `http.request` line per request at debug: method, matched route, status, duration, peer. */
+export function requestLog(log: Logger, now: () => number = () => performance.now()): Mw {
+  return async (c, next) => {
+    const start = now();
+    await next();
+    log.debug('http.request', {
+      method: c.req.method,
+      route: routePath(c, -1),
+      status: c.res.status,
+      ms: Math.round((now() - start) * 10) / 10,
+      peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null,
+      remote: (socketOf(c) as { remoteAddress?: string } | null)?.remoteAddress ?? null,
+    });
   };
 }
 

@@ -11,7 +11,7 @@ import { reconcile } from '../reconciler/reconcile.ts';
 import { applyActions, applyHostEvents } from '../reconciler/apply.ts';
 import type { Action, Observed } from '../reconciler/types.ts';
 import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
+import { logBug, type Logger } from './log.ts';
 import type { CpMetrics } from './metrics.ts';
 import type { ObservedMirror } from './mirror.ts';
 import { planExpiries, planWrites } from './plan.ts';
@@ -68,7 +68,7 @@ export class ReconcileLoop {
     try {
       await this.runNow(trigger);
     } catch (e) {
-      this.d.log.error('reconcile pass failed', { trigger, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      logBug(this.d.log, 'reconcile.failed', e, { trigger });
     }
   }
 

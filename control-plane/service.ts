@@ -45,7 +45,8 @@ import type { CpService } from './app.ts';
 import { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
 import type { PeerIdentity } from './identity.ts';
-import { silentLogger, type Logger } from './log.ts';
+import { logBug, silentLogger, type Logger } from './log.ts';
+import { withWriteLog } from './write-log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planControlWrites, planObservedWrites } from './plan.ts';
@@ -65,6 +66,8 @@ export type ControlPlaneDeps = {
   trust: Trust;
   now?: () => number;
   log?: Logger;
+  /** Export the default process metrics (the real process only: they are process-global). */
+  processMetrics?: boolean;
 };
 
 export class ControlPlane implements CpService {
@@ -87,14 +90,14 @@ export class ControlPlane implements CpService {
 
   constructor(deps: ControlPlaneDeps) {
     this.config = deps.config;
-    this.store = deps.store;
     this.source = deps.source;
     this.now = deps.now ?? Date.now;
     this.log = deps.log ?? silentLogger;
+    this.store = deps.log === undefined || deps.log === silentLogger ? deps.store : withWriteLog(deps.store, this.log);
     this.mirror = new ObservedMirror(() => this.store.loadObserved());
     this.store.onGroupRollback = (e) => {
       this.mirror.invalidate(); // reload from the store: the rolled-back check-ins were merged already
-      this.log.error('grouped check-in commit failed; rolled back', { error: String(e) });
+      logBug(this.log, 'checkin.commit-failed', e);
     };
     this.metrics = new CpMetrics(async () => {
       // Issue 14 overlays (a drifted host is also counted in its rollout state; a stalled rollout in Executing).
@@ -105,12 +108,18 @@ export class ControlPlane implements CpService {
         rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
         ready: this.artifacts.fleet() !== null,
         complianceFailures: this.artifacts.fleet()?.fleet == null ? [] : failureCounts(await this.operator.compliance()),
+        artifacts: this.artifactSignedAt(),
+        offline: this.offlineCount(this.store.shared ? await this.mirror.get() : (o as Observed | null)),
       };
-    }, () => {
-      if (!this.store.shared) return null;
-      const l = this.leadership.status();
-      const w = this.store.wakeupListener();
-      return { holder: l.holder, leader: l.role === 'leader', epoch: l.epoch, storeOk: l.storeOk, listening: w.listening, listenerReconnects: w.reconnects };
+    }, {
+      processMetrics: deps.processMetrics === true,
+      now: this.now,
+      replica: () => {
+        if (!this.store.shared) return null;
+        const l = this.leadership.status();
+        const w = this.store.wakeupListener();
+        return { holder: l.holder, leader: l.role === 'leader', epoch: l.epoch, storeOk: l.storeOk, listening: w.listening, listenerReconnects: w.reconnects };
+      },
     });
     this.artifacts = new ArtifactManager({
       store: this.store,
@@ -209,7 +218,7 @@ export class ControlPlane implements CpService {
   private wakeLeader(trigger: string): void {
     if (!this.store.shared || trigger === 'tick' || trigger === 'wakeup' || trigger === 'start') return;
     this.metrics.leaderWakeups.inc({ direction: 'sent' });
-    void Promise.resolve(this.store.notifyLeader(this.leadership.holder)).catch((e: unknown) => this.log.warn('could not wake the leader', { error: String(e) }));
+    void Promise.resolve(this.store.notifyLeader(this.leadership.holder)).catch((e: unknown) => this.log.warn('replica.wakeup-failed', { error: String(e) }));
   }
 
   /** A wake-up from another replica: the leader runs a (debounced) pass; a follower ignores it. */
@@ -217,6 +226,25 @@ export class ControlPlane implements CpService {
     if (from === this.leadership.holder || this.leadership.status().role !== 'leader') return;
     this.metrics.leaderWakeups.inc({ direction: 'received' });
     this.loop.request(undefined, 'wakeup');
+  }
+
+  /** Hosts of the fleet in force without a check-in for offlineAfterSecs (never seen included). */
+  private offlineCount(o: Observed | null): number {
+    const fleet = this.artifacts.fleet()?.fleet;
+    if (fleet === undefined || fleet === null) return 0;
+    const since = this.now() - this.config.offlineAfterSecs * 1000;
+    return Object.keys(fleet.hosts).filter((h) => (o?.hosts[h]?.lastCheckinMs ?? -Infinity) < since).length;
+  }
+
+  /** signedAt (ms) of each signed artefact in force, by kind (for the metrics). */
+  private artifactSignedAt(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const kind of this.artifacts.kinds) {
+      const a = this.artifacts.inForceOf(kind);
+      const ms = a === null ? NaN : Date.parse(a.signedAt);
+      if (Number.isFinite(ms)) out[kind] = ms;
+    }
+    return out;
   }
 
   /** Put persisted artefacts back in force, poll the source once, start the timers. */
@@ -231,7 +259,7 @@ export class ControlPlane implements CpService {
     this.leadership.start();
     this.pollTimer = setInterval(() => void this.pollNow(), this.config.pollIntervalSecs * 1000);
     this.loop.start();
-    this.pruneTimer = setInterval(() => void this.pruneNow().catch((e: unknown) => this.log.error('retention: pruning failed', { error: String(e) })), this.config.retentionIntervalSecs * 1000);
+    this.pruneTimer = setInterval(() => void this.pruneNow().catch((e: unknown) => this.log.error('retention.failed', { error: String(e) })), this.config.retentionIntervalSecs * 1000);
     this.pruneTimer.unref();
   }
 
@@ -245,7 +273,7 @@ export class ControlPlane implements CpService {
     if (fence === null) return null;
     const nowMs = this.now();
     const r = await this.store.prune(nowMs - this.config.retentionDays * 86_400_000, nowMs, fence);
-    if (r.reports + r.rollouts + r.audit > 0) this.log.info('retention: pruned', { ...r });
+    if (r.reports + r.rollouts + r.audit > 0) this.log.info('retention.pruned', { ...r });
     return r;
   }
 
@@ -264,7 +292,7 @@ export class ControlPlane implements CpService {
     try {
       await this.artifacts.poll();
     } catch (e) {
-      this.log.error('artefact poll crashed', { error: String(e) });
+      logBug(this.log, 'artifact.poll-crashed', e);
     }
   }
 

@@ -212,5 +212,16 @@
         (`ignore`), `http` (`url`, `expectStatus`), `tcp` (`host`, `port`) or `exec` (`command`, an argv list).
       '';
     };
+    logLevel = {
+      type = { enum = [ "debug" "info" "warn" "error" ]; };
+      default = "info";
+      description = "Least severe log level written to the journal (one JSON object per line; event names in docs/operations.md).";
+    };
+    metricsFile = {
+      type = { nullOr = "path"; };
+      default = null;
+      example = "/var/lib/prometheus-node-exporter-text-files/nixfleet.prom";
+      description = "Prometheus text file the agent rewrites after every cycle, for node_exporter's textfile collector; null: none.";
+    };
   };
 }

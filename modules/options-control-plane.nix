@@ -178,7 +178,22 @@
     logLevel = {
       type = { enum = [ "debug" "info" "warn" "error" ]; };
       default = "info";
-      description = "Least severe log level written to the journal.";
+      description = "Least severe log level written to the journal (one JSON object per line; event names in docs/operations.md).";
+    };
+    metricsListen = {
+      type = { nullOr = "json"; };
+      default = null;
+      example = { host = "127.0.0.1"; port = 9469; };
+      description = ''
+        A second, plain-HTTP listener serving only `/healthz`, `/readyz` and `/metrics`, for
+        Prometheus and load balancers that hold no fleet certificate: `{ host ? "127.0.0.1"; port; }`.
+        null: none (`/metrics` is then only served over mutual TLS).
+      '';
+    };
+    reportQuotaPerHour = {
+      type = "ints.positive";
+      default = 120;
+      description = "Reports stored per host per rolling hour; more are refused with 429 REPORT_QUOTA (counted, audited once per burst).";
     };
   };
 }

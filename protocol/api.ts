@@ -73,6 +73,7 @@ export const ROUTES = {
  *   (rollout halted / superseded / paused before the confirm)
  * - 413 `BODY_TOO_LARGE`
  * - 415 `UNSUPPORTED_MEDIA_TYPE` (a body that is not `application/json`)
+ * - 429 `REPORT_QUOTA` (with `Retry-After`; the host sent more reports than its quota)
  * - 503 `NOT_READY` (with `Retry-After`; no verified fleet artefact yet)
  * - 503 `STORE_UNAVAILABLE` (with `Retry-After`; the database is unreachable — PostgreSQL restarting;
  *   the request is not acknowledged: retry, on another replica if there is one)
@@ -99,6 +100,7 @@ export type ErrorCode =
   | 'DISPATCH_CANCELLED'
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'REPORT_QUOTA'
   | 'NOT_READY'
   | 'STORE_UNAVAILABLE'
   | 'INTERNAL';

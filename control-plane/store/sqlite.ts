@@ -8,6 +8,7 @@
  * (docs/performance.md).
  */
 import Database from 'better-sqlite3';
+import { closeSync, openSync } from 'node:fs';
 import { anchorSqlite, prunedAnything, prunedEntry, pruneSqlite, type AuditAnchor, type PruneResult } from './retention.ts';
 import type { HostRolloutState, Observed } from '../../reconciler/types.ts';
 import { AuditTable } from './audit.ts';
@@ -61,6 +62,9 @@ export class SqliteStore implements Store {
   onGroupRollback: ((e: unknown) => void) | null = null;
 
   constructor(path: string) {
+    // The database holds host reports and the audit chain: owner-only (0600). SQLite creates the
+    // -wal and -shm files with the database file's mode; an existing file keeps its mode.
+    if (path !== ':memory:' && !path.startsWith('file:')) closeSync(openSync(path, 'a', 0o600));
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     // WAL + NORMAL: a crash can lose the last transactions but never corrupts; everything here
