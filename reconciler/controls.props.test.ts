@@ -103,7 +103,8 @@ function behaviourOf(c: Chaos): (h: string) => HostBehaviour {
 }
 
 function check<Ts extends [unknown, ...unknown[]]>(prop: fc.IProperty<Ts>, params: fc.Parameters<Ts>): void {
-  const out = fc.check(prop, params);
+  const seed = process.env['FC_SEED'];
+  const out = fc.check(prop, seed === undefined ? params : { ...params, seed: Number(seed), ...(process.env['FC_PATH'] === undefined ? {} : { path: process.env['FC_PATH'] }) });
   if (out.failed) {
     const cause = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
     throw new Error(`${fc.defaultReportMessage(out) ?? 'property failed'}\ncause: ${cause}`);
