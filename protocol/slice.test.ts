@@ -52,12 +52,20 @@ s('leaf texts composed from member texts are exactly the canonicalize package\'s
   if (!resolved.ok) throw new Error(resolved.error.message);
   const noWave = sampleFleet({ hosts: 6, waves: 2 });
   for (const w of Object.values(noWave.waves)) w.pop();
-  for (const fleet of [resolved.value.fleet, sampleFleet({ hosts: 25, channels: ['a', 'b', 'c'], waves: 4, closures: true }), noWave]) {
+  // Issue 15: a fleet with its own controls; channel a holds nis2 (its leaves carry them), b and c none.
+  const withControls = sampleFleet({ hosts: 12, channels: ['a', 'b', 'c'], waves: 2 });
+  withControls.channels['a']!.compliance = { frameworks: ['nis2'], mode: 'enforce' };
+  withControls.compliance = {
+    controls: [{ id: 'own-marker', title: 'Marker', severity: 'high', frameworks: ['nis2:21.2(h)'], static: null, runtime: { kind: 'file', path: '/etc/hardened', matches: '^yes$' } }],
+    staticFailures: [],
+  };
+  for (const fleet of [resolved.value.fleet, sampleFleet({ hosts: 25, channels: ['a', 'b', 'c'], waves: 4, closures: true }), noWave, withControls]) {
     const { leaves } = sliceLeaves(fleet);
     const { texts } = sliceLeafTexts(fleet);
     assert.is(texts.length, leaves.length);
     leaves.forEach((leaf, i) => assert.is(texts[i], canonicalizeLib(leaf) as string));
     assert.ok(leaves.some((l) => l.wave === null) || fleet !== noWave, 'the no-wave case has hosts outside every wave');
+    assert.ok(fleet !== withControls || (leaves.some((l) => l.controls !== undefined) && leaves.some((l) => l.controls === undefined)), 'leaves with and without controls');
   }
 });
 
