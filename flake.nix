@@ -3,7 +3,8 @@
 
   # Only `packages` and the modules' default packages use nixpkgs. `lib` (mkFleet) is builtins only
   # and never forces this input, so `nix eval .#lib…` works without nixpkgs (SPEC §9).
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  # nixos-unstable: a current nixpkgs with nodejs_24 (nix/packages.nix); pin it with your flake.lock.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
 
   outputs = { self, nixpkgs }:
     let

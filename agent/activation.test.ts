@@ -3,7 +3,7 @@
  * CP over mutual TLS, a signed HTTP binary cache on loopback and the net-cut proxy (SPEC §6).
  * One host, one set of closures, scenarios in order (each starts from what the previous left).
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -220,6 +220,50 @@ test('kernel differs: switch-to-configuration boot, activation-deferred, no roll
   assert.not.ok(outcomes('rolled-back').includes(target.closureHash));
   const started = env.cp.reportsOf('activation-started').find((r) => r.report.closureHash === target.closureHash);
   assert.equal(started?.report.details?.['inhibitors'], ['kernel', 'initrd']);
+});
+
+const reboots = (): string[] => (existsSync(join(env.root, 'reboots')) ? readFileSync(join(env.root, 'reboots'), 'utf8').trim().split('\n') : []);
+
+test('issue 14: rebootPolicy manual never reboots; automatic runs the reboot command (recorded) once for the deferred closure', async () => {
+  assert.equal(reboots(), [], 'manual (the default): the previous deferral did not reboot');
+  const nk = env.toys['newkernel']!;
+  publish(env, env.dispatch(nk, { fleet: (f) => void (f.channels['stable']!.rebootPolicy = 'automatic') }));
+  const { agent, close, logs } = env.agent();
+  try {
+    await agent.once(); // the CP hands the PendingReboot host its target again: still deferred → reboot
+    assert.equal(reboots(), ['reboot'], logs.join('\n'));
+    await agent.cycle();
+    assert.equal(reboots(), ['reboot'], 'once per process');
+    assert.ok(logs.some((l) => /rebooting into .*rebootPolicy automatic/.test(l)));
+  } finally {
+    await close();
+  }
+  assert.is(env.running(), env.toys['good']!, 'the (fake) reboot command did not change what runs');
+});
+
+test('issue 14: a host that boots back into the old system rolls the boot entry back and reports rolled-back (→ Reverted)', async () => {
+  const nk = env.toys['newkernel']!;
+  const good = env.toys['good']!;
+  env.cp.setTarget(null);
+  // The reboot happened (new boot id), but the machine came up on the old system.
+  writeFileSync(join(env.root, 'boot_id'), 'boot-2\n');
+  const { agent, close, logs } = env.agent();
+  try {
+    const out = await agent.cycle();
+    assert.equal(out.outcome, { kind: 'activated', phase: 'idle', outcome: 'rolled-back' }, logs.join('\n'));
+    await agent.cycle(); // an ordinary check-in afterwards: nothing more happens
+  } finally {
+    await close();
+  }
+  assert.equal(env.switchLog().slice(-1), ['good boot'], 'the boot entry is back on what runs');
+  assert.is(env.profileTarget(), good);
+  assert.is(env.running(), good);
+  const rb = env.cp.reportsOf('rolled-back').find((r) => r.report.closureHash === basenameOf(nk));
+  assert.ok(rb !== undefined, 'rolled-back reported');
+  assert.match(rb!.report.message, /booted back into/);
+  const last = env.cp.checkins.at(-1)!;
+  assert.is(last.lastOutcome?.outcome, 'rolled-back');
+  assert.ok(typeof last.lastOutcomeSignature === 'string', 'the outcome in the check-in is signed');
 });
 
 test('a closure without the agent service is refused with NO_AGENT_SERVICE, nothing activated', async () => {

@@ -11,6 +11,8 @@
  *   in place. A failure keeps the old pair (and is retried later). A certificate that expired
  *   anyway (the agent was off) is replaced by enrolling again with the SSH host key.
  * - A pair left as `*.next` by a crash in the middle of the switch is completed at start.
+ * - With several CP replicas (issue 17, `cpUrls`), a {@link Connection} is the fail-over client over
+ *   all of them under one identity; the renewal goes to the replica in use, else the next that answers.
  *
  * @peculiar/x509 (pki/x509.ts) is loaded only when a key or CSR is made: an agent whose
  * certificate is managed by hand never loads it.
@@ -19,14 +21,16 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { removeFileDurable, writeFileAtomic } from '../io/atomic-file.ts';
-import { ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest, type SliceResponse } from '../protocol/api.ts';
+import type { Logger } from '../io/log.ts';
+import { type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest, type SliceResponse } from '../protocol/api.ts';
 import { parseCertificateResponse, parseErrorBody } from '../protocol/api-parse.ts';
 import { signBytes, toBase64, type PrivateKey } from '../protocol/crypto.ts';
-import { enrolProofBytes, type CertificateResponse } from '../protocol/enrol.ts';
+import { ENROL_ROUTES, enrolProofBytes, type CertificateResponse, type RenewRequest } from '../protocol/enrol.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import type { CpClient, HttpError, TlsMaterial } from './client.ts';
 import type { Config } from './config.ts';
+import { isUnavailable } from './failover.ts';
 import type { CpApi } from './loop.ts';
 
 export type CertErrorCode = 'NO_CERTIFICATE' | 'ENROL_FAILED' | 'RENEW_FAILED' | 'UNREADABLE';
@@ -61,7 +65,7 @@ function writePair(certFile: string, keyFile: string, certPem: string, keyPem: s
 }
 
 /** Finish a switch a crash interrupted: a complete, matching `*.next` pair replaces the current one. */
-function completePendingSwitch(config: Config, log: (m: string) => void): void {
+function completePendingSwitch(config: Config, log: Logger): void {
   const { certFile, keyFile } = config.tls;
   if (!existsSync(next(certFile))) {
     if (existsSync(next(keyFile))) removeFileDurable(next(keyFile)); // written, never certified
@@ -73,7 +77,7 @@ function completePendingSwitch(config: Config, log: (m: string) => void): void {
   if (pairMatches(c, k)) {
     if (existsSync(next(keyFile))) renameSync(next(keyFile), keyFile);
     renameSync(next(certFile), certFile);
-    log('certificate: completed a renewal interrupted by a restart');
+    log.info('agent.cert-switch-completed', { certFile });
   } else {
     removeFileDurable(next(certFile));
     if (existsSync(next(keyFile))) removeFileDurable(next(keyFile));
@@ -130,7 +134,7 @@ export async function enrol(config: Config, hostKey: PrivateKey | null, opts: { 
   } catch (x) {
     return err({ code: 'UNREADABLE', message: `cannot read ${config.tls.caFile}: ${(x as Error).message}`, retryable: false });
   }
-  const r = await postJson(`${e.url.replace(/\/+$/, '')}${ROUTES.enroll}`, caPem, { hostname: config.hostname, csr, proof }, config.requestTimeoutSecs * 1000);
+  const r = await postJson(`${e.url.replace(/\/+$/, '')}${ENROL_ROUTES.enroll}`, caPem, { hostname: config.hostname, csr, proof }, config.requestTimeoutSecs * 1000);
   if (!r.ok) return r;
   const cert = parseCertificateResponse(r.value);
   if (!cert.ok) return err({ code: 'ENROL_FAILED', message: cert.error.message, retryable: true });
@@ -143,7 +147,7 @@ export async function enrol(config: Config, hostKey: PrivateKey | null, opts: { 
  * with none, enrol (token first, when configured; it is then removed: single use). Retries
  * retryable failures with `sleep` until `attempts` run out.
  */
-export async function ensureCertificate(config: Config, hostKey: PrivateKey | null, o: { log: (m: string) => void; sleep: (ms: number) => Promise<void>; attempts: number }): Promise<Result<'present' | 'enrolled', CertError>> {
+export async function ensureCertificate(config: Config, hostKey: PrivateKey | null, o: { log: Logger; sleep: (ms: number) => Promise<void>; attempts: number }): Promise<Result<'present' | 'enrolled', CertError>> {
   completePendingSwitch(config, o.log);
   if (existsSync(config.tls.certFile) && existsSync(config.tls.keyFile)) return ok('present');
   for (let i = 1; ; i++) {
@@ -152,22 +156,48 @@ export async function ensureCertificate(config: Config, hostKey: PrivateKey | nu
       writePair(config.tls.certFile, config.tls.keyFile, r.value.certificate, r.value.keyPem);
       const tokenFile = config.enrol?.tokenFile ?? null;
       if (tokenFile !== null && existsSync(tokenFile)) removeFileDurable(tokenFile);
-      o.log(`certificate: enrolled as ${config.hostname}, serial ${r.value.serial}, valid until ${r.value.notAfter}`);
+      o.log.info('agent.enrolled', { host: config.hostname, serial: r.value.serial, notAfter: r.value.notAfter });
       return ok('enrolled');
     }
-    o.log(`certificate: enrolment failed (${r.error.message})`);
+    o.log.warn('agent.enrol-failed', { code: r.error.code, retryable: r.error.retryable, attempt: i, message: r.error.message });
     if (!r.error.retryable || i >= o.attempts) return r;
     await o.sleep(Math.min(60_000, 2_000 * 2 ** Math.min(i, 5)));
   }
 }
 
+/** The CP (all its replicas) under one TLS identity. */
+export type Connection = {
+  api: CpApi;
+  /** `POST /v1/agent/renew` over this identity. */
+  renew: (body: RenewRequest) => Promise<Result<CertificateResponse, HttpError>>;
+  close: () => Promise<void>;
+};
+
+/** One plain client (one CP URL) as a {@link Connection}. */
+export const singleConnection = (c: CpClient): Connection => ({ api: c, renew: (b) => c.renew(b), close: () => c.close() });
+
+/**
+ * The renewal over several replicas' clients (issue 17): `start` (the replica in use) first, then
+ * the next ones while a replica is unavailable (network error, 502/503/504); an answer is final.
+ */
+export async function renewOnReplicas(clients: readonly CpClient[], start: number, body: RenewRequest): Promise<Result<CertificateResponse, HttpError>> {
+  let first: Result<CertificateResponse, HttpError> | null = null;
+  for (let k = 0; k < clients.length; k++) {
+    const r = await clients[(start + k) % clients.length]!.renew(body);
+    if (r.ok || !isUnavailable(r.error)) return r;
+    first ??= r;
+  }
+  if (first === null) throw new Error('renewOnReplicas: no control plane client');
+  return first;
+}
+
 export type RenewingOptions = {
   config: Config;
   hostKey: PrivateKey | null;
-  /** A client for a TLS identity (the production one: `new CpClient(...)`). */
-  connect: (tls: TlsMaterial) => CpClient;
+  /** The CP under a TLS identity (production: every replica's `CpClient`, behind the fail-over client). */
+  connect: (tls: TlsMaterial) => Connection;
   now: () => number;
-  log: (m: string) => void;
+  log: Logger;
   /** After a failed attempt, wait this long before the next (default 5 minutes). */
   retryAfterMs?: number;
 };
@@ -177,7 +207,9 @@ export type RenewingOptions = {
  * sees a plain `CpApi`.
  */
 export class RenewingClient implements CpApi {
-  private inner: CpClient;
+  private inner: Connection;
+  /** Issue 19: present exactly when the underlying client fetches slices (the loop checks). */
+  readonly fetchSlice?: () => Promise<Result<SliceResponse, HttpError>>;
   private tls: TlsMaterial;
   private nextAttemptMs = 0;
 
@@ -187,6 +219,7 @@ export class RenewingClient implements CpApi {
   ) {
     this.tls = tls;
     this.inner = o.connect(tls);
+    if (this.inner.api.fetchSlice !== undefined) this.fetchSlice = () => this.inner.api.fetchSlice!();
   }
 
   /** Expiry of the certificate in use (for logs and `once`). */
@@ -218,27 +251,27 @@ export class RenewingClient implements CpApi {
   async checkin(body: CheckinRequest): Promise<Result<CheckinResponse, HttpError>> {
     const nowMs = this.o.now();
     const how = this.due(nowMs);
-    if (how === 'no') return this.inner.checkin(body);
+    if (how === 'no') return this.inner.api.checkin(body);
     const { certFile, keyFile } = this.o.config.tls;
     const got = await this.obtain(how);
     if (!got.ok) {
       this.nextAttemptMs = nowMs + (this.o.retryAfterMs ?? 300_000);
-      this.o.log(`certificate: ${how === 'renew' ? 'renewal' : 're-enrolment'} failed, keeping the current certificate (${got.error.message})`);
-      return this.inner.checkin(body);
+      this.o.log.warn('agent.cert-renew-failed', { how, code: got.error.code, message: got.error.message });
+      return this.inner.api.checkin(body);
     }
     // Beside the old pair until the new one has worked once.
     writePair(next(certFile), next(keyFile), got.value.certPem, got.value.keyPem);
     const tls = { ...this.tls, cert: got.value.certPem, key: got.value.keyPem };
     const candidate = this.o.connect(tls);
-    const r = await candidate.checkin(body);
+    const r = await candidate.api.checkin(body);
     const works = r.ok || (r.error.code === 'HTTP_STATUS' && r.error.status !== 401 && r.error.status !== 403);
     if (!works) {
       await candidate.close();
       removeFileDurable(next(certFile));
       removeFileDurable(next(keyFile));
       this.nextAttemptMs = nowMs + (this.o.retryAfterMs ?? 300_000);
-      this.o.log(`certificate: the new certificate did not work (${r.ok ? '' : r.error.message}); keeping the current one`);
-      return how === 'renew' ? this.inner.checkin(body) : r;
+      this.o.log.warn('agent.cert-unusable', { how, code: r.ok ? null : r.error.code, message: r.ok ? '' : r.error.message });
+      return how === 'renew' ? this.inner.api.checkin(body) : r;
     }
     renameSync(next(keyFile), keyFile);
     renameSync(next(certFile), certFile);
@@ -246,21 +279,18 @@ export class RenewingClient implements CpApi {
     this.inner = candidate;
     this.tls = tls;
     await old.close();
-    this.o.log(`certificate: ${how === 'renew' ? 'renewed' : 're-enrolled'}, valid until ${got.value.notAfter}`);
+    this.o.log.info('agent.cert-renewed', { how, notAfter: got.value.notAfter });
     return r;
   }
 
   fetchArtifact(): ReturnType<CpApi['fetchArtifact']> {
-    return this.inner.fetchArtifact();
-  }
-  fetchSlice(): Promise<Result<SliceResponse, HttpError>> {
-    return this.inner.fetchSlice();
+    return this.inner.api.fetchArtifact();
   }
   report(body: ReportRequest): Promise<Result<void, HttpError>> {
-    return this.inner.report(body);
+    return this.inner.api.report(body);
   }
   confirm(body: ConfirmRequest): ReturnType<CpApi['confirm']> {
-    return this.inner.confirm(body);
+    return this.inner.api.confirm(body);
   }
   close(): Promise<void> {
     return this.inner.close();

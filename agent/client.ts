@@ -14,7 +14,7 @@
 import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest, type SliceResponse } from '../protocol/api.ts';
 import { parseCertificateResponse, parseCheckinResponse, parseErrorBody, parseSliceResponse } from '../protocol/api-parse.ts';
-import type { CertificateResponse, RenewRequest } from '../protocol/enrol.ts';
+import { ENROL_ROUTES, type CertificateResponse, type RenewRequest } from '../protocol/enrol.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
@@ -67,6 +67,8 @@ export class CpClient {
   private readonly pool: Agent;
   private readonly origin: string;
   private readonly base: string;
+  /** The last slice served with its ETag: a repeat fetch asks If-None-Match and reuses it on 304. */
+  private lastSlice: { etag: string; value: SliceResponse } | null = null;
 
   constructor(private readonly opts: ClientOptions) {
     const u = new URL(opts.cpUrl);
@@ -82,8 +84,8 @@ export class CpClient {
     return { ...(tls === null ? {} : { connect: { ca: tls.ca, cert: tls.cert, key: tls.key } }), headersTimeout: t, bodyTimeout: t };
   }
 
-  private async call(dispatcher: Dispatcher, method: 'GET' | 'POST', path: string, body: unknown, limit: number): Promise<Result<Raw, HttpError>> {
-    const headers: Record<string, string> = { [PROTOCOL_HEADER]: PROTOCOL_VERSION };
+  private async call(dispatcher: Dispatcher, method: 'GET' | 'POST', path: string, body: unknown, limit: number, extra: Record<string, string> = {}): Promise<Result<Raw, HttpError>> {
+    const headers: Record<string, string> = { ...extra, [PROTOCOL_HEADER]: PROTOCOL_VERSION };
     let payload: string | undefined;
     if (body !== undefined) {
       payload = JSON.stringify(body);
@@ -153,22 +155,34 @@ export class CpClient {
     return ok({ bytes: a.value.body, signature: s.value.body });
   }
 
-  /** This host's signed slice (issue 19); the loop verifies it (agent/slice.ts). */
+  /**
+   * This host's signed slice (issue 19); the loop verifies it (agent/slice.ts). A repeat fetch
+   * sends If-None-Match with the last ETag and, on 304, reuses the slice it already holds (parsed
+   * from the CP's earlier answer and verified again by the loop, like any slice).
+   */
   async fetchSlice(): Promise<Result<SliceResponse, HttpError>> {
-    const r = await this.call(this.pool, 'GET', ROUTES.slice, undefined, 1024 * 1024);
+    const held = this.lastSlice;
+    const r = await this.call(this.pool, 'GET', ROUTES.slice, undefined, 1024 * 1024, held === null ? {} : { 'if-none-match': held.etag });
     if (!r.ok) return r;
-    if (r.value.status !== 200) return err(this.statusError(ROUTES.slice, r.value));
+    if (r.value.status === 304 && held !== null) return ok(held.value);
+    if (r.value.status !== 200) {
+      this.lastSlice = null;
+      return err(this.statusError(ROUTES.slice, r.value));
+    }
     const json = parseJsonStrict(r.value.body);
     if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `slice answer is not JSON: ${json.error.message}` });
     const v = parseSliceResponse(json.value);
-    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
+    if (!v.ok) return err({ code: 'BAD_RESPONSE', message: v.error.message });
+    const etag = r.value.headers['etag'];
+    this.lastSlice = typeof etag === 'string' && etag.length > 0 && etag.length <= 200 ? { etag, value: v.value } : null;
+    return v;
   }
 
   /** Issue 16: a new certificate for a new key, over the current certificate (agent/certs.ts). */
   async renew(body: RenewRequest): Promise<Result<CertificateResponse, HttpError>> {
-    const r = await this.call(this.pool, 'POST', ROUTES.renew, body, 256 * 1024);
+    const r = await this.call(this.pool, 'POST', ENROL_ROUTES.renew, body, 256 * 1024);
     if (!r.ok) return r;
-    if (r.value.status !== 200) return err(this.statusError(ROUTES.renew, r.value));
+    if (r.value.status !== 200) return err(this.statusError(ENROL_ROUTES.renew, r.value));
     const json = parseJsonStrict(r.value.body);
     if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `renew answer is not JSON: ${json.error.message}` });
     const v = parseCertificateResponse(json.value);

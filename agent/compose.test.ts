@@ -3,17 +3,20 @@
  * `nixfleet-agent` turns into exit 2), and the same function, given in-memory parts, yields an
  * agent that verifies, activates and confirms a signed target without Nix or a network.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { silentLogger } from '../io/log.ts';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Target } from '../protocol/api.ts';
+import { outcomeStatement, type Target } from '../protocol/api.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import { fromBase64, toBase64, verifySignature } from '../protocol/crypto.ts';
 import { createFleetCa, mintHostCert } from '../pki/pki.ts';
 import { fakeClosure, signFleet } from '../fixtures/artifacts.ts';
 import { fakeWiring } from '../fixtures/agent-fake-backend.ts';
 import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
-import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
+import { mintHostKey, mintReleaseKey, trustFor } from '../fixtures/keys.ts';
 import { buildAgent, trustLoader } from './compose.ts';
 import { resolveConfig, type Config } from './config.ts';
 
@@ -38,7 +41,7 @@ function config(over: Record<string, unknown> = {}): Config {
 }
 
 test('real wiring: unreadable TLS material or host key is an error value; readable material builds', async () => {
-  const noLog = () => {};
+  const noLog = silentLogger;
   const missing = buildAgent(config(), { log: noLog });
   assert.is(missing.ok, false);
   if (!missing.ok) {
@@ -82,7 +85,9 @@ test('in-memory parts through the same root: a signed target is verified, switch
   world.cp.target = target;
   world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
 
-  const built = buildAgent(config(), world.wiring);
+  const metricsFile = join(dir, 'textfile', 'nixfleet.prom');
+  mkdirSync(dirname(metricsFile), { recursive: true });
+  const built = buildAgent(config({ metricsFile }), world.wiring);
   assert.ok(built.ok, 'fakes need no readable files');
   if (!built.ok) return;
   const outcome = await built.value.agent.once();
@@ -96,6 +101,54 @@ test('in-memory parts through the same root: a signed target is verified, switch
   assert.is(world.cp.checkins[0]!.currentClosure, fakeClosure(HOST, 1));
   assert.is(world.store.pending, null);
   assert.is(world.store.accepted.fleet?.sha256, signed.sha256);
+  // Agent metrics (issue 18): the text file node_exporter's textfile collector reads, rewritten each cycle.
+  const prom = readFileSync(metricsFile, 'utf8');
+  assert.match(prom, /^nixfleet_agent_activations_total\{outcome="confirmed",host="web1"\} 1$/m, prom);
+  assert.match(prom, /^nixfleet_agent_consecutive_failures\{host="web1"\} 0$/m);
+  assert.match(prom, /^nixfleet_agent_last_checkin_success_timestamp_seconds\{host="web1"\} \d+/m);
+  assert.match(prom, /^nixfleet_agent_build_info\{version="[^"]+",node="v\d+[^"]*",host="web1"\} 1$/m);
+  assert.is(statSync(metricsFile).mode & 0o777, 0o644, 'readable by node_exporter');
+});
+
+test('issue 14: the check-in after a roll-back carries the outcome signed by the host key (what the CP verifies)', async () => {
+  const releaseKey = mintReleaseKey();
+  const hostKey = mintHostKey(5, HOST);
+  const previous = `/nix/store/${fakeClosure(HOST, 1)}`;
+  const next = fakeClosure(HOST, 2);
+  const signedAt = '2026-05-01T12:00:00Z';
+  const signed = signFleet(fleetFor(next, hostKey.openssh), releaseKey, signedAt);
+  const startMs = Date.parse(signedAt) + 30_000;
+  const world = fakeWiring({ running: previous, trust: trustFor(releaseKey), startMs });
+  world.wiring.hostKey = { algorithm: 'ed25519', secretKey: hostKey.secretKey };
+  world.cp.target = {
+    closureHash: next,
+    rolloutId: `stable@${signed.sha256.slice(0, 12)}`,
+    channel: 'stable',
+    wave: 1,
+    signedAt,
+    freshnessWindowMinutes: 180,
+    artifactSha256: signed.sha256,
+    confirmDeadline: new Date(startMs + 120_000).toISOString(),
+  };
+  world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
+  world.cp.confirmResult = 'gone'; // the CP answers 410: the agent rolls back
+  const built = buildAgent(config(), world.wiring);
+  assert.ok(built.ok);
+  if (!built.ok) return;
+  const outcome = await built.value.agent.once();
+  assert.equal(outcome, { kind: 'activated', phase: 'idle', outcome: 'rolled-back' }, world.logs.join('\n'));
+  world.cp.target = null;
+  await built.value.agent.cycle();
+  await built.value.close();
+  const last = world.cp.checkins.at(-1)!;
+  assert.is(last.lastOutcome?.outcome, 'rolled-back');
+  const sig = fromBase64(last.lastOutcomeSignature ?? '');
+  const bytes = canonicalBytes(outcomeStatement(HOST, last.lastOutcome!));
+  assert.ok(sig !== null && bytes.ok);
+  if (sig === null || !bytes.ok) return;
+  assert.ok(verifySignature('ed25519', toBase64(hostKey.publicKey), bytes.value, sig), 'verifies under the fleet pubkey');
+  const tampered = canonicalBytes(outcomeStatement(HOST, { ...last.lastOutcome!, outcome: 'confirmed' }));
+  assert.ok(tampered.ok && !verifySignature('ed25519', toBase64(hostKey.publicKey), tampered.value, sig), 'and covers the outcome');
 });
 
 test('trustLoader: a valid trust.json loads; a missing file, a duplicate key or a bad shape is a coded error', () => {

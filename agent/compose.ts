@@ -10,18 +10,23 @@
  * here from the config, exactly as in production.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import type { Logger } from '../io/log.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTrust, type Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
 import { CpClient, type TlsMaterial } from './client.ts';
-import { RenewingClient } from './certs.ts';
+import { RenewingClient, renewOnReplicas, singleConnection, type Connection } from './certs.ts';
 import type { Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';
+import { FailoverClient } from './failover.ts';
 import { NixfleetAgent, type AgentDeps, type CpApi } from './loop.ts';
+import { AgentMetrics } from './metrics.ts';
 import { NixBackend } from './nix.ts';
 import { HOST_PROBES, type ProbeRunner } from './probes.ts';
+import { hostCheckIo, type CheckIo } from './compliance.ts';
 import { FileStateStore, type StateStore } from './state.ts';
 
 /**
@@ -29,7 +34,7 @@ import { FileStateStore, type StateStore } from './state.ts';
  * stderr, tests collect lines); everything else defaults to the production dependency.
  */
 export type AgentWiring = {
-  log: (msg: string) => void;
+  log: Logger;
   backend?: ActivationBackend;
   store?: StateStore;
   /** A CP API the caller owns (not closed by `close()`); default an mTLS `CpClient` from `config.tls`. */
@@ -42,6 +47,10 @@ export type AgentWiring = {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
   bootId?: () => string;
+  /** Issue 14: reboot the machine (rebootPolicy automatic); default: run `config.rebootCommand`. */
+  reboot?: AgentDeps['reboot'];
+  /** Issue 15: the runtime compliance checks' view of the host; default the real one under `config.complianceRoot`. */
+  checkIo?: CheckIo | null;
 };
 
 export type BuiltAgent = {
@@ -67,10 +76,23 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
   } else {
     const tls = readTls(config);
     if (!tls.ok) return tls;
-    const client = (t: TlsMaterial) => new CpClient({ cpUrl: config.cpUrl, tls: t, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
+    // Issue 17: cpUrl first, then the further replicas in cpUrls (failover.ts: sticky, with backoff).
+    const urls = [config.cpUrl, ...config.cpUrls];
+    const connectAll = (t: TlsMaterial): Connection => {
+      const cs = urls.map((url) => new CpClient({ cpUrl: url, tls: t, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes }));
+      const close = async () => void (await Promise.all(cs.map((c) => c.close())));
+      if (cs.length === 1) return singleConnection(cs[0]!);
+      const api = new FailoverClient(urls.map((url, i) => ({ url, client: cs[i]! })), { now: wiring.now ?? Date.now, log: (message: string) => log.warn('agent.failover', { message }) });
+      // Issue 16: a renewal goes to the replica in use, else the next that answers.
+      return { api, renew: (body) => renewOnReplicas(cs, Math.max(0, urls.indexOf(api.currentUrl)), body), close };
+    };
     connect = () => {
+      if (config.enrol === null) {
+        const c = connectAll(tls.value);
+        return { client: c.api, close: c.close };
+      }
       // Issue 16: with enrolment configured, the certificate renews itself before it expires.
-      const c = config.enrol === null ? client(tls.value) : new RenewingClient({ config, hostKey, connect: client, now: wiring.now ?? Date.now, log }, tls.value);
+      const c = new RenewingClient({ config, hostKey, connect: connectAll, now: wiring.now ?? Date.now, log }, tls.value);
       return { client: c, close: () => c.close() };
     };
   }
@@ -125,10 +147,22 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
     now: wiring.now ?? Date.now,
     sleep: wiring.sleep ?? sleep,
     random: wiring.random ?? Math.random,
-    bootId: wiring.bootId ?? readBootId,
+    bootId: wiring.bootId ?? (() => readBootId(config.bootIdFile)),
+    reboot: wiring.reboot ?? (() => runCommand(config.rebootCommand, config.commandTimeoutSecs * 1000)),
     log,
+    checkIo: wiring.checkIo === undefined ? hostCheckIo(config.complianceRoot) : wiring.checkIo,
+    ...(config.metricsFile === null ? {} : { observe: metricsWriter(config.hostname, config.metricsFile, log) }),
   });
   return ok({ agent, close });
+}
+
+/** Agent metrics (agent/metrics.ts) rewritten to `path` after every cycle; a write failure is logged, never fatal. */
+function metricsWriter(hostname: string, path: string, log: Logger): NonNullable<AgentDeps['observe']> {
+  const metrics = new AgentMetrics(hostname);
+  return async (o) => {
+    metrics.observe(o);
+    await metrics.writeTo(path).catch((e: unknown) => log.warn('agent.metrics-write-failed', { path, message: e instanceof Error ? e.message : String(e) }));
+  };
 }
 
 /** Reads `trust.json` (re-read every cycle: rotation needs no restart). */
@@ -178,10 +212,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-function readBootId(): string {
+function readBootId(file: string): string {
   try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return readFileSync(file, 'utf8').trim();
   } catch {
     return 'unknown';
   }
+}
+
+/** Runs an argv (no shell); ok when it exits 0 (the reboot command returns before the machine goes down). */
+export function runCommand(argv: readonly string[], timeoutMs: number): Promise<{ ok: boolean; message: string }> {
+  return new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
+      if (error === null) resolve({ ok: true, message: `${argv.join(' ')}: exit 0` });
+      else resolve({ ok: false, message: `${argv.join(' ')}: ${error.code ?? error.signal ?? error.message} ${String(stderr).trim().slice(-400)}`.trim() });
+    });
+  });
 }

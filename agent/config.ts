@@ -21,6 +21,12 @@ export const AGENT_SERVICE_PATHS: Readonly<Record<Platform, readonly string[]>> 
   darwin: Object.freeze(['Library/LaunchDaemons/org.nixfleet.agent.plist']),
 });
 
+/** Issue 14: how the agent reboots the machine (rebootPolicy automatic), per platform. */
+export const REBOOT_COMMANDS: Readonly<Record<Platform, readonly string[]>> = Object.freeze({
+  nixos: Object.freeze(['/run/current-system/sw/bin/systemctl', 'reboot']),
+  darwin: Object.freeze(['/sbin/shutdown', '-r', 'now']),
+});
+
 export const DEFAULTS = Object.freeze({
   allowPlainHttp: false,
   trustFile: '/etc/nixfleet/trust.json',
@@ -29,6 +35,7 @@ export const DEFAULTS = Object.freeze({
   profilePath: '/nix/var/nix/profiles/system',
   currentSystemPath: '/run/current-system',
   bootedSystemPath: '/run/booted-system',
+  bootIdFile: '/proc/sys/kernel/random/boot_id',
   substituters: [] as readonly string[],
   nixBinDir: null,
   pollIntervalSecs: 60,
@@ -41,6 +48,10 @@ export const DEFAULTS = Object.freeze({
   commandTimeoutSecs: 1800,
   maxArtifactBytes: 16 * 1024 * 1024,
   probes: [] as readonly ProbeConfig[],
+  complianceIntervalSecs: 6 * 3600,
+  complianceRoot: '/',
+  logLevel: 'info' as const,
+  metricsFile: null,
 });
 
 export type ConfigIssue = Issue;
@@ -78,12 +89,17 @@ export type ProbeConfig = Static<typeof ProbeConfigSchema>;
 
 /**
  * The agent's config file. Fields with a `default` may be left out; `hostname` and `platform`
- * default to the machine's, `agentServicePaths` to {@link AGENT_SERVICE_PATHS} of the platform.
+ * default to the machine's, `agentServicePaths` to {@link AGENT_SERVICE_PATHS} and `rebootCommand` to
+ * {@link REBOOT_COMMANDS} of the platform.
  */
 export const AgentConfigSchema = Strict(
   {
     hostname: Type.Optional(Type.String({ minLength: 1, description: 'Must equal the CN of the host certificate and the host name in the signed fleet; default: the machine host name.' })),
     cpUrl: Type.String({ minLength: 1, description: 'Base URL of the control plane, https://… (plain http:// only with allowPlainHttp).' }),
+    cpUrls: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Further control plane replicas (several CPs on one PostgreSQL), tried in order after cpUrl when the current one is unreachable or answers 502/503/504; the agent stays with the one that answers. Empty: cpUrl only (or a load balancer in front of the replicas).',
+    }),
     allowPlainHttp: Type.Boolean({ default: DEFAULTS.allowPlainHttp }),
     tls: Strict({ certFile: AbsPath('Host client certificate (PEM).'), keyFile: AbsPath('Its private key (PEM).'), caFile: AbsPath('Fleet CA certificate (PEM).') }),
     trustFile: AbsPath('trust.json (SPEC §2.3): release keys and cacheKeys. Re-read on change.', DEFAULTS.trustFile),
@@ -92,6 +108,14 @@ export const AgentConfigSchema = Strict(
     profilePath: AbsPath('System profile.', DEFAULTS.profilePath),
     currentSystemPath: AbsPath('The running system.', DEFAULTS.currentSystemPath),
     bootedSystemPath: AbsPath('The booted system.', DEFAULTS.bootedSystemPath),
+    bootIdFile: AbsPath('Where the id of the current boot is read (a new boot after a deferred activation is told apart by it).', DEFAULTS.bootIdFile),
+    rebootCommand: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description:
+          "argv (no shell) the agent runs to reboot into an activation deferred to the next boot, when the channel's signed rebootPolicy is automatic (issue 14); default: REBOOT_COMMANDS of the platform.",
+      }),
+    ),
     platform: Type.Optional(Enum(PLATFORMS, { description: 'Default: the platform the agent runs on.' })),
     substituters: Type.Array(Type.String({ minLength: 1 }), { default: [], description: "Binary caches to realise closures from; empty: Nix's configured substituters." }),
     nixBinDir: Nullable(AbsPath('Directory holding nix-store / nix-env; null: PATH.'), { default: DEFAULTS.nixBinDir }),
@@ -108,6 +132,15 @@ export const AgentConfigSchema = Strict(
     commandTimeoutSecs: Secs(1, 86_400, DEFAULTS.commandTimeoutSecs, 'Nix realise / switch scripts are killed after this.'),
     maxArtifactBytes: Int(1024, 1024 * 1024 * 1024, DEFAULTS.maxArtifactBytes, 'Size limit of the signed artefact (STYLE §5).'),
     probes: Type.Array(ProbeConfigSchema, { default: [] }),
+    complianceIntervalSecs: Secs(
+      60,
+      7 * 86_400,
+      DEFAULTS.complianceIntervalSecs,
+      "Issue 15: how often the runtime compliance checks of the channel's frameworks run besides after each activation (before its confirm).",
+    ),
+    complianceRoot: AbsPath('Issue 15: the root the file / world-writable compliance checks read under (/ on a host).', DEFAULTS.complianceRoot),
+    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel, description: 'JSON log lines on stderr at this level and above (NIXFLEET_LOG_LEVEL overrides).' }),
+    metricsFile: Nullable(AbsPath('Prometheus text file rewritten after every cycle (for node_exporter\'s textfile collector, e.g. /var/lib/prometheus-node-exporter/nixfleet.prom); null: none.'), { default: DEFAULTS.metricsFile }),
     enrol: Nullable(
       Strict({
         url: Type.String({ pattern: '^https://', errorMessage: 'must be an https:// URL', description: "The control plane's enrolment listener (no client certificate)." }),
@@ -122,7 +155,7 @@ export const AgentConfigSchema = Strict(
 
 type ConfigFile = Static<typeof AgentConfigSchema>;
 /** The resolved configuration: the file, with the machine's defaults filled in. */
-export type Config = Omit<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths'> & Required<Pick<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths'>>;
+export type Config = Omit<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths' | 'rebootCommand'> & Required<Pick<ConfigFile, 'hostname' | 'platform' | 'agentServicePaths' | 'rebootCommand'>>;
 
 const validator = compile(AgentConfigSchema, { unknownField: 'unknown setting' });
 const withDefaults = compileDefaults(AgentConfigSchema);
@@ -135,15 +168,18 @@ export function resolveConfig(input: unknown, host: HostDefaults): Result<Config
   const c = withDefaults(input);
   const issues = validator.check(c) ? [] : validator.issues(c);
   const cpUrl = (c as { cpUrl?: unknown }).cpUrl;
-  if (typeof cpUrl === 'string' && cpUrl !== '') {
+  const cpUrls = (c as { cpUrls?: unknown }).cpUrls;
+  const urls: [string, unknown][] = [['$.cpUrl', cpUrl], ...(Array.isArray(cpUrls) ? cpUrls.map((v, i): [string, unknown] => [`$.cpUrls[${i}]`, v]) : [])];
+  for (const [path, url] of urls) {
+    if (typeof url !== 'string' || url === '') continue;
     // SPEC §5: mutual TLS; plain HTTP only when explicitly allowed (tests, a local proxy).
     let u: URL | null = null;
     try {
-      u = new URL(cpUrl);
+      u = new URL(url);
     } catch {
-      issues.push({ path: '$.cpUrl', message: 'not a URL' });
+      issues.push({ path, message: 'not a URL' });
     }
-    if (u !== null && u.protocol !== 'https:' && !((c as { allowPlainHttp?: unknown }).allowPlainHttp === true && u.protocol === 'http:')) issues.push({ path: '$.cpUrl', message: 'must be https:// (mutual TLS)' });
+    if (u !== null && u.protocol !== 'https:' && !((c as { allowPlainHttp?: unknown }).allowPlainHttp === true && u.protocol === 'http:')) issues.push({ path, message: 'must be https:// (mutual TLS)' });
   }
   if (issues.length > 0 || !validator.check(c)) {
     return err({ code: 'CONFIG_INVALID', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues });
@@ -151,5 +187,7 @@ export function resolveConfig(input: unknown, host: HostDefaults): Result<Config
   // Defaults that depend on the machine, not on the schema.
   const { hostname = host.hostname, platform = host.platform } = c;
   const agentServicePaths = c.agentServicePaths ?? [...AGENT_SERVICE_PATHS[platform]];
-  return ok(Object.freeze({ ...c, hostname, platform, agentServicePaths, cpUrl: c.cpUrl.replace(/\/+$/, '') }));
+  const rebootCommand = c.rebootCommand ?? [...REBOOT_COMMANDS[platform]];
+  const trim = (u: string): string => u.replace(/\/+$/, '');
+  return ok(Object.freeze({ ...c, hostname, platform, agentServicePaths, rebootCommand, cpUrl: trim(c.cpUrl), cpUrls: c.cpUrls.map(trim) }));
 }

@@ -10,6 +10,7 @@
 import type { ActivationBackend } from './backend.ts';
 import { step, type ConfirmResult, type Effect, type Event, type MachineConfig, type MachineState, type Step } from './machine.ts';
 import type { StateStore } from './state.ts';
+import type { Logger } from '../io/log.ts';
 
 export type ProbeSummary = { ok: boolean; failures: string[] };
 export type ReportEffect = Extract<Effect, { kind: 'report' }>;
@@ -26,7 +27,7 @@ export type DriveDeps = {
   report: (r: ReportEffect) => Promise<void>;
   /** Sign and persist the confirmed-target record. */
   saveConfirmed: (rolloutId: string, closureHash: string, atMs: number) => void;
-  log?: (msg: string) => void;
+  log?: Logger;
 };
 
 export type DriveResult = { state: MachineState; waitUntilMs: number | null };
@@ -49,7 +50,7 @@ export async function drive(deps: DriveDeps, first: Step): Promise<DriveResult> 
     if (queue.length > 0 && effect.kind !== 'set-profile') throw new Error(`bug: effects after ${effect.kind}`);
     queue = [];
     const next = step(state, event, deps.now(), deps.cfg);
-    deps.log?.(`${effect.kind} → ${event.kind}${'ok' in event ? (event.ok ? ' ok' : ' failed') : ''}${'result' in event ? ` ${event.result}` : ''} → ${next.state.phase.tag}`);
+    deps.log?.info('agent.step', { effect: effect.kind, event: event.kind, ...('ok' in event ? { ok: event.ok } : {}), ...('result' in event ? { result: event.result } : {}), phase: next.state.phase.tag });
     state = next.state;
     queue = [...next.effects];
   }

@@ -14,6 +14,7 @@
  * fakes. `compose.ts` (`buildAgent`) is the one place that picks them.
  */
 import { NIXFLEET_VERSION } from '../io/version.ts';
+import { logBug, type Logger } from '../io/log.ts';
 import { basename } from 'node:path';
 import type {
   CheckinRequest,
@@ -27,15 +28,22 @@ import type {
   SliceResponse,
   Target,
 } from '../protocol/api.ts';
+import { outcomeStatement } from '../protocol/api.ts';
+import type { Channel } from '../protocol/fleet.ts';
+import { CHANNEL_CONTROL_DEFAULTS } from '../protocol/windows.ts';
 import type { PrivateKey } from '../protocol/crypto.ts';
 import type { Result } from '../protocol/result.ts';
 import type { Host, Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
+import type { CheckIo } from './compliance.ts';
+import { ComplianceRunner, policyOf, storedPolicy } from './compliance-runner.ts';
 import type { HttpError } from './client.ts';
 import type { Config } from './config.ts';
 import { drive, type DriveDeps } from './drive.ts';
+import { nextDelayMs } from './timing.ts';
 import { signJcs } from './hostkey.ts';
 import {
+  afterBoot,
   INITIAL_STATE,
   instructedRollback,
   isQuarantined,
@@ -77,7 +85,13 @@ export type AgentDeps = {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
   bootId: () => string;
-  log: (msg: string) => void;
+  /** Issue 14: reboot the machine (channel rebootPolicy automatic); absent: never rebooted by the agent. */
+  reboot?: () => Promise<{ ok: boolean; message: string }>;
+  /** Issue 15: the host as the runtime compliance checks see it; null/absent: no checks. */
+  checkIo?: CheckIo | null;
+  log: Logger;
+  /** Sees every cycle's outcome (agent metrics, agent/metrics.ts); an error thrown by a cycle is `error`. */
+  observe?: (o: { outcome: CycleOutcome | { kind: 'error' }; failures: number; phase: string | null; nowMs: number }) => void | Promise<void>;
 };
 
 /** What one cycle did, for `once`, logs and tests. */
@@ -89,21 +103,6 @@ export type CycleOutcome =
   | { kind: 'refused'; code: SliceTargetErrorCode | 'QUARANTINED' | 'NO_AGENT_SERVICE' | 'TRUST_INVALID' | 'ARTIFACT_FETCH'; message: string }
   | { kind: 'activated'; phase: string; outcome: LastOutcome['outcome'] | null }
   | { kind: 'rollback-instruction'; acted: boolean };
-
-/** ± `pct` % of uniform jitter around `baseMs` (`random` in [0, 1)). Pure. */
-export function jitter(baseMs: number, pct: number, random: number): number {
-  return Math.max(0, Math.round(baseMs * (1 + ((2 * random - 1) * pct) / 100)));
-}
-
-/**
- * Delay before the next check-in after `failures` consecutive errors (0 = last one succeeded):
- * base × 2^(failures−1), capped at `maxFactor` × base, jittered, and never below `retryAfterSecs`.
- */
-export function nextDelayMs(o: { baseSecs: number; failures: number; maxFactor: number; jitterPct: number; random: number; retryAfterSecs?: number }): number {
-  const factor = o.failures === 0 ? 1 : Math.min(2 ** (o.failures - 1), o.maxFactor);
-  const d = jitter(o.baseSecs * 1000 * factor, o.jitterPct, o.random);
-  return o.retryAfterSecs === undefined ? d : Math.max(d, o.retryAfterSecs * 1000);
-}
 
 const REPORT_QUEUE_MAX = 200;
 
@@ -117,12 +116,17 @@ export class NixfleetAgent {
   private probeResults: ProbeResult[] = [];
   /** When each probe last ran (by name), for the background schedule. */
   private readonly probeRanAt = new Map<string, number>();
+  /** The deferred closure the agent asked the machine to reboot into (issue 14; once per process). */
+  private rebootRequested: string | null = null;
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
   private readonly bootId: () => string;
-  private readonly log: (msg: string) => void;
+  private readonly log: Logger;
   readonly machineConfig: MachineConfig;
+  readonly compliance: ComplianceRunner;
+  /** The rollout of the activation under way (for the evidence of its pre-confirm checks). */
+  private activating: string | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now;
@@ -134,7 +138,9 @@ export class NixfleetAgent {
       confirmDeadlineSecs: deps.config.confirmDeadlineSecs,
       quarantineHours: deps.config.quarantineHours,
       retryIntervalSecs: deps.config.retryIntervalSecs,
+      bootId: deps.bootId(),
     };
+    this.compliance = new ComplianceRunner({ hostname: deps.config.hostname, io: deps.checkIo ?? null, hostKey: deps.hostKey, intervalSecs: deps.config.complianceIntervalSecs, now: deps.now, log: deps.log });
   }
 
   private driveDeps(): DriveDeps {
@@ -148,6 +154,8 @@ export class NixfleetAgent {
         const r = await this.deps.probes.run(config.probes, this.now);
         this.probeResults = r.results;
         for (const p of config.probes) this.probeRanAt.set(p.name, this.now());
+        const running = await backend.running();
+        await this.compliance.afterActivation(running === null ? null : basename(running), this.activating, this.bootId());
         return { ok: r.ok, failures: r.failures };
       },
       confirm: async (rolloutId, closureHash) => {
@@ -161,8 +169,11 @@ export class NixfleetAgent {
         };
         const rec = this.signedRecord(rolloutId, closureHash, this.now());
         if (rec !== null) body.confirmed = rec;
+        const evidence = this.compliance.pending();
+        if (evidence !== undefined) body.compliance = evidence;
         const r = await this.deps.client.confirm(body);
-        this.log(`confirm ${rolloutId} ${closureHash}: ${r.result} (${r.message})`);
+        if (r.result !== 'error' || r.message.includes('EVIDENCE_SIGNATURE_INVALID')) this.compliance.delivered(evidence); // refused evidence: confirm without it
+        this.log.info('agent.confirm', { rolloutId, closure: closureHash, result: r.result, message: r.message });
         return r;
       },
       report: (r) => this.report(r),
@@ -173,7 +184,7 @@ export class NixfleetAgent {
         };
         store.saveConfirmed(rec);
       },
-      log: (m) => this.log(m),
+      log: this.log,
     };
   }
 
@@ -200,7 +211,7 @@ export class NixfleetAgent {
       ...(r.details === undefined ? {} : { details: r.details }),
     };
     const body: ReportRequest = { report, signature: this.deps.hostKey === null ? null : signJcs(report, this.deps.hostKey) };
-    this.log(`report ${r.event} ${r.closureHash ?? ''}: ${r.message}`);
+    this.log.info('agent.report', { event: r.event, rolloutId: r.rolloutId, closure: r.closureHash, message: r.message });
     await this.send(body);
   }
 
@@ -210,7 +221,7 @@ export class NixfleetAgent {
     // 4xx other than 408/429: the CP will never take it; anything else is retried later.
     const status = 'status' in res.error ? res.error.status : undefined;
     if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-      this.log(`report refused by the CP: ${res.error.message}`);
+      this.log.warn('agent.report-refused', { code: res.error.code, status, message: res.error.message });
       return;
     }
     if (this.queue.length >= REPORT_QUEUE_MAX) this.queue.shift();
@@ -256,8 +267,9 @@ export class NixfleetAgent {
     const pending = store.loadPending();
     const running = await backend.running();
     const confirmed = store.loadConfirmed();
-    if (pending !== null) this.log(`recovering activation of ${pending.closureHash} (phase ${pending.phase}, deadline ${new Date(pending.deadlineMs).toISOString()})`);
+    if (pending !== null) this.log.warn('agent.recovering', { closure: pending.closureHash, phase: pending.phase, deadline: new Date(pending.deadlineMs).toISOString() });
     this.state = INITIAL_STATE;
+    this.compliance.policy = storedPolicy(this.deps.store, this.deps.config.hostname);
     await this.run(recover(persisted, pending, running, nowMs, confirmed === null ? null : confirmed.record));
   }
 
@@ -281,6 +293,19 @@ export class NixfleetAgent {
 
   /** One cycle; returns what happened and when to run the next one. */
   async cycle(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
+    const observe = this.deps.observe;
+    if (observe === undefined) return this.cycleOnce();
+    try {
+      const r = await this.cycleOnce();
+      await observe({ outcome: r.outcome, failures: this.failures, phase: this.state?.phase.tag ?? null, nowMs: this.now() });
+      return r;
+    } catch (e) {
+      await observe({ outcome: { kind: 'error' }, failures: this.failures + 1, phase: null, nowMs: this.now() });
+      throw e;
+    }
+  }
+
+  private async cycleOnce(): Promise<{ outcome: CycleOutcome; delayMs: number }> {
     if (this.state === null) await this.start();
     const cfg = this.deps.config;
     const base = { baseSecs: cfg.pollIntervalSecs, maxFactor: cfg.maxBackoffFactor, jitterPct: cfg.pollJitterPct };
@@ -298,7 +323,18 @@ export class NixfleetAgent {
     await this.flushReports();
     await this.backgroundProbes();
     const running = await this.deps.backend.running();
+    // Issue 14: a new boot that did not come up on the closure deferred to it → roll back (Reverted).
+    const booted = afterBoot(state, this.bootId(), running, this.now());
+    if (booted.effects.length > 0) {
+      this.log.warn('agent.booted-back', { running: running ?? null, deferred: state.deferred ?? null, message: 'booted back into another system than the deferred one: rolling back the boot entry' });
+      await this.run(booted);
+      await this.flushReports();
+      return { outcome: { kind: 'activated', phase: this.state!.phase.tag, outcome: this.state!.lastOutcome?.outcome ?? null }, delayMs: 0 };
+    }
     const runningBase = running === null ? null : basename(running);
+    const lastOutcome = this.apiOutcome();
+    await this.compliance.maybeRun(runningBase, this.bootId());
+    const evidence = this.compliance.pending();
     const body: CheckinRequest = {
       hostname: cfg.hostname,
       currentClosure: runningBase,
@@ -306,18 +342,23 @@ export class NixfleetAgent {
       agentVersion: NIXFLEET_VERSION,
       probes: this.probeResults,
       failedUnits: await this.failedUnits(),
-      lastOutcome: this.apiOutcome(),
+      lastOutcome,
+      lastOutcomeSignature: lastOutcome === null || this.deps.hostKey === null ? null : signJcs(outcomeStatement(cfg.hostname, lastOutcome), this.deps.hostKey),
       pendingReboot: state.deferred !== null && state.deferred !== runningBase,
       lastConfirmed: signedOrNull(this.deps.store.loadConfirmed()),
+      ...(evidence === undefined ? {} : { compliance: evidence }),
     };
     const res = await this.deps.client.checkin(body);
+    // Evidence the CP refused (EVIDENCE_SIGNATURE_INVALID) would be refused again: drop it, keep checking in.
+    if (res.ok || res.error.errorCode === 'EVIDENCE_SIGNATURE_INVALID') this.compliance.delivered(evidence);
     if (!res.ok) {
       this.failures += 1;
-      this.log(`check-in failed (${this.failures}): ${res.error.message}`);
+      this.log.warn('agent.checkin-failed', { code: res.error.code, failures: this.failures, message: res.error.message });
       const d = nextDelayMs({ ...base, failures: this.failures, random: this.random(), ...(res.error.retryAfterSecs === undefined ? {} : { retryAfterSecs: res.error.retryAfterSecs }) });
       return { outcome: { kind: 'checkin-failed', error: res.error }, delayMs: d };
     }
     this.failures = 0;
+    if (res.value.outcomeRefused !== undefined) this.log.warn('agent.outcome-refused', { code: res.value.outcomeRefused.code, message: res.value.outcomeRefused.message });
     const n = res.value.nextCheckinSecs;
     const delayMs = nextDelayMs({ ...base, baseSecs: Number.isFinite(n) && n > 0 && n <= 86_400 ? n : cfg.pollIntervalSecs, failures: 0, random: this.random() });
 
@@ -355,8 +396,9 @@ export class NixfleetAgent {
     // A signed slice when the CP offers one (issue 19); the full artefact otherwise, or when the
     // offered slice cannot be fetched (a slice that IS fetched must verify: no fallback then).
     const slice = target.slice === true && this.deps.client.fetchSlice !== undefined ? await this.deps.client.fetchSlice() : null;
-    if (slice !== null && !slice.ok) this.log(`slice fetch failed, using the full artefact: ${slice.error.message}`);
+    if (slice !== null && !slice.ok) this.log.warn('agent.slice-fetch-failed', { code: slice.error.code, message: slice.error.message });
     let host: Host;
+    let channel: Channel | null;
     let cpDeadlineMs: number;
     if (slice !== null && slice.ok) {
       const checked = checkSliceTarget({
@@ -374,13 +416,15 @@ export class NixfleetAgent {
       }
       this.acceptNewer(checked.value.verified.accepted, 'index');
       this.acceptNewer(checked.value.fleetAccepted); // the index signs the artefact's sha256 and signedAt
-      ({ host, cpDeadlineMs } = checked.value);
+      ({ host, channel, cpDeadlineMs } = checked.value);
+      const c = checked.value.leaf.channel.settings?.compliance;
+      if (c !== undefined) this.compliance.policy = { mode: c.mode, frameworks: c.frameworks, own: checked.value.leaf.controls ?? [] };
     } else {
       let art = store.loadArtifact(target.artifactSha256);
       if (art === null) {
         const f = await this.deps.client.fetchArtifact();
         if (!f.ok) {
-          this.log(`artefact fetch failed: ${f.error.message}`);
+          this.log.warn('agent.artifact-fetch-failed', { code: f.error.code, message: f.error.message });
           return { kind: 'refused', code: 'ARTIFACT_FETCH', message: f.error.message };
         }
         art = f.value;
@@ -400,8 +444,9 @@ export class NixfleetAgent {
         return refuseChecked(checked.error);
       }
       const { verified } = checked.value;
-      ({ host, cpDeadlineMs } = checked.value);
+      ({ host, channel, cpDeadlineMs } = checked.value);
       this.acceptNewer(verified.accepted);
+      this.compliance.policy = policyOf(verified.fleet!, config.hostname) ?? this.compliance.policy;
       if (store.loadArtifact(verified.sha256) === null) store.saveArtifact(verified.sha256, verified.canonical, art.signature);
     }
 
@@ -419,16 +464,33 @@ export class NixfleetAgent {
     if (isQuarantined(state, job.closureHash, nowMs) && this.reported.has(`quarantined|${key}`)) {
       return { kind: 'refused', code: 'QUARANTINED', message: 'closure is quarantined on this host' };
     }
+    this.activating = job.rolloutId;
     const s = step(state, { kind: 'target', job }, nowMs, this.machineConfig);
     if (s.refused?.code === 'QUARANTINED') this.reported.add(`quarantined|${key}`);
     await this.run(s);
     const after = this.state!;
+    if (after.deferred === job.closureHash && running !== job.closurePath) await this.rebootIfAutomatic(job, channel);
     if (s.refused !== undefined && s.refused.code !== 'BUSY') return { kind: 'refused', code: s.refused.code, message: s.refused.message };
     const lo = after.lastOutcome;
     if (lo !== null && lo.closureHash === job.closureHash && lo.rolloutId === job.rolloutId && lo.outcome === 'refused') {
       return { kind: 'refused', code: 'NO_AGENT_SERVICE', message: 'closure lacks the agent service' };
     }
     return { kind: 'activated', phase: after.phase.tag, outcome: lo !== null && lo.closureHash === job.closureHash ? lo.outcome : null };
+  }
+
+  /**
+   * Issue 14, rebootPolicy `automatic`: reboot into the deferred target now — it just passed the
+   * signed checks (window open) and the CP handed it over as a dispatch (within the budget: the
+   * host holds its slot as PendingReboot). Once per process; a failing command is only logged.
+   */
+  private async rebootIfAutomatic(job: Job, channel: Channel | null): Promise<void> {
+    if ((channel?.rebootPolicy ?? CHANNEL_CONTROL_DEFAULTS.rebootPolicy) !== 'automatic' || this.deps.reboot === undefined) return;
+    if (this.rebootRequested === job.closureHash) return;
+    this.rebootRequested = job.closureHash;
+    await this.flushReports(); // the deferral reaches the CP before the machine goes down
+    this.log.info('agent.reboot', { closure: job.closurePath, rolloutId: job.rolloutId, reason: 'rebootPolicy automatic' });
+    const r = await this.deps.reboot();
+    if (!r.ok) this.log.error('agent.reboot-failed', { message: r.message });
   }
 
   /** Persist the newest accepted state of a kind (never move it backwards). */
@@ -461,7 +523,8 @@ export class NixfleetAgent {
       } catch (e) {
         this.failures += 1;
         // A corrupt state file is an operator matter (named in the message), not a crash.
-        this.log(e instanceof StateCorrupt ? `state: ${e.message}` : `cycle failed: ${(e as Error).stack ?? String(e)}`);
+        if (e instanceof StateCorrupt) this.log.error('agent.state-corrupt', { code: 'STATE_CORRUPT', message: e.message });
+        else logBug(this.log, 'agent.cycle-failed', e);
         const c = this.deps.config;
         delayMs = nextDelayMs({ baseSecs: c.pollIntervalSecs, failures: this.failures, maxFactor: c.maxBackoffFactor, jitterPct: c.pollJitterPct, random: this.random() });
       }

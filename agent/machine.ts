@@ -65,6 +65,8 @@ export type LastOutcome = {
   atMs: number;
   /** For `confirmed`: the system that ran before, so a later rollback-and-halt can go back to it. */
   previous?: string | null;
+  /** For `activation-deferred` (issue 14): the boot it happened in, so the next boot can be told apart. */
+  bootId?: string;
 };
 
 export type Inhibitor = 'kernel' | 'initrd' | 'systemd' | 'dbus';
@@ -129,6 +131,8 @@ export type MachineConfig = {
   quarantineHours: number;
   /** Pause between two probe / confirm attempts inside the confirm window. */
   retryIntervalSecs: number;
+  /** The boot this agent runs in (`/proc/sys/kernel/random/boot_id`); recorded with a deferral (issue 14). */
+  bootId?: string;
 };
 
 export const INITIAL_STATE: MachineState = Object.freeze({ phase: { tag: 'idle' }, quarantine: [], lastOutcome: null, deferred: null }) as MachineState;
@@ -245,6 +249,7 @@ export function step(state: MachineState, event: Event, nowMs: number, cfg: Mach
       if (p.action === 'boot') {
         // Deferred to the next boot: nothing runs yet, so there is nothing to confirm or roll back.
         const o = outcome(idle(state), p.rolloutId, p.closureHash, 'activation-deferred', nowMs, p.closureHash);
+        if (cfg.bootId !== undefined) o.state.lastOutcome!.bootId = cfg.bootId; // the same object as the effect's
         return {
           state: o.state,
           // The deferral is persisted before the record goes: `recover` then knows it completed.
@@ -437,6 +442,25 @@ export function recover(
 export function reconfirm(state: MachineState, job: Job): Step {
   if (state.phase.tag !== 'idle') return { state, effects: [] };
   return { state: { ...state, phase: { tag: 'reconfirming', job } }, effects: [{ kind: 'run-probes' }] };
+}
+
+/**
+ * Issue 14: the host booted again after an activation deferred to the next boot, but runs another
+ * system than the deferred closure (the boot loader fell back, someone picked the old generation):
+ * the deferral failed. Put the boot entry back on what runs (a rollback with `boot`), quarantine
+ * the closure and report `rolled-back`, so that the CP marks the host Reverted. Nothing while the
+ * boot is the one the deferral happened in, or when the deferral's boot is unknown.
+ */
+export function afterBoot(state: MachineState, bootId: string, running: string | null, nowMs: number): Step {
+  const lo = state.lastOutcome;
+  const d = state.deferred;
+  const none: Step = { state, effects: [] };
+  if (state.phase.tag !== 'idle' || d === null || running === null || lo === null) return none;
+  if (lo.outcome !== 'activation-deferred' || lo.closureHash !== d || lo.bootId === undefined || lo.bootId === bootId) return none;
+  const closurePath = `/nix/store/${d}`;
+  if (running === closurePath) return none; // booted into it: the target is confirmed through `reconfirm`
+  const pending: Pending = { rolloutId: lo.rolloutId, closureHash: d, closurePath, previous: running, deadlineMs: nowMs, startedAtMs: nowMs, action: 'boot', phase: 'rolling-back' };
+  return startRollback(state, pending, `booted back into ${running} instead of the deferred ${closurePath}`);
 }
 
 /** Whether the machine is in the middle of an activation whose record is persisted. */

@@ -3,7 +3,7 @@
  * listed), unreadable material and corrupt state (exit 2, one clear line, no stack trace).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -21,12 +21,16 @@ test('--help and usage errors', () => {
   assert.is(h.status, 0);
   assert.match(h.stdout, /run\s+--config FILE/);
   assert.is(agent().status, 0, 'no arguments prints the help');
+  // Usage errors exit 2, as for every nixfleet binary but nixfleet-release (SPEC §3 fixes its codes).
   const u = agent('frobnicate');
-  assert.is(u.status, 1);
+  assert.is(u.status, 2);
   assert.match(u.stderr, /unknown command/);
   const m = agent('run');
-  assert.is(m.status, 1);
+  assert.is(m.status, 2);
   assert.match(m.stderr, /--config FILE/);
+  const l = agent('run', '--config', '/x.json', '--log-level', 'loud');
+  assert.is(l.status, 2);
+  assert.match(l.stderr, /--log-level must be one of/);
 });
 
 test('an invalid configuration exits 1 and lists every bad field', () => {
@@ -60,6 +64,33 @@ test('unreadable certificate or corrupt state: exit 2 with a clear line', () => 
   assert.is(c.status, 2);
   assert.match(c.stderr, /pending\.json/);
   assert.not.match(c.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('logs are JSON lines with level, program and a stable event; metricsFile is written after the cycle', () => {
+  const f = join(dir, 'agent.json');
+  rmSync(join(dir, 'state'), { recursive: true, force: true });
+  const metricsFile = join(dir, 'agent.prom');
+  writeFileSync(
+    f,
+    JSON.stringify({
+      hostname: 'web1',
+      cpUrl: 'https://127.0.0.1:1',
+      hostKeyFile: null,
+      stateDir: join(dir, 'state'),
+      trustFile: join(dir, 'trust.json'),
+      tls: { certFile: join(dir, 'host.pem'), keyFile: join(dir, 'host.key'), caFile: join(dir, 'ca.pem') },
+      metricsFile,
+    }),
+  );
+  const r = agent('once', '--config', f, '--log-level', 'info');
+  assert.is(r.status, 2, 'the check-in failed (nothing listens on port 1)');
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+  assert.ok(lines.length > 0);
+  const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const failed = records.find((x) => x['event'] === 'agent.checkin-failed');
+  assert.ok(failed !== undefined, r.stderr);
+  assert.equal([failed['level'], failed['program'], failed['code']], ['warn', 'nixfleet-agent', 'NETWORK']);
+  assert.match(readFileSync(metricsFile, 'utf8'), /^nixfleet_agent_consecutive_failures\{host="web1"\} 1$/m);
 });
 
 test.run();

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseProgramArgs } from '../io/program-args.ts';
-import { versionLine } from '../io/version.ts';
+import { createLogger, effectiveLevel, isLogLevel, type LogLevel } from '../io/log.ts';
+import { NIXFLEET_VERSION, versionLine } from '../io/version.ts';
 import { buildAgent } from './compose.ts';
 import { ensureCertificate } from './certs.ts';
 import { loadHostKey } from './hostkey.ts';
@@ -16,14 +17,17 @@ import { StateCorrupt } from './state.ts';
 const HELP = `nixfleet-agent — verifies signed targets, activates them with Nix, rolls itself back unless it can confirm
 
 Usage:
-  nixfleet-agent run  --config FILE   poll the control plane forever (the service)
-  nixfleet-agent once --config FILE   one check-in cycle; waits for an activation it starts to settle
+  nixfleet-agent run  --config FILE [--log-level LEVEL]   poll the control plane forever (the service)
+  nixfleet-agent once --config FILE [--log-level LEVEL]   one check-in cycle; waits for an activation it starts to settle
   nixfleet-agent --help | --version
 
 The config file is JSON; see agent/README.md for every setting and its default. Required:
   cpUrl ("https://cp.example:8443"), tls {certFile, keyFile, caFile}.
+Logs: one JSON object per line on stderr (event names in docs/operations.md); --log-level
+  (debug | info | warn | error | silent) overrides the config's logLevel, NIXFLEET_LOG_LEVEL both.
 
-Exit codes: 0 ok, 1 invalid input (usage, configuration), 2 I/O (keys, certificates, state).
+Exit codes: 0 ok, 1 invalid configuration, 2 usage error or I/O (keys, certificates, state;
+  \`once\`: the check-in failed).
 `;
 
 class Exit extends Error {
@@ -33,10 +37,6 @@ class Exit extends Error {
   ) {
     super(message);
   }
-}
-
-function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} nixfleet-agent: ${msg}\n`);
 }
 
 function loadConfig(file: string): Config {
@@ -57,14 +57,16 @@ function loadConfig(file: string): Config {
   return r.value;
 }
 
-/** The binaries' shared convention (io/program-args.ts); a usage error is exit 1 here. */
-function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help' | 'version'; config: string | null } {
-  const p = parseProgramArgs('nixfleet-agent', argv, ['run', 'once'] as const, { config: { type: 'string' } });
-  if (p.kind === 'usage') throw new Exit(1, p.message);
-  if (p.kind === 'help' || p.kind === 'version') return { cmd: p.kind, config: null };
+/** The binaries' shared convention (io/program-args.ts); a usage error is exit 2, as for `nixfleet`. */
+function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help' | 'version'; config: string | null; logLevel: LogLevel | null } {
+  const p = parseProgramArgs('nixfleet-agent', argv, ['run', 'once'] as const, { config: { type: 'string' }, 'log-level': { type: 'string' } });
+  if (p.kind === 'usage') throw new Exit(2, p.message);
+  if (p.kind === 'help' || p.kind === 'version') return { cmd: p.kind, config: null, logLevel: null };
   const config = p.values['config'];
-  if (typeof config !== 'string' || config === '') throw new Exit(1, `${p.command} needs --config FILE`);
-  return { cmd: p.command, config };
+  if (typeof config !== 'string' || config === '') throw new Exit(2, `${p.command} needs --config FILE (see: nixfleet-agent --help)`);
+  const level = p.values['log-level'];
+  if (level !== undefined && !isLogLevel(level)) throw new Exit(2, `--log-level must be one of debug, info, warn, error, silent (see: nixfleet-agent --help)`);
+  return { cmd: p.command, config, logLevel: level === undefined ? null : level };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -79,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const config = loadConfig(args.config!);
+    const log = createLogger({ program: 'nixfleet-agent', level: effectiveLevel(args.logLevel ?? config.logLevel) });
     if (config.enrol !== null) {
       // Issue 16 first boot: no certificate yet → enrol (retrying while the CP is unreachable).
       const hk = config.hostKeyFile === null ? null : loadHostKey(config.hostKeyFile);
@@ -99,12 +102,12 @@ export async function main(argv: string[]): Promise<number> {
       }
       const ac = new AbortController();
       const stop = () => {
-        log('stopping');
+        log.info('agent.stopping');
         ac.abort();
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
-      log(`started: ${config.hostname} → ${config.cpUrl}, state ${config.stateDir}`);
+      log.info('agent.started', { host: config.hostname, cp: config.cpUrl, stateDir: config.stateDir, version: NIXFLEET_VERSION });
       await agent.runForever(ac.signal);
       return 0;
     } finally {
@@ -119,7 +122,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`nixfleet-agent: unreadable state file (inspect it; never deleted automatically): ${e.message}\n`);
       return 2;
     }
-    throw e;
+    // A bug: one line for the user, the stack only when asked for.
+    process.stderr.write(`nixfleet-agent: internal error: ${e instanceof Error ? e.message : String(e)} (NIXFLEET_DEBUG=1 shows details)\n`);
+    if (process.env['NIXFLEET_DEBUG'] === '1' && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+    return 2;
   }
 }
 

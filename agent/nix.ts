@@ -14,6 +14,7 @@
  *
  * Every command runs without a shell, with a timeout, and its stderr tail goes into the error.
  */
+import type { Logger } from '../io/log.ts';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -34,7 +35,7 @@ export type NixBackendOptions = {
   nixBinDir: string | null;
   agentServicePaths: readonly string[];
   commandTimeoutSecs: number;
-  log?: (msg: string) => void;
+  log?: Logger;
 };
 
 /** `/nix/store/<32 base32 chars>-<name>`: what a closure path must look like. */
@@ -56,7 +57,7 @@ export class NixBackend implements ActivationBackend {
   }
 
   private exec(cmd: string, args: string[]): Promise<Run> {
-    this.opts.log?.(`exec ${cmd} ${args.join(' ')}`);
+    this.opts.log?.debug('agent.exec', { cmd, args });
     return new Promise((resolve) => {
       execFile(cmd, args, { timeout: this.opts.commandTimeoutSecs * 1000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
         let code = 0;

@@ -99,4 +99,17 @@ t('a refusal after the index verified carries the index state to persist; an ind
   assert.is(!before.ok && before.error.acceptedAnyway, undefined);
 });
 
+t('issue 14: the signed controls in the slice bind too — a closed change window → OUTSIDE_WINDOW, a pin → PINNED; the channel settings come back', () => {
+  const frozen = structuredClone(fleet);
+  frozen.channels['stable'] = { ...frozen.channels['stable']!, rebootPolicy: 'automatic', changeWindow: { timeZone: 'UTC', allow: [], freezes: [{ from: '2026-03-01T00:00:00Z', until: '2026-05-01T00:00:00Z', reason: 'audit' }] } };
+  assert.is(code(run(setup({ fleet: frozen }))), 'OUTSIDE_WINDOW');
+  const pinned = structuredClone(fleet);
+  pinned.hosts[HOST] = { ...pinned.hosts[HOST]!, pin: { commit: 'abc', reason: 'hold', expiresAt: '2026-04-02T00:00:00Z' } };
+  assert.is(code(run(setup({ fleet: pinned }))), 'PINNED');
+  const open = structuredClone(fleet);
+  open.channels['stable'] = { ...open.channels['stable']!, rebootPolicy: 'automatic' };
+  const r = run(setup({ fleet: open }));
+  assert.ok(r.ok && r.value.channel?.rebootPolicy === 'automatic');
+});
+
 t.run();

@@ -22,10 +22,11 @@ import type { SliceResponse, Target } from '../protocol/api.ts';
 import { fromBase64 } from '../protocol/crypto.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTimestamp, type Host, type Trust } from '../protocol/schema.ts';
+import type { Channel } from '../protocol/fleet.ts';
 import { verifySlice, type SliceErrorCode, type SliceLeaf } from '../protocol/slice.ts';
 import { verifySliceIndex, type AcceptedState, type VerifiedArtifact } from '../protocol/verify.ts';
 import { isStoreBasename } from '../protocol/vocab.ts';
-import type { TargetErrorCode } from './target.ts';
+import { checkControls, type TargetErrorCode } from './target.ts';
 
 export type SliceTargetErrorCode = TargetErrorCode | SliceErrorCode;
 export type SliceTargetError = { code: SliceTargetErrorCode; message: string; acceptedAnyway?: AcceptedState };
@@ -37,6 +38,8 @@ export type CheckedSlice = {
   fleetAccepted: AcceptedState;
   leaf: SliceLeaf;
   host: Host;
+  /** The host's channel settings as signed in the slice. */
+  channel: Channel | null;
   cpDeadlineMs: number;
 };
 
@@ -98,5 +101,8 @@ export function checkSliceTarget(input: CheckSliceInput): Result<CheckedSlice, S
   if (signedMs === null || signedMs !== parseTimestamp(verified.signedAt)) {
     return refuse('SIGNED_AT_MISMATCH', `target says signedAt ${target.signedAt}, the signed index says ${verified.signedAt}`);
   }
-  return ok({ verified, fleetAccepted, leaf, host, cpDeadlineMs });
+  // Issue 14: the signed slice carries the channel's settings: its window and the pin bind here too.
+  const controls = checkControls(hostname, host, leaf.channel.settings, input.nowMs);
+  if (controls !== null) return refuse(controls.code, controls.message);
+  return ok({ verified, fleetAccepted, leaf, host, channel: leaf.channel.settings, cpDeadlineMs });
 }

@@ -94,6 +94,8 @@ function parseOutcome(v: Json): { lastOutcome: LastOutcome | null; deferred: str
   const lastOutcome: LastOutcome = { rolloutId: lo['rolloutId'], closureHash: lo['closureHash'], outcome: lo['outcome'] as LastOutcome['outcome'], atMs: lo['atMs'] };
   const prev = lo['previous'];
   if (prev === null || isStr(prev)) lastOutcome.previous = prev;
+  const boot = lo['bootId'];
+  if (isStr(boot)) lastOutcome.bootId = boot;
   return { lastOutcome, deferred: d };
 }
 

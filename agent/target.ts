@@ -10,6 +10,7 @@
 import type { Target } from '../protocol/api.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTimestamp, type Host } from '../protocol/schema.ts';
+import type { Channel } from '../protocol/fleet.ts';
 import { verifyArtifact, type AcceptedState, type VerifiedArtifact, type VerifyErrorCode } from '../protocol/verify.ts';
 import type { Trust } from '../protocol/schema.ts';
 import { isStoreBasename } from '../protocol/vocab.ts';
@@ -42,6 +43,8 @@ export { STORE_BASENAME } from '../protocol/vocab.ts';
 export type CheckedTarget = {
   verified: VerifiedArtifact;
   host: Host;
+  /** The host's channel in the signed fleet (its rebootPolicy, change window …), null if absent. */
+  channel: Channel | null;
   /** Parsed `confirmDeadline`. */
   cpDeadlineMs: number;
 };
@@ -99,12 +102,22 @@ export function checkTarget(input: CheckTargetInput): Result<CheckedTarget, Targ
   if (signedMs === null || signedMs !== parseTimestamp(verified.signedAt)) {
     return mismatch('SIGNED_AT_MISMATCH', `target says signedAt ${target.signedAt}, the signed bytes say ${verified.signedAt}`);
   }
-  // Issue 14: the signed controls bind the agent too, whatever the CP says.
-  const window = changeWindowAt(fleet.channels[host.channel]?.changeWindow, input.nowMs);
-  if (!window.open) return mismatch('OUTSIDE_WINDOW', `channel ${host.channel}: ${window.reason}`);
+  const channel = fleet.channels[host.channel] ?? null;
+  const controls = checkControls(hostname, host, channel, input.nowMs);
+  if (controls !== null) return mismatch(controls.code, controls.message);
+  return ok({ verified, host, channel, cpDeadlineMs });
+}
+
+/**
+ * Issue 14: the signed controls bind the agent too, whatever the CP says (full artefact and signed
+ * slice alike): the channel's change window must be open and no signed pin may hold the host.
+ */
+export function checkControls(hostname: string, host: Host, channel: Channel | null, nowMs: number): TargetError | null {
+  const window = changeWindowAt(channel?.changeWindow, nowMs);
+  if (!window.open) return { code: 'OUTSIDE_WINDOW', message: `channel ${host.channel}: ${window.reason}` };
   const pinUntil = host.pin === undefined ? null : host.pin.expiresAt == null ? Infinity : (parseTimestamp(host.pin.expiresAt) ?? Infinity);
-  if (pinUntil !== null && input.nowMs < pinUntil) {
-    return mismatch('PINNED', `${hostname} is pinned to ${host.pin!.commit} (${host.pin!.reason})${pinUntil === Infinity ? '' : ` until ${host.pin!.expiresAt}`}`);
+  if (pinUntil !== null && nowMs < pinUntil) {
+    return { code: 'PINNED', message: `${hostname} is pinned to ${host.pin!.commit} (${host.pin!.reason})${pinUntil === Infinity ? '' : ` until ${host.pin!.expiresAt}`}` };
   }
-  return ok({ verified, host, cpDeadlineMs });
+  return null;
 }

@@ -14,8 +14,9 @@ import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
 import { parseRetryAfter } from './client.ts';
 import { DEFAULTS, resolveConfig } from './config.ts';
 import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
-import { jitter, nextDelayMs } from './loop.ts';
+import { jitter, nextDelayMs } from './timing.ts';
 import { FileStateStore, StateCorrupt } from './state.ts';
+import { afterBoot, INITIAL_STATE, type MachineState } from './machine.ts';
 import { checkTarget } from './target.ts';
 
 const HOSTDEF = { hostname: 'web1', platform: 'nixos' as const };
@@ -194,7 +195,34 @@ state('atomic store round-trips every record and leaves no temporary files', () 
   }
 });
 
+const boot = suite('agent/machine afterBoot (issue 14)');
+boot('a new boot on another system than the deferred closure rolls back with boot; same boot, the closure itself, or no recorded boot: nothing', () => {
+  const deferred = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nixos-system-new';
+  const st: MachineState = { ...INITIAL_STATE, deferred, lastOutcome: { rolloutId: 'stable@1', closureHash: deferred, outcome: 'activation-deferred', atMs: 1, bootId: 'boot-1' } };
+  const old = '/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-nixos-system-old';
+  assert.equal(afterBoot(st, 'boot-1', old, 10).effects, [], 'same boot: still waiting for the reboot');
+  assert.equal(afterBoot(st, 'boot-2', `/nix/store/${deferred}`, 10).effects, [], 'booted into it: reconfirmed elsewhere');
+  assert.equal(afterBoot({ ...st, lastOutcome: { rolloutId: 'stable@1', closureHash: deferred, outcome: 'activation-deferred', atMs: 1 } }, 'boot-2', old, 10).effects, [], 'no recorded boot');
+  const r = afterBoot(st, 'boot-2', old, 10);
+  assert.is(r.state.phase.tag, 'rolling-back');
+  const rb = r.effects.find((e) => e.kind === 'rollback');
+  assert.ok(rb !== undefined && rb.kind === 'rollback' && rb.pending.action === 'boot' && rb.pending.previous === old && rb.pending.closureHash === deferred);
+});
+
+config('rebootCommand and bootIdFile: defaults, and an empty argv is refused', () => {
+  const r = resolveConfig(MIN, HOSTDEF);
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.equal(r.value.rebootCommand, ['/run/current-system/sw/bin/systemctl', 'reboot']);
+  const darwin = resolveConfig({ ...MIN, platform: 'darwin' }, HOSTDEF);
+  assert.ok(darwin.ok && darwin.value.rebootCommand.join(' ') === '/sbin/shutdown -r now');
+  assert.is(r.value.bootIdFile, '/proc/sys/kernel/random/boot_id');
+  const bad = resolveConfig({ ...MIN, rebootCommand: [] }, HOSTDEF);
+  assert.not.ok(bad.ok);
+});
+
 config.run();
 target.run();
+boot.run();
 timing.run();
 state.run();

@@ -18,10 +18,16 @@ import { makeFleet, type FleetSpec } from '../fixtures/reconciler-testkit.ts';
 import type { Action, Observed } from '../reconciler/types.ts';
 
 const HOSTS = 10_000;
+/** Issue 19: the same shape at 100,000 hosts (goal: tick ≤ 20 ms median). */
+const HOSTS_100K = 100_000;
 const CHANNELS = 4;
 const WAVE_SHARE = [0.01, 0.05, 0.14, 0.3, 0.5];
 
 export function fleet10k(): ReturnType<typeof makeFleet> {
+  return fleetOf(HOSTS);
+}
+
+export function fleetOf(HOSTS: number): ReturnType<typeof makeFleet> {
   const channels = Array.from({ length: CHANNELS }, (_, i) => `ch${i}`);
   const hosts: FleetSpec['hosts'] = {};
   const members = new Map<string, string[]>(channels.map((c) => [c, []]));
@@ -44,7 +50,7 @@ export function fleet10k(): ReturnType<typeof makeFleet> {
     });
     spec[c] = { waves, soakMinutes: [5, 5, 10, 10, 0], failedUnitsMax: 0, complianceMode: 'enforce' };
     // a few ordering edges inside the last wave (e.g. db before app)
-    for (let k = 0; k < 50; k++) edges.push({ gated: waves[4]![k + 50]!, gates: waves[4]![k]!, reason: 'db first' });
+    for (let k = 0; k < 50 && k + 50 < waves[4]!.length; k++) edges.push({ gated: waves[4]![k + 50]!, gates: waves[4]![k]!, reason: 'db first' });
   }
   return makeFleet({
     hosts,
@@ -65,29 +71,50 @@ function stats(samples: number[]): { medianMs: number; p99Ms: number; minMs: num
   return { medianMs: r(q(0.5)), p99Ms: r(q(0.99)), minMs: r(s[0]!), maxMs: r(s[s.length - 1]!), n: s.length };
 }
 
-export default async function bench(): Promise<object> {
-  const fleet = fleet10k();
+type Snap = { obs: Observed; now: number; tick: number };
 
-  // Mid-rollout states from the simulator: the first tick with a channel executing wave ≥ 2 and
-  // hosts in flight, and the busiest tick (most dispatches) of the same run.
-  type Snap = { obs: Observed; now: number; tick: number };
+/** The first simulated tick with a channel executing wave ≥ 2 and > `minInFlight` hosts in flight, and the busiest tick up to then (or over `maxTicks`). */
+function snapshots(fleet: ReturnType<typeof makeFleet>, maxTicks: number, minInFlight: number, stopAtMid: boolean): { mid: Snap; busiest: Snap } {
   let mid: Snap | null = null;
   let busiest: (Snap & { dispatches: number }) | null = null;
   simulate(fleet, {
-    maxTicks: 2000,
+    maxTicks,
     onTick: (t) => {
+      if (stopAtMid && mid !== null) return;
       const dispatches = t.actions.filter((a) => a.kind === 'dispatch_host').length;
       if (busiest === null || dispatches > busiest.dispatches) busiest = { obs: t.before, now: t.nowMs, tick: t.tick, dispatches };
       if (mid !== null) return;
       const rs = Object.values(t.before.rollouts);
       const wave2 = rs.some((r) => r.state === 'Executing' && r.currentWave >= 2);
       const inFlight = rs.reduce((n, r) => n + Object.values(r.hosts).filter((h) => h.state !== 'Queued' && h.state !== 'Soaked' && h.state !== 'Converged').length, 0);
-      if (wave2 && inFlight > 100) mid = { obs: t.before, now: t.nowMs, tick: t.tick };
+      if (wave2 && inFlight > minInFlight) mid = { obs: t.before, now: t.nowMs, tick: t.tick };
     },
   });
-  const first = mid as Snap | null;
-  const most = busiest as Snap | null;
-  if (first === null || most === null) throw new Error('bench: the simulation never reached a mid-rollout state');
+  const m = mid as Snap | null;
+  const b = busiest as Snap | null;
+  if (m === null || b === null) throw new Error('bench: the simulation never reached a mid-rollout state');
+  return { mid: m, busiest: b };
+}
+
+/** Median / p99 of `reconcile` on one state, warm index (as the CP calls it every tick). */
+function tickStats(fleet: ReturnType<typeof makeFleet>, snap: Snap, runs: number): ReturnType<typeof stats> {
+  for (let i = 0; i < 5; i++) reconcile(fleet, snap.obs, snap.now);
+  (globalThis as { gc?: () => void }).gc?.();
+  const warm: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    reconcile(fleet, snap.obs, snap.now);
+    warm.push(performance.now() - t0);
+  }
+  return stats(warm);
+}
+
+export default async function bench(): Promise<object> {
+  const fleet = fleet10k();
+
+  // Mid-rollout states from the simulator: the first tick with a channel executing wave ≥ 2 and
+  // hosts in flight, and the busiest tick (most dispatches) of the same run.
+  const { mid: first, busiest: most } = snapshots(fleet, 2000, 100, false);
 
   const measure = (snap: Snap): object => {
     const states: Record<string, number> = {};
@@ -128,11 +155,21 @@ export default async function bench(): Promise<object> {
   const wallMs = performance.now() - t0;
   const converged = Object.values(full.observed.rollouts).filter((r) => r.state === 'Converged').length;
 
+  // 100,000 hosts: the first mid-rollout state of a simulated run (the simulation stops caring
+  // once it is found, and is bounded), measured like the 10k tick.
+  const big = fleetOf(HOSTS_100K);
+  const t1 = performance.now();
+  const bigSnaps = snapshots(big, 400, 1000, true);
+  const simMs = performance.now() - t1;
+  const bigStates: Record<string, number> = {};
+  for (const r of Object.values(bigSnaps.mid.obs.rollouts)) for (const h of Object.values(r.hosts)) bigStates[h.state] = (bigStates[h.state] ?? 0) + 1;
+
   return {
     fleet: { hosts: HOSTS, channels: CHANNELS, wavesPerChannel: WAVE_SHARE.length, budgets: fleet.disruptionBudgets.length, hostEdges: fleet.edges.length },
     tick: midResult,
     busiestTick: busyResult,
     tickColdIndex: stats(cold),
+    tick100k: { hosts: HOSTS_100K, atTick: bigSnaps.mid.tick, hostStates: bigStates, simulationToStateMs: Math.round(simMs), reconcile: { ...tickStats(big, bigSnaps.mid, 50), goalMedianMs: 20 } },
     fullRollout: {
       settled: full.settled,
       channelsConverged: converged,

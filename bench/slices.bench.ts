@@ -12,7 +12,8 @@
 import { sampleDescription } from '../fixtures/artifacts.ts';
 import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
 import { sha256Hex, signBytes, toBase64, verifySignature } from '../protocol/crypto.ts';
-import { canonicalBytes } from '../protocol/jcs.ts';
+import { canonicalBytes, canonicalBytesOfText } from '../protocol/jcs.ts';
+import { parseFleetResolved } from '../protocol/schema.ts';
 import { buildSliceTree, parseSliceIndex, sliceFor, verifyIndexMatchesArtifact, verifySlice } from '../protocol/slice.ts';
 import { verifyArtifact } from '../protocol/verify.ts';
 import { resolveFleet } from '../release/resolve.ts';
@@ -48,7 +49,8 @@ export default async (): Promise<object> => {
       fleet.meta.signatureAlgorithm = 'ed25519';
       const bytes = must(canonicalBytes(fleet));
       const sig = signBytes(bytes, key.privateKey);
-      const tree = buildSliceTree(fleet, sha256Hex(bytes));
+      // As `nixfleet-release sign` does: the index from the artefact re-read from its canonical bytes.
+      const tree = buildSliceTree(must(parseFleetResolved(must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length })).value)), sha256Hex(bytes));
       const idx = must(canonicalBytes(tree.index));
       const idxSig = signBytes(idx, key.privateKey);
       const t1 = performance.now();

@@ -67,6 +67,25 @@ test('an intact chain verifies; reports are checked against the hosts keys', () 
   assert.ok(!bad.ok && bad.error.code === 'REPORT_SIGNATURE' && bad.error.line === 7 && /confirmed record of host web2/.test(bad.error.message));
 });
 
+function evidenceEntry(host: string, key: typeof web1, control = 'ssh-no-root-login') {
+  const record = { schemaVersion: 1, hostname: host, control, result: 'fail', observed: 'PermitRootLogin yes', closure: 'x-nixos-system', bootId: 'b', rolloutId: 'stable@abc', at: '2026-03-01T12:03:00.000Z' };
+  const bytes = canonicalBytes(record);
+  if (!bytes.ok) throw new Error('bug');
+  return { kind: 'host.evidence', actor: `host:${host}`, subject: host, data: { via: 'confirm', closure: 'x-nixos-system', records: 1, failing: [control], dropped: 0, verdict: 'verified', evidence: [{ record, signature: toBase64(signBytes(bytes.value, key)) }] } };
+}
+
+test('issue 15: host-signed evidence in host.evidence entries is checked offline; re-signed with another key or naming another host fails, naming the line and control', () => {
+  const good = verifyAuditLog(toJsonl(chain([...ITEMS, evidenceEntry('web1', web1)])), KEYS);
+  assert.ok(good.ok && good.value.evidence.verified === 1 && good.value.evidence.unchecked === 0, good.ok ? '' : good.error.message);
+  const noKeys = verifyAuditLog(toJsonl(chain([...ITEMS, evidenceEntry('web1', web1)])), null);
+  assert.ok(noKeys.ok && noKeys.value.evidence.unchecked === 1);
+  const resigned = verifyAuditLog(toJsonl(chain([...ITEMS, evidenceEntry('web1', web2)])), KEYS);
+  assert.ok(!resigned.ok && resigned.error.code === 'EVIDENCE_SIGNATURE' && resigned.error.line === 8 && /control ssh-no-root-login\) of host web1 does not verify/.test(resigned.error.message), resigned.ok ? '' : resigned.error.message);
+  const other = evidenceEntry('web2', web2);
+  const foreign = verifyAuditLog(toJsonl(chain([...ITEMS, { ...other, actor: 'host:web1', subject: 'web1' }])), KEYS);
+  assert.ok(!foreign.ok && foreign.error.code === 'EVIDENCE_SIGNATURE' && /names host web2/.test(foreign.error.message));
+});
+
 test('editing one line fails and names that line', () => {
   const lines = LOG.split('\n');
   const edited = lines[1]!.replace('"to":"Executing"', '"to":"Converged"');
@@ -149,7 +168,7 @@ test('nixfleet audit verify: exit 0 with a summary, exit 1 naming the line; --fl
     assert.is(noFleet.code, 0);
     assert.match(noFleet.stdout, /3 host reports NOT checked \(give --fleet/);
     const j = await runCli(['audit', 'verify', 'audit.jsonl', '--fleet', 'fleet.json', '--json'], io);
-    assert.equal(Object.keys(JSON.parse(j.stdout)), ['ok', 'entries', 'firstSeq', 'lastSeq', 'lastHash', 'complete', 'reports']);
+    assert.equal(Object.keys(JSON.parse(j.stdout)), ['ok', 'entries', 'firstSeq', 'lastSeq', 'lastHash', 'complete', 'reports', 'evidence']);
     const failureOnly = ['code', 'line', 'seq', 'message'];
     assert.equal(Object.keys(JSON.parse(j.stdout)).sort(), documentedJsonFields('audit verify').filter((f) => !failureOnly.includes(f)).sort());
 

@@ -25,7 +25,7 @@ import { err, ok } from '../protocol/result.ts';
 /** The chain rule itself is the CP's (protocol/audit-chain.ts), so the two cannot disagree. */
 export { GENESIS_HASH, auditEntryHash };
 
-export type AuditVerifyErrorCode = 'EMPTY' | 'PARSE_ERROR' | 'SHAPE' | 'SEQ' | 'PREV_HASH' | 'HASH' | 'REPORT_SIGNATURE';
+export type AuditVerifyErrorCode = 'EMPTY' | 'PARSE_ERROR' | 'SHAPE' | 'SEQ' | 'PREV_HASH' | 'HASH' | 'REPORT_SIGNATURE' | 'EVIDENCE_SIGNATURE';
 
 /** The first bad line, 1-based, as an editor shows it. */
 export type AuditVerifyError = { code: AuditVerifyErrorCode; line: number; seq: number | null; message: string };
@@ -46,6 +46,8 @@ export type AuditSummary = {
     /** Host has no key in the given fleet(s), or no keys were given at all. */
     unchecked: number;
   };
+  /** Issue 15: host-signed evidence records carried by `host.evidence` entries. */
+  evidence: { verified: number; unchecked: number };
 };
 
 const ENTRY_KEYS = ['seq', 'at', 'kind', 'actor', 'subject', 'data', 'prevHash', 'hash'] as const;
@@ -89,6 +91,7 @@ export function verifyAuditLog(text: string, hostKeys: Readonly<Record<string, r
   if (lines.length === 0) return err({ code: 'EMPTY', line: 0, seq: null, message: 'the export holds no entries' });
 
   const reports = { verified: 0, rejectedByCp: 0, unchecked: 0 };
+  const evidence = { verified: 0, unchecked: 0 };
   let prev: AuditEntry | null = null;
   let first: AuditEntry | null = null;
   for (let i = 0; i < lines.length; i++) {
@@ -132,6 +135,18 @@ export function verifyAuditLog(text: string, hostKeys: Readonly<Record<string, r
         else return fault('REPORT_SIGNATURE', e.seq, `${r.what} of host ${r.hostname} does not verify under its key${r.signature === null ? ' (no signature)' : ''}`);
       }
     }
+    for (const [k, ev] of evidenceOf(e).entries()) {
+      const keys = hostKeys?.[ev.hostname] ?? [];
+      if (ev.hostname !== e.actor.replace(/^host:/, '')) return fault('EVIDENCE_SIGNATURE', e.seq, `evidence[${k}] names host ${ev.hostname}, but the entry is host ${e.actor}'s`);
+      if (keys.length === 0) {
+        evidence.unchecked++;
+        continue;
+      }
+      const bytes = canonicalBytes(ev.record);
+      const sig = ev.signature === null ? null : fromBase64(ev.signature);
+      if (bytes.ok && sig !== null && keys.some((key) => verifySignature('ed25519', key, bytes.value, sig))) evidence.verified++;
+      else return fault('EVIDENCE_SIGNATURE', e.seq, `evidence[${k}] (control ${ev.control}) of host ${ev.hostname} does not verify under its key${ev.signature === null ? ' (no signature)' : ''}`);
+    }
     first ??= e;
     prev = e;
   }
@@ -142,6 +157,23 @@ export function verifyAuditLog(text: string, hostKeys: Readonly<Record<string, r
     lastHash: prev!.hash,
     complete: first!.seq === 1,
     reports,
+    evidence,
+  });
+}
+
+/** The host-signed evidence records a `host.evidence` entry carries (issue 15), if any. */
+export function evidenceOf(entry: AuditEntry): { hostname: string; control: string; record: unknown; signature: string | null }[] {
+  if (entry.kind !== 'host.evidence') return [];
+  const d = entry.data as { evidence?: unknown } | null;
+  if (typeof d !== 'object' || d === null || !Array.isArray(d.evidence)) return [];
+  return d.evidence.map((x: unknown) => {
+    const o = (typeof x === 'object' && x !== null ? x : {}) as { record?: { hostname?: unknown; control?: unknown }; signature?: unknown };
+    return {
+      hostname: typeof o.record?.hostname === 'string' ? o.record.hostname : '?',
+      control: typeof o.record?.control === 'string' ? o.record.control : '?',
+      record: o.record ?? null,
+      signature: typeof o.signature === 'string' ? o.signature : null,
+    };
   });
 }
 

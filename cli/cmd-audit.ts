@@ -59,6 +59,8 @@ export async function auditVerify(ctx: Ctx): Promise<Outcome> {
     keys === null && rep.unchecked > 0
       ? `; ${rep.unchecked} host reports NOT checked (give --fleet to check host signatures)`
       : `; host reports: ${rep.verified} verified${rep.rejectedByCp > 0 ? `, ${rep.rejectedByCp} refused by the CP (bad signature, recorded as invalid)` : ''}${rep.unchecked > 0 ? `, ${rep.unchecked} unchecked (host has no key in the fleet)` : ''}`;
-  ctx.io.stdout(`ok: chain intact, ${span}${reports}; head ${s.lastHash}\n`);
+  const ev = s.evidence;
+  const evidence = ev.verified + ev.unchecked === 0 ? '' : `; evidence records: ${ev.verified} verified${ev.unchecked > 0 ? `, ${ev.unchecked} NOT checked (${keys === null ? 'give --fleet' : 'host has no key in the fleet'})` : ''}`;
+  ctx.io.stdout(`ok: chain intact, ${span}${reports}${evidence}; head ${s.lastHash}\n`);
   return done;
 }

@@ -11,6 +11,7 @@ import {
   parseHostsResponse,
   parsePauseResponse,
   parseRolloutSkipResponse,
+  parseRolloutApproveResponse,
   parseQuarantineClearResponse,
   parseQuarantinesResponse,
   parseRolloutDetail,
@@ -258,6 +259,23 @@ export async function rolloutSkip(ctx: Ctx): Promise<Outcome> {
     return done;
   });
 }
+/** `nixfleet rollout approve ROLLOUT [--reason …]` (issue 14, requireApprovals). */
+export async function rolloutApprove(ctx: Ctx): Promise<Outcome> {
+  const id = arg(ctx, 'ROLLOUT');
+  const reason = flagStr(ctx, 'reason');
+  return withClient(ctx, async (c) => {
+    const r = await c.post(path(ROUTES.rolloutApprove, { id }), reason === undefined ? {} : { reason }, parseRolloutApproveResponse);
+    if (!r.ok) return failed(r.error);
+    const v = r.value;
+    if (flagBool(ctx, 'json')) json(ctx, v);
+    else {
+      const state = v.required === 0 ? 'its channel requires no approvals' : v.approvals.length >= v.required ? 'approved: it starts inside its change window' : `${v.required - v.approvals.length} more needed`;
+      ctx.io.stdout(`${id} approved by ${v.by} (${v.approvals.length} of ${v.required}: ${v.approvals.join(', ')}); ${state}\n`);
+    }
+    return done;
+  });
+}
+
 export const resume = (ctx: Ctx): Promise<Outcome> => pauseOrResume(ctx, 'resume');
 
 export async function quarantineList(ctx: Ctx): Promise<Outcome> {

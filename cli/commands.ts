@@ -2,15 +2,17 @@
  * The command table of `nixfleet` (SPEC §7): the one source of argument parsing, `--help` and
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
-import { auditVerify } from './cmd-audit.ts';
-import { checkConfig, configInit } from './cmd-config.ts';
 import { completionCommand } from './completion.ts';
-import { derivePubkey, verifyArtifactCmd } from './cmd-keys.ts';
-import { enrollToken, pkiInitIssuance } from './cmd-enrol.ts';
-import { auditExport, hosts, pause, quarantineClear, quarantineList, resume, rolloutList, rolloutShow, rolloutSkip, rolloutTrace, status } from './cmd-online.ts';
-import { mintHost, mintOperator, mintServer, pkiInit } from './cmd-pki.ts';
+import { PKI_COMMANDS } from './commands-pki.ts';
 import type { CommandSpec, FlagSpec } from './framework.ts';
+import { lazy } from './lazy.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
+
+const online = () => import('./cmd-online.ts');
+const config = () => import('./cmd-config.ts');
+const keys = () => import('./cmd-keys.ts');
+const audit = () => import('./cmd-audit.ts');
+const complianceCmd = () => import('./cmd-compliance.ts');
 
 /** `config init` takes every setting as a plain flag (not read from env: it writes what you say). */
 const CONFIG_INIT_FLAGS: FlagSpec[] = [
@@ -23,24 +25,6 @@ const CONFIG_INIT_FLAGS: FlagSpec[] = [
   { name: 'config', type: 'string', placeholder: 'FILE', description: 'Where to write (default: NIXFLEET_CONFIG, else $XDG_CONFIG_HOME/nixfleet/config.json, else ~/.config/nixfleet/config.json).' },
   { name: 'force', type: 'boolean', description: 'Overwrite an existing config file.' },
 ];
-
-const PKI_DIR: FlagSpec = {
-  name: 'pki-dir',
-  type: 'string',
-  placeholder: 'DIR',
-  description: SETTINGS.pkiDir.description,
-  setting: 'pkiDir',
-  required: true,
-};
-
-const MINT_FLAGS: FlagSpec[] = [
-  PKI_DIR,
-  { name: 'out-dir', type: 'string', placeholder: 'DIR', default: '.', description: 'Where to write NAME.pem and NAME.key (mode 0600).' },
-  { name: 'validity-days', type: 'int', placeholder: 'N', default: 365, description: 'Days of validity from --not-before.' },
-  { name: 'not-before', type: 'string', placeholder: 'TIME', description: 'Start of validity, RFC 3339 (default now).' },
-  { name: 'force', type: 'boolean', description: 'Replace existing NAME.pem / NAME.key.' },
-];
-
 
 const CHANNEL_FILTER: FlagSpec = { name: 'channel', type: 'string', placeholder: 'NAME', description: 'Only this channel.' };
 const REASON: FlagSpec = { name: 'reason', type: 'string', placeholder: 'TEXT', description: 'Why (recorded in the audit log).' };
@@ -95,7 +79,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'cert', description: 'valid, expiring (under 7 days left) or expired; null when unknown.' },
       ],
     },
-    handler: status,
+    handler: lazy(online, 'status'),
   },
   {
     name: 'hosts',
@@ -123,7 +107,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'certNotAfter', description: 'Expiry (RFC 3339) of the client certificate it presented at its last check-in; absent when unknown.' },
       ],
     },
-    handler: hosts,
+    handler: lazy(online, 'hosts'),
   },
   {
     name: 'rollout list',
@@ -133,7 +117,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet rollout list --channel stable'],
     online: true,
     json: { shape: 'the CP\'s `RolloutsResponse`: `{rollouts: [...]}`; each rollout:', fields: ROLLOUT_SUMMARY_FIELDS },
-    handler: rolloutList,
+    handler: lazy(online, 'rolloutList'),
   },
   {
     name: 'rollout show',
@@ -146,7 +130,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
       shape: 'the CP\'s `RolloutDetail`: the rollout list fields plus `hosts`:',
       fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason}].' }],
     },
-    handler: rolloutShow,
+    handler: lazy(online, 'rolloutShow'),
   },
   {
     name: 'rollout trace',
@@ -173,7 +157,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'reason', description: 'Why (gate, probe, operator, …).' },
       ],
     },
-    handler: rolloutTrace,
+    handler: lazy(online, 'rolloutTrace'),
   },
   {
     name: 'rollout skip',
@@ -196,7 +180,27 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'reason', description: 'As given.' },
       ],
     },
-    handler: rolloutSkip,
+    handler: lazy(online, 'rolloutSkip'),
+  },
+  {
+    name: 'rollout approve',
+    summary: 'Approve a rollout whose channel requires approvals before it starts',
+    description:
+      'A channel with `requireApprovals: N` in the signed fleet starts a rollout only after N distinct operator certificates approved it (status shows it held: awaiting approvals). One approval per certificate name; approving twice counts once. Audited (`rollout.approved`).',
+    args: [{ name: 'ROLLOUT', description: 'Rollout id `<channel>@<targetRef>` (see rollout list).' }],
+    flags: [REASON],
+    examples: ['nixfleet rollout approve prod@3f9c2a1b --reason "CAB-1234 approved"'],
+    online: true,
+    json: {
+      shape: 'the CP\'s `RolloutApproveResponse`:',
+      fields: [
+        { name: 'rolloutId', description: 'The rollout.' },
+        { name: 'by', description: '`operator:<name>`.' },
+        { name: 'approvals', description: 'Every operator who approved it so far, sorted.' },
+        { name: 'required', description: 'The channel\'s `requireApprovals` (0: none needed).' },
+      ],
+    },
+    handler: lazy(online, 'rolloutApprove'),
   },
   {
     name: 'pause',
@@ -207,7 +211,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet pause stable --reason "investigating web1"'],
     online: true,
     json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
-    handler: pause,
+    handler: lazy(online, 'pause'),
   },
   {
     name: 'resume',
@@ -217,7 +221,34 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet resume stable'],
     online: true,
     json: { shape: 'the CP\'s `PauseResponse`:', fields: PAUSE_FIELDS },
-    handler: resume,
+    handler: lazy(online, 'resume'),
+  },
+  {
+    name: 'compliance',
+    summary: 'Compliance per framework / control / host: pass, fail, error, stale, missing; exit 1 if any control fails',
+    description:
+      "From each host's newest signed evidence (issue 15): stale = older than the CP's complianceStaleAfterSecs or about\nanother closure than the host runs; missing = no evidence yet. Lists every failing control with what the host\nobserved and the framework clauses it maps to, and the static failures the signed release records.",
+    args: [],
+    flags: [
+      CHANNEL_FILTER,
+      { name: 'framework', type: 'string', placeholder: 'NAME', description: 'Only the controls mapped to this framework (nis2, dora, iso27001, anssi-bp028, cis, …).' },
+      { name: 'host', type: 'string', placeholder: 'HOST', description: 'Only this host.' },
+      { name: 'by', type: 'string', placeholder: 'VIEW', default: 'framework', description: 'Summary table: framework, control or host.' },
+    ],
+    examples: ['nixfleet compliance', 'nixfleet compliance --by control --framework nis2', 'nixfleet compliance --json | jq .failures'],
+    online: true,
+    json: {
+      shape: '`{frameworks, controls, hosts, failures, staticFailures, failing}`:',
+      fields: [
+        { name: 'frameworks', description: '`[{framework, pass, fail, error, stale, missing}]` (host × control counts).' },
+        { name: 'controls', description: '`[{control, title, severity, clauses, pass, …, failing: [host]}]`.' },
+        { name: 'hosts', description: '`[{hostname, channel, mode, pass, …}]`.' },
+        { name: 'failures', description: '`[{hostname, control, status, observed, at, clauses}]`.' },
+        { name: 'staticFailures', description: 'From the signed artefact: `[{host, channel, control, observed}]`.' },
+        { name: 'failing', description: 'true when some control fails or errors (exit 1).' },
+      ],
+    },
+    handler: lazy(complianceCmd, 'compliance'),
   },
   {
     name: 'quarantine list',
@@ -236,7 +267,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'since', description: 'RFC 3339.' },
       ],
     },
-    handler: quarantineList,
+    handler: lazy(online, 'quarantineList'),
   },
   {
     name: 'quarantine clear',
@@ -250,7 +281,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet quarantine clear stable 0123456789abcdfghijklmnpqrsvwxyz-nixos-system-web1-25.05'],
     online: true,
     json: { shape: 'the CP\'s `QuarantineClearResponse`:', fields: [{ name: 'cleared', description: 'Number of quarantines lifted.' }] },
-    handler: quarantineClear,
+    handler: lazy(online, 'quarantineClear'),
   },
   {
     name: 'audit export',
@@ -264,7 +295,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
     online: true,
-    handler: auditExport,
+    handler: lazy(online, 'auditExport'),
   },
 ];
 
@@ -278,7 +309,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: CONFIG_INIT_FLAGS,
     examples: ['nixfleet config init --url https://cp.example.org:8443 --cert op.pem --key op.key --ca ca.pem'],
     online: false,
-    handler: configInit,
+    handler: lazy(config, 'configInit'),
   },
   {
     name: 'check-config',
@@ -289,7 +320,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [],
     examples: ['nixfleet check-config', 'nixfleet check-config --cert op.pem --key op.key --ca ca.pem --url https://cp.example.org:8443'],
     online: true,
-    handler: checkConfig,
+    handler: lazy(config, 'checkConfig'),
   },
   {
     name: 'completion',
@@ -302,84 +333,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     online: false,
     handler: completionCommand(() => COMMANDS),
   },
-  {
-    name: 'pki init',
-    summary: 'Create the fleet CA (ca.pem, ca.key) in the PKI directory; refuses to overwrite one',
-    description:
-      'The CA key stays on the operator machine: the control plane and the agents get only ca.pem.\nAn existing CA is never replaced (every certificate it issued would stop working).',
-    args: [],
-    flags: [
-      PKI_DIR,
-      { name: 'name', type: 'string', placeholder: 'CN', default: 'nixfleet fleet CA', description: 'Subject CN of the CA.' },
-      { name: 'validity-days', type: 'int', placeholder: 'N', default: 3650, description: 'Days of validity.' },
-    ],
-    examples: ['nixfleet pki init --pki-dir ~/.config/nixfleet/pki'],
-    online: false,
-    handler: pkiInit,
-  },
-  {
-    name: 'pki init-issuance',
-    summary: 'Create the host-issuance intermediate (issuance.pem, issuance.key) for the control plane, signed by the fleet CA',
-    description:
-      'The intermediate can only issue O=nixfleet, OU=host client certificates (name constraints, extKeyUsage clientAuth, pathLen 0): give it to the control plane (enrolment.issuerCertFile / issuerKeyFile) so hosts enrol and renew on their own. The fleet CA key stays in the PKI directory.',
-    args: [],
-    flags: [
-      PKI_DIR,
-      { name: 'out-dir', type: 'string', placeholder: 'DIR', default: '.', description: 'Where to write issuance.pem and issuance.key (mode 0600).' },
-      { name: 'validity-days', type: 'int', placeholder: 'N', default: 365, description: 'Days of validity of the intermediate.' },
-      { name: 'force', type: 'boolean', description: 'Replace existing files.' },
-    ],
-    examples: ['nixfleet pki init-issuance --pki-dir ~/.config/nixfleet/pki --out-dir ./cp'],
-    online: false,
-    handler: pkiInitIssuance,
-  },
-  {
-    name: 'enroll token',
-    summary: 'Mint a one-time bootstrap token for a host whose SSH host key the fleet does not declare yet',
-    description:
-      "Signed by the org key the control planes trust (trust.json orgRootKey); bound to --host, expiring after --ttl, single use (the control plane keeps used tokens outside its database). Put it in the agent's enrol.tokenFile.",
-    args: [],
-    flags: [
-      { name: 'host', type: 'string', placeholder: 'HOST', required: true, description: 'The host name exactly as in the fleet.' },
-      { name: 'ttl', type: 'string', placeholder: 'DURATION', default: '1h', description: 'Lifetime: 60s to 30d (e.g. 30m, 1h, 2d); the control plane caps it (enrolment.maxTokenTtlSecs).' },
-      { name: 'org-key', type: 'string', placeholder: 'FILE', required: true, description: 'The org private key (PKCS#8 PEM, e.g. from nixfleet-release keygen).' },
-      { name: 'by', type: 'string', placeholder: 'NAME', description: 'Who minted it (in the token and the audit log; default $USER).' },
-      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write the token to FILE (0600, never overwritten) instead of stdout.' },
-    ],
-    examples: ['nixfleet enroll token --host web7 --ttl 1h --org-key ~/.config/nixfleet/org.key --out web7.token'],
-    online: false,
-    handler: enrollToken,
-  },
-  {
-    name: 'mint-host-cert',
-    summary: 'Mint an agent client certificate (CN = HOSTNAME, OU host) signed by the fleet CA',
-    args: [{ name: 'HOSTNAME', description: 'The host name exactly as in the fleet (the CP compares it with the CN).' }],
-    flags: MINT_FLAGS,
-    examples: ['nixfleet mint-host-cert web1 --pki-dir ~/.config/nixfleet/pki --out-dir ./certs'],
-    online: false,
-    handler: mintHost,
-  },
-  {
-    name: 'mint-operator-cert',
-    summary: 'Mint an operator client certificate (CN = NAME, OU operator) for this CLI',
-    args: [{ name: 'NAME', description: 'Operator name (shown as operator:NAME in the audit log).' }],
-    flags: MINT_FLAGS,
-    examples: ['nixfleet mint-operator-cert alice --pki-dir ~/.config/nixfleet/pki --out-dir ~/.config/nixfleet'],
-    online: false,
-    handler: mintOperator,
-  },
-  {
-    name: 'mint-server-cert',
-    summary: 'Mint the control plane server certificate (serverAuth; SAN always has localhost, 127.0.0.1)',
-    args: [],
-    flags: [
-      { name: 'hostnames', type: 'string', placeholder: 'LIST', description: 'Comma-separated DNS names / IPs the CP is reached by.' },
-      ...MINT_FLAGS,
-    ],
-    examples: ['nixfleet mint-server-cert --hostnames cp.example.org,10.0.0.5 --pki-dir ~/.config/nixfleet/pki --out-dir ./cp'],
-    online: false,
-    handler: mintServer,
-  },
+  ...PKI_COMMANDS,
   {
     name: 'derive-pubkey',
     summary: 'Print the base64 of the raw 32 bytes of an OpenSSH ssh-ed25519 public key line',
@@ -389,7 +343,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [],
     examples: ['nixfleet derive-pubkey /etc/ssh/ssh_host_ed25519_key.pub'],
     online: false,
-    handler: derivePubkey,
+    handler: lazy(keys, 'derivePubkey'),
   },
   {
     name: 'verify-artifact',
@@ -423,7 +377,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'message', description: 'On failure: what was wrong.' },
       ],
     },
-    handler: verifyArtifactCmd,
+    handler: lazy(keys, 'verifyArtifactCmd'),
   },
   {
     name: 'audit verify',
@@ -451,12 +405,13 @@ export const COMMANDS: readonly CommandSpec[] = [
         { name: 'lastHash', description: 'hash of the last entry (compare with the CP to detect a truncated export).' },
         { name: 'complete', description: 'true when the export starts at seq 1 (the whole chain was checked).' },
         { name: 'reports', description: '{verified, rejectedByCp, unchecked}: host report signature counts.' },
+        { name: 'evidence', description: '{verified, unchecked}: host-signed compliance evidence records carried by host.evidence entries (issue 15); a bad one fails with EVIDENCE_SIGNATURE.' },
         { name: 'code', description: 'On failure: EMPTY, PARSE_ERROR, SHAPE, SEQ, PREV_HASH, HASH or REPORT_SIGNATURE.' },
         { name: 'line', description: 'On failure: the 1-based line number of the first bad entry.' },
         { name: 'seq', description: 'On failure: its seq, when readable.' },
         { name: 'message', description: 'On failure: what was wrong, naming the line.' },
       ],
     },
-    handler: auditVerify,
+    handler: lazy(audit, 'auditVerify'),
   },
 ];

@@ -24,7 +24,7 @@ test('bash: commands, group subcommands and each command\'s flags, from the tabl
   for (const c of COMMANDS) assert.ok(top.includes(c.name.split(' ')[0]!), c.name);
   assert.ok(top.includes('--version'));
   assert.equal(bashComplete(['nixfleet', 'ro']), ['rollout']);
-  assert.equal(bashComplete(['nixfleet', 'rollout', '']).sort(), ['list', 'show', 'skip', 'trace']);
+  assert.equal(bashComplete(['nixfleet', 'rollout', '']).sort(), ['approve', 'list', 'show', 'skip', 'trace']);
   const trace = bashComplete(['nixfleet', 'rollout', 'trace', '--']);
   for (const f of allFlags(COMMANDS.find((c) => c.name === 'rollout trace')!)) assert.ok(trace.includes(`--${f.name}`), f.name);
   assert.equal(bashComplete(['nixfleet', 'audit', 'export', '--o']), ['--out']);

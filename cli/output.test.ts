@@ -28,6 +28,13 @@ test('table: colour does not shift columns (stripped coloured = plain)', () => {
   assert.is(stripAnsi(c), renderTable(['STATUS', 'X'], rows, plain));
 });
 
+test('table: control characters in cell text (a host-sent bootId, a message) are shown escaped, never sent to the terminal', () => {
+  const out = renderTable(['HOST', 'BOOT'], [['web1', 'b\x1b[2J\x1b]0;pwned\x07\u009b1m'], ['web2', 'line\nbreak']], colour);
+  assert.not.ok(/\x1b\[2J|\x1b\]|\x07|\u009b/.test(out), JSON.stringify(out));
+  assert.match(stripAnsi(out), 'b\\x1b[2J\\x1b]0;pwned\\x07\\x9b1m');
+  assert.is(stripAnsi(out).split('\n').length, 4, 'a newline in a cell does not add a line');
+});
+
 test('property: every column starts at the same offset on every line', () => {
   const cell = fc.string({ maxLength: 12 }).map((s) => s.replace(/[\n\r\x1b\s]/g, '_'));
   fc.assert(

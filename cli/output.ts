@@ -9,6 +9,8 @@
  * single-column characters, so width = code points once colour escapes are stripped.
  */
 
+import { escapeControl } from '../io/text.ts';
+
 export type Tone = 'ok' | 'progress' | 'wait' | 'bad' | 'warn' | 'plain';
 
 export type Style = {
@@ -45,7 +47,8 @@ export type Align = 'left' | 'right';
  * padding is computed on the plain text so colour never shifts a column.
  */
 export function renderTable(headers: readonly string[], rows: readonly (readonly Cell[])[], style: Style, align: readonly Align[] = []): string {
-  const text = (c: Cell | undefined): string => (c === undefined ? '' : typeof c === 'string' ? c : c.text);
+  // Cells hold text from the CP and from hosts (bootId, messages): control characters escaped (io/text.ts).
+  const text = (c: Cell | undefined): string => escapeControl(c === undefined ? '' : typeof c === 'string' ? c : c.text);
   const widths = headers.map((h, i) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(text(r[i])))));
   const line = (cells: readonly Cell[], header: boolean): string =>
     headers

@@ -3,6 +3,7 @@
  * run the handler, and turn every outcome into one exit code and at most one error line.
  * `run` never throws and never prints a stack trace (set NIXFLEET_DEBUG=1 to see one for a bug).
  */
+import { escapeControl } from '../io/text.ts';
 import type { CommandSpec, ExitCode, Io } from './framework.ts';
 import { EXIT, allFlags, exitCodeOf, parseCommandLine } from './framework.ts';
 import { renderCommandHelp, renderTopHelp } from './help.ts';
@@ -45,6 +46,7 @@ export async function run(table: readonly CommandSpec[], argv: readonly string[]
   }
 }
 
+/** One line, with any control character (from a CP or host message) made visible (io/text.ts). */
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
+  return escapeControl(s.replace(/\s*\n\s*/g, ' ').trim());
 }

@@ -157,7 +157,7 @@ export function renderHosts(hosts: readonly HostView[], nowMs: number, style: St
       shortClosure(h.currentClosure),
       h.failedUnits.length === 0 ? '-' : { text: h.failedUnits.join(','), tone: 'bad' },
       probesCell(h),
-      h.lastOutcome ? `${h.lastOutcome.outcome} ${ago(Date.parse(h.lastOutcome.at), nowMs)}` : '-',
+      h.lastOutcome ? `${h.lastOutcome.outcome} ${ago(Date.parse(h.lastOutcome.at), nowMs)}${h.lastOutcome.refused !== undefined ? ` (refused: ${h.lastOutcome.refused})` : ''}` : '-',
     ]);
   return renderTable(['HOST', 'CHANNEL', 'CHECK-IN', 'SEEN', 'CURRENT', 'FAILED UNITS', 'PROBES', 'LAST OUTCOME'], rows, style);
 }

@@ -12,12 +12,14 @@
 import { fromBase64, toBase64, verifySignature, parseOpenSshEd25519 } from '../protocol/crypto.ts';
 import { canonicalBytes } from '../protocol/jcs.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
-import { applyHostEvents } from '../reconciler/apply.ts';
+import { applyHostEvents, hostTransition } from '../reconciler/apply.ts';
 import type { HostEvent, HostRolloutState, Observed } from '../reconciler/types.ts';
 import type {
   CheckinRequest,
   CheckinResponse,
   ConfirmRequest,
+  LastOutcome,
+  OutcomeRefusal,
   ReportRequest,
   ReportResponse,
   ReportVerdict,
@@ -25,12 +27,15 @@ import type {
   SignedConfirmedRecord,
   Target,
 } from '../protocol/api.ts';
+import { outcomeStatement } from '../protocol/outcome.ts';
 import type { ArtifactManager } from './artifacts.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
+import { checkEvidence } from './evidence.ts';
 import type { PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
+import { ReportQuota } from './report-quota.ts';
 import type { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
@@ -38,6 +43,7 @@ import type { SoakRestorer } from './soak-restore.ts';
 import { StoreConflictError, type DispatchRow, type RolloutOrigin, type RolloutRow, type Store, type Write } from './store/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+const OUTCOME_CLOCK_SKEW_MS = 5 * 60_000; // how far a host's clock may lag for its outcome to count as after its dispatch
 const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
 /** States a confirm may come from: a deferred activation confirms after the boot (issue 14). */
 const CONFIRMABLE_STATES: readonly HostRolloutState[] = [...ACTIVE_DISPATCH_STATES, 'PendingReboot'];
@@ -52,7 +58,7 @@ export type ServedArtifact = {
 };
 
 export type AgentServiceDeps = {
-  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs'>;
+  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs' | 'reportQuotaPerHour'>;
   store: Store;
   mirror: ObservedMirror;
   restorer: SoakRestorer;
@@ -74,7 +80,11 @@ export class AgentService {
   /** The first-contact pass not yet started: later first contacts join it. */
   private firstContactPass: Promise<unknown> | null = null;
 
-  constructor(private readonly d: AgentServiceDeps) {}
+  private readonly quota: ReportQuota;
+
+  constructor(private readonly d: AgentServiceDeps) {
+    this.quota = new ReportQuota(d.config.reportQuotaPerHour);
+  }
 
   private fleet(): FleetResolved {
     const f = this.d.artifacts.fleet()?.fleet ?? null;
@@ -140,7 +150,7 @@ export class AgentService {
       const line = a.fleet.hosts[hostname]?.pubkey ?? null;
       const raw = line === null ? null : parseOpenSshEd25519(line);
       k = raw !== null && raw.ok ? toBase64(raw.value) : null;
-      if (line !== null && (raw === null || !raw.ok)) this.d.log.warn('host pubkey in the fleet is not an OpenSSH ed25519 key', { host: hostname });
+      if (line !== null && (raw === null || !raw.ok)) this.d.log.warn('host.pubkey-invalid', { host: hostname, code: 'INVALID_PUBKEY' });
       this.hostKeys.set(hostname, k);
     }
     return k;
@@ -171,6 +181,43 @@ export class AgentService {
     };
   }
 
+  /**
+   * The host event a check-in's last outcome causes, null when it would move nothing (so the
+   * honest agent repeating its outcome costs no signature check), or why it is refused: the
+   * signature must verify under the host key (unless the fleet has none for it), the closure must
+   * be the one dispatched, and `at` must not be older than the dispatch (a replayed statement),
+   * with `OUTCOME_CLOCK_SKEW_MS` of tolerance for the host's clock.
+   */
+  private async outcomeEvent(h: string, lo: LastOutcome, signature: string | null, slice: Observed): Promise<{ ok: true; event: HostEvent } | { ok: false; code: OutcomeRefusal; message: string } | null> {
+    const rh = slice.rollouts[lo.rolloutId]?.hosts[h];
+    if (rh === undefined) return null;
+    const event: HostEvent | null =
+      lo.outcome === 'rolled-back'
+        ? { kind: 'rolled-back', rolloutId: lo.rolloutId, reason: 'agent reports it rolled back (signed outcome in a check-in)' }
+        : lo.outcome === 'activation-failed'
+          ? { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (signed outcome in a check-in)' }
+          : null;
+    if (event === null || hostTransition(rh.state, event) === null) return null;
+    const verdict = this.verifyHostSignature(h, outcomeStatement(h, lo), signature);
+    if (verdict === 'invalid') {
+      return { ok: false, code: 'OUTCOME_SIGNATURE_INVALID', message: `the last outcome's signature does not verify under the host key of ${h} in the signed fleet: ignored` };
+    }
+    if (lo.closureHash !== rh.closure) return { ok: false, code: 'OUTCOME_STALE', message: `the last outcome is for ${lo.closureHash}, rollout ${lo.rolloutId} dispatched ${rh.closure}: ignored` };
+    const d = await this.d.store.getDispatch(lo.rolloutId, h);
+    const atMs = Date.parse(lo.at);
+    if (d !== null && !(atMs >= d.createdMs - OUTCOME_CLOCK_SKEW_MS)) {
+      return { ok: false, code: 'OUTCOME_STALE', message: `the last outcome (${lo.at}) is older than the dispatch of ${lo.rolloutId} to ${h} (${iso(d.createdMs)}): a replayed statement, ignored` };
+    }
+    return { ok: true, event };
+  }
+
+  /** The audit entry of a refused outcome: the claim and its signature, kept for the auditor. */
+  private refusedOutcome(h: string, lo: LastOutcome, signature: string | null, refused: { code: OutcomeRefusal; message: string }, nowMs: number): Write {
+    this.d.metrics.outcomesRefused.inc({ code: refused.code });
+    this.d.log.warn('checkin.outcome-refused', { host: h, code: refused.code, rolloutId: lo.rolloutId, outcome: lo.outcome });
+    return { kind: 'audit', entry: { atMs: nowMs, kind: 'checkin.outcome-refused', actor: `host:${h}`, subject: lo.rolloutId, data: { code: refused.code, statement: outcomeStatement(h, lo), signature, reason: refused.message } } };
+  }
+
   // ------------------------------------------------------------------------------------------
   // Check-in
 
@@ -193,16 +240,22 @@ export class AgentService {
     const before = slice.hosts[h] ?? null;
     const writes: Write[] = [];
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
+    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.hostKey(h), req.currentClosure, nowMs, 'checkin');
+    if (ev !== null) writes.push({ kind: 'evidence', rows: ev.rows }, { kind: 'audit', entry: ev.audit });
     const events: { host: string; event: HostEvent }[] = [
-      { host: h, event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits } },
+      {
+        host: h,
+        event: { kind: 'checkin', currentClosure: req.currentClosure, bootId: req.bootId, probes, failedUnits: req.failedUnits, ...(ev?.failures !== undefined ? { complianceFailures: ev.failures } : {}) },
+      },
     ];
-    // A lost report must not leave the host in flight forever: the agent's own last outcome for a
-    // rollout it was dispatched in carries the same information.
+    // A lost report must not leave the host in flight forever: the agent's own signed last outcome
+    // for a rollout it was dispatched in carries the same information (issue 14: only a signed
+    // statement moves a host; a forged, unsigned or replayed one is refused and changes nothing).
     const lo = req.lastOutcome;
-    if (lo !== null && slice.rollouts[lo.rolloutId]?.hosts[h] !== undefined) {
-      if (lo.outcome === 'rolled-back') events.push({ host: h, event: { kind: 'rolled-back', rolloutId: lo.rolloutId, reason: 'agent reports it rolled back (check-in)' } });
-      else if (lo.outcome === 'activation-failed') events.push({ host: h, event: { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (check-in)' } });
-    }
+    const outcome = lo === null ? null : await this.outcomeEvent(h, lo, req.lastOutcomeSignature ?? null, slice);
+    const refused = outcome !== null && !outcome.ok ? { code: outcome.code, message: outcome.message } : null;
+    if (outcome !== null && outcome.ok) events.push({ host: h, event: outcome.event });
+    if (refused !== null) writes.push(this.refusedOutcome(h, lo!, req.lastOutcomeSignature ?? null, refused, nowMs));
     // The agent's signed record of what it last confirmed (SPEC §5, §6): after a wipe it restores
     // the host's soak. Verified once per distinct record, and only when it can matter (first
     // check-in into this database, or the host waits Queued in the record's rollout).
@@ -234,11 +287,10 @@ export class AgentService {
         failedUnits: o.failedUnits,
         complianceFailures: o.complianceFailures ?? null,
         probesJson: JSON.stringify(req.probes),
-        lastOutcomeJson: lo === null ? null : JSON.stringify(lo),
+        lastOutcomeJson: lo === null ? null : JSON.stringify(refused === null ? lo : { ...lo, refused: refused.code }),
         pendingReboot: req.pendingReboot === true,
         agentVersion: req.agentVersion ?? null,
-        // Issue 16: the expiry the CP sees in the handshake (the agent cannot misstate it).
-        certNotAfterMs: Number.isFinite(peer.notAfterMs) ? peer.notAfterMs : null,
+        certNotAfterMs: Number.isFinite(peer.notAfterMs) ? peer.notAfterMs : null, // issue 16: seen in the handshake
       },
     });
     const plan = planWrites(slice, { ...after, hosts: slice.hosts }, { nowMs, origin: this.origin(), actor: `host:${h}` });
@@ -254,6 +306,7 @@ export class AgentService {
       before.probes.observed !== o.probes.observed ||
       before.probes.passing !== o.probes.passing ||
       JSON.stringify(before.failedUnits) !== JSON.stringify(o.failedUnits) ||
+      JSON.stringify(before.complianceFailures ?? null) !== JSON.stringify(o.complianceFailures ?? null) ||
       plan.transitions.length > 0;
     const committed = this.d.store.applyGrouped(writes);
     // The mirror follows the connection's view at once (later check-ins of this group read it); a
@@ -268,6 +321,7 @@ export class AgentService {
     const res: CheckinResponse = { target: handed, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
     const rollback = toRollback(rollbackRow);
     if (rollback !== null) res.rollback = rollback;
+    if (refused !== null) res.outcomeRefused = refused;
     return res;
   }
 
@@ -348,7 +402,9 @@ export class AgentService {
     const d = await this.d.store.getDispatch(req.rolloutId, h);
     const rollout = d === null ? null : await this.d.store.getRollout(d.rolloutId);
     const slice = await this.hostSlice(h);
-    const { outcome, writes, after } = this.planConfirm(h, req, d, rollout, slice, nowMs);
+    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.hostKey(h), req.closureHash, nowMs, 'confirm');
+    const { outcome, writes, after } = this.planConfirm(h, req, d, rollout, slice, nowMs, ev?.failures);
+    if (ev !== null) writes.push({ kind: 'evidence', rows: ev.rows }, { kind: 'audit', entry: ev.audit });
     if (writes.length > 0) await this.d.store.apply(writes);
     if (after !== null) this.d.mirror.merge(h, after);
     if (!outcome.ok) {
@@ -359,7 +415,15 @@ export class AgentService {
   }
 
   /** The confirm decision: outcome, writes, and the slice after (null: no host state change). */
-  private planConfirm(h: string, req: ConfirmRequest, d: DispatchRow | null, rollout: RolloutRow | null, slice: Observed, nowMs: number): { outcome: ConfirmOutcome; writes: Write[]; after: Observed | null } {
+  private planConfirm(
+    h: string,
+    req: ConfirmRequest,
+    d: DispatchRow | null,
+    rollout: RolloutRow | null,
+    slice: Observed,
+    nowMs: number,
+    complianceFailures: string[] | undefined,
+  ): { outcome: ConfirmOutcome; writes: Write[]; after: Observed | null } {
     const fail = (error: ApiError, writes: Write[] = [], after: Observed | null = null) => ({ outcome: { ok: false as const, error }, writes, after });
     if (d === null) return fail(new ApiError('NO_DISPATCH', `no target of rollout ${req.rolloutId} was handed to ${h}`));
     if (d.closure !== req.closureHash) return fail(new ApiError('NO_DISPATCH', `rollout ${req.rolloutId} dispatched ${d.closure} to ${h}, not ${req.closureHash}`));
@@ -392,7 +456,15 @@ export class AgentService {
     }
     const events: { host: string; event: HostEvent }[] = [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId } }];
     if (req.probes !== undefined) {
-      events.push({ host: h, event: { kind: 'probes', probes: { observed: true, passing: req.probes.every((p) => p.ok) }, ...(req.failedUnits !== undefined ? { failedUnits: req.failedUnits } : {}) } });
+      events.push({
+        host: h,
+        event: {
+          kind: 'probes',
+          probes: { observed: true, passing: req.probes.every((p) => p.ok) },
+          ...(req.failedUnits !== undefined ? { failedUnits: req.failedUnits } : {}),
+          ...(complianceFailures !== undefined ? { complianceFailures } : {}),
+        },
+      });
     }
     const after = applyHostEvents(slice, events, nowMs);
     const writes: Write[] = [finish('confirmed'), ...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes];
@@ -403,7 +475,19 @@ export class AgentService {
   // ------------------------------------------------------------------------------------------
   // Report
 
-  report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
+  async report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
+    this.requireFleetHost(req.report.hostname);
+    const h = req.report.hostname;
+    const q = this.quota.take(h, this.d.now());
+    if (!q.ok) {
+      this.d.metrics.reportRefusals.inc({ reason: 'quota' });
+      if (q.firstOfBurst) {
+        await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'report.quota-exceeded', actor: `host:${h}`, subject: h, data: { perHour: this.d.config.reportQuotaPerHour } } }]);
+      }
+      const e = new ApiError('REPORT_QUOTA', `${h} sent more than ${this.d.config.reportQuotaPerHour} reports in an hour; not stored, retry later`);
+      e.retryAfterSecs = q.retryAfterSecs;
+      throw e;
+    }
     return this.retryOnConflict(() => this.reportOnce(peer, req, rawReport));
   }
 

@@ -2,7 +2,7 @@
  * The HTTP surface of the control plane (SPEC §5): the Hono app, assembled from middleware
  * factories (middleware.ts) and three groups of routes — open (`/healthz`, `/readyz`,
  * `/metrics`), agent (routes-agent.ts) and operator (routes-operator.ts). All policy lives in the
- * services; all status codes in `errors.ts`, mapped here in the one `onError`.
+ * services; all status codes in `errors.ts`, mapped in the one `onError` (middleware.ts `handleErrors`).
  *
  * Order on `/v1/*`: protocol header → peer identity (from the TLS socket) → revocation →
  * readiness (503 + Retry-After) → body limit → role → body (415 / 413 / 400).
@@ -11,9 +11,12 @@ import { Hono } from 'hono';
 import type { ReadyzResponse } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
 import type { ServedArtifact } from './agent-service.ts';
+import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
-import { authenticate, handleErrors, limitBody, protocolHeader, refuseRevoked, requireIssuer, requireReady, type AppEnv, type IssuerPins } from './middleware.ts';
+import { logBug, silentLogger, type Logger } from './log.ts';
+import { authenticate, handleErrors, requestLog, limitBody, protocolHeader, refuseRevoked, requireIssuer, requireReady, type AppEnv, type IssuerPins } from './middleware.ts';
 import { renewRoutes, type EnrolApi } from './routes-enrol.ts';
+import { ENROL_ROUTES } from '../protocol/enrol.ts';
 import { agentRoutes, type AgentApi } from './routes-agent.ts';
 import { operatorRoutes, type OperatorApi } from './routes-operator.ts';
 
@@ -39,19 +42,42 @@ export type AppOptions = {
   service: CpService;
   maxBodyBytes: number;
   retryAfterSecs: number;
-  /** Log sink for 500s (bugs); default console.error. */
+  /** Structured log: requests at debug, security refusals at warn, bugs (500s) at error. */
+  log?: Logger;
+  /** Sink for 500s (bugs) instead of `log`; without either, console.error. */
   logError?: (message: string, err: unknown) => void;
   /** Issue 16: the issuers each role accepts (config.ts `loadStartupMaterial`); absent: any the TLS layer accepted. */
   pins?: IssuerPins;
 };
 
+/**
+ * The plain-HTTP app of the optional `metricsListen` listener: `/healthz`, `/readyz`, `/metrics`
+ * and nothing else (no identity there, so no `/v1/*`).
+ */
+export function createOpenApp(service: OpenApi): Hono {
+  const app = new Hono();
+  app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
+  app.get(ROUTES.readyz, (c) => {
+    const r = service.readiness();
+    return c.json(r, r.ready ? 200 : 503);
+  });
+  app.get(ROUTES.metrics, async (c) => {
+    const m = await service.metricsText();
+    return c.body(m.body, 200, { 'content-type': m.contentType });
+  });
+  app.notFound((c) => c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path} on the metrics listener`).toBody(), 404));
+  return app;
+}
+
 /** Build the Hono app. Pure wiring: no listening socket here (see server.ts). */
 export function createApp(opts: AppOptions): Hono<AppEnv> {
   const { service } = opts;
-  const logError = opts.logError ?? ((m, e) => console.error(m, e));
+  const log = opts.log ?? silentLogger;
+  const logError = opts.logError ?? (opts.log !== undefined ? (m: string, e: unknown) => logBug(log, 'http.internal-error', e, { request: m }) : (m: string, e: unknown) => console.error(m, e));
   const app = new Hono<AppEnv>();
 
-  handleErrors(app, logError, opts.retryAfterSecs);
+  handleErrors(app, { log, logError, retryAfterSecs: opts.retryAfterSecs });
+  if (opts.log !== undefined) app.use('*', requestLog(opts.log));
   app.use('*', protocolHeader({ observe: service.observeRequest?.bind(service) }));
 
   // Open routes: no role needed. A revoked certificate is refused, except on /healthz (liveness
@@ -73,7 +99,7 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
 
   // Every /v1/* route: identity, revocation, readiness, body limit; then each group's role.
   // A refused renewal by a revoked certificate is audited (issue 16 acceptance).
-  const onRevoked = (peer: PeerIdentity, path: string) => (path === ROUTES.renew ? service.enrolment?.()?.auditRevokedRenewal(peer) : undefined);
+  const onRevoked = (peer: PeerIdentity, path: string) => (path === ENROL_ROUTES.renew ? service.enrolment?.()?.auditRevokedRenewal(peer) : undefined);
   app.use('/v1/*', authenticate({ required: true }), ...pinned, refuseRevoked((p) => service.isRevoked(p), onRevoked), requireReady(() => service.readiness()), limitBody(opts.maxBodyBytes));
   app.route('/', agentRoutes(service));
   app.route('/', renewRoutes(() => service.enrolment?.() ?? null));

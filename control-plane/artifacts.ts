@@ -78,6 +78,10 @@ export class ArtifactManager {
     return this.inForce.get('revocations') ?? null;
   }
 
+  inForceOf(kind: ArtifactKind): InForce | null {
+    return this.inForce.get(kind) ?? null;
+  }
+
   /** trust.json as last read (issue 16: the org key that signs bootstrap tokens). */
   trustInForce(): Trust {
     return this.trust;
@@ -120,7 +124,7 @@ export class ArtifactManager {
       if (r.ok) this.setInForce(kind, r.value.canonical, row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null);
       else {
         this.lastError.set(kind, `stored ${kind} artefact no longer verifies: ${r.error.code}: ${r.error.message}`);
-        this.o.log.warn('stored artefact no longer verifies', { kind, code: r.error.code, message: r.error.message });
+        this.o.log.warn('artifact.stored-invalid', { kind, code: r.error.code, message: r.error.message });
       }
     }
   }
@@ -146,7 +150,7 @@ export class ArtifactManager {
     if (!t.ok) {
       if (this.trustError !== t.error.message) {
         this.trustError = t.error.message;
-        this.o.log.error('trust file unusable; keeping the previous trust', { message: t.error.message });
+        this.o.log.error('trust.unusable', { message: t.error.message });
         await this.o.store.apply([{ kind: 'audit', entry: { atMs: this.o.now(), kind: 'trust.unusable', actor: 'cp', subject: 'trust', data: { code: t.error.code, message: t.error.message } } }]);
       }
       return;
@@ -158,7 +162,7 @@ export class ArtifactManager {
     this.trust = t.value;
     if (!changed) return;
     await this.o.store.apply([{ kind: 'audit', entry: { atMs: this.o.now(), kind: 'trust.reloaded', actor: 'cp', subject: 'trust', data: { ciReleaseKey: t.value.ciReleaseKey } } }]);
-    this.o.log.info('trust.json changed: reloaded');
+    this.o.log.info('trust.reloaded');
     // An artefact in force whose key the new trust no longer accepts (a compromised key removed,
     // a rejectBefore added) stops being served. Freshness is not re-judged here: a stale-but-good
     // artefact stays in force until a newer one arrives.
@@ -171,7 +175,7 @@ export class ArtifactManager {
       this.lastError.set(kind, `the ${kind} artefact in force is no longer trusted: ${r.error.code}: ${r.error.message}`);
       this.o.metrics.verifyFailures.inc({ kind, code: r.error.code });
       await this.audit(kind, 'artifact.withdrawn', { code: r.error.code, message: r.error.message, sha256: a.sha256 });
-      this.o.log.error('artefact in force is no longer trusted: withdrawn', { kind, code: r.error.code });
+      this.o.log.error('artifact.withdrawn', { kind, code: r.error.code });
     }
   }
 
@@ -185,7 +189,7 @@ export class ArtifactManager {
       if (this.lastError.get(kind) !== text) {
         this.lastError.set(kind, text);
         await this.audit(kind, 'artifact.fetch-failed', { code: f.code, message: f.message });
-        this.o.log.warn('artefact fetch failed; the last good one stays in force', { kind, code: f.code, message: f.message });
+        this.o.log.warn('artifact.fetch-failed', { kind, code: f.code, message: f.message });
       }
       return;
     }
@@ -207,7 +211,7 @@ export class ArtifactManager {
       this.lastError.set(kind, `${r.error.code}: ${r.error.message}`);
       this.o.metrics.verifyFailures.inc({ kind, code: r.error.code });
       await this.audit(kind, 'artifact.rejected', { code: r.error.code, message: r.error.message, sha256: sha256Hex(f.bytes) });
-      this.o.log.warn('artefact rejected; the last good one stays in force', { kind, code: r.error.code, message: r.error.message });
+      this.o.log.warn('artifact.rejected', { kind, code: r.error.code, message: r.error.message });
       return;
     }
     const v = r.value;
@@ -229,7 +233,7 @@ export class ArtifactManager {
       },
     ]);
     this.o.metrics.artifactsAccepted.inc({ kind });
-    this.o.log.info('artefact accepted', { kind, sha256: v.sha256, signedAt: v.signedAt });
+    this.o.log.info('artifact.accepted', { kind, sha256: v.sha256, signedAt: v.signedAt });
     // The slice index is checked against a new fleet before the fleet is in force: the first
     // targets of the release (the reconcile below, the timer, a check-in) already offer slices.
     if (kind === 'fleet') await this.slices.check({ sha256: v.sha256, fleet: v.fleet ?? null }, this.trust);

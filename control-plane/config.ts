@@ -129,15 +129,20 @@ export const DEFAULTS = Object.freeze({
   keepAliveSecs: 10,
   offlineAfterSecs: 180,
   offlineGraceSecs: 1800,
+  complianceStaleAfterSecs: 86_400,
   maxBodyBytes: 64 * 1024,
   maxArtifactBytes: 16 * 1024 * 1024,
   retryAfterSecs: 5,
   fetchTimeoutMs: 30_000,
   leaseSecs: 10,
+  retentionDays: 90,
+  retentionIntervalSecs: 3600,
   store: null,
   enrolment: null,
   clientIssuers: null,
   logLevel: 'info' as const,
+  metricsListen: null,
+  reportQuotaPerHour: 120,
 });
 
 const Positive = (k: keyof typeof DEFAULTS, description: string) => Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: DEFAULTS[k], description });
@@ -168,6 +173,7 @@ export const ControlPlaneConfigSchema = Strict(
     ),
     offlineAfterSecs: Positive('offlineAfterSecs', 'A host not seen for this long is offline (SPEC §4; default 3 × agent poll interval).'),
     offlineGraceSecs: NonNegative('offlineGraceSecs', 'Offline hosts stop blocking their wave after this grace.'),
+    complianceStaleAfterSecs: Positive('complianceStaleAfterSecs', 'Issue 15: evidence older than this shows as stale in the compliance view (agents re-check every complianceIntervalSecs, default 6 h).'),
     maxBodyBytes: Positive('maxBodyBytes', 'Request body size limit.'),
     maxArtifactBytes: Positive('maxArtifactBytes', 'Signed artefact size limit.'),
     retryAfterSecs: Positive('retryAfterSecs', 'Retry-After of 503 answers while not ready.'),
@@ -176,9 +182,28 @@ export const ControlPlaneConfigSchema = Strict(
       'leaseSecs',
       'Several replicas on PostgreSQL: the leader lease. The leader renews it every leaseSecs/3; when it dies another replica takes over within leaseSecs + leaseSecs/3.',
     ),
+    retentionDays: NonNegative(
+      'retentionDays',
+      'Reports and signed evidence, finished rollouts (not the newest of a channel) and audit entries older than this are pruned; the audit chain keeps its anchor (control-plane/README.md, "Retention"). 0: keep everything.',
+    ),
+    retentionIntervalSecs: Positive('retentionIntervalSecs', 'How often the leader prunes (retentionDays).'),
+    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel, description: 'JSON log lines on stderr at this level and above (NIXFLEET_LOG_LEVEL overrides).' }),
+    metricsListen: Nullable(
+      Strict({
+        host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Loopback by default; another address exposes /metrics without TLS there.' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, description: '0: an ephemeral port (tests).' }),
+      }),
+      {
+        default: DEFAULTS.metricsListen,
+        description: 'A second, plain-HTTP listener serving only /healthz, /readyz and /metrics (for Prometheus and load balancers without a fleet certificate); null: none.',
+      },
+    ),
+    reportQuotaPerHour: Positive(
+      'reportQuotaPerHour',
+      'Reports stored per host per rolling hour; more are refused (429 REPORT_QUOTA, counted in nixfleet_report_refusals_total, audited once per burst).',
+    ),
     enrolment: Nullable(EnrolmentConfigSchema, { default: DEFAULTS.enrolment, description: 'null: no enrolment; certificates are minted by an operator.' }),
     clientIssuers: Nullable(ClientIssuersSchema, { default: DEFAULTS.clientIssuers }),
-    logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel }),
   },
   { title: 'nixfleet-control-plane configuration' },
 );

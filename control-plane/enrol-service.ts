@@ -12,7 +12,8 @@
  *
  * Bad input (unreadable CSR, wrong key type, a CSR naming another host) is refused before anything
  * is stored. A refused proof (bad signature, unknown key, bad / expired / replayed / misdirected
- * token, revoked host) is refused with its code **and** an audit entry. What the intermediate can
+ * token, revoked host) is refused with its code **and** an audit entry (logged as an `audit` event
+ * by the store wrapper, write-log.ts, like every audited change). What the intermediate can
  * do for an attacker who holds the CP: mint host identities towards this CP — which it already
  * impersonates — and nothing an agent would run: deployments stay signed by the release key.
  */
@@ -27,7 +28,6 @@ import type { EnrolmentConfig } from './config.ts';
 import type { TokenLedger } from './enrol-ledger.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
-import type { Logger } from './log.ts';
 import type { Store } from './store/types.ts';
 
 export type EnrolDeps = {
@@ -37,7 +37,6 @@ export type EnrolDeps = {
   artifacts: Pick<ArtifactManager, 'fleet' | 'revokedBeforeMs' | 'trustInForce'>;
   ledger: TokenLedger;
   now: () => number;
-  log: Logger;
   /** Counts issued / refused certificates (metrics). */
   observe?: (what: 'enrol' | 'renew', outcome: string) => void;
 };
@@ -72,7 +71,6 @@ export class EnrolService {
     const out: CertificateResponse = { certificate: c.certPem, issuer: this.d.issuer.certPem, serial: c.serial, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString() };
     await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: `${what}.issued`, actor: `host:${hostname}`, subject: hostname, data: { host: hostname, serial: c.serial, notAfter: out.notAfter, ...data } } }]);
     this.d.observe?.(what, 'issued');
-    this.d.log.info(`certificate issued (${what})`, { host: hostname, serial: c.serial, notAfter: out.notAfter, ...data });
     return out;
   }
 

@@ -6,12 +6,13 @@
 import type { ErrorBody, ErrorCode } from '../protocol/api.ts';
 import type { Issue } from '../protocol/api-parse.ts';
 
-export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 500 | 503>> = Object.freeze({
+export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 410 | 413 | 415 | 429 | 500 | 503>> = Object.freeze({
   MALFORMED_JSON: 400,
   INVALID_BODY: 400,
   INVALID_QUERY: 400,
   UNSUPPORTED_PROTOCOL: 400,
   REPORT_SIGNATURE_INVALID: 400,
+  EVIDENCE_SIGNATURE_INVALID: 400,
   UNAUTHENTICATED: 401,
   CERT_REVOKED: 401,
   FORBIDDEN_ROLE: 403,
@@ -26,7 +27,9 @@ export const STATUS: Readonly<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 41
   DISPATCH_CANCELLED: 410,
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  REPORT_QUOTA: 429,
   NOT_READY: 503,
+  STORE_UNAVAILABLE: 503,
   CSR_UNREADABLE: 400,
   CSR_KEY_TYPE: 400,
   CSR_SIGNATURE_INVALID: 400,
@@ -51,6 +54,8 @@ export type { Issue };
 export class ApiError extends Error {
   readonly code: ErrorCode;
   readonly issues: Issue[] | undefined;
+  /** Seconds for a `Retry-After` header (429 / 503). */
+  retryAfterSecs: number | undefined;
   constructor(code: ErrorCode, message: string, issues?: Issue[]) {
     super(message);
     this.name = 'ApiError';

@@ -45,20 +45,20 @@ export class Leadership {
       this.storeError = null;
     } catch (e) {
       this.storeError = e instanceof Error ? e.message : String(e);
-      this.d.log.warn('leader lease: store unreachable', { error: this.storeError });
+      this.d.log.warn('leader.store-unreachable', { error: this.storeError });
       return; // keep what we had until it runs out (validUntil)
     }
     const was = this.epoch;
     this.renewedAt = started;
     if (epoch === null) {
-      if (was !== null) this.d.log.warn('leadership lost', { holder: this.holder, epoch: was });
+      if (was !== null) this.d.log.warn('leader.lost', { holder: this.holder, epoch: was });
       this.epoch = null;
       return;
     }
     this.epoch = epoch;
     this.validUntil = started + this.d.leaseMs;
     if (was !== epoch) {
-      this.d.log.info('leadership gained', { holder: this.holder, epoch });
+      this.d.log.info('leader.gained', { holder: this.holder, epoch });
       this.d.onGained();
     }
   }

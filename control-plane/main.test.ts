@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleFleet } from '../fixtures/artifacts.ts';
@@ -36,8 +37,11 @@ function configFile(over: Record<string, unknown>): string {
   return p;
 }
 
+/** The CP's logs at info whatever the test runner's NIXFLEET_LOG_LEVEL. */
+const SPAWN_ENV = { ...process.env, NIXFLEET_LOG_LEVEL: 'info' };
+
 async function runToExit(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: SPAWN_ENV });
   let stdout = '';
   let stderr = '';
   p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -53,6 +57,18 @@ t('--help documents serve and the keyless rule', async () => {
   assert.is(r.code, 0);
   assert.match(r.stdout, /serve --config FILE/);
   assert.match(r.stdout, /holds no signing key/);
+});
+
+t('usage errors exit 2 and name the problem (the exit code every nixfleet binary uses but nixfleet-release)', async () => {
+  const u = await runToExit(['frobnicate']);
+  assert.is(u.code, 2);
+  assert.match(u.stderr, /unknown command "frobnicate" \(see: nixfleet-control-plane --help\)/);
+  const f = await runToExit(['serve', '--no-such-flag', 'x']);
+  assert.is(f.code, 2);
+  assert.match(f.stderr, /unknown flag --no-such-flag/);
+  const c = await runToExit(['serve']);
+  assert.is(c.code, 2);
+  assert.match(c.stderr, /--config FILE is required/);
 });
 
 t('refuses to start when pointed at the CA key, or without mTLS material', async () => {
@@ -96,18 +112,22 @@ t('check-config (and serve) refuse a client certificate as the server certificat
   assert.match(r4.stderr, /\(NOT_ISSUED_BY_CA\): .*foreign\.pem .* was not issued by the fleet CA \(CN=test fleet CA[^)]*\); its issuer is CN=another CA/);
 });
 
-t('serve: listens over mTLS, becomes ready from the source, stops on SIGTERM', async () => {
+t('serve: listens over mTLS, becomes ready from the source, logs JSON events, counts and logs a failed handshake, serves /metrics on the loopback listener, stops on SIGTERM', async () => {
   env.publish(sampleFleet({ hosts: 2, waves: 1, closures: true }));
-  const p = spawn(process.execPath, [BIN, 'serve', '--config', configFile({})], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [BIN, 'serve', '--config', configFile({ metricsListen: { host: '127.0.0.1', port: 0 } })], { stdio: ['ignore', 'pipe', 'pipe'], env: SPAWN_ENV });
   let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
+  const ports = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
     p.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      const m = /"msg":"listening".*?"port":(\d+)/.exec(stderr);
-      if (m !== null) resolve(Number(m[1]));
+      const m = /"port":(\d+)[^\n]*"event":"cp.listening"/.exec(stderr);
+      const mm = /"port":(\d+)[^\n]*"event":"cp.metrics-listening"/.exec(stderr);
+      if (m !== null && mm !== null) resolve({ port: Number(m[1]), metricsPort: Number(mm[1]) });
     });
     p.on('exit', () => reject(new Error(`exited early: ${stderr}`)));
+    setTimeout(() => reject(new Error(`no listening lines: ${stderr}`)), 60_000).unref();
   });
+  const port = ports.port;
+  const lines = (): Record<string, unknown>[] => stderr.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
   const op = new Client(`https://localhost:${port}`, env.ca.certPem, env.operatorCert('alice'));
   try {
     let ready: ReadyzResponse | null = null;
@@ -117,6 +137,34 @@ t('serve: listens over mTLS, becomes ready from the source, stops on SIGTERM', a
     }
     assert.is(ready?.ready, true, stderr);
     assert.is((await op.call('GET', '/v1/hosts')).status, 200);
+    // Every line is a JSON object with level, time, program and a stable event name.
+    for (const l of lines()) {
+      assert.ok(typeof l['event'] === 'string' && typeof l['time'] === 'string' && l['program'] === 'nixfleet-control-plane' && ['info', 'warn', 'error'].includes(String(l['level'])), JSON.stringify(l));
+    }
+    assert.ok(lines().some((l) => l['event'] === 'audit' && l['kind'] === 'artifact.accepted'), 'a state change is logged at info');
+    // A client without a certificate fails the handshake: counted by reason and logged with it.
+    await new Promise<void>((resolve) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, ca: env.ca.certPem, servername: 'localhost' });
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+      s.on('secureConnect', () => s.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'));
+    });
+    for (let i = 0; i < 100 && !stderr.includes('tls.handshake-failed'); i++) await new Promise((r) => setTimeout(r, 50));
+    const failed = lines().find((l) => l['event'] === 'tls.handshake-failed');
+    assert.ok(failed !== undefined, stderr);
+    assert.is(failed['reason'], 'no_certificate');
+    assert.is(failed['level'], 'warn');
+    // The plain-HTTP metrics listener: no client certificate needed there.
+    const metrics = await (await fetch(`http://127.0.0.1:${ports.metricsPort}/metrics`)).text();
+    assert.match(metrics, /nixfleet_tls_handshake_failures_total\{reason="no_certificate"\} 1/);
+    assert.match(metrics, /nixfleet_build_info\{version="[^"]+",node="v\d+/);
+    assert.match(metrics, /nixfleet_artifact_age_seconds\{kind="fleet"\} \d/);
+    assert.match(metrics, /nixfleet_certificate_expiry_timestamp_seconds\{cert="server"\} \d{10}/);
+    assert.match(metrics, /nixfleet_client_certificate_expiry_min_timestamp_seconds\{role="operator"\} \d{10}/);
+    assert.match(metrics, /process_cpu_seconds_total/);
+    assert.is((await fetch(`http://127.0.0.1:${ports.metricsPort}/readyz`)).status, 200);
+    assert.equal(await (await fetch(`http://127.0.0.1:${ports.metricsPort}/healthz`)).json(), { ok: true }, 'a load balancer probes /healthz without a fleet certificate');
+    assert.is((await fetch(`http://127.0.0.1:${ports.metricsPort}/v1/hosts`)).status, 404, 'no API on the metrics listener');
   } finally {
     await op.close();
     p.kill('SIGTERM');

@@ -2,7 +2,8 @@
  * `nixfleet-control-plane` (SPEC §5): `serve --config FILE [flags]`, `check-config --config FILE`.
  *
  * Exit codes: 0 ok (clean shutdown on SIGTERM/SIGINT), 1 invalid or refused configuration
- * (including "points at a private key" and "mTLS material missing"), 2 runtime I/O failure.
+ * (including "points at a private key" and "mTLS material missing"), 2 usage error (as for every
+ * nixfleet binary but nixfleet-release, whose codes SPEC §3 fixes) or runtime I/O failure.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,10 +11,12 @@ import { checkCertificate } from '../pki/check.ts';
 import { parseProgramArgs } from '../io/program-args.ts';
 import { versionLine } from '../io/version.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
-import { createApp } from './app.ts';
+import { createApp, createOpenApp } from './app.ts';
 import { loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
-import { createLogger } from './log.ts';
-import { listenHttps } from './server.ts';
+import { createLogger, effectiveLevel } from './log.ts';
+import { tlsFailureHandler } from './tls-failures.ts';
+import { X509Certificate } from 'node:crypto';
+import { listenHttp, listenHttps, type ListeningServer } from './server.ts';
 import { createEnrolApp } from './routes-enrol.ts';
 import { ControlPlane } from './service.ts';
 import { createSource } from './sources.ts';
@@ -40,28 +43,32 @@ Flags (override the config file):
   --listen-port PORT     default 8443
   --db PATH              SQLite database (WAL); may be deleted: the CP rebuilds from the source
   --source-dir DIR       use a local directory as the artefact source
-  --log-level LEVEL      debug | info | warn | error
+  --log-level LEVEL      debug | info | warn | error (NIXFLEET_LOG_LEVEL overrides; silent too)
   -h, --help             this help
   -V, --version          print the version
 
 The control plane holds no signing key. It refuses to start when a configured file holds the
 fleet CA key or a release signing key, or when mTLS material is missing.
 
-Exit codes: 0 ok, 1 invalid or refused configuration, 2 I/O failure.
+Logs: one JSON object per line on stderr: event names and fields in docs/operations.md.
+Metrics: /metrics (mTLS), and with metricsListen {host, port} also over plain HTTP on that
+(loopback) address with /healthz and /readyz, for Prometheus and load balancers.
+
+Exit codes: 0 ok, 1 invalid or refused configuration, 2 usage error or I/O failure.
 `;
 
 type Parsed = { command: 'serve' | 'check-config' | 'help' | 'version'; flags: Record<string, string> };
 
 const FLAGS = ['config', 'listen-host', 'listen-port', 'db', 'source-dir', 'log-level'] as const;
 
-/** The binaries' shared convention (io/program-args.ts); a usage error is exit 1 here. */
+/** The binaries' shared convention (io/program-args.ts); a usage error is exit 2, as for `nixfleet`. */
 function parseArgs(argv: string[]): Parsed | string {
   const p = parseProgramArgs('nixfleet-control-plane', argv, ['serve', 'check-config'] as const, Object.fromEntries(FLAGS.map((f) => [f, { type: 'string' as const }])));
   if (p.kind === 'usage') return p.message;
   if (p.kind === 'help' || p.kind === 'version') return { command: p.kind, flags: {} };
   const flags: Record<string, string> = {};
   for (const [k, v] of Object.entries(p.values)) if (typeof v === 'string') flags[`--${k}`] = v;
-  if (flags['--config'] === undefined) return '--config FILE is required';
+  if (flags['--config'] === undefined) return '--config FILE is required (see: nixfleet-control-plane --help)';
   return { command: p.command, flags };
 }
 
@@ -93,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   if (typeof args === 'string') {
     process.stderr.write(`nixfleet-control-plane: ${args}\n`);
-    return 1;
+    return 2;
   }
   if (args.command === 'help') {
     process.stdout.write(HELP);
@@ -133,7 +140,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const log = createLogger(config.logLevel);
+  const log = createLogger({ program: 'nixfleet-control-plane', level: effectiveLevel(config.logLevel) });
   const storeConf = storeConfig(config);
   const storeName = 'sqlite' in storeConf ? storeConf.sqlite.path : `postgres ${'url' in storeConf.postgres ? redactUrl(storeConf.postgres.url) : `${storeConf.postgres.host}:${storeConf.postgres.port}/${storeConf.postgres.database}`}`;
   let store: Store;
@@ -141,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
     store = 'sqlite' in storeConf ? new SqliteStore(storeConf.sqlite.path) : await PostgresStore.open(storeConf.postgres);
   } catch (e) {
     process.stderr.write(`nixfleet-control-plane: cannot open the database ${storeName}: ${e instanceof Error ? e.message : String(e)}\n`);
+    log.error('cp.store-failed', { store: storeName, error: e instanceof Error ? e.message : String(e) });
     return 2;
   }
   const source = createSource(config.source, {
@@ -148,40 +156,60 @@ async function main(argv: string[]): Promise<number> {
     timeoutMs: config.fetchTimeoutMs,
     cacheDir: config.cacheDir ?? join(`${config.dbPath}.git-cache`),
   });
-  const cp = new ControlPlane({ config, store, source, trust: material.value.trust, issuer: material.value.issuer, log });
-  const app = createApp({
-    service: cp,
-    maxBodyBytes: config.maxBodyBytes,
-    retryAfterSecs: config.retryAfterSecs,
-    logError: (m, e) => log.error(m, { error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
-    pins: material.value.pins,
-  });
+  const cp = new ControlPlane({ config, store, source, trust: material.value.trust, issuer: material.value.issuer, log, processMetrics: true });
+  if (serverCert.notAfterMs !== null) cp.metrics.setCertificateExpiry('server', serverCert.notAfterMs);
+  const caNotAfter = certNotAfterMs(material.value.tls.ca);
+  if (caNotAfter !== null) cp.metrics.setCertificateExpiry('ca', caNotAfter);
+  const app = createApp({ service: cp, maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, pins: material.value.pins });
+  const onTlsClientError = tlsFailureHandler({ log, count: (reason) => cp.metrics.tlsFailure(reason) });
   let server;
-  let enrolServer = null;
   try {
     // Listen first: /healthz answers and /v1/* says 503 + Retry-After while the source is read.
-    server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs, onTlsConnection: (s) => cp.metrics.tlsConnection(s) });
-    const enrol = cp.enrolment();
-    if (config.enrolment !== null && enrol !== null) {
-      const enrolApp = createEnrolApp({ api: enrol, readiness: () => cp.readiness(), maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, logError: (m, e) => log.error(m, { error: String(e) }), observeRequest: (r, st) => cp.observeRequest(r, st) });
-      const host = config.enrolment.listenHost ?? config.listenHost;
-      enrolServer = await listenHttps(enrolApp, material.value.tls, host, config.enrolment.listenPort, { clientCerts: false });
-      log.info('enrolment listening', { host: enrolServer.host, port: enrolServer.port });
-    }
+    server = await listenHttps(app, material.value.tls, config.listenHost, config.listenPort, { keepAliveSecs: config.keepAliveSecs, onTlsConnection: (s) => cp.metrics.tlsConnection(s), onTlsClientError });
   } catch (e) {
-    process.stderr.write(`nixfleet-control-plane: cannot listen: ${e instanceof Error ? e.message : String(e)}\n`);
-    await server?.close();
+    process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.listenHost}:${config.listenPort}: ${e instanceof Error ? e.message : String(e)}\n`);
+    log.error('cp.listen-failed', { host: config.listenHost, port: config.listenPort, error: e instanceof Error ? e.message : String(e) });
     await store.close();
     return 2;
   }
-  log.info('listening', { host: server.host, port: server.port, source: source.describe, db: storeName });
+  log.info('cp.listening', { host: server.host, port: server.port, source: source.describe, db: storeName });
+  // Issue 16: the enrolment listener (HTTPS without client certificates, POST /v1/enroll only).
+  let enrolServer: ListeningServer | null = null;
+  const enrol = cp.enrolment();
+  if (config.enrolment !== null && enrol !== null) {
+    const host = config.enrolment.listenHost ?? config.listenHost;
+    try {
+      const enrolApp = createEnrolApp({ api: enrol, readiness: () => cp.readiness(), maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, observeRequest: (r, st) => cp.observeRequest(r, st) });
+      enrolServer = await listenHttps(enrolApp, material.value.tls, host, config.enrolment.listenPort, { clientCerts: false });
+    } catch (e) {
+      process.stderr.write(`nixfleet-control-plane: cannot listen on ${host}:${config.enrolment.listenPort} (enrolment): ${e instanceof Error ? e.message : String(e)}\n`);
+      log.error('cp.listen-failed', { host, port: config.enrolment.listenPort, error: e instanceof Error ? e.message : String(e) });
+      await server.close();
+      await store.close();
+      return 2;
+    }
+    log.info('cp.enrol-listening', { host: enrolServer.host, port: enrolServer.port });
+  }
+  let metricsServer: ListeningServer | null = null;
+  if (config.metricsListen !== null) {
+    try {
+      metricsServer = await listenHttp(createOpenApp(cp), config.metricsListen.host, config.metricsListen.port);
+    } catch (e) {
+      process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.metricsListen.host}:${config.metricsListen.port} (metricsListen): ${e instanceof Error ? e.message : String(e)}\n`);
+      await enrolServer?.close();
+      await server.close();
+      await store.close();
+      return 2;
+    }
+    log.info('cp.metrics-listening', { host: metricsServer.host, port: metricsServer.port });
+  }
   await cp.start();
   const ready = cp.readiness();
-  log.info(ready.ready ? 'ready' : 'not ready yet', { reasons: ready.reasons, fleet: ready.fleet });
+  log.info(ready.ready ? 'cp.ready' : 'cp.not-ready', { reasons: ready.reasons, fleet: ready.fleet });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log.info('shutting down', { signal });
+      log.info('cp.stopping', { signal });
       resolve();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -189,12 +217,28 @@ async function main(argv: string[]): Promise<number> {
   });
   await server.close();
   await enrolServer?.close();
+  await metricsServer?.close();
   await cp.stop();
   await store.close();
   return 0;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2)).catch((e: unknown) => {
+  // A bug: one line for the user, the stack only when asked for (the JSON log has it at debug).
+  process.stderr.write(`nixfleet-control-plane: internal error: ${e instanceof Error ? e.message : String(e)} (NIXFLEET_DEBUG=1 shows details)\n`);
+  if (process.env['NIXFLEET_DEBUG'] === '1' && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+  return 2;
+});
+
+/** notAfter of the first certificate in a PEM bundle, or null when it does not parse. */
+function certNotAfterMs(pem: string): number | null {
+  try {
+    const ms = Date.parse(new X509Certificate(pem).validTo);
+    return Number.isFinite(ms) ? ms : null;
+  } catch {
+    return null;
+  }
+}
 
 /** A postgres:// URL without its password, for logs. */
 function redactUrl(url: string): string {

@@ -1,11 +1,41 @@
 /**
  * Prometheus metrics (SPEC §5): hosts by state, rollouts by state, check-ins, verification
- * failures by code, reconcile duration — plus requests by route/status and readiness. One
- * registry per control-plane instance (tests run several in one process).
+ * failures by code, reconcile duration — plus requests by route/status and readiness, and for
+ * operations (issue 18): build info, the signed artefacts' signedAt and age, TLS handshake
+ * failures by reason, certificate expiry (the CP's own server and CA certificates, and the
+ * earliest expiry among the client certificates seen per role), report refusals by reason, and
+ * the default process metrics (`processMetrics`: the real process only, they are global); issue 16:
+ * hosts by the state of their certificate, certificates issued or refused. One
+ * registry per control-plane instance (tests run several in one process). monitoring/ holds the
+ * dashboard and alert rules built on these names (monitoring/metrics.test.ts keeps them in step).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { NIXFLEET_VERSION } from '../io/version.ts';
+import { TLS_FAILURE_REASONS, type TlsFailureReason } from './tls-failures.ts';
 
-type Counts = { hosts: Record<string, number>; rollouts: Record<string, number>; ready: boolean; certs?: Record<string, number> };
+type Counts = {
+  hosts: Record<string, number>;
+  rollouts: Record<string, number>;
+  ready: boolean;
+  /** Issue 15: hosts failing each control (fail / error, fresh evidence), per framework. */
+  complianceFailures?: { framework: string; control: string; n: number }[];
+  /** signedAt (ms) of each signed artefact in force, by kind. */
+  artifacts?: Record<string, number>;
+  /** Hosts of the fleet without a check-in for offlineAfterSecs. */
+  offline?: number;
+  /** Issue 16: hosts by the state of the certificate they presented last (valid / expiring / expired). */
+  certs?: Record<string, number>;
+};
+
+/** This replica's part in a shared store (issue 17), read at scrape time; null: a single control plane. */
+export type ReplicaState = () => { holder: string; leader: boolean; epoch: number | null; storeOk: boolean; listening: boolean; listenerReconnects: number } | null;
+
+export type CpMetricsOptions = { processMetrics?: boolean; now?: () => number; replica?: ReplicaState };
+
+type PeerCert = { subject?: { CN?: string | string[]; OU?: string | string[] }; valid_to?: string };
+
+/** A client certificate as seen on a TLS connection: enough for its expiry. */
+export type SeenCertificate = { cn: string; role: string; notAfterMs: number };
 
 /** Computed at scrape time (from the store: possibly asynchronous). */
 export type StateCounts = () => Counts | Promise<Counts>;
@@ -19,13 +49,81 @@ export class CpMetrics {
   readonly reconcileRuns: Counter<'trigger'>;
   readonly requests: Counter<'route' | 'status'>;
   readonly reports: Counter<'event' | 'verdict'>;
+  /** Check-in outcomes not acted on (issue 14), by refusal code. */
+  readonly outcomesRefused: Counter<'code'>;
   /** Issue 16: certificates issued or refused, by route (enrol / renew) and outcome (issued or the error code). */
   readonly certificates: Counter<'what' | 'outcome'>;
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
+  readonly leaderWakeups: Counter<'direction'>;
+  /** Issue 15: gate blocks the reconciler started (skip_host / wave_blocked / health-gate failures), by gate. */
+  readonly gateBlocks: Counter<'gate'>;
+  readonly tlsFailures: Counter<'reason'>;
+  readonly reportRefusals: Counter<'reason'>;
+  readonly certificateExpiry: Gauge<'cert'>;
+  /** Newest notAfter seen per client certificate CN (role → cn → ms). */
+  private readonly clientExpiry = new Map<string, Map<string, number>>();
 
-  constructor(counts: StateCounts) {
+  constructor(counts: StateCounts, opts: CpMetricsOptions = {}) {
     const registers = [this.registry];
+    const replica = opts.replica ?? ((): null => null);
+    // Per replica (each replica serves its own /metrics; `holder` tells them apart in one Prometheus).
+    const perReplica = (name: string, help: string, value: (r: NonNullable<ReturnType<ReplicaState>>) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['holder'],
+        registers,
+        collect() {
+          this.reset();
+          const r = replica();
+          if (r !== null) this.set({ holder: r.holder }, value(r));
+        },
+      });
+    };
+    perReplica('nixfleet_replica_leader', 'Several replicas (PostgreSQL): 1 while this replica holds the leader lease', (r) => (r.leader ? 1 : 0));
+    perReplica('nixfleet_replica_epoch', 'The leader lease epoch this replica holds (0: a follower)', (r) => r.epoch ?? 0);
+    perReplica('nixfleet_replica_store_up', '1 when the last lease renewal reached the database', (r) => (r.storeOk ? 1 : 0));
+    perReplica('nixfleet_replica_listening', '1 while the LISTEN session for leader wake-ups is connected', (r) => (r.listening ? 1 : 0));
+    perReplica('nixfleet_replica_listener_reconnects', 'Reconnections of the LISTEN session (database restarts seen)', (r) => r.listenerReconnects);
+    const now = opts.now ?? Date.now;
+    if (opts.processMetrics === true) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named *_total fail `promtool check metrics`; the same counts are in nodejs_active_handles / _requests / _resources by type.
+      for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(n);
+    }
+    new Gauge({ name: 'nixfleet_build_info', help: 'Always 1; the version and Node.js runtime of this control plane', labelNames: ['version', 'node'], registers }).set({ version: NIXFLEET_VERSION, node: process.version }, 1);
+    this.tlsFailures = new Counter({
+      name: 'nixfleet_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed (no client certificate, another CA, expired, not TLS, …), by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of TLS_FAILURE_REASONS) this.tlsFailures.inc({ reason }, 0);
+    this.reportRefusals = new Counter({
+      name: 'nixfleet_report_refusals_total',
+      help: 'Agent reports refused before being stored, by reason (quota: over the per-host rate or storage limit)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'nixfleet_certificate_expiry_timestamp_seconds',
+      help: 'notAfter of the certificates this control plane uses (cert="server": its TLS certificate, cert="ca": the fleet CA)',
+      labelNames: ['cert'],
+      registers,
+    });
+    const clientExpiry = this.clientExpiry;
+    new Gauge({
+      name: 'nixfleet_client_certificate_expiry_min_timestamp_seconds',
+      help: 'Earliest notAfter among the client certificates seen since start, by role (host, operator)',
+      labelNames: ['role'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [role, byCn] of clientExpiry) if (byCn.size > 0) this.set({ role }, Math.min(...byCn.values()) / 1000);
+      },
+    });
+
     this.checkins = new Counter({ name: 'nixfleet_checkins_total', help: 'Agent check-ins handled', labelNames: ['result'], registers });
     this.verifyFailures = new Counter({
       name: 'nixfleet_artifact_verification_failures_total',
@@ -44,13 +142,21 @@ export class CpMetrics {
     this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
     this.certificates = new Counter({ name: 'nixfleet_certificates_total', help: 'Host certificates issued or refused (enrolment, renewal) by outcome', labelNames: ['what', 'outcome'], registers });
     this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
+    this.outcomesRefused = new Counter({ name: 'nixfleet_checkin_outcomes_refused_total', help: 'Check-in last outcomes the CP did not act on (forged, unsigned or replayed), by code', labelNames: ['code'], registers });
     this.tlsConnections = new Counter({
       name: 'nixfleet_tls_connections_total',
       help: 'mTLS connections accepted, by whether the client resumed a TLS session (a resumed handshake skips certificate signing and verification)',
       labelNames: ['resumed'],
       registers,
     });
+    this.leaderWakeups = new Counter({
+      name: 'nixfleet_replica_wakeups_total',
+      help: 'Several replicas (PostgreSQL): wake-ups a follower sent to the leader after a relevant event, and those the leader received and acted on',
+      labelNames: ['direction'],
+      registers,
+    });
     this.tlsConnectionsOpen = new Gauge({ name: 'nixfleet_tls_connections_open', help: 'mTLS connections open now (each idle one holds about 45 KiB of native memory)', registers });
+    this.gateBlocks = new Counter({ name: 'nixfleet_gate_blocks_total', help: 'Gate blocks started by the reconciler, by gate (a debounced block counts once)', labelNames: ['gate'], registers });
     // Gauges computed at scrape time from the store.
     let snapshot: Promise<Counts> | null = null;
     const take = (): Promise<Counts> => (snapshot ??= Promise.resolve(counts()));
@@ -77,6 +183,47 @@ export class CpMetrics {
       },
     });
     new Gauge({
+      name: 'nixfleet_compliance_failures',
+      help: 'Hosts whose newest evidence for a control fails (fail or error), by framework and control',
+      labelNames: ['framework', 'control'],
+      registers,
+      async collect() {
+        const { complianceFailures } = await take();
+        this.reset();
+        for (const f of complianceFailures ?? []) this.set({ framework: f.framework, control: f.control }, f.n);
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_hosts_offline',
+      help: 'Hosts of the fleet in force without a check-in for offlineAfterSecs (including never seen)',
+      registers,
+      async collect() {
+        this.set((await take()).offline ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_artifact_signed_timestamp_seconds',
+      help: 'signedAt of the signed artefact in force, by kind (fleet, revocations, index)',
+      labelNames: ['kind'],
+      registers,
+      async collect() {
+        const { artifacts } = await take();
+        this.reset();
+        for (const [kind, ms] of Object.entries(artifacts ?? {})) this.set({ kind }, ms / 1000);
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_artifact_age_seconds',
+      help: 'Seconds since the signed artefact in force was signed, by kind (freshness: compare with the trust maxAgeSecs)',
+      labelNames: ['kind'],
+      registers,
+      async collect() {
+        const { artifacts } = await take();
+        this.reset();
+        for (const [kind, ms] of Object.entries(artifacts ?? {})) this.set({ kind }, Math.max(0, (now() - ms) / 1000));
+      },
+    });
+    new Gauge({
       name: 'nixfleet_host_certificates',
       help: 'Hosts by the state of the client certificate they presented last: valid, expiring (under 7 days left), expired (issue 16)',
       labelNames: ['state'],
@@ -99,10 +246,36 @@ export class CpMetrics {
   }
 
   /** Count one accepted mTLS connection while it is open (`listenHttps` `onTlsConnection`). */
-  tlsConnection(socket: { isSessionReused(): boolean; once(event: 'close', fn: () => void): unknown }): void {
-    this.tlsConnections.inc({ resumed: socket.isSessionReused() ? 'true' : 'false' });
+  tlsConnection(socket: { isSessionReused(): boolean; once(event: 'close', fn: () => void): unknown; getPeerCertificate?: (detailed: false) => PeerCert | null }): void {
+    const resumed = socket.isSessionReused();
+    this.tlsConnections.inc({ resumed: resumed ? 'true' : 'false' });
+    // A full handshake presented the client certificate: note its expiry (a resumed one has the same).
+    if (!resumed && socket.getPeerCertificate !== undefined) {
+      const cert = socket.getPeerCertificate(false);
+      const cn = cert?.subject?.CN;
+      const notAfterMs = cert?.valid_to !== undefined ? Date.parse(cert.valid_to) : NaN;
+      if (typeof cn === 'string' && Number.isFinite(notAfterMs)) this.clientCertificate({ cn, role: cert?.subject?.OU === 'host' || cert?.subject?.OU === 'operator' ? cert.subject.OU : 'other', notAfterMs });
+    }
     this.tlsConnectionsOpen.inc();
     socket.once('close', () => this.tlsConnectionsOpen.dec());
+  }
+
+  /** A failed TLS handshake (server.ts `onTlsClientError`, via tls-failures.ts). */
+  tlsFailure(reason: TlsFailureReason): void {
+    this.tlsFailures.inc({ reason });
+  }
+
+  /** The notAfter of a certificate this CP uses (`server`, `ca`). */
+  setCertificateExpiry(cert: 'server' | 'ca', notAfterMs: number): void {
+    this.certificateExpiry.set({ cert }, notAfterMs / 1000);
+  }
+
+  /** A client certificate seen on a connection: its newest notAfter per CN counts for the role's minimum. */
+  clientCertificate(c: SeenCertificate): void {
+    let byCn = this.clientExpiry.get(c.role);
+    if (byCn === undefined) this.clientExpiry.set(c.role, (byCn = new Map()));
+    const had = byCn.get(c.cn);
+    if (had === undefined || c.notAfterMs > had) byCn.set(c.cn, c.notAfterMs);
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

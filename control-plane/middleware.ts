@@ -12,6 +12,8 @@ import { parseJsonStrict } from '../protocol/jcs.ts';
 import type { ValidationError } from '../protocol/api-parse.ts';
 import type { Result } from '../protocol/result.ts';
 import { ApiError } from './errors.ts';
+import type { Logger } from './log.ts';
+import { StoreUnavailableError } from './store/types.ts';
 import { peerIdentity, type PeerIdentity, type PeerRole, type PeerSocket } from './identity.ts';
 
 /** Hono environment: Node bindings, and the peer identity once authenticated. */
@@ -43,6 +45,22 @@ export function protocolHeader(opts: { observe?: ((route: string, status: number
     await next();
     // Label by the matched route pattern (bounded cardinality), not the raw path ('*' when unmatched).
     observe?.(routePath(c, -1), c.res.status);
+  };
+}
+
+/** One `http.request` line per request at debug: method, matched route, status, duration, peer. */
+export function requestLog(log: Logger, now: () => number = () => performance.now()): Mw {
+  return async (c, next) => {
+    const start = now();
+    await next();
+    log.debug('http.request', {
+      method: c.req.method,
+      route: routePath(c, -1),
+      status: c.res.status,
+      ms: Math.round((now() - start) * 10) / 10,
+      peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null,
+      remote: (socketOf(c) as { remoteAddress?: string } | null)?.remoteAddress ?? null,
+    });
   };
 }
 
@@ -147,17 +165,48 @@ export function limitBody(maxBytes: number): Mw {
 }
 
 /**
- * The one place where errors become responses (every app of the CP: the mTLS one and the
- * enrolment listener): an ApiError by its code's status, anything else is a bug — 500 with a
- * generic body, the details in the log only (STYLE §7).
+ * Refusals that say something about who is calling: logged at warn with their code; the others at
+ * debug. Issue 16: issuer pinning and the enrolment proofs too.
  */
-export function handleErrors(app: Hono<AppEnv>, logError: (message: string, err: unknown) => void, retryAfterSecs: number): void {
+export const SECURITY_REFUSALS: ReadonlySet<string> = new Set([
+  'UNAUTHENTICATED',
+  'CERT_REVOKED',
+  'FORBIDDEN_ROLE',
+  'IDENTITY_MISMATCH',
+  'REPORT_SIGNATURE_INVALID',
+  'BODY_TOO_LARGE',
+  'UNSUPPORTED_PROTOCOL',
+  'REPORT_QUOTA',
+  'ISSUER_REFUSED',
+  'ENROL_PROOF_INVALID',
+  'NO_HOST_KEY',
+  'TOKEN_INVALID',
+  'TOKEN_EXPIRED',
+  'TOKEN_WRONG_HOST',
+  'TOKEN_REPLAYED',
+  'HOST_REVOKED',
+]);
+
+/**
+ * The one place where errors become responses (every app of the CP: the mTLS one and the
+ * enrolment listener): an ApiError by its code's status, the store unreachable (PostgreSQL
+ * restarting) 503 STORE_UNAVAILABLE with nothing of the request stored, anything else is a bug —
+ * 500 with a generic body, the details in the log only (STYLE §7).
+ */
+export function handleErrors(app: Hono<AppEnv>, o: { log: Logger; logError: (message: string, err: unknown) => void; retryAfterSecs: number }): void {
+  const { log, logError, retryAfterSecs } = o;
   app.onError((e, c) => {
-    const apiErr = e instanceof ApiError ? e : null;
+    const apiErr = e instanceof ApiError ? e : e instanceof StoreUnavailableError ? new ApiError('STORE_UNAVAILABLE', e.message) : null;
     if (apiErr === null) logError(`internal error on ${c.req.method} ${c.req.path}`, e);
+    else {
+      const fields = { code: apiErr.code, status: apiErr.status, method: c.req.method, path: c.req.path, peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null, message: apiErr.message };
+      if (SECURITY_REFUSALS.has(apiErr.code)) log.warn('http.refused', fields);
+      else log.debug('http.refused', fields);
+    }
     const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
     c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    if (error.code === 'NOT_READY') c.header('Retry-After', String(retryAfterSecs));
+    if (error.code === 'NOT_READY' || error.code === 'STORE_UNAVAILABLE') c.header('Retry-After', String(retryAfterSecs));
+    if (error.retryAfterSecs !== undefined) c.header('Retry-After', String(error.retryAfterSecs));
     return c.json(error.toBody(), error.status as 400);
   });
   app.notFound((c) => {

@@ -33,15 +33,11 @@ export class ObservedMirror {
   }
 
   /**
-   * Reload from the store (a shared store: other replicas wrote check-ins), keeping what only this
-   * process holds: issue 14's drift and rollout controls are not stored yet, so a reload must not
-   * forget them (on a restart or a change of leader they are rebuilt by the next passes).
+   * Reload from the store (a shared store: other replicas wrote check-ins). Issue 14's drift and
+   * rollout controls come with it: they are stored (a new leader goes on from them).
    */
   async reload(): Promise<Observed> {
-    const prev = this.cache;
     const loaded = toMirror(await this.load());
-    if (prev?.drifted !== undefined) loaded.drifted = prev.drifted;
-    if (prev?.controls !== undefined) loaded.controls = prev.controls;
     this.cache = loaded;
     return loaded;
   }

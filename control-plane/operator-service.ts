@@ -18,11 +18,15 @@ import type {
   RolloutDetail,
   RolloutSkipRequest,
   RolloutSkipResponse,
+  RolloutApproveRequest,
+  RolloutApproveResponse,
   RolloutSummary,
   RolloutsResponse,
   RolloutState,
   TraceResponse,
 } from '../protocol/api.ts';
+import type { ComplianceResponse } from '../protocol/compliance-api.ts';
+import { complianceView } from './compliance-view.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -33,7 +37,7 @@ import type { RolloutRow, Store } from './store/types.ts';
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 export type OperatorServiceDeps = {
-  config: Pick<Config, 'offlineAfterSecs'>;
+  config: Pick<Config, 'offlineAfterSecs' | 'complianceStaleAfterSecs'>;
   store: Store;
   /** The signed fleet in force, or null before the first one. */
   fleet: () => FleetResolved | null;
@@ -42,8 +46,10 @@ export type OperatorServiceDeps = {
   reconcileNow: (trigger: string) => Promise<unknown>;
   /** Issue 14: release a host from ordering in the reconcile loop's state (false: unknown rollout or host). */
   release?: (rolloutId: string, host: string, reason: string, by: string) => Promise<boolean>;
+  /** Issue 14: record an operator's approval (requireApprovals); the operators so far, null: unknown rollout. */
+  approve?: (rolloutId: string, by: string) => Promise<string[] | null>;
   /** Issue 14: drift and rollout controls as the reconcile loop holds them (null before the first pass). */
-  controls?: () => Pick<Observed, 'drifted' | 'controls'> | null;
+  controls?: () => Promise<Pick<Observed, 'drifted' | 'controls'> | null>;
 };
 
 export class OperatorService {
@@ -62,7 +68,7 @@ export class OperatorService {
     const rows = new Map((await this.d.store.allHosts()).map((r) => [r.hostname, r]));
     const newest = await this.d.store.newestRolloutRowPerHost();
     const pending = new Map((await this.d.store.pendingDispatches()).map((d) => [d.hostname, d]));
-    const drifted = this.d.controls?.()?.drifted ?? {};
+    const drifted = (await this.d.controls?.())?.drifted ?? {};
     const hosts: HostView[] = Object.keys(fleet.hosts)
       .sort()
       .map((name) => {
@@ -103,13 +109,13 @@ export class OperatorService {
       updatedAt: iso(r.updatedAtMs),
       reason: r.stateReason,
       hostCounts: await this.d.store.rolloutHostCounts(r.id),
-      ...this.rolloutControls(r.id),
+      ...(await this.rolloutControls(r.id)),
     };
   }
 
-  /** Issue 14: the stall and window hold of a rollout, as the reconcile loop holds them. */
-  private rolloutControls(id: string): Pick<RolloutSummary, 'stall' | 'windowHold'> {
-    const c = this.d.controls?.()?.controls?.[id];
+  /** Issue 14: the stall and window hold of a rollout, as the reconcile loop decided them (stored). */
+  private async rolloutControls(id: string): Promise<Pick<RolloutSummary, 'stall' | 'windowHold'>> {
+    const c = (await this.d.controls?.())?.controls?.[id];
     const out: Pick<RolloutSummary, 'stall' | 'windowHold'> = {};
     if (c?.stall != null) out.stall = { since: iso(c.stall.sinceMs), gate: c.stall.gate, hosts: c.stall.hosts, reason: c.stall.reason };
     if (c?.windowHold != null) out.windowHold = c.windowHold;
@@ -191,6 +197,19 @@ export class OperatorService {
     return { rolloutId, host: req.host, released: true, by, reason: req.reason };
   }
 
+  /** `nixfleet rollout approve` (issue 14): one approval per operator certificate (CN), audited; the pass after it may start the rollout. */
+  async approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
+    const fleet = this.fleet();
+    const row = await this.rolloutOr404(rolloutId);
+    const by = `operator:${peer.cn}`;
+    const approvals = this.d.approve === undefined ? null : await this.d.approve(rolloutId, by);
+    if (approvals === null) throw new ApiError('UNKNOWN_ROLLOUT', `rollout ${rolloutId} is not live (superseded or pruned): nothing to approve`);
+    const required = fleet.channels[row.channel]?.requireApprovals ?? 0;
+    await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: 'rollout.approved', actor: by, subject: rolloutId, data: { approvals, required, reason: req.reason ?? null } } }]);
+    await this.d.reconcileNow('operator');
+    return { rolloutId, by, approvals, required };
+  }
+
   async resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
     this.requireChannel(channel);
     const nowMs = this.d.now();
@@ -203,6 +222,12 @@ export class OperatorService {
     }
     await this.d.reconcileNow('operator');
     return { channel, paused: false, by: null, since: null, reason: null };
+  }
+
+  /** Issue 15: per host, the status of every runtime control of its channel's frameworks. */
+  async compliance(): Promise<ComplianceResponse> {
+    const fleet = this.fleet();
+    return complianceView(fleet, await this.d.store.allHosts(), await this.d.store.latestEvidence(), this.d.now(), this.d.config.complianceStaleAfterSecs);
   }
 
   async quarantines(): Promise<QuarantinesResponse> {

@@ -114,7 +114,30 @@ export function planObservedWrites(before: Observed, after: Observed, nowMs: num
     if (bd === undefined || bd.rolloutId !== d.rolloutId || bd.reason !== d.reason || bd.sinceMs !== d.sinceMs) writes.push({ kind: 'deferral.put', channel: c, deferral: d });
   }
   for (const c of Object.keys(before.deferrals)) if (!(c in after.deferrals)) writes.push({ kind: 'deferral.delete', channel: c });
+  writes.push(...planControlWrites(before, after));
   return { writes, transitions };
+}
+
+/**
+ * Issue 14 state (drift per host, controls per rollout) as rows: what changed, so that a restart or
+ * a new leader goes on from it (debounced audit entries are not repeated, stalls keep their start,
+ * operator releases hold).
+ */
+export function planControlWrites(before: Pick<Observed, 'drifted' | 'controls'>, after: Pick<Observed, 'drifted' | 'controls'>): Write[] {
+  const writes: Write[] = [];
+  if (before.drifted !== after.drifted) {
+    const b = before.drifted ?? {};
+    const a = after.drifted ?? {};
+    for (const [h, d] of Object.entries(a)) if (JSON.stringify(b[h]) !== JSON.stringify(d)) writes.push({ kind: 'drift.put', hostname: h, drift: d });
+    for (const h of Object.keys(b)) if (!Object.prototype.hasOwnProperty.call(a, h)) writes.push({ kind: 'drift.delete', hostname: h });
+  }
+  if (before.controls !== after.controls) {
+    const b = before.controls ?? {};
+    const a = after.controls ?? {};
+    for (const [id, c] of Object.entries(a)) if (JSON.stringify(b[id]) !== JSON.stringify(c)) writes.push({ kind: 'controls.put', rolloutId: id, controls: c });
+    for (const id of Object.keys(b)) if (!Object.prototype.hasOwnProperty.call(a, id)) writes.push({ kind: 'controls.delete', rolloutId: id });
+  }
+  return writes;
 }
 
 /** Audit entries and dispatch rows that follow host/rollout transitions. */
@@ -172,6 +195,10 @@ export function planActionEffects(actions: readonly Action[], nowMs: number): Wr
         break;
       case 'rollout_unstalled':
         writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: 'rollout.unstalled', actor: 'cp', subject: a.rolloutId, data: { reason: a.reason } } });
+        break;
+      // The change window closed on (or opened for) a rollout: change-management evidence (debounced).
+      case 'window_hold':
+        writes.push({ kind: 'audit', entry: { atMs: nowMs, kind: a.held ? 'rollout.window-hold' : 'rollout.window-open', actor: 'cp', subject: a.rolloutId, data: { channel: a.channel, reason: a.reason } } });
         break;
       default:
         break;

@@ -11,7 +11,7 @@ import { reconcile } from '../reconciler/reconcile.ts';
 import { applyActions, applyHostEvents } from '../reconciler/apply.ts';
 import type { Action, Observed } from '../reconciler/types.ts';
 import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
+import { logBug, type Logger } from './log.ts';
 import type { CpMetrics } from './metrics.ts';
 import type { ObservedMirror } from './mirror.ts';
 import { planExpiries, planWrites } from './plan.ts';
@@ -30,6 +30,8 @@ export type ReconcileLoopDeps = {
   log: Logger;
   /** The leader's fence (store.applyFenced); null: a follower, which leaves passes to the leader. */
   fence: () => Promise<Fence | null>;
+  /** A pass asked for on a follower (it leaves it to the leader): wake the leader (issue 17). */
+  onFollowerPass?: (trigger: string) => void;
 };
 
 export class ReconcileLoop {
@@ -54,11 +56,11 @@ export class ReconcileLoop {
   }
 
   /** Coalesce reconcile requests: at most one pass per `reconcileDebounceMs`. */
-  request(delayMs: number = this.d.config.reconcileDebounceMs): void {
+  request(delayMs: number = this.d.config.reconcileDebounceMs, trigger: string = 'event'): void {
     if (this.stopped || this.debounce !== null) return;
     this.debounce = setTimeout(() => {
       this.debounce = null;
-      void this.safeRun('event');
+      void this.safeRun(trigger);
     }, delayMs);
   }
 
@@ -66,7 +68,7 @@ export class ReconcileLoop {
     try {
       await this.runNow(trigger);
     } catch (e) {
-      this.d.log.error('reconcile pass failed', { trigger, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      logBug(this.d.log, 'reconcile.failed', e, { trigger });
     }
   }
 
@@ -97,7 +99,10 @@ export class ReconcileLoop {
   private async pass(trigger: string): Promise<Action[]> {
     for (let attempt = 1; ; attempt++) {
       const fence = await this.d.fence();
-      if (fence === null) return [];
+      if (fence === null) {
+        this.d.onFollowerPass?.(trigger);
+        return [];
+      }
       if (this.d.store.shared) await this.d.mirror.reload();
       try {
         return await this.passOnce(trigger, fence);
@@ -111,11 +116,14 @@ export class ReconcileLoop {
     const inForce = this.d.inForce();
     if (inForce === null) return [];
     const started = performance.now();
-    const nowMs = this.d.now();
+    const readMs = this.d.now();
     const channels = await this.d.store.loadChannelState();
-    const expired = await this.d.store.expiredDispatches(nowMs);
+    const expired = await this.d.store.expiredDispatches(readMs);
     const base = this.d.mirror.peek() ?? (await this.d.mirror.get());
-    // From here to apply: synchronous, so the mirror cannot move under the decision.
+    // From here to apply: synchronous, so the mirror cannot move under the decision. The pass's
+    // time is taken now, after the awaited reads: check-ins this replica merged into the mirror
+    // meanwhile are not later than it (issue 17; the reconciler also takes a later stamp as "now").
+    const nowMs = Math.max(readMs, this.d.now());
     const loaded: Observed = { ...base, ...channels };
     const expiries = planExpiries(expired, nowMs);
     const mid = this.d.restorer.apply(applyHostEvents(loaded, expiries.events, nowMs), nowMs);
@@ -132,6 +140,20 @@ export class ReconcileLoop {
     }
     this.d.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
     this.d.metrics.reconcileRuns.inc({ trigger });
+    for (const gate of gateBlocksOf(actions)) this.d.metrics.gateBlocks.inc({ gate });
     return actions;
   }
+}
+
+/** The gate each blocking action names (issue 15 metric `nixfleet_gate_blocks_total{gate}`). */
+export function gateBlocksOf(actions: readonly Action[]): string[] {
+  const SKIP: Record<string, string> = { quarantined: 'quarantine', offline: 'online', 'skipped-offline': 'online', 'host-edge': 'host-edge', compliance: 'compliance', pinned: 'pin' };
+  const WAVE: Record<string, string> = { budget: 'budget', 'host-edge-deadlock': 'host-edge', 'change-window': 'change-window' };
+  const out: string[] = [];
+  for (const a of actions) {
+    if (a.kind === 'skip_host') out.push(SKIP[a.code] ?? a.code);
+    else if (a.kind === 'wave_blocked') out.push(WAVE[a.code] ?? a.code);
+    else if (a.kind === 'fail_host' && a.reason.startsWith('health gate failed')) out.push(a.reason.includes('compliance') ? 'health-compliance' : 'health');
+  }
+  return out;
 }

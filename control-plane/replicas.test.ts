@@ -167,4 +167,102 @@ t('two replicas, agents spread over both: the leader stops, the other takes over
   }
 });
 
+/**
+ * The e2e's intermittent double dispatch (issue 17), without timing: a check-in stamped after the
+ * leader's pass began — merged into the leader's mirror while the pass awaited its reads, or
+ * written by a replica whose clock runs ahead — made the reconciler read the Dispatched host as
+ * never seen (a negative "unseen for"), withdraw its dispatch as offline, and dispatch it again on
+ * the next pass. Each interleaving is forced, without timing: a hook in the leader's last read
+ * before it decides, or a replica given its own clock.
+ */
+async function dispatchedOnce(skewMs: number, via: 'leader' | 'follower'): Promise<void> {
+  const env = makeEnv();
+  env.publish(sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true }));
+  const a = await startCp(env, { leaseSecs: 60 }, { backend: 'postgres' });
+  // B's clock runs `skewMs` ahead of A's (the test's clock): replicas on different machines.
+  const b = await startCp(env, { leaseSecs: 60, dbPath: a.config.dbPath }, { backend: 'postgres', now: () => env.clock.ms + skewMs });
+  const hosts = ['host-0000', 'host-0001', 'host-0002', 'host-0003'];
+  const agents = hosts.map((h, i) => agent(env, a.url, h, i));
+  const x = via === 'leader' ? agents[0]! : agent(env, b.url, 'host-0000', 0);
+  try {
+    assert.is((await replica(a, env))?.role, 'leader');
+    assert.is((await replica(b, env))?.role, 'follower');
+    for (const ag of agents) await ag.checkin();
+    await a.cp.reconcileNow();
+    const rolloutId = (await a.store.allRollouts())[0]!.id;
+    assert.is((await a.store.rolloutHosts(rolloutId)).find((r) => r.hostname === 'host-0000')?.state, 'Dispatched', 'wave 0 dispatched');
+    env.clock.advance(1000);
+    // The next pass on A. Leader: while it reads, host-0000 checks in on A, 5 ms later by A's clock
+    // (merged into A's mirror). Follower: it checked in on B, stamped by B's clock, before the pass.
+    if (via === 'follower') await x.checkin();
+    const store = a.store as PostgresStore;
+    const read = store.expiredDispatches.bind(store);
+    let hook: (() => Promise<void>) | null = async () => {
+      if (via === 'leader') {
+        env.clock.advance(5);
+        await x.checkin();
+      }
+    };
+    store.expiredDispatches = async (ms: number) => {
+      const h = hook;
+      hook = null;
+      if (h !== null) await h();
+      return read(ms);
+    };
+    const actions = await a.cp.reconcileNow();
+    assert.is(hook, null, 'the hook ran inside the pass');
+    assert.equal(actions.filter((x) => x.kind === 'skip_host'), [], 'no dispatch withdrawn');
+    assert.is((await a.store.rolloutHosts(rolloutId)).find((r) => r.hostname === 'host-0000')?.state, 'Dispatched', 'host-0000 still Dispatched');
+    env.clock.advance(1000);
+    await a.cp.reconcileNow();
+    const dispatched = (await a.store.transitions(rolloutId)).filter((t) => t.to === 'Dispatched').map((t) => t.hostname);
+    assert.equal(dispatched.filter((h) => h === 'host-0000'), ['host-0000'], 'dispatched once');
+  } finally {
+    for (const ag of agents) await ag.client.close();
+    if (x !== agents[0]) await x.client.close();
+    await a.stop();
+    await b.stop();
+    env.cleanup();
+  }
+}
+
+t('a check-in merged while the leader pass reads (stamped after the pass began) does not withdraw the dispatch: dispatched once', () => dispatchedOnce(0, 'leader'));
+t('a check-in on a replica whose clock runs 2 s ahead does not withdraw the dispatch: dispatched once', () => dispatchedOnce(2000, 'follower'));
+
+t('a check-in on a follower wakes the leader (LISTEN/NOTIFY): the wave is dispatched without a leader tick', async () => {
+  const env = makeEnv();
+  env.publish(sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true }));
+  // Timers are off (no periodic pass anywhere); debounce short: only a wake-up can start A's pass.
+  const a = await startCp(env, { leaseSecs: 60, reconcileDebounceMs: 20 }, { backend: 'postgres' });
+  const b = await startCp(env, { leaseSecs: 60, reconcileDebounceMs: 20 }, { backend: 'postgres' });
+  const agents = ['host-0000', 'host-0001', 'host-0002', 'host-0003'].map((h, i) => agent(env, b.url, h, i));
+  try {
+    assert.is((await replica(a, env))?.role, 'leader');
+    assert.is((await replica(b, env))?.role, 'follower');
+    const runsBefore = await a.cp.metrics.registry.getSingleMetricAsString('nixfleet_reconcile_runs_total');
+    assert.not.match(runsBefore, /trigger="wakeup"/);
+    // host-0000 (wave 0) checks in on the follower until the leader, woken, dispatched it.
+    let target: CheckinResponse['target'] = null;
+    for (let i = 0; i < 200 && target === null; i++) {
+      target = (await agents[0]!.checkin()).target;
+      if (target === null) await sleep(50);
+    }
+    assert.ok(target !== null, 'host-0000 got its target from the follower');
+    const runs = await a.cp.metrics.registry.getSingleMetricAsString('nixfleet_reconcile_runs_total');
+    assert.match(runs, /trigger="wakeup"/, 'the leader ran a pass because it was woken');
+    assert.match(await b.cp.metrics.registry.getSingleMetricAsString('nixfleet_replica_wakeups_total'), /direction="sent"/);
+    // Per-replica metrics: each replica says which it is and what it does.
+    const gauge = async (cp: typeof a, name: string) => (await cp.cp.metrics.registry.getSingleMetricAsString(name)).split('\n').find((l) => l.startsWith(`${name}{`)) ?? '';
+    assert.is(await gauge(a, 'nixfleet_replica_leader'), `nixfleet_replica_leader{holder="${a.cp.leadership.holder}"} 1`);
+    assert.is(await gauge(b, 'nixfleet_replica_leader'), `nixfleet_replica_leader{holder="${b.cp.leadership.holder}"} 0`);
+    assert.is(await gauge(b, 'nixfleet_replica_listening'), `nixfleet_replica_listening{holder="${b.cp.leadership.holder}"} 1`);
+    assert.is(await gauge(a, 'nixfleet_replica_store_up'), `nixfleet_replica_store_up{holder="${a.cp.leadership.holder}"} 1`);
+  } finally {
+    for (const ag of agents) await ag.client.close();
+    await a.stop();
+    await b.stop();
+    env.cleanup();
+  }
+});
+
 t.run();

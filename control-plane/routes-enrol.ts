@@ -11,10 +11,11 @@
 import { Hono } from 'hono';
 import { ROUTES, type ReadyzResponse } from '../protocol/api.ts';
 import { parseEnrolRequest, parseRenewRequest } from '../protocol/api-parse.ts';
-import type { CertificateResponse, EnrolRequest, RenewRequest } from '../protocol/enrol.ts';
+import { ENROL_ROUTES, type CertificateResponse, type EnrolRequest, type RenewRequest } from '../protocol/enrol.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
-import { handleErrors, limitBody, protocolHeader, readJson, requireReady, requireRole, requireSelf, validated, type AppEnv } from './middleware.ts';
+import { logBug, silentLogger, type Logger } from './log.ts';
+import { handleErrors, limitBody, requestLog, protocolHeader, readJson, requireReady, requireRole, requireSelf, validated, type AppEnv } from './middleware.ts';
 
 /** What the routes need (control-plane/enrol-service.ts). */
 export interface EnrolApi {
@@ -30,7 +31,7 @@ const disabled = (): never => {
 /** `POST /v1/agent/renew` on the mTLS app (mounted after the `/v1/*` gate). */
 export function renewRoutes(api: () => EnrolApi | null): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.post(ROUTES.renew, requireRole('host'), async (c) => {
+  app.post(ENROL_ROUTES.renew, requireRole('host'), async (c) => {
     const svc = api() ?? disabled();
     const req = validated(parseRenewRequest(await readJson(c, false)));
     requireSelf(c.get('peer'), req.hostname);
@@ -44,17 +45,21 @@ export type EnrolAppOptions = {
   readiness: () => ReadyzResponse;
   maxBodyBytes: number;
   retryAfterSecs: number;
-  logError?: (message: string, err: unknown) => void;
+  /** Refusals (warn for the proofs and tokens), requests at debug, bugs at error; default: none. */
+  log?: Logger;
   observeRequest?: (route: string, status: number) => void;
 };
 
 /** The enrolment listener's app: `/healthz` and `POST /v1/enroll`, nothing else. */
 export function createEnrolApp(o: EnrolAppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  handleErrors(app, o.logError ?? ((m, e) => console.error(m, e)), o.retryAfterSecs);
+  const log = o.log ?? silentLogger;
+  const logError = o.log !== undefined ? (m: string, e: unknown) => logBug(log, 'http.internal-error', e, { request: m }) : (m: string, e: unknown) => console.error(m, e);
+  handleErrors(app, { log, logError, retryAfterSecs: o.retryAfterSecs });
+  if (o.log !== undefined) app.use('*', requestLog(o.log));
   app.use('*', protocolHeader({ observe: o.observeRequest }));
   app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
-  app.post(ROUTES.enroll, requireReady(o.readiness), limitBody(o.maxBodyBytes), async (c) => {
+  app.post(ENROL_ROUTES.enroll, requireReady(o.readiness), limitBody(o.maxBodyBytes), async (c) => {
     const req = validated(parseEnrolRequest(await readJson(c, false)));
     return c.json(await o.api.enrol(req));
   });

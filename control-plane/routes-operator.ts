@@ -6,6 +6,8 @@ import { Hono } from 'hono';
 import type {
   RolloutSkipRequest,
   RolloutSkipResponse,
+  RolloutApproveRequest,
+  RolloutApproveResponse,
   AuditResponse,
   HostsResponse,
   PauseRequest,
@@ -19,7 +21,8 @@ import type {
   TraceResponse,
 } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
-import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
+import type { ComplianceResponse } from '../protocol/compliance-api.ts';
+import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutApproveRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
 import { readJson, requireRole, validated, type AppEnv } from './middleware.ts';
@@ -36,7 +39,11 @@ export interface OperatorApi {
   resume(peer: PeerIdentity, channel: string, req: PauseRequest): Awaitable<PauseResponse>;
   /** Issue 14: `nixfleet rollout skip`. */
   skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Awaitable<RolloutSkipResponse>;
+  /** Issue 14: `nixfleet rollout approve` (requireApprovals). */
+  approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Awaitable<RolloutApproveResponse>;
   quarantines(): Awaitable<QuarantinesResponse>;
+  /** Issue 15: `nixfleet compliance`. */
+  compliance(): Awaitable<ComplianceResponse>;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Awaitable<QuarantineClearResponse>;
 }
 
@@ -85,7 +92,12 @@ export function operatorRoutes(service: OperatorApi): Hono<AppEnv> {
     const req = validated(parseRolloutSkipRequest(await readJson(c, false)));
     return c.json(await service.skip(c.get('peer'), c.req.param('id'), req));
   });
+  app.post(ROUTES.rolloutApprove, operator, async (c) => {
+    const req = validated(parseRolloutApproveRequest(await readJson(c, true)));
+    return c.json(await service.approve(c.get('peer'), c.req.param('id'), req));
+  });
   app.get(ROUTES.quarantines, operator, async (c) => c.json(await service.quarantines()));
+  app.get(ROUTES.compliance, operator, async (c) => c.json(await service.compliance()));
   app.post(ROUTES.quarantinesClear, operator, async (c) => {
     const req = validated(parseQuarantineClearRequest(await readJson(c, false)));
     return c.json(await service.clearQuarantines(c.get('peer'), req));

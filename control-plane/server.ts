@@ -5,6 +5,7 @@
  */
 import { createAdaptorServer } from '@hono/node-server';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -30,7 +31,7 @@ export async function listenHttps(
   tls: TlsMaterial,
   host: string,
   port: number,
-  opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void; clientCerts?: boolean } = {},
+  opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void; onTlsClientError?: (err: Error, remote: string | null) => void; clientCerts?: boolean } = {},
 ): Promise<ListeningServer> {
   const mutual = opts.clientCerts ?? true;
   const server = createAdaptorServer({
@@ -47,10 +48,30 @@ export async function listenHttps(
       requestTimeout: 60_000,
     },
   }) as Server;
-  // A failed handshake (no cert, wrong CA) is the client's problem, not ours: no crash, no log spam.
-  server.on('tlsClientError', () => {});
+  // A failed handshake (no cert, wrong CA) is the client's problem, not ours: no crash; counted
+  // and logged (throttled) by the caller (tls-failures.ts).
+  const onErr = opts.onTlsClientError;
+  server.on('tlsClientError', (err: Error, socket: TLSSocket) => onErr?.(err, socket.remoteAddress ?? null));
   const onTls = opts.onTlsConnection;
   if (onTls !== undefined) server.on('secureConnection', (s: TLSSocket) => onTls(s));
+  server.listen(port, host);
+  await once(server, 'listening');
+  const addr = server.address() as AddressInfo;
+  return {
+    server,
+    host: addr.address,
+    port: addr.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/** A plain-HTTP listener (the optional metrics listener: /healthz, /readyz, /metrics only). */
+export async function listenHttp(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number): Promise<ListeningServer> {
+  const server = createAdaptorServer({ fetch: app.fetch, createServer: createHttpServer, serverOptions: { headersTimeout: 30_000, requestTimeout: 60_000 } }) as unknown as Server;
   server.listen(port, host);
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;

@@ -12,6 +12,8 @@
  *
  * Time is a parameter (`now`), so deadlines and soak are testable without waiting.
  */
+import { failureCounts } from './compliance-view.ts';
+import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import type { Trust } from '../protocol/schema.ts';
 import type { Observed } from '../reconciler/types.ts';
 import type { Action } from '../reconciler/types.ts';
@@ -25,6 +27,8 @@ import type {
   PauseResponse,
   RolloutSkipRequest,
   RolloutSkipResponse,
+  RolloutApproveRequest,
+  RolloutApproveResponse,
   QuarantineClearRequest,
   QuarantineClearResponse,
   QuarantinesResponse,
@@ -41,10 +45,12 @@ import type { CpService } from './app.ts';
 import { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
 import type { PeerIdentity } from './identity.ts';
-import { silentLogger, type Logger } from './log.ts';
+import { logBug, silentLogger, type Logger } from './log.ts';
+import { withWriteLog } from './write-log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
-import { releaseHost } from '../reconciler/apply.ts';
+import { planControlWrites, planObservedWrites } from './plan.ts';
+import { approveRollout, releaseHost } from '../reconciler/apply.ts';
 import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { Leadership } from './leadership.ts';
@@ -55,7 +61,7 @@ import type { CertKeyPem } from '../pki/x509.ts';
 import { certState } from '../protocol/enrol.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
-import type { Store } from './store/types.ts';
+import type { PruneResult, Store } from './store/types.ts';
 
 export type ControlPlaneDeps = {
   config: Config;
@@ -66,6 +72,8 @@ export type ControlPlaneDeps = {
   issuer?: CertKeyPem | null;
   now?: () => number;
   log?: Logger;
+  /** Export the default process metrics (the real process only: they are process-global). */
+  processMetrics?: boolean;
 };
 
 export class ControlPlane implements CpService {
@@ -85,28 +93,41 @@ export class ControlPlane implements CpService {
   private stopped = false;
   private timersOn = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  private pruneTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: ControlPlaneDeps) {
     this.config = deps.config;
-    this.store = deps.store;
     this.source = deps.source;
     this.now = deps.now ?? Date.now;
     this.log = deps.log ?? silentLogger;
+    this.store = deps.log === undefined || deps.log === silentLogger ? deps.store : withWriteLog(deps.store, this.log);
     this.mirror = new ObservedMirror(() => this.store.loadObserved());
     this.store.onGroupRollback = (e) => {
       this.mirror.invalidate(); // reload from the store: the rolled-back check-ins were merged already
-      this.log.error('grouped check-in commit failed; rolled back', { error: String(e) });
+      logBug(this.log, 'checkin.commit-failed', e);
     };
     this.metrics = new CpMetrics(async () => {
       // Issue 14 overlays (a drifted host is also counted in its rollout state; a stalled rollout in Executing).
-      const o = this.mirror.peek();
+      const o = this.store.shared ? await this.store.loadChannelState() : await this.mirror.get();
       const stalled = Object.values(o?.controls ?? {}).filter((c) => c.stall != null).length;
       return {
         hosts: { ...(await this.hostStateCounts()), drifted: Object.keys(o?.drifted ?? {}).length },
         rollouts: { ...(await this.store.rolloutStateCounts()), stalled },
         ready: this.artifacts.fleet() !== null,
+        complianceFailures: this.artifacts.fleet()?.fleet == null ? [] : failureCounts(await this.operator.compliance()),
+        artifacts: this.artifactSignedAt(),
+        offline: this.offlineCount(this.store.shared ? await this.mirror.get() : (o as Observed | null)),
         certs: await this.certCounts(),
       };
+    }, {
+      processMetrics: deps.processMetrics === true,
+      now: this.now,
+      replica: () => {
+        if (!this.store.shared) return null;
+        const l = this.leadership.status();
+        const w = this.store.wakeupListener();
+        return { holder: l.holder, leader: l.role === 'leader', epoch: l.epoch, storeOk: l.storeOk, listening: w.listening, listenerReconnects: w.reconnects };
+      },
     });
     this.artifacts = new ArtifactManager({
       store: this.store,
@@ -141,7 +162,6 @@ export class ControlPlane implements CpService {
             artifacts: this.artifacts,
             ledger: new TokenLedger(enrolConf.usedTokensFile, issuer.keyPem, this.now),
             now: this.now,
-            log: this.log,
             observe: (what, outcome) => this.metrics.certificates.inc({ what, outcome }),
           });
     const restorer = new SoakRestorer();
@@ -158,6 +178,7 @@ export class ControlPlane implements CpService {
       now: this.now,
       log: this.log,
       fence: () => this.leadership.fence(),
+      onFollowerPass: (trigger) => this.wakeLeader(trigger),
     });
     this.agent = new AgentService({
       config: this.config,
@@ -177,18 +198,80 @@ export class ControlPlane implements CpService {
       fleet: () => this.artifacts.fleet()?.fleet ?? null,
       now: this.now,
       reconcileNow: (trigger) => this.reconcileNow(trigger),
-      controls: () => this.mirror.peek(),
+      // Stored since issue 14's state persists: a follower replica (whose mirror no pass refreshes) reads the store.
+      controls: async () => (this.store.shared ? await this.store.loadChannelState() : await this.mirror.get()),
       release: async (rolloutId, host, reason, by) => {
-        const next = releaseHost(await this.mirror.get(), rolloutId, host, reason, by, this.now());
+        const before = await this.mirror.get();
+        const nowMs = this.now();
+        const next = releaseHost(before, rolloutId, host, reason, by, nowMs);
         if (next === null) return false;
         this.mirror.replace(next);
+        // Stored (issue 14): the release (and its trace line) holds across a restart and a change of leader.
+        try {
+          await this.store.apply(planObservedWrites(before, next, nowMs, { signedAt: '', artifactSha256: '' }).writes);
+        } catch (e) {
+          this.mirror.invalidate();
+          throw e;
+        }
         return true;
+      },
+      approve: async (rolloutId, by) => {
+        const before = await this.mirror.get();
+        const next = approveRollout(before, rolloutId, by, this.now());
+        if (next === null) return null;
+        this.mirror.replace(next);
+        // Stored with the rollout's controls: approvals hold across a restart and a change of leader.
+        try {
+          await this.store.apply(planControlWrites(before, next));
+        } catch (e) {
+          this.mirror.invalidate();
+          throw e;
+        }
+        return Object.keys(next.controls?.[rolloutId]?.approvals ?? {}).sort();
       },
     });
   }
 
+  /**
+   * Issue 17: a follower that was asked for a pass by a check-in, a report, a confirm or an
+   * operator wakes the leader (its own periodic passes and the leader's wake-ups do not: the leader
+   * ticks by itself, and a wake-up must not bounce between followers).
+   */
+  private wakeLeader(trigger: string): void {
+    if (!this.store.shared || trigger === 'tick' || trigger === 'wakeup' || trigger === 'start') return;
+    this.metrics.leaderWakeups.inc({ direction: 'sent' });
+    void Promise.resolve(this.store.notifyLeader(this.leadership.holder)).catch((e: unknown) => this.log.warn('replica.wakeup-failed', { error: String(e) }));
+  }
+
+  /** A wake-up from another replica: the leader runs a (debounced) pass; a follower ignores it. */
+  private onWakeup(from: string): void {
+    if (from === this.leadership.holder || this.leadership.status().role !== 'leader') return;
+    this.metrics.leaderWakeups.inc({ direction: 'received' });
+    this.loop.request(undefined, 'wakeup');
+  }
+
+  /** Hosts of the fleet in force without a check-in for offlineAfterSecs (never seen included). */
+  private offlineCount(o: Observed | null): number {
+    const fleet = this.artifacts.fleet()?.fleet;
+    if (fleet === undefined || fleet === null) return 0;
+    const since = this.now() - this.config.offlineAfterSecs * 1000;
+    return Object.keys(fleet.hosts).filter((h) => (o?.hosts[h]?.lastCheckinMs ?? -Infinity) < since).length;
+  }
+
+  /** signedAt (ms) of each signed artefact in force, by kind (for the metrics). */
+  private artifactSignedAt(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const kind of this.artifacts.kinds) {
+      const a = this.artifacts.inForceOf(kind);
+      const ms = a === null ? NaN : Date.parse(a.signedAt);
+      if (Number.isFinite(ms)) out[kind] = ms;
+    }
+    return out;
+  }
+
   /** Put persisted artefacts back in force, poll the source once, start the timers. */
   async start(opts: { timers?: boolean } = {}): Promise<void> {
+    if (this.store.shared) await this.store.listenForWakeups((from) => this.onWakeup(from));
     await this.artifacts.loadFromStore();
     await this.pollNow();
     await this.leadership.tick();
@@ -198,12 +281,30 @@ export class ControlPlane implements CpService {
     this.leadership.start();
     this.pollTimer = setInterval(() => void this.pollNow(), this.config.pollIntervalSecs * 1000);
     this.loop.start();
+    this.pruneTimer = setInterval(() => void this.pruneNow().catch((e: unknown) => this.log.error('retention.failed', { error: String(e) })), this.config.retentionIntervalSecs * 1000);
+    this.pruneTimer.unref();
+  }
+
+  /**
+   * Retention (store/retention.ts): the leader prunes what is older than `retentionDays`, fenced
+   * like its passes. Null: retention off, or not the leader.
+   */
+  async pruneNow(): Promise<PruneResult | null> {
+    if (this.config.retentionDays === 0) return null;
+    const fence = await this.leadership.fence();
+    if (fence === null) return null;
+    const nowMs = this.now();
+    const r = await this.store.prune(nowMs - this.config.retentionDays * 86_400_000, nowMs, fence);
+    if (r.reports + r.rollouts + r.audit > 0) this.log.info('retention.pruned', { ...r });
+    return r;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
+    this.pruneTimer = null;
     this.loop.stop();
     await this.leadership.stop();
     await this.source.close();
@@ -213,7 +314,7 @@ export class ControlPlane implements CpService {
     try {
       await this.artifacts.poll();
     } catch (e) {
-      this.log.error('artefact poll crashed', { error: String(e) });
+      logBug(this.log, 'artifact.poll-crashed', e);
     }
   }
 
@@ -343,6 +444,14 @@ export class ControlPlane implements CpService {
 
   skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
     return this.operator.skip(peer, rolloutId, req);
+  }
+
+  approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
+    return this.operator.approve(peer, rolloutId, req);
+  }
+
+  compliance(): Promise<ComplianceResponse> {
+    return this.operator.compliance();
   }
 
   quarantines(): Promise<QuarantinesResponse> {

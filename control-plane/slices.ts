@@ -141,7 +141,7 @@ export class SliceService {
       artifactSha256: fleet.sha256,
     };
     this.lastProblem = null;
-    this.o.log.info('slice index accepted: serving slices', { sha256: v.value.sha256, leafCount: v.value.index.leafCount, artifactSha256: fleet.sha256 });
+    this.o.log.info('slices.accepted', { sha256: v.value.sha256, leafCount: v.value.index.leafCount, artifactSha256: fleet.sha256 });
   }
 
   /** No slices; counted and logged once per distinct problem. */
@@ -152,7 +152,7 @@ export class SliceService {
     if (this.lastProblem === text) return false;
     this.lastProblem = text;
     this.o.metrics.verifyFailures.inc({ kind: 'index', code });
-    this.o.log.warn('no slices served (agents use the full artefact)', { kind: 'index', code, message });
+    this.o.log.warn('slices.unavailable', { kind: 'index', code, message });
     return true;
   }
 

@@ -230,7 +230,7 @@ class GitSource implements ArtifactSource {
 
   private async ensureRepo(): Promise<string | null> {
     if (existsSync(join(this.repo, 'HEAD'))) return null;
-    mkdirSync(this.repo, { recursive: true });
+    mkdirSync(this.repo, { recursive: true, mode: 0o700 });
     const r = await git(this.bin, ['init', '--quiet', '--bare', '.'], this.repo, this.opts.timeoutMs, 1 << 20);
     return r.code === 0 ? null : `git init failed: ${r.stderr.trim()}`;
   }

@@ -31,6 +31,8 @@ export type ReleaseInput = {
   /** `--now` for sign (to make stale / back-dated artefacts); default: the real clock. */
   now?: string;
   message?: string;
+  /** Issue 15: the static compliance report `resolve` takes (`--compliance-report`). */
+  complianceReport?: unknown;
   /** Runs after signing, before the release commit is pushed (the harness evicts closures here). */
   beforeCommit?: () => Promise<void>;
 };
@@ -91,7 +93,12 @@ export class Ci {
     const resolved = join(build, 'fleet.resolved.json');
     const closuresFile = join(build, 'closures.json');
     writeFileSync(closuresFile, JSON.stringify(input.closures, null, 2) + '\n');
-    await releaseTool(['resolve', '--fleet', join(f.work, 'fleet/fleet.json'), '--out', resolved]);
+    const reportArgs: string[] = [];
+    if (input.complianceReport !== undefined) {
+      writeFileSync(join(build, 'compliance-report.json'), JSON.stringify(input.complianceReport, null, 2) + '\n');
+      reportArgs.push('--compliance-report', join(build, 'compliance-report.json'));
+    }
+    await releaseTool(['resolve', '--fleet', join(f.work, 'fleet/fleet.json'), '--out', resolved, ...reportArgs]);
     // The CI runner's own Nix disk cache, not the one of whoever runs the tests.
     await releaseTool(['push', '--cache', this.pushCacheUrl, '--signing-key', this.cacheSigningKey, '--closures', closuresFile], REPO, {
       XDG_CACHE_HOME: join(this.dir, 'xdg-cache'),

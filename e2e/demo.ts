@@ -1,14 +1,17 @@
 /**
  * `npm run demo`: a small signed-GitOps fleet on this machine, end to end, with real processes —
  * a git forge, the CI signing step, a signed Nix binary cache, the control plane and four agents —
- * then a signed rollout followed live with `nixfleet rollout trace --follow`, then a bad release
+ * then a signed rollout followed live with `nixfleet rollout trace --follow`, a kernel update that
+ * waits for a reboot (the edge host reboots itself: `rebootPolicy: automatic`), then a bad release
  * that the canary rolls back, and `nixfleet status`. Everything runs under one temp directory on
  * loopback and is stopped and removed at the end (also on Ctrl-C).
  *
- *   edge   : edge-1                          (goes first: `stable` waits for `edge` to converge)
+ *   edge   : edge-1                          (goes first: `stable` waits for `edge` to converge;
+ *                                            rebootPolicy automatic)
  *   stable : web-canary  → web-1, web-2      (canary wave, then the rest; rollback-and-halt)
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fleet as FleetT } from './harness.ts';
 import { REPO, tsxArgs } from './proc.ts';
@@ -90,7 +93,7 @@ try {
     hosts: HOSTS,
     description: {
       channels: {
-        edge: { rolloutPolicy: 'all-at-once', freshnessWindow: 120, signingIntervalMinutes: 60 },
+        edge: { rolloutPolicy: 'all-at-once', freshnessWindow: 120, signingIntervalMinutes: 60, rebootPolicy: 'automatic' },
         stable: { rolloutPolicy: 'canary', freshnessWindow: 120, signingIntervalMinutes: 60 },
       },
       rolloutPolicies: {
@@ -107,7 +110,7 @@ try {
       channelEdges: [{ gates: 'edge', gated: 'stable', reason: 'edge proves a release first' }],
       disruptionBudgets: [{ selector: { channel: 'stable' }, maxInFlight: 1 }],
     },
-    closures: { v1: 'ok', bad: 'fail' },
+    closures: { v1: 'ok', kern: { variant: 'ok', kernel: 'B' }, bad: 'fail' },
     cp: { logLevel: 'info' },
   });
   const f = fleet;
@@ -137,8 +140,31 @@ try {
   await f.waitConverged('v1');
   note('every agent verified the signed artefact itself, fetched its closure from the signed cache, switched and confirmed');
 
-  step(6, 'CI signs a bad release for stable (its activation fails)');
-  const bad = await f.release({ 'edge-1': 'v1', 'web-canary': 'bad', 'web-1': 'bad', 'web-2': 'bad' }, { message: 'stable: a release whose activation fails' });
+  step(6, 'A kernel update on edge: activated for the next boot, PendingReboot, the agent reboots the host (rebootPolicy automatic)');
+  const edge = f.host('edge-1');
+  const relink = (link: string, target: string) => {
+    rmSync(link, { force: true });
+    symlinkSync(target, link);
+  };
+  relink(join(edge.dir, 'booted-system'), edge.closures['v1']!); // edge-1 booted into v1
+  await f.release({ 'edge-1': 'kern', 'web-canary': 'v1', 'web-1': 'v1', 'web-2': 'v1' }, { message: 'edge: kernel update' });
+  await f.waitFor('edge-1 to activate the kernel update for the next boot', () => f.switchLog('edge-1').includes('edge-1-kern boot'));
+  await f.waitFor('edge-1 PendingReboot on the control plane', async () => (await f.hostsView()).find((h) => h.hostname === 'edge-1')?.rollout?.state === 'PendingReboot');
+  note('edge-1: kernel differs from the booted one → switch-to-configuration boot → PendingReboot: no confirm deadline runs, the budget slot is held');
+  await f.waitFor('edge-1 to run its reboot command', () => existsSync(join(edge.dir, 'reboots')));
+  note('edge-1 ran its reboot command (a recorder in this demo); the machine "reboots": new boot id, booted into the new closure');
+  await f.stopAgent('edge-1');
+  relink(join(edge.dir, 'booted-system'), edge.closures['kern']!);
+  relink(join(edge.dir, 'current-system'), edge.closures['kern']!);
+  writeFileSync(join(edge.dir, 'boot_id'), 'demo-boot-2\n');
+  await f.startAgent('edge-1');
+  const kernId = await rolloutId(f, 'edge', 'kern');
+  await cliLive(f, ['rollout', 'trace', kernId, '--follow', '--interval-secs', '1']);
+  await f.waitConverged('kern', ['edge-1']);
+  note('the agent confirmed from the booted system, over a new connection; the rollout converged');
+
+  step(7, 'CI signs a bad release for stable (its activation fails)');
+  const bad = await f.release({ 'edge-1': 'kern', 'web-canary': 'bad', 'web-1': 'bad', 'web-2': 'bad' }, { message: 'stable: a release whose activation fails' });
   note(`release commit ${bad.releaseCommit.slice(0, 12)}`);
   const badId = await rolloutId(f, 'stable', 'bad');
   const c2 = await cliLive(f, ['rollout', 'trace', badId, '--follow', '--interval-secs', '1']);
@@ -147,14 +173,14 @@ try {
   note(`web-canary switch log: ${f.switchLog('web-canary').join(' → ')}`);
   note(`web-1 / web-2 untouched: ${f.profileLabel('web-1')} / ${f.profileLabel('web-2')}`);
 
-  step(7, 'nixfleet status');
+  step(8, 'nixfleet status');
   await cliLive(f, ['status']);
 } catch (e) {
   failed = true;
   console.error(`\ndemo failed: ${e instanceof Error ? e.message : String(e)}`);
   if (fleet !== null) console.error(await fleet.diagnostics());
 } finally {
-  step(8, 'Stopping every process and removing the temp directory');
+  step(9, 'Stopping every process and removing the temp directory');
   await fleet?.stop();
   note(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }

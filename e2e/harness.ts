@@ -80,6 +80,8 @@ export type FleetOptions = {
   cp?: Record<string, unknown>;
   /** Overrides of every agent's configuration (agent/config.ts). */
   agent?: Record<string, unknown>;
+  /** Issue 15: the static compliance report every release resolves with (fleet controls travel in it). */
+  complianceReport?: unknown;
 };
 
 export type HostHandle = {
@@ -338,6 +340,7 @@ export class Fleet {
     const out = await this.ci.release({
       fleet: extra.description ?? this.description(),
       closures,
+      ...(this.opts.complianceReport !== undefined ? { complianceReport: this.opts.complianceReport } : {}),
       ...(extra.revocations !== undefined ? { revocations: extra.revocations } : {}),
       ...(extra.now !== undefined ? { now: extra.now } : {}),
       ...(extra.message !== undefined ? { message: extra.message } : {}),
@@ -435,6 +438,9 @@ export class Fleet {
       // The toy activation scripts point <hostDir>/current-system at themselves (fixtures/nix/toys.nix).
       currentSystemPath: join(h.dir, 'current-system'),
       bootedSystemPath: join(h.dir, 'booted-system'),
+      // Issue 14: a simulated machine — its boot id is a file, its reboot command a recorder.
+      bootIdFile: join(h.dir, 'boot_id'),
+      rebootCommand: ['/bin/sh', '-c', `echo reboot >> '${join(h.dir, 'reboots')}'`],
       platform: 'nixos',
       substituters: [this.cacheUrl],
       pollIntervalSecs: 1,
@@ -444,6 +450,8 @@ export class Fleet {
       retryIntervalSecs: 0.5,
       requestTimeoutSecs: 5,
       commandTimeoutSecs: 120,
+      // Issue 15: the toy host's root for the file checks of runtime compliance controls.
+      complianceRoot: h.dir,
       ...this.opts.agent,
       ...h.configOverrides,
     };
@@ -453,6 +461,7 @@ export class Fleet {
     const h = this.host(name);
     if (h.proc !== null && !h.proc.hasExited()) throw new Error(`agent ${name} already running`);
     writeJson(h.configFile, this.agentConfig(h));
+    if (!existsSync(join(h.dir, 'boot_id'))) writeFileSync(join(h.dir, 'boot_id'), 'boot-1\n');
     const node = [process.execPath, ...tsxArgs('agent/main.ts', ['run', '--config', h.configFile])];
     const [cmd, ...args] = h.netns !== null ? ['ip', 'netns', 'exec', h.netns, ...node] : node;
     // Each host is its own machine: its own Nix narinfo disk cache (~/.cache/nix), so that agents

@@ -5,8 +5,13 @@
  * deadline (no Reverted, no halt, the next wave waits). A simulated reboot (the booted-system and
  * current-system links now point at the new closure, the agent restarts) makes the agent confirm
  * over a new connection, and the rollout converges.
+ *
+ * Then `rebootPolicy: automatic`: the next kernel update makes the agent run its reboot command
+ * (a recorder here), and the simulated machine comes back up on the OLD system (new boot id, the
+ * booted-system link unchanged): the agent puts the boot entry back on what runs, reports
+ * `rolled-back` (signed) and the CP marks the host Reverted; the rollout halts.
  */
-import { rmSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { Fleet, holdFor } from './harness.ts';
@@ -37,7 +42,7 @@ register('kernel update: deferred to the boot → PendingReboot → simulated re
       channels: { prod: { rolloutPolicy: 'canary', freshnessWindow: 120, signingIntervalMinutes: 60, rebootPolicy: 'manual' } },
       rolloutPolicies: { canary: { strategy: 'canary', waves: [{ selector: { tags: ['canary'] }, soakMinutes: 0 }, { selector: { all: true }, soakMinutes: 0 }], onHealthFailure: 'halt' } },
     },
-    closures: { v1: 'ok', kern: { variant: 'ok', kernel: 'B' } },
+    closures: { v1: 'ok', kern: { variant: 'ok', kernel: 'B' }, kern2: { variant: 'ok', kernel: 'C' } },
     cp: { confirmDeadlineSecs: 25 },
   });
   const f = fleet;
@@ -96,6 +101,31 @@ register('kernel update: deferred to the boot → PendingReboot → simulated re
     observe(rs.map((x) => [x.id, x.state]));
     return rs.some((x) => x.channel === 'prod' && x.id === rollout!.id && x.state === 'Converged');
   });
+
+  // rebootPolicy automatic: the agent reboots by itself (the recorded reboot command) …
+  assert.not.ok(existsSync(join(h.dir, 'reboots')), 'manual: the agent never rebooted');
+  const description = f.description();
+  description.channels['prod'] = { ...description.channels['prod']!, rebootPolicy: 'automatic' };
+  await f.release('kern2', { description, message: 'fleet: kernel update, automatic reboot' });
+  await f.waitFor(`${CANARY} to run its reboot command`, (observe) => {
+    observe(f.switchLog(CANARY));
+    return existsSync(join(h.dir, 'reboots'));
+  });
+  assert.equal(readFileSync(join(h.dir, 'reboots'), 'utf8'), 'reboot\n');
+  assert.ok(f.switchLog(CANARY).includes(`${CANARY}-kern2 boot`), 'activated for the next boot first');
+  // … and the machine comes back up on the old system (the boot loader fell back to kern).
+  await f.stopAgent(CANARY);
+  writeFileSync(join(h.dir, 'boot_id'), 'boot-2\n');
+  await f.startAgent(CANARY);
+  await f.waitFor(`${CANARY} Reverted after booting back into the old system`, async (observe) => {
+    const v = (await f.hostsView()).find((x) => x.hostname === CANARY);
+    observe(v?.rollout);
+    return v?.rollout?.state === 'Reverted';
+  });
+  assert.equal(f.switchLog(CANARY).slice(-1), [`${CANARY}-kern boot`], 'the boot entry is back on what runs');
+  const halted = (await f.rollouts('prod')).find((x) => x.state === 'Halted');
+  assert.ok(halted !== undefined, 'onHealthFailure halt: the rollout halts');
+  assert.ok(!f.switchLog(REST).some((l) => l.startsWith(`${REST}-kern2`)), 'the next wave never got it');
 });
 
 s.run();

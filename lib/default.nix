@@ -10,4 +10,7 @@
   # NixFleet v1 (Rust project) fleet definitions as they are: { mkFleet, mergeFleets }, each giving
   # { resolved, … } with `resolved` what v1's own mkFleet gives (docs/migrating-from-nixfleet.md).
   nixfleetV1 = import ./nixfleet-v1.nix;
+  # Issue 15: { catalogue, staticReport, resolveWithReport, mkFleetWithReport, … } (./compliance.nix):
+  # static compliance of nixosConfigurations at CI time, and the static gate of `resolve`.
+  compliance = import ./compliance.nix;
 }

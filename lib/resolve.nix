@@ -146,7 +146,7 @@ let
         ++ nullableStr v "closureHash" p
         ++ bool v "leaving" p))
       ++ recordAt u "channels" "$" (v: p: objOr v p (v:
-        unknownFields v p [ "rolloutPolicy" "freshnessWindow" "signingIntervalMinutes" "reconcileIntervalMinutes" "compliance" "rebootPolicy" "onDrift" "progressDeadlineMinutes" "changeWindow" ]
+        unknownFields v p [ "rolloutPolicy" "freshnessWindow" "signingIntervalMinutes" "reconcileIntervalMinutes" "compliance" "rebootPolicy" "onDrift" "progressDeadlineMinutes" "changeWindow" "requireApprovals" ]
         ++ str v "rolloutPolicy" p true
         ++ when v "freshnessWindow" (int v "freshnessWindow" p 1 null)
         ++ when v "signingIntervalMinutes" (int v "signingIntervalMinutes" p 1 null)
@@ -159,7 +159,8 @@ let
         ++ when v "rebootPolicy" (oneOf v "rebootPolicy" p [ "manual" "automatic" ])
         ++ when v "onDrift" (oneOf v "onDrift" p [ "report" "redeploy" ])
         ++ when v "progressDeadlineMinutes" (int v "progressDeadlineMinutes" p 1 null)
-        ++ when v "changeWindow" (objAt v "changeWindow" p (w: changeWindowIssues w "${p}.changeWindow"))))
+        ++ when v "changeWindow" (objAt v "changeWindow" p (w: changeWindowIssues w "${p}.changeWindow"))
+        ++ when v "requireApprovals" (int v "requireApprovals" p 1 null)))
       ++ recordAt u "rolloutPolicies" "$" (v: p: objOr v p (v:
         unknownFields v p [ "strategy" "waves" "healthGate" "onHealthFailure" ]
         ++ arrAt v "waves" p ({ i, v }:
@@ -184,8 +185,9 @@ let
         ++ nullableInt d "maxInFlight" p 0 null
         ++ nullableInt d "maxInFlightPct" p 0 100)))
       ++ when u "pins" (arrAt u "pins" "$" ({ i, v }: let p = "$.pins[${toString i}]"; in objOr v p (x:
-        unknownFields x p [ "host" "commit" "reason" "expiresAt" ]
-        ++ str x "host" p true ++ str x "commit" p true ++ str x "reason" p false
+        unknownFields x p [ "host" "tag" "channel" "commit" "reason" "expiresAt" ]
+        ++ when x "host" (str x "host" p true) ++ when x "tag" (str x "tag" p true) ++ when x "channel" (str x "channel" p true)
+        ++ str x "commit" p true ++ str x "reason" p false
         ++ when x "expiresAt" (timestamp x "expiresAt" p))));
 
   strategies = [ "canary" "staged" "all-at-once" ];
@@ -275,13 +277,22 @@ let
   matches = sel: name: host:
     let
       baseSet = sel.all || sel.hosts != [ ] || sel.tags != [ ] || sel.tagsAny != [ ] || sel.channel != null;
-      base = if baseSet then rules.baseMatches sel name host else sel ? and || sel ? not;
+      # `and: []` is an unset rule (selector.ts), like an absent one.
+      base = if baseSet then rules.baseMatches sel name host else (sel.and or [ ]) != [ ] || sel ? not;
     in
     base
     && b.all (s: matches s name host) (sel.and or [ ])
     && !(sel ? not && matches sel.not name host);
 
-  pinsByHost = b.groupBy (p: p.host) merged.pins;
+  # A host's pin (resolve.ts): its host pin, else the first tag pin of one of its tags, else its channel's pin.
+  pinOf = name: h:
+    let
+      own = b.filter (p: (p.host or null) == name) merged.pins;
+      byTag = b.filter (p: p ? tag && b.elem p.tag (h.tags or [ ])) merged.pins;
+      byChannel = b.filter (p: (p.channel or null) == h.channel) merged.pins;
+    in
+    if own != [ ] then b.head own else if byTag != [ ] then b.head byTag else if byChannel != [ ] then b.head byChannel else null;
+  pinTargetOf = p: if p ? host then { kind = "host"; name = p.host; } else if p ? tag then { kind = "tag"; name = p.tag; } else { kind = "channel"; name = p.channel; };
 
   hosts = b.mapAttrs (name: h:
     {
@@ -290,8 +301,8 @@ let
       closureHash = h.closureHash or null;
       pubkey = h.pubkey or null;
     }
-    // optionalAttrs (pinsByHost ? ${name}) {
-      pin = let p = b.head pinsByHost.${name}; in
+    // optionalAttrs (pinOf name h != null) {
+      pin = let p = pinOf name h; in
         { inherit (p) commit reason; } // optionalAttrs (p ? expiresAt) { inherit (p) expiresAt; };
     }
     // optionalAttrs (h.leaving or false) { leaving = true; }) merged.hosts;
@@ -310,6 +321,7 @@ let
   // optionalAttrs (c ? rebootPolicy) { inherit (c) rebootPolicy; }
   // optionalAttrs (c ? onDrift) { inherit (c) onDrift; }
   // optionalAttrs (c ? progressDeadlineMinutes) { inherit (c) progressDeadlineMinutes; }
+  // optionalAttrs (c ? requireApprovals) { inherit (c) requireApprovals; }
   // optionalAttrs (c ? changeWindow) {
     changeWindow = {
       inherit (c.changeWindow) timeZone;
@@ -359,13 +371,19 @@ let
 
   checks = [
     {
+      code = "PIN_TARGET";
+      errors = map ({ i, v }: "pin ${toString i} must name exactly one of host, tag, channel")
+        (b.filter ({ i, v }: b.length (b.filter (k: v ? ${k}) [ "host" "tag" "channel" ]) != 1) indexedPins);
+    }
+    {
       code = "UNKNOWN_CHANNEL";
       errors =
         map (n: "host ${q n} names unknown channel ${q hosts.${n}.channel}") (b.filter (n: !(channels ? ${hosts.${n}.channel})) hostNames)
         ++ concatMap (x: map (s: "selector of ${x.where} names unknown channel ${q s.channel}")
           (b.filter (s: s.channel != null && !(channels ? ${s.channel})) (flatten x.sel))) allSelectors
         ++ concatMap ({ i, v }: map (c: "channel edge ${toString i} names unknown channel ${q c}")
-          (b.filter (c: !(channels ? ${c})) [ v.gates v.gated ])) (indexed channelEdges);
+          (b.filter (c: !(channels ? ${c})) [ v.gates v.gated ])) (indexed channelEdges)
+        ++ map ({ i, v }: "pin ${toString i} names unknown channel ${q v.channel}") (b.filter ({ i, v }: v ? channel && !(channels ? ${v.channel})) indexedPins);
     }
     {
       code = "UNKNOWN_POLICY";
@@ -377,7 +395,7 @@ let
       errors =
         concatMap ({ i, v }: map (n: "host edge ${toString i} names unknown host ${q n}")
           (b.filter (n: !(hosts ? ${n})) [ v.gates v.gated ])) indexedEdges
-        ++ map ({ i, v }: "pin ${toString i} names unknown host ${q v.host}") (b.filter ({ i, v }: !(hosts ? ${v.host})) indexedPins)
+        ++ map ({ i, v }: "pin ${toString i} names unknown host ${q v.host}") (b.filter ({ i, v }: v ? host && !(hosts ? ${v.host})) indexedPins)
         ++ concatMap (x: concatMap (s: map (n: "selector of ${x.where} names unknown host ${q n}")
           (b.filter (n: !(hosts ? ${n})) s.hosts)) (flatten x.sel)) allSelectors;
     }
@@ -394,9 +412,18 @@ let
     }
     {
       code = "DUPLICATE_PIN";
-      # The first pin (in list order) whose host an earlier pin already named.
-      errors = map ({ i, v }: "host ${q v.host} has two pins")
-        (b.filter ({ i, v }: b.any (p: p.host == v.host) (b.genList (j: b.elemAt merged.pins j) i)) indexedPins);
+      # The first pin (in list order) whose host, tag or channel an earlier pin already named; then
+      # the first host (sorted) without its own pin that two tag pins cover.
+      errors =
+        map ({ i, v }: let t = pinTargetOf v; in "${t.kind} ${q t.name} has two pins")
+          (b.filter ({ i, v }: b.any (p: pinTargetOf p == pinTargetOf v) (b.genList (j: b.elemAt merged.pins j) i)) indexedPins)
+        ++ concatMap (n:
+          let
+            h = hosts.${n};
+            byTag = b.filter (p: p ? tag && b.elem p.tag h.tags) merged.pins;
+          in
+          optional (!(b.any (p: (p.host or null) == n) merged.pins) && b.length byTag > 1)
+            "host ${q n} is covered by two tag pins (${q (b.elemAt byTag 0).tag}, ${q (b.elemAt byTag 1).tag})") hostNames;
     }
     {
       code = "CROSS_CHANNEL_EDGE";

@@ -28,6 +28,7 @@ in
       inherit config pkgs packages;
       platform = "nixos";
       agentServicePath = "etc/systemd/system/${unit}.service";
+      rebootCommand = [ "/run/current-system/sw/bin/systemctl" "reboot" ];
     })
 
     {

@@ -23,6 +23,7 @@ in
       inherit config pkgs packages;
       platform = "darwin";
       agentServicePath = "Library/LaunchDaemons/${label}.plist";
+      rebootCommand = [ "/sbin/shutdown" "-r" "now" ];
     })
 
     {

@@ -47,7 +47,7 @@ rec {
   # What the NixOS and the nix-darwin agent modules share: option defaults taken from the host
   # configuration, and the build-time agent guard (SPEC §6): a fleet host that disables the agent
   # is refused unless it is leaving the fleet.
-  agentBase = { config, pkgs, packages, platform, agentServicePath }:
+  agentBase = { config, pkgs, packages, platform, agentServicePath, rebootCommand }:
     let cfg = config.services.nixfleet-agent;
     in {
       services.nixfleet-agent = {
@@ -55,6 +55,7 @@ rec {
         hostname = lib.mkOptionDefault config.networking.hostName;
         platform = lib.mkOptionDefault platform;
         agentServicePaths = lib.mkOptionDefault [ agentServicePath ];
+        rebootCommand = lib.mkOptionDefault rebootCommand;
       };
 
       assertions = [

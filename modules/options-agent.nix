@@ -47,6 +47,12 @@
       example = "https://fleet.example.org:8443";
       description = "Base URL of the control plane (`https://`; plain `http://` only with `allowPlainHttp`).";
     };
+    cpUrls = {
+      type = { listOf = "str"; };
+      default = [ ];
+      example = [ "https://fleet2.example.org:8443" ];
+      description = "Further control plane replicas (several CPs on one PostgreSQL), tried in order after cpUrl when the current one is unreachable or answers 502/503/504; the agent stays with the one that answers. Empty: cpUrl only (or a load balancer in front of the replicas).";
+    };
     allowPlainHttp = {
       type = "bool";
       default = false;
@@ -114,6 +120,18 @@
       type = "path";
       default = "/run/booted-system";
       description = "The booted system (switch inhibitors compare kernel, initrd, systemd and dbus with it).";
+    };
+    bootIdFile = {
+      type = "path";
+      default = "/proc/sys/kernel/random/boot_id";
+      description = "Where the id of the current boot is read: a new boot after an activation deferred to the next boot is told apart by it (a host that boots back into its old system is rolled back and Reverted).";
+    };
+    rebootCommand = {
+      type = { listOf = "str"; };
+      moduleDefault = true;
+      defaultText = "[ \"/run/current-system/sw/bin/systemctl\" \"reboot\" ] (NixOS) or [ \"/sbin/shutdown\" \"-r\" \"now\" ] (nix-darwin)";
+      example = [ "/run/current-system/sw/bin/systemctl" "reboot" ];
+      description = "argv (no shell) the agent runs to reboot into an activation deferred to the next boot, when the channel's signed rebootPolicy is automatic (only for a target that passed the channel's change window; the host holds its disruption-budget slot while PendingReboot).";
     };
     platform = {
       type = { enum = [ "nixos" "darwin" ]; };
@@ -184,6 +202,16 @@
       default = 16777216;
       description = "Largest artefact accepted (checked before parsing).";
     };
+    complianceIntervalSecs = {
+      type = "number";
+      default = 21600;
+      description = "How often the runtime compliance checks of the channel's frameworks run, besides after each activation (before its confirm).";
+    };
+    complianceRoot = {
+      type = "str";
+      default = "/";
+      description = "The root the file and world-writable compliance checks read under (/ on a host).";
+    };
     probes = {
       type = { listOf = "json"; };
       default = [ ];
@@ -196,6 +224,17 @@
         `{ name; kind; intervalSecs ? 30; timeoutSecs ? 10; … }` with kind `systemd-failed-units`
         (`ignore`), `http` (`url`, `expectStatus`), `tcp` (`host`, `port`) or `exec` (`command`, an argv list).
       '';
+    };
+    logLevel = {
+      type = { enum = [ "debug" "info" "warn" "error" ]; };
+      default = "info";
+      description = "Least severe log level written to the journal (one JSON object per line; event names in docs/operations.md).";
+    };
+    metricsFile = {
+      type = { nullOr = "path"; };
+      default = null;
+      example = "/var/lib/prometheus-node-exporter-text-files/nixfleet.prom";
+      description = "Prometheus text file the agent rewrites after every cycle, for node_exporter's textfile collector; null: none.";
     };
   };
 }

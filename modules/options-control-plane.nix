@@ -112,6 +112,16 @@
       default = 10;
       description = "Replicas on PostgreSQL: the leader lease. The leader renews it every leaseSecs/3; when it dies another replica takes over within leaseSecs + leaseSecs/3 (and a paused leader is fenced off).";
     };
+    retentionDays = {
+      type = "ints.unsigned";
+      default = 90;
+      description = "Reports and signed evidence, finished rollouts (not the newest of a channel) and audit entries older than this are pruned by the leader; the audit chain keeps its anchor (the first kept entry chains to it). 0 keeps everything.";
+    };
+    retentionIntervalSecs = {
+      type = "ints.positive";
+      default = 3600;
+      description = "How often the leader prunes (retentionDays).";
+    };
     cacheDir = {
       type = { nullOr = "path"; };
       default = null;
@@ -152,6 +162,11 @@
       default = 180;
       description = "A host not seen for this long is offline (SPEC §4).";
     };
+    complianceStaleAfterSecs = {
+      type = "ints.positive";
+      default = 86400;
+      description = "Compliance evidence older than this shows as stale in the compliance view.";
+    };
     offlineGraceSecs = {
       type = "ints.unsigned";
       default = 1800;
@@ -180,7 +195,22 @@
     logLevel = {
       type = { enum = [ "debug" "info" "warn" "error" ]; };
       default = "info";
-      description = "Least severe log level written to the journal.";
+      description = "Least severe log level written to the journal (one JSON object per line; event names in docs/operations.md).";
+    };
+    metricsListen = {
+      type = { nullOr = "json"; };
+      default = null;
+      example = { host = "127.0.0.1"; port = 9469; };
+      description = ''
+        A second, plain-HTTP listener serving only `/healthz`, `/readyz` and `/metrics`, for
+        Prometheus and load balancers that hold no fleet certificate: `{ host ? "127.0.0.1"; port; }`.
+        null: none (`/metrics` is then only served over mutual TLS).
+      '';
+    };
+    reportQuotaPerHour = {
+      type = "ints.positive";
+      default = 120;
+      description = "Reports stored per host per rolling hour; more are refused with 429 REPORT_QUOTA (counted, audited once per burst).";
     };
   };
 }

@@ -118,6 +118,7 @@ function descriptionOver(hosts: string[], channels: string[], policies: string[]
       rebootPolicy: mostly(fc.constantFrom('manual', 'automatic'), fc.constant('sometimes')),
       onDrift: mostly(fc.constantFrom('report', 'redeploy'), fc.constant('ignore')),
       progressDeadlineMinutes: mostly(fc.integer({ min: 1, max: 120 }), fc.constant(0)),
+      requireApprovals: mostly(fc.integer({ min: 1, max: 3 }), fc.constant(0)),
       changeWindow: fc.record(
         {
           timeZone: mostly(fc.constantFrom('UTC', 'Europe/Paris', 'America/New_York'), fc.constant('')),
@@ -180,17 +181,28 @@ function descriptionOver(hosts: string[], channels: string[], policies: string[]
           ),
           { maxLength: 2 },
         ),
+        // Host, tag and channel pins (issue 14); now and then none or two targets (PIN_TARGET), an unknown one, a duplicate.
         pins: fc.array(
-          fc.record(
-            {
-              host: mostly(fc.constantFrom(...(hosts.length > 0 ? hosts : ['a'])), fc.constant('ghost')),
-              commit: fc.constant('0123abc'),
-              reason: fc.constant('hold'),
-              expiresAt: mostly(fc.constantFrom('2026-03-01T00:00:00Z', '2024-02-29T12:00:00+02:00'), fc.constant('2025-02-29T00:00:00Z')),
-            },
-            { requiredKeys: ['host', 'commit', 'reason'] },
-          ),
-          { maxLength: 1 },
+          fc.tuple(
+            mostly(
+              fc.oneof(
+                fc.record({ host: mostly(fc.constantFrom(...(hosts.length > 0 ? hosts : ['a'])), fc.constant('ghost')) }),
+                fc.record({ tag: fc.constantFrom('web', 'db', 'canary', 'eu') }),
+                fc.record({ channel: mostly(fc.constantFrom(...channels), fc.constant('nochannel')) }),
+              ),
+              fc.constantFrom({}, { host: hosts[0] ?? 'a', tag: 'web' }),
+              15,
+            ),
+            fc.record(
+              {
+                commit: fc.constantFrom('0123abc', 'fedcba9'),
+                reason: fc.constant('hold'),
+                expiresAt: mostly(fc.constantFrom('2026-03-01T00:00:00Z', '2024-02-29T12:00:00+02:00'), fc.constant('2025-02-29T00:00:00Z')),
+              },
+              { requiredKeys: ['commit', 'reason'] },
+            ),
+          ).map(([target, rest]) => ({ ...target, ...rest })),
+          { maxLength: 3 },
         ).chain((pins) => mostly(fc.constant(pins), fc.constant([...pins, ...pins]), 20)),
       },
       { requiredKeys: ['hosts', 'channels', 'rolloutPolicies'] },

@@ -161,7 +161,7 @@ flake('the flake exposes the modules as module functions, packages for four syst
   assert.equal(get('darwinModules', isFn), { agent: true });
   assert.equal(get('packages', 'builtins.attrNames'), ['aarch64-darwin', 'aarch64-linux', 'x86_64-darwin', 'x86_64-linux']);
   assert.equal(get('packages.x86_64-linux', 'builtins.attrNames'), ['default', 'nixfleet', 'nixfleet-agent', 'nixfleet-control-plane', 'nixfleet-release']);
-  assert.equal(get('lib', 'builtins.attrNames'), ['mkFleet', 'mkFleetJSON', 'nixfleetV1', 'resolveFleet']);
+  assert.equal(get('lib', 'builtins.attrNames'), ['compliance', 'mkFleet', 'mkFleetJSON', 'nixfleetV1', 'resolveFleet']);
 });
 
 flake('building a package does need nixpkgs (so the tests above really ran without it)', () => {

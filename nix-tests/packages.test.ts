@@ -21,7 +21,7 @@ let
   };
   pkgs = {
     inherit lib;
-    nodejs_20 = "/nix/store/00000000000000000000000000000000-nodejs-20";
+    nodejs_24 = "/nix/store/00000000000000000000000000000000-nodejs-24";
     python3 = "python3";
     makeWrapper = "makeWrapper";
     cctools = "cctools";
@@ -58,8 +58,8 @@ test('nix/packages.nix: one npm build from the lockfile, better-sqlite3 from sou
   // The lockfile root and the source are the repository itself.
   assert.is(r.main.npmDeps.importNpmLock, ROOT);
   assert.is(r.main.src.cleanSource, ROOT);
-  assert.equal(r.main.env, { npm_config_build_from_source: 'true', npm_config_nodedir: '/nix/store/00000000000000000000000000000000-nodejs-20' });
-  assert.is(r.main['nodejs'], '/nix/store/00000000000000000000000000000000-nodejs-20');
+  assert.equal(r.main.env, { npm_config_build_from_source: 'true', npm_config_nodedir: '/nix/store/00000000000000000000000000000000-nodejs-24' });
+  assert.is(r.main['nodejs'], '/nix/store/00000000000000000000000000000000-nodejs-24');
   assert.equal(r.main['nativeBuildInputs'], ['python3']);
   // Every program of package.json "bin" has its package, exposing that one binary.
   // The agent ships as the esbuild bundle on plain node (SPEC §8 idle memory), not via tsx.

@@ -8,7 +8,7 @@
 { pkgs }:
 let
   inherit (pkgs) lib;
-  nodejs = pkgs.nodejs_20;
+  nodejs = pkgs.nodejs_24; # Node 24 LTS (Node 20 reached its end of life in April 2026)
   root = ../.; # the repository (the flake's own source)
   manifest = builtins.fromJSON (builtins.readFile (root + "/package.json"));
 

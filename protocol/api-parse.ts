@@ -35,6 +35,9 @@ import {
   RolloutSkipRequestSchema,
   RolloutSkipResponseSchema,
   type RolloutSkipRequest,
+  RolloutApproveRequestSchema,
+  RolloutApproveResponseSchema,
+  type RolloutApproveRequest,
   QuarantineClearRequestSchema,
   ReportRequestSchema,
   type CheckinRequest,
@@ -83,6 +86,7 @@ export const parseEnrolRequest: (u: unknown) => Result<EnrolRequest, ValidationE
 export const parseRenewRequest: (u: unknown) => Result<RenewRequest, ValidationError> = requestParser(RenewRequestSchema);
 
 export const parseRolloutSkipRequest: (u: unknown) => Result<RolloutSkipRequest, ValidationError> = requestParser(RolloutSkipRequestSchema);
+export const parseRolloutApproveRequest: (u: unknown) => Result<RolloutApproveRequest, ValidationError> = requestParser(RolloutApproveRequestSchema);
 
 const pauseRequest = requestParser(PauseRequestSchema);
 /** Pause / resume: the body may be absent. */
@@ -120,6 +124,7 @@ export const parseTraceResponse = responseParser(TraceResponseSchema, 'trace ans
 export const parseAuditResponse = responseParser(AuditResponseSchema, 'audit answer');
 export const parsePauseResponse = responseParser(PauseResponseSchema, 'pause answer');
 export const parseRolloutSkipResponse = responseParser(RolloutSkipResponseSchema, 'rollout skip answer');
+export const parseRolloutApproveResponse = responseParser(RolloutApproveResponseSchema, 'rollout approve answer');
 export const parseQuarantinesResponse = responseParser(QuarantinesResponseSchema, 'quarantines answer');
 export const parseQuarantineClearResponse = responseParser(QuarantineClearResponseSchema, 'quarantine clear answer');
 export const parseReportResponse = responseParser(ReportResponseSchema, 'report answer');

@@ -17,9 +17,15 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FleetResolved } from './schema.ts';
+import { EvidenceListSchema } from './compliance-api.ts';
 import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
 import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
+import { OUTCOME_REFUSALS } from './outcome.ts';
 import type { EnrolErrorCode } from './enrol.ts';
+
+// Issue 14 pieces, in files of their own (re-exported: import them from here).
+export * from './outcome.ts';
+export * from './api-rollout-ops.ts';
 
 export const PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 export const PROTOCOL_VERSION = '1';
@@ -30,8 +36,6 @@ export const ROUTES = {
   confirm: '/v1/agent/confirm',
   report: '/v1/agent/report',
   slice: '/v1/agent/slice',
-  enroll: '/v1/enroll', // issue 16: enrolment listener, no client certificate (protocol/enrol.ts)
-  renew: '/v1/agent/renew', // issue 16: mutual TLS with the current certificate
   artifact: '/v1/artifact',
   artifactSig: '/v1/artifact.sig',
   revocations: '/v1/revocations',
@@ -41,7 +45,9 @@ export const ROUTES = {
   rollout: '/v1/rollouts/:id',
   rolloutTrace: '/v1/rollouts/:id/trace',
   rolloutSkip: '/v1/rollouts/:id/skip',
+  rolloutApprove: '/v1/rollouts/:id/approve',
   audit: '/v1/audit',
+  compliance: '/v1/compliance',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
   quarantines: '/v1/quarantines',
@@ -58,7 +64,7 @@ export const ROUTES = {
 /**
  * Stable error codes and their HTTP status:
  * - 400 `MALFORMED_JSON`, `INVALID_BODY` (wrong types / missing fields, see `issues`),
- *   `UNSUPPORTED_PROTOCOL`, `INVALID_QUERY`, `REPORT_SIGNATURE_INVALID`
+ *   `UNSUPPORTED_PROTOCOL`, `INVALID_QUERY`, `REPORT_SIGNATURE_INVALID`, `EVIDENCE_SIGNATURE_INVALID`
  * - 401 `UNAUTHENTICATED` (no verified client certificate), `CERT_REVOKED` (§2.3 revocations)
  * - 403 `FORBIDDEN_ROLE` (OU not allowed on this route), `IDENTITY_MISMATCH` (host acts as another)
  * - 404 `NOT_FOUND`, `UNKNOWN_HOST` (not in the signed fleet), `UNKNOWN_ROLLOUT`, `UNKNOWN_CHANNEL`,
@@ -68,7 +74,10 @@ export const ROUTES = {
  *   (rollout halted / superseded / paused before the confirm)
  * - 413 `BODY_TOO_LARGE`
  * - 415 `UNSUPPORTED_MEDIA_TYPE` (a body that is not `application/json`)
+ * - 429 `REPORT_QUOTA` (with `Retry-After`; the host sent more reports than its quota)
  * - 503 `NOT_READY` (with `Retry-After`; no verified fleet artefact yet)
+ * - 503 `STORE_UNAVAILABLE` (with `Retry-After`; the database is unreachable — PostgreSQL restarting;
+ *   the request is not acknowledged: retry, on another replica if there is one)
  * - enrolment and renewal (issue 16): the codes of {@link EnrolErrorCode} (protocol/enrol.ts)
  * - 500 `INTERNAL` (a bug; the message is generic, details go to the log)
  */
@@ -78,6 +87,7 @@ export type ErrorCode =
   | 'INVALID_QUERY'
   | 'UNSUPPORTED_PROTOCOL'
   | 'REPORT_SIGNATURE_INVALID'
+  | 'EVIDENCE_SIGNATURE_INVALID'
   | 'UNAUTHENTICATED'
   | 'CERT_REVOKED'
   | 'FORBIDDEN_ROLE'
@@ -92,7 +102,9 @@ export type ErrorCode =
   | 'DISPATCH_CANCELLED'
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'REPORT_QUOTA'
   | 'NOT_READY'
+  | 'STORE_UNAVAILABLE'
   | EnrolErrorCode
   | 'INTERNAL';
 
@@ -143,6 +155,7 @@ export const LAST_OUTCOMES = ['confirmed', 'rolled-back', 'activation-failed', '
 export const LastOutcomeSchema = Type.Object({ rolloutId: RolloutId(), closureHash: StoreBasename(), outcome: Enum(LAST_OUTCOMES), at: Timestamp({ maxLength: 64 }) });
 export type LastOutcome = Static<typeof LastOutcomeSchema>;
 
+
 /**
  * The agent's own signed statement of the last target it confirmed (SPEC §5 rebuild from empty,
  * §6 state). `signature` is base64 of the raw 64-byte Ed25519 signature by the host key
@@ -158,6 +171,10 @@ export type SignedConfirmedRecord = Static<typeof SignedConfirmedRecordSchema>;
  * - `currentClosure`: basename of the running system closure (`/run/current-system`), null if unknown;
  * - `bootId`: `/proc/sys/kernel/random/boot_id` (or the darwin equivalent);
  * - `failedUnits`: systemd failed units right now;
+ * - `lastOutcome` + `lastOutcomeSignature` (issue 14): what happened to the last target, signed by
+ *   the host key (see `outcomeStatement`). A `rolled-back` / `activation-failed` outcome moves the
+ *   host only when the signature verifies (or the host has no pubkey in the fleet) and the outcome
+ *   is not older than the host's dispatch in that rollout: the recovery path for a lost report;
  * - `pendingReboot`: activated with `switch-to-configuration boot`, waiting for a reboot;
  * - `lastConfirmed`: restores this host's rollout state after a CP wipe: verified against the host
  *   key, it makes the host Healthy since `confirmedAt` in the named rollout (its wave's soak counts
@@ -171,8 +188,11 @@ export const CheckinRequestSchema = Type.Object({
   probes: List(ProbeResultSchema),
   failedUnits: List(Name(256)),
   lastOutcome: Nullable(LastOutcomeSchema),
+  lastOutcomeSignature: Type.Optional(Nullable(Signature64())),
   pendingReboot: Type.Optional(Type.Boolean()),
   lastConfirmed: Type.Optional(Nullable(SignedConfirmedRecordSchema)),
+  /** Issue 15 (protocol/compliance-api.ts): evidence collected since the last accepted request. */
+  compliance: Type.Optional(EvidenceListSchema),
 });
 export type CheckinRequest = Static<typeof CheckinRequestSchema>;
 
@@ -236,6 +256,8 @@ export const CheckinResponseSchema = Type.Object({
   rollback: Type.Optional(Nullable(RollbackInstructionSchema)),
   nextCheckinSecs: Type.Number({ minimum: 0 }),
   serverTime: Type.String(),
+  /** Issue 14 (absent = none): the check-in's `lastOutcome` was not acted on, and why. */
+  outcomeRefused: Type.Optional(Type.Object({ code: Enum(OUTCOME_REFUSALS), message: Type.String() })),
 });
 export type CheckinResponse = Static<typeof CheckinResponseSchema>;
 
@@ -252,6 +274,8 @@ export const ConfirmRequestSchema = Type.Object({
   confirmed: Type.Optional(SignedConfirmedRecordSchema),
   probes: Type.Optional(List(ProbeResultSchema)),
   failedUnits: Type.Optional(List(Name(256))),
+  /** Issue 15: the evidence of the checks run after this activation, before the confirm. */
+  compliance: Type.Optional(EvidenceListSchema),
 });
 export type ConfirmRequest = Static<typeof ConfirmRequestSchema>;
 
@@ -335,7 +359,8 @@ export const HostViewSchema = Type.Object({
   pendingReboot: Type.Boolean(),
   failedUnits: Type.Array(Type.String()),
   probes: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), observedAt: Type.String(), message: Type.Optional(Type.String()) })),
-  lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String() })),
+  /** `refused` (issue 14, absent = acted on or not needed): the CP did not act on it, with the code. */
+  lastOutcome: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), outcome: Enum(LAST_OUTCOMES), at: Type.String(), refused: Type.Optional(Enum(OUTCOME_REFUSALS)) })),
   rollout: Nullable(Type.Object({ rolloutId: Type.String(), state: HostStateSchema, since: Type.String(), wave: Type.Integer() })),
   dispatch: Nullable(Type.Object({ rolloutId: Type.String(), closureHash: Type.String(), confirmDeadline: Type.String() })),
   /** Issue 14 (absent = none): runs something other than what its converged rollout gave it. */
@@ -434,15 +459,6 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 export const AuditResponseSchema = Type.Object({ entries: Type.Array(AuditEntrySchema), nextAfter: Nullable(Type.Integer()) });
 export type AuditResponse = Static<typeof AuditResponseSchema>;
 
-/**
- * `POST /v1/rollouts/:id/skip` (issue 14, `nixfleet rollout skip ROLLOUT HOST --reason …`): release
- * a host from ordering (host edges, wave order) for this rollout; audited. It still gets its
- * target when online. → {@link RolloutSkipResponse}.
- */
-export const RolloutSkipRequestSchema = Type.Object({ host: Text(253), reason: Text(1024) });
-export type RolloutSkipRequest = Static<typeof RolloutSkipRequestSchema>;
-export const RolloutSkipResponseSchema = Type.Object({ rolloutId: Type.String(), host: Type.String(), released: Type.Boolean(), by: Type.String(), reason: Type.String() });
-export type RolloutSkipResponse = Static<typeof RolloutSkipResponseSchema>;
 
 /** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
 export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });

@@ -11,9 +11,13 @@
  * Pure module: no I/O.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { KNOWN_FRAMEWORKS } from './description.ts';
+import { schemaParser, type SchemaError } from './artifact.ts';
+import type { Result } from './result.ts';
 import { compile } from './validate.ts';
 import { Enum, Hostname, Nullable, Timestamp } from './vocab.ts';
+
+/** Frameworks a channel may name; anything else is refused by `resolve` (SPEC §3.1). */
+export const KNOWN_FRAMEWORKS: readonly string[] = ['anssi-bp028', 'bsi-grundschutz', 'cis', 'dora', 'hipaa', 'iso27001', 'nis2', 'pci-dss', 'soc2'];
 
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -378,3 +382,49 @@ export const evidenceRecordValidator = compile(EvidenceRecordSchema);
 
 /** A record with the host's signature (base64 of the raw 64-byte Ed25519 signature). */
 export type SignedEvidence = { record: EvidenceRecord; signature: string };
+
+// ---------------------------------------------------------------------------------------------
+// Static gate (CI): the report lib/compliance.nix computes from `nixosConfigurations`, and what
+// `nixfleet-release resolve` records of it in the artefact.
+// ---------------------------------------------------------------------------------------------
+
+/** One host's static result for one control; `observed` is the option's value as Nix rendered it. */
+export const StaticResultSchema = Type.Object(
+  { result: Enum(['pass', 'fail'] as const), observed: Type.String({ maxLength: 1024 }) },
+  { additionalProperties: false },
+);
+export type StaticResult = Static<typeof StaticResultSchema>;
+
+/**
+ * The static compliance report (`lib.compliance.staticReport`, input of `resolve
+ * --compliance-report`): the fleet's own controls it evaluated beside the built-in catalogue, and
+ * per host per control id the result. Controls are checked by {@link mergeCatalogue} on use.
+ */
+export const StaticReportSchema = Type.Object(
+  {
+    schemaVersion: Type.Literal(1),
+    controls: Type.Array(Type.Unknown(), { maxItems: 1000 }),
+    hosts: Type.Record(Type.String({ minLength: 1 }), Type.Record(Type.String({ minLength: 1 }), StaticResultSchema)),
+  },
+  { additionalProperties: false, title: 'nixfleet static compliance report (lib.compliance.staticReport)' },
+);
+export type StaticReport = Static<typeof StaticReportSchema>;
+export const parseStaticReport: (u: unknown) => Result<StaticReport, SchemaError> = schemaParser(StaticReportSchema, 'static compliance report');
+
+/** A static control that failed on a host of a `permissive` channel: recorded in the signed artefact. */
+export const StaticFailureSchema = Type.Object({ host: Type.String(), channel: Type.String(), control: Type.String(), observed: Type.String() });
+export type StaticFailure = Static<typeof StaticFailureSchema>;
+
+/**
+ * The artefact's optional top-level `compliance` (our addition; a v1 reader ignores it), written
+ * by `resolve` when it was given a static report: the fleet's own controls (the agents run their
+ * runtime halves; they are covered by the release signature) and the static failures of
+ * `permissive` channels.
+ */
+export const FleetComplianceSchema = Type.Object({ controls: Type.Array(ControlSchema), staticFailures: Type.Array(StaticFailureSchema) });
+export type FleetCompliance = Static<typeof FleetComplianceSchema>;
+
+/** The controls a host of a channel with `frameworks` is held to, built-ins then the fleet's own. */
+export function controlsOf(frameworks: readonly string[], own: readonly Control[] | undefined): Control[] {
+  return controlsForFrameworks(frameworks, own === undefined || own.length === 0 ? CATALOGUE : [...CATALOGUE, ...own]);
+}

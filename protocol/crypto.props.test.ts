@@ -1,10 +1,11 @@
 import fc from 'fast-check';
 import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js';
-import { sha512 } from '@noble/hashes/sha2.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { generateKeyPair, signBytes, toBase64, verifyEd25519Reference, verifySignature } from './crypto.ts';
+import { generateKeyPair, sha256Hex, signBytes, toBase64, verifyEd25519Reference, verifySignature } from './crypto.ts';
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 const P = 2n ** 255n - 19n;
@@ -129,6 +130,16 @@ diff('R with a small-order component (crafted, never made by an RFC 8032 signer)
   const honest = signBytes(msg, { algorithm: 'ed25519', secretKey: seed });
   assert.ok(verifySignature('ed25519', toBase64(A), msg, honest));
   assert.ok(verifyEd25519Reference(toBase64(A), msg, honest));
+});
+
+props('native signing (Node) gives the same ed25519 signature as @noble/curves; native SHA-256 the same digest', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 300 }), (seed, msg) => {
+      assert.equal(signBytes(msg, { algorithm: 'ed25519', secretKey: seed }), ed25519.sign(msg, seed));
+      assert.is(sha256Hex(msg), bytesToHex(sha256(msg)));
+    }),
+    { numRuns: 300 },
+  );
 });
 
 props.run();

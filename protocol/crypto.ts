@@ -23,7 +23,7 @@
  *
  * Pure module: no I/O. Key generation uses the platform CSPRNG unless a seed is passed.
  */
-import { type KeyObject, createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { type KeyObject, createPrivateKey, hash as nodeHash, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -67,8 +67,17 @@ export function fromBase64(s: string): Uint8Array | null {
   return out;
 }
 
+/** Hex SHA-256 (Node's native hash: a 27 MB artefact in ≈ 50 ms, against ≈ 400 ms in JavaScript). */
 export function sha256Hex(bytes: Uint8Array): string {
-  return bytesToHex(sha256(bytes));
+  return nodeHash('sha256', bytes, 'hex');
+}
+
+/** Raw SHA-256 (native) of bytes, or of a string's UTF-8 encoding. */
+export function sha256Bytes(bytes: Uint8Array | string): Uint8Array {
+  // One-shot `crypto.hash` (no Hash object: ≈ 2× faster for the 200,000 small hashes of a tree).
+  const d = nodeHash('sha256', bytes, 'buffer');
+  // A plain Uint8Array view (a Buffer's `slice` would share memory where callers expect a copy).
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /** Expected raw public-key length per algorithm. */
@@ -102,9 +111,20 @@ function padSeedP256(seed: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Raw 64-byte signature over `bytes` (ed25519: RFC 8032; p256: SHA-256, low-s, r‖s). */
+// DER PKCS#8 prefix of an Ed25519 private key (RFC 8410): the 32-byte seed follows.
+const ED25519_PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
+
+/**
+ * Raw 64-byte signature over `bytes` (ed25519: RFC 8032; p256: SHA-256, low-s, r‖s). Ed25519
+ * signs with Node's native implementation (deterministic, so the same bytes as @noble/curves —
+ * a property checks it; ≈ 40× faster on a 27 MB artefact, where SHA-512 dominates).
+ */
 export function signBytes(bytes: Uint8Array, key: PrivateKey): Uint8Array {
-  if (key.algorithm === 'ed25519') return ed25519.sign(bytes, key.secretKey);
+  if (key.algorithm === 'ed25519') {
+    if (key.secretKey.length !== 32) throw new RangeError('an ed25519 secret key is 32 bytes');
+    const der = Buffer.concat([ED25519_PKCS8_PREFIX, key.secretKey]);
+    return new Uint8Array(nodeSign(null, bytes, createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })));
+  }
   return p256.sign(bytes, key.secretKey, { prehash: true, lowS: true, format: 'compact' });
 }
 

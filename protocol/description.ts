@@ -19,8 +19,8 @@ import { SelectorInputSchema } from './selector.ts';
 import { Enum, Nullable, Timestamp } from './vocab.ts';
 import { channelControlInputProps } from './windows.ts';
 
-/** Frameworks a channel may name; anything else is refused by `resolve` (SPEC §3.1). */
-export const KNOWN_FRAMEWORKS: readonly string[] = ['anssi-bp028', 'bsi-grundschutz', 'cis', 'dora', 'hipaa', 'iso27001', 'nis2', 'pci-dss', 'soc2'];
+/** Frameworks a channel may name (defined beside the catalogue, protocol/compliance.ts). */
+export { KNOWN_FRAMEWORKS } from './compliance.ts';
 
 export const CHANNEL_DEFAULTS = Object.freeze({
   freshnessWindow: 180,
@@ -67,7 +67,19 @@ export const RolloutPolicyInputSchema = Strict({
 });
 export type RolloutPolicyInput = Static<typeof RolloutPolicyInputSchema>;
 
-export const PinInputSchema = Strict({ host: NonEmpty(), commit: NonEmpty(), reason: Type.String(), expiresAt: Type.Optional(Timestamp()) });
+/**
+ * A pin names exactly one of `host`, `tag` (every host with that tag) or `channel` (every host of
+ * it) — `PIN_TARGET` otherwise. A host's pin is its host pin, else its tag pin, else its channel
+ * pin (NixFleet v1's precedence); two tag pins on a host without a host pin are `DUPLICATE_PIN`.
+ */
+export const PinInputSchema = Strict({
+  host: Type.Optional(NonEmpty()),
+  tag: Type.Optional(NonEmpty()),
+  channel: Type.Optional(NonEmpty()),
+  commit: NonEmpty(),
+  reason: Type.String(),
+  expiresAt: Type.Optional(Timestamp()),
+});
 export type PinInput = Static<typeof PinInputSchema>;
 
 export const FleetDescriptionSchema = Type.Object(

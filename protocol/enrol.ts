@@ -50,6 +50,12 @@ export type EnrolErrorCode =
   | 'ENROLMENT_DISABLED'
   | 'TOKEN_LEDGER_UNUSABLE';
 
+/**
+ * The routes of issue 16 (besides protocol/api.ts `ROUTES`): `enroll` on the enrolment listener
+ * (HTTPS, no client certificate), `renew` on the mTLS listener over the current certificate.
+ */
+export const ENROL_ROUTES = { enroll: '/v1/enroll', renew: '/v1/agent/renew' } as const;
+
 /** A host certificate with less than this left is "expiring" (`nixfleet status`, the metric). */
 export const CERT_EXPIRING_MS = 7 * 86_400_000;
 

@@ -14,6 +14,7 @@
  * Pure module: no I/O.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { FleetComplianceSchema } from './compliance.ts';
 import { asObject, Count, MetaSchema, Named, NonEmpty, own, schemaParser, SchemaVersionSchema, type SchemaError } from './artifact.ts';
 import type { Result } from './result.ts';
 import { SelectorSchema } from './selector.ts';
@@ -120,6 +121,8 @@ export const FleetResolvedSchema = Type.Object(
     channelEdges: Type.Array(ChannelEdgeSchema, { default: [] }),
     disruptionBudgets: Type.Array(DisruptionBudgetSchema, { default: [] }),
     meta: MetaSchema,
+    /** Issue 15 (protocol/compliance.ts): present when `resolve` was given a static compliance report. */
+    compliance: Type.Optional(FleetComplianceSchema),
   },
   { title: 'fleet.resolved.json (SPEC §2.2)' },
 );

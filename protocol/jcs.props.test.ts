@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { canonicalize, parseJsonStrict } from './jcs.ts';
+import canonicalizeLib from 'canonicalize';
+import { canonicalBytes, canonicalBytesOfText, canonicalize, parseJsonStrict, type ParseOptions } from './jcs.ts';
 
 const RUNS = { numRuns: 300 };
 const canon = (v: unknown): string => {
@@ -85,6 +86,51 @@ props('an object with a repeated key is always refused as DUPLICATE_KEY', () => 
       assert.ok(!r.ok && r.error.code === 'DUPLICATE_KEY');
     }),
     RUNS,
+  );
+});
+
+props('canonicalize (native fast path for sorted data) gives the bytes of the canonicalize package on any JSON value', () => {
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.boolean(), (v, sorted) => {
+      // Half the cases are parsed canonical text (sorted members: the fast path), half as generated.
+      const input = sorted ? JSON.parse(canonicalizeLib(v) as string) : v;
+      assert.is(canon(input), canonicalizeLib(input) as string);
+    }),
+    RUNS,
+  );
+});
+
+/** The strict path alone: strict parser, then the canonicalize package. */
+function strictPath(text: string, opts: ParseOptions): string {
+  const p = parseJsonStrict(text, opts);
+  if (!p.ok) return `error ${p.error.code}`;
+  try {
+    return `ok ${canonicalizeLib(p.value) as string}`;
+  } catch {
+    return 'error NOT_CANONICALIZABLE';
+  }
+}
+
+/** Canonical texts, and spellings near them: duplicates, whitespace, escapes, big or fractional numbers, deep nesting. */
+const nearCanonical = fc.oneof(
+  fc.jsonValue().map((v) => canonicalizeLib(v) as string),
+  fc.tuple(fc.jsonValue(), fc.constantFrom('{"a":1,"a":1}', '{"a":1, "b":2}', '"\\ud800"', '"\\ud83d\\ude00"', '"\\u0041"', '1.5', '1e400', '9007199254740993', '-0', '"\\/"', '{"__proto__":1}', '[[[[[[1]]]]]]', '{"b":1,"a":2}', '{"10":1,"9":2}', '\ufeff{}'))
+    .map(([v, bit]) => `[${canonicalizeLib(v) as string},${bit}]`),
+  fc.jsonValue().map((v) => JSON.stringify(v, null, 1)),
+);
+
+props('canonicalBytesOfText: the fast path gives what the strict path gives (value bytes or error code), for bytes and strings', () => {
+  fc.assert(
+    fc.property(nearCanonical, fc.boolean(), fc.constantFrom<ParseOptions>({}, { integersOnly: true }, { maxDepth: 4 }), (text, asBytes, opts) => {
+      const r = canonicalBytesOfText(asBytes ? new TextEncoder().encode(text) : text, opts);
+      const got = r.ok ? `ok ${new TextDecoder().decode(r.value.bytes)}` : `error ${r.error.code}`;
+      assert.is(got, strictPath(text, opts), text);
+      if (r.ok) {
+        const again = canonicalBytes(r.value.value);
+        assert.ok(again.ok && new TextDecoder().decode(again.value) === got.slice(3), 'the value canonicalises to the bytes');
+      }
+    }),
+    { numRuns: 1000 },
   );
 });
 

@@ -315,6 +315,12 @@ export function hasLoneSurrogate(s: string): boolean {
  * bigint at the top level).
  */
 export function canonicalize(value: unknown): Result<string, JcsError> {
+  // RFC 8785 §3.2 is ECMAScript's JSON.stringify with members sorted by UTF-16 code units. When
+  // every object of `value` already lists its members in that order (parsed canonical text, the
+  // slice leaves we build), the native serialiser gives the same bytes, ≈ 10× faster on a 27 MB
+  // artefact; anything else goes to the `canonicalize` package. A property checks the two agree.
+  // (Deeper than FAST_PATH_MAX_DEPTH, or cyclic: the package decides.)
+  if (isSortedJson(value, 0, FAST_PATH_MAX_DEPTH, false)) return ok(JSON.stringify(value));
   let out: string | undefined;
   try {
     out = canonicalizeLib(value);
@@ -325,16 +331,104 @@ export function canonicalize(value: unknown): Result<string, JcsError> {
   return ok(out);
 }
 
+const FAST_PATH_MAX_DEPTH = 1000;
+
+// String.prototype.isWellFormed (ES2024, native in Node ≥ 20): no lone surrogate.
+const nativeWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+const wellFormed = (s: string): boolean => (nativeWellFormed !== undefined ? nativeWellFormed.call(s) : !hasLoneSurrogate(s));
+
+/**
+ * Is `v` plain JSON data (null, booleans, finite numbers — safe integers with `integersOnly` —,
+ * strings without lone surrogates, arrays, plain objects without `toJSON`, no `undefined`),
+ * nested at most `maxDepth` containers deep, each object's own keys in strictly ascending UTF-16 order (JCS order)?
+ */
+function isSortedJson(v: unknown, depth: number, maxDepth: number, integersOnly: boolean): boolean {
+  switch (typeof v) {
+    case 'string':
+      return wellFormed(v);
+    case 'boolean':
+      return true;
+    case 'number':
+      return integersOnly ? Number.isSafeInteger(v) : Number.isFinite(v);
+    case 'object': {
+      if (v === null) return true;
+      if (depth + 1 > maxDepth) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!isSortedJson(v[i], depth + 1, maxDepth, integersOnly)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(v) as unknown;
+      if (proto !== Object.prototype && proto !== null) return false;
+      const o = v as Record<string, unknown>;
+      if (typeof o['toJSON'] === 'function') return false;
+      let prev: string | null = null;
+      for (const k in o) {
+        if (!Object.prototype.hasOwnProperty.call(o, k)) return false;
+        if (prev !== null && !(prev < k)) return false;
+        prev = k;
+        if (!isSortedJson(o[k], depth + 1, maxDepth, integersOnly)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 /** UTF-8 bytes of `canonicalize(value)`: exactly what is signed and verified. */
 export function canonicalBytes(value: unknown): Result<Uint8Array, JcsError> {
   const r = canonicalize(value);
   return r.ok ? ok(utf8Encoder.encode(r.value)) : r;
 }
 
-/** Parse strictly, then canonicalise: the bytes a signature covers for received text (SPEC §2.1). */
+// An escaped UTF-16 surrogate as JSON.stringify writes one (lone surrogates are refused by the
+// strict parser; canonical text never escapes a paired one).
+const ESCAPED_SURROGATE = /\\ud[89a-f]/;
+
+/**
+ * Parse strictly, then canonicalise: the bytes a signature covers for received text (SPEC §2.1).
+ *
+ * Fast path for text that is already canonical (every artefact our release tool publishes): the
+ * native `JSON.parse`, a walk (plain data, key order, depth, numbers) and the native serialiser
+ * giving back exactly the input prove it canonical — a duplicate member, a number the strict
+ * parser would refuse, whitespace or any other spelling would not survive the round trip —, so
+ * the result is what the strict path gives, and `bytes` is the input. Anything else (including
+ * every refusal) takes the strict parser and `canonicalize`, with their codes. A property checks
+ * that both paths agree.
+ */
 export function canonicalBytesOfText(input: Uint8Array | string, opts: ParseOptions = {}): Result<{ value: unknown; bytes: Uint8Array }, JcsError> {
+  const fast = canonicalTextFastPath(input, opts);
+  if (fast !== null) return ok(fast);
   const parsed = parseJsonStrict(input, opts);
   if (!parsed.ok) return parsed;
   const bytes = canonicalBytes(parsed.value);
   return bytes.ok ? ok({ value: parsed.value, bytes: bytes.value }) : bytes;
+}
+
+function canonicalTextFastPath(input: Uint8Array | string, opts: ParseOptions): { value: unknown; bytes: Uint8Array } | null {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  const isBytes = typeof input !== 'string';
+  const size = isBytes ? input.byteLength : utf8Length(input);
+  if (size > maxBytes) return null;
+  let text: string;
+  if (isBytes) {
+    try {
+      text = utf8Decoder.decode(input);
+    } catch {
+      return null;
+    }
+  } else {
+    if (hasLoneSurrogate(input)) return null;
+    text = input;
+  }
+  if (ESCAPED_SURROGATE.test(text)) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isSortedJson(value, 0, opts.maxDepth ?? DEFAULT_MAX_DEPTH, opts.integersOnly ?? false)) return null;
+  if (JSON.stringify(value) !== text) return null;
+  return { value, bytes: isBytes ? input : utf8Encoder.encode(text) };
 }

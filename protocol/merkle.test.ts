@@ -8,7 +8,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { inclusionProof, leafHash, merkleRoot, nodeHash, verifyInclusion } from './merkle.ts';
+import { inclusionProof, leafHash, leafHashOfText, merkleRoot, nodeHash, verifyInclusion } from './merkle.ts';
 
 const LEAVES = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(hexToBytes);
 const HASHED = LEAVES.map(leafHash);
@@ -102,6 +102,12 @@ kat('refusals: index out of range, wrong size, padded or cut path, wrong hash le
   assert.not.ok(verifyInclusion(leaf.subarray(0, 31), 0, 8, path, root));
   assert.not.ok(verifyInclusion(leaf, 0, 8, path, root.subarray(0, 31)));
   assert.throws(() => inclusionProof(HASHED, 8), /outside a tree of 8 leaves/);
+});
+
+kat('leafHashOfText is leafHash of the UTF-8 bytes (ASCII, multi-byte, astral, empty)', () => {
+  for (const t of ['', '{"a":1}', 'h\u00e9llo', '\u20ac\ud83d\ude00', 'x'.repeat(1000)]) {
+    assert.is(bytesToHex(leafHashOfText(t)), bytesToHex(leafHash(new TextEncoder().encode(t))), JSON.stringify(t));
+  }
 });
 
 kat.run();

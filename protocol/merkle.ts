@@ -11,7 +11,7 @@
  * The 0x00 / 0x01 prefixes make a leaf hash and an interior node hash differ, so an interior node
  * cannot be passed off as a leaf (second-preimage attack on the tree). Pure: no I/O.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256Bytes as sha256 } from './crypto.ts';
 
 /** Hash size of SHA-256, the only hash RFC 9162's v2 log uses here. */
 export const HASH_BYTES = 32;
@@ -25,6 +25,11 @@ export function leafHash(leaf: Uint8Array): Uint8Array {
   buf[0] = LEAF_PREFIX;
   buf.set(leaf, 1);
   return sha256(buf);
+}
+
+/** `leafHash` of a leaf given as text (its UTF-8 bytes), without copying it into a buffer first. */
+export function leafHashOfText(leaf: string): Uint8Array {
+  return sha256('\u0000' + leaf);
 }
 
 /** RFC 9162 §2.1.1: the hash of an interior node from its two children's hashes. */

@@ -9,8 +9,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleFleet } from '../fixtures/artifacts.ts';
 import { canonicalBytes } from './jcs.ts';
+import canonicalizeLib from 'canonicalize';
+import { resolveFleet } from '../release/resolve.ts';
+import { sampleDescription } from '../fixtures/artifacts.ts';
 import { sha256Hex } from './crypto.ts';
-import { buildSliceTree, parseSliceIndex, sliceFor, sliceLeaves, verifyIndexMatchesArtifact, verifySlice, type Slice } from './slice.ts';
+import { buildSliceTree, parseSliceIndex, sliceFor, sliceLeafTexts, sliceLeaves, verifyIndexMatchesArtifact, verifySlice, type Slice } from './slice.ts';
 import type { FleetResolved } from './schema.ts';
 
 const signed = (fleet: FleetResolved): { fleet: FleetResolved; sha: string } => {
@@ -42,6 +45,28 @@ s('every host of a 3-channel, 3-wave fleet gets a slice that verifies and carrie
     assert.ok(r.value.wave !== null && waves[r.value.wave.index]!.hosts.includes(h));
   }
   assert.is(sliceFor(tree, 'not-a-host'), null);
+});
+
+s('leaf texts composed from member texts are exactly the canonicalize package\'s JCS of each leaf (resolve output, sample fleets, hosts in no wave)', () => {
+  const resolved = resolveFleet(sampleDescription({ hosts: 40, channels: ['stable', 'edge'], waves: 3, closures: true, withPubkeys: true }));
+  if (!resolved.ok) throw new Error(resolved.error.message);
+  const noWave = sampleFleet({ hosts: 6, waves: 2 });
+  for (const w of Object.values(noWave.waves)) w.pop();
+  // Issue 15: a fleet with its own controls; channel a holds nis2 (its leaves carry them), b and c none.
+  const withControls = sampleFleet({ hosts: 12, channels: ['a', 'b', 'c'], waves: 2 });
+  withControls.channels['a']!.compliance = { frameworks: ['nis2'], mode: 'enforce' };
+  withControls.compliance = {
+    controls: [{ id: 'own-marker', title: 'Marker', severity: 'high', frameworks: ['nis2:21.2(h)'], static: null, runtime: { kind: 'file', path: '/etc/hardened', matches: '^yes$' } }],
+    staticFailures: [],
+  };
+  for (const fleet of [resolved.value.fleet, sampleFleet({ hosts: 25, channels: ['a', 'b', 'c'], waves: 4, closures: true }), noWave, withControls]) {
+    const { leaves } = sliceLeaves(fleet);
+    const { texts } = sliceLeafTexts(fleet);
+    assert.is(texts.length, leaves.length);
+    leaves.forEach((leaf, i) => assert.is(texts[i], canonicalizeLib(leaf) as string));
+    assert.ok(leaves.some((l) => l.wave === null) || fleet !== noWave, 'the no-wave case has hosts outside every wave');
+    assert.ok(fleet !== withControls || (leaves.some((l) => l.controls !== undefined) && leaves.some((l) => l.controls === undefined)), 'leaves with and without controls');
+  }
 });
 
 s('leaves are in hostname order (UTF-16 code units, as JCS sorts keys)', () => {

@@ -17,11 +17,12 @@
  * Pure: building, proving and checking; the signature over the index is checked by the caller
  * (protocol/verify.ts) before {@link verifySlice} is asked about a leaf.
  */
+import { controlsForFrameworks, type Control } from './compliance.ts';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { canonicalBytes, parseJsonStrict } from './jcs.ts';
-import { inclusionProofFromLevels, leafHash, merkleLevels, verifyInclusion } from './merkle.ts';
+import { canonicalize, parseJsonStrict } from './jcs.ts';
+import { inclusionProofFromLevels, leafHash, leafHashOfText, merkleLevels, verifyInclusion } from './merkle.ts';
 import { err, ok, type Result } from './result.ts';
 import { CHANNEL_DEFAULTS, type Channel, type FleetResolved, type Host, type Meta } from './schema.ts';
 
@@ -38,6 +39,12 @@ export type SliceLeaf = {
   channel: { name: string; settings: Channel | null };
   /** The host's wave on its channel, or null when no wave lists it. */
   wave: { index: number; soakMinutes: number } | null;
+  /**
+   * Issue 15: the fleet's own compliance controls (artefact `compliance.controls`) of the
+   * channel's frameworks, whose runtime checks the agent runs; absent when there are none (so a
+   * fleet without them has the leaves it had before).
+   */
+  controls?: Control[];
 };
 
 const Hex32 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -84,24 +91,52 @@ export function sliceLeaves(fleet: FleetResolved): { hostnames: string[]; leaves
       for (const h of w.hosts) if (!waveOf.has(`${channel}\0${h}`)) waveOf.set(`${channel}\0${h}`, { index, soakMinutes: w.soakMinutes });
     });
   }
+  const own = fleet.compliance?.controls ?? [];
+  const ownControls = new Map(Object.entries(fleet.channels).map(([name, ch]) => [name, own.length === 0 ? [] : controlsForFrameworks(ch.compliance.frameworks, own)]));
   const leaves = hostnames.map((hostname): SliceLeaf => {
     const host = fleet.hosts[hostname]!;
+    // Members in JCS order, so a leaf built from a verified (canonical) artefact serialises natively;
+    // `controls` (issue 15, only when the channel has fleet controls) sits between channel and host.
+    const own = ownControls.get(host.channel);
     return {
-      schemaVersion: 1,
-      hostname,
-      host,
       channel: { name: host.channel, settings: fleet.channels[host.channel] ?? null },
+      ...(own !== undefined && own.length > 0 ? { controls: own } : {}),
+      host,
+      hostname,
+      schemaVersion: 1,
       wave: waveOf.get(`${host.channel}\0${hostname}`) ?? null,
     };
   });
   return { hostnames, leaves };
 }
 
-/** JCS bytes of a value we built ourselves (a failure is a bug: our values are plain JSON). */
-function jcs(value: unknown): Uint8Array {
-  const b = canonicalBytes(value);
-  if (!b.ok) throw new Error(`bug: slice value has no JCS form: ${b.error.message}`);
-  return b.value;
+/** JCS text of a value we built ourselves (a failure is a bug: our values are plain JSON). */
+function jcsText(value: unknown): string {
+  const t = canonicalize(value);
+  if (!t.ok) throw new Error(`bug: slice value has no JCS form: ${t.error.message}`);
+  return t.value;
+}
+
+/**
+ * The canonical text of every leaf, in hostname order: exactly `JCS(leaf)` of `sliceLeaves`, but
+ * composed from its members' canonical texts (JCS of an object whose member names are written in
+ * sorted order is the concatenation of its members' JCS), with each channel's settings
+ * serialised once rather than once per host. A test compares it with `canonicalize` per leaf.
+ */
+export function sliceLeafTexts(fleet: FleetResolved): { hostnames: string[]; texts: string[] } {
+  const { hostnames, leaves } = sliceLeaves(fleet);
+  const channelText = new Map<string, string>();
+  const texts = leaves.map((leaf) => {
+    // The channel member, and the channel's fleet controls when it has any (the same for every host of the channel).
+    let ch = channelText.get(leaf.channel.name);
+    if (ch === undefined) {
+      ch = jcsText(leaf.channel) + (leaf.controls === undefined ? '' : `,"controls":${jcsText(leaf.controls)}`);
+      channelText.set(leaf.channel.name, ch);
+    }
+    const wave = leaf.wave === null ? 'null' : `{"index":${leaf.wave.index},"soakMinutes":${leaf.wave.soakMinutes}}`;
+    return `{"channel":${ch},"host":${jcsText(leaf.host)},"hostname":${JSON.stringify(leaf.hostname)},"schemaVersion":${leaf.schemaVersion},"wave":${wave}}`;
+  });
+  return { hostnames, texts };
 }
 
 /** The freshness window the artefact verifier applies: the smallest over the channels. */
@@ -124,11 +159,9 @@ export type SliceTree = {
  * to slice: the release tool publishes no index then).
  */
 export function buildSliceTree(fleet: FleetResolved, artifactSha256: string): SliceTree {
-  const { hostnames, leaves } = sliceLeaves(fleet);
+  const { hostnames, texts } = sliceLeafTexts(fleet);
   if (hostnames.length === 0) throw new RangeError('a fleet with no hosts has no slices');
-  const decoder = new TextDecoder();
-  const leafBytes = leaves.map(jcs);
-  const levels = merkleLevels(leafBytes.map(leafHash));
+  const levels = merkleLevels(texts.map(leafHashOfText));
   const meta: Meta = fleet.meta;
   const index: SliceIndex = {
     schemaVersion: 1,
@@ -140,7 +173,7 @@ export function buildSliceTree(fleet: FleetResolved, artifactSha256: string): Sl
     freshnessWindowMinutes: fleetFreshnessWindowMinutes(fleet),
     meta: { schemaVersion: 1, signedAt: meta.signedAt, ciCommit: meta.ciCommit, ...(meta.signatureAlgorithm === undefined ? {} : { signatureAlgorithm: meta.signatureAlgorithm }) },
   };
-  return { index, hostnames, leafTexts: leafBytes.map((b) => decoder.decode(b)), levels };
+  return { index, hostnames, leafTexts: texts, levels };
 }
 
 /** The slice of one host, or null when the host is not in the tree. */
@@ -196,8 +229,8 @@ export function verifySlice(input: { index: SliceIndex; slice: Slice; hostname: 
   const { index, slice, hostname } = input;
   const parsed = parseJsonStrict(slice.leaf);
   if (!parsed.ok) return err({ code: 'SLICE_INVALID', message: `slice leaf: ${parsed.error.message}` });
-  const bytes = canonicalBytes(parsed.value);
-  if (!bytes.ok || new TextDecoder().decode(bytes.value) !== slice.leaf) return err({ code: 'SLICE_NOT_CANONICAL', message: 'slice leaf is not in canonical (JCS) form' });
+  const text = canonicalize(parsed.value);
+  if (!text.ok || text.value !== slice.leaf) return err({ code: 'SLICE_NOT_CANONICAL', message: 'slice leaf is not in canonical (JCS) form' });
   const leaf = parsed.value as Partial<SliceLeaf> | null;
   if (leaf === null || typeof leaf !== 'object' || leaf.schemaVersion !== 1 || typeof leaf.hostname !== 'string' || typeof leaf.host !== 'object' || leaf.host === null) {
     return err({ code: 'SLICE_INVALID', message: 'slice leaf is not a host entry' });
@@ -206,7 +239,7 @@ export function verifySlice(input: { index: SliceIndex; slice: Slice; hostname: 
   if (!/^(0|[1-9][0-9]*)$/.test(String(slice.leafIndex)) || slice.proof.some((p) => !/^[0-9a-f]{64}$/.test(p))) {
     return err({ code: 'SLICE_INVALID', message: 'slice position or audit path is malformed' });
   }
-  const good = verifyInclusion(leafHash(bytes.value), slice.leafIndex, index.leafCount, slice.proof.map(hexToBytes), hexToBytes(index.root));
+  const good = verifyInclusion(leafHash(new TextEncoder().encode(slice.leaf)), slice.leafIndex, index.leafCount, slice.proof.map(hexToBytes), hexToBytes(index.root));
   if (!good) return err({ code: 'SLICE_BAD_PROOF', message: `the audit path of ${hostname} does not lead to the signed root` });
   return ok(leaf as SliceLeaf);
 }

@@ -22,7 +22,7 @@
  * Pure: `nowMs` and the last accepted state are parameters; persisting `accepted` is the caller's
  * job. Never throws on any input bytes.
  */
-import { canonicalBytes, DEFAULT_MAX_BYTES, parseJsonStrict } from './jcs.ts';
+import { canonicalBytesOfText, DEFAULT_MAX_BYTES } from './jcs.ts';
 import { sha256Hex, verifySignature } from './crypto.ts';
 import { err, ok, type Result } from './result.ts';
 import {
@@ -149,11 +149,9 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
 
   // 1–3: bytes → strict value → canonical bytes.
   if (bytes.byteLength > maxBytes) return fail('TOO_LARGE', `artefact is ${bytes.byteLength} bytes, limit is ${maxBytes}`);
-  const parsed = parseJsonStrict(bytes, { maxBytes, integersOnly: true });
+  const parsed = canonicalBytesOfText(bytes, { maxBytes, integersOnly: true });
   if (!parsed.ok) return fail(parsed.error.code, parsed.error.message);
-  const canon = canonicalBytes(parsed.value);
-  if (!canon.ok) return fail(canon.error.code, canon.error.message);
-  const canonical = canon.value;
+  const canonical = parsed.value.bytes;
 
   // 4: signature over the canonical bytes, with any active key.
   const keys = activeKeys(trust.ciReleaseKey, nowMs);
@@ -163,7 +161,7 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
   if (match === undefined) return fail('BAD_SIGNATURE', `signature does not verify with any of the ${keys.length} active release key(s) (${keys.map((k) => k.role).join(', ')})`);
 
   // 5: schemaVersion before the full schema, so a v2 artefact says so rather than "invalid".
-  const v = parsed.value;
+  const v = parsed.value.value;
   if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;
     const meta = o['meta'];

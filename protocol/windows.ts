@@ -76,6 +76,8 @@ export const channelControlProps = {
   onDrift: Type.Optional(Enum(ON_DRIFT)),
   progressDeadlineMinutes: Type.Optional(Count(1)),
   changeWindow: Type.Optional(ChangeWindowSchema),
+  /** A rollout of the channel starts only after this many distinct operators approved it (`nixfleet rollout approve`). */
+  requireApprovals: Type.Optional(Count(1)),
 };
 
 /** The same, as written in a fleet description (copied as written into the artefact; `changeWindow` gets its [] defaults). */
@@ -84,6 +86,7 @@ export const channelControlInputProps = {
   onDrift: Type.Optional(Enum(ON_DRIFT)),
   progressDeadlineMinutes: Type.Optional(Count(1)),
   changeWindow: Type.Optional(ChangeWindowInputSchema),
+  requireApprovals: Type.Optional(Count(1)),
 };
 
 /** The resolved form of a description's change window (what `resolve` and lib/resolve.nix write). */

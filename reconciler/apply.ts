@@ -456,3 +456,16 @@ export function clearQuarantine(observed: Observed, channel?: string, closure?: 
   else q[channel] = rest;
   return { ...observed, quarantinedClosures: q };
 }
+
+/**
+ * Operator (`nixfleet rollout approve ROLLOUT`, issue 14 `requireApprovals`): records `by`'s
+ * approval of the rollout (one per operator: approving twice counts once). Pure; null when the
+ * rollout is unknown.
+ */
+export function approveRollout(observed: Observed, rolloutId: string, by: string, nowMs: number): Observed | null {
+  if (!hasOwn(observed.rollouts, rolloutId)) return null;
+  const c = controlsOf(observed, rolloutId);
+  if (c.approvals !== undefined && hasOwn(c.approvals, by)) return observed;
+  const controls = { ...(observed.controls ?? {}), [rolloutId]: { ...c, approvals: { ...(c.approvals ?? {}), [by]: { atMs: nowMs } } } };
+  return { ...observed, controls };
+}

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FleetResolved } from '../protocol/schema.ts';
 import { actionsOf, dispatchedHosts, makeObserved, makeRollout, oneChannelFleet, onlineHosts, skipCodes } from '../fixtures/reconciler-testkit.ts';
-import { applyActions, applyHostEvent, releaseHost } from './apply.ts';
+import { applyActions, applyHostEvent, approveRollout, releaseHost } from './apply.ts';
 import { reconcile } from './reconcile.ts';
 import { simulate } from './simulate.ts';
 import type { Observed } from './types.ts';
@@ -72,6 +72,30 @@ c('a freeze holds a channel whatever its ranges', () => {
   const acts = reconcile(fleet, makeObserved({ hosts: onlineHosts(['a'], T0) }), T0);
   assert.equal(dispatchedHosts(acts), []);
   assert.match(actionsOf(acts, 'window_hold')[0]!.reason, /change freeze .*new year/);
+});
+
+c('requireApprovals: a rollout starts only after N distinct operators approved it (the same one twice counts once); once started it needs none again', () => {
+  const fleet = withChannel(oneChannelFleet([['a', 'b']]), { requireApprovals: 2 });
+  const obs0 = makeObserved({ hosts: onlineHosts(['a', 'b'], T0) });
+  const acts = reconcile(fleet, obs0, T0);
+  assert.equal(acts.map((a) => a.kind), ['open_rollout', 'window_hold']);
+  assert.match(actionsOf(acts, 'window_hold')[0]!.reason, /awaiting approvals: 0 of 2/);
+  let obs = applyActions(obs0, acts, T0);
+  const id = Object.keys(obs.rollouts)[0]!;
+  assert.is(approveRollout(obs, 'nope@x', 'alice', T0), null, 'unknown rollout');
+  obs = approveRollout(obs, id, 'alice', T0 + MIN)!;
+  obs = approveRollout(obs, id, 'alice', T0 + 2 * MIN)!;
+  const one = reconcile(fleet, { ...obs, hosts: onlineHosts(['a', 'b'], T0 + 2 * MIN) }, T0 + 2 * MIN);
+  assert.equal(dispatchedHosts(one), [], 'alice twice is one approval');
+  assert.match(actionsOf(one, 'window_hold')[0]!.reason, /awaiting approvals: 1 of 2/);
+  obs = applyActions(obs, one, T0 + 2 * MIN);
+  obs = approveRollout(obs, id, 'bob', T0 + 3 * MIN)!;
+  const go = reconcile(fleet, { ...obs, hosts: onlineHosts(['a', 'b'], T0 + 3 * MIN) }, T0 + 3 * MIN);
+  assert.equal(go.map((a) => a.kind), ['promote_wave', 'window_hold', 'dispatch_host', 'dispatch_host']);
+  // Started: a restarted rollout row with no approvals recorded is not held again.
+  const started = makeRollout(fleet, 'stable', { atMs: T0, hosts: { a: 'Healthy' } });
+  assert.ok(started.startedAtMs !== null);
+  assert.equal(dispatchedHosts(reconcile(fleet, makeObserved({ hosts: onlineHosts(['a', 'b'], T0 + 5 * MIN), rolloutList: [started] }), T0 + 5 * MIN)), ['b']);
 });
 
 function convergedWithHandSwitch(fleet: FleetResolved): Observed {

@@ -56,6 +56,8 @@ export type ChannelIndex = {
   changeWindow: ChangeWindow | undefined;
   onDrift: OnDrift;
   progressDeadlineMs: number;
+  /** Distinct operator approvals a rollout needs before it starts (0 = none). */
+  requireApprovals: number;
   /** Aligned with `members`: the pin's expiry (ms; Infinity = no expiry), undefined = not pinned. */
   pinUntilAt: (number | undefined)[];
   /** Aligned with `members`: the pin's `commit (reason)`, for readable reasons. */
@@ -220,6 +222,7 @@ function build(fleet: FleetResolved): FleetIndex {
       changeWindow: ch.changeWindow,
       onDrift: ch.onDrift ?? CHANNEL_CONTROL_DEFAULTS.onDrift,
       progressDeadlineMs: (ch.progressDeadlineMinutes ?? CHANNEL_CONTROL_DEFAULTS.progressDeadlineMinutes) * 60_000,
+      requireApprovals: ch.requireApprovals ?? 0,
       pinUntilAt: members.map((h) => pinUntil(fleet.hosts[h]!)),
       pinLabelAt: members.map((h) => {
         const p = fleet.hosts[h]!.pin;

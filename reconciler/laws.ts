@@ -141,7 +141,8 @@ export function lawIdempotent(fleet: FleetResolved, t: SimTick, o: Partial<Recon
 
 /**
  * Issue 14 laws for every tick: no rollout starts and no host is dispatched while its channel's
- * change window is closed; a host under an unexpired pin is never dispatched.
+ * change window is closed; a host under an unexpired pin is never dispatched; no rollout starts
+ * with fewer distinct operator approvals than its channel's `requireApprovals`.
  */
 export function lawWindowsAndPins(fleet: FleetResolved, t: SimTick): string[] {
   const out: string[] = [];
@@ -150,6 +151,11 @@ export function lawWindowsAndPins(fleet: FleetResolved, t: SimTick): string[] {
     const w = changeWindowAt(fleet.channels[a.channel]?.changeWindow, t.nowMs);
     if (!w.open) out.push(`window: ${a.kind} on channel ${a.channel} at tick ${t.tick} while ${w.reason}`);
     if (a.kind === 'dispatch_host' && pinnedAt(fleet, a.host, t.nowMs)) out.push(`pin: ${a.host} dispatched ${a.closure} under its pin at tick ${t.tick}`);
+    if (a.kind === 'promote_wave') {
+      const need = fleet.channels[a.channel]?.requireApprovals ?? 0;
+      const have = Object.keys(t.before.controls?.[a.rolloutId]?.approvals ?? {}).length;
+      if (have < need) out.push(`approvals: ${a.rolloutId} started with ${have} of ${need} approvals at tick ${t.tick}`);
+    }
   }
   return out;
 }

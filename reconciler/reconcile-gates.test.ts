@@ -119,6 +119,17 @@ gates('a Dispatched host that went offline has its dispatch withdrawn (frees its
   assert.is(applyActions(obs, actions, T0).rollouts[r.id]!.hosts['h1']!.state, 'Queued');
 });
 
+gates('a check-in stamped after now (another replica\'s clock, or merged during the pass) is online: a Dispatched host keeps its dispatch, a Queued one is dispatched', () => {
+  // Issue 17: read as "never seen" (a negative unseen time), the dispatch was withdrawn and given again.
+  const fleet = oneChannel([['h1', 'h2']]);
+  const r = makeRollout(fleet, 'stable', { atMs: T0 - MIN, hosts: { h1: 'Dispatched' } });
+  const obs = makeObserved({ hosts: { h1: onlineHost(T0 + 5), h2: onlineHost(T0 + 2_000) }, rolloutList: [r] });
+  const actions = reconcile(fleet, obs, T0);
+  assert.equal(skipped(actions), {});
+  assert.equal(dispatched(actions), ['h2']);
+  assert.is(applyActions(obs, actions, T0).rollouts[r.id]!.hosts['h1']!.state, 'Dispatched');
+});
+
 gates('already runs the target (CP rebuilt from empty): Soaked without a dispatch', () => {
   const fleet = oneChannel([['h1'], ['h2']]);
   const hosts = { h1: onlineHost(T0, { currentClosure: closureFor('h1') }), h2: onlineHost(T0, { currentClosure: closureFor('h2') }) };
@@ -250,6 +261,33 @@ gates('compliance (enforce): open failures in an earlier wave block later waves;
       assert.equal(skipped(actions), { h2: 'compliance' });
       assert.equal(dispatched(actions), []);
     } else assert.equal(dispatched(actions), ['h2']);
+  }
+});
+
+gates('compliance health gate (issue 15): enforce fails a Healthy canary with failing controls → quarantine, halt, rollback; permissive soaks it; disabled only with complianceProbes.required', () => {
+  const cases = [
+    { mode: 'enforce', required: false, fails: true },
+    { mode: 'permissive', required: true, fails: false },
+    { mode: 'disabled', required: true, fails: true },
+    { mode: 'disabled', required: false, fails: false },
+  ] as const;
+  for (const c of cases) {
+    const fleet = oneChannel([['h1'], ['h2']], {}, { complianceMode: c.mode, complianceProbesRequired: c.required, onHealthFailure: 'rollback-and-halt' });
+    const r = makeRollout(fleet, 'stable', { atMs: T0 - MIN, hosts: { h1: 'Healthy' } });
+    const hosts = { h1: onlineHost(T0, { currentClosure: closureFor('h1'), complianceFailures: ['ssh-no-root-login'] }), h2: onlineHost(T0) };
+    const actions = reconcile(fleet, makeObserved({ hosts, rolloutList: [r] }), T0);
+    const label = `${c.mode} required=${c.required}`;
+    if (c.fails) {
+      assert.equal(of(actions, 'fail_host').map((a) => a.host), ['h1'], label);
+      assert.ok(of(actions, 'fail_host')[0]!.reason.includes('compliance probes failing: ssh-no-root-login'), label);
+      assert.equal(of(actions, 'halt_rollout').length, 1, label);
+      assert.equal(of(actions, 'rollback_host').map((a) => a.host), ['h1'], label);
+      assert.equal(of(actions, 'quarantine_closure').length, 1, label);
+      assert.equal(dispatched(actions), [], `${label}: later wave untouched`);
+    } else {
+      assert.equal(of(actions, 'fail_host'), [], label);
+      assert.equal(of(actions, 'soak_host').map((a) => a.host), ['h1'], label);
+    }
   }
 });
 

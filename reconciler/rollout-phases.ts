@@ -90,13 +90,22 @@ export function startOrDefer(t: Tick, plan: Plan, out: Action[]): boolean {
   return true;
 }
 
-/** Health gate of SPEC §4 soak: probes observed and passing, failed units within the max. */
+/**
+ * Whether open compliance failures fail a host's health gate (issue 15): always in `enforce`
+ * mode; never in `permissive` (recorded and shown only); otherwise when the policy's
+ * `healthGate.complianceProbes.required` says so.
+ */
+export function complianceFailsHealth(ch: Pick<ChannelIndex, 'complianceMode' | 'complianceProbesRequired'>): boolean {
+  return ch.complianceMode === 'enforce' || (ch.complianceMode !== 'permissive' && ch.complianceProbesRequired);
+}
+
+/** Health gate of SPEC §4 soak: probes observed and passing, failed units within the max, compliance (issue 15). */
 function healthOf(ch: ChannelIndex, obs: HostObservation | undefined): { ok: boolean; failing: string | null } {
   if (obs === undefined) return { ok: false, failing: null };
   if (ch.failedUnitsMax !== null && obs.failedUnits.length > ch.failedUnitsMax) {
     return { ok: false, failing: `${obs.failedUnits.length} failed systemd units (max ${ch.failedUnitsMax}): ${obs.failedUnits.slice(0, 5).join(', ')}` };
   }
-  if (ch.complianceProbesRequired && (obs.complianceFailures?.length ?? 0) > 0) {
+  if (complianceFailsHealth(ch) && (obs.complianceFailures?.length ?? 0) > 0) {
     return { ok: false, failing: `compliance probes failing: ${obs.complianceFailures!.slice(0, 5).join(', ')}` };
   }
   if (!obs.probes.observed) return { ok: false, failing: null };

@@ -8,7 +8,7 @@
  * Pure module: no I/O, no clock, no randomness.
  */
 import type { FleetResolved } from '../protocol/schema.ts';
-import { changeWindowAt } from '../protocol/windows.ts';
+import { changeWindowAt, type ChangeWindow } from '../protocol/windows.ts';
 import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
 import type { RolloutControls } from './types.ts';
 import type { Action, GateBlock, HostObservation, HostRolloutState, Observed, ReconcileOptions, Rollout, RolloutHost, RolloutState, SkipCode } from './types.ts';
@@ -97,6 +97,7 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
       if (list !== undefined) for (const b of list) t.budgetCount[b]!++;
     }
   }
+  const controls = t.observed.controls !== undefined && hasOwn(t.observed.controls, id) ? t.observed.controls[id] : undefined;
   return {
     ch,
     id,
@@ -112,9 +113,22 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
     minComplianceFailWave: Infinity,
     canDispatch: false,
     waveOrderBlocks: [],
-    window: changeWindowAt(ch.changeWindow, t.nowMs),
-    controls: t.observed.controls !== undefined && hasOwn(t.observed.controls, id) ? t.observed.controls[id] : undefined,
+    window: startGate(ch.changeWindow, ch.requireApprovals, record, controls, t.nowMs),
+    controls,
   };
+}
+
+/**
+ * The change window, and (issue 14, `requireApprovals: N`) for a rollout that has not started: N
+ * distinct operator approvals. A rollout short of them is held like a closed window (it does not
+ * start, nothing is dispatched, `window_hold` says why); once started it needs none again.
+ */
+export function startGate(window: ChangeWindow | undefined, required: number, record: Rollout | null, controls: RolloutControls | undefined, nowMs: number): { open: boolean; reason: string } {
+  const w = changeWindowAt(window, nowMs);
+  if (!w.open || required <= 0 || (record?.startedAtMs ?? null) !== null) return w;
+  const have = Object.keys(controls?.approvals ?? {}).length;
+  if (have >= required) return w;
+  return { open: false, reason: `awaiting approvals: ${have} of ${required} (nixfleet rollout approve)` };
 }
 
 /** Moves host i to a new effective state, keeping the budget counts in step. */
@@ -156,7 +170,11 @@ export type Liveness = { offline: boolean; pastGrace: boolean; forMs: number; ne
 function unseenForMs(t: Tick, plan: Plan, i: number): number {
   const last = plan.obs[i]?.lastCheckinMs ?? null;
   // A host never seen counts as offline: we do not know what it runs (CP rebuilt from empty).
-  return last === null ? -1 - (t.nowMs - plan.refMs) : t.nowMs - last;
+  // A check-in stamped after `nowMs` is a host seen just now, never "never seen" (negative is that
+  // encoding): several control planes stamp with their own clocks, and a replica's check-in may be
+  // stamped after the leader's pass began (issue 17: read as never seen, the pass withdrew the
+  // host's dispatch as offline and the next pass dispatched it a second time).
+  return last === null ? -1 - (t.nowMs - plan.refMs) : Math.max(0, t.nowMs - last);
 }
 
 export function isOffline(t: Tick, plan: Plan, i: number): boolean {

@@ -110,6 +110,8 @@ export type RolloutControls = {
   windowHold?: string | null;
   /** Hosts the operator released from ordering (host edges, wave order) for this rollout. */
   released?: Record<string, ReleaseInfo>;
+  /** Operators (certificate CN) who approved the rollout (`requireApprovals`; absent = none). */
+  approvals?: Record<string, { atMs: number }>;
 };
 
 /** A rollout that made no progress past its channel's progress deadline (issue 14). */

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromBase64, publicKeyOf, sha256Hex, SIGNATURE_BYTES, signBytes, toBase64, verifySignature, type PrivateKey } from '../protocol/crypto.ts';
-import { canonicalBytes, canonicalize, parseJsonStrict } from '../protocol/jcs.ts';
+import { canonicalBytes, canonicalBytesOfText, canonicalize, parseJsonStrict } from '../protocol/jcs.ts';
 import { parseFleetResolved, parseRevocations, parseTimestamp, type ArtifactKind, type FleetResolved, type Meta, type Revocations, type SignatureAlgorithm } from '../protocol/schema.ts';
 import { parsePrivateKeyPem } from '../io/keyfile.ts';
 import { isStoreBasename } from '../protocol/vocab.ts';
@@ -147,17 +147,15 @@ function tryReuse(kind: ArtifactKind, value: Stampable, signer: Signer, path: st
  */
 function signIndex(outDir: string, signer: Signer, io: CliIo): void {
   const artefact = readFile(join(outDir, 'fleet.resolved.json'), 'signed artefact');
-  const parsed = parseJsonStrict(artefact, { integersOnly: true });
+  const parsed = canonicalBytesOfText(artefact, { integersOnly: true, maxBytes: artefact.byteLength });
   if (!parsed.ok) throw new IoError(`cannot re-read the artefact just written: ${parsed.error.message}`);
-  const fleet = parseFleetResolved(parsed.value);
+  const fleet = parseFleetResolved(parsed.value.value);
   if (!fleet.ok) throw new IoError(`cannot re-read the artefact just written: ${fleet.error.message}`);
   if (Object.keys(fleet.value.hosts).length === 0) {
     io.stderr('fleet has no hosts: no slice index written\n');
     return;
   }
-  const canonical = canonicalBytes(parsed.value);
-  if (!canonical.ok) throw new IoError(`cannot re-read the artefact just written: ${canonical.error.message}`);
-  const tree = buildSliceTree(fleet.value, sha256Hex(canonical.value));
+  const tree = buildSliceTree(fleet.value, sha256Hex(parsed.value.bytes));
   const bytes = canonicalBytes(tree.index);
   if (!bytes.ok) throw new InputError(`${bytes.error.code}: ${bytes.error.message}`);
   const path = join(outDir, SLICE_INDEX_FILE);

@@ -48,11 +48,18 @@ Prints the JCS (RFC 8785) serialisation of FILE (or stdin when FILE is absent or
 with no trailing newline. Refuses duplicate keys, lone surrogates and numbers JSON cannot carry.
 `,
   resolve: `Usage: nixfleet-release resolve --fleet FLEET.json [--fleet MORE.json …] [--out FILE]
+                                [--compliance-report REPORT.json]
 
 Turns a fleet description into fleet.resolved.json: merges the files, fills defaults, resolves
 wave selectors to host lists and checks every invariant of SPEC §3.1 (see release/README.md).
 Writes canonical JSON with meta.signedAt = null to FILE (atomically) or stdout. Warnings go to
 stderr; an error prints "CODE: message" on stderr and exits 1.
+
+--compliance-report: the static compliance report of the fleet's nixosConfigurations
+(nix eval --json of lib.compliance.staticReport). A failing static control of a host whose
+channel is in enforce mode refuses the resolve (COMPLIANCE_STATIC_FAILED, naming host, control
+and the value seen); in permissive mode it is a warning and is recorded in the artefact
+(compliance.staticFailures).
 `,
   sign: `Usage: nixfleet-release sign [--in fleet.resolved.json] [--revocations revocations.json]
                         (--key FILE | --sign-cmd CMD [--algorithm ALG] [--public-key B64])

@@ -43,11 +43,17 @@ export type ResolveErrorCode =
   | 'UNKNOWN_FRAMEWORK'
   | 'FRESHNESS_WINDOW'
   | 'DUPLICATE_PIN'
+  | 'PIN_TARGET'
   | 'CROSS_CHANNEL_EDGE'
   | 'HOST_EDGE_CYCLE'
   | 'CHANNEL_EDGE_CYCLE'
   | 'BUDGET_NEVER_ADMITS'
-  | 'INVALID_PUBKEY';
+  | 'INVALID_PUBKEY'
+  // The static compliance gate (release/static-gate.ts), after every check above.
+  | 'COMPLIANCE_REPORT_INVALID'
+  | 'CONTROL_INVALID'
+  | 'DUPLICATE_CONTROL'
+  | 'COMPLIANCE_STATIC_FAILED';
 
 export type ResolveError = { code: ResolveErrorCode; message: string };
 export type Resolved = { fleet: FleetResolved; warnings: string[] };
@@ -207,6 +213,10 @@ export function resolveFleet(input: FleetDescription | FleetDescription[]): Resu
   for (const p of policyNames) policiesIn[p]!.waves.forEach((w, i) => selectors.push({ where: `rollout policy ${q(p)} wave ${i}`, sel: w.selector }));
   budgetsIn.forEach((b, i) => selectors.push({ where: `disruption budget ${i}`, sel: b.selector }));
 
+  // PIN_TARGET
+  for (const [i, p] of pinsIn.entries()) {
+    if ([p.host, p.tag, p.channel].filter((x) => x !== undefined).length !== 1) return fail('PIN_TARGET', `pin ${i} must name exactly one of host, tag, channel`);
+  }
   // UNKNOWN_CHANNEL
   for (const h of hostNames) {
     const ch = hostsIn[h]!.channel;
@@ -220,6 +230,7 @@ export function resolveFleet(input: FleetDescription | FleetDescription[]): Resu
   for (const [i, e] of channelEdgesIn.entries()) {
     for (const ch of [e.gates, e.gated]) if (!own(channelsIn, ch)) return fail('UNKNOWN_CHANNEL', `channel edge ${i} names unknown channel ${q(ch)}`);
   }
+  for (const [i, p] of pinsIn.entries()) if (p.channel !== undefined && !own(channelsIn, p.channel)) return fail('UNKNOWN_CHANNEL', `pin ${i} names unknown channel ${q(p.channel)}`);
   // UNKNOWN_POLICY
   for (const ch of channelNames) {
     const p = channelsIn[ch]!.rolloutPolicy;
@@ -229,7 +240,7 @@ export function resolveFleet(input: FleetDescription | FleetDescription[]): Resu
   for (const [i, e] of edgesIn.entries()) {
     for (const h of [e.gates, e.gated]) if (!own(hostsIn, h)) return fail('UNKNOWN_HOST', `host edge ${i} names unknown host ${q(h)}`);
   }
-  for (const [i, p] of pinsIn.entries()) if (!own(hostsIn, p.host)) return fail('UNKNOWN_HOST', `pin ${i} names unknown host ${q(p.host)}`);
+  for (const [i, p] of pinsIn.entries()) if (p.host !== undefined && !own(hostsIn, p.host)) return fail('UNKNOWN_HOST', `pin ${i} names unknown host ${q(p.host)}`);
   for (const { where, sel } of selectors) {
     for (const h of selectorRefs(sel, { hosts: [], channels: [] }).hosts) {
       if (!own(hostsIn, h)) return fail('UNKNOWN_HOST', `selector of ${where} names unknown host ${q(h)}`);
@@ -257,16 +268,28 @@ export function resolveFleet(input: FleetDescription | FleetDescription[]): Resu
     if (c.onDrift !== undefined) out.onDrift = c.onDrift;
     if (c.progressDeadlineMinutes !== undefined) out.progressDeadlineMinutes = c.progressDeadlineMinutes;
     if (c.changeWindow !== undefined) out.changeWindow = toChangeWindow(c.changeWindow);
+    if (c.requireApprovals !== undefined) out.requireApprovals = c.requireApprovals;
     if (out.freshnessWindow < 2 * out.signingIntervalMinutes) {
       return fail('FRESHNESS_WINDOW', `channel ${q(ch)}: freshnessWindow ${out.freshnessWindow} min is less than 2 × signingIntervalMinutes (${out.signingIntervalMinutes} min): hosts would refuse artefacts between two signings`);
     }
     channels[ch] = out;
   }
-  // DUPLICATE_PIN
-  const pins = new Map<string, PinInput>();
+  // DUPLICATE_PIN: two pins on one host, tag or channel; then two tag pins on a host without its own pin.
+  const pinTarget = (p: PinInput): [string, string] => (p.host !== undefined ? ['host', p.host] : p.tag !== undefined ? ['tag', p.tag] : ['channel', p.channel!]);
+  const seenPins = new Set<string>();
   for (const p of pinsIn) {
-    if (pins.has(p.host)) return fail('DUPLICATE_PIN', `host ${q(p.host)} has two pins`);
-    pins.set(p.host, p);
+    const [kind, name] = pinTarget(p);
+    if (seenPins.has(`${kind}\0${name}`)) return fail('DUPLICATE_PIN', `${kind} ${q(name)} has two pins`);
+    seenPins.add(`${kind}\0${name}`);
+  }
+  const pins = new Map<string, PinInput>();
+  for (const name of hostNames) {
+    const h = hostsIn[name]!;
+    const own_ = pinsIn.find((p) => p.host === name);
+    const byTag = pinsIn.filter((p) => p.tag !== undefined && (h.tags ?? []).includes(p.tag));
+    if (own_ === undefined && byTag.length > 1) return fail('DUPLICATE_PIN', `host ${q(name)} is covered by two tag pins (${q(byTag[0]!.tag!)}, ${q(byTag[1]!.tag!)})`);
+    const pin = own_ ?? byTag[0] ?? pinsIn.find((p) => p.channel !== undefined && p.channel === h.channel);
+    if (pin !== undefined) pins.set(name, pin);
   }
   // CROSS_CHANNEL_EDGE
   for (const [i, e] of edgesIn.entries()) {

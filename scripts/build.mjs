@@ -29,8 +29,13 @@ export async function buildAll(outDir = join(ROOT, 'dist')) {
   await Promise.all(
     Object.entries(PROGRAMS).map(([name, entry]) =>
       build({
-        entryPoints: [join(ROOT, entry)],
-        outfile: join(outDir, `${name}.mjs`),
+        // Code splitting: what a program imports dynamically (the CLI's command handlers) goes into
+        // chunks loaded on first use, so `nixfleet --help` parses and runs little (issue 18).
+        entryPoints: { [name]: join(ROOT, entry) },
+        outdir: outDir,
+        outExtension: { '.js': '.mjs' },
+        splitting: true,
+        chunkNames: `chunks/${name}-[hash]`,
         bundle: true,
         platform: 'node',
         format: 'esm',

@@ -4,7 +4,7 @@
  * `npm run bench` (bench/startup.bench.ts), not here.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -36,6 +36,17 @@ test('the four bundles build and run on plain node', async () => {
   const init = spawnSync(process.execPath, [join(out, 'nixfleet-release.mjs'), 'init', '--dir', join(dir, 'repo'), '--host', 'web1'], { encoding: 'utf8' });
   assert.is(init.status, 0, init.stderr);
   assert.ok(existsSync(join(dir, 'repo', 'revocations.json.sig')));
+});
+
+test('the CLI bundle keeps its command handlers in chunks loaded on first use (a small --help), and they run', () => {
+  const main = statSync(join(out, 'nixfleet.mjs')).size;
+  const chunks = readdirSync(join(out, 'chunks')).filter((f) => f.startsWith('nixfleet-') && f.endsWith('.mjs'));
+  const chunked = chunks.reduce((n, f) => n + statSync(join(out, 'chunks', f)).size, 0);
+  assert.ok(chunks.length > 0 && main * 5 < chunked, `entry ${main} bytes, chunks ${chunked} bytes`);
+  // A lazily loaded handler (the PKI commands: @peculiar/x509) works from its chunk.
+  const pki = spawnSync(process.execPath, [join(out, 'nixfleet.mjs'), 'pki', 'init', '--pki-dir', join(dir, 'pki')], { encoding: 'utf8' });
+  assert.is(pki.status, 0, pki.stderr);
+  assert.ok(existsSync(join(dir, 'pki', 'ca.pem')));
 });
 
 test.run();

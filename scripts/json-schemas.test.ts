@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { renderSchemas, SCHEMA_FILES } from './json-schemas.ts';
+import { renderDataFiles, renderSchemas, SCHEMA_FILES } from './json-schemas.ts';
 
 const DIR = resolve(import.meta.dirname, '..', 'schemas');
 const drift = suite('schemas/ drift');
@@ -20,6 +20,14 @@ drift('schemas/*.schema.json equal what `npm run schemas` renders from the TypeB
   }
   const stray = readdirSync(DIR).filter((n) => n.endsWith('.schema.json') && !want.has(n));
   assert.equal(stray, [], 'schemas/ holds files no schema renders');
+});
+
+drift('lib/compliance-catalogue.json (read by lib/compliance.nix) equals the catalogue of protocol/compliance.ts', () => {
+  for (const [rel, text] of renderDataFiles()) {
+    const p = resolve(DIR, '..', rel);
+    assert.ok(existsSync(p), `${rel} is missing: run npm run schemas`);
+    assert.ok(readFileSync(p, 'utf8') === text, `${rel} differs from protocol/compliance.ts: run npm run schemas`);
+  }
 });
 
 drift('every schema is self-contained draft-07 (no dangling $ref, no TypeBox-only keyword)', () => {

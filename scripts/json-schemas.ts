@@ -8,6 +8,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { AgentConfigSchema } from '../agent/config.ts';
 import { CliConfigSchema } from '../cli/settings.ts';
 import { ControlPlaneConfigSchema } from '../control-plane/config.ts';
+import { CATALOGUE, EvidenceRecordSchema, StaticReportSchema } from '../protocol/compliance.ts';
 import { FleetDescriptionSchema, FleetResolvedSchema, RevocationsSchema, TrustSchema } from '../protocol/schema.ts';
 
 /** schemas/<name> → the TypeBox schema it renders. */
@@ -19,7 +20,17 @@ export const SCHEMA_FILES: Readonly<Record<string, TSchema>> = {
   'agent-config.schema.json': AgentConfigSchema,
   'control-plane-config.schema.json': ControlPlaneConfigSchema,
   'cli-config.schema.json': CliConfigSchema,
+  'compliance-report.schema.json': StaticReportSchema,
+  'evidence-record.schema.json': EvidenceRecordSchema,
 };
+
+/**
+ * Generated data files outside schemas/ (path relative to the repository): the built-in compliance
+ * catalogue as JSON, which lib/compliance.nix reads (Nix cannot import TypeScript).
+ */
+export function renderDataFiles(): Map<string, string> {
+  return new Map([['lib/compliance-catalogue.json', `${JSON.stringify({ schemaVersion: 1, controls: CATALOGUE }, null, 2)}\n`]]);
+}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

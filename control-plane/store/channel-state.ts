@@ -1,5 +1,9 @@
-/** SQLite tables of channel-level state: `quarantines`, `pauses`, `last_converged`, `deferrals`. */
+/**
+ * SQLite tables of channel-level state: `quarantines`, `pauses`, `last_converged`, `deferrals`, and
+ * issue 14's `host_drift` and `rollout_controls` (JSON of `DriftInfo` / `RolloutControls`).
+ */
 import type Database from 'better-sqlite3';
+import type { DriftInfo, RolloutControls } from '../../reconciler/types.ts';
 import type { ChannelState, Deferral, PauseInfo, PauseRow, QuarantineRow } from './types.ts';
 
 type QuarantineRecord = { channel: string; closure: string; rollout_id: string | null; hostname: string | null; reason: string; since_ms: number };
@@ -20,6 +24,12 @@ export class ChannelStateTables {
   private readonly deferralAll: Database.Statement<[], { channel: string; rollout_id: string; reason: string; since_ms: number }>;
   private readonly deferralUpsert: Database.Statement<[Deferral & { channel: string }]>;
   private readonly deferralDelete: Database.Statement<[string]>;
+  private readonly driftAll: Database.Statement<[], { hostname: string; drift_json: string }>;
+  private readonly driftUpsert: Database.Statement<[string, string]>;
+  private readonly driftDelete: Database.Statement<[string]>;
+  private readonly controlsAll: Database.Statement<[], { rollout_id: string; controls_json: string }>;
+  private readonly controlsUpsert: Database.Statement<[string, string]>;
+  private readonly controlsDelete: Database.Statement<[string]>;
 
   constructor(db: Database.Database) {
     this.quarantineAll = db.prepare('SELECT * FROM quarantines ORDER BY channel, since_ms');
@@ -39,6 +49,12 @@ export class ChannelStateTables {
     this.deferralUpsert = db.prepare(`INSERT INTO deferrals (channel, rollout_id, reason, since_ms) VALUES (@channel, @rolloutId, @reason, @sinceMs)
       ON CONFLICT(channel) DO UPDATE SET rollout_id = excluded.rollout_id, reason = excluded.reason, since_ms = excluded.since_ms`);
     this.deferralDelete = db.prepare('DELETE FROM deferrals WHERE channel = ?');
+    this.driftAll = db.prepare('SELECT * FROM host_drift');
+    this.driftUpsert = db.prepare('INSERT INTO host_drift (hostname, drift_json) VALUES (?, ?) ON CONFLICT(hostname) DO UPDATE SET drift_json = excluded.drift_json');
+    this.driftDelete = db.prepare('DELETE FROM host_drift WHERE hostname = ?');
+    this.controlsAll = db.prepare('SELECT * FROM rollout_controls');
+    this.controlsUpsert = db.prepare('INSERT INTO rollout_controls (rollout_id, controls_json) VALUES (?, ?) ON CONFLICT(rollout_id) DO UPDATE SET controls_json = excluded.controls_json');
+    this.controlsDelete = db.prepare('DELETE FROM rollout_controls WHERE rollout_id = ?');
   }
 
   /** The channel-level maps of observed state. */
@@ -51,7 +67,11 @@ export class ChannelStateTables {
     for (const c of this.convergedAll.all()) lastConverged[c.channel] = c.target_ref;
     const deferrals: Record<string, Deferral> = {};
     for (const d of this.deferralAll.all()) deferrals[d.channel] = { rolloutId: d.rollout_id, reason: d.reason, sinceMs: d.since_ms };
-    return { quarantinedClosures, pausedChannels, lastConverged, deferrals };
+    const drifted: Record<string, DriftInfo> = {};
+    for (const d of this.driftAll.all()) drifted[d.hostname] = JSON.parse(d.drift_json) as DriftInfo;
+    const controls: Record<string, RolloutControls> = {};
+    for (const c of this.controlsAll.all()) controls[c.rollout_id] = JSON.parse(c.controls_json) as RolloutControls;
+    return { quarantinedClosures, pausedChannels, lastConverged, deferrals, drifted, controls };
   }
 
   quarantines(): QuarantineRow[] {
@@ -93,5 +113,21 @@ export class ChannelStateTables {
 
   deleteDeferral(channel: string): void {
     this.deferralDelete.run(channel);
+  }
+
+  putDrift(hostname: string, d: DriftInfo): void {
+    this.driftUpsert.run(hostname, JSON.stringify(d));
+  }
+
+  deleteDrift(hostname: string): void {
+    this.driftDelete.run(hostname);
+  }
+
+  putControls(rolloutId: string, c: RolloutControls): void {
+    this.controlsUpsert.run(rolloutId, JSON.stringify(c));
+  }
+
+  deleteControls(rolloutId: string): void {
+    this.controlsDelete.run(rolloutId);
   }
 }

@@ -3,7 +3,10 @@
  * rollouts + rollout_hosts (state with entry times) + transitions (history), dispatches (targets
  * handed out, with confirm deadlines), quarantines, pauses, last_converged, deferrals, reports
  * (with host signatures and verdict), artifacts (last accepted artefact per kind: bytes, signature,
- * signedAt — rollback protection survives restarts), audit (hash chain).
+ * signedAt — rollback protection survives restarts), audit (hash chain); since version 2 host_drift
+ * and rollout_controls (issue 14: drift, stall, change-window hold, hosts released by an operator),
+ * version 3 audit_anchor (retention, issue 17), version 4 evidence + evidence_latest (host-signed
+ * compliance evidence, issue 15).
  */
 import type Database from 'better-sqlite3';
 
@@ -125,7 +128,53 @@ export const MIGRATIONS: readonly string[] = [
     hash TEXT NOT NULL
   );
   `,
-  // 2: issue 16 — the expiry of the certificate each host presented at its last check-in
+  // 2: issue 14 state the reconcile loop decides on (survives a restart): drift per host, controls per rollout (JSON)
+  `
+  CREATE TABLE host_drift (hostname TEXT PRIMARY KEY, drift_json TEXT NOT NULL);
+  CREATE TABLE rollout_controls (rollout_id TEXT PRIMARY KEY, controls_json TEXT NOT NULL);
+  `,
+  // 3 — retention (issue 17): the audit chain's anchor once its oldest entries are pruned; reports by age.
+  `
+  CREATE TABLE audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    pruned_ms INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS reports_received ON reports (received_ms);
+  `,
+  // 4: host-signed compliance evidence (issue 15): the newest record per host and control, and the history
+  `
+  CREATE TABLE evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL
+  );
+  CREATE INDEX evidence_received ON evidence (received_ms);
+  CREATE TABLE evidence_latest (
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL,
+    PRIMARY KEY (hostname, control)
+  ) WITHOUT ROWID;
+  `,
+  // 5: issue 16 — the expiry of the certificate each host presented at its last check-in
   `ALTER TABLE hosts ADD COLUMN cert_not_after_ms INTEGER;`,
 ];
 

@@ -126,7 +126,53 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at TIMESTAMPTZ NOT NULL
   );
   `,
-  // 2: issue 16 — the expiry of the certificate each host presented at its last check-in
+  // 2: = SQLite migration 2 (issue 14: drift per host, controls per rollout)
+  `
+  CREATE TABLE host_drift (hostname TEXT PRIMARY KEY, drift_json TEXT NOT NULL);
+  CREATE TABLE rollout_controls (rollout_id TEXT PRIMARY KEY, controls_json TEXT NOT NULL);
+  `,
+  // 3 — retention (issue 17): the audit chain's anchor once its oldest entries are pruned; reports by age.
+  `
+  CREATE TABLE audit_anchor (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    pruned_ms BIGINT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS reports_received ON reports (received_ms);
+  `,
+  // 4: host-signed compliance evidence (issue 15; = SQLite migration 4)
+  `
+  CREATE TABLE evidence (
+    id BIGSERIAL PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL
+  );
+  CREATE INDEX evidence_received ON evidence (received_ms);
+  CREATE TABLE evidence_latest (
+    hostname TEXT NOT NULL,
+    control TEXT NOT NULL,
+    result TEXT NOT NULL,
+    closure TEXT,
+    rollout_id TEXT,
+    at TEXT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    record_json TEXT NOT NULL,
+    signature TEXT,
+    verdict TEXT NOT NULL,
+    PRIMARY KEY (hostname, control)
+  );
+  `,
+  // 5: issue 16 (= SQLite migration 5) — the expiry of the certificate each host presented at its last check-in
   `ALTER TABLE hosts ADD COLUMN cert_not_after_ms BIGINT;`,
 ];
 

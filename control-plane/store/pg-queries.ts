@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { auditEntryHash, GENESIS_HASH } from '../../protocol/audit-chain.ts';
-import type { HostRolloutState, Rollout } from '../../reconciler/types.ts';
+import type { DriftInfo, HostRolloutState, Rollout, RolloutControls } from '../../reconciler/types.ts';
 import { iso, toAudit, type AuditRecord } from './audit.ts';
 import { toDispatch, type DispatchRecord } from './dispatches.ts';
 import { toHostRow, type HostRecord } from './hosts.ts';
@@ -309,7 +309,11 @@ export async function loadChannelState(q: Q): Promise<ChannelState> {
   for (const c of cs) lastConverged[c.channel] = c.target_ref;
   const deferrals: Record<string, Deferral> = {};
   for (const d of ds) deferrals[d.channel] = { rolloutId: d.rollout_id, reason: d.reason, sinceMs: d.since_ms };
-  return { quarantinedClosures, pausedChannels, lastConverged, deferrals };
+  const drifted: Record<string, DriftInfo> = {};
+  for (const d of await rows<{ hostname: string; drift_json: string }>(q, 'SELECT * FROM host_drift')) drifted[d.hostname] = JSON.parse(d.drift_json) as DriftInfo;
+  const controls: Record<string, RolloutControls> = {};
+  for (const c of await rows<{ rollout_id: string; controls_json: string }>(q, 'SELECT * FROM rollout_controls')) controls[c.rollout_id] = JSON.parse(c.controls_json) as RolloutControls;
+  return { quarantinedClosures, pausedChannels, lastConverged, deferrals, drifted, controls };
 }
 
 export const quarantines = async (q: Q): Promise<QuarantineRow[]> =>
@@ -362,6 +366,18 @@ export async function channelWrite(q: Q, w: Write): Promise<void> {
         [w.channel, w.deferral.rolloutId, w.deferral.reason, w.deferral.sinceMs],
       );
       return;
+    case 'drift.put':
+      await q.query('INSERT INTO host_drift (hostname, drift_json) VALUES ($1, $2) ON CONFLICT (hostname) DO UPDATE SET drift_json = excluded.drift_json', [w.hostname, JSON.stringify(w.drift)]);
+      return;
+    case 'drift.delete':
+      await q.query('DELETE FROM host_drift WHERE hostname = $1', [w.hostname]);
+      return;
+    case 'controls.put':
+      await q.query('INSERT INTO rollout_controls (rollout_id, controls_json) VALUES ($1, $2) ON CONFLICT (rollout_id) DO UPDATE SET controls_json = excluded.controls_json', [w.rolloutId, JSON.stringify(w.controls)]);
+      return;
+    case 'controls.delete':
+      await q.query('DELETE FROM rollout_controls WHERE rollout_id = $1', [w.rolloutId]);
+      return;
     case 'deferral.delete':
       await q.query('DELETE FROM deferrals WHERE channel = $1', [w.channel]);
       return;
@@ -413,7 +429,8 @@ export type AuditHead = { seq: number; hash: string };
 export async function lockAuditHead(q: Q): Promise<AuditHead> {
   await q.query('SELECT pg_advisory_xact_lock($1)', [LOCK_AUDIT]);
   const last = await one<{ seq: number; hash: string }>(q, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
-  return last ?? { seq: 0, hash: GENESIS_HASH };
+  // After retention pruned every entry, the chain goes on from its anchor (retention.ts).
+  return last ?? (await one<{ seq: number; hash: string }>(q, 'SELECT seq, hash FROM audit_anchor WHERE id = 1')) ?? { seq: 0, hash: GENESIS_HASH };
 }
 
 export async function appendAudit(q: Q, head: AuditHead, e: AuditInput): Promise<AuditEntry> {

@@ -16,7 +16,10 @@ import type { PostgresConfig } from '../config.ts';
 import { toObservation } from './hosts.ts';
 import { migratePg } from './pg-migrations.ts';
 import * as leader from './pg-leader.ts';
+import { isConnectionError, Listener, notify } from './pg-notify.ts';
+import { anchorPg, prunedAnything, prunedEntry, prunePg, type AuditAnchor, type PruneResult } from './retention.ts';
 import * as sql from './pg-queries.ts';
+import * as ev from './pg-evidence.ts';
 import type {
   ApplyResult,
   ArtifactKind,
@@ -24,6 +27,7 @@ import type {
   AuditEntry,
   ChannelState,
   DispatchRow,
+  EvidenceRow,
   Fence,
   HostObservation,
   HostRow,
@@ -35,7 +39,7 @@ import type {
   TransitionRow,
   Write,
 } from './types.ts';
-import { StoreConflictError } from './types.ts';
+import { StoreConflictError, StoreUnavailableError } from './types.ts';
 
 /** BIGINT (milliseconds, counts, ids) as a JavaScript number: every value stored fits in 2^53. */
 const INT8_OID = 20;
@@ -57,8 +61,12 @@ export function poolConfig(c: PostgresConfig): pg.PoolConfig {
     };
   }
   base.max = c.poolSize ?? 10;
+  // A server that does not answer (host down, firewall) fails a request within seconds, not never.
+  base.connectionTimeoutMillis = 5000;
   return base;
 }
+
+const ignore = (): void => {};
 
 type Settle = { resolve(r: ApplyResult): void; reject(e: unknown): void };
 type Group = { lists: { writes: readonly Write[]; settle: Settle }[] };
@@ -80,7 +88,12 @@ export class PostgresStore implements Store {
   private group: Group | null = null;
   onGroupRollback: ((e: unknown) => void) | null = null;
 
-  private constructor(readonly pool: pg.Pool) {
+  private listener: Listener | null = null;
+
+  private constructor(
+    readonly pool: pg.Pool,
+    private readonly clientConfig: pg.ClientConfig,
+  ) {
     // An idle connection that breaks (server restart) must not crash the process: the pool drops it.
     pool.on('error', () => {});
   }
@@ -101,16 +114,24 @@ export class PostgresStore implements Store {
       throw e;
     }
     client.release();
-    return new PostgresStore(pool);
+    return new PostgresStore(pool, { ...pc, types });
   }
 
   async close(): Promise<void> {
+    await this.listener?.close();
     await this.queue.catch(() => {});
     await this.pool.end();
   }
 
   // ------------------------------------------------------------------------------------------
   // Transactions
+
+  /** Connection failures (the server restarting) become `StoreUnavailableError`; the rest pass. */
+  private r<T>(p: Promise<T>): Promise<T> {
+    return p.catch((e: unknown) => {
+      throw isConnectionError(e) ? new StoreUnavailableError(`database unreachable: ${e instanceof Error ? e.message : String(e)}`) : e;
+    });
+  }
 
   /** Run `fn` in one transaction, after every write queued before it. */
   tx<T>(fn: (t: Tx) => Promise<T>): Promise<T> {
@@ -120,7 +141,23 @@ export class PostgresStore implements Store {
   }
 
   private async inTx<T>(fn: (t: Tx) => Promise<T>): Promise<T> {
+    return this.r(this.inTxNow(fn));
+  }
+
+  /** A pooled connection; a connection error while it is checked out fails its query, never the process. */
+  private async connect(): Promise<pg.PoolClient> {
     const c = await this.pool.connect();
+    c.on('error', ignore);
+    return c;
+  }
+
+  private release(c: pg.PoolClient, broken?: Error): void {
+    c.off('error', ignore);
+    c.release(broken);
+  }
+
+  private async inTxNow<T>(fn: (t: Tx) => Promise<T>): Promise<T> {
+    const c = await this.connect();
     let broken: unknown = undefined;
     try {
       await c.query('BEGIN');
@@ -134,7 +171,7 @@ export class PostgresStore implements Store {
       );
       throw e;
     } finally {
-      c.release(broken instanceof Error ? broken : undefined);
+      this.release(c, broken instanceof Error ? broken : undefined);
     }
   }
 
@@ -152,15 +189,54 @@ export class PostgresStore implements Store {
   }
 
   lease(holder: string, leaseMs: number): Promise<number | null> {
-    return leader.lease(this.pool, holder, leaseMs);
+    return this.r(leader.lease(this.pool, holder, leaseMs));
   }
 
   releaseLease(holder: string): Promise<void> {
-    return leader.release(this.pool, holder);
+    return this.r(leader.release(this.pool, holder));
   }
 
   leaseHolder(): Promise<{ holder: string; epoch: number } | null> {
-    return leader.holder(this.pool);
+    return this.r(leader.holder(this.pool));
+  }
+
+  auditAnchor(): Promise<AuditAnchor | null> {
+    return this.r(anchorPg(this.pool));
+  }
+
+  prune(cutoffMs: number, nowMs: number, fence: Fence): Promise<PruneResult> {
+    return this.tx(async (t) => {
+      await leader.checkFence(t.c, fence);
+      t.head = await sql.lockAuditHead(t.c); // the chain's lock first: nobody appends meanwhile
+      const r = await prunePg(t.c, cutoffMs, nowMs);
+      if (prunedAnything(r)) await t.audit(prunedEntry(r, nowMs));
+      return r;
+    });
+  }
+
+  notifyLeader(from: string): Promise<void> {
+    return this.r(notify(this.pool, from));
+  }
+
+  async listenForWakeups(onWake: (from: string) => void): Promise<void> {
+    if (this.listener !== null) throw new Error('listenForWakeups: already listening');
+    const l = new Listener(this.clientConfig, onWake);
+    this.listener = l;
+    await l.start();
+  }
+
+  wakeupListener(): { listening: boolean; reconnects: number } {
+    return { listening: this.listening, reconnects: this.listenerReconnects };
+  }
+
+  /** Whether the LISTEN session is up now. */
+  get listening(): boolean {
+    return this.listener?.listening ?? false;
+  }
+
+  /** The LISTEN session's reconnections (metrics). */
+  get listenerReconnects(): number {
+    return this.listener?.reconnects ?? 0;
   }
 
   applyGrouped(writes: readonly Write[]): Promise<ApplyResult> {
@@ -272,6 +348,9 @@ export class PostgresStore implements Store {
         case 'artifact.put':
           await sql.putArtifact(c, w.row);
           break;
+        case 'evidence':
+          await ev.putEvidence(c, w.rows);
+          break;
         case 'audit':
           await t.audit(w.entry);
           break;
@@ -286,8 +365,13 @@ export class PostgresStore implements Store {
   // Observed state and reads (autocommit on the pool)
 
   /** One snapshot (a repeatable-read transaction): hosts, rollouts and channel maps agree. */
-  async loadObserved(): Promise<Observed> {
-    const c = await this.pool.connect();
+  loadObserved(): Promise<Observed> {
+    return this.r(this.loadObservedNow());
+  }
+
+  private async loadObservedNow(): Promise<Observed> {
+    const c = await this.connect();
+    let broken: Error | undefined;
     try {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const hs = await sql.allHosts(c);
@@ -298,87 +382,103 @@ export class PostgresStore implements Store {
       for (const h of hs) hosts[h.hostname] = toObservation(h);
       return { hosts, rollouts, ...channels };
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
+      await c.query('ROLLBACK').catch((re: unknown) => (broken = re instanceof Error ? re : new Error(String(re))));
       throw e;
     } finally {
-      c.release();
+      this.release(c, broken);
     }
   }
 
-  async loadHostSlice(hostname: string): Promise<Observed> {
+  loadHostSlice(hostname: string): Promise<Observed> {
+    return this.r(this.loadHostSliceNow(hostname));
+  }
+
+  private async loadHostSliceNow(hostname: string): Promise<Observed> {
     const h = await sql.getHost(this.pool, hostname);
     const hosts: Record<string, HostObservation> = h === null ? {} : { [hostname]: toObservation(h) };
     return { hosts, rollouts: await sql.loadRolloutsForHost(this.pool, hostname), quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} };
   }
 
   loadChannelState(): Promise<ChannelState> {
-    return sql.loadChannelState(this.pool);
+    return this.r(sql.loadChannelState(this.pool));
   }
   getHost(hostname: string): Promise<HostRow | null> {
-    return sql.getHost(this.pool, hostname);
+    return this.r(sql.getHost(this.pool, hostname));
   }
   allHosts(): Promise<HostRow[]> {
-    return sql.allHosts(this.pool);
+    return this.r(sql.allHosts(this.pool));
   }
   getRollout(id: string): Promise<RolloutRow | null> {
-    return sql.getRollout(this.pool, id);
+    return this.r(sql.getRollout(this.pool, id));
   }
   allRollouts(): Promise<RolloutRow[]> {
-    return sql.allRollouts(this.pool);
+    return this.r(sql.allRollouts(this.pool));
   }
   rolloutHosts(id: string): Promise<RolloutHostRow[]> {
-    return sql.rolloutHosts(this.pool, id);
+    return this.r(sql.rolloutHosts(this.pool, id));
   }
   rolloutHostCounts(id: string): Promise<Partial<Record<HostRolloutState, number>>> {
-    return sql.rolloutHostCounts(this.pool, id);
+    return this.r(sql.rolloutHostCounts(this.pool, id));
   }
   transitions(id: string): Promise<TransitionRow[]> {
-    return sql.transitions(this.pool, id);
+    return this.r(sql.transitions(this.pool, id));
   }
   newestRolloutRowPerHost(): Promise<Map<string, RolloutHostRow>> {
-    return sql.newestRolloutRowPerHost(this.pool);
+    return this.r(sql.newestRolloutRowPerHost(this.pool));
   }
   hostStateCounts(): Promise<Record<string, number>> {
-    return sql.hostStateCounts(this.pool);
+    return this.r(sql.hostStateCounts(this.pool));
   }
   rolloutStateCounts(): Promise<Record<string, number>> {
-    return sql.rolloutStateCounts(this.pool);
+    return this.r(sql.rolloutStateCounts(this.pool));
   }
-  async checkinReads(hostname: string): Promise<{ pending: DispatchRow | null; rollback: DispatchRow | null }> {
+  checkinReads(hostname: string): Promise<{ pending: DispatchRow | null; rollback: DispatchRow | null }> {
+    return this.r(this.checkinReadsNow(hostname));
+  }
+
+  private async checkinReadsNow(hostname: string): Promise<{ pending: DispatchRow | null; rollback: DispatchRow | null }> {
     const [pending, rollback] = await Promise.all([sql.pendingDispatchFor(this.pool, hostname), sql.rollbackFor(this.pool, hostname)]);
     return { pending, rollback };
   }
   getDispatch(rolloutId: string, hostname: string): Promise<DispatchRow | null> {
-    return sql.getDispatch(this.pool, rolloutId, hostname);
+    return this.r(sql.getDispatch(this.pool, rolloutId, hostname));
   }
   pendingDispatchFor(hostname: string): Promise<DispatchRow | null> {
-    return sql.pendingDispatchFor(this.pool, hostname);
+    return this.r(sql.pendingDispatchFor(this.pool, hostname));
   }
   rollbackFor(hostname: string): Promise<DispatchRow | null> {
-    return sql.rollbackFor(this.pool, hostname);
+    return this.r(sql.rollbackFor(this.pool, hostname));
   }
   pendingDispatches(): Promise<DispatchRow[]> {
-    return sql.pendingDispatches(this.pool);
+    return this.r(sql.pendingDispatches(this.pool));
   }
   expiredDispatches(nowMs: number): Promise<DispatchRow[]> {
-    return sql.expiredDispatches(this.pool, nowMs);
+    return this.r(sql.expiredDispatches(this.pool, nowMs));
   }
   quarantines(): Promise<QuarantineRow[]> {
-    return sql.quarantines(this.pool);
+    return this.r(sql.quarantines(this.pool));
   }
   getPause(channel: string): Promise<PauseRow | null> {
-    return sql.getPause(this.pool, channel);
+    return this.r(sql.getPause(this.pool, channel));
   }
   reportCount(): Promise<number> {
-    return sql.reportCount(this.pool);
+    return this.r(sql.reportCount(this.pool));
   }
   getArtifact(kind: ArtifactKind): Promise<ArtifactRow | null> {
-    return sql.getArtifact(this.pool, kind);
+    return this.r(sql.getArtifact(this.pool, kind));
   }
   auditPage(after: number, limit: number): Promise<AuditEntry[]> {
-    return sql.auditPage(this.pool, after, limit);
+    return this.r(sql.auditPage(this.pool, after, limit));
   }
   auditAll(): Promise<AuditEntry[]> {
-    return sql.auditAll(this.pool);
+    return this.r(sql.auditAll(this.pool));
+  }
+
+  latestEvidence(): Promise<EvidenceRow[]> {
+    return ev.latestEvidence(this.pool);
+  }
+
+  evidenceHistory(fromMs: number, toMs: number): Promise<EvidenceRow[]> {
+    return ev.evidenceHistory(this.pool, fromMs, toMs);
   }
 }

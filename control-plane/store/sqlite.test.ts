@@ -99,7 +99,7 @@ function rollout(id: string, channel: string, hosts: Rollout['hosts'], state: Ro
   return { id, channel, targetRef: id.split('@')[1]!, state, currentWave: 0, waveCount: 2, openedAtMs: 1, startedAtMs: 2, stateReason: 'opened', hosts, history: [] };
 }
 
-const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} });
+const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {}, drifted: {}, controls: {} });
 
 /** What the control plane does with a diff: plan it (pure), apply the list in one transaction. */
 const persist = (store: Store, before: Observed, after: Observed, nowMs: number, origin: RolloutOrigin, meta?: Parameters<typeof planObservedWrites>[4]) => {

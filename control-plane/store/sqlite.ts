@@ -8,10 +8,13 @@
  * (docs/performance.md).
  */
 import Database from 'better-sqlite3';
+import { closeSync, openSync } from 'node:fs';
+import { anchorSqlite, prunedAnything, prunedEntry, pruneSqlite, type AuditAnchor, type PruneResult } from './retention.ts';
 import type { HostRolloutState, Observed } from '../../reconciler/types.ts';
 import { AuditTable } from './audit.ts';
 import { ChannelStateTables } from './channel-state.ts';
 import { DispatchesTable } from './dispatches.ts';
+import { EvidenceTables } from './evidence.ts';
 import { HostsTable, toObservation } from './hosts.ts';
 import { migrate } from './migrations.ts';
 import { ArtifactsTable, ReportsTable } from './reports.ts';
@@ -24,6 +27,7 @@ import type {
   AuditInput,
   ChannelState,
   DispatchRow,
+  EvidenceRow,
   Fence,
   HostObservation,
   HostRow,
@@ -45,6 +49,7 @@ export class SqliteStore implements Store {
   private readonly reportsT: ReportsTable;
   private readonly artifactsT: ArtifactsTable;
   private readonly auditT: AuditTable;
+  private readonly evidenceT: EvidenceTables;
   private readonly begin: Database.Statement<[]>;
   private readonly commit: Database.Statement<[]>;
   private readonly rollback: Database.Statement<[]>;
@@ -57,6 +62,9 @@ export class SqliteStore implements Store {
   onGroupRollback: ((e: unknown) => void) | null = null;
 
   constructor(path: string) {
+    // The database holds host reports and the audit chain: owner-only (0600). SQLite creates the
+    // -wal and -shm files with the database file's mode; an existing file keeps its mode.
+    if (path !== ':memory:' && !path.startsWith('file:')) closeSync(openSync(path, 'a', 0o600));
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     // WAL + NORMAL: a crash can lose the last transactions but never corrupts; everything here
@@ -72,6 +80,7 @@ export class SqliteStore implements Store {
     this.reportsT = new ReportsTable(this.db);
     this.artifactsT = new ArtifactsTable(this.db);
     this.auditT = new AuditTable(this.db);
+    this.evidenceT = new EvidenceTables(this.db);
     this.begin = this.db.prepare('BEGIN IMMEDIATE');
     this.commit = this.db.prepare('COMMIT');
     this.rollback = this.db.prepare('ROLLBACK');
@@ -174,6 +183,21 @@ export class SqliteStore implements Store {
   leaseHolder(): null {
     return null;
   }
+  auditAnchor(): AuditAnchor | null {
+    return anchorSqlite(this.db);
+  }
+  prune(cutoffMs: number, nowMs: number, _fence: Fence): PruneResult {
+    return this.tx(() => {
+      const r = pruneSqlite(this.db, cutoffMs, nowMs);
+      if (prunedAnything(r)) this.auditT.append(prunedEntry(r, nowMs));
+      return r;
+    });
+  }
+  notifyLeader(_from: string): void {}
+  listenForWakeups(_onWake: (from: string) => void): void {}
+  wakeupListener(): { listening: boolean; reconnects: number } {
+    return { listening: false, reconnects: 0 };
+  }
 
   /** Synchronous part first (the savepoint: throws on failure); the Promise settles with the group commit. */
   applyGrouped(writes: readonly Write[]): Promise<ApplyResult> {
@@ -248,6 +272,18 @@ export class SqliteStore implements Store {
         case 'deferral.put':
           this.channelsT.putDeferral(w.channel, w.deferral);
           break;
+        case 'drift.put':
+          this.channelsT.putDrift(w.hostname, w.drift);
+          break;
+        case 'drift.delete':
+          this.channelsT.deleteDrift(w.hostname);
+          break;
+        case 'controls.put':
+          this.channelsT.putControls(w.rolloutId, w.controls);
+          break;
+        case 'controls.delete':
+          this.channelsT.deleteControls(w.rolloutId);
+          break;
         case 'deferral.delete':
           this.channelsT.deleteDeferral(w.channel);
           break;
@@ -259,6 +295,9 @@ export class SqliteStore implements Store {
         }
         case 'artifact.put':
           this.artifactsT.put(w.row);
+          break;
+        case 'evidence':
+          this.evidenceT.put(w.rows);
           break;
         case 'audit':
           this.auditT.append(w.entry);
@@ -412,5 +451,13 @@ export class SqliteStore implements Store {
 
   auditAll(): AuditEntry[] {
     return this.auditT.all();
+  }
+
+  latestEvidence(): EvidenceRow[] {
+    return this.evidenceT.latest();
+  }
+
+  evidenceHistory(fromMs: number, toMs: number): EvidenceRow[] {
+    return this.evidenceT.between(fromMs, toMs);
   }
 }

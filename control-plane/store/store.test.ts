@@ -11,10 +11,10 @@ import * as assert from 'uvu/assert';
 import { verifyAuditChain } from '../../protocol/audit-chain.ts';
 import type { Observed, Rollout } from '../../reconciler/types.ts';
 import { startPostgres, type PgCluster } from '../../fixtures/postgres.ts';
-import { planObservedWrites } from '../plan.ts';
+import { planControlWrites, planObservedWrites } from '../plan.ts';
 import { PostgresStore } from './postgres.ts';
 import { SqliteStore } from './sqlite.ts';
-import type { HostRow, RolloutOrigin, Store, Write } from './types.ts';
+import { EVIDENCE_KEEP_UNCHANGED_MS, NotLeaderError, type EvidenceRow, type HostRow, type RolloutOrigin, type Store, type Write } from './types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-store-contract-'));
 let cluster: PgCluster | null = null;
@@ -54,7 +54,7 @@ const rollout = (id: string, channel: string, hosts: Rollout['hosts'], state: Ro
   hosts,
   history: [],
 });
-const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} });
+const empty = (): Observed => ({ hosts: {}, rollouts: {}, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {}, drifted: {}, controls: {} });
 const origin: RolloutOrigin = { signedAt: '2026-01-01T00:00:00Z', artifactSha256: 'ff' };
 const hostRow = (hostname: string, lastCheckinMs: number): HostRow => ({
   hostname,
@@ -78,6 +78,30 @@ const failing: Write = { kind: 'rollout-host.put', rolloutId: 'no-such-rollout',
 for (const b of BACKENDS) {
   const t = suite(`store contract: ${b.name}`);
 
+  t('evidence (issue 15): the newest per host and control replaced; the history keeps changes and a daily record, survives a reopen', async () => {
+    const { store, again } = await b.open();
+    const T = Date.parse('2026-05-01T12:00:00Z');
+    const row = (control: string, result: string, atMs: number, observed = 'x'): EvidenceRow => {
+      const rec = { schemaVersion: 1, hostname: 'web1', control, result, observed, closure: 'c1', bootId: 'b', rolloutId: null, at: new Date(atMs).toISOString() };
+      return { hostname: 'web1', control, result, closure: 'c1', rolloutId: null, at: rec.at, receivedMs: atMs, recordJson: JSON.stringify(rec), signature: null, verdict: 'unsigned-no-pubkey' };
+    };
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T), row('b', 'fail', T)] }]);
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T + 1000), row('b', 'pass', T + 1000)] }]); // a unchanged, b changed
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T + 2000, 'y')] }]); // observed changed
+    await store.apply([{ kind: 'evidence', rows: [row('a', 'pass', T + 2000 + EVIDENCE_KEEP_UNCHANGED_MS)] }]); // a day later
+    const reopened = await again();
+    const latest = await reopened.latestEvidence();
+    assert.equal(latest.map((e) => [e.control, e.result, e.at]), [
+      ['a', 'pass', new Date(T + 2000 + EVIDENCE_KEEP_UNCHANGED_MS).toISOString()],
+      ['b', 'pass', new Date(T + 1000).toISOString()],
+    ]);
+    const history = await reopened.evidenceHistory(T, T + 10 * EVIDENCE_KEEP_UNCHANGED_MS);
+    assert.equal(history.map((e) => [e.control, e.receivedMs - T]), [['a', 0], ['b', 0], ['b', 1000], ['a', 2000], ['a', 2000 + EVIDENCE_KEEP_UNCHANGED_MS]]);
+    assert.equal(await reopened.evidenceHistory(T + 1, T + 1500), [history[2]!]);
+    await store.close();
+    await reopened.close();
+  });
+
   t('a planned diff, applied, reads back through loadObserved and the row reads', async () => {
     const { store } = await b.open();
     const before = empty();
@@ -92,13 +116,21 @@ for (const b of BACKENDS) {
     after.quarantinedClosures['stable'] = ['bad'];
     after.lastConverged['stable'] = 'old';
     after.deferrals['stable'] = { rolloutId: 'stable@abc', reason: 'gated', sinceMs: 4 };
+    // Issue 14 state (drift, controls) is stored too.
+    after.drifted = { web1: { sinceMs: 4, channel: 'stable', rolloutId: 'stable@abc', expected: 'c2', actual: 'c9' } };
+    after.controls = { 'stable@abc': { stall: { sinceMs: 5, gate: 'host-edge', hosts: ['web2'], reason: 'waits' }, windowHold: null, released: { web2: { atMs: 6, reason: 'gone', by: 'operator:alice' } } } };
     // Pauses are the operator's writes (not planned from a diff).
     await store.apply([...planObservedWrites(before, after, 10, origin).writes, { kind: 'pause.put', row: { channel: 'edge', sinceMs: 7, reason: 'maintenance', by: 'operator:alice' } }]);
     after.pausedChannels['edge'] = { sinceMs: 7, reason: 'maintenance' };
     const want = structuredClone(after);
     want.rollouts['stable@abc']!.history = [];
     assert.equal(await store.loadObserved(), want);
-    assert.equal(await store.loadChannelState(), { quarantinedClosures: want.quarantinedClosures, pausedChannels: want.pausedChannels, lastConverged: want.lastConverged, deferrals: want.deferrals });
+    assert.equal(await store.loadChannelState(), { quarantinedClosures: want.quarantinedClosures, pausedChannels: want.pausedChannels, lastConverged: want.lastConverged, deferrals: want.deferrals, drifted: want.drifted, controls: want.controls });
+    // Cleared: the drift ends, the controls go.
+    await store.apply(planControlWrites(want, { drifted: {}, controls: {} }));
+    const cleared = await store.loadChannelState();
+    assert.equal([cleared.drifted, cleared.controls], [{}, {}]);
+    await store.apply(planControlWrites({ drifted: {}, controls: {} }, want));
     assert.is((await store.transitions('stable@abc')).length, 1);
     assert.is((await store.getRollout('stable@abc'))!.signedAt, origin.signedAt);
     assert.equal(await store.rolloutHostCounts('stable@abc'), { Dispatched: 1, Queued: 1 });
@@ -123,6 +155,64 @@ for (const b of BACKENDS) {
     assert.equal(Object.keys((await store.loadObserved()).rollouts).sort(), ['a@2', 'b@1', 'b@2']);
     assert.equal((await store.allRollouts()).map((r) => r.id), ['a@2', 'b@2', 'a@1', 'b@1']);
     await store.close();
+  });
+
+  t('retention: old reports, finished rollouts (not the newest, nothing pending) and audit entries go; the chain verifies from its anchor and goes on', async () => {
+    const { store, again } = await b.open();
+    const OLD = 1_000;
+    const NEW = 1_000_000_000_000;
+    const rh = (state: 'Queued' | 'Converged') => ({ h: { state, enteredAtMs: 1, closure: 'c', wave: 0, skip: null, rollbackRequested: false } });
+    const after = empty();
+    after.rollouts['a@0'] = { ...rollout('a@0', 'a', rh('Queued'), 'Superseded'), openedAtMs: 0 };
+    after.rollouts['a@1'] = { ...rollout('a@1', 'a', rh('Converged'), 'Superseded'), openedAtMs: 1 };
+    after.rollouts['a@1']!.history.push({ atMs: OLD, host: 'h', from: 'Healthy', to: 'Converged', wave: 0, reason: 'old' });
+    after.rollouts['a@2'] = { ...rollout('a@2', 'a', rh('Converged'), 'Converged'), openedAtMs: 2 };
+    after.rollouts['b@1'] = { ...rollout('b@1', 'b', rh('Queued'), 'Executing'), openedAtMs: 1 };
+    await store.apply(planObservedWrites(empty(), after, OLD, origin).writes);
+    await store.apply([
+      { kind: 'dispatch.put', rolloutId: 'a@0', hostname: 'h', channel: 'a', closure: 'c', wave: 0, createdMs: OLD }, // still pending: a@0 stays
+      { kind: 'dispatch.put', rolloutId: 'a@1', hostname: 'h', channel: 'a', closure: 'c', wave: 0, createdMs: OLD },
+      { kind: 'dispatch.finish', rolloutId: 'a@1', hostname: 'h', status: 'confirmed', finishedMs: OLD, rollbackReason: null, onlyIfPending: true },
+      { kind: 'report', row: { hostname: 'h', receivedMs: OLD, event: 'confirmed-record', rolloutId: 'a@1', reportJson: '{}', signature: null, verdict: 'verified' }, audit: null },
+      { kind: 'report', row: { hostname: 'h', receivedMs: NEW, event: 'activation-started', rolloutId: 'b@1', reportJson: '{}', signature: null, verdict: 'verified' }, audit: null },
+      ...[0, 1, 2, 3, 4].map((i) => audit(`old-${i}`, OLD + i)),
+      audit('new-0', NEW),
+      audit('new-1', NEW + 1),
+    ]);
+    const head = (await store.auditAll()).find((e) => e.kind === 'old-4')!;
+    const fence = { holder: 'retention-test', epoch: (await store.lease('retention-test', 60_000))! };
+    const r = await store.prune(OLD + 1_000, NEW + 2, fence);
+    assert.equal({ reports: r.reports, rollouts: r.rollouts, transitions: r.transitions, dispatches: r.dispatches, audit: r.audit }, { reports: 1, rollouts: 1, transitions: 1, dispatches: 1, audit: 5 });
+    assert.equal(r.anchor && { seq: r.anchor.seq, hash: r.anchor.hash }, { seq: head.seq, hash: head.hash }, 'the newest pruned entry anchors the chain');
+    assert.equal((await store.allRollouts()).map((x) => x.id).sort(), ['a@0', 'a@2', 'b@1']);
+    assert.equal(await store.transitions('a@1'), []);
+    assert.is(await store.getDispatch('a@1', 'h'), null);
+    assert.is((await store.getDispatch('a@0', 'h'))!.status, 'pending');
+    assert.is(await store.reportCount(), 1);
+    let kept = await store.auditAll();
+    assert.equal(kept.map((e) => e.kind), ['new-0', 'new-1', 'retention.pruned']);
+    const anchor = (await store.auditAnchor())!;
+    assert.is(anchor.seq, head.seq);
+    assert.ok(verifyAuditChain(kept, anchor.hash, anchor.seq + 1).ok, 'the kept log verifies from its anchor');
+    assert.not.ok(verifyAuditChain(kept).ok, 'and not from genesis (the anchor is needed)');
+    assert.equal((kept[2]!.data as { anchor: unknown }).anchor, { seq: head.seq, hash: head.hash }, 'the pruning is in the chain, with its anchor');
+    // Everything old: the chain goes on from the anchor, also after reopening.
+    await store.prune(NEW + 10, NEW + 20, fence);
+    kept = await store.auditAll();
+    assert.equal(kept.map((e) => e.kind), ['retention.pruned']);
+    await store.close();
+    const s2 = await again();
+    await s2.apply([audit('after-reopen', NEW + 30)]);
+    const a2 = (await s2.auditAnchor())!;
+    const all = await s2.auditAll();
+    assert.equal(all.map((e) => e.kind), ['retention.pruned', 'after-reopen']);
+    assert.ok(verifyAuditChain(all, a2.hash, a2.seq + 1).ok);
+    if (s2.shared) {
+      let refused: unknown = null;
+      await Promise.resolve(s2.prune(NEW, NEW, { holder: 'someone-else', epoch: 99 })).catch((e: unknown) => (refused = e));
+      assert.ok(refused instanceof NotLeaderError, 'only the leader prunes (fenced)');
+    }
+    await s2.close();
   });
 
   t('dispatch lifecycle: deliver once (deadline fixed), finish only if pending, withdraw audits, expiry query', async () => {

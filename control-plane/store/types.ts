@@ -10,7 +10,10 @@
  * check-in path) or with a Promise (node-postgres).
  */
 import type { AuditEntry } from '../../protocol/api.ts';
-import type { Deferral, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutHost } from '../../reconciler/types.ts';
+import type { Deferral, DriftInfo, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutControls, RolloutHost } from '../../reconciler/types.ts';
+import type { AuditAnchor, PruneResult } from './retention.ts';
+
+export type { AuditAnchor, PruneResult };
 
 /** A value, or a Promise of it: what a synchronous or an asynchronous backend returns. */
 export type Awaitable<T> = T | Promise<T>;
@@ -70,13 +73,46 @@ export type ArtifactRow = { kind: ArtifactKind; signedAt: string; sha256: string
 
 export type ReportRow = { hostname: string; receivedMs: number; event: string; rolloutId: string | null; reportJson: string; signature: string | null; verdict: string };
 
+/**
+ * A host-signed evidence record as stored (issue 15): `recordJson` is the JCS text the host signed,
+ * `verdict` `verified` (signature good under the fleet's host key) or `unsigned-no-pubkey`.
+ */
+export type EvidenceRow = {
+  hostname: string;
+  control: string;
+  result: string;
+  closure: string | null;
+  rolloutId: string | null;
+  at: string;
+  receivedMs: number;
+  recordJson: string;
+  signature: string | null;
+  verdict: 'verified' | 'unsigned-no-pubkey';
+};
+
+/**
+ * The evidence history keeps a record when it differs from the host's newest one for the control
+ * (result, observed value, closure), or once this much later than the last kept one; the newest
+ * record per host and control is always kept (`latestEvidence`).
+ */
+export const EVIDENCE_KEEP_UNCHANGED_MS = 24 * 3600 * 1000;
+
+/** Should `next` join the history after `prev` (the newest kept for its host and control)? */
+export function keepEvidence(prev: EvidenceRow | null, next: EvidenceRow): boolean {
+  if (prev === null) return true;
+  const a = JSON.parse(prev.recordJson) as { observed?: unknown };
+  const b = JSON.parse(next.recordJson) as { observed?: unknown };
+  return prev.result !== next.result || prev.closure !== next.closure || a.observed !== b.observed || Date.parse(next.at) - Date.parse(prev.at) >= EVIDENCE_KEEP_UNCHANGED_MS;
+}
+
 export type AuditInput = { atMs: number; kind: string; actor: string; subject: string; data: unknown };
 
 /** Metadata the store adds to a rollout it has not seen before. */
 export type RolloutOrigin = { signedAt: string; artifactSha256: string };
 
 /** The channel-level maps of observed state (small tables, read on every reconcile pass). */
-export type ChannelState = Pick<Observed, 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'>;
+/** Channel-level maps, plus issue 14's drift and rollout controls (stored since schema version 2; always set when loaded). */
+export type ChannelState = Pick<Observed, 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals' | 'drifted' | 'controls'>;
 
 export type { AuditEntry, Deferral, HostObservation, PauseInfo, RolloutHost };
 
@@ -119,9 +155,16 @@ export type Write =
   | { kind: 'converged.delete'; channel: string }
   | { kind: 'deferral.put'; channel: string; deferral: Deferral }
   | { kind: 'deferral.delete'; channel: string }
+  /** Issue 14: a host's drift (set / cleared) and a rollout's controls (stall, window hold, released hosts). */
+  | { kind: 'drift.put'; hostname: string; drift: DriftInfo }
+  | { kind: 'drift.delete'; hostname: string }
+  | { kind: 'controls.put'; rolloutId: string; controls: RolloutControls }
+  | { kind: 'controls.delete'; rolloutId: string }
   /** A stored host statement; `audit`, when given, is appended with `{id, ...audit.data}`. */
   | { kind: 'report'; row: ReportRow; audit: (AuditInput & { data: Record<string, unknown> }) | null }
   | { kind: 'artifact.put'; row: ArtifactRow }
+  /** Host-signed evidence (issue 15): newest per host and control replaced; history per {@link keepEvidence}. */
+  | { kind: 'evidence'; rows: readonly EvidenceRow[] }
   | { kind: 'audit'; entry: AuditInput };
 
 /** A conditional write found the row changed by another replica: nothing was written; decide again. */
@@ -132,6 +175,15 @@ export class StoreConflictError extends Error {
 /** A fenced list was refused: this replica no longer holds the leader lease (nothing was written). */
 export class NotLeaderError extends Error {
   readonly code = 'NOT_LEADER';
+}
+
+/**
+ * The database cannot be reached (PostgreSQL restarting, connection lost): the operation is not
+ * acknowledged (a connection lost during COMMIT may still have committed it: every write the CP
+ * makes is safe to retry). The API answers 503 `STORE_UNAVAILABLE` with Retry-After.
+ */
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE';
 }
 
 /** The leader lease a fenced write is conditional on. */
@@ -165,6 +217,19 @@ export interface Store {
   releaseLease(holder: string): Awaitable<void>;
   /** Who holds the lease now (null: nobody, or it expired). */
   leaseHolder(): Awaitable<{ holder: string; epoch: number } | null>;
+  /**
+   * Ask the leader for a reconcile pass (PostgreSQL `NOTIFY`; call after the write it should see
+   * committed). `from` names the asking replica. A single-process store: nothing to do.
+   */
+  notifyLeader(from: string): Awaitable<void>;
+  /**
+   * Call `onWake` whenever a replica asks for a pass (PostgreSQL `LISTEN` on a connection of its
+   * own, kept across server restarts; once more after each reconnection). A single-process store
+   * never calls it. Stopped by `close`.
+   */
+  listenForWakeups(onWake: (from: string) => void): Awaitable<void>;
+  /** The LISTEN session's health (metrics); a single-process store: never listening. */
+  wakeupListener(): { listening: boolean; reconnects: number };
   /**
    * Group commit (the check-in path): the writes join the transaction shared by the callers of this
    * turn, each list atomically (a list that fails undoes only itself and throws or rejects). The
@@ -218,4 +283,15 @@ export interface Store {
   getArtifact(kind: ArtifactKind): Awaitable<ArtifactRow | null>;
   auditPage(after: number, limit: number): Awaitable<AuditEntry[]>;
   auditAll(): Awaitable<AuditEntry[]>;
+  /** Where the kept audit log chains from after retention pruned its start (null: genesis). */
+  auditAnchor(): Awaitable<AuditAnchor | null>;
+  /**
+   * Retention (retention.ts): prune what is older than `cutoffMs` in one transaction and append a
+   * `retention.pruned` audit entry. Fenced like a leader's pass (on a shared store only the leader prunes).
+   */
+  prune(cutoffMs: number, nowMs: number, fence: Fence): Awaitable<PruneResult>;
+  /** Issue 15: the newest evidence record per host and control. */
+  latestEvidence(): Awaitable<EvidenceRow[]>;
+  /** Issue 15: the evidence history received in [fromMs, toMs], oldest first. */
+  evidenceHistory(fromMs: number, toMs: number): Awaitable<EvidenceRow[]>;
 }
