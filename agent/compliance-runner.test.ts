@@ -91,7 +91,7 @@ test('enforce: the confirm carries one signed record per runtime control of nis2
   assert.is(marker.rolloutId, s.target.rolloutId);
   assert.is(marker.hostname, HOST);
   assert.is(marker.bootId, 'fake-boot');
-  assert.ok(s.world.logs.some((l) => l.includes('failing:') && l.includes('toy-marker')));
+  assert.ok(s.world.logs.some((l) => l.includes('agent.compliance-run') && l.includes('"failing":[') && l.includes('toy-marker')));
   // Sent once: the first check-in after the confirm carries nothing new.
   s.world.cp.target = null;
   await s.agent.once();
