@@ -10,12 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Target } from '../protocol/api.ts';
 import { controlsOf, type Control } from '../protocol/compliance.ts';
 import { verifySignature, toBase64, fromBase64 } from '../protocol/crypto.ts';
 import { canonicalBytes } from '../protocol/jcs.ts';
 import type { ComplianceMode, FleetResolved } from '../protocol/schema.ts';
-import { fakeClosure, signFleet } from '../fixtures/artifacts.ts';
+import { fakeClosure, signFleet, stableTarget } from '../fixtures/artifacts.ts';
 import { fakeWiring } from '../fixtures/agent-fake-backend.ts';
 import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
 import { mintHostKey, mintReleaseKey, trustFor } from '../fixtures/keys.ts';
@@ -46,16 +45,7 @@ function scenario(mode: ComplianceMode, marker: string | null) {
   const world = fakeWiring({ running: `/nix/store/${fakeClosure(HOST, 1)}`, trust: trustFor(releaseKey), startMs });
   world.wiring.hostKey = { algorithm: 'ed25519', secretKey: hk.secretKey };
   world.wiring.checkIo = hostCheckIo(root);
-  const target: Target = {
-    closureHash: next,
-    rolloutId: `stable@${signed.sha256.slice(0, 12)}`,
-    channel: 'stable',
-    wave: 1,
-    signedAt,
-    freshnessWindowMinutes: 180,
-    artifactSha256: signed.sha256,
-    confirmDeadline: new Date(startMs + 120_000).toISOString(),
-  };
+  const target = stableTarget(signed, next, startMs + 120_000);
   world.cp.target = target;
   world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
   const cfg = resolveConfig(
@@ -91,7 +81,7 @@ test('enforce: the confirm carries one signed record per runtime control of nis2
   assert.is(marker.rolloutId, s.target.rolloutId);
   assert.is(marker.hostname, HOST);
   assert.is(marker.bootId, 'fake-boot');
-  assert.ok(s.world.logs.some((l) => l.includes('failing:') && l.includes('toy-marker')));
+  assert.ok(s.world.logs.some((l) => l.includes('agent.compliance-run') && l.includes('"failing":[') && l.includes('toy-marker')));
   // Sent once: the first check-in after the confirm carries nothing new.
   s.world.cp.target = null;
   await s.agent.once();

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { outcomeStatement, type Target } from '../protocol/api.ts';
+import { outcomeStatement } from '../protocol/api.ts';
 import { canonicalBytes } from '../protocol/jcs.ts';
 import { fromBase64, toBase64, verifySignature } from '../protocol/crypto.ts';
 import { createFleetCa, mintHostCert } from '../pki/pki.ts';
-import { fakeClosure, signFleet } from '../fixtures/artifacts.ts';
+import { fakeClosure, signFleet, stableTarget } from '../fixtures/artifacts.ts';
 import { fakeWiring } from '../fixtures/agent-fake-backend.ts';
 import { fleetFor, HOST } from '../fixtures/agent-harness.ts';
 import { mintHostKey, mintReleaseKey, trustFor } from '../fixtures/keys.ts';
@@ -72,16 +72,7 @@ test('in-memory parts through the same root: a signed target is verified, switch
   const signed = signFleet(fleetFor(next, null), releaseKey, signedAt);
   const startMs = Date.parse(signedAt) + 30_000;
   const world = fakeWiring({ running: previous, trust: trustFor(releaseKey), startMs });
-  const target: Target = {
-    closureHash: next,
-    rolloutId: `stable@${signed.sha256.slice(0, 12)}`,
-    channel: 'stable',
-    wave: 1,
-    signedAt,
-    freshnessWindowMinutes: 180,
-    artifactSha256: signed.sha256,
-    confirmDeadline: new Date(startMs + 120_000).toISOString(),
-  };
+  const target = stableTarget(signed, next, startMs + 120_000);
   world.cp.target = target;
   world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
 
@@ -120,16 +111,7 @@ test('issue 14: the check-in after a roll-back carries the outcome signed by the
   const startMs = Date.parse(signedAt) + 30_000;
   const world = fakeWiring({ running: previous, trust: trustFor(releaseKey), startMs });
   world.wiring.hostKey = { algorithm: 'ed25519', secretKey: hostKey.secretKey };
-  world.cp.target = {
-    closureHash: next,
-    rolloutId: `stable@${signed.sha256.slice(0, 12)}`,
-    channel: 'stable',
-    wave: 1,
-    signedAt,
-    freshnessWindowMinutes: 180,
-    artifactSha256: signed.sha256,
-    confirmDeadline: new Date(startMs + 120_000).toISOString(),
-  };
+  world.cp.target = stableTarget(signed, next, startMs + 120_000);
   world.cp.artifact = { bytes: signed.bytes, signature: signed.signature };
   world.cp.confirmResult = 'gone'; // the CP answers 410: the agent rolls back
   const built = buildAgent(config(), world.wiring);

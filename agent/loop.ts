@@ -16,18 +16,7 @@
 import { NIXFLEET_VERSION } from '../io/version.ts';
 import { logBug, type Logger } from '../io/log.ts';
 import { basename } from 'node:path';
-import type {
-  CheckinRequest,
-  CheckinResponse,
-  ConfirmRequest,
-  LastOutcome as ApiLastOutcome,
-  ProbeResult,
-  ReportEvent,
-  ReportRequest,
-  SignedConfirmedRecord,
-  SliceResponse,
-  Target,
-} from '../protocol/api.ts';
+import type { CheckinRequest, CheckinResponse, ConfirmRequest, LastOutcome as ApiLastOutcome, ProbeResult, ReportRequest, SignedConfirmedRecord, SliceResponse, Target } from '../protocol/api.ts';
 import { outcomeStatement } from '../protocol/api.ts';
 import type { Channel } from '../protocol/fleet.ts';
 import { CHANNEL_CONTROL_DEFAULTS } from '../protocol/windows.ts';
@@ -61,6 +50,7 @@ import type { ProbeRunner } from './probes.ts';
 import { StateCorrupt, type StateStore } from './state.ts';
 import { checkSliceTarget, type SliceTargetError, type SliceTargetErrorCode } from './slice.ts';
 import { checkTarget } from './target.ts';
+import { ReportQueue, type ReportInput } from './reports.ts';
 
 /** The control-plane calls the loop makes (`CpClient` implements it). */
 export interface CpApi {
@@ -104,15 +94,13 @@ export type CycleOutcome =
   | { kind: 'activated'; phase: string; outcome: LastOutcome['outcome'] | null }
   | { kind: 'rollback-instruction'; acted: boolean };
 
-const REPORT_QUEUE_MAX = 200;
 
 export class NixfleetAgent {
   /** null until `start()` recovered from the persisted record (and again after an internal error). */
   state: MachineState | null = null;
   waitUntilMs: number | null = null;
   failures = 0;
-  private readonly queue: ReportRequest[] = [];
-  private readonly reported = new Set<string>();
+  private readonly reports: ReportQueue;
   private probeResults: ProbeResult[] = [];
   /** When each probe last ran (by name), for the background schedule. */
   private readonly probeRanAt = new Map<string, number>();
@@ -134,6 +122,7 @@ export class NixfleetAgent {
     this.random = deps.random;
     this.bootId = deps.bootId;
     this.log = deps.log;
+    this.reports = new ReportQueue({ hostname: deps.config.hostname, hostKey: deps.hostKey, send: (b) => deps.client.report(b), now: deps.now, log: deps.log });
     this.machineConfig = {
       confirmDeadlineSecs: deps.config.confirmDeadlineSecs,
       quarantineHours: deps.config.quarantineHours,
@@ -200,45 +189,8 @@ export class NixfleetAgent {
   }
 
   /** Signs and sends a report; queues it when the CP cannot be reached. Never throws. */
-  async report(r: { event: ReportEvent; rolloutId: string | null; closureHash: string | null; message: string; details?: Record<string, unknown> | undefined }): Promise<void> {
-    const report = {
-      hostname: this.deps.config.hostname,
-      event: r.event,
-      rolloutId: r.rolloutId,
-      closureHash: r.closureHash,
-      at: new Date(this.now()).toISOString(),
-      message: r.message,
-      ...(r.details === undefined ? {} : { details: r.details }),
-    };
-    const body: ReportRequest = { report, signature: this.deps.hostKey === null ? null : signJcs(report, this.deps.hostKey) };
-    this.log.info('agent.report', { event: r.event, rolloutId: r.rolloutId, closure: r.closureHash, message: r.message });
-    await this.send(body);
-  }
-
-  private async send(body: ReportRequest): Promise<void> {
-    const res = await this.deps.client.report(body).catch((e: Error) => ({ ok: false as const, error: { code: 'NETWORK' as const, message: e.message } }));
-    if (res.ok) return;
-    // 4xx other than 408/429: the CP will never take it; anything else is retried later.
-    const status = 'status' in res.error ? res.error.status : undefined;
-    if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-      this.log.warn('agent.report-refused', { code: res.error.code, status, message: res.error.message });
-      return;
-    }
-    if (this.queue.length >= REPORT_QUEUE_MAX) this.queue.shift();
-    this.queue.push(body);
-  }
-
-  private async flushReports(): Promise<void> {
-    const pending = this.queue.splice(0, this.queue.length);
-    for (const body of pending) await this.send(body);
-  }
-
-  /** Report once per distinct key (a CP re-dispatching the same refused target every poll). */
-  private async reportOnce(key: string, r: Parameters<NixfleetAgent['report']>[0]): Promise<void> {
-    if (this.reported.has(key)) return;
-    if (this.reported.size > 1000) this.reported.clear();
-    this.reported.add(key);
-    await this.report(r);
+  report(r: ReportInput): Promise<void> {
+    return this.reports.report(r);
   }
 
   private apply(result: { state: MachineState; waitUntilMs: number | null }): void {
@@ -320,7 +272,7 @@ export class NixfleetAgent {
       return { outcome: { kind: 'ticked', phase: this.state!.phase.tag }, delayMs: this.state!.phase.tag === 'idle' ? 0 : next };
     }
 
-    await this.flushReports();
+    await this.reports.flush();
     await this.backgroundProbes();
     const running = await this.deps.backend.running();
     // Issue 14: a new boot that did not come up on the closure deferred to it → roll back (Reverted).
@@ -328,7 +280,7 @@ export class NixfleetAgent {
     if (booted.effects.length > 0) {
       this.log.warn('agent.booted-back', { running: running ?? null, deferred: state.deferred ?? null, message: 'booted back into another system than the deferred one: rolling back the boot entry' });
       await this.run(booted);
-      await this.flushReports();
+      await this.reports.flush();
       return { outcome: { kind: 'activated', phase: this.state!.phase.tag, outcome: this.state!.lastOutcome?.outcome ?? null }, delayMs: 0 };
     }
     const runningBase = running === null ? null : basename(running);
@@ -379,7 +331,7 @@ export class NixfleetAgent {
     const state = this.state!;
     const key = `${target.rolloutId}|${target.closureHash}|${target.artifactSha256}`;
     const refuse = async (code: Extract<CycleOutcome, { kind: 'refused' }>['code'], message: string, event: 'verify-failed' | 'stale-target') => {
-      await this.reportOnce(`${event}|${code}|${key}`, { event, rolloutId: target.rolloutId, closureHash: target.closureHash, message, details: { code } });
+      await this.reports.reportOnce(`${event}|${code}|${key}`, { event, rolloutId: target.rolloutId, closureHash: target.closureHash, message, details: { code } });
       return { kind: 'refused' as const, code, message };
     };
 
@@ -461,12 +413,12 @@ export class NixfleetAgent {
       await this.run(reconfirm(state, job));
       return { kind: 'activated', phase: this.state!.phase.tag, outcome: this.state!.lastOutcome?.outcome ?? null };
     }
-    if (isQuarantined(state, job.closureHash, nowMs) && this.reported.has(`quarantined|${key}`)) {
+    if (isQuarantined(state, job.closureHash, nowMs) && this.reports.seen(`quarantined|${key}`)) {
       return { kind: 'refused', code: 'QUARANTINED', message: 'closure is quarantined on this host' };
     }
     this.activating = job.rolloutId;
     const s = step(state, { kind: 'target', job }, nowMs, this.machineConfig);
-    if (s.refused?.code === 'QUARANTINED') this.reported.add(`quarantined|${key}`);
+    if (s.refused?.code === 'QUARANTINED') this.reports.mark(`quarantined|${key}`);
     await this.run(s);
     const after = this.state!;
     if (after.deferred === job.closureHash && running !== job.closurePath) await this.rebootIfAutomatic(job, channel);
@@ -487,7 +439,7 @@ export class NixfleetAgent {
     if ((channel?.rebootPolicy ?? CHANNEL_CONTROL_DEFAULTS.rebootPolicy) !== 'automatic' || this.deps.reboot === undefined) return;
     if (this.rebootRequested === job.closureHash) return;
     this.rebootRequested = job.closureHash;
-    await this.flushReports(); // the deferral reaches the CP before the machine goes down
+    await this.reports.flush(); // the deferral reaches the CP before the machine goes down
     this.log.info('agent.reboot', { closure: job.closurePath, rolloutId: job.rolloutId, reason: 'rebootPolicy automatic' });
     const r = await this.deps.reboot();
     if (!r.ok) this.log.error('agent.reboot-failed', { message: r.message });

@@ -9,25 +9,19 @@
  * contact) waits for a pass that starts after its commit — shared by every first contact that
  * arrives before that pass starts — so it gets its target in the same answer when the gates allow.
  */
-import { fromBase64, toBase64, verifySignature, parseOpenSshEd25519 } from '../protocol/crypto.ts';
 import { canonicalBytes } from '../protocol/jcs.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
-import { applyHostEvents, hostTransition } from '../reconciler/apply.ts';
+import { applyHostEvents } from '../reconciler/apply.ts';
 import type { HostEvent, HostRolloutState, Observed } from '../reconciler/types.ts';
 import type {
   CheckinRequest,
   CheckinResponse,
   ConfirmRequest,
-  LastOutcome,
-  OutcomeRefusal,
   ReportRequest,
   ReportResponse,
-  ReportVerdict,
   RollbackInstruction,
-  SignedConfirmedRecord,
   Target,
 } from '../protocol/api.ts';
-import { outcomeStatement } from '../protocol/outcome.ts';
 import type { ArtifactManager } from './artifacts.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
@@ -37,13 +31,13 @@ import type { PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
 import { ReportQuota } from './report-quota.ts';
 import type { CpMetrics } from './metrics.ts';
+import { HostStatements } from './host-statements.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
 import type { SoakRestorer } from './soak-restore.ts';
 import { StoreConflictError, type DispatchRow, type RolloutOrigin, type RolloutRow, type Store, type Write } from './store/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-const OUTCOME_CLOCK_SKEW_MS = 5 * 60_000; // how far a host's clock may lag for its outcome to count as after its dispatch
 const ACTIVE_DISPATCH_STATES: readonly HostRolloutState[] = ['Dispatched', 'Activating', 'ConfirmWindow'];
 /** States a confirm may come from: a deferred activation confirms after the boot (issue 14). */
 const CONFIRMABLE_STATES: readonly HostRolloutState[] = [...ACTIVE_DISPATCH_STATES, 'PendingReboot'];
@@ -75,8 +69,8 @@ export type AgentServiceDeps = {
 type ConfirmOutcome = { ok: true; reconcile: boolean } | { ok: false; error: ApiError };
 
 export class AgentService {
-  private hostKeys = new Map<string, string | null>();
-  private keysFor: string | null = null;
+  /** Host-signed statements (keys from the signed fleet): host-statements.ts. */
+  private readonly sigs: HostStatements;
   /** The first-contact pass not yet started: later first contacts join it. */
   private firstContactPass: Promise<unknown> | null = null;
 
@@ -84,6 +78,7 @@ export class AgentService {
 
   constructor(private readonly d: AgentServiceDeps) {
     this.quota = new ReportQuota(d.config.reportQuotaPerHour);
+    this.sigs = new HostStatements(d);
   }
 
   private fleet(): FleetResolved {
@@ -137,87 +132,6 @@ export class AgentService {
   // ------------------------------------------------------------------------------------------
   // Host signatures
 
-  /** The host's ed25519 key (base64 raw) from the fleet in force; cached per artefact. */
-  private hostKey(hostname: string): string | null {
-    const a = this.d.artifacts.fleet();
-    if (a === null || a.fleet === null) return null;
-    if (this.keysFor !== a.sha256) {
-      this.hostKeys = new Map();
-      this.keysFor = a.sha256;
-    }
-    let k = this.hostKeys.get(hostname);
-    if (k === undefined) {
-      const line = a.fleet.hosts[hostname]?.pubkey ?? null;
-      const raw = line === null ? null : parseOpenSshEd25519(line);
-      k = raw !== null && raw.ok ? toBase64(raw.value) : null;
-      if (line !== null && (raw === null || !raw.ok)) this.d.log.warn('host.pubkey-invalid', { host: hostname, code: 'INVALID_PUBKEY' });
-      this.hostKeys.set(hostname, k);
-    }
-    return k;
-  }
-
-  /** Verify a host's Ed25519 signature (base64, 64 raw bytes) over the JCS bytes of `value`. */
-  private verifyHostSignature(hostname: string, value: unknown, signatureB64: string | null): ReportVerdict {
-    const key = this.hostKey(hostname);
-    if (key === null) return 'unsigned-no-pubkey';
-    if (signatureB64 === null) return 'invalid';
-    const sig = fromBase64(signatureB64);
-    const bytes = canonicalBytes(value);
-    if (sig === null || sig.length !== 64 || !bytes.ok) return 'invalid';
-    return verifySignature('ed25519', key, bytes.value, sig) ? 'verified' : 'invalid';
-  }
-
-  /** The writes that store a host's signed statement of what it confirmed (rebuild evidence), and its verdict. */
-  private confirmedStatement(h: string, s: SignedConfirmedRecord, nowMs: number, via: string): { verdict: ReportVerdict; writes: Write[] } {
-    const verdict = this.verifyHostSignature(h, s.record, s.signature);
-    const bytes = canonicalBytes(s.record);
-    const reportJson = bytes.ok ? new TextDecoder().decode(bytes.value) : JSON.stringify(s.record);
-    return {
-      verdict,
-      writes: [
-        { kind: 'report', row: { hostname: h, receivedMs: nowMs, event: 'confirmed-record', rolloutId: s.record.rolloutId, reportJson, signature: s.signature, verdict }, audit: null },
-        { kind: 'audit', entry: { atMs: nowMs, kind: 'host.confirmed-record', actor: `host:${h}`, subject: s.record.rolloutId, data: { via, record: s.record, signature: s.signature, verdict } } },
-      ],
-    };
-  }
-
-  /**
-   * The host event a check-in's last outcome causes, null when it would move nothing (so the
-   * honest agent repeating its outcome costs no signature check), or why it is refused: the
-   * signature must verify under the host key (unless the fleet has none for it), the closure must
-   * be the one dispatched, and `at` must not be older than the dispatch (a replayed statement),
-   * with `OUTCOME_CLOCK_SKEW_MS` of tolerance for the host's clock.
-   */
-  private async outcomeEvent(h: string, lo: LastOutcome, signature: string | null, slice: Observed): Promise<{ ok: true; event: HostEvent } | { ok: false; code: OutcomeRefusal; message: string } | null> {
-    const rh = slice.rollouts[lo.rolloutId]?.hosts[h];
-    if (rh === undefined) return null;
-    const event: HostEvent | null =
-      lo.outcome === 'rolled-back'
-        ? { kind: 'rolled-back', rolloutId: lo.rolloutId, reason: 'agent reports it rolled back (signed outcome in a check-in)' }
-        : lo.outcome === 'activation-failed'
-          ? { kind: 'failed', rolloutId: lo.rolloutId, reason: 'agent reports activation failed (signed outcome in a check-in)' }
-          : null;
-    if (event === null || hostTransition(rh.state, event) === null) return null;
-    const verdict = this.verifyHostSignature(h, outcomeStatement(h, lo), signature);
-    if (verdict === 'invalid') {
-      return { ok: false, code: 'OUTCOME_SIGNATURE_INVALID', message: `the last outcome's signature does not verify under the host key of ${h} in the signed fleet: ignored` };
-    }
-    if (lo.closureHash !== rh.closure) return { ok: false, code: 'OUTCOME_STALE', message: `the last outcome is for ${lo.closureHash}, rollout ${lo.rolloutId} dispatched ${rh.closure}: ignored` };
-    const d = await this.d.store.getDispatch(lo.rolloutId, h);
-    const atMs = Date.parse(lo.at);
-    if (d !== null && !(atMs >= d.createdMs - OUTCOME_CLOCK_SKEW_MS)) {
-      return { ok: false, code: 'OUTCOME_STALE', message: `the last outcome (${lo.at}) is older than the dispatch of ${lo.rolloutId} to ${h} (${iso(d.createdMs)}): a replayed statement, ignored` };
-    }
-    return { ok: true, event };
-  }
-
-  /** The audit entry of a refused outcome: the claim and its signature, kept for the auditor. */
-  private refusedOutcome(h: string, lo: LastOutcome, signature: string | null, refused: { code: OutcomeRefusal; message: string }, nowMs: number): Write {
-    this.d.metrics.outcomesRefused.inc({ code: refused.code });
-    this.d.log.warn('checkin.outcome-refused', { host: h, code: refused.code, rolloutId: lo.rolloutId, outcome: lo.outcome });
-    return { kind: 'audit', entry: { atMs: nowMs, kind: 'checkin.outcome-refused', actor: `host:${h}`, subject: lo.rolloutId, data: { code: refused.code, statement: outcomeStatement(h, lo), signature, reason: refused.message } } };
-  }
-
   // ------------------------------------------------------------------------------------------
   // Check-in
 
@@ -240,7 +154,7 @@ export class AgentService {
     const before = slice.hosts[h] ?? null;
     const writes: Write[] = [];
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
-    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.hostKey(h), req.currentClosure, nowMs, 'checkin');
+    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.sigs.hostKey(h), req.currentClosure, nowMs, 'checkin');
     if (ev !== null) writes.push({ kind: 'evidence', rows: ev.rows }, { kind: 'audit', entry: ev.audit });
     const events: { host: string; event: HostEvent }[] = [
       {
@@ -252,10 +166,10 @@ export class AgentService {
     // for a rollout it was dispatched in carries the same information (issue 14: only a signed
     // statement moves a host; a forged, unsigned or replayed one is refused and changes nothing).
     const lo = req.lastOutcome;
-    const outcome = lo === null ? null : await this.outcomeEvent(h, lo, req.lastOutcomeSignature ?? null, slice);
+    const outcome = lo === null ? null : await this.sigs.outcomeEvent(h, lo, req.lastOutcomeSignature ?? null, slice);
     const refused = outcome !== null && !outcome.ok ? { code: outcome.code, message: outcome.message } : null;
     if (outcome !== null && outcome.ok) events.push({ host: h, event: outcome.event });
-    if (refused !== null) writes.push(this.refusedOutcome(h, lo!, req.lastOutcomeSignature ?? null, refused, nowMs));
+    if (refused !== null) writes.push(this.sigs.refusedOutcome(h, lo!, req.lastOutcomeSignature ?? null, refused, nowMs));
     // The agent's signed record of what it last confirmed (SPEC §5, §6): after a wipe it restores
     // the host's soak. Verified once per distinct record, and only when it can matter (first
     // check-in into this database, or the host waits Queued in the record's rollout).
@@ -265,7 +179,7 @@ export class AgentService {
       const useful = before === null || before.lastCheckinMs === null || (rh?.state === 'Queued' && rh.closure === lc.record.closureHash);
       if (useful) {
         this.d.restorer.markSeen(h, lc.signature);
-        const s = this.confirmedStatement(h, lc, nowMs, 'checkin');
+        const s = this.sigs.confirmedStatement(h, lc, nowMs, 'checkin');
         writes.push(...s.writes);
         const confirmedAtMs = Date.parse(lc.record.confirmedAt);
         if (s.verdict === 'verified' && Number.isFinite(confirmedAtMs)) this.d.restorer.note(h, { rolloutId: lc.record.rolloutId, closure: lc.record.closureHash, confirmedAtMs });
@@ -402,7 +316,7 @@ export class AgentService {
     const d = await this.d.store.getDispatch(req.rolloutId, h);
     const rollout = d === null ? null : await this.d.store.getRollout(d.rolloutId);
     const slice = await this.hostSlice(h);
-    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.hostKey(h), req.closureHash, nowMs, 'confirm');
+    const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.sigs.hostKey(h), req.closureHash, nowMs, 'confirm');
     const { outcome, writes, after } = this.planConfirm(h, req, d, rollout, slice, nowMs, ev?.failures);
     if (ev !== null) writes.push({ kind: 'evidence', rows: ev.rows }, { kind: 'audit', entry: ev.audit });
     if (writes.length > 0) await this.d.store.apply(writes);
@@ -468,7 +382,7 @@ export class AgentService {
     }
     const after = applyHostEvents(slice, events, nowMs);
     const writes: Write[] = [finish('confirmed'), ...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes];
-    if (req.confirmed !== undefined) writes.push(...this.confirmedStatement(h, req.confirmed, nowMs, 'confirm').writes);
+    if (req.confirmed !== undefined) writes.push(...this.sigs.confirmedStatement(h, req.confirmed, nowMs, 'confirm').writes);
     return { outcome: { ok: true, reconcile: true }, writes, after };
   }
 
@@ -495,7 +409,7 @@ export class AgentService {
     this.requireFleetHost(req.report.hostname);
     const h = req.report.hostname;
     const nowMs = this.d.now();
-    const verdict = this.verifyHostSignature(h, rawReport, req.signature);
+    const verdict = this.sigs.verify(h, rawReport, req.signature);
     const bytes = canonicalBytes(rawReport);
     const reportJson = bytes.ok ? new TextDecoder().decode(bytes.value) : JSON.stringify(req.report);
     const slice = await this.hostSlice(h);

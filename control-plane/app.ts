@@ -7,7 +7,7 @@
  * Order on `/v1/*`: protocol header → peer identity (from the TLS socket) → revocation →
  * readiness (503 + Retry-After) → body limit → role → body (415 / 413 / 400).
  */
-import { Hono } from 'hono';
+import { Hono, type Env } from 'hono';
 import type { ReadyzResponse } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
 import type { ServedArtifact } from './agent-service.ts';
@@ -56,15 +56,7 @@ export type AppOptions = {
  */
 export function createOpenApp(service: OpenApi): Hono {
   const app = new Hono();
-  app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
-  app.get(ROUTES.readyz, (c) => {
-    const r = service.readiness();
-    return c.json(r, r.ready ? 200 : 503);
-  });
-  app.get(ROUTES.metrics, async (c) => {
-    const m = await service.metricsText();
-    return c.body(m.body, 200, { 'content-type': m.contentType });
-  });
+  openRoutes(app, service);
   app.notFound((c) => c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path} on the metrics listener`).toBody(), 404));
   return app;
 }
@@ -87,15 +79,7 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   const openGate = [authenticate({ required: false }), ...pinned, refuseRevoked((p) => service.isRevoked(p))] as const;
   app.use(ROUTES.readyz, ...openGate);
   app.use(ROUTES.metrics, ...openGate);
-  app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
-  app.get(ROUTES.readyz, (c) => {
-    const r = service.readiness();
-    return c.json(r, r.ready ? 200 : 503);
-  });
-  app.get(ROUTES.metrics, async (c) => {
-    const m = await service.metricsText();
-    return c.body(m.body, 200, { 'content-type': m.contentType });
-  });
+  openRoutes(app, service);
 
   // Every /v1/* route: identity, revocation, readiness, body limit; then each group's role.
   // A refused renewal by a revoked certificate is audited (issue 16 acceptance).
@@ -105,4 +89,17 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   app.route('/', renewRoutes(() => service.enrolment?.() ?? null));
   app.route('/', operatorRoutes(service));
   return app;
+}
+
+/** `/healthz`, `/readyz` and `/metrics`: on the mTLS listener (behind the open gate) and the metrics listener. */
+function openRoutes<E extends Env>(app: Hono<E>, service: OpenApi): void {
+  app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
+  app.get(ROUTES.readyz, (c) => {
+    const r = service.readiness();
+    return c.json(r, r.ready ? 200 : 503);
+  });
+  app.get(ROUTES.metrics, async (c) => {
+    const m = await service.metricsText();
+    return c.body(m.body, 200, { 'content-type': m.contentType });
+  });
 }

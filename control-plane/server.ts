@@ -55,24 +55,18 @@ export async function listenHttps(
   const onTls = opts.onTlsConnection;
   if (onTls !== undefined) server.on('secureConnection', (s: TLSSocket) => onTls(s));
   server.listen(port, host);
-  await once(server, 'listening');
-  const addr = server.address() as AddressInfo;
-  return {
-    server,
-    host: addr.address,
-    port: addr.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
-  };
+  return listening(server);
 }
 
 /** A plain-HTTP listener (the optional metrics listener: /healthz, /readyz, /metrics only). */
 export async function listenHttp(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number): Promise<ListeningServer> {
   const server = createAdaptorServer({ fetch: app.fetch, createServer: createHttpServer, serverOptions: { headersTimeout: 30_000, requestTimeout: 60_000 } }) as unknown as Server;
   server.listen(port, host);
+  return listening(server);
+}
+
+/** Once `server` listens: its address and a close that also drops idle keep-alive connections. */
+async function listening(server: Server): Promise<ListeningServer> {
   await once(server, 'listening');
   const addr = server.address() as AddressInfo;
   return {

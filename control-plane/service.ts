@@ -116,7 +116,7 @@ export class ControlPlane implements CpService {
         ready: this.artifacts.fleet() !== null,
         complianceFailures: this.artifacts.fleet()?.fleet == null ? [] : failureCounts(await this.operator.compliance()),
         artifacts: this.artifactSignedAt(),
-        offline: this.offlineCount(this.store.shared ? await this.mirror.get() : (o as Observed | null)),
+        offline: this.offlineCount(await this.mirror.get()),
         certs: await this.certCounts(),
       };
     }, {

@@ -26,6 +26,7 @@ import type { EnrolErrorCode } from './enrol.ts';
 // Issue 14 pieces, in files of their own (re-exported: import them from here).
 export * from './outcome.ts';
 export * from './api-rollout-ops.ts';
+export * from './api-channel-ops.ts';
 
 export const PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 export const PROTOCOL_VERSION = '1';
@@ -459,39 +460,6 @@ export type AuditEntry = Static<typeof AuditEntrySchema>;
 export const AuditResponseSchema = Type.Object({ entries: Type.Array(AuditEntrySchema), nextAfter: Nullable(Type.Integer()) });
 export type AuditResponse = Static<typeof AuditResponseSchema>;
 
-
-/** `POST /v1/channels/:channel/pause` body (may be empty) → {@link PauseResponse}. */
-export const PauseRequestSchema = Type.Object({ reason: Type.Optional(Text(1024)) });
-export type PauseRequest = Static<typeof PauseRequestSchema>;
-/** `POST /v1/channels/:channel/resume` body (may be empty) → {@link PauseResponse}. */
-export type ResumeRequest = PauseRequest;
-/** `by` / `since`: who and when (null after resume). */
-export const PauseResponseSchema = Type.Object({
-  channel: Type.String(),
-  paused: Type.Boolean(),
-  by: Nullable(Type.String()),
-  since: Nullable(Type.String()),
-  reason: Nullable(Type.String()),
-});
-export type PauseResponse = Static<typeof PauseResponseSchema>;
-
-/** `GET /v1/quarantines` → {@link QuarantinesResponse}. */
-export const QuarantineSchema = Type.Object({
-  channel: Type.String(),
-  closureHash: Type.String(),
-  rolloutId: Nullable(Type.String()),
-  reason: Type.String(),
-  since: Type.String(),
-});
-export type Quarantine = Static<typeof QuarantineSchema>;
-export const QuarantinesResponseSchema = Type.Object({ quarantines: Type.Array(QuarantineSchema) });
-export type QuarantinesResponse = Static<typeof QuarantinesResponseSchema>;
-
-/** `POST /v1/quarantines/clear`: a channel's quarantines, optionally one closure. */
-export const QuarantineClearRequestSchema = Type.Object({ channel: Name(256), closureHash: Type.Optional(StoreBasename()) });
-export type QuarantineClearRequest = Static<typeof QuarantineClearRequestSchema>;
-export const QuarantineClearResponseSchema = Type.Object({ cleared: Type.Integer() });
-export type QuarantineClearResponse = Static<typeof QuarantineClearResponseSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Open routes

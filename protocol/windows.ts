@@ -81,13 +81,7 @@ export const channelControlProps = {
 };
 
 /** The same, as written in a fleet description (copied as written into the artefact; `changeWindow` gets its [] defaults). */
-export const channelControlInputProps = {
-  rebootPolicy: Type.Optional(Enum(REBOOT_POLICIES)),
-  onDrift: Type.Optional(Enum(ON_DRIFT)),
-  progressDeadlineMinutes: Type.Optional(Count(1)),
-  changeWindow: Type.Optional(ChangeWindowInputSchema),
-  requireApprovals: Type.Optional(Count(1)),
-};
+export const channelControlInputProps = { ...channelControlProps, changeWindow: Type.Optional(ChangeWindowInputSchema) };
 
 /** The resolved form of a description's change window (what `resolve` and lib/resolve.nix write). */
 export function toChangeWindow(w: ChangeWindowInput): ChangeWindow {

@@ -29,6 +29,8 @@ const DEBIAN = [
   { command: 'initdb (PostgreSQL)', pkg: 'postgresql', present: () => postgresBinDir() !== null },
   // promtool checks and unit-tests the alert rules in monitoring/ (monitoring/rules.test.ts).
   { command: 'promtool', pkg: 'prometheus' },
+  // The dashboard's tests drive Debian's Chromium with playwright-core (cli/dashboard).
+  { command: 'chromium', pkg: 'chromium' },
 ];
 
 /** /usr/lib/postgresql/VERSION/bin holding initdb, newest first (fixtures/postgres.ts looks there too). */
