@@ -144,6 +144,22 @@ function needsSqlite(file: string, seen = new Set<string>()): boolean {
   return false;
 }
 
+/**
+ * How many e2e files run at once (NIXFLEET_E2E_JOBS, default 2). An e2e file spends most of its
+ * time waiting on its processes (poll intervals, soak, deadlines); each one builds its own network
+ * (e2e/netns.ts picks a free subnet and unique names), state directories and ports, so two can
+ * share the machine. 1 runs them one after the other.
+ */
+function e2eJobs(): number {
+  const raw = process.env['NIXFLEET_E2E_JOBS'];
+  const n = raw === undefined || raw === '' ? 2 : Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`test: NIXFLEET_E2E_JOBS must be a whole number ≥ 1, not ${JSON.stringify(raw)}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   let passed = 0;
@@ -195,7 +211,7 @@ async function main(): Promise<void> {
     }).map((f) => f + PG_TAG));
   const results = [
     ...(await pool(unit, 2, (f) => runFile(f, UNIT_TIMEOUT_MS))),
-    ...(await pool(e2e, 1, (f) => runFile(f, E2E_TIMEOUT_MS))),
+    ...(await pool(e2e, e2eJobs(), (f) => runFile(f, E2E_TIMEOUT_MS))),
   ];
   for (const r of results) {
     passed += r.passed;
