@@ -13,7 +13,8 @@
  */
 import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest, type SliceResponse } from '../protocol/api.ts';
-import { parseCheckinResponse, parseErrorBody, parseSliceResponse } from '../protocol/api-parse.ts';
+import { parseCertificateResponse, parseCheckinResponse, parseErrorBody, parseSliceResponse } from '../protocol/api-parse.ts';
+import { ENROL_ROUTES, type CertificateResponse, type RenewRequest } from '../protocol/enrol.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
@@ -175,6 +176,17 @@ export class CpClient {
     const etag = r.value.headers['etag'];
     this.lastSlice = typeof etag === 'string' && etag.length > 0 && etag.length <= 200 ? { etag, value: v.value } : null;
     return v;
+  }
+
+  /** Issue 16: a new certificate for a new key, over the current certificate (agent/certs.ts). */
+  async renew(body: RenewRequest): Promise<Result<CertificateResponse, HttpError>> {
+    const r = await this.call(this.pool, 'POST', ENROL_ROUTES.renew, body, 256 * 1024);
+    if (!r.ok) return r;
+    if (r.value.status !== 200) return err(this.statusError(ENROL_ROUTES.renew, r.value));
+    const json = parseJsonStrict(r.value.body);
+    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `renew answer is not JSON: ${json.error.message}` });
+    const v = parseCertificateResponse(json.value);
+    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
   }
 
   async report(body: ReportRequest): Promise<Result<void, HttpError>> {

@@ -17,7 +17,8 @@ import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTrust, type Trust } from '../protocol/schema.ts';
 import type { ActivationBackend } from './backend.ts';
-import { CpClient } from './client.ts';
+import { CpClient, type TlsMaterial } from './client.ts';
+import { RenewingClient, renewOnReplicas, singleConnection, type Connection } from './certs.ts';
 import type { Config } from './config.ts';
 import { loadHostKey } from './hostkey.ts';
 import { FailoverClient } from './failover.ts';
@@ -75,12 +76,24 @@ export function buildAgent(config: Config, wiring: AgentWiring): Result<BuiltAge
   } else {
     const tls = readTls(config);
     if (!tls.ok) return tls;
+    // Issue 17: cpUrl first, then the further replicas in cpUrls (failover.ts: sticky, with backoff).
+    const urls = [config.cpUrl, ...config.cpUrls];
+    const connectAll = (t: TlsMaterial): Connection => {
+      const cs = urls.map((url) => new CpClient({ cpUrl: url, tls: t, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes }));
+      const close = async () => void (await Promise.all(cs.map((c) => c.close())));
+      if (cs.length === 1) return singleConnection(cs[0]!);
+      const api = new FailoverClient(urls.map((url, i) => ({ url, client: cs[i]! })), { now: wiring.now ?? Date.now, log: (message: string) => log.warn('agent.failover', { message }) });
+      // Issue 16: a renewal goes to the replica in use, else the next that answers.
+      return { api, renew: (body) => renewOnReplicas(cs, Math.max(0, urls.indexOf(api.currentUrl)), body), close };
+    };
     connect = () => {
-      // Issue 17: cpUrl first, then the further replicas in cpUrls (failover.ts: sticky, with backoff).
-      const urls = [config.cpUrl, ...config.cpUrls];
-      const cs = urls.map((url) => new CpClient({ cpUrl: url, tls: tls.value, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes }));
-      const client = cs.length === 1 ? cs[0]! : new FailoverClient(urls.map((url, i) => ({ url, client: cs[i]! })), { now: wiring.now ?? Date.now, log: (message: string) => log.warn('agent.failover', { message }) });
-      return { client, close: async () => void (await Promise.all(cs.map((c) => c.close()))) };
+      if (config.enrol === null) {
+        const c = connectAll(tls.value);
+        return { client: c.api, close: c.close };
+      }
+      // Issue 16: with enrolment configured, the certificate renews itself before it expires.
+      const c = new RenewingClient({ config, hostKey, connect: connectAll, now: wiring.now ?? Date.now, log }, tls.value);
+      return { client: c, close: () => c.close() };
     };
   }
 

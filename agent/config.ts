@@ -141,6 +141,14 @@ export const AgentConfigSchema = Strict(
     complianceRoot: AbsPath('Issue 15: the root the file / world-writable compliance checks read under (/ on a host).', DEFAULTS.complianceRoot),
     logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel, description: 'JSON log lines on stderr at this level and above (NIXFLEET_LOG_LEVEL overrides).' }),
     metricsFile: Nullable(AbsPath('Prometheus text file rewritten after every cycle (for node_exporter\'s textfile collector, e.g. /var/lib/prometheus-node-exporter/nixfleet.prom); null: none.'), { default: DEFAULTS.metricsFile }),
+    enrol: Nullable(
+      Strict({
+        url: Type.String({ pattern: '^https://', errorMessage: 'must be an https:// URL', description: "The control plane's enrolment listener (no client certificate)." }),
+        tokenFile: Nullable(AbsPath('A one-time bootstrap token (nixfleet enroll token) for a host whose SSH host key the fleet does not declare yet; null: enrol with hostKeyFile.'), { default: null }),
+        renewAtFraction: Type.Number({ exclusiveMinimum: 0, maximum: 0.95, default: 0.5, description: 'Renew once this fraction of the certificate lifetime has passed (default: half-life).' }),
+      }),
+      { default: null, description: 'Issue 16: with no certificate in tls.certFile, enrol (new ECDSA P-256 key); renew before expiry. null: the certificate is managed by hand.' },
+    ),
   },
   { title: 'nixfleet-agent configuration (nixfleet-agent run --config FILE)' },
 );

@@ -9,6 +9,8 @@ import { parseProgramArgs } from '../io/program-args.ts';
 import { createLogger, effectiveLevel, isLogLevel, type LogLevel } from '../io/log.ts';
 import { NIXFLEET_VERSION, versionLine } from '../io/version.ts';
 import { buildAgent } from './compose.ts';
+import { ensureCertificate } from './certs.ts';
+import { loadHostKey } from './hostkey.ts';
 import { resolveConfig, type Config } from './config.ts';
 import { StateCorrupt } from './state.ts';
 
@@ -79,8 +81,16 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const config = loadConfig(args.config!);
-    // The real host: every dependency buildAgent does not get is the production one.
     const log = createLogger({ program: 'nixfleet-agent', level: effectiveLevel(args.logLevel ?? config.logLevel) });
+    if (config.enrol !== null) {
+      // Issue 16 first boot: no certificate yet → enrol (retrying while the CP is unreachable).
+      const hk = config.hostKeyFile === null ? null : loadHostKey(config.hostKeyFile);
+      if (hk !== null && !hk.ok) throw new Exit(2, `${hk.error.code}: ${hk.error.message}`);
+      const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+      const c = await ensureCertificate(config, hk === null ? null : hk.value, { log, sleep, attempts: args.cmd === 'once' ? 1 : Number.MAX_SAFE_INTEGER });
+      if (!c.ok) throw new Exit(2, `${c.error.code}: ${c.error.message}`);
+    }
+    // The real host: every dependency buildAgent does not get is the production one.
     const built = buildAgent(config, { log });
     if (!built.ok) throw new Exit(2, built.error.message);
     const { agent, close } = built.value;

@@ -72,10 +72,11 @@ export async function status(ctx: Ctx): Promise<Outcome> {
       hosts.value.hosts.filter((h) => channel === undefined || h.channel === channel),
       quarantines.value.quarantines,
       rollouts.value.rollouts,
+      ctx.io.now(),
     );
     if (flagBool(ctx, 'json')) json(ctx, report);
     else ctx.io.stdout(renderStatus(report, ctx.io.now(), style(ctx)));
-    // Exit 1 when a host failed or is quarantined, so `nixfleet status` can gate a CI job.
+    // Exit 1 when a host failed or is quarantined or its certificate expired, so `nixfleet status` can gate a CI job.
     return { exit: report.unhealthy ? 1 : 0 };
   });
 }

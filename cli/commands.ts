@@ -3,22 +3,13 @@
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
 import { completionCommand } from './completion.ts';
-import type { CommandSpec, Ctx, FlagSpec, Outcome } from './framework.ts';
+import { PKI_COMMANDS } from './commands-pki.ts';
+import type { CommandSpec, FlagSpec } from './framework.ts';
+import { lazy } from './lazy.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
 
-/**
- * Handlers load on first use (dynamic import): `nixfleet --help`, completion and usage errors
- * never evaluate the HTTP client, the PKI library or the verifiers (issue 18: `--help` ≤ 200 ms;
- * the bundle splits them into chunks, scripts/build.mjs).
- */
-type Handler = (ctx: Ctx) => Promise<Outcome>;
-const lazy =
-  <M extends Record<K, Handler>, K extends string>(load: () => Promise<M>, name: K): Handler =>
-  async (ctx) =>
-    (await load())[name](ctx);
 const online = () => import('./cmd-online.ts');
 const config = () => import('./cmd-config.ts');
-const pki = () => import('./cmd-pki.ts');
 const keys = () => import('./cmd-keys.ts');
 const audit = () => import('./cmd-audit.ts');
 const complianceCmd = () => import('./cmd-compliance.ts');
@@ -34,24 +25,6 @@ const CONFIG_INIT_FLAGS: FlagSpec[] = [
   { name: 'config', type: 'string', placeholder: 'FILE', description: 'Where to write (default: NIXFLEET_CONFIG, else $XDG_CONFIG_HOME/nixfleet/config.json, else ~/.config/nixfleet/config.json).' },
   { name: 'force', type: 'boolean', description: 'Overwrite an existing config file.' },
 ];
-
-const PKI_DIR: FlagSpec = {
-  name: 'pki-dir',
-  type: 'string',
-  placeholder: 'DIR',
-  description: SETTINGS.pkiDir.description,
-  setting: 'pkiDir',
-  required: true,
-};
-
-const MINT_FLAGS: FlagSpec[] = [
-  PKI_DIR,
-  { name: 'out-dir', type: 'string', placeholder: 'DIR', default: '.', description: 'Where to write NAME.pem and NAME.key (mode 0600).' },
-  { name: 'validity-days', type: 'int', placeholder: 'N', default: 365, description: 'Days of validity from --not-before.' },
-  { name: 'not-before', type: 'string', placeholder: 'TIME', description: 'Start of validity, RFC 3339 (default now).' },
-  { name: 'force', type: 'boolean', description: 'Replace existing NAME.pem / NAME.key.' },
-];
-
 
 const CHANNEL_FILTER: FlagSpec = { name: 'channel', type: 'string', placeholder: 'NAME', description: 'Only this channel.' };
 const REASON: FlagSpec = { name: 'reason', type: 'string', placeholder: 'TEXT', description: 'Why (recorded in the audit log).' };
@@ -80,7 +53,7 @@ const PAUSE_FIELDS = [
 export const ONLINE_COMMANDS: readonly CommandSpec[] = [
   {
     name: 'status',
-    summary: 'Every host: channel, running and declared closure, status label; exit 1 if any failed or quarantined',
+    summary: 'Every host: channel, running and declared closure, status label, certificate expiry; exit 1 if any failed, quarantined or has an expired certificate',
     description:
       'Labels: ✓ converged, ✓ soaked, → soaking / confirming / activating / dispatched, … queued,\n‖ held (queued in a halted or paused rollout), ✗ failed, ✗ rolled back, ✗ quarantined (its declared\nclosure is quarantined on its channel), ⟳ pending reboot, ⚠ stale (missed its check-ins),\n⚠ offline (never checked in), · idle (nothing declared).\nExit 1 when any host is failed, rolled back or quarantined, so it can gate a CI job.',
     args: [],
@@ -88,7 +61,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     examples: ['nixfleet status', 'nixfleet status --json | jq -r \'.hosts[] | select(.status != "converged") | .hostname\''],
     online: true,
     json: {
-      shape: '`{hosts: [...], counts: {status: n}, unhealthy: boolean}`; each host:',
+      shape: '`{hosts: [...], counts: {status: n}, certs: {valid|expiring|expired: n}, unhealthy: boolean}`; each host:',
       fields: [
         { name: 'hostname', description: 'Host name.' },
         { name: 'channel', description: 'Its channel.' },
@@ -102,6 +75,8 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'wave', description: 'Its wave in that rollout, or null.' },
         { name: 'lastCheckinAt', description: 'RFC 3339, or null when never seen.' },
         { name: 'online', description: 'false when it missed its check-ins.' },
+        { name: 'certNotAfter', description: 'RFC 3339 expiry of the client certificate it presented at its last check-in, or null.' },
+        { name: 'cert', description: 'valid, expiring (under 7 days left) or expired; null when unknown.' },
       ],
     },
     handler: lazy(online, 'status'),
@@ -129,6 +104,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
         { name: 'lastOutcome', description: '{rolloutId, closureHash, outcome, at} or null.' },
         { name: 'rollout', description: '{rolloutId, state, since, wave} of the newest rollout including it, or null.' },
         { name: 'dispatch', description: '{rolloutId, closureHash, confirmDeadline} while a target is outstanding, or null.' },
+        { name: 'certNotAfter', description: 'Expiry (RFC 3339) of the client certificate it presented at its last check-in; absent when unknown.' },
       ],
     },
     handler: lazy(online, 'hosts'),
@@ -357,51 +333,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     online: false,
     handler: completionCommand(() => COMMANDS),
   },
-  {
-    name: 'pki init',
-    summary: 'Create the fleet CA (ca.pem, ca.key) in the PKI directory; refuses to overwrite one',
-    description:
-      'The CA key stays on the operator machine: the control plane and the agents get only ca.pem.\nAn existing CA is never replaced (every certificate it issued would stop working).',
-    args: [],
-    flags: [
-      PKI_DIR,
-      { name: 'name', type: 'string', placeholder: 'CN', default: 'nixfleet fleet CA', description: 'Subject CN of the CA.' },
-      { name: 'validity-days', type: 'int', placeholder: 'N', default: 3650, description: 'Days of validity.' },
-    ],
-    examples: ['nixfleet pki init --pki-dir ~/.config/nixfleet/pki'],
-    online: false,
-    handler: lazy(pki, 'pkiInit'),
-  },
-  {
-    name: 'mint-host-cert',
-    summary: 'Mint an agent client certificate (CN = HOSTNAME, OU host) signed by the fleet CA',
-    args: [{ name: 'HOSTNAME', description: 'The host name exactly as in the fleet (the CP compares it with the CN).' }],
-    flags: MINT_FLAGS,
-    examples: ['nixfleet mint-host-cert web1 --pki-dir ~/.config/nixfleet/pki --out-dir ./certs'],
-    online: false,
-    handler: lazy(pki, 'mintHost'),
-  },
-  {
-    name: 'mint-operator-cert',
-    summary: 'Mint an operator client certificate (CN = NAME, OU operator) for this CLI',
-    args: [{ name: 'NAME', description: 'Operator name (shown as operator:NAME in the audit log).' }],
-    flags: MINT_FLAGS,
-    examples: ['nixfleet mint-operator-cert alice --pki-dir ~/.config/nixfleet/pki --out-dir ~/.config/nixfleet'],
-    online: false,
-    handler: lazy(pki, 'mintOperator'),
-  },
-  {
-    name: 'mint-server-cert',
-    summary: 'Mint the control plane server certificate (serverAuth; SAN always has localhost, 127.0.0.1)',
-    args: [],
-    flags: [
-      { name: 'hostnames', type: 'string', placeholder: 'LIST', description: 'Comma-separated DNS names / IPs the CP is reached by.' },
-      ...MINT_FLAGS,
-    ],
-    examples: ['nixfleet mint-server-cert --hostnames cp.example.org,10.0.0.5 --pki-dir ~/.config/nixfleet/pki --out-dir ./cp'],
-    online: false,
-    handler: lazy(pki, 'mintServer'),
-  },
+  ...PKI_COMMANDS,
   {
     name: 'derive-pubkey',
     summary: 'Print the base64 of the raw 32 bytes of an OpenSSH ssh-ed25519 public key line',

@@ -334,7 +334,7 @@ t('--json output of every read command has exactly the documented field names', 
     assert.equal(keys(actual), [...documented].sort(), command);
   };
   const status = JSON.parse((await cli(['status', '--json'])).stdout) as StatusReport;
-  assert.equal(keys(status), ['counts', 'hosts', 'unhealthy']);
+  assert.equal(keys(status), ['certs', 'counts', 'hosts', 'unhealthy']);
   same(status.hosts[0]!, 'status');
   same(JSON.parse((await cli(['hosts', '--json'])).stdout).hosts[0], 'hosts');
   const list = JSON.parse((await cli(['rollout', 'list', '--json'])).stdout).rollouts;

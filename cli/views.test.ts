@@ -83,7 +83,7 @@ test('status table is pinned (no colour)', () => {
 test('status is healthy when nothing failed or is quarantined (stale and pending reboot are warnings)', () => {
   const r = statusReport(HOSTS.filter((h) => !h.hostname.startsWith('db')), QS, ROLLOUTS);
   assert.is(r.unhealthy, false);
-  assert.equal(Object.keys(r.hosts[0]!), ['hostname', 'channel', 'currentClosure', 'declaredClosure', 'status', 'label', 'rolloutId', 'rolloutState', 'hostState', 'wave', 'lastCheckinAt', 'online']);
+  assert.equal(Object.keys(r.hosts[0]!), ['hostname', 'channel', 'currentClosure', 'declaredClosure', 'status', 'label', 'rolloutId', 'rolloutState', 'hostState', 'wave', 'lastCheckinAt', 'online', 'certNotAfter', 'cert']);
   const web2 = r.hosts.find((h) => h.hostname === 'web2')!;
   assert.equal([web2.rolloutId, web2.rolloutState, web2.hostState, web2.wave], ['stable@abc', 'Executing', 'Healthy', 1]);
   const held = statusReport(HOSTS.filter((h) => h.hostname === 'db3'), [], ROLLOUTS);
@@ -229,6 +229,26 @@ test('issue 14 labels: ⟳ pending reboot (in its rollout), ≠ drifted (runs �
     stall: { since: '2026-03-01T11:30:00Z', gate: 'host-edge', hosts: ['web2'], reason: 'no progress for 1800 s' },
   };
   assert.match(stripAnsi(renderRolloutList([stalled], NOW, plain)), /⚠ stalled \(host-edge: web2\): no progress for 1800 s/);
+});
+
+test('issue 16: certificate expiry in status: expiring (under 7 days) and expired in the label, the counts and the exit status', () => {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const hosts = [
+    host('c1', { certNotAfter: iso(NOW + 20 * 86_400_000) }),
+    host('c2', { certNotAfter: iso(NOW + 3 * 86_400_000) }),
+    host('c3', { certNotAfter: iso(NOW - 60_000) }),
+    host('c4'),
+  ];
+  const r = statusReport(hosts, [], [], NOW);
+  const by = Object.fromEntries(r.hosts.map((h) => [h.hostname, h]));
+  assert.equal([by['c1']!.cert, by['c2']!.cert, by['c3']!.cert, by['c4']!.cert], ['valid', 'expiring', 'expired', null]);
+  assert.match(by['c2']!.label, /· ⚠ certificate expires in 3 d$/);
+  assert.match(by['c3']!.label, /· ✗ certificate expired$/);
+  assert.not.match(by['c1']!.label, /certificate/);
+  assert.equal(r.certs, { valid: 1, expiring: 1, expired: 1 });
+  assert.ok(r.unhealthy, 'an expired certificate is unhealthy');
+  assert.not.ok(statusReport(hosts.slice(0, 2), [], [], NOW).unhealthy);
+  assert.match(stripAnsi(renderStatus(r, NOW, plain)), /; 1 certificate expiring, 1 certificate expired\n$/);
 });
 
 test.run();

@@ -12,7 +12,8 @@ import type {
   TraceEvent,
 } from '../protocol/api.ts';
 import type { Cell, HostStatusKind, Style } from './output.ts';
-import { HOST_STATUS_LABELS, UNHEALTHY_KINDS, ago, hostStatusCell, renderTable, rolloutStateCell, shortClosure } from './output.ts';
+import { HOST_STATUS_LABELS, UNHEALTHY_KINDS, ago, hostStatusCell, relativeTime, renderTable, rolloutStateCell, shortClosure } from './output.ts';
+import { certState } from '../protocol/enrol.ts';
 
 const ROLLOUT_HOST_KIND: Readonly<Record<HostState, HostStatusKind>> = {
   Queued: 'queued',
@@ -68,11 +69,24 @@ export type StatusRow = {
   wave: number | null;
   lastCheckinAt: string | null;
   online: boolean;
+  /** Issue 16: notAfter of the certificate it presented last, and its state (null: unknown). */
+  certNotAfter: string | null;
+  cert: CertState | null;
 };
 
-export type StatusReport = { hosts: StatusRow[]; counts: Partial<Record<HostStatusKind, number>>; unhealthy: boolean };
+export type CertState = 'valid' | 'expiring' | 'expired';
 
-export function statusReport(hosts: readonly HostView[], quarantines: readonly Quarantine[], rollouts: readonly RolloutSummary[] = []): StatusReport {
+export type StatusReport = { hosts: StatusRow[]; counts: Partial<Record<HostStatusKind, number>>; certs: Partial<Record<CertState, number>>; unhealthy: boolean };
+
+/** Issue 16: ` · ⚠ certificate expires in 3d` / ` · ✗ certificate expired`. */
+function certSuffix(state: CertState | null, notAfterMs: number, nowMs: number): string {
+  if (state === 'expired') return ' · ✗ certificate expired';
+  if (state === 'expiring') return ` · ⚠ certificate expires ${relativeTime(notAfterMs, nowMs)}`;
+  return '';
+}
+
+/** `nowMs`: for the certificate states (issue 16); without it they are not computed. */
+export function statusReport(hosts: readonly HostView[], quarantines: readonly Quarantine[], rollouts: readonly RolloutSummary[] = [], nowMs: number | null = null): StatusReport {
   const q = quarantineSet(quarantines);
   const rolloutStates = new Map(rollouts.map((r) => [r.id, r.state]));
   const rows = [...hosts]
@@ -83,24 +97,31 @@ export function statusReport(hosts: readonly HostView[], quarantines: readonly Q
       const l = HOST_STATUS_LABELS[status];
       // Issue 14: `pinned until …`, `drifted (runs …)`.
       const detail = status === 'pinned' && h.pin !== undefined ? (h.pin.until === null ? '' : ` until ${h.pin.until}`) : status === 'drifted' && h.drift !== undefined ? ` (runs ${shortClosure(h.drift.actual)})` : '';
+      const notAfterMs = h.certNotAfter === undefined ? NaN : Date.parse(h.certNotAfter);
+      const cert = nowMs === null || !Number.isFinite(notAfterMs) ? null : certState(notAfterMs, nowMs);
       return {
         hostname: h.hostname,
         channel: h.channel,
         currentClosure: h.currentClosure,
         declaredClosure: h.declaredClosure,
         status,
-        label: `${l.symbol} ${l.text}${detail}`,
+        label: `${l.symbol} ${l.text}${detail}${certSuffix(cert, notAfterMs, nowMs ?? 0)}`,
         rolloutId: h.rollout?.rolloutId ?? null,
         rolloutState,
         hostState: h.rollout?.state ?? null,
         wave: h.rollout?.wave ?? null,
         lastCheckinAt: h.lastCheckinAt,
         online: h.online,
+        certNotAfter: h.certNotAfter ?? null,
+        cert,
       };
     });
   const counts: Partial<Record<HostStatusKind, number>> = {};
   for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
-  return { hosts: rows, counts, unhealthy: rows.some((r) => UNHEALTHY_KINDS.has(r.status)) };
+  const certs: Partial<Record<CertState, number>> = {};
+  for (const r of rows) if (r.cert !== null) certs[r.cert] = (certs[r.cert] ?? 0) + 1;
+  // An expired certificate cuts the host off: unhealthy, like a failure.
+  return { hosts: rows, counts, certs, unhealthy: rows.some((r) => UNHEALTHY_KINDS.has(r.status) || r.cert === 'expired') };
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -120,7 +141,8 @@ export function renderStatus(report: StatusReport, nowMs: number, style: Style):
   const order = Object.keys(HOST_STATUS_LABELS) as HostStatusKind[];
   const parts = order.filter((k) => report.counts[k]).map((k) => `${report.counts[k]} ${HOST_STATUS_LABELS[k].text}`);
   const n = report.hosts.length;
-  return `${table}\n${n} host${n === 1 ? '' : 's'}${parts.length > 0 ? ': ' + parts.join(', ') : ''}\n`;
+  const certs = (['expiring', 'expired'] as const).filter((k) => report.certs[k]).map((k) => `${report.certs[k]} certificate${report.certs[k] === 1 ? '' : 's'} ${k}`);
+  return `${table}\n${n} host${n === 1 ? '' : 's'}${parts.length > 0 ? ': ' + parts.join(', ') : ''}${certs.length > 0 ? `; ${certs.join(', ')}` : ''}\n`;
 }
 
 /** `nixfleet hosts`: the CP's view of each host's check-ins. */

@@ -143,7 +143,7 @@ export class AgentService {
     return this.retryOnConflict(() => this.checkinOnce(peer, req));
   }
 
-  private async checkinOnce(_peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+  private async checkinOnce(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
     const fleet = this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.d.now();
@@ -204,6 +204,7 @@ export class AgentService {
         lastOutcomeJson: lo === null ? null : JSON.stringify(refused === null ? lo : { ...lo, refused: refused.code }),
         pendingReboot: req.pendingReboot === true,
         agentVersion: req.agentVersion ?? null,
+        certNotAfterMs: Number.isFinite(peer.notAfterMs) ? peer.notAfterMs : null, // issue 16: seen in the handshake
       },
     });
     const plan = planWrites(slice, { ...after, hosts: slice.hosts }, { nowMs, origin: this.origin(), actor: `host:${h}` });

@@ -2,20 +2,21 @@
  * The HTTP surface of the control plane (SPEC §5): the Hono app, assembled from middleware
  * factories (middleware.ts) and three groups of routes — open (`/healthz`, `/readyz`,
  * `/metrics`), agent (routes-agent.ts) and operator (routes-operator.ts). All policy lives in the
- * services; all status codes in `errors.ts`, mapped here in the one `onError`.
+ * services; all status codes in `errors.ts`, mapped in the one `onError` (middleware.ts `handleErrors`).
  *
  * Order on `/v1/*`: protocol header → peer identity (from the TLS socket) → revocation →
  * readiness (503 + Retry-After) → body limit → role → body (415 / 413 / 400).
  */
 import { Hono, type Env } from 'hono';
 import type { ReadyzResponse } from '../protocol/api.ts';
-import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/api.ts';
+import { ROUTES } from '../protocol/api.ts';
 import type { ServedArtifact } from './agent-service.ts';
 import { ApiError } from './errors.ts';
-import { StoreUnavailableError } from './store/types.ts';
 import type { PeerIdentity } from './identity.ts';
 import { logBug, silentLogger, type Logger } from './log.ts';
-import { authenticate, requestLog, limitBody, protocolHeader, refuseRevoked, requireReady, type AppEnv } from './middleware.ts';
+import { authenticate, handleErrors, requestLog, limitBody, protocolHeader, refuseRevoked, requireIssuer, requireReady, type AppEnv, type IssuerPins } from './middleware.ts';
+import { renewRoutes, type EnrolApi } from './routes-enrol.ts';
+import { ENROL_ROUTES } from '../protocol/enrol.ts';
 import { agentRoutes, type AgentApi } from './routes-agent.ts';
 import { operatorRoutes, type OperatorApi } from './routes-operator.ts';
 
@@ -32,7 +33,10 @@ export interface OpenApi {
 }
 
 /** Everything the HTTP layer needs from the control plane (control-plane/service.ts). */
-export interface CpService extends OpenApi, AgentApi, OperatorApi {}
+export interface CpService extends OpenApi, AgentApi, OperatorApi {
+  /** Issue 16: enrolment and renewal, when configured. */
+  enrolment?(): EnrolApi | null;
+}
 
 export type AppOptions = {
   service: CpService;
@@ -42,10 +46,9 @@ export type AppOptions = {
   log?: Logger;
   /** Sink for 500s (bugs) instead of `log`; without either, console.error. */
   logError?: (message: string, err: unknown) => void;
+  /** Issue 16: the issuers each role accepts (config.ts `loadStartupMaterial`); absent: any the TLS layer accepted. */
+  pins?: IssuerPins;
 };
-
-/** Refusals that say something about who is calling: logged at warn with their code; the others at debug. */
-const SECURITY_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'CERT_REVOKED', 'FORBIDDEN_ROLE', 'IDENTITY_MISMATCH', 'REPORT_SIGNATURE_INVALID', 'BODY_TOO_LARGE', 'UNSUPPORTED_PROTOCOL', 'REPORT_QUOTA']);
 
 /**
  * The plain-HTTP app of the optional `metricsListen` listener: `/healthz`, `/readyz`, `/metrics`
@@ -65,41 +68,25 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   const logError = opts.logError ?? (opts.log !== undefined ? (m: string, e: unknown) => logBug(log, 'http.internal-error', e, { request: m }) : (m: string, e: unknown) => console.error(m, e));
   const app = new Hono<AppEnv>();
 
-  // The one place where errors become responses: an ApiError by its code's status, anything else
-  // is a bug — 500 with a generic body, the details in the log only (STYLE §7).
-  app.onError((e, c) => {
-    // The store unreachable (PostgreSQL restarting): 503 with a code, nothing of the request stored.
-    const apiErr = e instanceof ApiError ? e : e instanceof StoreUnavailableError ? new ApiError('STORE_UNAVAILABLE', e.message) : null;
-    if (apiErr === null) logError(`internal error on ${c.req.method} ${c.req.path}`, e);
-    else {
-      const fields = { code: apiErr.code, status: apiErr.status, method: c.req.method, path: c.req.path, peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null, message: apiErr.message };
-      if (SECURITY_REFUSALS.has(apiErr.code)) log.warn('http.refused', fields);
-      else log.debug('http.refused', fields);
-    }
-    const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
-    c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    if (error.code === 'NOT_READY' || error.code === 'STORE_UNAVAILABLE') c.header('Retry-After', String(opts.retryAfterSecs));
-    if (error.retryAfterSecs !== undefined) c.header('Retry-After', String(error.retryAfterSecs));
-    return c.json(error.toBody(), error.status as 400);
-  });
-  app.notFound((c) => {
-    c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    return c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`).toBody(), 404);
-  });
-
+  handleErrors(app, { log, logError, retryAfterSecs: opts.retryAfterSecs });
   if (opts.log !== undefined) app.use('*', requestLog(opts.log));
   app.use('*', protocolHeader({ observe: service.observeRequest?.bind(service) }));
 
   // Open routes: no role needed. A revoked certificate is refused, except on /healthz (liveness
-  // must not depend on the revocation list).
-  const openGate = [authenticate({ required: false }), refuseRevoked((p) => service.isRevoked(p))] as const;
+  // must not depend on the revocation list). Issue 16: so is a certificate from an issuer not
+  // configured for its role.
+  const pinned = opts.pins === undefined ? [] : [requireIssuer(opts.pins)];
+  const openGate = [authenticate({ required: false }), ...pinned, refuseRevoked((p) => service.isRevoked(p))] as const;
   app.use(ROUTES.readyz, ...openGate);
   app.use(ROUTES.metrics, ...openGate);
   openRoutes(app, service);
 
   // Every /v1/* route: identity, revocation, readiness, body limit; then each group's role.
-  app.use('/v1/*', authenticate({ required: true }), refuseRevoked((p) => service.isRevoked(p)), requireReady(() => service.readiness()), limitBody(opts.maxBodyBytes));
+  // A refused renewal by a revoked certificate is audited (issue 16 acceptance).
+  const onRevoked = (peer: PeerIdentity, path: string) => (path === ENROL_ROUTES.renew ? service.enrolment?.()?.auditRevokedRenewal(peer) : undefined);
+  app.use('/v1/*', authenticate({ required: true }), ...pinned, refuseRevoked((p) => service.isRevoked(p), onRevoked), requireReady(() => service.readiness()), limitBody(opts.maxBodyBytes));
   app.route('/', agentRoutes(service));
+  app.route('/', renewRoutes(() => service.enrolment?.() ?? null));
   app.route('/', operatorRoutes(service));
   return app;
 }

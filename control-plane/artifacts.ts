@@ -82,6 +82,11 @@ export class ArtifactManager {
     return this.inForce.get(kind) ?? null;
   }
 
+  /** trust.json as last read (issue 16: the org key that signs bootstrap tokens). */
+  trustInForce(): Trust {
+    return this.trust;
+  }
+
   /** Why not ready (empty when ready). */
   notReadyReasons(): string[] {
     const out: string[] = [];

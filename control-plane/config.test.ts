@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createFleetCa, mintServerCert } from '../pki/pki.ts';
+import { createIssuanceCa } from '../pki/x509.ts';
 import { mintReleaseKey, trustFor, writeKeyFile, writeTrustFile } from '../fixtures/keys.ts';
 import { DEFAULTS, loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
 
@@ -138,6 +139,38 @@ t('store: SQLite at dbPath by default; PostgreSQL by URL or parameters; bad shap
     assert.is(r.ok, false, JSON.stringify(bad));
     if (!r.ok) assert.match(r.error.message, /\$\.store/);
   }
+});
+
+t('issue 16 enrolment: the constrained issuance intermediate is accepted; the root CA key, a release key, an unconstrained CA or a foreign intermediate are refused', async () => {
+  const issuance = await createIssuanceCa(ca);
+  const w = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const enrolment = (certPem: string, keyPem: string, tag: string) => ({
+    enrolment: { issuerCertFile: w(`iss-${tag}.pem`, certPem), issuerKeyFile: w(`iss-${tag}.key`, keyPem), listenPort: 0, usedTokensFile: join(dir, 'used.json') },
+  });
+  const good = loadStartupMaterial(config(enrolment(issuance.certPem, issuance.keyPem, 'good')));
+  assert.ok(good.ok, good.ok ? '' : good.error.message);
+  if (good.ok) {
+    assert.ok(good.value.issuer !== null);
+    assert.ok(good.value.tls.ca.includes(issuance.certPem.trim()), 'the intermediate joins the TLS trust store');
+    assert.is(good.value.pins.host.size, 2, 'hosts: the fleet CA and the intermediate');
+    assert.is(good.value.pins.operator.size, 1, 'operators: the fleet CA only');
+  }
+  const refused = (over: Record<string, unknown>) => {
+    const r = loadStartupMaterial(config(over));
+    return r.ok ? 'ok' : r.error.code;
+  };
+  assert.is(refused(enrolment(ca.certPem, ca.keyPem, 'root')), 'PRIVATE_KEY_REFUSED', 'the fleet root CA key');
+  assert.is(refused(enrolment(issuance.certPem, ca.keyPem, 'rootkey')), 'PRIVATE_KEY_REFUSED', 'the root key beside the intermediate certificate');
+  assert.is(refused(enrolment(issuance.certPem, readFileSync(files.releaseKey, 'utf8'), 'release')), 'PRIVATE_KEY_REFUSED', 'a release key');
+  // A CA without the constraints (here a general-purpose root): refused before anything else is checked.
+  const other = createFleetCa({ commonName: 'unconstrained' });
+  assert.is(refused(enrolment(other.certPem, other.keyPem, 'unconstrained')), 'PRIVATE_KEY_REFUSED');
+  const foreign = await createIssuanceCa(other);
+  assert.is(refused(enrolment(foreign.certPem, foreign.keyPem, 'foreign')), 'CONFIG_INVALID', 'not issued by the fleet CA');
 });
 
 t.after(() => rmSync(dir, { recursive: true, force: true }));

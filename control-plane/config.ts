@@ -22,6 +22,8 @@ import { err, ok, type Result } from '../protocol/result.ts';
 import { parseTrust, type Trust } from '../protocol/schema.ts';
 import { compile, compileDefaults } from '../protocol/validate.ts';
 import { Enum, Nullable } from '../protocol/vocab.ts';
+import { readIssuanceCaFacts } from '../pki/x509.ts';
+import type { IssuerPins } from './middleware.ts';
 
 const Strict = <P extends TProperties>(props: P, opts: ObjectOptions = {}) => Type.Object(props, { additionalProperties: false, ...opts });
 const NonEmpty = (description?: string) => Type.String({ minLength: 1, ...(description === undefined ? {} : { description }) });
@@ -86,6 +88,34 @@ export const StoreConfigSchema = Type.Union([
 ]);
 export type StoreConfig = Static<typeof StoreConfigSchema>;
 
+/**
+ * Issue 16: enrolment and renewal. The CP holds the host-issuance intermediate (`nixfleet pki
+ * init-issuance`), which can only issue `O=nixfleet, OU=host` client certificates; never the
+ * fleet root CA key (refused at start-up, like the release key).
+ */
+export const EnrolmentConfigSchema = Strict(
+  {
+    issuerCertFile: NonEmpty('PEM certificate of the host-issuance intermediate (signed by the fleet CA, name-constrained to O=nixfleet, OU=host).'),
+    issuerKeyFile: NonEmpty('Its private key (0600). The fleet root CA key is refused here.'),
+    listenHost: Type.Optional(NonEmpty('The enrolment listener (HTTPS without client certificates); default listenHost.')),
+    listenPort: Type.Integer({ minimum: 0, maximum: 65535, description: 'Port of the enrolment listener (0: ephemeral, tests).' }),
+    certValiditySecs: Type.Integer({ minimum: 60, maximum: 366 * 86_400, default: 30 * 86_400, description: 'Lifetime of the certificates it issues (default 30 days); agents renew at half-life.' }),
+    usedTokensFile: NonEmpty('Signed ledger of used bootstrap-token nonces, kept outside the database so that a wiped database does not reopen a used token.'),
+    maxTokenTtlSecs: Type.Integer({ minimum: 60, maximum: 30 * 86_400, default: 86_400, description: 'Longest bootstrap-token lifetime accepted.' }),
+  },
+  { description: 'Hosts enrol (SSH host key or bootstrap token) and renew their certificates (issue 16).' },
+);
+export type EnrolmentConfig = Static<typeof EnrolmentConfigSchema>;
+
+/** Issue 16: exactly the issuers accepted per role (PEM certificate files); null: the defaults. */
+export const ClientIssuersSchema = Strict(
+  {
+    host: Type.Array(NonEmpty(), { minItems: 1, description: 'Default: the certificates of clientCaFile and the enrolment issuer.' }),
+    operator: Type.Array(NonEmpty(), { minItems: 1, description: 'Default: the certificates of clientCaFile.' }),
+  },
+  { description: 'Client certificates must be issued directly by one of these, per role.' },
+);
+
 export const DEFAULTS = Object.freeze({
   listenHost: '127.0.0.1',
   listenPort: 8443,
@@ -108,6 +138,8 @@ export const DEFAULTS = Object.freeze({
   retentionDays: 90,
   retentionIntervalSecs: 3600,
   store: null,
+  enrolment: null,
+  clientIssuers: null,
   logLevel: 'info' as const,
   metricsListen: null,
   reportQuotaPerHour: 120,
@@ -170,6 +202,8 @@ export const ControlPlaneConfigSchema = Strict(
       'reportQuotaPerHour',
       'Reports stored per host per rolling hour; more are refused (429 REPORT_QUOTA, counted in nixfleet_report_refusals_total, audited once per burst).',
     ),
+    enrolment: Nullable(EnrolmentConfigSchema, { default: DEFAULTS.enrolment, description: 'null: no enrolment; certificates are minted by an operator.' }),
+    clientIssuers: Nullable(ClientIssuersSchema, { default: DEFAULTS.clientIssuers }),
   },
   { title: 'nixfleet-control-plane configuration' },
 );
@@ -212,6 +246,10 @@ export function storeConfig(c: Config): StoreConfig {
 export type StartupMaterial = {
   tls: { cert: string; key: string; ca: string };
   trust: Trust;
+  /** Issue 16: the host-issuance intermediate, when enrolment is configured. */
+  issuer: { certPem: string; keyPem: string } | null;
+  /** Issue 16: the issuers each role accepts. */
+  pins: IssuerPins;
 };
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null && !Array.isArray(u);
@@ -301,9 +339,98 @@ export function loadStartupMaterial(config: Config): Result<StartupMaterial, Con
     return err({ code: 'PRIVATE_KEY_REFUSED', message: `tlsKeyFile ${config.tlsKeyFile} does not belong to the server certificate ${config.tlsCertFile} (is it a release or CA key?)` });
   }
 
+  const issuer = config.enrolment === null ? ok(null) : loadIssuer(config.enrolment, caCerts);
+  if (!issuer.ok) return issuer;
+  const pins = issuerPins(config, caCerts, issuer.value);
+  if (!pins.ok) return pins;
+
   const trust = loadTrust(config.trustFile);
   if (!trust.ok) return trust;
-  return ok({ tls: { cert: certText.value, key: keyText.value, ca: caText.value }, trust: trust.value });
+  // OpenSSL must find the intermediates to verify what they issued: the trust store gets them too.
+  const ca = [caText.value, ...(issuer.value === null ? [] : [issuer.value.certPem]), ...pins.value.extraPems].join('\n');
+  return ok({ tls: { cert: certText.value, key: keyText.value, ca }, trust: trust.value, issuer: issuer.value, pins: pins.value.pins });
+}
+
+/**
+ * The host-issuance intermediate: a CA certificate issued by the fleet CA, with pathLen 0, EKU
+ * clientAuth only and the critical name constraint O=nixfleet, OU=host (pki/x509.ts), and its
+ * key — which must not be the fleet CA's key.
+ */
+function loadIssuer(e: EnrolmentConfig, caCerts: X509Certificate[]): Result<{ certPem: string; keyPem: string }, ConfigError> {
+  const certText = readText(e.issuerCertFile, 'enrolment issuer certificate (enrolment.issuerCertFile)', 'MTLS_MISSING');
+  if (!certText.ok) return certText;
+  const pems = splitPemCerts(certText.value);
+  if (pems.length !== 1 || looksLikePrivateKey(certText.value)) return err({ code: 'CONFIG_INVALID', message: `enrolment.issuerCertFile ${e.issuerCertFile}: must hold exactly one PEM certificate and no key` });
+  const certPem = pems[0]!;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (x) {
+    return err({ code: 'CONFIG_INVALID', message: `enrolment.issuerCertFile ${e.issuerCertFile}: unreadable certificate (${String(x)})` });
+  }
+  const keyText = readText(e.issuerKeyFile, 'enrolment issuer key (enrolment.issuerKeyFile)', 'MTLS_MISSING');
+  if (!keyText.ok) return keyText;
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyText.value);
+  } catch {
+    return err({ code: 'PRIVATE_KEY_REFUSED', message: `enrolment.issuerKeyFile ${e.issuerKeyFile}: not a PEM private key (a release signing key is never accepted here)` });
+  }
+  const pub = createPublicKey(key);
+  if (caCerts.some((ca) => samePublicKey(pub, ca.publicKey))) {
+    return err({ code: 'PRIVATE_KEY_REFUSED', message: `enrolment.issuerKeyFile ${e.issuerKeyFile} is the fleet root CA's key: it must stay offline; give the control plane a host-issuance intermediate (nixfleet pki init-issuance)` });
+  }
+  if (!samePublicKey(pub, cert.publicKey)) return err({ code: 'PRIVATE_KEY_REFUSED', message: `enrolment.issuerKeyFile ${e.issuerKeyFile} does not belong to ${e.issuerCertFile}` });
+  const facts = readIssuanceCaFacts(certPem);
+  if (facts === null || !facts.isCa || facts.pathLength !== 0 || !facts.clientAuthOnly || !facts.hostNameConstrained) {
+    return err({
+      code: 'PRIVATE_KEY_REFUSED',
+      message: `enrolment.issuerCertFile ${e.issuerCertFile} is not a constrained host-issuance intermediate (needs cA with pathLen 0, extKeyUsage clientAuth only, critical nameConstraints O=nixfleet, OU=host): the control plane may hold no key that can issue anything else`,
+    });
+  }
+  if (!caCerts.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
+    return err({ code: 'CONFIG_INVALID', message: `enrolment.issuerCertFile ${e.issuerCertFile} was not issued by the fleet CA (clientCaFile)` });
+  }
+  return ok({ certPem, keyPem: keyText.value });
+}
+
+/** Fingerprints of the issuers per role, and the PEM of configured issuers not already trusted. */
+function issuerPins(config: Config, caCerts: X509Certificate[], issuer: { certPem: string } | null): Result<{ pins: IssuerPins; extraPems: string[] }, ConfigError> {
+  const ci = config.clientIssuers;
+  const defaults = { host: [...caCerts, ...(issuer === null ? [] : [new X509Certificate(issuer.certPem)])], operator: caCerts };
+  if (ci === null) return ok({ pins: { host: new Set(defaults.host.map((c) => c.fingerprint256)), operator: new Set(defaults.operator.map((c) => c.fingerprint256)) }, extraPems: [] });
+  const known = new Set(defaults.host.map((c) => c.fingerprint256));
+  const extraPems: string[] = [];
+  const read = (role: 'host' | 'operator'): Result<Set<string>, ConfigError> => {
+    const out = new Set<string>();
+    for (const file of ci[role]) {
+      const text = readText(file, `clientIssuers.${role}`, 'MTLS_MISSING');
+      if (!text.ok) return text;
+      if (looksLikePrivateKey(text.value)) return err({ code: 'PRIVATE_KEY_REFUSED', message: `clientIssuers.${role} ${file} holds a private key` });
+      const pems = splitPemCerts(text.value);
+      if (pems.length === 0) return err({ code: 'MTLS_MISSING', message: `clientIssuers.${role} ${file}: no PEM certificate` });
+      for (const pem of pems) {
+        let c: X509Certificate;
+        try {
+          c = new X509Certificate(pem);
+        } catch (x) {
+          return err({ code: 'MTLS_MISSING', message: `clientIssuers.${role} ${file}: unreadable certificate (${String(x)})` });
+        }
+        if (!c.ca) return err({ code: 'CONFIG_INVALID', message: `clientIssuers.${role} ${file}: ${c.subject.replace(/\n/g, ', ')} is not a CA certificate` });
+        out.add(c.fingerprint256);
+        if (!known.has(c.fingerprint256)) {
+          known.add(c.fingerprint256);
+          extraPems.push(pem);
+        }
+      }
+    }
+    return ok(out);
+  };
+  const host = read('host');
+  if (!host.ok) return host;
+  const operator = read('operator');
+  if (!operator.ok) return operator;
+  return ok({ pins: { host: host.value, operator: operator.value }, extraPems });
 }
 
 /** Read and parse trust.json; refuse a private key given in its place. */

@@ -18,6 +18,14 @@ export type PeerIdentity = {
   /** Upper-case hex as OpenSSL prints it. */
   readonly serial: string;
   readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  /**
+   * SHA-256 fingerprint (OpenSSL's `AA:BB:…` form) of the certificate that issued this one, as
+   * OpenSSL found it while verifying the chain; null when unknown. Issue 16: each role accepts
+   * exactly its configured issuers (the fleet CA for operators; the fleet CA and the host-issuance
+   * intermediate for hosts), not any intermediate the fleet CA ever signed.
+   */
+  readonly issuerFingerprint256: string | null;
 };
 
 /** The minimum of a socket we need; the real one is a `TLSSocket`. */
@@ -38,17 +46,24 @@ export function peerIdentity(socket: PeerSocket | null | undefined): PeerIdentit
   if (cached !== undefined) return cached;
   let id: PeerIdentity | null = null;
   if (socket.authorized === true) {
-    const cert = socket.getPeerCertificate(false);
+    // Detailed: the issuer's certificate too (from the client's chain or the trust store).
+    const cert = socket.getPeerCertificate(true);
     if (cert !== null && typeof cert === 'object' && cert.subject !== undefined) {
       const cn = single(cert.subject.CN as string | string[] | undefined);
       const ou = single(cert.subject.OU as string | string[] | undefined);
       const notBeforeMs = Date.parse(cert.valid_from);
-      if (cn !== null && cn.length > 0 && Number.isFinite(notBeforeMs)) {
+      const notAfterMs = Date.parse(cert.valid_to);
+      const issuer = cert.issuerCertificate as typeof cert.issuerCertificate | undefined;
+      // A self-signed leaf is its own issuer (Node links it to itself); never a known issuer then.
+      const issuerFingerprint256 = issuer !== undefined && issuer !== null && issuer !== cert && typeof issuer.fingerprint256 === 'string' ? issuer.fingerprint256 : null;
+      if (cn !== null && cn.length > 0 && Number.isFinite(notBeforeMs) && Number.isFinite(notAfterMs)) {
         id = {
           cn,
           role: ou === 'host' || ou === 'operator' ? ou : null,
           serial: String(cert.serialNumber ?? '').toUpperCase(),
           notBeforeMs,
+          notAfterMs,
+          issuerFingerprint256,
         };
       }
     }

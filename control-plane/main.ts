@@ -17,6 +17,7 @@ import { createLogger, effectiveLevel } from './log.ts';
 import { tlsFailureHandler } from './tls-failures.ts';
 import { X509Certificate } from 'node:crypto';
 import { listenHttp, listenHttps, type ListeningServer } from './server.ts';
+import { createEnrolApp } from './routes-enrol.ts';
 import { ControlPlane } from './service.ts';
 import { createSource } from './sources.ts';
 import { PostgresStore } from './store/postgres.ts';
@@ -155,11 +156,11 @@ async function main(argv: string[]): Promise<number> {
     timeoutMs: config.fetchTimeoutMs,
     cacheDir: config.cacheDir ?? join(`${config.dbPath}.git-cache`),
   });
-  const cp = new ControlPlane({ config, store, source, trust: material.value.trust, log, processMetrics: true });
+  const cp = new ControlPlane({ config, store, source, trust: material.value.trust, issuer: material.value.issuer, log, processMetrics: true });
   if (serverCert.notAfterMs !== null) cp.metrics.setCertificateExpiry('server', serverCert.notAfterMs);
   const caNotAfter = certNotAfterMs(material.value.tls.ca);
   if (caNotAfter !== null) cp.metrics.setCertificateExpiry('ca', caNotAfter);
-  const app = createApp({ service: cp, maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log });
+  const app = createApp({ service: cp, maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, pins: material.value.pins });
   const onTlsClientError = tlsFailureHandler({ log, count: (reason) => cp.metrics.tlsFailure(reason) });
   let server;
   try {
@@ -172,12 +173,30 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   log.info('cp.listening', { host: server.host, port: server.port, source: source.describe, db: storeName });
+  // Issue 16: the enrolment listener (HTTPS without client certificates, POST /v1/enroll only).
+  let enrolServer: ListeningServer | null = null;
+  const enrol = cp.enrolment();
+  if (config.enrolment !== null && enrol !== null) {
+    const host = config.enrolment.listenHost ?? config.listenHost;
+    try {
+      const enrolApp = createEnrolApp({ api: enrol, readiness: () => cp.readiness(), maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, observeRequest: (r, st) => cp.observeRequest(r, st) });
+      enrolServer = await listenHttps(enrolApp, material.value.tls, host, config.enrolment.listenPort, { clientCerts: false });
+    } catch (e) {
+      process.stderr.write(`nixfleet-control-plane: cannot listen on ${host}:${config.enrolment.listenPort} (enrolment): ${e instanceof Error ? e.message : String(e)}\n`);
+      log.error('cp.listen-failed', { host, port: config.enrolment.listenPort, error: e instanceof Error ? e.message : String(e) });
+      await server.close();
+      await store.close();
+      return 2;
+    }
+    log.info('cp.enrol-listening', { host: enrolServer.host, port: enrolServer.port });
+  }
   let metricsServer: ListeningServer | null = null;
   if (config.metricsListen !== null) {
     try {
       metricsServer = await listenHttp(createOpenApp(cp), config.metricsListen.host, config.metricsListen.port);
     } catch (e) {
       process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.metricsListen.host}:${config.metricsListen.port} (metricsListen): ${e instanceof Error ? e.message : String(e)}\n`);
+      await enrolServer?.close();
       await server.close();
       await store.close();
       return 2;
@@ -197,6 +216,7 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await server.close();
+  await enrolServer?.close();
   await metricsServer?.close();
   await cp.stop();
   await store.close();

@@ -4,7 +4,8 @@
  * operations (issue 18): build info, the signed artefacts' signedAt and age, TLS handshake
  * failures by reason, certificate expiry (the CP's own server and CA certificates, and the
  * earliest expiry among the client certificates seen per role), report refusals by reason, and
- * the default process metrics (`processMetrics`: the real process only, they are global). One
+ * the default process metrics (`processMetrics`: the real process only, they are global); issue 16:
+ * hosts by the state of their certificate, certificates issued or refused. One
  * registry per control-plane instance (tests run several in one process). monitoring/ holds the
  * dashboard and alert rules built on these names (monitoring/metrics.test.ts keeps them in step).
  */
@@ -22,6 +23,8 @@ type Counts = {
   artifacts?: Record<string, number>;
   /** Hosts of the fleet without a check-in for offlineAfterSecs. */
   offline?: number;
+  /** Issue 16: hosts by the state of the certificate they presented last (valid / expiring / expired). */
+  certs?: Record<string, number>;
 };
 
 /** This replica's part in a shared store (issue 17), read at scrape time; null: a single control plane. */
@@ -48,6 +51,8 @@ export class CpMetrics {
   readonly reports: Counter<'event' | 'verdict'>;
   /** Check-in outcomes not acted on (issue 14), by refusal code. */
   readonly outcomesRefused: Counter<'code'>;
+  /** Issue 16: certificates issued or refused, by route (enrol / renew) and outcome (issued or the error code). */
+  readonly certificates: Counter<'what' | 'outcome'>;
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
   readonly leaderWakeups: Counter<'direction'>;
@@ -135,6 +140,7 @@ export class CpMetrics {
     });
     this.reconcileRuns = new Counter({ name: 'nixfleet_reconcile_runs_total', help: 'Reconcile passes by trigger', labelNames: ['trigger'], registers });
     this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
+    this.certificates = new Counter({ name: 'nixfleet_certificates_total', help: 'Host certificates issued or refused (enrolment, renewal) by outcome', labelNames: ['what', 'outcome'], registers });
     this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
     this.outcomesRefused = new Counter({ name: 'nixfleet_checkin_outcomes_refused_total', help: 'Check-in last outcomes the CP did not act on (forged, unsigned or replayed), by code', labelNames: ['code'], registers });
     this.tlsConnections = new Counter({
@@ -215,6 +221,17 @@ export class CpMetrics {
         const { artifacts } = await take();
         this.reset();
         for (const [kind, ms] of Object.entries(artifacts ?? {})) this.set({ kind }, Math.max(0, (now() - ms) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'nixfleet_host_certificates',
+      help: 'Hosts by the state of the client certificate they presented last: valid, expiring (under 7 days left), expired (issue 16)',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const { certs } = await take();
+        this.reset();
+        for (const state of ['valid', 'expiring', 'expired']) this.set({ state }, certs?.[state] ?? 0);
       },
     });
     new Gauge({

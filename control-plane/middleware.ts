@@ -4,7 +4,7 @@
  * throw `ApiError`; `app.onError` maps them to statuses (errors.ts).
  */
 import type { HttpBindings } from '@hono/node-server';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/api.ts';
@@ -13,6 +13,7 @@ import type { ValidationError } from '../protocol/api-parse.ts';
 import type { Result } from '../protocol/result.ts';
 import { ApiError } from './errors.ts';
 import type { Logger } from './log.ts';
+import { StoreUnavailableError } from './store/types.ts';
 import { peerIdentity, type PeerIdentity, type PeerRole, type PeerSocket } from './identity.ts';
 
 /** Hono environment: Node bindings, and the peer identity once authenticated. */
@@ -78,12 +79,38 @@ export function authenticate(opts: { required: boolean }): Mw {
   };
 }
 
-/** A certificate issued before a signed revocation of its CN gets 401 (after `authenticate`). */
-export function refuseRevoked(isRevoked: (peer: PeerIdentity) => boolean): Mw {
+/**
+ * A certificate issued before a signed revocation of its CN gets 401 (after `authenticate`).
+ * `onRefused` (optional) sees each refusal with the request path (the renewal route audits it).
+ */
+export function refuseRevoked(isRevoked: (peer: PeerIdentity) => boolean, onRefused?: (peer: PeerIdentity, path: string) => unknown): Mw {
   if (typeof isRevoked !== 'function') throw new TypeError('refuseRevoked: isRevoked must be a function');
   return async (c, next) => {
     const peer = c.get('peer') as PeerIdentity | undefined;
-    if (peer !== undefined && isRevoked(peer)) throw revokedError(peer);
+    if (peer !== undefined && isRevoked(peer)) {
+      await onRefused?.(peer, c.req.path);
+      throw revokedError(peer);
+    }
+    await next();
+  };
+}
+
+/** The issuers (SHA-256 fingerprints, OpenSSL `AA:BB:…` form) each role accepts (issue 16). */
+export type IssuerPins = Readonly<Record<PeerRole, ReadonlySet<string>>>;
+
+/**
+ * 401 ISSUER_REFUSED for a certificate whose issuer is not one configured for its role (after
+ * `authenticate`): the TLS layer accepts anything that chains to the fleet CA, including a
+ * certificate from another intermediate the fleet CA once signed, or an operator certificate that
+ * somehow came from the host-issuance intermediate.
+ */
+export function requireIssuer(pins: IssuerPins): Mw {
+  for (const r of ROLES) if (!(pins[r] instanceof Set)) throw new TypeError(`requireIssuer: pins.${r} must be a Set`);
+  return async (c, next) => {
+    const peer = c.get('peer') as PeerIdentity | undefined;
+    if (peer !== undefined && peer.role !== null && (peer.issuerFingerprint256 === null || !pins[peer.role].has(peer.issuerFingerprint256))) {
+      throw new ApiError('ISSUER_REFUSED', `a certificate with OU ${peer.role} must be issued by one of the issuers configured for that role; ${JSON.stringify(peer.cn)}'s is not`);
+    }
     await next();
   };
 }
@@ -135,6 +162,57 @@ export function limitBody(maxBytes: number): Mw {
     if (length !== undefined && Number.parseInt(length, 10) > maxBytes) tooLarge();
     await next();
   };
+}
+
+/**
+ * Refusals that say something about who is calling: logged at warn with their code; the others at
+ * debug. Issue 16: issuer pinning and the enrolment proofs too.
+ */
+export const SECURITY_REFUSALS: ReadonlySet<string> = new Set([
+  'UNAUTHENTICATED',
+  'CERT_REVOKED',
+  'FORBIDDEN_ROLE',
+  'IDENTITY_MISMATCH',
+  'REPORT_SIGNATURE_INVALID',
+  'BODY_TOO_LARGE',
+  'UNSUPPORTED_PROTOCOL',
+  'REPORT_QUOTA',
+  'ISSUER_REFUSED',
+  'ENROL_PROOF_INVALID',
+  'NO_HOST_KEY',
+  'TOKEN_INVALID',
+  'TOKEN_EXPIRED',
+  'TOKEN_WRONG_HOST',
+  'TOKEN_REPLAYED',
+  'HOST_REVOKED',
+]);
+
+/**
+ * The one place where errors become responses (every app of the CP: the mTLS one and the
+ * enrolment listener): an ApiError by its code's status, the store unreachable (PostgreSQL
+ * restarting) 503 STORE_UNAVAILABLE with nothing of the request stored, anything else is a bug —
+ * 500 with a generic body, the details in the log only (STYLE §7).
+ */
+export function handleErrors(app: Hono<AppEnv>, o: { log: Logger; logError: (message: string, err: unknown) => void; retryAfterSecs: number }): void {
+  const { log, logError, retryAfterSecs } = o;
+  app.onError((e, c) => {
+    const apiErr = e instanceof ApiError ? e : e instanceof StoreUnavailableError ? new ApiError('STORE_UNAVAILABLE', e.message) : null;
+    if (apiErr === null) logError(`internal error on ${c.req.method} ${c.req.path}`, e);
+    else {
+      const fields = { code: apiErr.code, status: apiErr.status, method: c.req.method, path: c.req.path, peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null, message: apiErr.message };
+      if (SECURITY_REFUSALS.has(apiErr.code)) log.warn('http.refused', fields);
+      else log.debug('http.refused', fields);
+    }
+    const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
+    c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
+    if (error.code === 'NOT_READY' || error.code === 'STORE_UNAVAILABLE') c.header('Retry-After', String(retryAfterSecs));
+    if (error.retryAfterSecs !== undefined) c.header('Retry-After', String(error.retryAfterSecs));
+    return c.json(error.toBody(), error.status as 400);
+  });
+  app.notFound((c) => {
+    c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
+    return c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`).toBody(), 404);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

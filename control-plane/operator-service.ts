@@ -91,6 +91,7 @@ export class OperatorService {
           rollout: rr === undefined ? null : { rolloutId: rr.rolloutId, state: rr.state, since: iso(rr.enteredAtMs), wave: rr.wave },
           dispatch: d === undefined || d.deadlineMs === null ? null : { rolloutId: d.rolloutId, closureHash: d.closure, confirmDeadline: iso(d.deadlineMs) },
           ...controlViews(fh, Object.prototype.hasOwnProperty.call(drifted, name) ? drifted[name]! : undefined, nowMs),
+          ...(row?.certNotAfterMs == null ? {} : { certNotAfter: iso(row.certNotAfterMs) }),
         };
       });
     return { hosts };

@@ -38,7 +38,7 @@ t('lease: one holder at a time; expiry or release moves it with a higher epoch; 
     assert.is(await a.lease('A', 400), null, 'A resumes: the lease is B’s');
     let refused: unknown = null;
     try {
-      await a.applyFenced([audit('a-after-pause'), { kind: 'host.put', row: { hostname: 'x', lastCheckinMs: 1, currentClosure: null, bootId: null, probesObserved: false, probesPassing: false, failedUnits: [], complianceFailures: null, probesJson: '[]', lastOutcomeJson: null, pendingReboot: false, agentVersion: null } }], { holder: 'A', epoch: 1 });
+      await a.applyFenced([audit('a-after-pause'), { kind: 'host.put', row: { hostname: 'x', lastCheckinMs: 1, currentClosure: null, bootId: null, probesObserved: false, probesPassing: false, failedUnits: [], complianceFailures: null, probesJson: '[]', lastOutcomeJson: null, pendingReboot: false, agentVersion: null, certNotAfterMs: null } }], { holder: 'A', epoch: 1 });
     } catch (e) {
       refused = e;
     }

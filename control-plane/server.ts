@@ -22,16 +22,25 @@ export type ListeningServer = {
   close(): Promise<void>;
 };
 
-export async function listenHttps(app: Pick<Hono<AppEnv>, 'fetch'>, tls: TlsMaterial, host: string, port: number, opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void; onTlsClientError?: (err: Error, remote: string | null) => void } = {}): Promise<ListeningServer> {
+/**
+ * `clientCerts: false` (issue 16): the enrolment listener, which a host without a certificate must
+ * reach; it serves only the enrolment app (routes-enrol.ts), never the mTLS routes.
+ */
+export async function listenHttps(
+  app: Pick<Hono<AppEnv>, 'fetch'>,
+  tls: TlsMaterial,
+  host: string,
+  port: number,
+  opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void; onTlsClientError?: (err: Error, remote: string | null) => void; clientCerts?: boolean } = {},
+): Promise<ListeningServer> {
+  const mutual = opts.clientCerts ?? true;
   const server = createAdaptorServer({
     fetch: app.fetch,
     createServer: createHttpsServer,
     serverOptions: {
       cert: tls.cert,
       key: tls.key,
-      ca: tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
+      ...(mutual ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : { requestCert: false }),
       minVersion: 'TLSv1.2',
       // Keep-alive for agents that poll (config keepAliveSecs); bounded header/request times against slow clients.
       keepAliveTimeout: (opts.keepAliveSecs ?? 10) * 1000,

@@ -55,6 +55,10 @@ import { OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { Leadership } from './leadership.ts';
 import { SoakRestorer } from './soak-restore.ts';
+import { EnrolService } from './enrol-service.ts';
+import { TokenLedger } from './enrol-ledger.ts';
+import type { CertKeyPem } from '../pki/x509.ts';
+import { certState } from '../protocol/enrol.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
 import type { PruneResult, Store } from './store/types.ts';
@@ -64,6 +68,8 @@ export type ControlPlaneDeps = {
   store: Store;
   source: ArtifactSource;
   trust: Trust;
+  /** Issue 16: the host-issuance intermediate (config.ts `loadStartupMaterial`), when enrolment is configured. */
+  issuer?: CertKeyPem | null;
   now?: () => number;
   log?: Logger;
   /** Export the default process metrics (the real process only: they are process-global). */
@@ -78,6 +84,7 @@ export class ControlPlane implements CpService {
   private readonly agent: AgentService;
   private readonly operator: OperatorService;
   private readonly loop: ReconcileLoop;
+  private readonly enrol: EnrolService | null;
   readonly leadership: Leadership;
   private readonly config: Config;
   private readonly now: () => number;
@@ -110,6 +117,7 @@ export class ControlPlane implements CpService {
         complianceFailures: this.artifacts.fleet()?.fleet == null ? [] : failureCounts(await this.operator.compliance()),
         artifacts: this.artifactSignedAt(),
         offline: this.offlineCount(await this.mirror.get()),
+        certs: await this.certCounts(),
       };
     }, {
       processMetrics: deps.processMetrics === true,
@@ -142,6 +150,20 @@ export class ControlPlane implements CpService {
         if (this.timersOn) this.requestReconcile(0);
       },
     });
+    const enrolConf = this.config.enrolment;
+    const issuer = deps.issuer ?? null;
+    this.enrol =
+      enrolConf === null || issuer === null
+        ? null
+        : new EnrolService({
+            config: enrolConf,
+            issuer,
+            store: this.store,
+            artifacts: this.artifacts,
+            ledger: new TokenLedger(enrolConf.usedTokensFile, issuer.keyPem, this.now),
+            now: this.now,
+            observe: (what, outcome) => this.metrics.certificates.inc({ what, outcome }),
+          });
     const restorer = new SoakRestorer();
     this.loop = new ReconcileLoop({
       config: this.config,
@@ -310,6 +332,19 @@ export class ControlPlane implements CpService {
   async cachedObserved(): Promise<Pick<Observed, 'hosts' | 'rollouts'>> {
     const c = await this.mirror.get();
     return { hosts: c.hosts, rollouts: c.rollouts };
+  }
+
+  /** Issue 16: hosts by the state of the certificate they presented last (the metric). */
+  private async certCounts(): Promise<Record<string, number>> {
+    const out: Record<string, number> = { valid: 0, expiring: 0, expired: 0 };
+    const nowMs = this.now();
+    for (const h of await this.store.allHosts()) if (h.certNotAfterMs !== null) out[certState(h.certNotAfterMs, nowMs)]! += 1;
+    return out;
+  }
+
+  /** Issue 16: enrolment and renewal, when configured. */
+  enrolment(): EnrolService | null {
+    return this.enrol;
   }
 
   // ------------------------------------------------------------------------------------------

@@ -88,6 +88,19 @@
       default = "/etc/ssh/ssh_host_ed25519_key";
       description = "Ed25519 key (OpenSSH or PKCS#8 PEM) that signs the host's reports; null: reports are unsigned.";
     };
+    enrol = {
+      type = { nullOr = "json"; };
+      default = null;
+      example = { url = "https://cp.example.org:8444"; };
+      description = ''
+        Issue 16: `{ url; tokenFile ? null; renewAtFraction ? 0.5; }`. With no certificate in `tls.certFile`,
+        the agent enrols at the control plane's enrolment listener `url` with a new ECDSA P-256 key, proving
+        itself with its SSH host key (`hostKeyFile`, declared in the signed fleet) or a one-time bootstrap
+        token (`tokenFile`, from `nixfleet enroll token`; removed after use), and renews before expiry.
+        `tls.certFile` and `tls.keyFile` must then be writable by the agent (e.g. under `stateDir`).
+        null: the certificate is managed by hand.
+      '';
+    };
     stateDir = {
       type = "path";
       default = "/var/lib/nixfleet";

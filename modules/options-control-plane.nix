@@ -90,6 +90,23 @@
         One replica leads (reconcile loop, confirm deadlines) through a lease in the database; see `leaseSecs`.
       '';
     };
+    enrolment = {
+      type = { nullOr = "json"; };
+      default = null;
+      example = { issuerCertFile = "/etc/nixfleet/issuance.pem"; issuerKeyFile = "/run/secrets/issuance.key"; listenPort = 8444; usedTokensFile = "/var/lib/nixfleet-control-plane/used-tokens.json"; };
+      description = ''
+        Issue 16: `{ issuerCertFile; issuerKeyFile; listenHost?; listenPort; certValiditySecs ? 2592000; usedTokensFile; maxTokenTtlSecs ? 86400; }`.
+        Hosts enrol (SSH host key declared in the signed fleet, or a bootstrap token) and renew their certificates,
+        issued by the host-issuance intermediate (`nixfleet pki init-issuance`), which can only issue OU=host client
+        certificates; the fleet root CA key is refused. `usedTokensFile` keeps used tokens outside the database.
+        null: no enrolment.
+      '';
+    };
+    clientIssuers = {
+      type = { nullOr = "json"; };
+      default = null;
+      description = "Issue 16: `{ host = [ PEM files ]; operator = [ PEM files ]; }`: a client certificate must be issued directly by one of its role's issuers. null: operators the certificates of clientCaFile; hosts those and the enrolment issuer.";
+    };
     leaseSecs = {
       type = "ints.positive";
       default = 10;

@@ -25,7 +25,7 @@ function promtool(args: string[], input?: string): { status: number; out: string
 /** Every metric exposition of a CP with something in each labelled series, and of an agent after a few cycles. */
 async function expositions(): Promise<{ cp: string; agent: string }> {
   const nowMs = Date.UTC(2026, 0, 10);
-  const m = new CpMetrics(() => ({ hosts: { Idle: 2, Healthy: 1 }, rollouts: { Executing: 1, Halted: 0, stalled: 0 }, ready: true, artifacts: { fleet: nowMs - 3600_000 }, offline: 1 }), { processMetrics: true, now: () => nowMs });
+  const m = new CpMetrics(() => ({ hosts: { Idle: 2, Healthy: 1 }, rollouts: { Executing: 1, Halted: 0, stalled: 0 }, ready: true, artifacts: { fleet: nowMs - 3600_000 }, offline: 1, certs: { valid: 1, expiring: 1, expired: 0 } }), { processMetrics: true, now: () => nowMs });
   m.setCertificateExpiry('server', nowMs + 30 * 86_400_000);
   m.setCertificateExpiry('ca', nowMs + 3650 * 86_400_000);
   m.clientCertificate({ cn: 'web1', role: 'host', notAfterMs: nowMs + 20 * 86_400_000 });
@@ -38,6 +38,7 @@ async function expositions(): Promise<{ cp: string; agent: string }> {
   m.reconcileDuration.observe(0.01);
   m.requests.inc({ route: '/v1/hosts', status: '200' });
   m.reports.inc({ event: 'confirmed', verdict: 'valid' });
+  m.certificates.inc({ what: 'renew', outcome: 'issued' });
   const a = new AgentMetrics('web1');
   a.observe({ outcome: { kind: 'activated', phase: 'idle', outcome: 'confirmed' }, failures: 0, phase: 'idle', nowMs });
   a.observe({ outcome: { kind: 'refused', code: 'QUARANTINED', message: 'x' }, failures: 0, phase: 'idle', nowMs });
@@ -107,7 +108,7 @@ test('every metric the alert rules and the dashboard use is exported by the CP, 
   assert.equal(unknown, [], `not exported: ${unknown.join(', ')}`);
   // The issue's alert list: stalled or halted rollout, hosts offline, verification failures, certificate expiry, CP not ready.
   const alerts = readFileSync(RULES, 'utf8');
-  for (const name of ['NixfleetRolloutHalted', 'NixfleetRolloutStalled', 'NixfleetHostsOffline', 'NixfleetArtifactVerificationFailing', 'NixfleetServerCertificateExpiring', 'NixfleetControlPlaneNotReady']) {
+  for (const name of ['NixfleetRolloutHalted', 'NixfleetRolloutStalled', 'NixfleetHostsOffline', 'NixfleetArtifactVerificationFailing', 'NixfleetServerCertificateExpiring', 'NixfleetHostCertificateExpiring', 'NixfleetControlPlaneNotReady']) {
     assert.match(alerts, `alert: ${name}\n`);
   }
 });

@@ -17,7 +17,7 @@ let app: ReturnType<typeof createApp>;
 const t = suite('validation.props');
 
 const peer = (cn: string, ou: string) => ({
-  incoming: { socket: { authorized: true, getPeerCertificate: () => ({ subject: { CN: cn, OU: ou }, serialNumber: '01', valid_from: 'Jan  1 00:00:00 2026 GMT' }) } },
+  incoming: { socket: { authorized: true, getPeerCertificate: () => ({ subject: { CN: cn, OU: ou }, serialNumber: '01', valid_from: 'Jan  1 00:00:00 2026 GMT', valid_to: 'Jan  1 00:00:00 2036 GMT' }) } },
 });
 
 t.before(async () => {

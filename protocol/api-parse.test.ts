@@ -106,7 +106,7 @@ t('INVALID_BODY lists every bad field path', async () => {
 // app.request(): the Hono app alone, with a fake TLS socket carrying the peer certificate.
 
 function fakeSocket(cn: string, ou: string, notBefore = 'Jan  1 00:00:00 2026 GMT', authorized = true) {
-  return { incoming: { socket: { authorized, getPeerCertificate: () => ({ subject: { CN: cn, OU: ou }, serialNumber: 'ab', valid_from: notBefore }) } } };
+  return { incoming: { socket: { authorized, getPeerCertificate: () => ({ subject: { CN: cn, OU: ou }, serialNumber: 'ab', valid_from: notBefore, valid_to: 'Jan  1 00:00:00 2036 GMT' }) } } };
 }
 
 function stubService(over: Partial<CpService> = {}): CpService {

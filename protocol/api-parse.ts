@@ -48,6 +48,7 @@ import {
   type QuarantineClearRequest,
   type ReportRequest,
 } from './api.ts';
+import { CertificateResponseSchema, EnrolRequestSchema, RenewRequestSchema, type EnrolRequest, type RenewRequest } from './enrol.ts';
 import { compile, compileProjection, type Issue } from './validate.ts';
 
 export type { Issue } from './validate.ts';
@@ -80,6 +81,10 @@ export const parseConfirmRequest: (u: unknown) => Result<ConfirmRequest, Validat
 export const parseReportRequest: (u: unknown) => Result<ReportRequest, ValidationError> = requestParser(ReportRequestSchema);
 export const parseQuarantineClearRequest: (u: unknown) => Result<QuarantineClearRequest, ValidationError> = requestParser(QuarantineClearRequestSchema);
 
+/** Issue 16: `POST /v1/enroll` and `POST /v1/agent/renew` (the CSR itself is checked by pki/x509.ts). */
+export const parseEnrolRequest: (u: unknown) => Result<EnrolRequest, ValidationError> = requestParser(EnrolRequestSchema);
+export const parseRenewRequest: (u: unknown) => Result<RenewRequest, ValidationError> = requestParser(RenewRequestSchema);
+
 export const parseRolloutSkipRequest: (u: unknown) => Result<RolloutSkipRequest, ValidationError> = requestParser(RolloutSkipRequestSchema);
 export const parseRolloutApproveRequest: (u: unknown) => Result<RolloutApproveRequest, ValidationError> = requestParser(RolloutApproveRequestSchema);
 
@@ -111,6 +116,7 @@ export function parseErrorBody(u: unknown): ErrorBody['error'] | null {
   return errorBody.check(u) ? u.error : null;
 }
 
+export const parseCertificateResponse = responseParser(CertificateResponseSchema, 'certificate answer');
 export const parseHostsResponse = responseParser(HostsResponseSchema, 'hosts answer');
 export const parseRolloutsResponse = responseParser(RolloutsResponseSchema, 'rollouts answer');
 export const parseRolloutDetail = responseParser(RolloutDetailSchema, 'rollout answer');

@@ -21,6 +21,7 @@ import { EvidenceListSchema } from './compliance-api.ts';
 import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
 import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
 import { OUTCOME_REFUSALS } from './outcome.ts';
+import type { EnrolErrorCode } from './enrol.ts';
 
 // Issue 14 pieces, in files of their own (re-exported: import them from here).
 export * from './outcome.ts';
@@ -78,6 +79,7 @@ export const ROUTES = {
  * - 503 `NOT_READY` (with `Retry-After`; no verified fleet artefact yet)
  * - 503 `STORE_UNAVAILABLE` (with `Retry-After`; the database is unreachable — PostgreSQL restarting;
  *   the request is not acknowledged: retry, on another replica if there is one)
+ * - enrolment and renewal (issue 16): the codes of {@link EnrolErrorCode} (protocol/enrol.ts)
  * - 500 `INTERNAL` (a bug; the message is generic, details go to the log)
  */
 export type ErrorCode =
@@ -104,6 +106,7 @@ export type ErrorCode =
   | 'REPORT_QUOTA'
   | 'NOT_READY'
   | 'STORE_UNAVAILABLE'
+  | EnrolErrorCode
   | 'INTERNAL';
 
 /**
@@ -365,6 +368,8 @@ export const HostViewSchema = Type.Object({
   drift: Type.Optional(Type.Object({ expected: Type.String(), actual: Type.String(), since: Type.String(), rolloutId: Type.String() })),
   /** Issue 14 (absent = none): a signed pin in force; `until` null = no expiry. */
   pin: Type.Optional(Type.Object({ commit: Type.String(), reason: Type.String(), until: Nullable(Type.String()) })),
+  /** Issue 16 (absent = unknown): notAfter of the client certificate it presented at its last check-in. */
+  certNotAfter: Type.Optional(Type.String()),
 });
 export type HostView = Static<typeof HostViewSchema>;
 export const HostsResponseSchema = Type.Object({ hosts: Type.Array(HostViewSchema) });

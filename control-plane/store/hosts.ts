@@ -16,6 +16,7 @@ export type HostRecord = {
   last_outcome_json: string | null;
   pending_reboot: number;
   agent_version: string | null;
+  cert_not_after_ms: number | null;
 };
 
 type HostParams = {
@@ -43,6 +44,7 @@ export function toHostRow(r: HostRecord): HostRow {
     lastOutcomeJson: r.last_outcome_json,
     pendingReboot: r.pending_reboot === 1,
     agentVersion: r.agent_version,
+    certNotAfterMs: r.cert_not_after_ms ?? null,
   };
 }
 
@@ -62,7 +64,7 @@ export function toObservation(h: HostRow): HostObservation {
 export class HostsTable {
   private readonly get_: Database.Statement<[string], HostRecord>;
   private readonly all_: Database.Statement<[], HostRecord>;
-  private readonly upsert: Database.Statement<[HostParams & { probesJson: string; lastOutcomeJson: string | null; pendingReboot: number; agentVersion: string | null }]>;
+  private readonly upsert: Database.Statement<[HostParams & { probesJson: string; lastOutcomeJson: string | null; pendingReboot: number; agentVersion: string | null; certNotAfterMs: number | null }]>;
   private readonly obsUpsert: Database.Statement<[HostParams]>;
   private readonly pendingReboot: Database.Statement<[number, string]>;
 
@@ -70,13 +72,14 @@ export class HostsTable {
     this.get_ = db.prepare('SELECT * FROM hosts WHERE hostname = ?');
     this.all_ = db.prepare('SELECT * FROM hosts ORDER BY hostname');
     this.upsert = db.prepare(`INSERT INTO hosts (hostname, last_checkin_ms, current_closure, boot_id, probes_observed, probes_passing, failed_units,
-        compliance_failures, probes_json, last_outcome_json, pending_reboot, agent_version)
+        compliance_failures, probes_json, last_outcome_json, pending_reboot, agent_version, cert_not_after_ms)
       VALUES (@hostname, @lastCheckinMs, @currentClosure, @bootId, @probesObserved, @probesPassing, @failedUnits, @complianceFailures,
-        @probesJson, @lastOutcomeJson, @pendingReboot, @agentVersion)
+        @probesJson, @lastOutcomeJson, @pendingReboot, @agentVersion, @certNotAfterMs)
       ON CONFLICT(hostname) DO UPDATE SET last_checkin_ms = excluded.last_checkin_ms, current_closure = excluded.current_closure,
         boot_id = excluded.boot_id, probes_observed = excluded.probes_observed, probes_passing = excluded.probes_passing,
         failed_units = excluded.failed_units, compliance_failures = excluded.compliance_failures, probes_json = excluded.probes_json,
-        last_outcome_json = excluded.last_outcome_json, pending_reboot = excluded.pending_reboot, agent_version = excluded.agent_version`);
+        last_outcome_json = excluded.last_outcome_json, pending_reboot = excluded.pending_reboot, agent_version = excluded.agent_version,
+        cert_not_after_ms = excluded.cert_not_after_ms`);
     this.obsUpsert = db.prepare(`INSERT INTO hosts (hostname, last_checkin_ms, current_closure, boot_id, probes_observed, probes_passing, failed_units, compliance_failures)
       VALUES (@hostname, @lastCheckinMs, @currentClosure, @bootId, @probesObserved, @probesPassing, @failedUnits, @complianceFailures)
       ON CONFLICT(hostname) DO UPDATE SET last_checkin_ms = excluded.last_checkin_ms, current_closure = excluded.current_closure,
@@ -108,6 +111,7 @@ export class HostsTable {
       lastOutcomeJson: h.lastOutcomeJson,
       pendingReboot: h.pendingReboot ? 1 : 0,
       agentVersion: h.agentVersion,
+      certNotAfterMs: h.certNotAfterMs,
     });
   }
 

@@ -174,6 +174,8 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (hostname, control)
   ) WITHOUT ROWID;
   `,
+  // 5: issue 16 — the expiry of the certificate each host presented at its last check-in
+  `ALTER TABLE hosts ADD COLUMN cert_not_after_ms INTEGER;`,
 ];
 
 /** Bring the schema up to date; refuse a database written by a newer control plane. */

@@ -172,6 +172,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (hostname, control)
   );
   `,
+  // 5: issue 16 (= SQLite migration 5) — the expiry of the certificate each host presented at its last check-in
+  `ALTER TABLE hosts ADD COLUMN cert_not_after_ms BIGINT;`,
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

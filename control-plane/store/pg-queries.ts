@@ -46,11 +46,12 @@ const HOST_COLS = 'hostname, last_checkin_ms, current_closure, boot_id, probes_o
 
 export async function putHost(q: Q, h: HostRow): Promise<void> {
   await q.query(
-    `INSERT INTO hosts (${HOST_COLS}, probes_json, last_outcome_json, pending_reboot, agent_version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+    `INSERT INTO hosts (${HOST_COLS}, probes_json, last_outcome_json, pending_reboot, agent_version, cert_not_after_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
      ON CONFLICT (hostname) DO UPDATE SET last_checkin_ms = excluded.last_checkin_ms, current_closure = excluded.current_closure,
        boot_id = excluded.boot_id, probes_observed = excluded.probes_observed, probes_passing = excluded.probes_passing,
        failed_units = excluded.failed_units, compliance_failures = excluded.compliance_failures, probes_json = excluded.probes_json,
-       last_outcome_json = excluded.last_outcome_json, pending_reboot = excluded.pending_reboot, agent_version = excluded.agent_version`,
+       last_outcome_json = excluded.last_outcome_json, pending_reboot = excluded.pending_reboot, agent_version = excluded.agent_version,
+       cert_not_after_ms = excluded.cert_not_after_ms`,
     [
       h.hostname,
       h.lastCheckinMs,
@@ -64,6 +65,7 @@ export async function putHost(q: Q, h: HostRow): Promise<void> {
       h.lastOutcomeJson,
       h.pendingReboot ? 1 : 0,
       h.agentVersion,
+      h.certNotAfterMs,
     ],
   );
 }

@@ -20,6 +20,21 @@ const fresh = (): { store: Store; path: string } => {
 
 const t = suite('store');
 
+t('issue 16: a version-1 database is upgraded in place (hosts keep their rows, gain the certificate expiry)', () => {
+  const path = join(dir, `db-${n++}.sqlite`);
+  const v1 = new Database(path);
+  v1.exec(MIGRATIONS[0]!);
+  v1.pragma('user_version = 1');
+  v1.prepare("INSERT INTO hosts (hostname, last_checkin_ms) VALUES ('old', 5)").run();
+  v1.close();
+  const store = new Store(path);
+  assert.is(store.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  const h = store.getHost('old');
+  assert.is(h?.lastCheckinMs, 5);
+  assert.is(h?.certNotAfterMs, null);
+  store.close();
+});
+
 t('WAL mode and schema version; reopening keeps data and the audit head', () => {
   const { store, path } = fresh();
   assert.is(store.db.pragma('journal_mode', { simple: true }), 'wal');
@@ -185,6 +200,7 @@ const hostRow = (hostname: string, lastCheckinMs: number): HostRow => ({
   lastOutcomeJson: null,
   pendingReboot: false,
   agentVersion: null,
+  certNotAfterMs: 1_900_000_000_000,
 });
 
 /** What a second connection to the same file sees (committed rows only). */

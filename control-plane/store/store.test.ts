@@ -69,6 +69,7 @@ const hostRow = (hostname: string, lastCheckinMs: number): HostRow => ({
   lastOutcomeJson: null,
   pendingReboot: true,
   agentVersion: '1.0',
+  certNotAfterMs: 1_900_000_000_000,
 });
 const audit = (kind: string, atMs = 0): Write => ({ kind: 'audit', entry: { atMs, kind, actor: 'cp', subject: 's', data: { nested: [1, 'x'] } } });
 /** A write every backend refuses (foreign key: no such rollout). */

@@ -31,6 +31,8 @@ export type HostRow = {
   lastOutcomeJson: string | null;
   pendingReboot: boolean;
   agentVersion: string | null;
+  /** Issue 16: notAfter of the client certificate the host presented at its last check-in. */
+  certNotAfterMs: number | null;
 };
 
 export type DispatchStatus = 'pending' | 'confirmed' | 'expired' | 'cancelled' | 'failed';
