@@ -12,7 +12,7 @@ if (dir !== undefined && dir !== '' && typeof mod.registerHooks === 'function') 
   const entry = pathToFileURL(join(dir, 'node_modules', 'better-sqlite3', 'lib', 'index.js')).href;
   mod.registerHooks({
     resolve(specifier, context, next) {
-      return specifier === 'better-sqlite3' ? next(entry, context) : next(specifier, context);
+      return specifier === 'better-sqlite3' ? { url: entry, format: 'commonjs', shortCircuit: true } : next(specifier, context);
     },
   });
 }
