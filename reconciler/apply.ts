@@ -162,7 +162,9 @@ function applyOne(d: Draft, a: Action): void {
       const r = must(d, a.rolloutId);
       const s = r.hosts[a.host]?.state;
       if (s !== 'Healthy' && s !== 'Queued') return;
-      d.setHost(r, a.host, 'Soaked', a.reason, { skip: null });
+      // A rollout converges with hosts offline past the grace skipped; one that comes back and
+      // soaks afterwards is done with a converged rollout: Converged, as its peers became.
+      d.setHost(r, a.host, r.state === 'Converged' ? 'Converged' : 'Soaked', a.reason, { skip: null });
       return;
     }
     case 'converge_rollout': {

@@ -81,6 +81,15 @@ gates('offline past the grace: listed skipped-offline, no longer blocks its wave
   // h1 returns: dispatched in the converged rollout.
   after = { ...after, hosts: { ...after.hosts, h1: onlineHost(T0 + 2 * MIN) } };
   assert.equal(dispatched(reconcile(fleet, after, T0 + 2 * MIN)), ['h1']);
+  // …and once healthy and soaked it is done as its peers are: Converged, not left Soaked.
+  after = applyActions(after, reconcile(fleet, after, T0 + 2 * MIN), T0 + 2 * MIN);
+  const h1 = after.rollouts[r.id]!.hosts['h1']!;
+  after = { ...after, rollouts: { ...after.rollouts, [r.id]: { ...after.rollouts[r.id]!, hosts: { ...after.rollouts[r.id]!.hosts, h1: { ...h1, state: 'Healthy', enteredAtMs: T0 + 3 * MIN } } } } };
+  const soak = reconcile(fleet, after, T0 + 4 * MIN);
+  assert.equal(of(soak, 'soak_host').map((a) => a.host), ['h1']);
+  after = applyActions(after, soak, T0 + 4 * MIN);
+  assert.is(after.rollouts[r.id]!.state, 'Converged');
+  assert.is(after.rollouts[r.id]!.hosts['h1']!.state, 'Converged');
 });
 
 gates('a host that went dark mid-activation keeps blocking its wave past the offline grace (the confirm deadline decides)', () => {
