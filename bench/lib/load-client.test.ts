@@ -44,8 +44,9 @@ test('sweep: every host checks in once over its own new connection', async () =>
 test('closed loop: connections rotate to the next host after N check-ins; the server CPU is read in the window', async () => {
   const r = await lc.run({ kind: 'closed', request, connections: 2, checkinsPerConnection: 3, warmupMs: 50, durationMs: 300, serverPid: bare.pid });
   assert.is(r.errors, 0);
-  assert.ok(r.completed > 0);
-  assert.ok((r.statuses['200'] ?? 0) >= r.completed);
+  // The 2 pre-opening check-ins always answer; how many more fall inside the 300 ms window depends
+  // on the machine's load (0 on a busy one), so only relations are asserted, not counts.
+  assert.ok((r.statuses['200'] ?? 0) >= 2 + r.completed, `${JSON.stringify(r.statuses)} for ${r.completed} check-ins in the window`);
   // 2 pre-opened connections, then one new connection per 3 check-ins.
   assert.ok(r.connectionsOpened >= 2 + Math.floor(r.completed / 3) - 2, `${r.connectionsOpened} connections for ${r.completed} check-ins`);
   assert.ok(r.server !== undefined && r.server.cpuMs >= 0);
