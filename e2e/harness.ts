@@ -380,8 +380,11 @@ export class Fleet {
       reconcileDebounceMs: 100,
       confirmDeadlineSecs: 30,
       agentPollIntervalSecs: 1,
-      offlineAfterSecs: 5,
-      offlineGraceSecs: 10,
+      // Offline past the grace releases a host's wave (SPEC §4). Agents poll every second, but on
+      // a loaded machine a host realising its closure can stay silent for many seconds: the grace
+      // is wide enough that only a test that cuts a host off (offline.test.ts sets its own) sees it.
+      offlineAfterSecs: 15,
+      offlineGraceSecs: 60,
       retryAfterSecs: 1,
       fetchTimeoutMs: 5000,
       logLevel: 'debug',
