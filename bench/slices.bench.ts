@@ -7,8 +7,10 @@
  * - the CP's verification of both (artefact signature and rules, index signature, index matches
  *   the artefact by recomputing the tree; goal ≤ 1 s at 100,000);
  * - the agent's check of one slice (index signature + audit path; goal ≤ 5 ms).
- * Median of a few runs after one warm-up, milliseconds.
+ * Median of a few runs after one warm-up, milliseconds (the agent's check: median of 3 × 101).
+ * The load average at the start and end of the bench is in the result: note it with any figure.
  */
+import { loadavg } from 'node:os';
 import { sampleDescription } from '../fixtures/artifacts.ts';
 import { mintReleaseKey, trustFor } from '../fixtures/keys.ts';
 import { sha256Hex, signBytes, toBase64, verifySignature } from '../protocol/crypto.ts';
@@ -20,15 +22,18 @@ import { resolveFleet } from '../release/resolve.ts';
 
 const SIZES = [1_000, 10_000, 100_000];
 const RUNS = 3;
+/** Agent checks timed per run (the agent figure is the median of RUNS × AGENT_REPS). */
+const AGENT_REPS = 101;
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const round = (x: number): number => Math.round(x * 100) / 100;
+const round = (x: number): number => Math.round(x * 1000) / 1000;
 const must = <T>(r: { ok: true; value: T } | { ok: false; error: { message: string } }): T => {
   if (!r.ok) throw new Error(r.error.message);
   return r.value;
 };
 
 export default async (): Promise<object> => {
+  const load0 = loadavg().map((x) => Math.round(x * 100) / 100);
   const key = mintReleaseKey('ed25519', 1);
   const trust = trustFor(key);
   const signedAt = '2026-05-01T12:00:00Z';
@@ -65,19 +70,22 @@ export default async (): Promise<object> => {
       const host = served.hostnames[Math.floor(hosts / 2)]!;
       const slice = sliceFor(served, host)!;
       const body = JSON.stringify({ ...slice, index: new TextDecoder().decode(idx), indexSignature: toBase64(idxSig) });
-      const t3 = performance.now();
-      const agentIdx = JSON.parse(body) as { index: string; indexSignature: string; leaf: string; leafIndex: number; proof: string[] };
-      const ib = new TextEncoder().encode(agentIdx.index);
-      if (!verifySignature('ed25519', key.publicKeyB64, ib, Buffer.from(agentIdx.indexSignature, 'base64'))) throw new Error('agent: index signature');
-      must(verifySlice({ index: must(parseSliceIndex(JSON.parse(agentIdx.index))), slice: { leaf: agentIdx.leaf, leafIndex: agentIdx.leafIndex, proof: agentIdx.proof }, hostname: host }));
-      const t4 = performance.now();
+      // The agent's check is sub-millisecond: timed AGENT_REPS times per run (each a median sample),
+      // so that one scheduling hiccup on a shared machine does not become the figure.
+      for (let k = 0; k < AGENT_REPS; k++) {
+        const t3 = performance.now();
+        const agentIdx = JSON.parse(body) as { index: string; indexSignature: string; leaf: string; leafIndex: number; proof: string[] };
+        const ib = new TextEncoder().encode(agentIdx.index);
+        if (!verifySignature('ed25519', key.publicKeyB64, ib, Buffer.from(agentIdx.indexSignature, 'base64'))) throw new Error('agent: index signature');
+        must(verifySlice({ index: must(parseSliceIndex(JSON.parse(agentIdx.index))), slice: { leaf: agentIdx.leaf, leafIndex: agentIdx.leafIndex, proof: agentIdx.proof }, hostname: host }));
+        if (i > 0) agentVerify.push(performance.now() - t3);
+      }
       artifactBytes = bytes.length;
       sliceBytes = Buffer.byteLength(body);
       indexBytes = idx.length;
       if (i === 0) continue;
       sign.push(t1 - t0);
       cpVerify.push(t2 - t1);
-      agentVerify.push(t4 - t3);
     }
     rows.push({
       hosts,
@@ -90,7 +98,8 @@ export default async (): Promise<object> => {
       resolveSignWithIndexMs: round(median(sign)),
       cpVerifyBothMs: round(median(cpVerify)),
       agentSliceVerifyMs: round(median(agentVerify)),
+      agentSliceVerifyP99Ms: round([...agentVerify].sort((a, b) => a - b)[Math.floor(agentVerify.length * 0.99)]!),
     });
   }
-  return { runs: RUNS, goals: { sliceBytesAt100k: 4096, resolveSignWithIndexMsAt100k: 5000, cpVerifyBothMsAt100k: 1000, agentSliceVerifyMs: 5 }, sizes: rows };
+  return { loadAverage: { start: load0, end: loadavg().map((x) => Math.round(x * 100) / 100) }, runs: RUNS, agentReps: AGENT_REPS, goals: { sliceBytesAt100k: 4096, resolveSignWithIndexMsAt100k: 5000, cpVerifyBothMsAt100k: 1000, agentSliceVerifyMs: 5 }, sizes: rows };
 };

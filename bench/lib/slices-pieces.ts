@@ -30,8 +30,9 @@ const sig = signBytes(bytes, key.privateKey);
 const tree = buildSliceTree(must(parseFleetResolved(must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length })).value)), sha256Hex(bytes));
 const idx = must(canonicalBytes(tree.index));
 const idxSig = signBytes(idx, key.privateKey);
-const t: Record<string, number[]> = { verifyArtifact: [], index: [], match: [], total: [] };
+const t: Record<string, number[]> = { verifyArtifact: [], index: [], match: [], total: [], totalCpu: [] };
 for (let i = 0; i <= runs; i++) {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const v = must(verifyArtifact({ kind: 'fleet', bytes, signature: sig, trust, nowMs, lastAccepted: null, maxBytes: 64 * 2 ** 20 }));
   const t1 = performance.now();
@@ -40,7 +41,9 @@ for (let i = 0; i <= runs; i++) {
   const t2 = performance.now();
   must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256));
   const t3 = performance.now();
+  const c = process.cpuUsage(c0);
   if (i === 0) continue;
+  t.totalCpu!.push((c.user + c.system) / 1000);
   t.verifyArtifact!.push(t1 - t0);
   t.index!.push(t2 - t1);
   t.match!.push(t3 - t2);
