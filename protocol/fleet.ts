@@ -167,8 +167,9 @@ function fleetRules(u: unknown, add: (path: string, message: string) => void): v
     const tz = asObject(c['changeWindow'])?.['timeZone'];
     if (typeof tz === 'string' && tz !== '' && !isTimeZone(tz)) add(`${p}.changeWindow.timeZone`, `unknown time zone ${JSON.stringify(tz)}`);
   }
-  for (const [name, h] of Object.entries(hosts)) {
-    const ch = asObject(h)?.['channel'];
+  // One pass over 100,000 hosts: no [name, entry] pair per host.
+  for (const name of Object.keys(hosts)) {
+    const ch = asObject(hosts[name])?.['channel'];
     if (typeof ch === 'string' && ch !== '' && !own(channels, ch)) add(`${fieldPath('$.hosts', name)}.channel`, `unknown channel ${JSON.stringify(ch)}`);
   }
   for (const [ch, waves] of Object.entries(asObject(top['waves']) ?? {})) {
