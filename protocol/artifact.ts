@@ -57,8 +57,8 @@ export function schemaError(what: string, issues: SchemaIssue[]): SchemaError {
 export type ParserOptions = {
   /** Fill the schema's defaults into a copy first (artefacts); descriptions are taken as written. */
   defaults?: boolean;
-  /** Rewrites on the (defaulted) copy before the check, e.g. an old spelling. */
-  normalise?: (u: unknown) => void;
+  /** Rewrites of the (defaulted) value before the check, e.g. an old spelling: returns the rewritten value and never modifies its input (the defaults pass may return the input itself). */
+  normalise?: (u: unknown) => unknown;
   /**
    * Cross-field rules after the structural check. They also run when the structure is invalid
    * (so that every issue is reported at once) and must therefore test what they read.
@@ -71,8 +71,8 @@ export function schemaParser<S extends TSchema>(schema: S, what: string, opts: P
   const validator = compile(schema);
   const fill = opts.defaults === true ? compileDefaults(schema) : (u: unknown) => u;
   return (u) => {
-    const v = fill(u);
-    opts.normalise?.(v);
+    const filled = fill(u);
+    const v = opts.normalise === undefined ? filled : opts.normalise(filled);
     const issues = validator.check(v) ? [] : validator.issues(v);
     if (opts.semantic !== undefined) {
       const seen = new Set(issues.map((i) => i.path));

@@ -128,18 +128,24 @@ export const FleetResolvedSchema = Type.Object(
 );
 export type FleetResolved = Static<typeof FleetResolvedSchema>;
 
-/** Channel edges in the old spelling (SPEC §2.2): `before` converges first, i.e. it gates `after`. */
-function oldChannelEdgeSpelling(u: unknown): void {
-  const edges = asObject(u)?.['channelEdges'];
-  if (!Array.isArray(edges)) return;
-  for (const e of edges) {
+/**
+ * Channel edges in the old spelling (SPEC §2.2): `before` converges first, i.e. it gates `after`.
+ * Copy on write (the defaults pass may hand over the input itself): returns `u` when nothing is in
+ * the old spelling, else a copy with the edges rewritten.
+ */
+function oldChannelEdgeSpelling(u: unknown): unknown {
+  const top = asObject(u);
+  const edges = top?.['channelEdges'];
+  if (top === null || !Array.isArray(edges)) return u;
+  let out: unknown[] | null = null;
+  edges.forEach((e, i) => {
     const o = asObject(e);
-    if (o === null || o['gates'] !== undefined || o['gated'] !== undefined || (o['before'] === undefined && o['after'] === undefined)) continue;
-    o['gates'] = o['before'];
-    o['gated'] = o['after'];
-    delete o['before'];
-    delete o['after'];
-  }
+    if (o === null || o['gates'] !== undefined || o['gated'] !== undefined || (o['before'] === undefined && o['after'] === undefined)) return;
+    const { before, after, ...rest } = o;
+    out ??= edges.slice();
+    out[i] = { ...rest, gates: before, gated: after };
+  });
+  return out === null ? u : { ...top, channelEdges: out };
 }
 
 /** The freshness invariant and referential integrity: the reconciler may rely on every name resolving. */
@@ -161,8 +167,9 @@ function fleetRules(u: unknown, add: (path: string, message: string) => void): v
     const tz = asObject(c['changeWindow'])?.['timeZone'];
     if (typeof tz === 'string' && tz !== '' && !isTimeZone(tz)) add(`${p}.changeWindow.timeZone`, `unknown time zone ${JSON.stringify(tz)}`);
   }
-  for (const [name, h] of Object.entries(hosts)) {
-    const ch = asObject(h)?.['channel'];
+  // One pass over 100,000 hosts: no [name, entry] pair per host.
+  for (const name of Object.keys(hosts)) {
+    const ch = asObject(hosts[name])?.['channel'];
     if (typeof ch === 'string' && ch !== '' && !own(channels, ch)) add(`${fieldPath('$.hosts', name)}.channel`, `unknown channel ${JSON.stringify(ch)}`);
   }
   for (const [ch, waves] of Object.entries(asObject(top['waves']) ?? {})) {

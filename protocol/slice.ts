@@ -120,21 +120,39 @@ function jcsText(value: unknown): string {
 /**
  * The canonical text of every leaf, in hostname order: exactly `JCS(leaf)` of `sliceLeaves`, but
  * composed from its members' canonical texts (JCS of an object whose member names are written in
- * sorted order is the concatenation of its members' JCS), with each channel's settings
- * serialised once rather than once per host. A test compares it with `canonicalize` per leaf.
+ * sorted order is the concatenation of its members' JCS), with each channel's settings (and
+ * fleet controls) and each wave serialised once rather than once per host, and no leaf object
+ * built. A test compares it with `canonicalize` per leaf of `sliceLeaves`.
  */
 export function sliceLeafTexts(fleet: FleetResolved): { hostnames: string[]; texts: string[] } {
-  const { hostnames, leaves } = sliceLeaves(fleet);
+  const hostnames = Object.keys(fleet.hosts).sort();
+  // channel → host → the wave member's text, first listing wins (as in `sliceLeaves`).
+  const waveText = new Map<string, Map<string, string>>();
+  for (const [channel, waves] of Object.entries(fleet.waves)) {
+    const m = new Map<string, string>();
+    waveText.set(channel, m);
+    waves.forEach((w, index) => {
+      const text = `{"index":${index},"soakMinutes":${w.soakMinutes}}`;
+      for (const h of w.hosts) if (!m.has(h)) m.set(h, text);
+    });
+  }
+  const own = fleet.compliance?.controls ?? [];
   const channelText = new Map<string, string>();
-  const texts = leaves.map((leaf) => {
-    // The channel member, and the channel's fleet controls when it has any (the same for every host of the channel).
-    let ch = channelText.get(leaf.channel.name);
+  const channelMember = (name: string): string => {
+    let ch = channelText.get(name);
     if (ch === undefined) {
-      ch = jcsText(leaf.channel) + (leaf.controls === undefined ? '' : `,"controls":${jcsText(leaf.controls)}`);
-      channelText.set(leaf.channel.name, ch);
+      // The channel member, and the channel's fleet controls when it has any (the same for every host of the channel).
+      const settings = Object.prototype.hasOwnProperty.call(fleet.channels, name) ? fleet.channels[name]! : null;
+      const controls = settings === null || own.length === 0 ? [] : controlsForFrameworks(settings.compliance.frameworks, own);
+      ch = jcsText({ name, settings }) + (controls.length === 0 ? '' : `,"controls":${jcsText(controls)}`);
+      channelText.set(name, ch);
     }
-    const wave = leaf.wave === null ? 'null' : `{"index":${leaf.wave.index},"soakMinutes":${leaf.wave.soakMinutes}}`;
-    return `{"channel":${ch},"host":${jcsText(leaf.host)},"hostname":${JSON.stringify(leaf.hostname)},"schemaVersion":${leaf.schemaVersion},"wave":${wave}}`;
+    return ch;
+  };
+  const texts = hostnames.map((hostname) => {
+    const host = fleet.hosts[hostname]!;
+    const wave = waveText.get(host.channel)?.get(hostname) ?? 'null';
+    return `{"channel":${channelMember(host.channel)},"host":${jcsText(host)},"hostname":${JSON.stringify(hostname)},"schemaVersion":1,"wave":${wave}}`;
   });
   return { hostnames, texts };
 }

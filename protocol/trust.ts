@@ -49,15 +49,20 @@ function base64Length(s: string): number {
 const SLOTS = ['ciReleaseKey', 'orgRootKey'] as const;
 const KEYS = ['current', 'previous', 'successor'] as const;
 
-/** An explicit `null` for an optional field reads as absent (older trust files wrote them). */
-function dropNulls(u: unknown): void {
+/** An explicit `null` for an optional field reads as absent (older trust files wrote them). Copy on write: `u` itself when there is none. */
+function dropNulls(u: unknown): unknown {
   const top = asObject(u);
-  if (top === null) return;
-  for (const k of ['orgRootKey', 'fleetCaPem']) if (top[k] === null) delete top[k];
+  if (top === null) return u;
+  const without = (o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> =>
+    keys.some((k) => o[k] === null) ? Object.fromEntries(Object.entries(o).filter(([k, v]) => !(v === null && keys.includes(k)))) : o;
+  let out = without(top, ['orgRootKey', 'fleetCaPem']);
   for (const s of SLOTS) {
-    const slot = asObject(top[s]);
-    if (slot !== null) for (const k of [...KEYS, 'rejectBefore', 'retireAt']) if (slot[k] === null) delete slot[k];
+    const slot = asObject(out[s]);
+    if (slot === null) continue;
+    const clean = without(slot, [...KEYS, 'rejectBefore', 'retireAt']);
+    if (clean !== slot) out = { ...out, [s]: clean };
   }
+  return out;
 }
 
 /** A key's length must fit its algorithm. */
@@ -77,7 +82,7 @@ function keyLengths(u: unknown, add: (path: string, message: string) => void): v
 
 /** `trust.json` (SPEC §2.3). */
 export const parseTrust: (u: unknown) => Result<Trust, SchemaError> = schemaParser(TrustSchema, 'trust.json', {
-  defaults: true, // the copy that `dropNulls` edits; fills `cacheKeys: []`
+  defaults: true, // fills `cacheKeys: []`
   normalise: dropNulls,
   semantic: keyLengths,
 });

@@ -69,6 +69,20 @@ kit('projection keeps only the fields the schema names; defaults copy, fill, nev
   assert.is(fill('junk'), 'junk');
 });
 
+kit('defaults copy on write: nothing missing gives the value itself, a fill copies only its path', () => {
+  const D = Type.Object({ a: Type.Array(Type.String(), { default: [] }), r: Type.Record(Type.String(), Type.Object({ n: Nullable(Type.Integer(), { default: null }) })) });
+  const fill = compileDefaults(D);
+  const full = { a: ['x'], r: { p: { n: 1 }, q: { n: null } } };
+  assert.is(fill(full), full, 'complete: no copy');
+  const partial = { a: ['x'], r: { p: { n: 1 }, q: {} } };
+  const out = fill(partial) as typeof full;
+  assert.is.not(out, partial);
+  assert.equal(out, { a: ['x'], r: { p: { n: 1 }, q: { n: null } } });
+  assert.is(out.a, partial.a, 'an untouched field is shared');
+  assert.is(out.r.p, partial.r.p, 'an untouched record entry is shared');
+  assert.equal(partial, { a: ['x'], r: { p: { n: 1 }, q: {} } }, 'input untouched');
+});
+
 const api = suite('api-parse on the kit');
 
 const checkin = { hostname: 'web1', currentClosure: null, bootId: 'b', probes: [], failedUnits: [], lastOutcome: null };

@@ -7,8 +7,7 @@
  *
  * Pure module: no I/O.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { sha256Hex } from '../protocol/crypto.ts';
 import { matchesSelector } from '../protocol/schema.ts';
 import { parseTimestamp } from '../protocol/vocab.ts';
 import { CHANNEL_CONTROL_DEFAULTS, type ChangeWindow, type OnDrift } from '../protocol/windows.ts';
@@ -96,7 +95,7 @@ export function budgetLimit(b: Pick<DisruptionBudget, 'maxInFlight' | 'maxInFlig
 export function computeTargetRef(closures: ReadonlyArray<readonly [string, string]>): string {
   const sorted = [...closures].sort((a, b) => byCodeUnits(a[0], b[0]));
   const body = '{' + sorted.map(([h, c]) => `${JSON.stringify(h)}:${JSON.stringify(c)}`).join(',') + '}';
-  return bytesToHex(sha256(utf8ToBytes(body))).slice(0, 16);
+  return sha256Hex(body).slice(0, 16);
 }
 
 /** `<channel>@<targetRef>`. */

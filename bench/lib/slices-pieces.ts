@@ -1,0 +1,53 @@
+/**
+ * Iteration helper for the slices bench (issue 19): times the CP's verify of one artefact + index
+ * at N hosts split into its steps, median of `runs`. `node --import tsx bench/lib/slices-pieces.ts [hosts] [runs]`.
+ */
+import { sampleDescription } from '../../fixtures/artifacts.ts';
+import { mintReleaseKey, trustFor } from '../../fixtures/keys.ts';
+import { sha256Hex, signBytes, verifySignature } from '../../protocol/crypto.ts';
+import { canonicalBytes, canonicalBytesOfText } from '../../protocol/jcs.ts';
+import { parseFleetResolved } from '../../protocol/schema.ts';
+import { buildSliceTree, parseSliceIndex, verifyIndexMatchesArtifact } from '../../protocol/slice.ts';
+import { verifyArtifact } from '../../protocol/verify.ts';
+import { resolveFleet } from '../../release/resolve.ts';
+
+const hosts = Number(process.argv[2] ?? 100_000);
+const runs = Number(process.argv[3] ?? 5);
+const must = <T>(r: { ok: true; value: T } | { ok: false; error: { message: string } }): T => {
+  if (!r.ok) throw new Error(r.error.message);
+  return r.value;
+};
+const key = mintReleaseKey('ed25519', 1);
+const trust = trustFor(key);
+const signedAt = '2026-05-01T12:00:00Z';
+const nowMs = Date.parse(signedAt) + 60_000;
+const desc = sampleDescription({ hosts, channels: ['canary', 'stable', 'edge', 'desktops'], waves: 5, closures: true, withPubkeys: true });
+const fleet = must(resolveFleet(desc)).fleet;
+fleet.meta.signedAt = signedAt;
+fleet.meta.signatureAlgorithm = 'ed25519';
+const bytes = must(canonicalBytes(fleet));
+const sig = signBytes(bytes, key.privateKey);
+const tree = buildSliceTree(must(parseFleetResolved(must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length })).value)), sha256Hex(bytes));
+const idx = must(canonicalBytes(tree.index));
+const idxSig = signBytes(idx, key.privateKey);
+const t: Record<string, number[]> = { verifyArtifact: [], index: [], match: [], total: [], totalCpu: [] };
+for (let i = 0; i <= runs; i++) {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const v = must(verifyArtifact({ kind: 'fleet', bytes, signature: sig, trust, nowMs, lastAccepted: null, maxBytes: 64 * 2 ** 20 }));
+  const t1 = performance.now();
+  if (!verifySignature('ed25519', key.publicKeyB64, idx, idxSig)) throw new Error('index signature');
+  const index = must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx))));
+  const t2 = performance.now();
+  must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256));
+  const t3 = performance.now();
+  const c = process.cpuUsage(c0);
+  if (i === 0) continue;
+  t.totalCpu!.push((c.user + c.system) / 1000);
+  t.verifyArtifact!.push(t1 - t0);
+  t.index!.push(t2 - t1);
+  t.match!.push(t3 - t2);
+  t.total!.push(t3 - t0);
+}
+const med = (xs: number[]): number => Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! * 10) / 10;
+console.log(JSON.stringify({ hosts, bytes: bytes.length, ...Object.fromEntries(Object.entries(t).map(([k, v]) => [k, med(v)])) }));
