@@ -3,6 +3,7 @@
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
 import { completionCommand } from './completion.ts';
+import { DASHBOARD_COMMAND } from './dashboard/command.ts';
 import type { CommandSpec, Ctx, FlagSpec, Outcome } from './framework.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
 
@@ -152,7 +153,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     online: true,
     json: {
       shape: 'the CP\'s `RolloutDetail`: the rollout list fields plus `hosts`:',
-      fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason}].' }],
+      fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason, gate?}] (gate: the block code when a gate holds the host).' }],
     },
     handler: lazy(online, 'rolloutShow'),
   },
@@ -321,6 +322,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     online: true,
     handler: lazy(online, 'auditExport'),
   },
+  DASHBOARD_COMMAND,
 ];
 
 export const COMMANDS: readonly CommandSpec[] = [
