@@ -15,8 +15,10 @@ import { GENESIS_HASH, auditEntryHash } from '../../protocol/audit-chain.ts';
 export const MAX_PER_HOST = 200;
 
 export type ChainState = {
-  /** Entries checked so far (from seq 1). */
+  /** Entries checked so far, from `firstSeq`. */
   entries: number;
+  /** 1, or where the kept log starts after the CP's retention pruned older entries (its first prevHash is then taken as given). */
+  firstSeq: number;
   lastSeq: number;
   lastHash: string;
   /** The first entry that broke the chain; nothing after it is trusted (or read). */
@@ -49,7 +51,7 @@ export type Feed = {
 };
 
 export function emptyFeed(): Feed {
-  return { chain: { entries: 0, lastSeq: 0, lastHash: GENESIS_HASH, broken: null }, release: null, hosts: new Map() };
+  return { chain: { entries: 0, firstSeq: 1, lastSeq: 0, lastHash: GENESIS_HASH, broken: null }, release: null, hosts: new Map() };
 }
 
 const obj = (u: unknown): Record<string, unknown> | null => (typeof u === 'object' && u !== null && !Array.isArray(u) ? (u as Record<string, unknown>) : null);
@@ -77,6 +79,12 @@ export function applyEntries(feed: Feed, entries: readonly AuditEntry[]): void {
   const chain = feed.chain;
   for (const e of entries) {
     if (chain.broken !== null) return;
+    if (chain.entries === 0 && e.seq > 1) {
+      // Retention pruned the start (the CP's audit anchor): chain from the first kept entry.
+      chain.firstSeq = e.seq;
+      chain.lastSeq = e.seq - 1;
+      chain.lastHash = e.prevHash;
+    }
     const expect = chain.lastSeq + 1;
     if (e.seq !== expect) {
       chain.broken = { seq: e.seq, reason: `expected seq ${expect}, found ${e.seq} (entry missing or reordered)` };

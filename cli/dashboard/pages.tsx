@@ -231,7 +231,7 @@ export function ReleasePage(p: { ctx: PageCtx; feed: Feed }) {
           <Tag tone="bad">✗ broken at entry {chain.broken.seq}</Tag>
         )}{' '}
         {chain.broken === null
-          ? `${chain.entries} entries from seq 1 chain correctly (sha256 over the JCS of each entry, linked by prevHash), checked by this dashboard as they were read.`
+          ? `${chain.entries} entries from seq ${chain.firstSeq}${chain.firstSeq > 1 ? ' (older ones pruned by retention)' : ''} chain correctly (sha256 over the JCS of each entry, linked by prevHash), checked by this dashboard as they were read.`
           : `${chain.broken.reason}; entries after ${chain.lastSeq} are not shown.`}
       </p>
       <dl class="facts">
