@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import type { AuditResponse, CheckinResponse, HostsResponse, PauseResponse, QuarantinesResponse, RolloutsResponse } from '../protocol/api.ts';
 import { verifyAuditChain, GENESIS_HASH } from '../protocol/audit-chain.ts';
+import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import { Client, makeEnv, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
 const t = suite('operator');
@@ -146,6 +147,24 @@ t('audit pages chain across pages; hosts view shows declared and current closure
     assert.is(h0.declaredClosure, fakeClosure('host-0000', 1));
     assert.is(h0.online, true);
     assert.is(h0.rollout!.state, 'Dispatched');
+  } finally {
+    await teardown(c);
+  }
+});
+
+t('certificates (issue 20): an operator reads the expiry of each client certificate seen, soonest first; a host may not', async () => {
+  const c = await setup();
+  try {
+    for (const h of Object.keys(c.hosts)) await checkin(c, h);
+    const r = await c.op.call('GET', '/v1/certificates');
+    assert.is(r.status, 200, JSON.stringify(r.body));
+    const body = r.body as CertificatesResponse;
+    const cns = body.clients.map((x) => `${x.role}:${x.cn}`).sort();
+    assert.equal(cns, ['host:host-0000', 'host:host-0001', 'host:host-0002', 'host:host-0003', 'operator:alice']);
+    for (const x of body.clients) assert.ok(Date.parse(x.notAfter) > c.env.clock.ms, `${x.cn} valid`);
+    const times = body.clients.map((x) => Date.parse(x.notAfter));
+    assert.equal(times, [...times].sort((a, b) => a - b));
+    assert.is((await c.hosts['host-0000']!.call('GET', '/v1/certificates')).status, 403);
   } finally {
     await teardown(c);
   }

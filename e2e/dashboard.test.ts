@@ -169,10 +169,11 @@ t('the overview shows every host', async () => {
   for (const h of HOSTS) await page.locator(`tr[data-host="${h}"]`).waitFor(WAIT);
   assert.is(await page.locator('[data-testid="count-hosts"]').textContent(), String(HOSTS.length));
   assert.is(await page.locator('main table caption').count(), await page.locator('main table').count(), 'every table has a caption');
+  await shot('overview');
   // Keyboard: the first Tab reaches the skip link, which is then visible.
   await page.keyboard.press('Tab');
   assert.is(await page.evaluate('document.activeElement && document.activeElement.textContent'), 'Skip to content');
-  await shot('overview');
+  assert.ok(await page.locator('a.skip').isVisible());
 });
 
 t('a running rollout page updates by itself as hosts move (no reload)', async () => {

@@ -22,6 +22,7 @@ a { color: var(--link); }
 a:focus-visible, [tabindex]:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 .skip { position: absolute; left: -999px; top: .5rem; background: #ffffff; color: var(--link); padding: .4rem .8rem; }
 .skip:focus { left: .5rem; z-index: 10; }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .9em; }
 .break { word-break: break-all; }
 table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; }

@@ -72,7 +72,8 @@ export function When(p: { at: string | null; nowMs: number }) {
   const ms = Date.parse(p.at);
   return (
     <time datetime={p.at} title={p.at}>
-      {Number.isFinite(ms) ? ago(ms, p.nowMs) : p.at}
+      {/* A time ahead of ours is clock skew between here and the CP: the exact time says more than "in 2 min". */}
+      {Number.isFinite(ms) && ms <= p.nowMs + 5_000 ? ago(ms, p.nowMs) : p.at}
     </time>
   );
 }
@@ -123,10 +124,10 @@ export function Table(p: { caption: string; headers: readonly string[]; empty: s
 }
 
 /** A labelled progress bar: the native element (announced by screen readers) and the numbers as text. */
-export function Progress(p: { label: string; done: number; total: number; failed: number; active: number }) {
+export function Progress(p: { label: string; done: number; total: number; failed: number; active: number; hideLabel?: boolean }) {
   return (
     <div class="progress">
-      <span class="progress-label">{p.label}</span>
+      <span class={p.hideLabel === true ? 'sr-only' : 'progress-label'}>{p.label}</span>
       <progress max={String(Math.max(p.total, 1))} value={String(p.done)} aria-label={p.label}>
         {`${p.done} of ${p.total}`}
       </progress>

@@ -167,7 +167,7 @@ export function RolloutTable(p: { ctx: PageCtx; rollouts: readonly RolloutSummar
               <RolloutState state={r.state} />
             </td>
             <td>
-              <Progress label={`${r.id} hosts done`} done={g.done} total={g.total} active={g.active} failed={g.failed} />
+              <Progress hideLabel label={`${r.id}: hosts done`} done={g.done} total={g.total} active={g.active} failed={g.failed} />
             </td>
             <td>{r.currentWave}</td>
             <td>
