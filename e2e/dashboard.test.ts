@@ -169,6 +169,9 @@ t('the overview shows every host', async () => {
   for (const h of HOSTS) await page.locator(`tr[data-host="${h}"]`).waitFor(WAIT);
   assert.is(await page.locator('[data-testid="count-hosts"]').textContent(), String(HOSTS.length));
   assert.is(await page.locator('main table caption').count(), await page.locator('main table').count(), 'every table has a caption');
+  const certs = (await page.locator('#certs-h ~ table').textContent()) ?? '';
+  for (const h of HOSTS) assert.ok(certs.includes(h), `${h}'s certificate expiry is listed`);
+  assert.is(await page.locator('[data-testid="count-expiring"]').textContent(), '0');
   await shot('overview');
   // Keyboard: the first Tab reaches the skip link, which is then visible.
   await page.keyboard.press('Tab');

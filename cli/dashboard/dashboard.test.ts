@@ -61,6 +61,7 @@ function fakeClient(calls: string[], entries: AuditEntry[] = audit): ReadClient 
     '/v1/rollouts': { rollouts: [detail] },
     '/v1/quarantines': { quarantines: [] },
     '/v1/compliance': compliance,
+    '/v1/certificates': { server: null, ca: null, clients: [{ cn: 'web1', role: 'host', notAfter: '2026-05-10T00:00:00Z' }, { cn: 'web2', role: 'host', notAfter: '2027-05-10T00:00:00Z' }] },
     [`/v1/rollouts/${encodeURIComponent(RID)}`]: detail,
     [`/v1/rollouts/${encodeURIComponent(RID)}/trace`]: { rolloutId: RID, events: [{ at: '2026-05-01T10:04:00Z', subject: 'host', hostname: 'web1', from: 'ConfirmWindow', to: 'Failed', reason: 'probe http failed' }] },
   };
@@ -90,6 +91,7 @@ t('the overview lists every host with its status, and the open rollout', async (
   for (const h of ['web1', 'web2']) assert.ok(html.includes(`href="/hosts/${h}"`), h);
   assert.ok(html.includes('data-testid="count-offline">1<'), 'web2 is offline');
   assert.ok(html.includes(RID));
+  assert.ok(html.includes('data-testid="count-expiring">1<'), 'web1 certificate ends within 30 days');
 });
 
 t('a halted rollout shows waves and each blocked host with gate and reason', async () => {

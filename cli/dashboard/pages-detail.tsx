@@ -190,6 +190,8 @@ export function HostPage(p: { ctx: PageCtx; data: HostPageData }) {
           )}
           <dt>Channel</dt>
           <dd>{h.channel}</dd>
+          <dt>Certificate</dt>
+          <dd>{p.data.certificate === null ? 'not seen by the control plane since it started' : `expires ${p.data.certificate.notAfter}`}</dd>
           <dt>Last check-in</dt>
           <dd>
             <When at={h.lastCheckinAt} nowMs={ctx.nowMs} /> {h.online ? '' : '(offline)'}

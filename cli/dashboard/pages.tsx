@@ -12,6 +12,8 @@ import { Closure, HostStatus, Layout, Progress, RolloutState, Table, Tag, When, 
 import type { Overview } from './source.ts';
 
 const OPEN: ReadonlySet<string> = new Set(['Pending', 'Executing', 'Halted', 'Paused']);
+/** A certificate that ends within this is flagged (hosts and operators must be re-minted in time). */
+const EXPIRY_WARN_MS = 30 * 86_400_000;
 
 /** Hosts done / in flight / failed of a rollout, from its per-state counts. */
 export function rolloutProgress(counts: RolloutSummary['hostCounts']): { done: number; active: number; failed: number; total: number } {
@@ -33,6 +35,8 @@ export function OverviewPage(p: { ctx: PageCtx; data: Overview }) {
   const pinned = data.hosts.filter((h) => h.pin !== undefined);
   const offline = data.hosts.filter((h) => !h.online);
   const open = data.rollouts.filter((r) => OPEN.has(r.state));
+  const soon = ctx.nowMs + EXPIRY_WARN_MS;
+  const expiring = data.certificates.clients.filter((c) => Date.parse(c.notAfter) <= soon);
   const kinds = Object.keys(report.counts).sort() as HostStatusKind[];
   return (
     <Layout ctx={ctx} title="Fleet">
@@ -63,6 +67,10 @@ export function OverviewPage(p: { ctx: PageCtx; data: Overview }) {
           <div>
             <dt>Quarantined closures</dt>
             <dd>{data.quarantines.length}</dd>
+          </div>
+          <div>
+            <dt>Certificates expiring within 30 days</dt>
+            <dd data-testid="count-expiring">{expiring.length}</dd>
           </div>
         </dl>
         <Table caption="Hosts by state" headers={['State', 'Hosts']} empty="No hosts.">
@@ -110,6 +118,22 @@ export function OverviewPage(p: { ctx: PageCtx; data: Overview }) {
               </tr>
             );
           })}
+        </Table>
+      </section>
+      <section aria-labelledby="certs-h">
+        <h2 id="certs-h">Certificate expiry</h2>
+        <p>
+          Control plane certificate: {data.certificates.server ?? 'unknown'}; fleet CA: {data.certificates.ca ?? 'unknown'}. Client certificates as the control plane saw them since it started, soonest expiry first.
+        </p>
+        <Table caption="Client certificates seen by the control plane" headers={['Name', 'Role', 'Expires', 'Not after']} empty="No client certificate seen yet.">
+          {data.certificates.clients.map((c) => (
+            <tr>
+              <th scope="row">{c.role === 'host' ? <a href={hostHref(c.cn)}>{c.cn}</a> : c.cn}</th>
+              <td>{c.role}</td>
+              <td>{Date.parse(c.notAfter) <= soon ? <Tag tone={Date.parse(c.notAfter) <= ctx.nowMs ? 'bad' : 'warn'}>{Date.parse(c.notAfter) <= ctx.nowMs ? 'expired' : 'expires soon'}</Tag> : <Tag tone="ok">valid</Tag>}</td>
+              <td class="mono">{c.notAfter}</td>
+            </tr>
+          ))}
         </Table>
       </section>
       <section aria-labelledby="compliance-h">

@@ -6,6 +6,7 @@
 import type { HostView, Quarantine, RolloutDetail, RolloutSummary, TraceEvent } from '../../protocol/api.ts';
 import { ROUTES } from '../../protocol/api.ts';
 import { parseAuditResponse, parseHostsResponse, parseQuarantinesResponse, parseRolloutDetail, parseRolloutsResponse, parseTraceResponse, responseParser } from '../../protocol/api-parse.ts';
+import { CertificatesResponseSchema, type CertificatesResponse, type SeenCertificateView } from '../../protocol/certificates-api.ts';
 import { ComplianceResponseSchema, type ComplianceResponse, type HostComplianceView } from '../../protocol/compliance-api.ts';
 import type { Result } from '../../protocol/result.ts';
 import { ok } from '../../protocol/result.ts';
@@ -17,6 +18,7 @@ import { applyEntries, emptyFeed, type Feed, type HostRecord } from './feed.ts';
 export type ReadClient = Pick<Client, 'get' | 'baseUrl'>;
 
 const parseComplianceResponse = responseParser(ComplianceResponseSchema, 'compliance view');
+const parseCertificatesResponse = responseParser(CertificatesResponseSchema, 'certificates answer');
 /** Audit pages read per refresh at most (1000 entries each); the rest comes with the next refresh. */
 const MAX_AUDIT_PAGES_PER_SYNC = 50;
 
@@ -25,12 +27,13 @@ export type Overview = {
   rollouts: RolloutSummary[];
   quarantines: Quarantine[];
   compliance: ComplianceResponse;
+  certificates: CertificatesResponse;
   feed: Feed;
 };
 
 export type RolloutPageData = { detail: RolloutDetail; trace: TraceEvent[] };
 
-export type HostPageData = { host: HostView; compliance: HostComplianceView | null; record: HostRecord; rollouts: RolloutSummary[]; feed: Feed };
+export type HostPageData = { host: HostView; compliance: HostComplianceView | null; record: HostRecord; rollouts: RolloutSummary[]; certificate: SeenCertificateView | null; feed: Feed };
 
 export class DashboardSource {
   private readonly feed: Feed = emptyFeed();
@@ -62,19 +65,28 @@ export class DashboardSource {
   }
 
   async overview(): Promise<Result<Overview, CliError>> {
-    const [hosts, rollouts, quarantines, compliance, feed] = await Promise.all([
+    const [hosts, rollouts, quarantines, compliance, certificates, feed] = await Promise.all([
       this.client.get(ROUTES.hosts, parseHostsResponse),
       this.client.get(ROUTES.rollouts, parseRolloutsResponse),
       this.client.get(ROUTES.quarantines, parseQuarantinesResponse),
       this.client.get(ROUTES.compliance, parseComplianceResponse),
+      this.client.get(ROUTES.certificates, parseCertificatesResponse),
       this.syncAudit(),
     ]);
     if (!hosts.ok) return hosts;
     if (!rollouts.ok) return rollouts;
     if (!quarantines.ok) return quarantines;
     if (!compliance.ok) return compliance;
+    if (!certificates.ok) return certificates;
     if (!feed.ok) return feed;
-    return ok({ hosts: hosts.value.hosts, rollouts: newestFirst(rollouts.value.rollouts), quarantines: quarantines.value.quarantines, compliance: compliance.value, feed: feed.value });
+    return ok({
+      hosts: hosts.value.hosts,
+      rollouts: newestFirst(rollouts.value.rollouts),
+      quarantines: quarantines.value.quarantines,
+      compliance: compliance.value,
+      certificates: certificates.value,
+      feed: feed.value,
+    });
   }
 
   /** One rollout with its transitions; null when the CP does not know it. */
@@ -88,13 +100,15 @@ export class DashboardSource {
 
   /** One host: the CP's view, its compliance evidence, its history from the audit chain; null when unknown. */
   async host(name: string): Promise<Result<HostPageData | null, CliError>> {
-    const [hosts, compliance, rollouts, feed] = await Promise.all([
+    const [hosts, compliance, rollouts, certificates, feed] = await Promise.all([
       this.client.get(ROUTES.hosts, parseHostsResponse),
       this.client.get(ROUTES.compliance, parseComplianceResponse),
       this.client.get(ROUTES.rollouts, parseRolloutsResponse),
+      this.client.get(ROUTES.certificates, parseCertificatesResponse),
       this.syncAudit(),
     ]);
     if (!hosts.ok) return hosts;
+    if (!certificates.ok) return certificates;
     if (!compliance.ok) return compliance;
     if (!rollouts.ok) return rollouts;
     if (!feed.ok) return feed;
@@ -105,6 +119,7 @@ export class DashboardSource {
       compliance: compliance.value.hosts.find((h) => h.hostname === name) ?? null,
       record: feed.value.hosts.get(name) ?? { transitions: [], statements: [] },
       rollouts: newestFirst(rollouts.value.rollouts).filter((r) => r.channel === host.channel),
+      certificate: certificates.value.clients.find((c) => c.role === 'host' && c.cn === name) ?? null,
       feed: feed.value,
     });
   }
