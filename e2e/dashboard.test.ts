@@ -15,13 +15,11 @@
  * NIXFLEET_DASHBOARD_SCREENSHOTS=1 also saves a screenshot of each page into docs/dashboard/
  * (`npm run dashboard:screenshots`); by default the test writes nothing into the repository.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { foreignRequests, openBrowser, startDashboardProcess, type DashboardProcess } from './dashboard-browser.ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CheckinResponse, HostReport } from '../protocol/api.ts';
@@ -40,11 +38,11 @@ const env = makeEnv('nixfleet-dashboard-');
 let cp: RunningCp;
 let agents: Record<string, Agent> = {};
 const clients: Client[] = [];
-let dashboard: ChildProcess | null = null;
+let dashboard: DashboardProcess | null = null;
 let base = '';
 let browser: Browser;
 let page: Page;
-const requests: string[] = [];
+let requests: string[] = [];
 
 function agentsFor(): Record<string, Agent> {
   const out: Record<string, Agent> = {};
@@ -110,7 +108,7 @@ async function rolloutOf(gen: number): Promise<string> {
   return r!.id;
 }
 
-/** The real `nixfleet dashboard` process with an operator certificate; resolves with its URL (its --json line). */
+/** The real `nixfleet dashboard` process with an operator certificate. */
 async function startDashboard(): Promise<string> {
   const ops = join(env.dir, 'operator');
   mkdirSync(ops, { recursive: true });
@@ -118,17 +116,9 @@ async function startDashboard(): Promise<string> {
   writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
   writeFileSync(join(ops, 'alice.pem'), alice.certPem);
   writeFileSync(join(ops, 'alice.key'), alice.keyPem);
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'nixfleet.js'), 'dashboard', '--listen', '127.0.0.1:0', '--refresh-secs', '1', '--json'], {
-    env: { ...process.env, HOME: env.dir, NIXFLEET_FROM_SOURCE: '1', NIXFLEET_URL: cp.url, NIXFLEET_CERT: join(ops, 'alice.pem'), NIXFLEET_KEY: join(ops, 'alice.key'), NIXFLEET_CA: join(ops, 'ca.pem') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  dashboard = child;
-  const lines = createInterface({ input: child.stdout! });
-  const first = await Promise.race([once(lines, 'line').then(([l]) => String(l)), once(child, 'exit').then(([code]) => Promise.reject(new Error(`dashboard exited ${String(code)}`)))]);
-  const info = JSON.parse(first) as { url: string; readOnly: boolean; controlPlane: string };
-  assert.is(info.readOnly, true);
-  assert.is(info.controlPlane, cp.url);
-  return info.url.replace(/\/$/, '');
+  dashboard = await startDashboardProcess({ HOME: env.dir, NIXFLEET_URL: cp.url, NIXFLEET_CERT: join(ops, 'alice.pem'), NIXFLEET_KEY: join(ops, 'alice.key'), NIXFLEET_CA: join(ops, 'ca.pem') });
+  assert.is(dashboard.controlPlane, cp.url);
+  return dashboard.url;
 }
 
 async function shot(name: string): Promise<void> {
@@ -147,17 +137,12 @@ t.before(async () => {
   for (const h of HOSTS) await agents[h]!.checkin();
   await publish(1);
   base = await startDashboard();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('request', (r) => void requests.push(r.url()));
+  ({ browser, page, requests } = await openBrowser());
 });
 
 t.after(async () => {
   await browser?.close();
-  if (dashboard !== null && dashboard.exitCode === null) {
-    dashboard.kill('SIGTERM');
-    await once(dashboard, 'exit');
-  }
+  await dashboard?.stop();
   for (const c of clients) await c.close();
   await cp?.stop();
   env.cleanup();
@@ -248,8 +233,7 @@ t('unknown rollout and host ids are a 404 page', async () => {
 
 t('every request the pages made went to the dashboard on localhost; the CP saw no operator write', async () => {
   assert.ok(requests.length > 10, `${requests.length} requests recorded`);
-  const origin = new URL(base).origin;
-  assert.equal(requests.filter((u) => new URL(u).origin !== origin), []);
+  assert.equal(foreignRequests(requests, base), []);
   assert.ok(['127.0.0.1', 'localhost', '[::1]'].includes(new URL(base).hostname));
   const audit = await cp.store.auditAll();
   assert.equal(audit.filter((e) => e.actor.startsWith('operator:')).map((e) => e.kind), []);
