@@ -6,7 +6,7 @@
 import { clientFromCtx } from '../client.ts';
 import type { Ctx, Outcome } from '../framework.ts';
 import { done, fail, flagBool, flagInt, flagStr } from '../framework.ts';
-import { DEFAULT_LISTEN, isLoopback, parseListen, startDashboard } from './server.ts';
+import { DEFAULT_LISTEN, isLoopback, parseListen, startDashboard, type RunningDashboard } from './server.ts';
 
 export async function dashboard(ctx: Ctx): Promise<Outcome> {
   const listen = parseListen(flagStr(ctx, 'listen') ?? DEFAULT_LISTEN);
@@ -18,7 +18,7 @@ export async function dashboard(ctx: Ctx): Promise<Outcome> {
   if (refreshSecs < 1) return fail('USAGE', '--refresh-secs must be at least 1');
   const client = clientFromCtx(ctx);
   if (!client.ok) return { error: client.error };
-  let running;
+  let running: RunningDashboard;
   try {
     running = await startDashboard({ client: client.value, listen: listen.value, refreshMs: refreshSecs * 1000, now: ctx.io.now });
   } catch (e) {
