@@ -10,6 +10,7 @@ import type { AuditEntry, HostView, RolloutDetail } from '../../protocol/api.ts'
 import { auditEntryHash, GENESIS_HASH } from '../../protocol/audit-chain.ts';
 import type { ComplianceResponse } from '../../protocol/compliance-api.ts';
 import { err, ok } from '../../protocol/result.ts';
+import { runCli } from '../../fixtures/cli-testing.ts';
 import type { AnswerParser } from '../client.ts';
 import { createDashboardApp } from './app.tsx';
 import { applyEntries, emptyFeed } from './feed.ts';
@@ -157,6 +158,20 @@ t('listen: HOST:PORT, loopback detection', () => {
   for (const bad of ['127.0.0.1', ':80', 'a b:1', '127.0.0.1:99999']) assert.is(parseListen(bad).ok, false, bad);
   for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) assert.ok(isLoopback(h), h);
   for (const h of ['0.0.0.0', '10.0.0.1', '::', 'example.org']) assert.not.ok(isLoopback(h), h);
+});
+
+t('nixfleet dashboard: a non-loopback --listen is refused without --allow-remote; a bad one is a usage error (exit 2)', async () => {
+  const env = { NIXFLEET_URL: 'https://cp.test:8443', NIXFLEET_CERT: '/nonexistent/op.pem', NIXFLEET_KEY: '/nonexistent/op.key', NIXFLEET_CA: '/nonexistent/ca.pem', HOME: '/nonexistent' };
+  const remote = await runCli(['dashboard', '--listen', '0.0.0.0:8087'], { env });
+  assert.is(remote.code, 2);
+  assert.match(remote.stderr, /refusing to listen on 0\.0\.0\.0: not a loopback address.*--allow-remote/);
+  const bad = await runCli(['dashboard', '--listen', 'localhost'], { env });
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--listen must be HOST:PORT/);
+  // With --allow-remote it goes on to the connection settings (here: unreadable files, exit 2 naming them).
+  const allowed = await runCli(['dashboard', '--listen', '0.0.0.0:0', '--allow-remote'], { env });
+  assert.is(allowed.code, 2);
+  assert.match(allowed.stderr, /cannot read --cert/);
 });
 
 t('the audit chain check stops at an edited entry and says which', () => {
