@@ -176,6 +176,8 @@ t('a running rollout page updates by itself as hosts move (no reload)', async ()
   page.on('framenavigated', onNav);
   assert.is(await page.locator('li[data-wave="0"]').getAttribute('data-done'), '0');
   await shot('rollout-running');
+  // A keyboard user sits on a host link: the live swap must not lose their place.
+  await page.locator('tr[data-host="host-0000"] a').focus();
   // Wave 0 activates and soaks while the page is open: its bar fills without a reload.
   await round();
   await page.locator('tr[data-host="host-0000"][data-state="Healthy"], tr[data-host="host-0000"][data-state="Soaked"], tr[data-host="host-0000"][data-state="Converged"]').waitFor(WAIT);
@@ -184,6 +186,7 @@ t('a running rollout page updates by itself as hosts move (no reload)', async ()
   await page.locator('[data-testid="rollout-state"]', { hasText: 'converged' }).waitFor(WAIT);
   assert.is(await page.evaluate('window.__sameDocument'), 'yes', 'the same document: updated in place');
   assert.is(navigations, 0, 'no navigation happened');
+  assert.is(await page.evaluate('document.activeElement && document.activeElement.getAttribute("href")'), '/hosts/host-0000', 'focus kept across updates');
   page.off('framenavigated', onNav);
 });
 

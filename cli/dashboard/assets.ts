@@ -54,8 +54,8 @@ progress { width: 14rem; height: 1rem; accent-color: var(--ok); }
 
 /**
  * Live updates without a framework: every `data-refresh-ms` the page fetches itself and swaps the
- * `#live` region in place when it changed (no reload, the scroll position stays). Without
- * JavaScript the same page is complete; it is just not refreshed.
+ * `#live` region in place when it changed (no reload; the scroll position and the focused link
+ * stay). Without JavaScript the same page is complete; it is just not refreshed.
  */
 export const LIVE_JS = `(function () {
   'use strict';
@@ -71,7 +71,16 @@ export const LIVE_JS = `(function () {
       .then(function (x) {
         var next = new DOMParser().parseFromString(x.text, 'text/html').getElementById('live');
         var cur = document.getElementById('live');
-        if (next && cur && next.innerHTML !== cur.innerHTML) cur.innerHTML = next.innerHTML;
+        if (next && cur && next.innerHTML !== cur.innerHTML) {
+          // Keyboard users keep their place: the focused link is focused again after the swap.
+          var a = document.activeElement;
+          var href = a && a !== cur && cur.contains(a) ? a.getAttribute('href') : null;
+          cur.innerHTML = next.innerHTML;
+          if (href) {
+            var again = cur.querySelector('a[href="' + CSS.escape(href) + '"]');
+            if (again) again.focus();
+          }
+        }
         say(x.status >= 500 ? 'Control plane unavailable, retrying.' : '');
       })
       .catch(function () { say('Dashboard unreachable, retrying.'); })
