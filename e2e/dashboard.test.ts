@@ -4,7 +4,7 @@
  * with agents checking in, confirming and sending signed reports over their own host
  * certificates (as cli/real-cp.test.ts), driven in Debian's Chromium by playwright-core:
  *
- * - the overview shows every host;
+ * - the overview shows every host (also with JavaScript disabled);
  * - a running rollout's page updates by itself as hosts move (the DOM changes, the document is
  *   the same: no reload, no navigation);
  * - a halted rollout shows the failed host, its gate and the reason;
@@ -158,6 +158,13 @@ t('the overview shows every host', async () => {
   for (const h of HOSTS) assert.ok(certs.includes(h), `${h}'s certificate expiry is listed`);
   assert.is(await page.locator('[data-testid="count-expiring"]').textContent(), '0');
   await shot('overview');
+  // Static views work without JavaScript.
+  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  const plain = await noJs.newPage();
+  plain.on('request', (r) => void requests.push(r.url()));
+  assert.is((await plain.goto(base + '/'))?.status(), 200);
+  for (const h of HOSTS) assert.is(await plain.locator(`tr[data-host="${h}"]`).count(), 1, `${h} without JavaScript`);
+  await noJs.close();
   // Keyboard: the first Tab reaches the skip link, which is then visible.
   await page.keyboard.press('Tab');
   assert.is(await page.evaluate('document.activeElement && document.activeElement.textContent'), 'Skip to content');
