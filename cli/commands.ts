@@ -4,6 +4,7 @@
  */
 import { completionCommand } from './completion.ts';
 import { PKI_COMMANDS } from './commands-pki.ts';
+import { DASHBOARD_COMMAND } from './dashboard/command.ts';
 import type { CommandSpec, FlagSpec } from './framework.ts';
 import { lazy } from './lazy.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
@@ -128,7 +129,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     online: true,
     json: {
       shape: 'the CP\'s `RolloutDetail`: the rollout list fields plus `hosts`:',
-      fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason}].' }],
+      fields: [...ROLLOUT_SUMMARY_FIELDS, { name: 'hosts', description: '[{hostname, wave, state, since, closureHash, reason, gate?}] (gate: the block code when a gate holds the host).' }],
     },
     handler: lazy(online, 'rolloutShow'),
   },
@@ -297,6 +298,7 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     online: true,
     handler: lazy(online, 'auditExport'),
   },
+  DASHBOARD_COMMAND,
 ];
 
 export const COMMANDS: readonly CommandSpec[] = [

@@ -63,6 +63,8 @@ export class CpMetrics {
   readonly certificateExpiry: Gauge<'cert'>;
   /** Newest notAfter seen per client certificate CN (role → cn → ms). */
   private readonly clientExpiry = new Map<string, Map<string, number>>();
+  /** notAfter (ms) of this CP's own certificates (`server`, `ca`), for `GET /v1/certificates`. */
+  private readonly ownExpiry = new Map<'server' | 'ca', number>();
 
   constructor(counts: StateCounts, opts: CpMetricsOptions = {}) {
     const registers = [this.registry];
@@ -268,6 +270,15 @@ export class CpMetrics {
   /** The notAfter of a certificate this CP uses (`server`, `ca`). */
   setCertificateExpiry(cert: 'server' | 'ca', notAfterMs: number): void {
     this.certificateExpiry.set({ cert }, notAfterMs / 1000);
+    this.ownExpiry.set(cert, notAfterMs);
+  }
+
+  /** Issue 20 (`GET /v1/certificates`): the expiries behind the certificate gauges. */
+  certificateExpiries(): { server: number | null; ca: number | null; clients: SeenCertificate[] } {
+    const clients: SeenCertificate[] = [];
+    for (const [role, byCn] of this.clientExpiry) for (const [cn, notAfterMs] of byCn) clients.push({ cn, role, notAfterMs });
+    clients.sort((a, b) => a.notAfterMs - b.notAfterMs || (a.cn < b.cn ? -1 : a.cn > b.cn ? 1 : 0));
+    return { server: this.ownExpiry.get('server') ?? null, ca: this.ownExpiry.get('ca') ?? null, clients };
   }
 
   /** A client certificate seen on a connection: its newest notAfter per CN counts for the role's minimum. */

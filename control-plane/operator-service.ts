@@ -146,7 +146,7 @@ export class OperatorService {
         state: h.state,
         since: iso(h.enteredAtMs),
         closureHash: h.closure,
-        reason: h.skipJson === null ? null : ((JSON.parse(h.skipJson) as { reason: string }).reason ?? null),
+        ...skipOf(h.skipJson),
       }));
     return { ...(await this.summary(r)), hosts };
   }
@@ -262,4 +262,11 @@ function controlViews(fh: FleetResolved['hosts'][string], drift: NonNullable<Obs
     if (until === null || nowMs < until) out.pin = { commit: p.commit, reason: p.reason, until: until === null ? null : iso(until) };
   }
   return out;
+}
+
+/** A host's skip (gate block or operator release) as the rollout detail shows it: reason and, issue 20, its gate code. */
+function skipOf(skipJson: string | null): { reason: string | null; gate?: string } {
+  if (skipJson === null) return { reason: null };
+  const s = JSON.parse(skipJson) as { reason?: string; code?: string };
+  return { reason: s.reason ?? null, ...(typeof s.code === 'string' ? { gate: s.code } : {}) };
 }

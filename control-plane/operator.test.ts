@@ -6,8 +6,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
-import type { AuditResponse, CheckinResponse, HostsResponse, PauseResponse, QuarantinesResponse, RolloutsResponse } from '../protocol/api.ts';
+import type { AuditResponse, CheckinResponse, HostsResponse, PauseResponse, QuarantinesResponse, RolloutDetail, RolloutsResponse } from '../protocol/api.ts';
 import { verifyAuditChain, GENESIS_HASH } from '../protocol/audit-chain.ts';
+import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import { Client, makeEnv, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
 const t = suite('operator');
@@ -146,6 +147,45 @@ t('audit pages chain across pages; hosts view shows declared and current closure
     assert.is(h0.declaredClosure, fakeClosure('host-0000', 1));
     assert.is(h0.online, true);
     assert.is(h0.rollout!.state, 'Dispatched');
+  } finally {
+    await teardown(c);
+  }
+});
+
+t('rollout detail (issue 20): a host held by a gate carries the gate code next to the reason', async () => {
+  const c = await setup({ offlineAfterSecs: 60, offlineGraceSecs: 60 });
+  try {
+    // host-0003 never checks in: once offline it is skipped by the online gate.
+    for (const h of ['host-0000', 'host-0001', 'host-0002']) await checkin(c, h);
+    await c.cp.cp.reconcileNow();
+    c.env.clock.advance(61_000);
+    for (const h of ['host-0000', 'host-0001', 'host-0002']) await checkin(c, h);
+    await c.cp.cp.reconcileNow();
+    const id = ((await c.op.call('GET', '/v1/rollouts')).body as RolloutsResponse).rollouts[0]!.id;
+    const detail = (await c.op.call('GET', `/v1/rollouts/${encodeURIComponent(id)}`)).body as RolloutDetail;
+    const held = detail.hosts.find((h) => h.hostname === 'host-0003')!;
+    assert.is(held.state, 'Queued');
+    assert.ok(held.gate === 'offline' || held.gate === 'skipped-offline', `gate ${String(held.gate)}`);
+    assert.match(held.reason ?? '', /check/);
+    assert.is(detail.hosts.find((h) => h.hostname === 'host-0000')!.gate, undefined, 'a host no gate holds has none');
+  } finally {
+    await teardown(c);
+  }
+});
+
+t('certificates (issue 20): an operator reads the expiry of each client certificate seen, soonest first; a host may not', async () => {
+  const c = await setup();
+  try {
+    for (const h of Object.keys(c.hosts)) await checkin(c, h);
+    const r = await c.op.call('GET', '/v1/certificates');
+    assert.is(r.status, 200, JSON.stringify(r.body));
+    const body = r.body as CertificatesResponse;
+    const cns = body.clients.map((x) => `${x.role}:${x.cn}`).sort();
+    assert.equal(cns, ['host:host-0000', 'host:host-0001', 'host:host-0002', 'host:host-0003', 'operator:alice']);
+    for (const x of body.clients) assert.ok(Date.parse(x.notAfter) > c.env.clock.ms, `${x.cn} valid`);
+    const times = body.clients.map((x) => Date.parse(x.notAfter));
+    assert.equal(times, [...times].sort((a, b) => a - b));
+    assert.is((await c.hosts['host-0000']!.call('GET', '/v1/certificates')).status, 403);
   } finally {
     await teardown(c);
   }

@@ -21,6 +21,7 @@ import type {
   TraceResponse,
 } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
+import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutApproveRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
 import { ApiError } from './errors.ts';
@@ -44,6 +45,8 @@ export interface OperatorApi {
   quarantines(): Awaitable<QuarantinesResponse>;
   /** Issue 15: `nixfleet compliance`. */
   compliance(): Awaitable<ComplianceResponse>;
+  /** Issue 20: certificate expiries this replica knows (read-only, for the dashboard). */
+  certificates(): Awaitable<CertificatesResponse>;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Awaitable<QuarantineClearResponse>;
 }
 
@@ -98,6 +101,7 @@ export function operatorRoutes(service: OperatorApi): Hono<AppEnv> {
   });
   app.get(ROUTES.quarantines, operator, async (c) => c.json(await service.quarantines()));
   app.get(ROUTES.compliance, operator, async (c) => c.json(await service.compliance()));
+  app.get(ROUTES.certificates, operator, async (c) => c.json(await service.certificates()));
   app.post(ROUTES.quarantinesClear, operator, async (c) => {
     const req = validated(parseQuarantineClearRequest(await readJson(c, false)));
     return c.json(await service.clearQuarantines(c.get('peer'), req));

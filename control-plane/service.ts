@@ -14,6 +14,7 @@
  */
 import { failureCounts } from './compliance-view.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
+import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import type { Trust } from '../protocol/schema.ts';
 import type { Observed } from '../reconciler/types.ts';
 import type { Action } from '../reconciler/types.ts';
@@ -452,6 +453,12 @@ export class ControlPlane implements CpService {
 
   compliance(): Promise<ComplianceResponse> {
     return this.operator.compliance();
+  }
+
+  certificates(): CertificatesResponse {
+    const c = this.metrics.certificateExpiries();
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    return { server: iso(c.server), ca: iso(c.ca), clients: c.clients.map((x) => ({ cn: x.cn, role: x.role, notAfter: new Date(x.notAfterMs).toISOString() })) };
   }
 
   quarantines(): Promise<QuarantinesResponse> {

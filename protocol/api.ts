@@ -49,6 +49,7 @@ export const ROUTES = {
   rolloutApprove: '/v1/rollouts/:id/approve',
   audit: '/v1/audit',
   compliance: '/v1/compliance',
+  certificates: '/v1/certificates',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
   quarantines: '/v1/quarantines',
@@ -403,7 +404,7 @@ export type RolloutSummary = Static<typeof RolloutSummarySchema>;
 export const RolloutsResponseSchema = Type.Object({ rollouts: Type.Array(RolloutSummarySchema) });
 export type RolloutsResponse = Static<typeof RolloutsResponseSchema>;
 
-/** One host of a rollout; `reason`: why it is waiting (gate reason) or failed, when known. */
+/** One host of a rollout; `reason`: why it is waiting (gate reason) or was released, when known. */
 export const RolloutHostViewSchema = Type.Object({
   hostname: Type.String(),
   wave: Type.Integer(),
@@ -411,6 +412,8 @@ export const RolloutHostViewSchema = Type.Object({
   since: Type.String(),
   closureHash: Nullable(Type.String()),
   reason: Nullable(Type.String()),
+  /** Issue 20 (absent = not held by a gate): the gate code of the block in `reason` (quarantined, offline, host-edge, compliance, pinned, …). */
+  gate: Type.Optional(Type.String()),
 });
 export type RolloutHostView = Static<typeof RolloutHostViewSchema>;
 /** `GET /v1/rollouts/:id` → {@link RolloutDetail}. */
