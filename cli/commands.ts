@@ -2,6 +2,7 @@
  * The command table of `nixfleet` (SPEC §7): the one source of argument parsing, `--help` and
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
+import { EVIDENCE_COMMANDS } from './commands-evidence.ts';
 import { completionCommand } from './completion.ts';
 import type { CommandSpec, Ctx, FlagSpec, Outcome } from './framework.ts';
 import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
@@ -482,4 +483,5 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
     handler: lazy(audit, 'auditVerify'),
   },
+  ...EVIDENCE_COMMANDS,
 ];

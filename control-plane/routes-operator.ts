@@ -22,6 +22,8 @@ import type {
 } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
+import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
+import { evidenceRange } from './evidence-export.ts';
 import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutApproveRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -44,6 +46,8 @@ export interface OperatorApi {
   quarantines(): Awaitable<QuarantinesResponse>;
   /** Issue 15: `nixfleet compliance`. */
   compliance(): Awaitable<ComplianceResponse>;
+  /** Issue 15: `nixfleet evidence export` (read-only). */
+  evidence(fromMs: number, toMs: number): Awaitable<EvidenceResponse>;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Awaitable<QuarantineClearResponse>;
 }
 
@@ -98,6 +102,10 @@ export function operatorRoutes(service: OperatorApi): Hono<AppEnv> {
   });
   app.get(ROUTES.quarantines, operator, async (c) => c.json(await service.quarantines()));
   app.get(ROUTES.compliance, operator, async (c) => c.json(await service.compliance()));
+  app.get(ROUTES.evidence, operator, async (c) => {
+    const { fromMs, toMs } = evidenceRange(c.req.query('from'), c.req.query('to'));
+    return c.json(await service.evidence(fromMs, toMs));
+  });
   app.post(ROUTES.quarantinesClear, operator, async (c) => {
     const req = validated(parseQuarantineClearRequest(await readJson(c, false)));
     return c.json(await service.clearQuarantines(c.get('peer'), req));

@@ -13,6 +13,8 @@
  * Time is a parameter (`now`), so deadlines and soak are testable without waiting.
  */
 import { failureCounts } from './compliance-view.ts';
+import { evidenceExport } from './evidence-export.ts';
+import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import type { Trust } from '../protocol/schema.ts';
 import type { Observed } from '../reconciler/types.ts';
@@ -417,6 +419,10 @@ export class ControlPlane implements CpService {
 
   compliance(): Promise<ComplianceResponse> {
     return this.operator.compliance();
+  }
+
+  evidence(fromMs: number, toMs: number): Promise<EvidenceResponse> {
+    return evidenceExport(this.store, this.artifacts.currentTrust(), fromMs, toMs);
   }
 
   quarantines(): Promise<QuarantinesResponse> {

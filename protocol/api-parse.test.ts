@@ -123,6 +123,7 @@ function stubService(over: Partial<CpService> = {}): CpService {
     report: fail,
     hosts: () => ({ hosts: [] }),
     compliance: fail,
+    evidence: fail,
     rollouts: fail,
     rollout: fail,
     trace: fail,

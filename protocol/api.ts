@@ -48,6 +48,7 @@ export const ROUTES = {
   rolloutApprove: '/v1/rollouts/:id/approve',
   audit: '/v1/audit',
   compliance: '/v1/compliance',
+  evidence: '/v1/evidence',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
   quarantines: '/v1/quarantines',

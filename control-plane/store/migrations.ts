@@ -6,7 +6,8 @@
  * signedAt — rollback protection survives restarts), audit (hash chain); since version 2 host_drift
  * and rollout_controls (issue 14: drift, stall, change-window hold, hosts released by an operator),
  * version 3 audit_anchor (retention, issue 17), version 4 evidence + evidence_latest (host-signed
- * compliance evidence, issue 15).
+ * compliance evidence, issue 15), version 5 artifact_history (every accepted artefact: the
+ * releases in force over a period, for the evidence packet).
  */
 import type Database from 'better-sqlite3';
 
@@ -173,6 +174,20 @@ export const MIGRATIONS: readonly string[] = [
     verdict TEXT NOT NULL,
     PRIMARY KEY (hostname, control)
   ) WITHOUT ROWID;
+  `,
+  // 5: every accepted artefact, not only the newest per kind (issue 15: the evidence packet holds the releases in force over a period)
+  `
+  CREATE TABLE artifact_history (
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    accepted_ms INTEGER NOT NULL,
+    PRIMARY KEY (kind, sha256)
+  ) WITHOUT ROWID;
+  CREATE INDEX artifact_history_accepted ON artifact_history (kind, accepted_ms);
+  INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) SELECT kind, sha256, signed_at, bytes, signature, accepted_ms FROM artifacts;
   `,
 ];
 

@@ -172,6 +172,20 @@ export const PG_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (hostname, control)
   );
   `,
+  // 5: every accepted artefact (issue 15 evidence packet; = SQLite migration 5)
+  `
+  CREATE TABLE artifact_history (
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    bytes BYTEA NOT NULL,
+    signature BYTEA NOT NULL,
+    accepted_ms BIGINT NOT NULL,
+    PRIMARY KEY (kind, sha256)
+  );
+  CREATE INDEX artifact_history_accepted ON artifact_history (kind, accepted_ms);
+  INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) SELECT kind, sha256, signed_at, bytes, signature, accepted_ms FROM artifacts;
+  `,
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

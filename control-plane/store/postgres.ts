@@ -467,6 +467,10 @@ export class PostgresStore implements Store {
   getArtifact(kind: ArtifactKind): Promise<ArtifactRow | null> {
     return this.r(sql.getArtifact(this.pool, kind));
   }
+
+  artifactHistory(kind: ArtifactKind): Promise<ArtifactRow[]> {
+    return this.r(sql.artifactHistory(this.pool, kind));
+  }
   auditPage(after: number, limit: number): Promise<AuditEntry[]> {
     return this.r(sql.auditPage(this.pool, after, limit));
   }

@@ -445,6 +445,10 @@ export class SqliteStore implements Store {
     return this.artifactsT.get(kind);
   }
 
+  artifactHistory(kind: ArtifactKind): ArtifactRow[] {
+    return this.artifactsT.history(kind);
+  }
+
   auditPage(after: number, limit: number): AuditEntry[] {
     return this.auditT.page(after, limit);
   }

@@ -279,6 +279,8 @@ export interface Store {
   getPause(channel: string): Awaitable<PauseRow | null>;
   reportCount(): Awaitable<number>;
   getArtifact(kind: ArtifactKind): Awaitable<ArtifactRow | null>;
+  /** Issue 15: every artefact of `kind` ever accepted (oldest first), for the evidence packet. */
+  artifactHistory(kind: ArtifactKind): Awaitable<ArtifactRow[]>;
   auditPage(after: number, limit: number): Awaitable<AuditEntry[]>;
   auditAll(): Awaitable<AuditEntry[]>;
   /** Where the kept audit log chains from after retention pruned its start (null: genesis). */
