@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { AuditEntry } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
 import { parseAuditResponse, responseParser } from '../protocol/api-parse.ts';
+import { WitnessesResponseSchema } from '../protocol/audit-witness.ts';
 import { CATALOGUE, type Control } from '../protocol/compliance.ts';
 import { fromBase64 } from '../protocol/crypto.ts';
 import { buildPacket, EvidenceResponseSchema, type PacketInfo } from '../protocol/evidence-packet.ts';
@@ -21,6 +22,7 @@ import type { Ctx, Outcome } from './framework.ts';
 import { arg, done, fail, flagBool, flagStr } from './framework.ts';
 
 const parseEvidenceResponse = responseParser(EvidenceResponseSchema, 'evidence export');
+const parseWitnesses = responseParser(WitnessesResponseSchema, 'audit witnesses');
 const MAX_AUDIT_PAGES = 100_000;
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -51,6 +53,10 @@ export async function evidenceExport(ctx: Ctx): Promise<Outcome> {
   try {
     const r = await c.value.get(ROUTES.evidence, parseEvidenceResponse, { from: iso(fromMs), to: iso(toMs) });
     if (!r.ok) return { error: r.error };
+    // Witnesses first (each is then of a head the log below holds), those dated in or before the period.
+    const w = await c.value.get(ROUTES.auditWitnesses, parseWitnesses);
+    if (!w.ok) return { error: w.error };
+    const witnesses = w.value.witnesses.filter((x) => Date.parse(x.at) <= toMs);
     // The audit segment of the period, read page by page; the head is the newest entry seen.
     const audit: AuditEntry[] = [];
     let head: AuditEntry | null = null;
@@ -72,7 +78,7 @@ export async function evidenceExport(ctx: Ctx): Promise<Outcome> {
     const evidence = keep === null ? r.value.evidence : r.value.evidence.filter((e) => keep.has(e.record.control));
     const nowMs = ctx.io.now();
     const info: PacketInfo = { from: iso(fromMs), to: iso(toMs), framework, generatedAt: iso(nowMs), auditHead: head === null ? null : { seq: head.seq, hash: head.hash } };
-    const files = buildPacket(r.value, audit, evidence, info);
+    const files = buildPacket(r.value, audit, evidence, witnesses, info);
     try {
       writeFileAtomic(out, writeTar(files, Math.floor(nowMs / 1000)), { mode: 0o600 });
     } catch (e) {
@@ -131,7 +137,7 @@ function renderSummary(s: PacketSummary): string {
   const lines = [
     `ok: evidence packet ${s.packet.from} .. ${s.packet.to}${s.packet.framework === null ? '' : ` (${s.packet.framework})`} verified offline (trust root: ${s.trustFrom === 'argument' ? '--trust' : 'the packet\'s own trust.json — give --trust to use yours'})`,
     `  ${s.files} files match the manifest; ${s.releases.length} signed releases in force`,
-    `  audit chain: ${a === null ? 'no entries in the period' : `${a.entries} entries, seq ${a.firstSeq}..${a.lastSeq}, head ${a.lastHash}; ${a.reports.verified} host reports verified`}`,
+    `  audit chain: ${a === null ? 'no entries in the period' : `${a.entries} entries, seq ${a.firstSeq}..${a.lastSeq}, head ${a.lastHash}; ${a.reports.verified} host reports verified`}; witnessed heads: ${s.witnesses.matched} found in it${s.witnesses.before > 0 ? `, ${s.witnesses.before} before the period` : ''}`,
     `  ${s.activations} activations, each of a closure a signed release declared; ${s.evidence.records} evidence records (${s.evidence.verified} host-signed, verified${s.evidence.unsigned > 0 ? `, ${s.evidence.unsigned} unsigned` : ''})`,
     '',
     'FRAMEWORK      CONTROLS  PASS  FAIL  ERROR  STALE  MISSING',

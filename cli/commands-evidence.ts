@@ -1,10 +1,97 @@
 /**
- * The `evidence` commands of the command table (issue 15), beside commands.ts (which spreads them
- * in): `evidence export` (online) and `evidence verify` (offline). Handlers load on first use.
+ * The `audit` and `evidence` commands of the command table, beside commands.ts (which spreads them
+ * in): audit export / checkpoint / verify, evidence export / verify (issue 15). Handlers load on first use.
  */
 import type { CommandSpec, Ctx, Outcome } from './framework.ts';
 
 const evidence = () => import('./cmd-evidence.ts');
+const online = () => import('./cmd-online.ts');
+const audit = () => import('./cmd-audit.ts');
+
+type Handler = (ctx: Ctx) => Promise<Outcome>;
+const lazy =
+  <M extends Record<K, Handler>, K extends string>(load: () => Promise<M>, name: K): Handler =>
+  async (ctx) =>
+    (await load())[name](ctx);
+
+/** `audit export` (online), `audit checkpoint` (online), `audit verify` (offline). */
+export const AUDIT_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'audit export',
+    summary: 'Download the hash-chained audit log as JSON Lines (verify it with audit verify)',
+    description:
+      'Each line is the JCS form of one entry {seq, at, kind, actor, subject, data, prevHash, hash}, ascending seq.\nThe output is already JSON; there is no --json flag.',
+    args: [],
+    flags: [
+      { name: 'since', type: 'string', placeholder: 'SEQ|TIME', description: 'Start at this seq number, or at entries at/after this RFC 3339 time.' },
+      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write to FILE (mode 0600) instead of stdout; - is stdout.' },
+      { name: 'witnesses', type: 'string', placeholder: 'FILE', description: 'Also write the witnessed heads the CP keeps (host-signed heads, operator checkpoints) as JSON to FILE; give it to audit verify --witnesses.' },
+    ],
+    examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
+    online: true,
+    handler: lazy(online, 'auditExport'),
+  },  {
+    name: 'audit checkpoint',
+    summary: 'Record the audit chain head now as an operator checkpoint, on the CP and in a file you keep',
+    description:
+      'The CP appends an audit.checkpoint entry naming you (mTLS identity) and keeps the witness; --out writes\n{by, seq, hash, at} to a file to keep away from the CP (commit it). `audit verify --witnesses FILE` then fails when\nthe log was rewritten or cut behind that head, or rebuilt from empty.',
+    args: [],
+    flags: [{ name: 'out', type: 'string', placeholder: 'FILE', description: 'Write the checkpoint as JSON to FILE (mode 0600).', required: true }],
+    examples: ['nixfleet audit checkpoint --out checkpoints/$(date -u +%F).json'],
+    online: true,
+    json: {
+      shape: 'the checkpoint, as written to --out:',
+      fields: [
+        { name: 'by', description: '`operator:<name>` (your certificate\'s CN).' },
+        { name: 'seq', description: 'seq of the head entry.' },
+        { name: 'hash', description: 'Its hash.' },
+        { name: 'at', description: 'When the CP recorded it, RFC 3339.' },
+      ],
+    },
+    handler: lazy(audit, 'auditCheckpoint'),
+  },
+  {
+    name: 'audit verify',
+    summary: 'Check an audit export offline: the hash chain, and host signatures on their reports',
+    description:
+      'Recomputes every entry hash (sha256 of the JCS of {seq, at, kind, actor, subject, data, prevHash}) and the links\nbetween entries, and checks each stored host report against the host key of the given fleet(s). Names the first\nbad line. Needs no control plane.',
+    args: [{ name: 'FILE', description: 'JSON Lines written by `nixfleet audit export` (- for stdin).' }],
+    flags: [
+      {
+        name: 'fleet',
+        type: 'string',
+        placeholder: 'FILES',
+        description: 'Comma-separated fleet.resolved.json files whose hosts.*.pubkey verify the reports (check them first with verify-artifact).',
+      },
+      {
+        name: 'witnesses',
+        type: 'string',
+        placeholder: 'FILES',
+        description: 'Comma-separated witness files (audit export --witnesses) and checkpoint files (audit checkpoint --out): every witnessed head must be\nin the log — else WITNESS_REWRITTEN, WITNESS_TRUNCATED or WITNESS_REBUILT naming the witness. Host signatures checked with --fleet.',
+      },
+    ],
+    examples: ['nixfleet audit verify audit.jsonl --fleet releases/fleet.resolved.json'],
+    online: false,
+    json: {
+      shape: 'one object.',
+      fields: [
+        { name: 'ok', description: 'true when the whole file verifies (exit 0); false otherwise (exit 1).' },
+        { name: 'entries', description: 'Number of entries checked.' },
+        { name: 'firstSeq', description: 'seq of the first line.' },
+        { name: 'lastSeq', description: 'seq of the last line.' },
+        { name: 'lastHash', description: 'hash of the last entry (compare with the CP to detect a truncated export).' },
+        { name: 'complete', description: 'true when the export starts at seq 1 (the whole chain was checked).' },
+        { name: 'reports', description: '{verified, rejectedByCp, unchecked}: host report signature counts.' },
+        { name: 'evidence', description: '{verified, unchecked}: host-signed compliance evidence records carried by host.evidence entries (issue 15); a bad one fails with EVIDENCE_SIGNATURE.' },
+        { name: 'witnesses', description: '{matched, before}: witnessed heads found in the log, and those before a partial export; null without --witnesses.' },
+        { name: 'code', description: 'On failure: EMPTY, PARSE_ERROR, SHAPE, SEQ, PREV_HASH, HASH, REPORT_SIGNATURE, EVIDENCE_SIGNATURE, WITNESS_SIGNATURE, WITNESS_REWRITTEN, WITNESS_TRUNCATED or WITNESS_REBUILT.' },
+        { name: 'line', description: 'On failure: the 1-based line number of the first bad entry.' },
+        { name: 'seq', description: 'On failure: its seq, when readable.' },
+        { name: 'message', description: 'On failure: what was wrong, naming the line.' },
+      ],
+    },
+    handler: lazy(audit, 'auditVerify'),
+  },];
 
 export const EVIDENCE_COMMANDS: readonly CommandSpec[] = [
   {
@@ -21,7 +108,7 @@ export const EVIDENCE_COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ['nixfleet evidence export --from 2026-01-01T00:00:00Z --to 2026-04-01T00:00:00Z --out q1.evidence.tar'],
     online: true,
-    handler: async (ctx: Ctx): Promise<Outcome> => (await evidence()).evidenceExport(ctx),
+    handler: lazy(evidence, 'evidenceExport'),
   },
   {
     name: 'evidence verify',
@@ -52,6 +139,6 @@ export const EVIDENCE_COMMANDS: readonly CommandSpec[] = [
         { name: 'line', description: 'On failure: the 1-based line in that file, or null.' },
       ],
     },
-    handler: async (ctx: Ctx): Promise<Outcome> => (await evidence()).evidenceVerify(ctx),
+    handler: lazy(evidence, 'evidenceVerify'),
   },
 ];

@@ -58,6 +58,7 @@ export function renderEvidenceHtml(s: PacketSummary): string {
 <li>${s.files} files, each matching the manifest's sha256</li>
 <li>${s.releases.length} signed releases in force over the period</li>
 <li>audit chain: ${auditLine}</li>
+<li>${s.witnesses.matched} witnessed heads (host-signed, operator checkpoints) found in the chain${s.witnesses.before > 0 ? `, ${s.witnesses.before} before the period` : ''}</li>
 <li>${s.activations} activations, each of a closure a signed release declared for the host</li>
 <li>${s.evidence.records} evidence records: ${s.evidence.verified} host-signed and verified${s.evidence.unsigned > 0 ? `, ${s.evidence.unsigned} unsigned (host without key)` : ''}</li>
 </ul>

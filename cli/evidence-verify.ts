@@ -11,11 +11,15 @@
  *  4. the audit segment: chain continuity and every host statement in it under the host keys of
  *     those releases (`AUDIT_CHAIN`, `REPORT_SIGNATURE`, `EVIDENCE_SIGNATURE`); every activation it
  *     records is of a closure a verified release declared for that host (`ACTIVATION_UNDECLARED`);
+ *     every witnessed head is in the segment (`WITNESS_SIGNATURE`, `WITNESS_REWRITTEN`,
+ *     `WITNESS_TRUNCATED`, `WITNESS_REBUILT`: protocol/audit-witness.ts);
  *  5. every evidence record (`PACKET_FILE` for a malformed line): signed by its host's key from a
  *     verified release (`EVIDENCE_SIGNATURE`), received inside the period and not dated after its
  *     receipt (`EVIDENCE_FRESHNESS`).
  */
 import { compile } from '../protocol/validate.ts';
+import { badWitnessSignature, checkWitnesses, WitnessListSchema, type WitnessErrorCode } from '../protocol/audit-witness.ts';
+import type { AuditEntry } from '../protocol/api.ts';
 import { controlsOf, type Control } from '../protocol/compliance.ts';
 import { fromBase64, parseOpenSshEd25519, sha256Hex, toBase64, verifySignature } from '../protocol/crypto.ts';
 import { PACKET_FILES, PACKET_FORMAT, StoredEvidenceSchema, type PacketInfo, type ReleaseIndexEntry, type StoredEvidence } from '../protocol/evidence-packet.ts';
@@ -40,7 +44,9 @@ export type PacketErrorCode =
   | 'REPORT_SIGNATURE'
   | 'EVIDENCE_SIGNATURE'
   | 'EVIDENCE_FRESHNESS'
-  | 'ACTIVATION_UNDECLARED';
+  | 'ACTIVATION_UNDECLARED'
+  | 'WITNESS_SIGNATURE'
+  | WitnessErrorCode;
 
 export type PacketError = { code: PacketErrorCode; file: string | null; line: number | null; message: string };
 
@@ -55,6 +61,8 @@ export type PacketSummary = {
   releases: { file: string; signedAt: string; acceptedAt: string; sha256: string; ciCommit: string | null; hosts: number; keyRole: string }[];
   audit: Pick<AuditSummary, 'entries' | 'firstSeq' | 'lastSeq' | 'lastHash' | 'reports' | 'evidence'> | null;
   activations: number;
+  /** Witnessed heads (host-signed, operator checkpoints) found in the segment, and before it. */
+  witnesses: { matched: number; before: number };
   evidence: { records: number; verified: number; unsigned: number };
   frameworks: { framework: string; controls: number; pass: number; fail: number; error: number; stale: number; missing: number }[];
   controls: { id: string; title: string; severity: string; clauses: string[] }[];
@@ -68,6 +76,7 @@ export const STALE_AFTER_MS = 24 * 3600 * 1000;
 export const FUTURE_SKEW_MS = 5 * 60 * 1000;
 
 const storedEvidence = compile(StoredEvidenceSchema);
+const witnessList = compile(WitnessListSchema);
 const dec = new TextDecoder();
 const fault = (code: PacketErrorCode, file: string | null, line: number | null, message: string) =>
   err<PacketError>({ code, file, line, message: `${file === null ? '' : `${file}${line === null ? '' : `:${line}`}: `}${message}` });
@@ -182,6 +191,16 @@ export function verifyEvidencePacket(bytes: Uint8Array, trust: Trust | null): Re
     }
   }
 
+  // 4b. witnessed heads: signed by their hosts, and each in the segment (or before it)
+  const wj = jsonOf(files.get(PACKET_FILES.witnesses), PACKET_FILES.witnesses);
+  if (!wj.ok) return wj;
+  if (!witnessList.check(wj.value)) return fault('PACKET_FILE', PACKET_FILES.witnesses, null, 'not a list of witnessed heads');
+  const badW = badWitnessSignature(wj.value, keys);
+  if (badW !== null) return fault('WITNESS_SIGNATURE', PACKET_FILES.witnesses, null, `${badW.by}'s witness of seq ${badW.seq} does not verify under its host key`);
+  const segment = auditText === '' ? [] : auditText.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditEntry);
+  const wc = checkWitnesses(segment, wj.value);
+  if (!wc.ok) return fault(wc.error.code, PACKET_FILES.witnesses, null, wc.error.message);
+
   // 5. evidence records
   const evBytes = files.get(PACKET_FILES.evidence);
   if (evBytes === undefined) return fault('FILE_MISSING', PACKET_FILES.evidence, null, 'missing from the packet');
@@ -214,7 +233,7 @@ export function verifyEvidencePacket(bytes: Uint8Array, trust: Trust | null): Re
     records.push(e);
   }
 
-  return ok({ packet, trustFrom: trust === null ? 'packet' : 'argument', files: files.size, releases, audit, activations, evidence: { records: records.length, verified, unsigned }, ...summarise(fleets[fleets.length - 1] ?? null, records, packet, toMs) });
+  return ok({ packet, trustFrom: trust === null ? 'packet' : 'argument', files: files.size, releases, audit, activations, witnesses: wc.value, evidence: { records: records.length, verified, unsigned }, ...summarise(fleets[fleets.length - 1] ?? null, records, packet, toMs) });
 }
 
 /** Per framework / control / host: the newest record of each host × control at the end of the period. */

@@ -16,6 +16,9 @@ import { runCli } from '../fixtures/cli-testing.ts';
 import { Client, hostKeyOf, makeEnv, report, startCp } from '../fixtures/cp-testing.ts';
 import { mintReleaseKey } from '../fixtures/keys.ts';
 import type { EvidenceRecord } from '../protocol/compliance.ts';
+import type { CheckinResponse } from '../protocol/api.ts';
+import { auditEntryHash } from '../protocol/audit-chain.ts';
+import type { AuditHead } from '../protocol/audit-witness.ts';
 import { sha256Hex } from '../protocol/crypto.ts';
 import { PACKET_FILES, PACKET_FORMAT, type Manifest } from '../protocol/evidence-packet.ts';
 import { canonicalize } from '../protocol/jcs.ts';
@@ -75,7 +78,10 @@ async function before(): Promise<void> {
     rolloutId: null,
     at: new Date(env.clock.ms).toISOString(),
   });
+  let head: AuditHead | undefined;
   const checkin = async (i: number, closure: string, recs: EvidenceRecord[]) => {
+    // Each check-in also witnesses the head the previous answer showed (issue 15 anchoring).
+    const w = head === undefined ? null : { hostname: names[i]!, seq: head.seq, hash: head.hash, at: new Date(env.clock.ms).toISOString() };
     const r = await hosts[i]!.call('POST', '/v1/agent/checkin', {
       hostname: names[i],
       currentClosure: closure,
@@ -84,8 +90,10 @@ async function before(): Promise<void> {
       failedUnits: [],
       lastOutcome: null,
       compliance: recs.map((x) => ({ record: x, signature: hostKeyOf(i, names[i]!).sign(x) })),
+      ...(w === null ? {} : { auditWitness: { witness: w, signature: hostKeyOf(i, names[i]!).sign(w) } }),
     });
     assert.is(r.status, 200, JSON.stringify(r.body));
+    head = (r.body as CheckinResponse).auditHead;
   };
   env.clock.advance(60_000);
   const c0 = fakeClosure(names[0]!);
@@ -150,6 +158,7 @@ t('verify passes offline: releases, audit chain, activation, evidence signatures
   assert.is(v.evidence.verified, 3);
   assert.ok(v.activations >= 1, 'the activation report was checked against the releases');
   assert.ok(v.audit !== null && v.audit.reports.verified >= 1);
+  assert.is(v.witnesses.matched, 1, 'the host-signed head is in the segment');
   const nis2 = v.frameworks.find((f) => f.framework === 'nis2')!;
   assert.is(nis2.fail, 1);
   assert.is(nis2.pass, 2);
@@ -235,6 +244,28 @@ t('a forged release (signed by a key outside the trust root) fails RELEASE_SIGNA
   );
   assert.is(e.code, 'RELEASE_SIGNATURE');
   assert.match(e.file ?? '', /^releases\/001-fleet-/);
+});
+
+t('an audit row rewritten with the chain and the manifest recomputed: the chain verifies, the host-witnessed head does not (WITNESS_REWRITTEN)', () => {
+  const e = codeOf(
+    tampered(
+      editLines(PACKET_FILES.audit, (ls) => {
+        let prev: string | null = null;
+        return ls.map((l, i) => {
+          const o = JSON.parse(l) as Parameters<typeof auditEntryHash>[0] & { hash: string };
+          if (i === 0) o.data = { rewritten: true };
+          if (prev !== null) o.prevHash = prev;
+          const { hash: _old, ...rest } = o;
+          prev = auditEntryHash(rest);
+          return (canonicalize({ ...rest, hash: prev }) as { value: string }).value;
+        });
+      }),
+      true,
+    ),
+  );
+  assert.is(e.code, 'WITNESS_REWRITTEN', e.message);
+  assert.is(e.file, PACKET_FILES.witnesses);
+  assert.match(e.message, /host:host-\d+'s witnessed head seq \d+/);
 });
 
 t('an edited audit row fails (HASH), an unlisted file fails, and the CLI exits 1 with the code', async () => {

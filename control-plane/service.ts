@@ -14,6 +14,8 @@
  */
 import { failureCounts } from './compliance-view.ts';
 import { evidenceExport } from './evidence-export.ts';
+import { WitnessKeeper } from './witnesses.ts';
+import type { Checkpoint, CheckpointRequest, WitnessesResponse } from '../protocol/audit-witness.ts';
 import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import type { Trust } from '../protocol/schema.ts';
@@ -423,6 +425,15 @@ export class ControlPlane implements CpService {
 
   evidence(fromMs: number, toMs: number): Promise<EvidenceResponse> {
     return evidenceExport(this.store, this.artifacts.currentTrust(), fromMs, toMs);
+  }
+
+  async witnesses(): Promise<WitnessesResponse> {
+    const ws = await this.store.witnesses();
+    return { head: await this.store.auditHead(), witnesses: ws.map(({ receivedMs: _r, ...w }) => w) };
+  }
+
+  checkpoint(peer: PeerIdentity, req: CheckpointRequest): Promise<Checkpoint> {
+    return new WitnessKeeper({ store: this.store }).checkpoint(peer.cn, req, this.now()).then((c) => ({ by: `operator:${peer.cn}`, ...c }));
   }
 
   quarantines(): Promise<QuarantinesResponse> {

@@ -124,6 +124,8 @@ function stubService(over: Partial<CpService> = {}): CpService {
     hosts: () => ({ hosts: [] }),
     compliance: fail,
     evidence: fail,
+    witnesses: fail,
+    checkpoint: fail,
     rollouts: fail,
     rollout: fail,
     trace: fail,

@@ -11,11 +11,13 @@
  *   audit.jsonl          the audit-chain segment of the period, one JCS entry per line
  *   evidence.jsonl       every host-signed evidence record received in the period, one JCS line each:
  *                        {record, signature, receivedAt, verdict}
+ *   witnesses.json       the witnessed audit heads up to the end of the period (protocol/audit-witness.ts)
  *
  * Pure: no I/O.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { AuditEntry } from './api.ts';
+import type { StoredWitness } from './audit-witness.ts';
 import { EvidenceRecordSchema } from './compliance.ts';
 import { fromBase64, sha256Hex } from './crypto.ts';
 import { canonicalize } from './jcs.ts';
@@ -82,7 +84,7 @@ export type ManifestEntry = { path: string; sha256: string; size: number };
 export type Manifest = { format: typeof PACKET_FORMAT; files: ManifestEntry[] };
 export type ReleaseIndexEntry = { file: string; kind: 'fleet'; signedAt: string; sha256: string; acceptedAt: string };
 
-export const PACKET_FILES = { manifest: 'manifest.json', info: 'packet.json', trust: 'trust.json', releases: 'releases.json', audit: 'audit.jsonl', evidence: 'evidence.jsonl' } as const;
+export const PACKET_FILES = { manifest: 'manifest.json', info: 'packet.json', trust: 'trust.json', releases: 'releases.json', audit: 'audit.jsonl', evidence: 'evidence.jsonl', witnesses: 'witnesses.json' } as const;
 
 const enc = new TextEncoder();
 const jcs = (v: unknown): string => {
@@ -102,7 +104,7 @@ const fromB64 = (s: string): Uint8Array => {
  * The packet's files (manifest first). `audit`: the chain segment of the period, ascending seq;
  * `evidence`: the records to include (already filtered by framework, if any).
  */
-export function buildPacket(resp: EvidenceResponse, audit: readonly AuditEntry[], evidence: readonly StoredEvidence[], info: PacketInfo): TarFile[] {
+export function buildPacket(resp: EvidenceResponse, audit: readonly AuditEntry[], evidence: readonly StoredEvidence[], witnesses: readonly StoredWitness[], info: PacketInfo): TarFile[] {
   const files: TarFile[] = [];
   const index: ReleaseIndexEntry[] = [];
   resp.releases.forEach((r, i) => {
@@ -116,6 +118,7 @@ export function buildPacket(resp: EvidenceResponse, audit: readonly AuditEntry[]
     { path: PACKET_FILES.releases, bytes: enc.encode(jcs(index) + '\n') },
     { path: PACKET_FILES.audit, bytes: lines(audit) },
     { path: PACKET_FILES.evidence, bytes: lines(evidence) },
+    { path: PACKET_FILES.witnesses, bytes: enc.encode(jcs(witnesses) + '\n') },
   );
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const manifest: Manifest = { format: PACKET_FORMAT, files: files.map((f) => ({ path: f.path, sha256: sha256Hex(f.bytes), size: f.bytes.length })) };

@@ -7,9 +7,10 @@
  * and rollout_controls (issue 14: drift, stall, change-window hold, hosts released by an operator),
  * version 3 audit_anchor (retention, issue 17), version 4 evidence + evidence_latest (host-signed
  * compliance evidence, issue 15), version 5 artifact_history (every accepted artefact: the
- * releases in force over a period, for the evidence packet).
+ * releases in force over a period, for the evidence packet), version 6 audit_witness.
  */
 import type Database from 'better-sqlite3';
+import { witnessTable } from './witness.ts';
 
 export const MIGRATIONS: readonly string[] = [
   // 1: initial schema
@@ -189,6 +190,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX artifact_history_accepted ON artifact_history (kind, accepted_ms);
   INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) SELECT kind, sha256, signed_at, bytes, signature, accepted_ms FROM artifacts;
   `,
+  // 6: witnessed audit heads (issue 15: host-signed heads from check-ins, operator checkpoints)
+  witnessTable('INTEGER'),
 ];
 
 /** Bring the schema up to date; refuse a database written by a newer control plane. */

@@ -6,6 +6,7 @@
  * that replicas starting together migrate once.
  */
 import type pg from 'pg';
+import { witnessTable } from './witness.ts';
 
 export const PG_MIGRATIONS: readonly string[] = [
   // 1: initial schema (= SQLite migration 1) + the leader lease
@@ -186,6 +187,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX artifact_history_accepted ON artifact_history (kind, accepted_ms);
   INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) SELECT kind, sha256, signed_at, bytes, signature, accepted_ms FROM artifacts;
   `,
+  // 6: witnessed audit heads (issue 15; = SQLite migration 6)
+  witnessTable('BIGINT'),
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */
