@@ -476,13 +476,8 @@ export class PostgresStore implements Store {
     return this.r(sql.artifactHistory(this.pool, kind));
   }
 
-  auditHead(): Promise<{ seq: number; hash: string } | null> {
-    return this.r(auditHeadPg(this.pool));
-  }
-
-  witnesses(): Promise<WitnessRow[]> {
-    return this.r(witnessesPg(this.pool));
-  }
+  auditHead = (): Promise<{ seq: number; hash: string } | null> => this.r(auditHeadPg(this.pool));
+  witnesses = (): Promise<WitnessRow[]> => this.r(witnessesPg(this.pool));
   auditPage(after: number, limit: number): Promise<AuditEntry[]> {
     return this.r(sql.auditPage(this.pool, after, limit));
   }
