@@ -102,6 +102,8 @@ export class NixfleetAgent {
   failures = 0;
   private readonly reports: ReportQueue;
   private probeResults: ProbeResult[] = [];
+  /** Issue 15: the audit head the CP showed last; the next check-in carries our signature over it. */
+  private auditHead: CheckinResponse['auditHead'] = undefined;
   /** When each probe last ran (by name), for the background schedule. */
   private readonly probeRanAt = new Map<string, number>();
   /** The deferred closure the agent asked the machine to reboot into (issue 14; once per process). */
@@ -300,6 +302,11 @@ export class NixfleetAgent {
       lastConfirmed: signedOrNull(this.deps.store.loadConfirmed()),
       ...(evidence === undefined ? {} : { compliance: evidence }),
     };
+    const head = this.auditHead;
+    if (head !== undefined && head.seq > 0 && this.deps.hostKey !== null) {
+      const witness = { hostname: cfg.hostname, seq: head.seq, hash: head.hash, at: new Date(this.now()).toISOString() };
+      body.auditWitness = { witness, signature: signJcs(witness, this.deps.hostKey) };
+    }
     const res = await this.deps.client.checkin(body);
     // Evidence the CP refused (EVIDENCE_SIGNATURE_INVALID) would be refused again: drop it, keep checking in.
     if (res.ok || res.error.errorCode === 'EVIDENCE_SIGNATURE_INVALID') this.compliance.delivered(evidence);
@@ -310,6 +317,7 @@ export class NixfleetAgent {
       return { outcome: { kind: 'checkin-failed', error: res.error }, delayMs: d };
     }
     this.failures = 0;
+    this.auditHead = res.value.auditHead ?? this.auditHead;
     if (res.value.outcomeRefused !== undefined) this.log.warn('agent.outcome-refused', { code: res.value.outcomeRefused.code, message: res.value.outcomeRefused.message });
     const n = res.value.nextCheckinSecs;
     const delayMs = nextDelayMs({ ...base, baseSecs: Number.isFinite(n) && n > 0 && n <= 86_400 ? n : cfg.pollIntervalSecs, failures: 0, random: this.random() });

@@ -168,7 +168,7 @@ test('nixfleet audit verify: exit 0 with a summary, exit 1 naming the line; --fl
     assert.is(noFleet.code, 0);
     assert.match(noFleet.stdout, /3 host reports NOT checked \(give --fleet/);
     const j = await runCli(['audit', 'verify', 'audit.jsonl', '--fleet', 'fleet.json', '--json'], io);
-    assert.equal(Object.keys(JSON.parse(j.stdout)), ['ok', 'entries', 'firstSeq', 'lastSeq', 'lastHash', 'complete', 'reports', 'evidence']);
+    assert.equal(Object.keys(JSON.parse(j.stdout)), ['ok', 'entries', 'firstSeq', 'lastSeq', 'lastHash', 'complete', 'reports', 'evidence', 'witnesses']);
     const failureOnly = ['code', 'line', 'seq', 'message'];
     assert.equal(Object.keys(JSON.parse(j.stdout)).sort(), documentedJsonFields('audit verify').filter((f) => !failureOnly.includes(f)).sort());
 

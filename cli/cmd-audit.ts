@@ -1,9 +1,20 @@
 /**
- * `nixfleet audit verify FILE` (offline) — and `audit export` (online, see cmd-online.ts).
+ * `nixfleet audit verify FILE` (offline) and `audit checkpoint` (online) — `audit export` is in
+ * cmd-online.ts. Witnesses (issue 15, protocol/audit-witness.ts): `--witnesses` files hold heads
+ * hosts signed and operators checkpointed; each must be in the log.
  */
+import { Type } from '@sinclair/typebox';
 import { parseOpenSshEd25519, toBase64 } from '../protocol/crypto.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { parseFleetResolved } from '../protocol/schema.ts';
+import { resolve } from 'node:path';
+import type { AuditEntry } from '../protocol/api.ts';
+import { ROUTES } from '../protocol/api.ts';
+import { responseParser } from '../protocol/api-parse.ts';
+import { badWitnessSignature, checkWitnesses, CheckpointSchema, StoredWitnessSchema, WitnessesResponseSchema, type StoredWitness } from '../protocol/audit-witness.ts';
+import { compile } from '../protocol/validate.ts';
+import { writeFileAtomic } from '../io/atomic-file.ts';
+import { clientFromCtx } from './client.ts';
 import { mergeHostKeys, verifyAuditLog } from './audit.ts';
 import { readInput } from './cmd-keys.ts';
 import type { Ctx, Outcome } from './framework.ts';
@@ -42,13 +53,31 @@ export async function auditVerify(ctx: Ctx): Promise<Outcome> {
     if ('exit' in k || 'error' in k) return k as Outcome;
     keys = k as Record<string, string[]>;
   }
-  const r = verifyAuditLog(input.bytes.toString('utf8'), keys);
+  const text = input.bytes.toString('utf8');
+  const r = verifyAuditLog(text, keys);
   const json = flagBool(ctx, 'json');
   if (!r.ok) {
     if (json) ctx.io.stdout(JSON.stringify({ ok: false, ...r.error }) + '\n');
     return fail('INVALID', r.error.message);
   }
-  const s = r.value;
+  const wfiles = flagStr(ctx, 'witnesses');
+  let witnessLine = '';
+  let witnessSummary: { matched: number; before: number } | undefined;
+  if (wfiles !== undefined) {
+    const ws = await witnessesFrom(ctx, wfiles);
+    if (!Array.isArray(ws)) return ws;
+    const entries = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditEntry);
+    const bad = badWitnessSignature(ws, keys);
+    const c = bad !== null ? null : checkWitnesses(entries, ws);
+    const error = bad !== null ? { code: 'WITNESS_SIGNATURE', message: `${bad.by}'s witness of seq ${bad.seq} does not verify under its host key` } : c !== null && !c.ok ? { code: c.error.code, message: c.error.message } : null;
+    if (error !== null) {
+      if (json) ctx.io.stdout(JSON.stringify({ ok: false, line: null, seq: c !== null && !c.ok ? c.error.seq : bad!.seq, ...error }) + '\n');
+      return fail('INVALID', `${error.code}: ${error.message}`);
+    }
+    witnessSummary = c!.ok ? c!.value : { matched: 0, before: 0 };
+    witnessLine = `; witnessed heads: ${witnessSummary.matched} found in the log${witnessSummary.before > 0 ? `, ${witnessSummary.before} before this partial export` : ''}`;
+  }
+  const s = { ...r.value, witnesses: witnessSummary ?? null };
   if (json) {
     ctx.io.stdout(JSON.stringify({ ok: true, ...s }) + '\n');
     return done;
@@ -61,6 +90,50 @@ export async function auditVerify(ctx: Ctx): Promise<Outcome> {
       : `; host reports: ${rep.verified} verified${rep.rejectedByCp > 0 ? `, ${rep.rejectedByCp} refused by the CP (bad signature, recorded as invalid)` : ''}${rep.unchecked > 0 ? `, ${rep.unchecked} unchecked (host has no key in the fleet)` : ''}`;
   const ev = s.evidence;
   const evidence = ev.verified + ev.unchecked === 0 ? '' : `; evidence records: ${ev.verified} verified${ev.unchecked > 0 ? `, ${ev.unchecked} NOT checked (${keys === null ? 'give --fleet' : 'host has no key in the fleet'})` : ''}`;
-  ctx.io.stdout(`ok: chain intact, ${span}${reports}${evidence}; head ${s.lastHash}\n`);
+  ctx.io.stdout(`ok: chain intact, ${span}${reports}${evidence}${witnessLine}; head ${s.lastHash}\n`);
   return done;
+}
+
+const witnessList = compile(Type.Array(StoredWitnessSchema));
+const checkpointFile = compile(CheckpointSchema);
+
+/** Witness files (a JSON list, from `audit export --witnesses`) and checkpoint files (one object). */
+async function witnessesFrom(ctx: Ctx, list: string): Promise<StoredWitness[] | Outcome> {
+  const out: StoredWitness[] = [];
+  for (const file of list.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    const input = await readInput(ctx, file);
+    if ('error' in input) return input.error;
+    const j = parseJsonStrict(input.bytes);
+    if (!j.ok) return fail('INVALID', `${file}: ${j.error.code}: ${j.error.message}`);
+    if (witnessList.check(j.value)) out.push(...j.value);
+    else if (checkpointFile.check(j.value)) out.push({ ...j.value, witness: null, signature: null });
+    else return fail('INVALID', `${file}: neither a witness list (audit export --witnesses) nor a checkpoint (audit checkpoint --out)`);
+  }
+  return out;
+}
+
+const parseWitnesses = responseParser(WitnessesResponseSchema, 'audit witnesses');
+const parseCheckpoint = responseParser(CheckpointSchema, 'audit checkpoint');
+
+export async function auditCheckpoint(ctx: Ctx): Promise<Outcome> {
+  const out = resolve(ctx.io.cwd, flagStr(ctx, 'out')!);
+  const c = clientFromCtx(ctx);
+  if (!c.ok) return { error: c.error };
+  try {
+    const w = await c.value.get(ROUTES.auditWitnesses, parseWitnesses);
+    if (!w.ok) return { error: w.error };
+    if (w.value.head === null || w.value.head.seq === 0) return fail('REFUSED', 'the audit log is empty: nothing to checkpoint');
+    const r = await c.value.post(ROUTES.auditCheckpoint, w.value.head, parseCheckpoint);
+    if (!r.ok) return { error: r.error };
+    try {
+      writeFileAtomic(out, JSON.stringify(r.value, null, 2) + '\n', { mode: 0o600 });
+    } catch (e) {
+      return fail('IO', `cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    if (flagBool(ctx, 'json')) ctx.io.stdout(JSON.stringify(r.value) + '\n');
+    else ctx.io.stdout(`checkpoint: seq ${r.value.seq}, head ${r.value.hash}, by ${r.value.by} at ${r.value.at}; kept in ${out}\n`);
+    return done;
+  } finally {
+    await c.value.close();
+  }
 }

@@ -17,7 +17,9 @@ import {
   parseRolloutDetail,
   parseRolloutsResponse,
   parseTraceResponse,
+  responseParser,
 } from '../protocol/api-parse.ts';
+import { WitnessesResponseSchema } from '../protocol/audit-witness.ts';
 import { canonicalize } from '../protocol/jcs.ts';
 import { parseTimestamp } from '../protocol/schema.ts';
 import type { Result } from '../protocol/result.ts';
@@ -305,6 +307,7 @@ export async function quarantineClear(ctx: Ctx): Promise<Outcome> {
 
 /** Upper bound on pages fetched by one export (1000 entries each): a loop must end. */
 const MAX_AUDIT_PAGES = 100_000;
+const parseWitnesses = responseParser(WitnessesResponseSchema, 'audit witnesses');
 
 export async function auditExport(ctx: Ctx): Promise<Outcome> {
   const since = flagStr(ctx, 'since');
@@ -318,6 +321,17 @@ export async function auditExport(ctx: Ctx): Promise<Outcome> {
     }
   }
   return withClient(ctx, async (c) => {
+    const wout = flagStr(ctx, 'witnesses');
+    if (wout !== undefined) {
+      // Read before the log: every head witnessed so far is then in (or before) the export.
+      const w = await c.get(ROUTES.auditWitnesses, parseWitnesses);
+      if (!w.ok) return failed(w.error);
+      try {
+        writeFileSync(resolve(ctx.io.cwd, wout), JSON.stringify(w.value.witnesses, null, 2) + '\n', { mode: 0o600 });
+      } catch (e) {
+        return fail('IO', `cannot write ${wout}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      }
+    }
     const lines: string[] = [];
     let first: AuditEntry | null = null;
     let last: AuditEntry | null = null;

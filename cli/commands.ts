@@ -2,6 +2,7 @@
  * The command table of `nixfleet` (SPEC §7): the one source of argument parsing, `--help` and
  * docs/cli.md (regenerate with `npx tsx cli/gen-docs.ts`). Order here is the order in help and docs.
  */
+import { AUDIT_COMMANDS, EVIDENCE_COMMANDS } from './commands-evidence.ts';
 import { completionCommand } from './completion.ts';
 import { PKI_COMMANDS } from './commands-pki.ts';
 import { DASHBOARD_COMMAND } from './dashboard/command.ts';
@@ -12,7 +13,6 @@ import { SETTING_NAMES, SETTINGS, settingFlagName } from './settings.ts';
 const online = () => import('./cmd-online.ts');
 const config = () => import('./cmd-config.ts');
 const keys = () => import('./cmd-keys.ts');
-const audit = () => import('./cmd-audit.ts');
 const complianceCmd = () => import('./cmd-compliance.ts');
 
 /** `config init` takes every setting as a plain flag (not read from env: it writes what you say). */
@@ -284,20 +284,6 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     json: { shape: 'the CP\'s `QuarantineClearResponse`:', fields: [{ name: 'cleared', description: 'Number of quarantines lifted.' }] },
     handler: lazy(online, 'quarantineClear'),
   },
-  {
-    name: 'audit export',
-    summary: 'Download the hash-chained audit log as JSON Lines (verify it with audit verify)',
-    description:
-      'Each line is the JCS form of one entry {seq, at, kind, actor, subject, data, prevHash, hash}, ascending seq.\nThe output is already JSON; there is no --json flag.',
-    args: [],
-    flags: [
-      { name: 'since', type: 'string', placeholder: 'SEQ|TIME', description: 'Start at this seq number, or at entries at/after this RFC 3339 time.' },
-      { name: 'out', type: 'string', placeholder: 'FILE', description: 'Write to FILE (mode 0600) instead of stdout; - is stdout.' },
-    ],
-    examples: ['nixfleet audit export --out audit.jsonl', 'nixfleet audit export --since 2026-03-01T00:00:00Z | nixfleet audit verify -'],
-    online: true,
-    handler: lazy(online, 'auditExport'),
-  },
   DASHBOARD_COMMAND,
 ];
 
@@ -381,39 +367,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
     handler: lazy(keys, 'verifyArtifactCmd'),
   },
-  {
-    name: 'audit verify',
-    summary: 'Check an audit export offline: the hash chain, and host signatures on their reports',
-    description:
-      'Recomputes every entry hash (sha256 of the JCS of {seq, at, kind, actor, subject, data, prevHash}) and the links\nbetween entries, and checks each stored host report against the host key of the given fleet(s). Names the first\nbad line. Needs no control plane.',
-    args: [{ name: 'FILE', description: 'JSON Lines written by `nixfleet audit export` (- for stdin).' }],
-    flags: [
-      {
-        name: 'fleet',
-        type: 'string',
-        placeholder: 'FILES',
-        description: 'Comma-separated fleet.resolved.json files whose hosts.*.pubkey verify the reports (check them first with verify-artifact).',
-      },
-    ],
-    examples: ['nixfleet audit verify audit.jsonl --fleet releases/fleet.resolved.json'],
-    online: false,
-    json: {
-      shape: 'one object.',
-      fields: [
-        { name: 'ok', description: 'true when the whole file verifies (exit 0); false otherwise (exit 1).' },
-        { name: 'entries', description: 'Number of entries checked.' },
-        { name: 'firstSeq', description: 'seq of the first line.' },
-        { name: 'lastSeq', description: 'seq of the last line.' },
-        { name: 'lastHash', description: 'hash of the last entry (compare with the CP to detect a truncated export).' },
-        { name: 'complete', description: 'true when the export starts at seq 1 (the whole chain was checked).' },
-        { name: 'reports', description: '{verified, rejectedByCp, unchecked}: host report signature counts.' },
-        { name: 'evidence', description: '{verified, unchecked}: host-signed compliance evidence records carried by host.evidence entries (issue 15); a bad one fails with EVIDENCE_SIGNATURE.' },
-        { name: 'code', description: 'On failure: EMPTY, PARSE_ERROR, SHAPE, SEQ, PREV_HASH, HASH or REPORT_SIGNATURE.' },
-        { name: 'line', description: 'On failure: the 1-based line number of the first bad entry.' },
-        { name: 'seq', description: 'On failure: its seq, when readable.' },
-        { name: 'message', description: 'On failure: what was wrong, naming the line.' },
-      ],
-    },
-    handler: lazy(audit, 'auditVerify'),
-  },
+
+  ...AUDIT_COMMANDS,
+  ...EVIDENCE_COMMANDS,
 ];

@@ -31,6 +31,7 @@ import type { PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
 import { ReportQuota } from './report-quota.ts';
 import type { CpMetrics } from './metrics.ts';
+import { WitnessKeeper } from './witnesses.ts';
 import { HostStatements } from './host-statements.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
@@ -71,6 +72,7 @@ type ConfirmOutcome = { ok: true; reconcile: boolean } | { ok: false; error: Api
 export class AgentService {
   /** Host-signed statements (keys from the signed fleet): host-statements.ts. */
   private readonly sigs: HostStatements;
+  private readonly witnesses: WitnessKeeper;
   /** The first-contact pass not yet started: later first contacts join it. */
   private firstContactPass: Promise<unknown> | null = null;
 
@@ -79,6 +81,7 @@ export class AgentService {
   constructor(private readonly d: AgentServiceDeps) {
     this.quota = new ReportQuota(d.config.reportQuotaPerHour);
     this.sigs = new HostStatements(d);
+    this.witnesses = new WitnessKeeper({ store: d.store });
   }
 
   private fleet(): FleetResolved {
@@ -148,11 +151,12 @@ export class AgentService {
     const h = req.hostname;
     const nowMs = this.d.now();
     const inForce = this.d.artifacts.fleet()!;
+    const witnessed = await this.witnesses.forCheckin(h, req.auditWitness, this.sigs.hostKey(h), nowMs);
     const { pending, rollback: rollbackRow } = await this.d.store.checkinReads(h);
     const slice = await this.hostSlice(h);
     // From here to applyGrouped: synchronous, so the slice cannot move under the decision.
     const before = slice.hosts[h] ?? null;
-    const writes: Write[] = [];
+    const writes: Write[] = [...witnessed];
     const probes = { observed: true, passing: req.probes.every((p) => p.ok) };
     const ev = req.compliance === undefined || req.compliance.length === 0 ? null : checkEvidence(h, req.compliance, this.sigs.hostKey(h), req.currentClosure, nowMs, 'checkin');
     if (ev !== null) writes.push({ kind: 'evidence', rows: ev.rows }, { kind: 'audit', entry: ev.audit });
@@ -236,6 +240,9 @@ export class AgentService {
     const rollback = toRollback(rollbackRow);
     if (rollback !== null) res.rollback = rollback;
     if (refused !== null) res.outcomeRefused = refused;
+    // Issue 15: the head the host signs into its next check-in (its witness of this chain).
+    const head = await this.d.store.auditHead();
+    if (head !== null && head.seq > 0) res.auditHead = head;
     return res;
   }
 

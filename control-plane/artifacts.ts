@@ -66,6 +66,11 @@ export class ArtifactManager {
     this.slices = new SliceService({ store: o.store, source: o.source, maxBytes: o.maxBytes, now: o.now, metrics: o.metrics, log: o.log });
   }
 
+  /** The trust root in force (as last re-read): the evidence packet carries it (issue 15). */
+  currentTrust(): Trust {
+    return this.trust;
+  }
+
   get kinds(): readonly ArtifactKind[] {
     return this.o.requireRevocations ? KINDS : ['fleet'];
   }

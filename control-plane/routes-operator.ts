@@ -23,6 +23,10 @@ import type {
 import { ROUTES } from '../protocol/api.ts';
 import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
+import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
+import { CheckpointRequestSchema, type Checkpoint, type CheckpointRequest, type WitnessesResponse } from '../protocol/audit-witness.ts';
+import { compile } from '../protocol/validate.ts';
+import { evidenceRange } from './evidence-export.ts';
 import { parsePauseRequest, parseQuarantineClearRequest, parseRolloutApproveRequest, parseRolloutSkipRequest } from '../protocol/api-parse.ts';
 import { ApiError } from './errors.ts';
 import type { PeerIdentity } from './identity.ts';
@@ -47,8 +51,15 @@ export interface OperatorApi {
   compliance(): Awaitable<ComplianceResponse>;
   /** Issue 20: certificate expiries this replica knows (read-only, for the dashboard). */
   certificates(): Awaitable<CertificatesResponse>;
+  /** Issue 15: `nixfleet evidence export` (read-only). */
+  evidence(fromMs: number, toMs: number): Awaitable<EvidenceResponse>;
+  /** Issue 15: audit anchoring — the head and the witnesses; an operator checkpoint. */
+  witnesses(): Awaitable<WitnessesResponse>;
+  checkpoint(peer: PeerIdentity, req: CheckpointRequest): Awaitable<Checkpoint>;
   clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Awaitable<QuarantineClearResponse>;
 }
+
+const checkpointBody = compile(CheckpointRequestSchema);
 
 const ROLLOUT_STATES: readonly RolloutState[] = ['Pending', 'Executing', 'Converged', 'Halted', 'Superseded', 'Paused'];
 
@@ -102,6 +113,16 @@ export function operatorRoutes(service: OperatorApi): Hono<AppEnv> {
   app.get(ROUTES.quarantines, operator, async (c) => c.json(await service.quarantines()));
   app.get(ROUTES.compliance, operator, async (c) => c.json(await service.compliance()));
   app.get(ROUTES.certificates, operator, async (c) => c.json(await service.certificates()));
+  app.get(ROUTES.auditWitnesses, operator, async (c) => c.json(await service.witnesses()));
+  app.post(ROUTES.auditCheckpoint, operator, async (c) => {
+    const body = await readJson(c, false);
+    if (!checkpointBody.check(body)) throw new ApiError('INVALID_BODY', 'a checkpoint is {seq, hash} of an audit entry');
+    return c.json(await service.checkpoint(c.get('peer'), body));
+  });
+  app.get(ROUTES.evidence, operator, async (c) => {
+    const { fromMs, toMs } = evidenceRange(c.req.query('from'), c.req.query('to'));
+    return c.json(await service.evidence(fromMs, toMs));
+  });
   app.post(ROUTES.quarantinesClear, operator, async (c) => {
     const req = validated(parseQuarantineClearRequest(await readJson(c, false)));
     return c.json(await service.clearQuarantines(c.get('peer'), req));

@@ -13,6 +13,10 @@
  * Time is a parameter (`now`), so deadlines and soak are testable without waiting.
  */
 import { failureCounts } from './compliance-view.ts';
+import { evidenceExport } from './evidence-export.ts';
+import { WitnessKeeper } from './witnesses.ts';
+import type { Checkpoint, CheckpointRequest, WitnessesResponse } from '../protocol/audit-witness.ts';
+import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import type { Trust } from '../protocol/schema.ts';
@@ -459,6 +463,19 @@ export class ControlPlane implements CpService {
     const c = this.metrics.certificateExpiries();
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return { server: iso(c.server), ca: iso(c.ca), clients: c.clients.map((x) => ({ cn: x.cn, role: x.role, notAfter: new Date(x.notAfterMs).toISOString() })) };
+  }
+
+  evidence(fromMs: number, toMs: number): Promise<EvidenceResponse> {
+    return evidenceExport(this.store, this.artifacts.currentTrust(), fromMs, toMs);
+  }
+
+  async witnesses(): Promise<WitnessesResponse> {
+    const ws = await this.store.witnesses();
+    return { head: await this.store.auditHead(), witnesses: ws.map(({ receivedMs: _r, ...w }) => w) };
+  }
+
+  checkpoint(peer: PeerIdentity, req: CheckpointRequest): Promise<Checkpoint> {
+    return new WitnessKeeper({ store: this.store }).checkpoint(peer.cn, req, this.now()).then((c) => ({ by: `operator:${peer.cn}`, ...c }));
   }
 
   quarantines(): Promise<QuarantinesResponse> {

@@ -8,7 +8,7 @@
  * - the same in `permissive` → the rollout converges with the failure recorded;
  * - a static failure makes `nixfleet-release resolve` exit non-zero naming the host and control.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
@@ -99,6 +99,19 @@ register('enforce: a closure failing a runtime control → canary rolls back, ro
   const ver = await nixfleetCli(f, ['audit', 'verify', exportFile, '--fleet', join(f.forge.work, 'releases/fleet.resolved.json'), '--json']);
   assert.is(ver.code, 0, ver.stdout + ver.stderr);
   assert.ok((JSON.parse(ver.stdout) as { evidence: { verified: number } }).evidence.verified >= 1, ver.stdout);
+
+  // The evidence packet of the run: exported, verified offline under the CI trust root, with the HTML page.
+  const packet = join(f.root, 'operator', 'evidence.tar');
+  const exp = await nixfleetCli(f, ['evidence', 'export', '--from', '2000-01-01T00:00:00Z', '--out', packet]);
+  assert.is(exp.code, 0, exp.stdout + exp.stderr);
+  const page = join(f.root, 'operator', 'evidence.html');
+  const pv = await nixfleetCli(f, ['evidence', 'verify', packet, '--trust', join(f.cpDir, 'trust.json'), '--html', page, '--json']);
+  assert.is(pv.code, 0, pv.stdout + pv.stderr);
+  const summary = JSON.parse(pv.stdout) as { releases: unknown[]; activations: number; evidence: { verified: number }; cells: { host: string; control: string; status: string }[]; frameworks: { framework: string }[] };
+  assert.ok(summary.releases.length >= 2, 'v1 and the noncompliant release were both in force');
+  assert.ok(summary.activations >= 1 && summary.evidence.verified >= 1, pv.stdout);
+  assert.ok(summary.frameworks.some((x) => x.framework === 'soc2'), pv.stdout);
+  assert.match(readFileSync(page, 'utf8'), /toy-release-compliant/);
 
   // nixfleet compliance names the control (evidence about the closure it rolled back from: stale).
   const text = await nixfleetCli(f, ['compliance', '--by', 'control']);

@@ -2,7 +2,8 @@
  * Scenario 8 — the CP is rebuilt from empty in the middle of a rollout: stop it, delete its SQLite
  * database (with WAL/SHM), start it again. It re-fetches the signed release, the agents' next
  * check-ins (with their own signed record of what they last confirmed) restore the state, the
- * rollout completes, and no host activates anything a second time.
+ * rollout completes, and no host activates anything a second time; the new audit chain links to
+ * the head the agents witnessed before the wipe (issue 15).
  */
 import { existsSync, rmSync } from 'node:fs';
 import * as assert from 'uvu/assert';
@@ -63,6 +64,12 @@ register('8. CP rebuilt from empty mid-rollout → the rollout completes, nobody
     return r?.state === 'Converged' ? r : undefined;
   });
   assert.is(after.id, before.id, 'the rebuilt CP derives the same rollout id from the signed release');
+  // Issue 15 audit anchoring: the agents signed the old chain's head into their check-ins after the
+  // wipe; the rebuilt CP's new chain links to that witnessed head (audit.relinked) instead of silently starting over.
+  const relinked = (await f.audit()).filter((e) => e.kind === 'audit.relinked');
+  assert.ok(relinked.length >= 1, 'the new chain names the last witnessed head of the old one');
+  const link = relinked[0]!.data as { by: string; witness: { seq: number; hash: string } };
+  assert.ok(HOSTS.some((h) => link.by === `host:${h}`) && link.witness.seq > 0, JSON.stringify(link));
   for (const h of HOSTS) {
     assert.equal(f.switchLog(h), [`${h}-v1 switch`, `${h}-v2 switch`], `${h}: v2 activated exactly once`);
     assert.is((await f.generations(h)).length, 2, `${h}: exactly two generations`);

@@ -18,6 +18,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FleetResolved } from './schema.ts';
 import { EvidenceListSchema } from './compliance-api.ts';
+import { AuditHeadSchema, SignedHeadWitnessSchema } from './audit-witness.ts';
 import { HOST_ROLLOUT_STATES, ROLLOUT_STATES, type HostRolloutState, type RolloutState as StatesRolloutState } from './states.ts';
 import { Enum, Hostname, Nullable, StoreBasename, Timestamp } from './vocab.ts';
 import { OUTCOME_REFUSALS } from './outcome.ts';
@@ -50,6 +51,9 @@ export const ROUTES = {
   audit: '/v1/audit',
   compliance: '/v1/compliance',
   certificates: '/v1/certificates',
+  evidence: '/v1/evidence',
+  auditWitnesses: '/v1/audit/witnesses',
+  auditCheckpoint: '/v1/audit/checkpoint',
   pause: '/v1/channels/:channel/pause',
   resume: '/v1/channels/:channel/resume',
   quarantines: '/v1/quarantines',
@@ -195,6 +199,8 @@ export const CheckinRequestSchema = Type.Object({
   lastConfirmed: Type.Optional(Nullable(SignedConfirmedRecordSchema)),
   /** Issue 15 (protocol/compliance-api.ts): evidence collected since the last accepted request. */
   compliance: Type.Optional(EvidenceListSchema),
+  /** Issue 15 (protocol/audit-witness.ts): the host-signed audit head it was shown last. */
+  auditWitness: Type.Optional(SignedHeadWitnessSchema),
 });
 export type CheckinRequest = Static<typeof CheckinRequestSchema>;
 
@@ -260,6 +266,8 @@ export const CheckinResponseSchema = Type.Object({
   serverTime: Type.String(),
   /** Issue 14 (absent = none): the check-in's `lastOutcome` was not acted on, and why. */
   outcomeRefused: Type.Optional(Type.Object({ code: Enum(OUTCOME_REFUSALS), message: Type.String() })),
+  /** Issue 15: the audit chain head now; the agent signs it into its next check-in (`auditWitness`). */
+  auditHead: Type.Optional(AuditHeadSchema),
 });
 export type CheckinResponse = Static<typeof CheckinResponseSchema>;
 

@@ -6,9 +6,11 @@
  * signedAt — rollback protection survives restarts), audit (hash chain); since version 2 host_drift
  * and rollout_controls (issue 14: drift, stall, change-window hold, hosts released by an operator),
  * version 3 audit_anchor (retention, issue 17), version 4 evidence + evidence_latest (host-signed
- * compliance evidence, issue 15).
+ * compliance evidence, issue 15), version 5 artifact_history (every accepted artefact: the
+ * releases in force over a period, for the evidence packet), version 6 audit_witness.
  */
 import type Database from 'better-sqlite3';
+import { witnessTable } from './witness.ts';
 
 export const MIGRATIONS: readonly string[] = [
   // 1: initial schema
@@ -176,6 +178,22 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 5: issue 16 — the expiry of the certificate each host presented at its last check-in
   `ALTER TABLE hosts ADD COLUMN cert_not_after_ms INTEGER;`,
+  // 6: every accepted artefact, not only the newest per kind (issue 15: the evidence packet holds the releases in force over a period)
+  `
+  CREATE TABLE artifact_history (
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    accepted_ms INTEGER NOT NULL,
+    PRIMARY KEY (kind, sha256)
+  ) WITHOUT ROWID;
+  CREATE INDEX artifact_history_accepted ON artifact_history (kind, accepted_ms);
+  INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) SELECT kind, sha256, signed_at, bytes, signature, accepted_ms FROM artifacts;
+  `,
+  // 7: witnessed audit heads (issue 15: host-signed heads from check-ins, operator checkpoints)
+  witnessTable('INTEGER'),
 ];
 
 /** Bring the schema up to date; refuse a database written by a newer control plane. */

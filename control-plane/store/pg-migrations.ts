@@ -6,6 +6,7 @@
  * that replicas starting together migrate once.
  */
 import type pg from 'pg';
+import { witnessTable } from './witness.ts';
 
 export const PG_MIGRATIONS: readonly string[] = [
   // 1: initial schema (= SQLite migration 1) + the leader lease
@@ -174,6 +175,22 @@ export const PG_MIGRATIONS: readonly string[] = [
   `,
   // 5: issue 16 (= SQLite migration 5) — the expiry of the certificate each host presented at its last check-in
   `ALTER TABLE hosts ADD COLUMN cert_not_after_ms BIGINT;`,
+  // 6: every accepted artefact (issue 15 evidence packet; = SQLite migration 6)
+  `
+  CREATE TABLE artifact_history (
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    signed_at TEXT NOT NULL,
+    bytes BYTEA NOT NULL,
+    signature BYTEA NOT NULL,
+    accepted_ms BIGINT NOT NULL,
+    PRIMARY KEY (kind, sha256)
+  );
+  CREATE INDEX artifact_history_accepted ON artifact_history (kind, accepted_ms);
+  INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) SELECT kind, sha256, signed_at, bytes, signature, accepted_ms FROM artifacts;
+  `,
+  // 7: witnessed audit heads (issue 15; = SQLite migration 7)
+  witnessTable('BIGINT'),
 ];
 
 /** Advisory lock keys (one namespace: 0x6e66 = "nf"). */

@@ -417,7 +417,19 @@ export async function putArtifact(q: Q, a: ArtifactRow): Promise<void> {
        signature = excluded.signature, accepted_ms = excluded.accepted_ms
      WHERE artifacts.signed_at <= excluded.signed_at`,
     [a.kind, a.signedAt, a.sha256, Buffer.from(a.bytes), Buffer.from(a.signature), a.acceptedMs],
+  );  await q.query(
+    `INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (kind, sha256) DO NOTHING`,
+    [a.kind, a.sha256, a.signedAt, Buffer.from(a.bytes), Buffer.from(a.signature), a.acceptedMs],
   );
+}
+
+/** Every artefact of `kind` ever accepted, in the order it was first accepted (issue 15). */
+export async function artifactHistory(q: Q, kind: ArtifactKind): Promise<ArtifactRow[]> {
+  const r = await q.query<{ signed_at: string; sha256: string; bytes: Buffer; signature: Buffer; accepted_ms: string | number }>(
+    'SELECT * FROM artifact_history WHERE kind = $1 ORDER BY accepted_ms, signed_at',
+    [kind],
+  );
+  return r.rows.map((x) => ({ kind, signedAt: x.signed_at, sha256: x.sha256, bytes: new Uint8Array(x.bytes), signature: new Uint8Array(x.signature), acceptedMs: Number(x.accepted_ms) }));
 }
 
 // ------------------------------------------------------------------------------------------

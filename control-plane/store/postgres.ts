@@ -20,6 +20,7 @@ import { isConnectionError, Listener, notify } from './pg-notify.ts';
 import { anchorPg, prunedAnything, prunedEntry, prunePg, type AuditAnchor, type PruneResult } from './retention.ts';
 import * as sql from './pg-queries.ts';
 import * as ev from './pg-evidence.ts';
+import { auditHeadPg, putWitnessPg, witnessesPg, type WitnessRow } from './witness.ts';
 import type {
   ApplyResult,
   ArtifactKind,
@@ -351,6 +352,9 @@ export class PostgresStore implements Store {
         case 'evidence':
           await ev.putEvidence(c, w.rows);
           break;
+        case 'witness':
+          await putWitnessPg(c, w.row);
+          break;
         case 'audit':
           await t.audit(w.entry);
           break;
@@ -467,6 +471,13 @@ export class PostgresStore implements Store {
   getArtifact(kind: ArtifactKind): Promise<ArtifactRow | null> {
     return this.r(sql.getArtifact(this.pool, kind));
   }
+
+  artifactHistory(kind: ArtifactKind): Promise<ArtifactRow[]> {
+    return this.r(sql.artifactHistory(this.pool, kind));
+  }
+
+  auditHead = (): Promise<{ seq: number; hash: string } | null> => this.r(auditHeadPg(this.pool));
+  witnesses = (): Promise<WitnessRow[]> => this.r(witnessesPg(this.pool));
   auditPage(after: number, limit: number): Promise<AuditEntry[]> {
     return this.r(sql.auditPage(this.pool, after, limit));
   }

@@ -27,12 +27,17 @@ export class ReportsTable {
 export class ArtifactsTable {
   private readonly get_: Database.Statement<[ArtifactKind], ArtifactRecord>;
   private readonly put_: Database.Statement<[Omit<ArtifactRow, 'bytes' | 'signature'> & { bytes: Buffer; signature: Buffer }]>;
+  private readonly keep_: Database.Statement<[Omit<ArtifactRow, 'bytes' | 'signature'> & { bytes: Buffer; signature: Buffer }]>;
+  private readonly history_: Database.Statement<[ArtifactKind], ArtifactRecord>;
 
   constructor(db: Database.Database) {
     this.get_ = db.prepare('SELECT * FROM artifacts WHERE kind = ?');
     this.put_ = db.prepare(`INSERT INTO artifacts (kind, signed_at, sha256, bytes, signature, accepted_ms) VALUES (@kind, @signedAt, @sha256, @bytes, @signature, @acceptedMs)
       ON CONFLICT(kind) DO UPDATE SET signed_at = excluded.signed_at, sha256 = excluded.sha256, bytes = excluded.bytes,
         signature = excluded.signature, accepted_ms = excluded.accepted_ms`);
+    this.keep_ = db.prepare(`INSERT INTO artifact_history (kind, sha256, signed_at, bytes, signature, accepted_ms) VALUES (@kind, @sha256, @signedAt, @bytes, @signature, @acceptedMs)
+      ON CONFLICT(kind, sha256) DO NOTHING`);
+    this.history_ = db.prepare('SELECT * FROM artifact_history WHERE kind = ? ORDER BY accepted_ms, signed_at');
   }
 
   get(kind: ArtifactKind): ArtifactRow | null {
@@ -41,7 +46,15 @@ export class ArtifactsTable {
     return { kind, signedAt: r.signed_at, sha256: r.sha256, bytes: new Uint8Array(r.bytes), signature: new Uint8Array(r.signature), acceptedMs: r.accepted_ms };
   }
 
+  /** The newest per kind, and the history (first acceptance of each artefact: issue 15's evidence packet). */
   put(a: ArtifactRow): void {
-    this.put_.run({ ...a, bytes: Buffer.from(a.bytes), signature: Buffer.from(a.signature) });
+    const row = { ...a, bytes: Buffer.from(a.bytes), signature: Buffer.from(a.signature) };
+    this.put_.run(row);
+    this.keep_.run(row);
+  }
+
+  /** Every artefact of `kind` ever accepted, in the order it was first accepted. */
+  history(kind: ArtifactKind): ArtifactRow[] {
+    return this.history_.all(kind).map((r) => ({ kind, signedAt: r.signed_at, sha256: r.sha256, bytes: new Uint8Array(r.bytes), signature: new Uint8Array(r.signature), acceptedMs: r.accepted_ms }));
   }
 }

@@ -19,6 +19,7 @@ import { HostsTable, toObservation } from './hosts.ts';
 import { migrate } from './migrations.ts';
 import { ArtifactsTable, ReportsTable } from './reports.ts';
 import { RolloutsTable } from './rollouts.ts';
+import { WitnessTable, type WitnessRow } from './witness.ts';
 import type {
   ApplyResult,
   ArtifactKind,
@@ -48,6 +49,7 @@ export class SqliteStore implements Store {
   private readonly channelsT: ChannelStateTables;
   private readonly reportsT: ReportsTable;
   private readonly artifactsT: ArtifactsTable;
+  private readonly witnessT: WitnessTable;
   private readonly auditT: AuditTable;
   private readonly evidenceT: EvidenceTables;
   private readonly begin: Database.Statement<[]>;
@@ -79,6 +81,7 @@ export class SqliteStore implements Store {
     this.channelsT = new ChannelStateTables(this.db);
     this.reportsT = new ReportsTable(this.db);
     this.artifactsT = new ArtifactsTable(this.db);
+    this.witnessT = new WitnessTable(this.db);
     this.auditT = new AuditTable(this.db);
     this.evidenceT = new EvidenceTables(this.db);
     this.begin = this.db.prepare('BEGIN IMMEDIATE');
@@ -299,6 +302,9 @@ export class SqliteStore implements Store {
         case 'evidence':
           this.evidenceT.put(w.rows);
           break;
+        case 'witness':
+          this.witnessT.put(w.row);
+          break;
         case 'audit':
           this.auditT.append(w.entry);
           break;
@@ -443,6 +449,18 @@ export class SqliteStore implements Store {
 
   getArtifact(kind: ArtifactKind): ArtifactRow | null {
     return this.artifactsT.get(kind);
+  }
+
+  artifactHistory(kind: ArtifactKind): ArtifactRow[] {
+    return this.artifactsT.history(kind);
+  }
+
+  auditHead(): { seq: number; hash: string } | null {
+    return this.witnessT.head();
+  }
+
+  witnesses(): WitnessRow[] {
+    return this.witnessT.all();
   }
 
   auditPage(after: number, limit: number): AuditEntry[] {

@@ -259,6 +259,12 @@ for (const b of BACKENDS) {
     assert.equal([...a.bytes], [1, 2, 3]);
     assert.is(a.signature.length, 64);
     assert.is(await store.getArtifact('revocations'), null);
+    // Issue 15: every accepted artefact stays in the history (first acceptance), not only the newest.
+    await store.apply([{ kind: 'artifact.put', row: { kind: 'fleet', signedAt: 't', sha256: 'h2', bytes: new Uint8Array([4]), signature: new Uint8Array(64).fill(8), acceptedMs: 9 } }]);
+    await store.apply([{ kind: 'artifact.put', row: { kind: 'fleet', signedAt: 's', sha256: 'h', bytes: new Uint8Array([1, 2, 3]), signature: new Uint8Array(64).fill(7), acceptedMs: 12 } }]);
+    const hist = await store.artifactHistory('fleet');
+    assert.equal(hist.map((x) => [x.sha256, x.signedAt, x.acceptedMs, [...x.bytes]]), [['h', 's', 5, [1, 2, 3]], ['h2', 't', 9, [4]]]);
+    assert.equal(await store.artifactHistory('revocations'), []);
     await store.close();
   });
 

@@ -12,8 +12,9 @@
 import type { AuditEntry } from '../../protocol/api.ts';
 import type { Deferral, DriftInfo, HostObservation, HostRolloutState, Observed, PauseInfo, Rollout, RolloutControls, RolloutHost } from '../../reconciler/types.ts';
 import type { AuditAnchor, PruneResult } from './retention.ts';
+import type { WitnessRow } from './witness.ts';
 
-export type { AuditAnchor, PruneResult };
+export type { AuditAnchor, PruneResult, WitnessRow };
 
 /** A value, or a Promise of it: what a synchronous or an asynchronous backend returns. */
 export type Awaitable<T> = T | Promise<T>;
@@ -165,6 +166,8 @@ export type Write =
   | { kind: 'artifact.put'; row: ArtifactRow }
   /** Host-signed evidence (issue 15): newest per host and control replaced; history per {@link keepEvidence}. */
   | { kind: 'evidence'; rows: readonly EvidenceRow[] }
+  /** Issue 15: a witnessed audit head (kept once per witness and seq). */
+  | { kind: 'witness'; row: WitnessRow }
   | { kind: 'audit'; entry: AuditInput };
 
 /** A conditional write found the row changed by another replica: nothing was written; decide again. */
@@ -281,6 +284,12 @@ export interface Store {
   getPause(channel: string): Awaitable<PauseRow | null>;
   reportCount(): Awaitable<number>;
   getArtifact(kind: ArtifactKind): Awaitable<ArtifactRow | null>;
+  /** Issue 15: every artefact of `kind` ever accepted (oldest first), for the evidence packet. */
+  artifactHistory(kind: ArtifactKind): Awaitable<ArtifactRow[]>;
+  /** Issue 15: the audit chain head (null: empty chain). */
+  auditHead(): Awaitable<{ seq: number; hash: string } | null>;
+  /** Issue 15: every witnessed audit head, ascending seq. */
+  witnesses(): Awaitable<WitnessRow[]>;
   auditPage(after: number, limit: number): Awaitable<AuditEntry[]>;
   auditAll(): Awaitable<AuditEntry[]>;
   /** Where the kept audit log chains from after retention pruned its start (null: genesis). */
