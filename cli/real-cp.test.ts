@@ -41,10 +41,11 @@ type SimAgent = {
   activate(t: NonNullable<CheckinResponse['target']>): Promise<void>;
 };
 
-function simAgents(env: Env, cp: RunningCp): Record<string, SimAgent> {
+async function simAgents(env: Env, cp: RunningCp): Promise<Record<string, SimAgent>> {
   const out: Record<string, SimAgent> = {};
+  const certs = await Promise.all(HOSTS.map((name) => env.hostCert(name)));
   HOSTS.forEach((name, index) => {
-    const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+    const client = new Client(cp.url, env.ca.certPem, certs[index]!);
     const key = hostKeyOf(index, name);
     const a: SimAgent = {
       name,
@@ -90,7 +91,7 @@ function simAgents(env: Env, cp: RunningCp): Record<string, SimAgent> {
 }
 
 const t = suite('nixfleet against the real control plane');
-const env = makeEnv('nixfleet-cli-cp-');
+const env = await makeEnv('nixfleet-cli-cp-');
 const ops = join(env.dir, 'operator');
 let cp: RunningCp;
 let agents: Record<string, SimAgent>;
@@ -140,15 +141,15 @@ const rolloutOf = async (gen: number): Promise<string> => {
 
 t.before(async () => {
   mkdirSync(ops, { recursive: true });
-  const alice = env.operatorCert('alice');
-  const web = env.hostCert('host-0001');
+  const alice = await env.operatorCert('alice');
+  const web = await env.hostCert('host-0001');
   writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
   writeFileSync(join(ops, 'alice.pem'), alice.certPem);
   writeFileSync(join(ops, 'alice.key'), alice.keyPem);
   writeFileSync(join(ops, 'host-0001.pem'), web.certPem);
   writeFileSync(join(ops, 'host-0001.key'), web.keyPem);
   cp = await startCp(env);
-  agents = simAgents(env, cp);
+  agents = await simAgents(env, cp);
   // The hosts check in first under a fleet that deploys nothing (a first contact would otherwise
   // be dispatched at once), then generation 1 is published: every host starts Queued.
   const empty = fleetGen();

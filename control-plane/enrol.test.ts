@@ -17,7 +17,7 @@ import { enrolProofBytes, signToken, type CertificateResponse, type TokenClaims 
 import { createCsr, createIssuanceCa, generateEcKey, issueHostCert, parseCsr, signClientCert } from '../pki/x509.ts';
 import { x509 } from '../pki/x509-lib.ts';
 
-const env: Env = makeEnv('nixfleet-enrol-');
+const env: Env = await makeEnv('nixfleet-enrol-');
 const org = mintReleaseKey('ed25519', 99);
 writeTrustFile(env.dir, trustFor(env.release, { orgRootKey: { current: org.trustKey } }));
 const fleet = sampleFleet({ hosts: 4, waves: 1, closures: true, withPubkeys: true });
@@ -88,7 +88,7 @@ t('SSH host key: a host with nothing but the fleet CA and its declared key enrol
   assert.is(code(as1.body), 'IDENTITY_MISMATCH');
   assert.ok((await audits('enrol.issued')).some((a) => a.subject === H[0] && a.data['via'] === 'ssh-host-key'));
   // The CP records the expiry of the certificate the host presented: the hosts view and the metric.
-  const op = mtls(env.operatorCert('alice'));
+  const op = mtls(await env.operatorCert('alice'));
   const view = ((await op.call('GET', '/v1/hosts')).body as { hosts: { hostname: string; certNotAfter?: string }[] }).hosts.find((h) => h.hostname === H[0]);
   assert.is(view?.certNotAfter, cert.notAfter);
   assert.match((await op.call('GET', '/metrics')).raw.toString(), /nixfleet_host_certificates\{state="valid"\} 1/);
@@ -213,7 +213,7 @@ t('issuer pinning: a host certificate from another intermediate of the fleet CA 
   }
   assert.ok(failed, 'handshake refused');
   // The operator-minted certificates of the fleet CA keep working.
-  assert.is((await mtls(env.operatorCert('alice')).call('GET', '/v1/hosts')).status, 200);
+  assert.is((await mtls(await env.operatorCert('alice')).call('GET', '/v1/hosts')).status, 200);
 });
 
 t.run();

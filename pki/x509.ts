@@ -49,13 +49,14 @@ export type IssuedCert = {
 };
 
 /** X.509 serial: 16 random bytes, positive, no leading zero byte (RFC 5280 §4.1.2.2). */
-function newSerial(): string {
+export function newSerial(): string {
   const b = randomBytes(16);
   b[0] = (b[0]! & 0x7f) | 0x01;
   return b.toString('hex');
 }
 
-const floorToSecond = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
+/** Whole seconds: X.509 times carry no milliseconds, so a reported Date matches its certificate. */
+export const floorToSecond = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
 
 /** A fresh ECDSA P-256 key pair (extractable: it is written to a 0600 file by the caller). */
 export async function generateEcKey(): Promise<{ keys: CryptoKeyPair; keyPem: string }> {
