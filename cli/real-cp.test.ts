@@ -15,6 +15,7 @@
  * - `mint-host-cert` / `mint-operator-cert` certificates are accepted by the CP for their own role
  *   only; `pki init` refuses to overwrite the CA.
  */
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CheckinResponse, HostReport } from '../protocol/api.ts';
+import type { WhoamiResponse } from '../protocol/enrol.ts';
 import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
@@ -348,6 +350,20 @@ t('--json output of every read command has exactly the documented field names', 
   same(JSON.parse((await cli(['quarantine', 'list', '--json'])).stdout).quarantines[0] ?? Object.fromEntries(documentedJsonFields('quarantine list').map((f) => [f, 0])), 'quarantine list');
   same(JSON.parse((await cli(['pause', 'stable', '--json'])).stdout), 'pause');
   same(JSON.parse((await cli(['resume', 'stable', '--json'])).stdout), 'resume');
+});
+
+t('whoami: the identity the CP sees, as text and --json, for an operator and a host certificate', async () => {
+  const r = await cli(['whoami', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const w = JSON.parse(r.stdout) as WhoamiResponse;
+  const alice = new X509Certificate(readFileSync(join(ops, 'alice.pem'), 'utf8'));
+  assert.equal([w.name, w.role, w.serial, w.certState, w.issuer.commonName, w.revokedBefore], ['alice', 'operator', alice.serialNumber.toUpperCase(), 'valid', 'test fleet CA', null]);
+  const text = await cli(['whoami']);
+  assert.is(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^alice \(OU operator\), serial [0-9A-F]+\nvalid \S+ to \S+ \(valid\)\nissued by test fleet CA \(sha256 [0-9A-F:]+\)\n$/);
+  const h = await cli(['whoami', '--json'], { NIXFLEET_CERT: join(ops, 'host-0001.pem'), NIXFLEET_KEY: join(ops, 'host-0001.key') });
+  assert.is(h.code, 0, h.stderr);
+  assert.equal([(JSON.parse(h.stdout) as WhoamiResponse).name, (JSON.parse(h.stdout) as WhoamiResponse).role], ['host-0001', 'host']);
 });
 
 t('a host certificate as the CLI identity is refused with a clear message (exit 1)', async () => {

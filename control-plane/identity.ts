@@ -26,6 +26,8 @@ export type PeerIdentity = {
    * intermediate for hosts), not any intermediate the fleet CA ever signed.
    */
   readonly issuerFingerprint256: string | null;
+  /** Subject CN of the issuer (for `whoami`), null when absent or ambiguous. */
+  readonly issuerCommonName: string | null;
 };
 
 /** The minimum of a socket we need; the real one is a `TLSSocket`. */
@@ -64,6 +66,7 @@ export function peerIdentity(socket: PeerSocket | null | undefined): PeerIdentit
           notBeforeMs,
           notAfterMs,
           issuerFingerprint256,
+          issuerCommonName: single(cert.issuer?.CN as string | string[] | undefined),
         };
       }
     }

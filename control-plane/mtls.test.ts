@@ -2,7 +2,9 @@
  * The real mTLS path on loopback: handshake refusals, identity rules (host acts only as itself,
  * roles per route), revocations (401 on every /v1 route), readiness gate (503 + Retry-After).
  */
+import { X509Certificate } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
+import type { WhoamiResponse } from '../protocol/enrol.ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createFleetCa, mintHostCert } from '../pki/pki.ts';
@@ -147,6 +149,7 @@ t('a certificate issued before its revocation notBefore gets 401 on every /v1 ro
     ['GET', '/v1/artifact', undefined],
     ['GET', '/v1/artifact.sig', undefined],
     ['GET', '/v1/hosts', undefined],
+    ['GET', '/v1/whoami', undefined],
   ] as const) {
     const r = await old.call(m, p, b);
     assert.is(r.status, 401, `${m} ${p}`);
@@ -158,6 +161,26 @@ t('a certificate issued before its revocation notBefore gets 401 on every /v1 ro
   const fresh = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0003'));
   clients.push(fresh);
   assert.is((await fresh.call('POST', '/v1/agent/checkin', checkin('host-0003'))).status, 200);
+  // whoami: the newer certificate, and the revocation that names it.
+  const w = await fresh.call('GET', '/v1/whoami');
+  assert.is(w.status, 200);
+  const body = w.body as WhoamiResponse;
+  const mine = new X509Certificate((await env.hostCert('host-0003')).certPem);
+  assert.equal({ name: body.name, role: body.role, serial: body.serial, notAfter: body.notAfter, issuer: body.issuer.commonName }, { name: 'host-0003', role: 'host', serial: mine.serialNumber.toUpperCase(), notAfter: new Date(mine.validTo).toISOString(), issuer: 'test fleet CA' });
+  assert.is(body.issuer.fingerprint256, new X509Certificate(env.ca.certPem).fingerprint256);
+  assert.is(body.certState, 'valid');
+  assert.ok(body.revokedBefore !== null && Date.parse(body.revokedBefore) > Date.now() - 60 * 60_000, 'the revocation notBefore');
+});
+
+t('whoami: an operator sees its own name, role and issuer; nobody else is named', async () => {
+  const op = await client('alice', 'operator');
+  const r = await op.call('GET', '/v1/whoami');
+  assert.is(r.status, 200);
+  const w = r.body as WhoamiResponse;
+  assert.equal([w.name, w.role, w.revokedBefore, w.issuer.commonName], ['alice', 'operator', null, 'test fleet CA']);
+  assert.is(w.serial, new X509Certificate((await env.operatorCert('alice')).certPem).serialNumber.toUpperCase());
+  const h = await (await client(H1)).call('GET', '/v1/whoami');
+  assert.equal([(h.body as WhoamiResponse).name, (h.body as WhoamiResponse).role], [H1, 'host']);
 });
 
 t('protocol header: missing or 1.x accepted, another major refused with a clear body', async () => {

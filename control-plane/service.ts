@@ -58,7 +58,7 @@ import { SoakRestorer } from './soak-restore.ts';
 import { EnrolService } from './enrol-service.ts';
 import { TokenLedger } from './enrol-ledger.ts';
 import type { CertKeyPem } from '../pki/x509.ts';
-import { certState } from '../protocol/enrol.ts';
+import { certState, type WhoamiResponse } from '../protocol/enrol.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
 import type { PruneResult, Store } from './store/types.ts';
@@ -368,6 +368,21 @@ export class ControlPlane implements CpService {
   isRevoked(peer: PeerIdentity): boolean {
     const nb = this.artifacts.revokedBeforeMs(peer.cn);
     return nb !== null && peer.notBeforeMs < nb;
+  }
+
+  /** Issue 16: `GET /v1/whoami` — the caller's certificate as this CP reads it. */
+  whoami(peer: PeerIdentity): WhoamiResponse {
+    const nb = this.artifacts.revokedBeforeMs(peer.cn);
+    return {
+      name: peer.cn,
+      role: peer.role,
+      serial: peer.serial,
+      notBefore: new Date(peer.notBeforeMs).toISOString(),
+      notAfter: new Date(peer.notAfterMs).toISOString(),
+      certState: certState(peer.notAfterMs, this.now()),
+      issuer: { commonName: peer.issuerCommonName, fingerprint256: peer.issuerFingerprint256 },
+      revokedBefore: nb === null ? null : new Date(nb).toISOString(),
+    };
   }
 
   metricsText(): Promise<{ contentType: string; body: string }> {

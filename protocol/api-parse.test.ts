@@ -122,6 +122,7 @@ function stubService(over: Partial<CpService> = {}): CpService {
     confirm: fail,
     report: fail,
     hosts: () => ({ hosts: [] }),
+    whoami: fail,
     compliance: fail,
     rollouts: fail,
     rollout: fail,
