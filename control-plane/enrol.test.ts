@@ -216,4 +216,27 @@ t('issuer pinning: a host certificate from another intermediate of the fleet CA 
   assert.is((await mtls(await env.operatorCert('alice')).call('GET', '/v1/hosts')).status, 200);
 });
 
+t('a flood of refused enrolments from one source: audited once per burst, the rest counted in a metric', async () => {
+  const refusals = async () => (await audits('enrol.refused')).filter((a) => a.data['code'] === 'ENROL_PROOF_INVALID');
+  const before = (await refusals()).length;
+  const req = await sshRequest(H[1], 2); // host-0002's key, for host-0001
+  for (let i = 0; i < 5; i++) {
+    const r = await enrolClient().call('POST', '/v1/enroll', req.body);
+    assert.is(code(r.body), 'ENROL_PROOF_INVALID', 'each one refused with its code');
+  }
+  const during = await refusals();
+  assert.ok(during.length - before <= 1, `at most one audit entry for the burst, got ${during.length - before}`);
+  const unaudited = (text: string) => Number(/nixfleet_enrol_refusals_unaudited_total\{code="ENROL_PROOF_INVALID"\} (\d+)/.exec(text)?.[1] ?? 0);
+  const op = mtls(await env.operatorCert('alice'));
+  const counted = unaudited((await op.call('GET', '/metrics')).raw.toString());
+  assert.is(counted + (during.length - before), 5, 'every refusal is either audited or counted');
+  // After the window the next refusal is audited again, with the count of the burst it closes.
+  env.clock.advance(61_000);
+  await enrolClient().call('POST', '/v1/enroll', req.body);
+  const after = await refusals();
+  assert.is(after.length, during.length + 1);
+  assert.is(after.at(-1)!.data['suppressedBefore'], counted);
+  assert.is(typeof after.at(-1)!.data['source'], 'string');
+});
+
 t.run();

@@ -163,6 +163,7 @@ export class ControlPlane implements CpService {
             ledger: new TokenLedger(enrolConf.usedTokensFile, issuer.keyPem, this.now),
             now: this.now,
             observe: (what, outcome) => this.metrics.certificates.inc({ what, outcome }),
+            observeUnaudited: (code) => this.metrics.enrolRefusalsUnaudited.inc({ code }),
           });
     const restorer = new SoakRestorer();
     this.loop = new ReconcileLoop({
