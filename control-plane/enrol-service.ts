@@ -27,7 +27,7 @@ import type { ArtifactManager } from './artifacts.ts';
 import type { EnrolmentConfig } from './config.ts';
 import type { TokenLedger } from './enrol-ledger.ts';
 import { ApiError } from './errors.ts';
-import type { PeerIdentity } from './identity.ts';
+import { revocationTimeMs, type PeerIdentity } from './identity.ts';
 import { RefusalThrottle } from './refusal-throttle.ts';
 import type { Store } from './store/types.ts';
 
@@ -82,8 +82,9 @@ export class EnrolService {
     throw new ApiError(code, message);
   }
 
-  private async issue(what: 'enrol' | 'renew', hostname: string, csr: ParsedCsr, data: Record<string, unknown>): Promise<CertificateResponse> {
-    const c = await issueHostCert(this.d.issuer, hostname, csr.publicKey, { now: new Date(this.d.now()), validityDays: this.d.config.certValiditySecs / 86_400 });
+  /** `provenAtMs`: when the identity was proven — now for an enrolment, inherited on renewal. */
+  private async issue(what: 'enrol' | 'renew', hostname: string, csr: ParsedCsr, data: Record<string, unknown>, provenAtMs: number = this.d.now()): Promise<CertificateResponse> {
+    const c = await issueHostCert(this.d.issuer, hostname, csr.publicKey, { now: new Date(this.d.now()), validityDays: this.d.config.certValiditySecs / 86_400, provenAt: new Date(provenAtMs) });
     const out: CertificateResponse = { certificate: c.certPem, issuer: this.d.issuer.certPem, serial: c.serial, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString() };
     await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: `${what}.issued`, actor: `host:${hostname}`, subject: hostname, data: { host: hostname, serial: c.serial, notAfter: out.notAfter, ...data } } }]);
     this.d.observe?.(what, 'issued');
@@ -126,7 +127,16 @@ export class EnrolService {
   async renew(peer: PeerIdentity, req: RenewRequest): Promise<CertificateResponse> {
     const csr = await this.csrFor(req.hostname, req.csr);
     this.requireDeclared(req.hostname);
-    return this.issue('renew', req.hostname, csr, { via: 'renew', previousSerial: peer.serial.toLowerCase(), previousNotAfter: new Date(peer.notAfterMs).toISOString() });
+    // Issue 16, the revocation race: the new certificate inherits the moment the identity was
+    // proven, so a revocation loaded later still covers it; and any revocation known now that
+    // covers the current certificate refuses the renewal here too (the /v1 gate checks first).
+    const provenAtMs = revocationTimeMs(peer);
+    const data = { via: 'renew', previousSerial: peer.serial.toLowerCase(), previousNotAfter: new Date(peer.notAfterMs).toISOString(), provenAt: new Date(provenAtMs).toISOString() };
+    const revokedBefore = this.d.artifacts.revokedBeforeMs(req.hostname);
+    if (revokedBefore !== null && provenAtMs < revokedBefore) {
+      return this.refuse('renew', req.hostname, 'CERT_REVOKED', `${JSON.stringify(req.hostname)} is revoked for certificates proven before ${new Date(revokedBefore).toISOString()}: enrol again with a token minted after it`, data);
+    }
+    return this.issue('renew', req.hostname, csr, data, provenAtMs);
   }
 
   /** The middleware refused a revoked certificate on the renewal route: leave a trace. */

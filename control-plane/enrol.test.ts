@@ -5,7 +5,7 @@
  * with nothing stored, a used token refused after the database was wiped, issuer pinning per role.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { X509Certificate, randomBytes, webcrypto } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleFleet, sampleRevocations } from '../fixtures/artifacts.ts';
@@ -163,6 +163,42 @@ t('bad input on /v1/enroll: 4xx with a code, nothing stored', async () => {
   assert.is(ledger(), before.ledger, 'no token spent');
   // The enrolment listener serves nothing else.
   assert.is((await enrolClient().call('GET', '/v1/hosts')).status, 404);
+});
+
+t('revocation race: a certificate renewed after the revocation notBefore, before the CP loaded it, is still revoked', async () => {
+  const t0 = env.clock.ms;
+  const req = await sshRequest(H[2], 2);
+  const first = (await enrolClient().call('POST', '/v1/enroll', req.body)).body as CertificateResponse;
+  assert.is(Date.parse(first.notBefore), t0);
+  // The host renews two seconds later, while the CP knows no revocation yet.
+  env.clock.advance(2_000);
+  const { keys, keyPem } = await generateEcKey();
+  const r = await mtls({ certPem: first.certificate, keyPem: req.keyPem }).call('POST', '/v1/agent/renew', { hostname: H[2], csr: await createCsr(H[2], keys) });
+  assert.is(r.status, 200, JSON.stringify(r.body));
+  const renewed = r.body as CertificateResponse;
+  assert.is(Date.parse(renewed.notBefore), t0 + 2_000);
+  assert.match(new X509Certificate(renewed.certificate).subjectAltName ?? '', `URI:urn:nixfleet:proven-at-ms:${t0}`);
+  const me = mtls({ certPem: renewed.certificate, keyPem });
+  assert.is((await me.call('POST', '/v1/agent/checkin', checkin(H[2]))).status, 200);
+  // Then the revocation arrives, notBefore one second after the enrolment: before the renewal.
+  env.publish(sampleRevocations([{ hostname: H[2], notBefore: stamp(t0 + 1_000), reason: 'stolen', revokedBy: 'alice' }]), { kind: 'revocations' });
+  await cp.cp.pollNow();
+  const after = await me.call('POST', '/v1/agent/checkin', checkin(H[2]));
+  assert.is(after.status, 401, 'the renewed certificate inherits the moment its identity was proven');
+  assert.is(code(after.body), 'CERT_REVOKED');
+  // Nor can it renew again (audited), nor can the certificate it renewed.
+  const { keys: k2 } = await generateEcKey();
+  for (const c of [me, mtls({ certPem: first.certificate, keyPem: req.keyPem })]) {
+    const again = await c.call('POST', '/v1/agent/renew', { hostname: H[2], csr: await createCsr(H[2], k2) });
+    assert.is(code(again.body), 'CERT_REVOKED');
+  }
+  assert.ok((await audits('renew.refused')).some((a) => a.subject === H[2] && a.data['serial'] === renewed.serial));
+  // A token minted after notBefore re-admits the host: proven anew, not revoked.
+  const tok = token({ hostname: H[2], issuedAt: new Date(env.clock.ms).toISOString() });
+  const back = await tokenRequest(H[2], tok);
+  const re = await enrolClient().call('POST', '/v1/enroll', back.body);
+  assert.is(re.status, 200, JSON.stringify(re.body));
+  assert.is((await mtls({ certPem: (re.body as CertificateResponse).certificate, keyPem: back.keyPem }).call('POST', '/v1/agent/checkin', checkin(H[2]))).status, 200);
 });
 
 t('renewal: a new key over the current certificate; the new certificate works; a revoked host cannot renew (code + audit)', async () => {

@@ -44,7 +44,7 @@ import { AgentService, type ServedArtifact } from './agent-service.ts';
 import type { CpService } from './app.ts';
 import { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
-import type { PeerIdentity } from './identity.ts';
+import { revocationTimeMs, type PeerIdentity } from './identity.ts';
 import { logBug, silentLogger, type Logger } from './log.ts';
 import { withWriteLog } from './write-log.ts';
 import { CpMetrics } from './metrics.ts';
@@ -368,7 +368,8 @@ export class ControlPlane implements CpService {
 
   isRevoked(peer: PeerIdentity): boolean {
     const nb = this.artifacts.revokedBeforeMs(peer.cn);
-    return nb !== null && peer.notBeforeMs < nb;
+    // Issue 16: a certificate renewed from an identity proven before notBefore is covered too.
+    return nb !== null && revocationTimeMs(peer) < nb;
   }
 
   /** Issue 16: `GET /v1/whoami` — the caller's certificate as this CP reads it. */

@@ -183,9 +183,22 @@ export async function createIssuanceCa(root: CertKeyPem, opts: IssuanceCaOptions
   return { certPem: cert.toString('pem'), keyPem };
 }
 
+/**
+ * URI subjectAltName prefix recording when the host last *proved* its identity (enrolment by SSH
+ * host key or token, or an operator-minted certificate): a renewal copies it from the certificate
+ * it renews, so a revocation whose `notBefore` is later covers every certificate renewed from an
+ * identity proven before it — even one renewed after `notBefore` but before the CP loaded the
+ * revocation (issue 16). Only the CP writes it (a CSR's requested extensions are never copied);
+ * it can only make a certificate *more* revocable (control-plane/identity.ts takes the earlier of
+ * it and notBefore). Milliseconds since the epoch: no colon to escape in the URI.
+ */
+export const PROVEN_AT_URI_PREFIX = 'urn:nixfleet:proven-at-ms:';
+
 export type LeafOptions = {
   /** Default {@link DEFAULT_HOST_CERT_DAYS}. */
   validityDays?: number;
+  /** When the identity was last proven ({@link PROVEN_AT_URI_PREFIX}); absent: no such name. */
+  provenAt?: Date;
   /** Default `now`. */
   notBefore?: Date;
   now?: Date;
@@ -221,6 +234,7 @@ export async function signClientCert(issuer: CertKeyPem, subject: string, public
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
       await x509.SubjectKeyIdentifierExtension.create(pub),
       await x509.AuthorityKeyIdentifierExtension.create(signer.publicKey),
+      ...(opts.provenAt !== undefined ? [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${PROVEN_AT_URI_PREFIX}${opts.provenAt.getTime()}` }], false)] : []),
     ],
   });
   return { certPem: cert.toString('pem'), serial, notBefore, notAfter };
