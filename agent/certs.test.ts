@@ -22,7 +22,7 @@ import { CpClient, type TlsMaterial } from './client.ts';
 import { resolveConfig, type Config } from './config.ts';
 import { FailoverClient } from './failover.ts';
 
-const env: Env = makeEnv('nixfleet-agent-certs-');
+const env: Env = await makeEnv('nixfleet-agent-certs-');
 const fleet = sampleFleet({ hosts: 2, waves: 1, closures: true, withPubkeys: true });
 const HOST = 'host-0000';
 const hostKey: PrivateKey = { algorithm: 'ed25519', secretKey: mintHostKey(0).secretKey };

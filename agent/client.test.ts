@@ -25,7 +25,7 @@ let env: Env;
 let cp: RunningCp;
 
 test.before(async () => {
-  env = makeEnv('nixfleet-agent-client-');
+  env = await makeEnv('nixfleet-agent-client-');
   const r = resolveFleet({
     hosts: { [HOST]: { system: 'x86_64-linux', channel: 'stable', tags: [], closureHash: fakeClosure(HOST) } },
     channels: { stable: { rolloutPolicy: 'all' } },
@@ -61,7 +61,7 @@ const waitForIdleClose = async (): Promise<void> => {
 };
 
 test('polls after the idle connection closed resume the TLS session; a confirm never does', async () => {
-  const host = env.hostCert(HOST);
+  const host = await env.hostCert(HOST);
   const client = new CpClient({ cpUrl: cp.url, tls: { ca: env.ca.certPem, cert: host.certPem, key: host.keyPem }, requestTimeoutSecs: 10, maxArtifactBytes: 1 << 20 });
   const body = { hostname: HOST, currentClosure: fakeClosure(HOST), bootId: 'b', probes: [], failedUnits: [], lastOutcome: null };
   try {
@@ -85,7 +85,7 @@ test('polls after the idle connection closed resume the TLS session; a confirm n
 });
 
 test('a CP that cannot be reached is a NETWORK error, not a crash (the connector\'s error path)', async () => {
-  const host = env.hostCert(HOST);
+  const host = await env.hostCert(HOST);
   const dead = new URL(cp.url);
   dead.port = '1'; // nothing listens on port 1 here: connection refused
   const client = new CpClient({ cpUrl: dead.href, tls: { ca: env.ca.certPem, cert: host.certPem, key: host.keyPem }, requestTimeoutSecs: 10, maxArtifactBytes: 1 << 20 });

@@ -49,8 +49,8 @@ test('real wiring: unreadable TLS material or host key is an error value; readab
     assert.match(missing.error.message, /cannot read certificate .*host\.pem/);
   }
 
-  const ca = createFleetCa({ commonName: 'compose test' });
-  const host = mintHostCert(ca, HOST);
+  const ca = await createFleetCa({ commonName: 'compose test' });
+  const host = await mintHostCert(ca, HOST);
   writeFileSync(join(dir, 'ca.pem'), ca.certPem);
   writeFileSync(join(dir, 'host.pem'), host.certPem);
   writeFileSync(join(dir, 'host.key'), host.keyPem, { mode: 0o600 });

@@ -34,18 +34,18 @@ function fleet(closure: string): FleetResolved {
 
 test.before(async () => {
   env = await makeEnv([{ name: 'base' }, { name: 'good' }, { name: 'bad', variant: 'fail' }], { cached: ['good', 'bad'] });
-  cpEnv = makeCpEnv('nixfleet-agent-cp-');
+  cpEnv = await makeCpEnv('nixfleet-agent-cp-');
   // The agent trusts the CP test environment's release key (and our cache key), and talks to the
   // CP with a host certificate of that environment's fleet CA.
   writeTrustFile(env.root, trustFor(cpEnv.release, { cacheKeys: [env.cacheKey.publicKey] }));
-  const host = cpEnv.hostCert(HOST);
+  const host = await cpEnv.hostCert(HOST);
   writeFileSync(env.files.cert, host.certPem);
   writeFileSync(env.files.key, host.keyPem);
   writeFileSync(env.files.ca, cpEnv.ca.certPem);
   lastSignedMs = Math.floor(Date.now() / 1000) * 1000 - 2000;
   cpEnv.publish(fleet(env.toys['base']!), { signedAt: stamp(lastSignedMs) });
   cp = await startCp(cpEnv);
-  operator = new Client(cp.url, cpEnv.ca.certPem, cpEnv.operatorCert('alice'));
+  operator = new Client(cp.url, cpEnv.ca.certPem, await cpEnv.operatorCert('alice'));
 });
 test.after(async () => {
   await operator.close();

@@ -129,7 +129,7 @@ test('config: cpUrls are further replicas, each https:// (plain http only with a
 });
 
 test('two REAL control planes, the first stopped: check-ins and the artefact come from the second, which stays current', async () => {
-  const env = makeEnv('nixfleet-agent-failover-');
+  const env = await makeEnv('nixfleet-agent-failover-');
   const r = resolveFleet({
     hosts: { 'web-01': { system: 'x86_64-linux', channel: 'stable', tags: [], closureHash: fakeClosure('web-01') } },
     channels: { stable: { rolloutPolicy: 'all' } },
@@ -140,7 +140,7 @@ test('two REAL control planes, the first stopped: check-ins and the artefact com
   const cp1 = await startCp(env);
   // On PostgreSQL two replicas of one database; on SQLite two control planes on their own files.
   const cp2 = await startCp(env, testBackend === 'postgres' ? {} : { dbPath: join(env.dir, 'cp2.sqlite') });
-  const host = env.hostCert('web-01');
+  const host = await env.hostCert('web-01');
   const tls = { ca: env.ca.certPem, cert: host.certPem, key: host.keyPem };
   const mk = (url: string): Replica & { calls: number } => {
     const real = new CpClient({ cpUrl: url, tls, requestTimeoutSecs: 10, maxArtifactBytes: 1 << 20 });

@@ -45,9 +45,9 @@ test('an invalid configuration exits 1 and lists every bad field', () => {
   assert.is(agent('once', '--config', join(dir, 'missing.json')).status, 2);
 });
 
-test('unreadable certificate or corrupt state: exit 2 with a clear line', () => {
-  const ca = createFleetCa({ commonName: 'cli test' });
-  const host = mintHostCert(ca, 'web1');
+test('unreadable certificate or corrupt state: exit 2 with a clear line', async () => {
+  const ca = await createFleetCa({ commonName: 'cli test' });
+  const host = await mintHostCert(ca, 'web1');
   writeFileSync(join(dir, 'ca.pem'), ca.certPem);
   writeFileSync(join(dir, 'host.pem'), host.certPem);
   writeFileSync(join(dir, 'host.key'), host.keyPem);

@@ -43,7 +43,7 @@ export default async function bench(): Promise<object> {
   const loadAvgAtStart = loadavg().map((x) => Math.round(x * 100) / 100);
   // Certificates and host keys are minted once and cached under .bench-cache/.
   const t0 = performance.now();
-  const pki = loadBenchPki(fleetNames(MAX_HOSTS));
+  const pki = await loadBenchPki(fleetNames(MAX_HOSTS));
   hostKeys(MAX_HOSTS);
   const setup = { certificatesMinted: pki.minted, mintMs: Math.round(pki.mintMs), setupMs: Math.round(performance.now() - t0) };
 

@@ -33,7 +33,7 @@ async function split(lcs: LoadClient[], spec: (i: number) => Parameters<LoadClie
 }
 
 async function variant(v: Variant, cluster: PgCluster | null): Promise<Figures> {
-  const pki = loadBenchPki(fleetNames(MAX_HOSTS));
+  const pki = await loadBenchPki(fleetNames(MAX_HOSTS));
   const fleet = benchFleet(HOSTS, hostKeys(HOSTS));
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-pg-${v}-`));
   const replicas = v === 'postgres-2' ? 2 : 1;

@@ -17,7 +17,7 @@ const TARGET = { rssMiB: 500, p99Ms: 50 };
 export default async function bench(): Promise<object> {
   const started = performance.now();
   const loadAvgAtStart = loadavg().map((x) => Math.round(x * 100) / 100);
-  loadBenchPki(fleetNames(HOSTS));
+  await loadBenchPki(fleetNames(HOSTS));
   hostKeys(HOSTS);
   const r = await runSteady({ hosts: HOSTS, pollSecs: 60, jitter: 0.2, rampMs: 65_000, measureMs: 45_000 });
   const errors = Object.entries(r.agents.checkinStatuses).filter(([s]) => s !== '200').reduce((a, [, n]) => a + n, 0);

@@ -57,11 +57,11 @@ export default async function startup(): Promise<object> {
 
 /** `nixfleet status --json` from the bundle against a real CP (async spawns: the CP runs in this process). */
 async function timeStatus(bundle: string): Promise<{ medianMs: number; minMs: number }> {
-  const env = makeEnv('nixfleet-bench-status-');
+  const env = await makeEnv('nixfleet-bench-status-');
   env.publish(sampleFleet({ hosts: 4, waves: 1, closures: true }));
   const cp = await startCp(env);
   try {
-    const op = env.operatorCert('alice');
+    const op = await env.operatorCert('alice');
     const cert = join(env.dir, 'op.pem');
     const key = join(env.dir, 'op.key');
     writeFileSync(cert, op.certPem);

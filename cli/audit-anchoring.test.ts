@@ -26,15 +26,15 @@ const t = suite('audit anchoring: witnessed heads and checkpoints');
 type S = { env: Env; cp: RunningCp; cli: (a: string[]) => ReturnType<typeof runCli>; name: string; fleetFile: string; checkin(witness: AuditHead | null): Promise<CheckinResponse>; close(): Promise<void>; restart(): Promise<void> };
 
 async function scenario(): Promise<S> {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 1, waves: 1, closures: true, withPubkeys: true });
   env.publish(fleet);
   let cp = await startCp(env);
   const name = Object.keys(fleet.hosts)[0]!;
-  let host = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+  let host = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
   const ops = join(env.dir, 'operator');
   mkdirSync(ops, { recursive: true });
-  const alice = env.operatorCert('alice');
+  const alice = await env.operatorCert('alice');
   writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
   writeFileSync(join(ops, 'alice.pem'), alice.certPem);
   writeFileSync(join(ops, 'alice.key'), alice.keyPem);
@@ -67,7 +67,7 @@ async function scenario(): Promise<S> {
     async restart() {
       cp = s.cp = await startCp(env);
       await host.close();
-      host = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+      host = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
     },
   };
   return s;
@@ -114,7 +114,7 @@ t('intact: the witnessed heads and the checkpoint are in the log (verify passes,
     const before = (await s.cp.store.witnesses()).length;
     const head = (await s.cp.store.auditHead())!;
     const w: HeadWitness = { hostname: s.name, seq: head.seq, hash: head.hash, at: new Date(s.env.clock.ms).toISOString() };
-    const host = new Client(s.cp.url, s.env.ca.certPem, s.env.hostCert(s.name));
+    const host = new Client(s.cp.url, s.env.ca.certPem, await s.env.hostCert(s.name));
     await host.call('POST', '/v1/agent/checkin', { hostname: s.name, currentClosure: null, bootId: 'b', probes: [], failedUnits: [], lastOutcome: null, auditWitness: { witness: w, signature: hostKeyOf(5, 'other').sign(w) } });
     await host.close();
     assert.is((await s.cp.store.witnesses()).length, before, 'a witness that does not verify under the host key is dropped');

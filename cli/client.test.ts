@@ -18,11 +18,11 @@ import { createFleetCa, mintHostCert, mintOperatorCert, mintServerCert } from '.
 import { isOneLine, runCli, tempDir } from '../fixtures/cli-testing.ts';
 
 const tmp = tempDir();
-const ca = createFleetCa({ commonName: 'test CA' });
-const otherCa = createFleetCa({ commonName: 'other CA' });
-const server = mintServerCert(ca);
-const op = mintOperatorCert(ca, 'alice');
-const hostCert = mintHostCert(ca, 'web1');
+const ca = await createFleetCa({ commonName: 'test CA' });
+const otherCa = await createFleetCa({ commonName: 'other CA' });
+const server = await mintServerCert(ca);
+const op = await mintOperatorCert(ca, 'alice');
+const hostCert = await mintHostCert(ca, 'web1');
 const w = (name: string, text: string) => {
   writeFileSync(join(tmp.dir, name), text);
   return join(tmp.dir, name);
@@ -35,10 +35,10 @@ w('host.pem', hostCert.certPem);
 w('host.key', hostCert.keyPem);
 w('srv.pem', server.certPem);
 w('srv.key', server.keyPem);
-const opOther = mintOperatorCert(otherCa, 'bob');
+const opOther = await mintOperatorCert(otherCa, 'bob');
 w('op-other.pem', opOther.certPem);
 w('op-other.key', opOther.keyPem);
-const opOld = mintOperatorCert(ca, 'carol', { notBefore: new Date(Date.now() - 10 * 86_400_000), validityDays: 2 });
+const opOld = await mintOperatorCert(ca, 'carol', { notBefore: new Date(Date.now() - 10 * 86_400_000), validityDays: 2 });
 w('op-old.pem', opOld.certPem);
 w('op-old.key', opOld.keyPem);
 

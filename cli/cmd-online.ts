@@ -17,9 +17,11 @@ import {
   parseRolloutDetail,
   parseRolloutsResponse,
   parseTraceResponse,
+  parseWhoamiResponse,
   responseParser,
 } from '../protocol/api-parse.ts';
 import { WitnessesResponseSchema } from '../protocol/audit-witness.ts';
+import { ENROL_ROUTES, type WhoamiResponse } from '../protocol/enrol.ts';
 import { canonicalize } from '../protocol/jcs.ts';
 import { parseTimestamp } from '../protocol/schema.ts';
 import type { Result } from '../protocol/result.ts';
@@ -58,6 +60,27 @@ async function withClient(ctx: Ctx, fn: (c: Client) => Promise<Outcome>): Promis
 }
 
 const failed = (e: CliError): Outcome => ({ error: e });
+
+/** Issue 16: `nixfleet whoami` — what the CP reads from our certificate. */
+export async function whoami(ctx: Ctx): Promise<Outcome> {
+  return withClient(ctx, async (c) => {
+    const r = await c.get(ENROL_ROUTES.whoami, parseWhoamiResponse);
+    if (!r.ok) return failed(r.error);
+    if (flagBool(ctx, 'json')) json(ctx, r.value);
+    else ctx.io.stdout(renderWhoami(r.value));
+    return { exit: r.value.certState === 'expired' ? 1 : 0 };
+  });
+}
+
+function renderWhoami(w: WhoamiResponse): string {
+  const lines = [
+    `${w.name} (${w.role === null ? 'no known role' : `OU ${w.role}`}), serial ${w.serial}`,
+    `valid ${w.notBefore} to ${w.notAfter} (${w.certState})`,
+    `issued by ${w.issuer.commonName ?? 'an unnamed issuer'}${w.issuer.fingerprint256 !== null ? ` (sha256 ${w.issuer.fingerprint256})` : ''}`,
+  ];
+  if (w.revokedBefore !== null) lines.push(`a signed revocation names ${w.name}: certificates issued before ${w.revokedBefore} are refused (this one is not)`);
+  return lines.join('\n') + '\n';
+}
 
 export async function status(ctx: Ctx): Promise<Outcome> {
   return withClient(ctx, async (c) => {

@@ -61,7 +61,7 @@ test('mint-host-cert / mint-operator-cert: right CN and OU, issued by the CA, ke
     assert.is(id.commonName, name);
     assert.is(id.organizationalUnit, ou);
     assert.is(id.notAfter.getTime() - id.notBefore.getTime(), 30 * 86400_000);
-    assert.ok(isIssuedBy(ca, cert));
+    assert.ok(await isIssuedBy(ca, cert));
     assert.is(statSync(join(tmp.dir, 'out', `${name}.key`)).mode & 0o777, 0o600);
     const again = await runCli([cmd, name, '--pki-dir', pki, '--out-dir', 'out'], io);
     assert.is(again.code, 1, 'does not replace an identity silently');

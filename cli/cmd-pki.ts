@@ -1,6 +1,6 @@
 /**
  * Offline PKI commands (SPEC §7): `pki init`, `mint-host-cert`, `mint-operator-cert`,
- * `mint-server-cert`. Minting itself is `pki/pki.ts` (node-forge); this file only reads the CA
+ * `mint-server-cert`. Minting itself is `pki/pki.ts` (@peculiar/x509, ECDSA P-256); this file only reads the CA
  * from the operator's PKI directory and writes PEM files. The CA key never leaves that directory.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ export async function pkiInit(ctx: Ctx): Promise<Outcome> {
     return ioError('create', dir, e);
   }
   const validityDays = flagInt(ctx, 'validity-days');
-  const ca = createFleetCa({ commonName: flagStr(ctx, 'name')!, now: nowOf(ctx), ...(validityDays !== undefined ? { validityDays } : {}) });
+  const ca = await createFleetCa({ commonName: flagStr(ctx, 'name')!, now: nowOf(ctx), ...(validityDays !== undefined ? { validityDays } : {}) });
   // Refuse to overwrite an existing CA, ever (no --force): replacing it would orphan every host
   // and operator certificate. Check both files first, then create each with O_EXCL; if the
   // certificate cannot be created, take back the key we just wrote so no half CA is left.
@@ -84,7 +84,7 @@ function loadCa(ctx: Ctx): FleetCa | Outcome {
   return { certPem, keyPem };
 }
 
-type Minter = (ca: FleetCa, name: string, opts: { now: Date; validityDays?: number; notBefore?: Date }) => MintedCert;
+type Minter = (ca: FleetCa, name: string, opts: { now: Date; validityDays?: number; notBefore?: Date }) => Promise<MintedCert>;
 
 async function mint(ctx: Ctx, name: string, fileBase: string, minter: Minter): Promise<Outcome> {
   const ca = loadCa(ctx);
@@ -100,7 +100,7 @@ async function mint(ctx: Ctx, name: string, fileBase: string, minter: Minter): P
   }
   let minted: MintedCert;
   try {
-    minted = minter(ca, name, {
+    minted = await minter(ca, name, {
       now: nowOf(ctx),
       ...(validityDays !== undefined ? { validityDays } : {}),
       ...(notBefore !== undefined ? { notBefore } : {}),

@@ -252,6 +252,30 @@ export const ONLINE_COMMANDS: readonly CommandSpec[] = [
     handler: lazy(complianceCmd, 'compliance'),
   },
   {
+    name: 'whoami',
+    summary: 'The identity the CP sees in your certificate: name, role, serial, validity, issuer; exit 1 if expired',
+    description:
+      'Asks the control plane (GET /v1/whoami) what it reads from the client certificate you present, after the same\nchecks as every request: a revoked certificate is refused (CERT_REVOKED), as is one from an issuer not configured\nfor its role (ISSUER_REFUSED). Works with an operator or a host certificate.',
+    args: [],
+    flags: [],
+    examples: ['nixfleet whoami', 'nixfleet whoami --json | jq -r .notAfter'],
+    online: true,
+    json: {
+      shape: 'the CP\'s `WhoamiResponse` (protocol/enrol.ts):',
+      fields: [
+        { name: 'name', description: 'Subject CN: operator name or hostname.' },
+        { name: 'role', description: '`operator`, `host` or null (subject OU).' },
+        { name: 'serial', description: 'Certificate serial (hex).' },
+        { name: 'notBefore', description: 'Start of validity (RFC 3339).' },
+        { name: 'notAfter', description: 'End of validity (RFC 3339).' },
+        { name: 'certState', description: '`valid`, `expiring` (under 7 days left) or `expired`.' },
+        { name: 'issuer', description: '`{commonName, fingerprint256}` of the certificate that issued it.' },
+        { name: 'revokedBefore', description: 'When a signed revocation names you: certificates issued before this time are refused; else null.' },
+      ],
+    },
+    handler: lazy(online, 'whoami'),
+  },
+  {
     name: 'quarantine list',
     summary: 'Closures quarantined per channel (not dispatched again until cleared)',
     args: [],

@@ -95,16 +95,16 @@ t('render: the summary by framework / control / host, the failing controls with 
 });
 
 t('against the real CP: names the failing control and host, --json the same, exit 1; --by must be known', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 1, waves: 1, closures: true, withPubkeys: true });
   fleet.channels['stable']!.compliance = { frameworks: ['nis2'], mode: 'permissive' };
   env.publish(fleet);
   const cp = await startCp(env);
   const name = Object.keys(fleet.hosts)[0]!;
-  const host = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+  const host = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
   const ops = join(env.dir, 'operator');
   mkdirSync(ops, { recursive: true });
-  const alice = env.operatorCert('alice');
+  const alice = await env.operatorCert('alice');
   writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
   writeFileSync(join(ops, 'alice.pem'), alice.certPem);
   writeFileSync(join(ops, 'alice.key'), alice.keyPem);

@@ -45,17 +45,17 @@ t.before(async () => {
 });
 
 async function before(): Promise<void> {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 1, closures: true, withPubkeys: true });
   fleet.channels['stable']!.compliance = { frameworks: ['nis2'], mode: 'permissive' };
   const startMs = env.clock.ms;
   env.publish(fleet);
   const cp = await startCp(env);
   const names = Object.keys(fleet.hosts).sort();
-  const hosts = names.map((n) => new Client(cp.url, env.ca.certPem, env.hostCert(n)));
+  const hosts = await Promise.all(names.map(async (n) => new Client(cp.url, env.ca.certPem, await env.hostCert(n))));
   const ops = join(env.dir, 'operator');
   mkdirSync(ops, { recursive: true });
-  const alice = env.operatorCert('alice');
+  const alice = await env.operatorCert('alice');
   writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
   writeFileSync(join(ops, 'alice.pem'), alice.certPem);
   writeFileSync(join(ops, 'alice.key'), alice.keyPem);

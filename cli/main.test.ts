@@ -36,8 +36,8 @@ test('unreachable CP: exit 3, one line, no stack trace', async () => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(r));
-  const fleetCa = createFleetCa({ commonName: 'ca' });
-  const op = mintOperatorCert(fleetCa, 'op');
+  const fleetCa = await createFleetCa({ commonName: 'ca' });
+  const op = await mintOperatorCert(fleetCa, 'op');
   writeFileSync(join(tmp.dir, 'ca.pem'), fleetCa.certPem);
   writeFileSync(join(tmp.dir, 'op.pem'), op.certPem);
   writeFileSync(join(tmp.dir, 'op.key'), op.keyPem);

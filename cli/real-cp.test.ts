@@ -15,6 +15,7 @@
  * - `mint-host-cert` / `mint-operator-cert` certificates are accepted by the CP for their own role
  *   only; `pki init` refuses to overwrite the CA.
  */
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CheckinResponse, HostReport } from '../protocol/api.ts';
+import type { WhoamiResponse } from '../protocol/enrol.ts';
 import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
@@ -41,10 +43,11 @@ type SimAgent = {
   activate(t: NonNullable<CheckinResponse['target']>): Promise<void>;
 };
 
-function simAgents(env: Env, cp: RunningCp): Record<string, SimAgent> {
+async function simAgents(env: Env, cp: RunningCp): Promise<Record<string, SimAgent>> {
   const out: Record<string, SimAgent> = {};
+  const certs = await Promise.all(HOSTS.map((name) => env.hostCert(name)));
   HOSTS.forEach((name, index) => {
-    const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+    const client = new Client(cp.url, env.ca.certPem, certs[index]!);
     const key = hostKeyOf(index, name);
     const a: SimAgent = {
       name,
@@ -90,7 +93,7 @@ function simAgents(env: Env, cp: RunningCp): Record<string, SimAgent> {
 }
 
 const t = suite('nixfleet against the real control plane');
-const env = makeEnv('nixfleet-cli-cp-');
+const env = await makeEnv('nixfleet-cli-cp-');
 const ops = join(env.dir, 'operator');
 let cp: RunningCp;
 let agents: Record<string, SimAgent>;
@@ -140,15 +143,15 @@ const rolloutOf = async (gen: number): Promise<string> => {
 
 t.before(async () => {
   mkdirSync(ops, { recursive: true });
-  const alice = env.operatorCert('alice');
-  const web = env.hostCert('host-0001');
+  const alice = await env.operatorCert('alice');
+  const web = await env.hostCert('host-0001');
   writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
   writeFileSync(join(ops, 'alice.pem'), alice.certPem);
   writeFileSync(join(ops, 'alice.key'), alice.keyPem);
   writeFileSync(join(ops, 'host-0001.pem'), web.certPem);
   writeFileSync(join(ops, 'host-0001.key'), web.keyPem);
   cp = await startCp(env);
-  agents = simAgents(env, cp);
+  agents = await simAgents(env, cp);
   // The hosts check in first under a fleet that deploys nothing (a first contact would otherwise
   // be dispatched at once), then generation 1 is published: every host starts Queued.
   const empty = fleetGen();
@@ -347,6 +350,20 @@ t('--json output of every read command has exactly the documented field names', 
   same(JSON.parse((await cli(['quarantine', 'list', '--json'])).stdout).quarantines[0] ?? Object.fromEntries(documentedJsonFields('quarantine list').map((f) => [f, 0])), 'quarantine list');
   same(JSON.parse((await cli(['pause', 'stable', '--json'])).stdout), 'pause');
   same(JSON.parse((await cli(['resume', 'stable', '--json'])).stdout), 'resume');
+});
+
+t('whoami: the identity the CP sees, as text and --json, for an operator and a host certificate', async () => {
+  const r = await cli(['whoami', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const w = JSON.parse(r.stdout) as WhoamiResponse;
+  const alice = new X509Certificate(readFileSync(join(ops, 'alice.pem'), 'utf8'));
+  assert.equal([w.name, w.role, w.serial, w.certState, w.issuer.commonName, w.revokedBefore], ['alice', 'operator', alice.serialNumber.toUpperCase(), 'valid', 'test fleet CA', null]);
+  const text = await cli(['whoami']);
+  assert.is(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^alice \(OU operator\), serial [0-9A-F]+\nvalid \S+ to \S+ \(valid\)\nissued by test fleet CA \(sha256 [0-9A-F:]+\)\n$/);
+  const h = await cli(['whoami', '--json'], { NIXFLEET_CERT: join(ops, 'host-0001.pem'), NIXFLEET_KEY: join(ops, 'host-0001.key') });
+  assert.is(h.code, 0, h.stderr);
+  assert.equal([(JSON.parse(h.stdout) as WhoamiResponse).name, (JSON.parse(h.stdout) as WhoamiResponse).role], ['host-0001', 'host']);
 });
 
 t('a host certificate as the CLI identity is refused with a clear message (exit 1)', async () => {

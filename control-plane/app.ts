@@ -19,6 +19,7 @@ import { renewRoutes, type EnrolApi } from './routes-enrol.ts';
 import { ENROL_ROUTES } from '../protocol/enrol.ts';
 import { agentRoutes, type AgentApi } from './routes-agent.ts';
 import { operatorRoutes, type OperatorApi } from './routes-operator.ts';
+import { whoamiRoutes, type WhoamiApi } from './routes-whoami.ts';
 
 export type { ServedArtifact };
 export type { AppEnv };
@@ -33,7 +34,7 @@ export interface OpenApi {
 }
 
 /** Everything the HTTP layer needs from the control plane (control-plane/service.ts). */
-export interface CpService extends OpenApi, AgentApi, OperatorApi {
+export interface CpService extends OpenApi, AgentApi, OperatorApi, WhoamiApi {
   /** Issue 16: enrolment and renewal, when configured. */
   enrolment?(): EnrolApi | null;
 }
@@ -88,6 +89,7 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   app.route('/', agentRoutes(service));
   app.route('/', renewRoutes(() => service.enrolment?.() ?? null));
   app.route('/', operatorRoutes(service));
+  app.route('/', whoamiRoutes(service));
   return app;
 }
 

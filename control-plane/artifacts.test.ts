@@ -45,11 +45,11 @@ async function metricsText(cp: RunningCp): Promise<string> {
 const t = suite('artifacts');
 
 t('bad artefacts from the source: last good stays in force, counted by code, audited once, CP keeps serving', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 3, waves: 1, closures: true });
   const good = env.publish(fleet);
   const cp = await startCp(env);
-  const host = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
+  const host = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000'));
   try {
     assert.is(cp.cp.artifacts.fleet()!.sha256, good.sha256);
     env.clock.advance(10 * MIN);
@@ -98,7 +98,7 @@ t('bad artefacts from the source: last good stays in force, counted by code, aud
 });
 
 t('rollback protection survives a restart; the stored artefact is back in force before the source answers', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 1, closures: true });
   env.publish(fleet, { signedAt: stamp(env.clock.ms - 20 * MIN) });
   let cp = await startCp(env);
@@ -121,7 +121,7 @@ t('rollback protection survives a restart; the stored artefact is back in force 
 });
 
 t('trust.json is re-read: rotating the release key needs no restart', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 1, closures: true });
   env.publish(fleet);
   const cp = await startCp(env);
@@ -154,7 +154,7 @@ t('trust.json is re-read: rotating the release key needs no restart', async () =
 });
 
 t('URL source: ETag / If-None-Match, fleet, revocations and the slice index beside the fleet, size limit', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 1, closures: true });
   const first = env.publish(fleet) as SignedArtifact<FleetResolved>;
   env.publish(sampleRevocations([]));
@@ -210,7 +210,7 @@ t('URL source: ETag / If-None-Match, fleet, revocations and the slice index besi
 });
 
 t('git source: real git remote and ref; a new commit is picked up on the next poll', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const repo = join(env.dir, 'repo');
   mkdirSync(join(repo, 'releases'), { recursive: true });
   const g = (...args: string[]) => execFileSync('git', ['-c', 'user.name=ci', '-c', 'user.email=ci@example.org', '-c', 'init.defaultBranch=main', '-C', repo, ...args], { stdio: 'pipe' });
@@ -243,10 +243,10 @@ t('git source: real git remote and ref; a new commit is picked up on the next po
 });
 
 t('/metrics is valid Prometheus text with hosts and rollouts by state, check-ins, failures by code, reconcile duration', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 3, waves: 1, closures: true }));
   const cp = await startCp(env);
-  const host = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
+  const host = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000'));
   try {
     await host.call('POST', '/v1/agent/checkin', { hostname: 'host-0000', currentClosure: null, bootId: 'b', probes: [], failedUnits: [], lastOutcome: null });
     await cp.cp.reconcileNow();

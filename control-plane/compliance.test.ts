@@ -29,15 +29,15 @@ const evidence = (hostname: string, control: string, result: EvidenceRecord['res
 });
 
 async function scenario(mode: ComplianceMode) {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true });
   fleet.channels['stable']!.compliance = { frameworks: ['nis2'], mode };
   for (const p of Object.values(fleet.rolloutPolicies)) p.onHealthFailure = 'rollback-and-halt';
   env.publish(fleet);
   const cp = await startCp(env);
   const names = Object.keys(fleet.hosts).sort();
-  const clients = names.map((n) => new Client(cp.url, env.ca.certPem, env.hostCert(n)));
-  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const clients = await Promise.all(names.map(async (n) => new Client(cp.url, env.ca.certPem, await env.hostCert(n))));
+  const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   const signed = (i: number, rec: EvidenceRecord, key = i) => ({ record: rec, signature: hostKeyOf(key, names[key]!).sign(rec) });
   const checkin = async (i: number, current: string, compliance?: unknown[]): Promise<{ status: number; body: unknown }> =>
     clients[i]!.call('POST', '/v1/agent/checkin', {

@@ -9,8 +9,8 @@ import { mintReleaseKey, trustFor, writeKeyFile, writeTrustFile } from '../fixtu
 import { DEFAULTS, loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-cp-config-'));
-const ca = createFleetCa({ commonName: 'fleet CA' });
-const server = mintServerCert(ca, {});
+const ca = await createFleetCa({ commonName: 'fleet CA' });
+const server = await mintServerCert(ca, {});
 const release = mintReleaseKey('ed25519', 1);
 const files = {
   caCert: join(dir, 'ca.pem'),
@@ -167,7 +167,7 @@ t('issue 16 enrolment: the constrained issuance intermediate is accepted; the ro
   assert.is(refused(enrolment(issuance.certPem, ca.keyPem, 'rootkey')), 'PRIVATE_KEY_REFUSED', 'the root key beside the intermediate certificate');
   assert.is(refused(enrolment(issuance.certPem, readFileSync(files.releaseKey, 'utf8'), 'release')), 'PRIVATE_KEY_REFUSED', 'a release key');
   // A CA without the constraints (here a general-purpose root): refused before anything else is checked.
-  const other = createFleetCa({ commonName: 'unconstrained' });
+  const other = await createFleetCa({ commonName: 'unconstrained' });
   assert.is(refused(enrolment(other.certPem, other.keyPem, 'unconstrained')), 'PRIVATE_KEY_REFUSED');
   const foreign = await createIssuanceCa(other);
   assert.is(refused(enrolment(foreign.certPem, foreign.keyPem, 'foreign')), 'CONFIG_INVALID', 'not issued by the fleet CA');

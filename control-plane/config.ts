@@ -102,6 +102,7 @@ export const EnrolmentConfigSchema = Strict(
     certValiditySecs: Type.Integer({ minimum: 60, maximum: 366 * 86_400, default: 30 * 86_400, description: 'Lifetime of the certificates it issues (default 30 days); agents renew at half-life.' }),
     usedTokensFile: NonEmpty('Signed ledger of used bootstrap-token nonces, kept outside the database so that a wiped database does not reopen a used token.'),
     maxTokenTtlSecs: Type.Integer({ minimum: 60, maximum: 30 * 86_400, default: 86_400, description: 'Longest bootstrap-token lifetime accepted.' }),
+    refusalAuditWindowSecs: Type.Integer({ minimum: 0, maximum: 86_400, default: 60, description: 'A refused enrolment (no client certificate) is audited once per this window per source address and code; the rest are counted (nixfleet_enrol_refusals_unaudited_total). 0: audit every one.' }),
   },
   { description: 'Hosts enrol (SSH host key or bootstrap token) and renew their certificates (issue 16).' },
 );

@@ -15,7 +15,7 @@ import { Client, makeEnv, startCp, type Env, type RunningCp } from '../fixtures/
 const t = suite('issue 14 state across a restart');
 
 async function checkin(env: Env, cp: RunningCp, name: string, current: string): Promise<CheckinResponse> {
-  const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+  const client = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
   try {
     const r = await client.call('POST', '/v1/agent/checkin', {
       hostname: name,
@@ -33,7 +33,7 @@ async function checkin(env: Env, cp: RunningCp, name: string, current: string): 
 }
 
 async function get<T>(env: Env, cp: RunningCp, path: string): Promise<T> {
-  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   try {
     return (await operator.call('GET', path)).body as T;
   } finally {
@@ -44,7 +44,7 @@ async function get<T>(env: Env, cp: RunningCp, path: string): Promise<T> {
 const auditCount = async (cp: RunningCp, kind: string): Promise<number> => (await cp.store.auditAll()).filter((e) => e.kind === kind).length;
 
 t('drift: stored, shown after a restart before any pass, not audited again', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 1, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
   env.publish(fleet);
   const name = Object.keys(fleet.hosts)[0]!;
@@ -86,7 +86,7 @@ t('drift: stored, shown after a restart before any pass, not audited again', asy
 });
 
 t('stall, change-window hold and an operator release: stored, shown after a restart, not reported again; the release still holds', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 3, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
   const [gone, held, frozen] = Object.keys(fleet.hosts).sort() as [string, string, string];
   fleet.edges = [{ gated: held, gates: gone, reason: 'db first' }];
@@ -134,7 +134,7 @@ t('stall, change-window hold and an operator release: stored, shown after a rest
     assert.equal((await get<RolloutsResponse>(env, cp, '/v1/rollouts')).rollouts.find((r) => r.id === main.id)!.stall?.since, main.stall!.since);
 
     // The operator releases the held host; the CP restarts before any pass: the release holds.
-    const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+    const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
     const ok = await operator.call('POST', `/v1/rollouts/${encodeURIComponent(main.id)}/skip`, { host: held, reason: `${gone} is decommissioned` });
     await operator.close();
     assert.is(ok.status, 200, JSON.stringify(ok.body));
@@ -152,14 +152,14 @@ t('stall, change-window hold and an operator release: stored, shown after a rest
 });
 
 t('requireApprovals over real mTLS: held until two distinct operators approved (one twice counts once), the approvals survive a restart, audited', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 1, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
   const name = Object.keys(fleet.hosts)[0]!;
   fleet.channels[fleet.hosts[name]!.channel]!.requireApprovals = 2;
   env.publish(fleet);
   let cp = await startCp(env);
   const approve = async (who: string): Promise<{ status: number; body: unknown }> => {
-    const c = new Client(cp.url, env.ca.certPem, env.operatorCert(who));
+    const c = new Client(cp.url, env.ca.certPem, await env.operatorCert(who));
     try {
       const id = (await get<RolloutsResponse>(env, cp, '/v1/rollouts')).rollouts[0]!.id;
       const r = await c.call('POST', `/v1/rollouts/${encodeURIComponent(id)}/approve`, { reason: 'CAB-1' });
@@ -180,7 +180,7 @@ t('requireApprovals over real mTLS: held until two distinct operators approved (
     assert.equal((a1.body as { approvals: string[]; required: number }).approvals, ['operator:alice']);
     assert.equal((await approve('alice')).body, { rolloutId: held.id, by: 'operator:alice', approvals: ['operator:alice'], required: 2 }, 'the same operator twice counts once');
     assert.is((await checkin(env, cp, name, fakeClosure(name, 0))).target, null, 'one approval is not enough');
-    const hostClient = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+    const hostClient = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
     const byHost = await hostClient.call('POST', `/v1/rollouts/${encodeURIComponent(held.id)}/approve`, {});
     await hostClient.close();
     assert.is(byHost.status, 403, 'a host certificate cannot approve');

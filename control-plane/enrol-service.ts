@@ -27,7 +27,8 @@ import type { ArtifactManager } from './artifacts.ts';
 import type { EnrolmentConfig } from './config.ts';
 import type { TokenLedger } from './enrol-ledger.ts';
 import { ApiError } from './errors.ts';
-import type { PeerIdentity } from './identity.ts';
+import { revocationTimeMs, type PeerIdentity } from './identity.ts';
+import { RefusalThrottle } from './refusal-throttle.ts';
 import type { Store } from './store/types.ts';
 
 export type EnrolDeps = {
@@ -39,10 +40,16 @@ export type EnrolDeps = {
   now: () => number;
   /** Counts issued / refused certificates (metrics). */
   observe?: (what: 'enrol' | 'renew', outcome: string) => void;
+  /** Counts enrolment refusals the throttle kept out of the audit log (metrics). */
+  observeUnaudited?: (code: string) => void;
 };
 
 export class EnrolService {
-  constructor(private readonly d: EnrolDeps) {}
+  private readonly throttle: RefusalThrottle;
+
+  constructor(private readonly d: EnrolDeps) {
+    this.throttle = new RefusalThrottle(d.config.refusalAuditWindowSecs * 1000);
+  }
 
   /** Bad input: 4xx, nothing stored, nothing audited. */
   private async csrFor(hostname: string, pem: string): Promise<ParsedCsr> {
@@ -59,48 +66,60 @@ export class EnrolService {
     return host.pubkey;
   }
 
-  /** A refused proof: audited, counted, then the error. */
-  private async refuse(what: 'enrol' | 'renew', hostname: string, code: ErrorCode, message: string, data: Record<string, unknown>): Promise<never> {
+  /**
+   * A refused proof: counted, audited, then the error. An unauthenticated (enrolment) refusal is
+   * audited once per burst per source and code (refusal-throttle.ts): the rest are only counted.
+   */
+  private async refuse(what: 'enrol' | 'renew', hostname: string, code: ErrorCode, message: string, data: Record<string, unknown>, source: string | null = null): Promise<never> {
     this.d.observe?.(what, code);
-    await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: `${what}.refused`, actor: what === 'enrol' ? 'unauthenticated' : `host:${hostname}`, subject: hostname, data: { host: hostname, code, message, ...data } } }]);
+    const t = what === 'enrol' ? this.throttle.decide(source ?? 'unknown', code, this.d.now()) : { audit: true as const, suppressedBefore: 0 };
+    if (!t.audit) {
+      this.d.observeUnaudited?.(code);
+      throw new ApiError(code, message);
+    }
+    const extra = what === 'enrol' ? { source, ...(t.suppressedBefore > 0 ? { suppressedBefore: t.suppressedBefore } : {}) } : {};
+    await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: `${what}.refused`, actor: what === 'enrol' ? 'unauthenticated' : `host:${hostname}`, subject: hostname, data: { host: hostname, code, message, ...data, ...extra } } }]);
     throw new ApiError(code, message);
   }
 
-  private async issue(what: 'enrol' | 'renew', hostname: string, csr: ParsedCsr, data: Record<string, unknown>): Promise<CertificateResponse> {
-    const c = await issueHostCert(this.d.issuer, hostname, csr.publicKey, { now: new Date(this.d.now()), validityDays: this.d.config.certValiditySecs / 86_400 });
+  /** `provenAtMs`: when the identity was proven — now for an enrolment, inherited on renewal. */
+  private async issue(what: 'enrol' | 'renew', hostname: string, csr: ParsedCsr, data: Record<string, unknown>, provenAtMs: number = this.d.now()): Promise<CertificateResponse> {
+    const c = await issueHostCert(this.d.issuer, hostname, csr.publicKey, { now: new Date(this.d.now()), validityDays: this.d.config.certValiditySecs / 86_400, provenAt: new Date(provenAtMs) });
     const out: CertificateResponse = { certificate: c.certPem, issuer: this.d.issuer.certPem, serial: c.serial, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString() };
     await this.d.store.apply([{ kind: 'audit', entry: { atMs: this.d.now(), kind: `${what}.issued`, actor: `host:${hostname}`, subject: hostname, data: { host: hostname, serial: c.serial, notAfter: out.notAfter, ...data } } }]);
     this.d.observe?.(what, 'issued');
     return out;
   }
 
-  async enrol(req: EnrolRequest): Promise<CertificateResponse> {
+  /** `source`: the client's address, for the refusal throttle (null when unknown). */
+  async enrol(req: EnrolRequest, source: string | null = null): Promise<CertificateResponse> {
     const h = req.hostname;
+    const refuse = (code: ErrorCode, message: string, data: Record<string, unknown>): Promise<never> => this.refuse('enrol', h, code, message, data, source);
     const csr = await this.csrFor(h, req.csr);
     const declared = this.requireDeclared(h);
     const revokedBefore = this.d.artifacts.revokedBeforeMs(h);
     if (req.proof.kind === 'ssh-host-key') {
       const method = { via: 'ssh-host-key' };
-      if (declared === null) return this.refuse('enrol', h, 'NO_HOST_KEY', `the signed fleet declares no SSH host key for ${JSON.stringify(h)}: enrol with a bootstrap token (nixfleet enroll token)`, method);
+      if (declared === null) return refuse('NO_HOST_KEY', `the signed fleet declares no SSH host key for ${JSON.stringify(h)}: enrol with a bootstrap token (nixfleet enroll token)`, method);
       const key = parseOpenSshEd25519(declared);
-      if (!key.ok) return this.refuse('enrol', h, 'NO_HOST_KEY', `the SSH host key the fleet declares for ${JSON.stringify(h)} is not an ssh-ed25519 key`, method);
+      if (!key.ok) return refuse('NO_HOST_KEY', `the SSH host key the fleet declares for ${JSON.stringify(h)} is not an ssh-ed25519 key`, method);
       const sig = fromBase64(req.proof.signature);
       if (sig === null || !verifySignature('ed25519', toBase64(key.value), enrolProofBytes(h, csr.der), sig)) {
-        return this.refuse('enrol', h, 'ENROL_PROOF_INVALID', `the CSR is not signed by the SSH host key the signed fleet declares for ${JSON.stringify(h)}`, method);
+        return refuse('ENROL_PROOF_INVALID', `the CSR is not signed by the SSH host key the signed fleet declares for ${JSON.stringify(h)}`, method);
       }
       // A revoked host's SSH key may be what was stolen: only an operator's token re-admits it.
-      if (revokedBefore !== null) return this.refuse('enrol', h, 'HOST_REVOKED', `${JSON.stringify(h)} is listed in the signed revocations: re-admit it with a bootstrap token minted after the revocation`, method);
+      if (revokedBefore !== null) return refuse('HOST_REVOKED', `${JSON.stringify(h)} is listed in the signed revocations: re-admit it with a bootstrap token minted after the revocation`, method);
       return this.issue('enrol', h, csr, method);
     }
     const claims = verifyToken(req.proof.token, { orgKeys: this.d.artifacts.trustInForce().orgRootKey, hostname: h, nowMs: this.d.now(), maxTtlMs: this.d.config.maxTokenTtlSecs * 1000 });
-    if (!claims.ok) return this.refuse('enrol', h, claims.error.code, claims.error.message, { via: 'token' });
+    if (!claims.ok) return refuse(claims.error.code, claims.error.message, { via: 'token' });
     const method = { via: 'token', nonce: claims.value.nonce, issuedBy: claims.value.issuedBy };
     const issuedMs = parseTimestamp(claims.value.issuedAt) ?? 0;
     if (revokedBefore !== null && issuedMs < revokedBefore) {
-      return this.refuse('enrol', h, 'HOST_REVOKED', `the token was minted before ${JSON.stringify(h)} was revoked: mint a new one`, method);
+      return refuse('HOST_REVOKED', `the token was minted before ${JSON.stringify(h)} was revoked: mint a new one`, method);
     }
     const spent = await this.d.ledger.consume({ nonce: claims.value.nonce, hostname: h, expiresAt: claims.value.expiresAt });
-    if (!spent.ok) return this.refuse('enrol', h, spent.error.code, spent.error.message, method);
+    if (!spent.ok) return refuse(spent.error.code, spent.error.message, method);
     return this.issue('enrol', h, csr, method);
   }
 
@@ -108,7 +127,16 @@ export class EnrolService {
   async renew(peer: PeerIdentity, req: RenewRequest): Promise<CertificateResponse> {
     const csr = await this.csrFor(req.hostname, req.csr);
     this.requireDeclared(req.hostname);
-    return this.issue('renew', req.hostname, csr, { via: 'renew', previousSerial: peer.serial.toLowerCase(), previousNotAfter: new Date(peer.notAfterMs).toISOString() });
+    // Issue 16, the revocation race: the new certificate inherits the moment the identity was
+    // proven, so a revocation loaded later still covers it; and any revocation known now that
+    // covers the current certificate refuses the renewal here too (the /v1 gate checks first).
+    const provenAtMs = revocationTimeMs(peer);
+    const data = { via: 'renew', previousSerial: peer.serial.toLowerCase(), previousNotAfter: new Date(peer.notAfterMs).toISOString(), provenAt: new Date(provenAtMs).toISOString() };
+    const revokedBefore = this.d.artifacts.revokedBeforeMs(req.hostname);
+    if (revokedBefore !== null && provenAtMs < revokedBefore) {
+      return this.refuse('renew', req.hostname, 'CERT_REVOKED', `${JSON.stringify(req.hostname)} is revoked for certificates proven before ${new Date(revokedBefore).toISOString()}: enrol again with a token minted after it`, data);
+    }
+    return this.issue('renew', req.hostname, csr, data, provenAtMs);
   }
 
   /** The middleware refused a revoked certificate on the renewal route: leave a trace. */

@@ -5,7 +5,7 @@
  * with nothing stored, a used token refused after the database was wiped, issuer pinning per role.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { X509Certificate, randomBytes, webcrypto } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sampleFleet, sampleRevocations } from '../fixtures/artifacts.ts';
@@ -17,7 +17,7 @@ import { enrolProofBytes, signToken, type CertificateResponse, type TokenClaims 
 import { createCsr, createIssuanceCa, generateEcKey, issueHostCert, parseCsr, signClientCert } from '../pki/x509.ts';
 import { x509 } from '../pki/x509-lib.ts';
 
-const env: Env = makeEnv('nixfleet-enrol-');
+const env: Env = await makeEnv('nixfleet-enrol-');
 const org = mintReleaseKey('ed25519', 99);
 writeTrustFile(env.dir, trustFor(env.release, { orgRootKey: { current: org.trustKey } }));
 const fleet = sampleFleet({ hosts: 4, waves: 1, closures: true, withPubkeys: true });
@@ -88,7 +88,7 @@ t('SSH host key: a host with nothing but the fleet CA and its declared key enrol
   assert.is(code(as1.body), 'IDENTITY_MISMATCH');
   assert.ok((await audits('enrol.issued')).some((a) => a.subject === H[0] && a.data['via'] === 'ssh-host-key'));
   // The CP records the expiry of the certificate the host presented: the hosts view and the metric.
-  const op = mtls(env.operatorCert('alice'));
+  const op = mtls(await env.operatorCert('alice'));
   const view = ((await op.call('GET', '/v1/hosts')).body as { hosts: { hostname: string; certNotAfter?: string }[] }).hosts.find((h) => h.hostname === H[0]);
   assert.is(view?.certNotAfter, cert.notAfter);
   assert.match((await op.call('GET', '/metrics')).raw.toString(), /nixfleet_host_certificates\{state="valid"\} 1/);
@@ -165,6 +165,42 @@ t('bad input on /v1/enroll: 4xx with a code, nothing stored', async () => {
   assert.is((await enrolClient().call('GET', '/v1/hosts')).status, 404);
 });
 
+t('revocation race: a certificate renewed after the revocation notBefore, before the CP loaded it, is still revoked', async () => {
+  const t0 = env.clock.ms;
+  const req = await sshRequest(H[2], 2);
+  const first = (await enrolClient().call('POST', '/v1/enroll', req.body)).body as CertificateResponse;
+  assert.is(Date.parse(first.notBefore), t0);
+  // The host renews two seconds later, while the CP knows no revocation yet.
+  env.clock.advance(2_000);
+  const { keys, keyPem } = await generateEcKey();
+  const r = await mtls({ certPem: first.certificate, keyPem: req.keyPem }).call('POST', '/v1/agent/renew', { hostname: H[2], csr: await createCsr(H[2], keys) });
+  assert.is(r.status, 200, JSON.stringify(r.body));
+  const renewed = r.body as CertificateResponse;
+  assert.is(Date.parse(renewed.notBefore), t0 + 2_000);
+  assert.match(new X509Certificate(renewed.certificate).subjectAltName ?? '', `URI:urn:nixfleet:proven-at-ms:${t0}`);
+  const me = mtls({ certPem: renewed.certificate, keyPem });
+  assert.is((await me.call('POST', '/v1/agent/checkin', checkin(H[2]))).status, 200);
+  // Then the revocation arrives, notBefore one second after the enrolment: before the renewal.
+  env.publish(sampleRevocations([{ hostname: H[2], notBefore: stamp(t0 + 1_000), reason: 'stolen', revokedBy: 'alice' }]), { kind: 'revocations' });
+  await cp.cp.pollNow();
+  const after = await me.call('POST', '/v1/agent/checkin', checkin(H[2]));
+  assert.is(after.status, 401, 'the renewed certificate inherits the moment its identity was proven');
+  assert.is(code(after.body), 'CERT_REVOKED');
+  // Nor can it renew again (audited), nor can the certificate it renewed.
+  const { keys: k2 } = await generateEcKey();
+  for (const c of [me, mtls({ certPem: first.certificate, keyPem: req.keyPem })]) {
+    const again = await c.call('POST', '/v1/agent/renew', { hostname: H[2], csr: await createCsr(H[2], k2) });
+    assert.is(code(again.body), 'CERT_REVOKED');
+  }
+  assert.ok((await audits('renew.refused')).some((a) => a.subject === H[2] && a.data['serial'] === renewed.serial));
+  // A token minted after notBefore re-admits the host: proven anew, not revoked.
+  const tok = token({ hostname: H[2], issuedAt: new Date(env.clock.ms).toISOString() });
+  const back = await tokenRequest(H[2], tok);
+  const re = await enrolClient().call('POST', '/v1/enroll', back.body);
+  assert.is(re.status, 200, JSON.stringify(re.body));
+  assert.is((await mtls({ certPem: (re.body as CertificateResponse).certificate, keyPem: back.keyPem }).call('POST', '/v1/agent/checkin', checkin(H[2]))).status, 200);
+});
+
 t('renewal: a new key over the current certificate; the new certificate works; a revoked host cannot renew (code + audit)', async () => {
   const req = await sshRequest(H[1], 1);
   const first = (await enrolClient().call('POST', '/v1/enroll', req.body)).body as CertificateResponse;
@@ -213,7 +249,30 @@ t('issuer pinning: a host certificate from another intermediate of the fleet CA 
   }
   assert.ok(failed, 'handshake refused');
   // The operator-minted certificates of the fleet CA keep working.
-  assert.is((await mtls(env.operatorCert('alice')).call('GET', '/v1/hosts')).status, 200);
+  assert.is((await mtls(await env.operatorCert('alice')).call('GET', '/v1/hosts')).status, 200);
+});
+
+t('a flood of refused enrolments from one source: audited once per burst, the rest counted in a metric', async () => {
+  const refusals = async () => (await audits('enrol.refused')).filter((a) => a.data['code'] === 'ENROL_PROOF_INVALID');
+  const before = (await refusals()).length;
+  const req = await sshRequest(H[1], 2); // host-0002's key, for host-0001
+  for (let i = 0; i < 5; i++) {
+    const r = await enrolClient().call('POST', '/v1/enroll', req.body);
+    assert.is(code(r.body), 'ENROL_PROOF_INVALID', 'each one refused with its code');
+  }
+  const during = await refusals();
+  assert.ok(during.length - before <= 1, `at most one audit entry for the burst, got ${during.length - before}`);
+  const unaudited = (text: string) => Number(/nixfleet_enrol_refusals_unaudited_total\{code="ENROL_PROOF_INVALID"\} (\d+)/.exec(text)?.[1] ?? 0);
+  const op = mtls(await env.operatorCert('alice'));
+  const counted = unaudited((await op.call('GET', '/metrics')).raw.toString());
+  assert.is(counted + (during.length - before), 5, 'every refusal is either audited or counted');
+  // After the window the next refusal is audited again, with the count of the burst it closes.
+  env.clock.advance(61_000);
+  await enrolClient().call('POST', '/v1/enroll', req.body);
+  const after = await refusals();
+  assert.is(after.length, during.length + 1);
+  assert.is(after.at(-1)!.data['suppressedBefore'], counted);
+  assert.is(typeof after.at(-1)!.data['source'], 'string');
 });
 
 t.run();

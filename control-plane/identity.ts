@@ -26,6 +26,14 @@ export type PeerIdentity = {
    * intermediate for hosts), not any intermediate the fleet CA ever signed.
    */
   readonly issuerFingerprint256: string | null;
+  /**
+   * Issue 16: when the identity was last proven (enrolment), from the `urn:nixfleet:proven-at-ms:`
+   * URI name the CP writes into the certificates it issues and copies on renewal
+   * (pki/x509.ts `PROVEN_AT_URI_PREFIX`); null when absent (operator-minted: notBefore is it).
+   */
+  readonly provenAtMs: number | null;
+  /** Subject CN of the issuer (for `whoami`), null when absent or ambiguous. */
+  readonly issuerCommonName: string | null;
 };
 
 /** The minimum of a socket we need; the real one is a `TLSSocket`. */
@@ -37,6 +45,22 @@ function single(v: string | string[] | undefined): string | null {
   if (typeof v === 'string') return v;
   // Several CN or OU attributes are ambiguous: no identity.
   return null;
+}
+
+// Same text as pki/x509.ts PROVEN_AT_URI_PREFIX (not imported: this file stays free of the PKI library).
+const PROVEN_AT = /(?:^|, )URI:urn:nixfleet:proven-at-ms:(\d{1,15})(?:,|$)/;
+
+function provenAt(san: string | undefined): number | null {
+  const m = typeof san === 'string' ? PROVEN_AT.exec(san) : null;
+  return m === null ? null : Number(m[1]);
+}
+
+/**
+ * The time a revocation compares with its `notBefore` (SPEC §2.3): the certificate's notBefore,
+ * or the earlier moment its identity was proven when it was issued by renewal (issue 16).
+ */
+export function revocationTimeMs(peer: Pick<PeerIdentity, 'notBeforeMs' | 'provenAtMs'>): number {
+  return peer.provenAtMs === null ? peer.notBeforeMs : Math.min(peer.notBeforeMs, peer.provenAtMs);
 }
 
 /** Identity of a TLS peer, or null when it presented no (authorised) certificate. */
@@ -64,6 +88,8 @@ export function peerIdentity(socket: PeerSocket | null | undefined): PeerIdentit
           notBeforeMs,
           notAfterMs,
           issuerFingerprint256,
+          provenAtMs: provenAt(cert.subjectaltname),
+          issuerCommonName: single(cert.issuer?.CN as string | string[] | undefined),
         };
       }
     }

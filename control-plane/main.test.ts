@@ -14,7 +14,7 @@ import type { ReadyzResponse } from '../protocol/api.ts';
 import { Client, makeEnv } from '../fixtures/cp-testing.ts';
 import { createFleetCa, mintHostCert, mintServerCert } from '../pki/pki.ts';
 
-const env = makeEnv();
+const env = await makeEnv();
 const BIN = join(import.meta.dirname, '..', 'bin', 'nixfleet-control-plane.js');
 
 function configFile(over: Record<string, unknown>): string {
@@ -94,19 +94,19 @@ t('check-config (and serve) refuse a client certificate as the server certificat
     writeFileSync(p, text);
     return p;
   };
-  const client = mintHostCert(env.ca, 'web1');
+  const client = await mintHostCert(env.ca, 'web1');
   const r1 = await runToExit(['check-config', '--config', configFile({ tlsCertFile: pem('client.pem', client.certPem), tlsKeyFile: pem('client.key', client.keyPem) })]);
   assert.is(r1.code, 1);
   assert.match(r1.stderr, /refusing to start \(WRONG_PURPOSE\): tlsCertFile .*client\.pem \(CN=web1, OU=host, O=nixfleet\) is not valid for serverAuth: its extended key usage is clientAuth/);
-  const old = mintServerCert(env.ca, { notBefore: new Date(Date.now() - 3 * 86_400_000), validityDays: 1 });
+  const old = await mintServerCert(env.ca, { notBefore: new Date(Date.now() - 3 * 86_400_000), validityDays: 1 });
   const r2 = await runToExit(['serve', '--config', configFile({ tlsCertFile: pem('old.pem', old.certPem), tlsKeyFile: pem('old.key', old.keyPem) })]);
   assert.is(r2.code, 1);
   assert.match(r2.stderr, /\(EXPIRED\): tlsCertFile .*old\.pem .* expired on /);
   const r3 = await runToExit(['check-config', '--config', configFile({ tlsKeyFile: pem('other.key', old.keyPem) })]);
   assert.is(r3.code, 1);
   assert.match(r3.stderr, /PRIVATE_KEY_REFUSED|KEY_MISMATCH/);
-  const otherCa = createFleetCa({ commonName: 'another CA' });
-  const foreign = mintServerCert(otherCa, {});
+  const otherCa = await createFleetCa({ commonName: 'another CA' });
+  const foreign = await mintServerCert(otherCa, {});
   const r4 = await runToExit(['check-config', '--config', configFile({ tlsCertFile: pem('foreign.pem', foreign.certPem), tlsKeyFile: pem('foreign.key', foreign.keyPem) })]);
   assert.is(r4.code, 1);
   assert.match(r4.stderr, /\(NOT_ISSUED_BY_CA\): .*foreign\.pem .* was not issued by the fleet CA \(CN=test fleet CA[^)]*\); its issuer is CN=another CA/);
@@ -128,7 +128,7 @@ t('serve: listens over mTLS, becomes ready from the source, logs JSON events, co
   });
   const port = ports.port;
   const lines = (): Record<string, unknown>[] => stderr.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-  const op = new Client(`https://localhost:${port}`, env.ca.certPem, env.operatorCert('alice'));
+  const op = new Client(`https://localhost:${port}`, env.ca.certPem, await env.operatorCert('alice'));
   try {
     let ready: ReadyzResponse | null = null;
     for (let i = 0; i < 100 && ready?.ready !== true; i++) {

@@ -53,6 +53,8 @@ export class CpMetrics {
   readonly outcomesRefused: Counter<'code'>;
   /** Issue 16: certificates issued or refused, by route (enrol / renew) and outcome (issued or the error code). */
   readonly certificates: Counter<'what' | 'outcome'>;
+  /** Issue 16: unauthenticated enrolment refusals counted but not audited one by one (refusal-throttle.ts). */
+  readonly enrolRefusalsUnaudited: Counter<'code'>;
   readonly tlsConnections: Counter<'resumed'>;
   readonly tlsConnectionsOpen: Gauge;
   readonly leaderWakeups: Counter<'direction'>;
@@ -143,6 +145,7 @@ export class CpMetrics {
     this.reconcileRuns = new Counter({ name: 'nixfleet_reconcile_runs_total', help: 'Reconcile passes by trigger', labelNames: ['trigger'], registers });
     this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
     this.certificates = new Counter({ name: 'nixfleet_certificates_total', help: 'Host certificates issued or refused (enrolment, renewal) by outcome', labelNames: ['what', 'outcome'], registers });
+    this.enrolRefusalsUnaudited = new Counter({ name: 'nixfleet_enrol_refusals_unaudited_total', help: 'Unauthenticated enrolment refusals not audited one by one (same source and code within enrolment.refusalAuditWindowSecs), by code', labelNames: ['code'], registers });
     this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
     this.outcomesRefused = new Counter({ name: 'nixfleet_checkin_outcomes_refused_total', help: 'Check-in last outcomes the CP did not act on (forged, unsigned or replayed), by code', labelNames: ['code'], registers });
     this.tlsConnections = new Counter({

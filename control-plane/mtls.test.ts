@@ -2,7 +2,9 @@
  * The real mTLS path on loopback: handshake refusals, identity rules (host acts only as itself,
  * roles per route), revocations (401 on every /v1 route), readiness gate (503 + Retry-After).
  */
+import { X509Certificate } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
+import type { WhoamiResponse } from '../protocol/enrol.ts';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createFleetCa, mintHostCert } from '../pki/pki.ts';
@@ -10,7 +12,7 @@ import { sampleFleet, sampleRevocations } from '../fixtures/artifacts.ts';
 import type { CheckinRequest, ErrorBody } from '../protocol/api.ts';
 import { Client, makeEnv, startCp, stamp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
-const env: Env = makeEnv();
+const env: Env = await makeEnv();
 const fleet = sampleFleet({ hosts: 4, waves: 2, closures: true, withPubkeys: true });
 const [H0, H1] = ['host-0000', 'host-0001'];
 
@@ -31,8 +33,8 @@ async function handshakeFails(c: Client): Promise<void> {
 const t = suite('mtls');
 let cp: RunningCp;
 const clients: Client[] = [];
-const client = (cert: Parameters<Env['hostCert']>[0] | null, role: 'host' | 'operator' = 'host'): Client => {
-  const c = new Client(cp.url, env.ca.certPem, cert === null ? null : role === 'host' ? env.hostCert(cert) : env.operatorCert(cert));
+const client = async (cert: Parameters<Env['hostCert']>[0] | null, role: 'host' | 'operator' = 'host'): Promise<Client> => {
+  const c = new Client(cp.url, env.ca.certPem, cert === null ? null : role === 'host' ? await env.hostCert(cert) : await env.operatorCert(cert));
   clients.push(c);
   return c;
 };
@@ -48,8 +50,8 @@ t.after(async () => {
 });
 
 t('not ready: every /v1 route answers 503 with Retry-After; /healthz 200; /readyz says why', async () => {
-  const host = client(H0);
-  const op = client('alice', 'operator');
+  const host = await client(H0);
+  const op = await client('alice', 'operator');
   for (const [c, m, p, b] of [
     [host, 'POST', '/v1/agent/checkin', checkin(H0)],
     [host, 'GET', '/v1/artifact', undefined],
@@ -73,11 +75,11 @@ t('after publishing fleet and revocations the CP becomes ready', async () => {
   env.publish(fleet);
   await cp.cp.pollNow();
   // Revocations are configured: still not ready.
-  assert.is((await client(H0).call('GET', '/v1/artifact')).status, 503);
+  assert.is((await (await client(H0)).call('GET', '/v1/artifact')).status, 503);
   const revokedAt = new Date(Date.now() - 30 * 60_000);
   env.publish(sampleRevocations([{ hostname: 'host-0003', notBefore: stamp(revokedAt.getTime()), reason: 'key leaked', revokedBy: 'ops' }]));
   await cp.cp.pollNow();
-  const r = await client(H0).call('GET', '/readyz');
+  const r = await (await client(H0)).call('GET', '/readyz');
   assert.is(r.status, 200, JSON.stringify(r.body));
 });
 
@@ -86,16 +88,16 @@ t('the idle keep-alive of agent connections is the configured keepAliveSecs', as
 });
 
 t('no client certificate, or one from another CA: the TLS handshake fails', async () => {
-  const none = client(null);
+  const none = await client(null);
   await handshakeFails(none);
-  const other = createFleetCa({ commonName: 'other CA' });
-  const foreign = new Client(cp.url, env.ca.certPem, mintHostCert(other, H0));
+  const other = await createFleetCa({ commonName: 'other CA' });
+  const foreign = new Client(cp.url, env.ca.certPem, await mintHostCert(other, H0));
   clients.push(foreign);
   await handshakeFails(foreign);
 });
 
 t('a host certificate for host-0000 cannot check in, confirm or report as host-0001 (403)', async () => {
-  const c = client(H0);
+  const c = await client(H0);
   const ok = await c.call('POST', '/v1/agent/checkin', checkin(H0));
   assert.is(ok.status, 200, JSON.stringify(ok.body));
   const r1 = await c.call('POST', '/v1/agent/checkin', checkin(H1));
@@ -115,7 +117,7 @@ t('a host certificate for host-0000 cannot check in, confirm or report as host-0
 });
 
 t('a host certificate cannot call operator routes (403); an operator cannot check in (403)', async () => {
-  const host = client(H0);
+  const host = await client(H0);
   for (const [m, p] of [
     ['GET', '/v1/hosts'],
     ['GET', '/v1/rollouts'],
@@ -129,7 +131,7 @@ t('a host certificate cannot call operator routes (403); an operator cannot chec
     assert.is(code(r.body), 'FORBIDDEN_ROLE');
   }
   assert.is((await cp.store.getPause('stable')), null);
-  const op = client('alice', 'operator');
+  const op = await client('alice', 'operator');
   const r = await op.call('POST', '/v1/agent/checkin', checkin('alice'));
   assert.is(r.status, 403);
   assert.is((await op.call('GET', '/v1/hosts')).status, 200);
@@ -138,7 +140,7 @@ t('a host certificate cannot call operator routes (403); an operator cannot chec
 });
 
 t('a certificate issued before its revocation notBefore gets 401 on every /v1 route; a newer one works', async () => {
-  const old = new Client(cp.url, env.ca.certPem, env.hostCert('host-0003', { notBefore: new Date(Date.now() - 60 * 60_000) }));
+  const old = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0003', { notBefore: new Date(Date.now() - 60 * 60_000) }));
   clients.push(old);
   for (const [m, p, b] of [
     ['POST', '/v1/agent/checkin', checkin('host-0003')],
@@ -147,6 +149,7 @@ t('a certificate issued before its revocation notBefore gets 401 on every /v1 ro
     ['GET', '/v1/artifact', undefined],
     ['GET', '/v1/artifact.sig', undefined],
     ['GET', '/v1/hosts', undefined],
+    ['GET', '/v1/whoami', undefined],
   ] as const) {
     const r = await old.call(m, p, b);
     assert.is(r.status, 401, `${m} ${p}`);
@@ -155,13 +158,33 @@ t('a certificate issued before its revocation notBefore gets 401 on every /v1 ro
   assert.is((await cp.store.getHost('host-0003')), null);
   for (const p of ['/readyz', '/metrics']) assert.is((await old.call('GET', p)).status, 401, p);
   assert.is((await old.call('GET', '/healthz')).status, 200, 'liveness stays open');
-  const fresh = new Client(cp.url, env.ca.certPem, env.hostCert('host-0003'));
+  const fresh = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0003'));
   clients.push(fresh);
   assert.is((await fresh.call('POST', '/v1/agent/checkin', checkin('host-0003'))).status, 200);
+  // whoami: the newer certificate, and the revocation that names it.
+  const w = await fresh.call('GET', '/v1/whoami');
+  assert.is(w.status, 200);
+  const body = w.body as WhoamiResponse;
+  const mine = new X509Certificate((await env.hostCert('host-0003')).certPem);
+  assert.equal({ name: body.name, role: body.role, serial: body.serial, notAfter: body.notAfter, issuer: body.issuer.commonName }, { name: 'host-0003', role: 'host', serial: mine.serialNumber.toUpperCase(), notAfter: new Date(mine.validTo).toISOString(), issuer: 'test fleet CA' });
+  assert.is(body.issuer.fingerprint256, new X509Certificate(env.ca.certPem).fingerprint256);
+  assert.is(body.certState, 'valid');
+  assert.ok(body.revokedBefore !== null && Date.parse(body.revokedBefore) > Date.now() - 60 * 60_000, 'the revocation notBefore');
+});
+
+t('whoami: an operator sees its own name, role and issuer; nobody else is named', async () => {
+  const op = await client('alice', 'operator');
+  const r = await op.call('GET', '/v1/whoami');
+  assert.is(r.status, 200);
+  const w = r.body as WhoamiResponse;
+  assert.equal([w.name, w.role, w.revokedBefore, w.issuer.commonName], ['alice', 'operator', null, 'test fleet CA']);
+  assert.is(w.serial, new X509Certificate((await env.operatorCert('alice')).certPem).serialNumber.toUpperCase());
+  const h = await (await client(H1)).call('GET', '/v1/whoami');
+  assert.equal([(h.body as WhoamiResponse).name, (h.body as WhoamiResponse).role], [H1, 'host']);
 });
 
 t('protocol header: missing or 1.x accepted, another major refused with a clear body', async () => {
-  const c = client(H0);
+  const c = await client(H0);
   assert.is((await c.call('GET', '/v1/artifact', undefined, { 'X-Nixfleet-Protocol': '1.3' })).status, 200);
   const r = await c.call('GET', '/v1/artifact', undefined, { 'X-Nixfleet-Protocol': '2' });
   assert.is(r.status, 400);
@@ -173,7 +196,7 @@ t('artifact and signature are the exact signed bytes with ETag; If-None-Match gi
   const signed = env.publish(fleet);
   env.clock.advance(1000);
   await cp.cp.pollNow();
-  const c = client(H0);
+  const c = await client(H0);
   const a = await c.call('GET', '/v1/artifact');
   assert.is(a.status, 200);
   assert.equal(new Uint8Array(a.raw), signed.bytes);

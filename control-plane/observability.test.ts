@@ -15,12 +15,12 @@ import { Client, makeEnv, report, startCp, testBackend } from '../fixtures/cp-te
 const t = suite('observability');
 
 t('report quota: past reportQuotaPerHour a host gets 429 REPORT_QUOTA, nothing is stored, the burst is audited once and counted; the window refills', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 2, waves: 1, closures: true }));
   const cp = await startCp(env, { reportQuotaPerHour: 3 });
-  const h = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
-  const other = new Client(cp.url, env.ca.certPem, env.hostCert('host-0001'));
-  const op = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const h = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000'));
+  const other = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0001'));
+  const op = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   const send = (c: Client, name: string, i: number) => c.call('POST', '/v1/agent/report', { report: report(name, 'activation-failed', null, null, env.clock.ms, `attempt ${i}`), signature: null });
   const quotaAudits = async () => ((await op.call('GET', '/v1/audit?limit=1000')).body as AuditResponse).entries.filter((e) => e.kind === 'report.quota-exceeded');
   try {
@@ -53,12 +53,12 @@ t('report quota: past reportQuotaPerHour a host gets 429 REPORT_QUOTA, nothing i
 });
 
 t('the CP log: one JSON object per line; operator actions and state changes at info, requests at debug, security refusals at warn with their code', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 2, waves: 1, closures: true }));
   const captured = captureLogger('nixfleet-control-plane', 'debug', () => env.clock.ms);
   const cp = await startCp(env, {}, { log: captured.log });
-  const op = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
-  const host = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
+  const op = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
+  const host = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000'));
   try {
     assert.is((await op.call('POST', '/v1/channels/stable/pause', { reason: 'freeze' })).status, 200);
     assert.is((await host.call('POST', '/v1/channels/stable/resume', {})).status, 403, 'a host certificate cannot act as an operator');
@@ -84,10 +84,10 @@ t('the CP log: one JSON object per line; operator actions and state changes at i
 });
 
 t('metrics: hosts offline (never seen included), the artefact age from signedAt, build info; the SQLite database is created owner-only', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 3, waves: 1, closures: true }));
   const cp = await startCp(env, { offlineAfterSecs: 180 });
-  const h = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
+  const h = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000'));
   try {
     const checkin = await h.call('POST', '/v1/agent/checkin', { hostname: 'host-0000', currentClosure: null, bootId: 'b', probes: [], failedUnits: [], lastOutcome: null });
     assert.is(checkin.status, 200, JSON.stringify(checkin.body));

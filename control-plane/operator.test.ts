@@ -16,12 +16,12 @@ const t = suite('operator');
 type Ctx = { env: Env; cp: RunningCp; op: Client; hosts: Record<string, Client> };
 
 async function setup(over: Record<string, unknown> = {}, fleetOpts: { waves?: number; soakMinutes?: number } = {}): Promise<Ctx> {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 4, waves: fleetOpts.waves ?? 1, soakMinutes: fleetOpts.soakMinutes ?? 0, closures: true }));
   const cp = await startCp(env, over);
-  const op = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const op = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   const hosts: Record<string, Client> = {};
-  for (const h of ['host-0000', 'host-0001', 'host-0002', 'host-0003']) hosts[h] = new Client(cp.url, env.ca.certPem, env.hostCert(h));
+  for (const h of ['host-0000', 'host-0001', 'host-0002', 'host-0003']) hosts[h] = new Client(cp.url, env.ca.certPem, await env.hostCert(h));
   return { env, cp, op, hosts };
 }
 

@@ -12,13 +12,13 @@ import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp } from '..
 const t = suite('pending reboot (issue 14)');
 
 t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confirm after the boot makes it Healthy and the next wave goes', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true });
   env.publish(fleet);
   const cp = await startCp(env);
   const names = Object.keys(fleet.hosts).sort();
-  const clients = names.map((n) => new Client(cp.url, env.ca.certPem, env.hostCert(n)));
-  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const clients = await Promise.all(names.map(async (n) => new Client(cp.url, env.ca.certPem, await env.hostCert(n))));
+  const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   const checkin = async (i: number, current: string): Promise<CheckinResponse> => {
     const r = await clients[i]!.call('POST', '/v1/agent/checkin', {
       hostname: names[i],
@@ -61,7 +61,7 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
     assert.is(again?.confirmDeadline, new Date(env.clock.ms + 120_000).toISOString());
     // The reboot: the booted system is the target; a fresh confirm over a new connection.
     await clients[canary]!.close();
-    clients[canary] = new Client(cp.url, env.ca.certPem, env.hostCert(names[canary]!));
+    clients[canary] = new Client(cp.url, env.ca.certPem, await env.hostCert(names[canary]!));
     const rec = confirmedRecord(names[canary]!, target.rolloutId, target.closureHash, env.clock.ms);
     const confirmed = await clients[canary]!.call('POST', '/v1/agent/confirm', {
       hostname: names[canary],
@@ -87,13 +87,13 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
 });
 
 t('drift over real mTLS: a host switched by hand after convergence is drifted in GET /v1/hosts, in nixfleet_hosts{state="drifted"} and in the audit chain; it clears when the host runs its closure again', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 1, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
   env.publish(fleet);
   const cp = await startCp(env);
   const name = Object.keys(fleet.hosts)[0]!;
-  const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
-  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const client = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
+  const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   const checkin = async (current: string): Promise<CheckinResponse> => {
     const r = await client.call('POST', '/v1/agent/checkin', {
       hostname: name,
@@ -137,14 +137,14 @@ t('drift over real mTLS: a host switched by hand after convergence is drifted in
 });
 
 t('rollout skip over real mTLS: a host held by a host edge behind a host that never checks in is released by the operator (audited) and gets its target', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 2, waves: 1, soakMinutes: 0, closures: true, withPubkeys: true });
   const [gone, held] = Object.keys(fleet.hosts).sort() as [string, string];
   fleet.edges = [{ gated: held, gates: gone, reason: 'db first' }];
   env.publish(fleet);
   const cp = await startCp(env);
-  const client = new Client(cp.url, env.ca.certPem, env.hostCert(held));
-  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const client = new Client(cp.url, env.ca.certPem, await env.hostCert(held));
+  const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   const checkin = async (): Promise<CheckinResponse> => {
     const r = await client.call('POST', '/v1/agent/checkin', {
       hostname: held,

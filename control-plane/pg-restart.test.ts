@@ -19,12 +19,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const N = 6;
 
 t('agents check in through an immediate restart of PostgreSQL: 200 or 503 with a code, recovery, nothing acknowledged lost', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: N, waves: 1, soakMinutes: 0, closures: true }));
   const cp = await startCp(env, { leaseSecs: 60, retryAfterSecs: 1 }, { backend: 'postgres' });
   const store = cp.store as PostgresStore;
   const hosts = Array.from({ length: N }, (_, i) => `host-${String(i).padStart(4, '0')}`);
-  const clients = hosts.map((h) => new Client(cp.url, env.ca.certPem, env.hostCert(h)));
+  const clients = await Promise.all(hosts.map(async (h) => new Client(cp.url, env.ca.certPem, await env.hostCert(h))));
   const acked = new Map<string, number>(); // host → index of its last acknowledged check-in
   const statuses: Record<string, number> = {};
   const unexpected: string[] = [];

@@ -56,8 +56,8 @@ t('lease: one holder at a time; expiry or release moves it with a higher epoch; 
 
 type Agent = { client: Client; current: string; checkin(): Promise<CheckinResponse>; activate(target: NonNullable<CheckinResponse['target']>): Promise<void> };
 
-function agent(env: Env, url: string, name: string, index: number): Agent {
-  const client = new Client(url, env.ca.certPem, env.hostCert(name));
+async function agent(env: Env, url: string, name: string, index: number): Promise<Agent> {
+  const client = new Client(url, env.ca.certPem, await env.hostCert(name));
   const key = hostKeyOf(index, name);
   const probes = () => [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }];
   const a: Agent = {
@@ -93,7 +93,7 @@ function agent(env: Env, url: string, name: string, index: number): Agent {
 /** /readyz's replica block, after a lease renewal (the timers are off in these tests). */
 const replica = async (cp: RunningCp, env: Env): Promise<ReadyzResponse['replica']> => {
   await cp.cp.leadership.tick();
-  const c = new Client(cp.url, env.ca.certPem, env.operatorCert());
+  const c = new Client(cp.url, env.ca.certPem, await env.operatorCert());
   try {
     return ((await c.call('GET', '/readyz')).body as ReadyzResponse).replica;
   } finally {
@@ -102,13 +102,13 @@ const replica = async (cp: RunningCp, env: Env): Promise<ReadyzResponse['replica
 };
 
 t('two replicas, agents spread over both: the leader stops, the other takes over; converged, no host dispatched twice, one audit chain', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true }));
   const r1 = await startCp(env, { leaseSecs: 2 }, { backend: 'postgres' });
   const r2 = await startCp(env, { leaseSecs: 2 }, { backend: 'postgres' });
   const hosts = ['host-0000', 'host-0001', 'host-0002', 'host-0003'];
   // host-0000 and host-0001 talk to the first replica, the others to the second.
-  const agents = hosts.map((h, i) => agent(env, (i < 2 ? r1 : r2).url, h, i));
+  const agents = await Promise.all(hosts.map((h, i) => agent(env, (i < 2 ? r1 : r2).url, h, i)));
   try {
     // Whoever holds the lease now is A (the leader), the other B.
     const roles = [await replica(r1, env), await replica(r2, env)];
@@ -176,14 +176,14 @@ t('two replicas, agents spread over both: the leader stops, the other takes over
  * before it decides, or a replica given its own clock.
  */
 async function dispatchedOnce(skewMs: number, via: 'leader' | 'follower'): Promise<void> {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true }));
   const a = await startCp(env, { leaseSecs: 60 }, { backend: 'postgres' });
   // B's clock runs `skewMs` ahead of A's (the test's clock): replicas on different machines.
   const b = await startCp(env, { leaseSecs: 60, dbPath: a.config.dbPath }, { backend: 'postgres', now: () => env.clock.ms + skewMs });
   const hosts = ['host-0000', 'host-0001', 'host-0002', 'host-0003'];
-  const agents = hosts.map((h, i) => agent(env, a.url, h, i));
-  const x = via === 'leader' ? agents[0]! : agent(env, b.url, 'host-0000', 0);
+  const agents = await Promise.all(hosts.map((h, i) => agent(env, a.url, h, i)));
+  const x = via === 'leader' ? agents[0]! : await agent(env, b.url, 'host-0000', 0);
   try {
     assert.is((await replica(a, env))?.role, 'leader');
     assert.is((await replica(b, env))?.role, 'follower');
@@ -230,12 +230,12 @@ t('a check-in merged while the leader pass reads (stamped after the pass began) 
 t('a check-in on a replica whose clock runs 2 s ahead does not withdraw the dispatch: dispatched once', () => dispatchedOnce(2000, 'follower'));
 
 t('a check-in on a follower wakes the leader (LISTEN/NOTIFY): the wave is dispatched without a leader tick', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true }));
   // Timers are off (no periodic pass anywhere); debounce short: only a wake-up can start A's pass.
   const a = await startCp(env, { leaseSecs: 60, reconcileDebounceMs: 20 }, { backend: 'postgres' });
   const b = await startCp(env, { leaseSecs: 60, reconcileDebounceMs: 20 }, { backend: 'postgres' });
-  const agents = ['host-0000', 'host-0001', 'host-0002', 'host-0003'].map((h, i) => agent(env, b.url, h, i));
+  const agents = await Promise.all(['host-0000', 'host-0001', 'host-0002', 'host-0003'].map((h, i) => agent(env, b.url, h, i)));
   try {
     assert.is((await replica(a, env))?.role, 'leader');
     assert.is((await replica(b, env))?.role, 'follower');

@@ -15,11 +15,11 @@ const t = suite('retention');
 const DAY = 86_400_000;
 
 t('the leader prunes past retentionDays; the served audit log verifies from its anchor and goes on; 0 keeps everything', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(sampleFleet({ hosts: 2, waves: 1, soakMinutes: 0, closures: true }));
   const cp = await startCp(env, { retentionDays: 2 });
   const keep = await startCp(env, { retentionDays: 0, dbPath: `${env.dir}/keep.sqlite` });
-  const op = new Client(cp.url, env.ca.certPem, env.operatorCert());
+  const op = new Client(cp.url, env.ca.certPem, await env.operatorCert());
   try {
     const before = await cp.store.auditAll();
     assert.ok(before.length > 0, 'start-up wrote audit entries (artefact accepted, rollout opened)');

@@ -29,10 +29,11 @@ type Agent = {
   activate(target: NonNullable<CheckinResponse['target']>): Promise<number>;
 };
 
-function agents(env: Env, cp: RunningCp): Record<string, Agent> {
+async function agents(env: Env, cp: RunningCp): Promise<Record<string, Agent>> {
   const out: Record<string, Agent> = {};
+  const certs = await Promise.all(HOSTS.map((name) => env.hostCert(name)));
   HOSTS.forEach((name, index) => {
-    const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+    const client = new Client(cp.url, env.ca.certPem, certs[index]!);
     const key = hostKeyOf(index, name);
     const a: Agent = {
       name,
@@ -105,17 +106,17 @@ function fleetWith(opts: { waves?: number; soakMinutes?: number; onHealthFailure
 }
 
 async function op(env: Env, cp: RunningCp): Promise<Client> {
-  return new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  return new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
 }
 
 const t = suite('rollout');
 
 t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has soaked; a late confirm gets 410 and halts', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = fleetWith({ soakMinutes: 5 });
   const signed = env.publish(fleet);
   const cp = await startCp(env);
-  const as = agents(env, cp);
+  const as = await agents(env, cp);
   const operator = await op(env, cp);
   try {
     // First contact: the check-in waits for a pass, so wave 0 gets its target in the first answer.
@@ -192,10 +193,10 @@ t('waves and soak: wave 0 gets its signed target, wave 1 none until wave 0 has s
 });
 
 t('a confirm before the deadline after an expiry pass is refused too; a deadline pass reverts without any confirm', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(fleetWith({ waves: 1 }));
   const cp = await startCp(env);
-  const as = agents(env, cp);
+  const as = await agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
     await cp.cp.reconcileNow();
@@ -219,10 +220,10 @@ t('a confirm before the deadline after an expiry pass is refused too; a deadline
 });
 
 t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host a rollback instruction; a badly signed report changes nothing', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(fleetWith({ waves: 2, onHealthFailure: 'rollback-and-halt' }));
   const cp = await startCp(env);
-  const as = agents(env, cp);
+  const as = await agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
     await cp.cp.reconcileNow();
@@ -264,10 +265,10 @@ t('onHealthFailure rollback-and-halt: activation-failed halts and sends the host
 });
 
 t('onHealthFailure halt: a host that fails keeps the rollout halted and dispatches nothing more', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(fleetWith({ waves: 2, onHealthFailure: 'halt' }));
   const cp = await startCp(env);
-  const as = agents(env, cp);
+  const as = await agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
     await cp.cp.reconcileNow();
@@ -287,11 +288,11 @@ t('onHealthFailure halt: a host that fails keeps the rollout halted and dispatch
 });
 
 t('a newer signed target supersedes the rollout: its undelivered dispatches stop, the new rollout takes over', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = fleetWith({ waves: 2 });
   env.publish(fleet);
   const cp = await startCp(env);
-  const as = agents(env, cp);
+  const as = await agents(env, cp);
   try {
     for (const h of HOSTS) await as[h]!.checkin();
     await cp.cp.reconcileNow();
@@ -333,10 +334,10 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
 });
 
 t('a host offline past the grace does not block convergence and gets its target when it returns', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   env.publish(fleetWith({ waves: 1 }));
   const cp = await startCp(env, { offlineAfterSecs: 4, offlineGraceSecs: 8 });
-  const as = agents(env, cp);
+  const as = await agents(env, cp);
   const online = HOSTS.filter((h) => h !== 'host-0003');
   try {
     for (const h of HOSTS) await as[h]!.checkin();
@@ -366,11 +367,11 @@ t('a host offline past the grace does not block convergence and gets its target 
 });
 
 t('rebuild from empty: wipe the database mid-rollout, restart; agents restore state, nobody is re-sent a closure it runs, the rollout converges', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = fleetWith({ waves: 2 });
   env.publish(fleet);
   let cp = await startCp(env);
-  let as = agents(env, cp);
+  let as = await agents(env, cp);
   const current: Record<string, string> = {};
   let rolloutId = '';
   try {
@@ -394,7 +395,7 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
 
   env.clock.advance(30_000);
   cp = await startCp(env);
-  as = agents(env, cp);
+  as = await agents(env, cp);
   try {
     assert.is(cp.cp.readiness().ready, true, 'ready again from the artefact source alone');
     for (const h of HOSTS) {
@@ -435,11 +436,11 @@ t('rebuild from empty: wipe the database mid-rollout, restart; agents restore st
 });
 
 t('rebuild from empty restores the soak from the signed confirmed record: the next wave still waits for it', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = fleetWith({ waves: 2, soakMinutes: 5 });
   env.publish(fleet);
   let cp = await startCp(env);
-  let as = agents(env, cp);
+  let as = await agents(env, cp);
   const records: Record<string, { lastConfirmed: unknown }> = {};
   const confirmedAt = env.clock.ms;
   try {
@@ -459,7 +460,7 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
   await wipeStore(cp.config.dbPath);
   env.clock.advance(60_000); // rebuilt one minute after the confirms
   cp = await startCp(env);
-  as = agents(env, cp);
+  as = await agents(env, cp);
   try {
     const checkinAll = async () => {
       for (const h of HOSTS) {
@@ -494,11 +495,11 @@ t('rebuild from empty restores the soak from the signed confirmed record: the ne
 });
 
 t('a confirmed record that does not verify restores nothing', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = fleetWith({ waves: 2, soakMinutes: 5 });
   env.publish(fleet);
   const cp = await startCp(env);
-  const as = agents(env, cp);
+  const as = await agents(env, cp);
   try {
     await cp.cp.reconcileNow();
     const rolloutId = (await cp.store.allRollouts())[0]!.id;

@@ -19,7 +19,8 @@ import { handleErrors, limitBody, requestLog, protocolHeader, readJson, requireR
 
 /** What the routes need (control-plane/enrol-service.ts). */
 export interface EnrolApi {
-  enrol(req: EnrolRequest): Promise<CertificateResponse>;
+  /** `source`: the client's address (the refusal throttle keys on it). */
+  enrol(req: EnrolRequest, source: string | null): Promise<CertificateResponse>;
   renew(peer: PeerIdentity, req: RenewRequest): Promise<CertificateResponse>;
   auditRevokedRenewal(peer: PeerIdentity): Promise<void>;
 }
@@ -61,7 +62,8 @@ export function createEnrolApp(o: EnrolAppOptions): Hono<AppEnv> {
   app.get(ROUTES.healthz, (c) => c.json({ ok: true as const }));
   app.post(ENROL_ROUTES.enroll, requireReady(o.readiness), limitBody(o.maxBodyBytes), async (c) => {
     const req = validated(parseEnrolRequest(await readJson(c, false)));
-    return c.json(await o.api.enrol(req));
+    const source = (c.env.incoming.socket as { remoteAddress?: string } | undefined)?.remoteAddress ?? null;
+    return c.json(await o.api.enrol(req, source));
   });
   return app;
 }

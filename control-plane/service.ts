@@ -49,7 +49,7 @@ import { AgentService, type ServedArtifact } from './agent-service.ts';
 import type { CpService } from './app.ts';
 import { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
-import type { PeerIdentity } from './identity.ts';
+import { revocationTimeMs, type PeerIdentity } from './identity.ts';
 import { logBug, silentLogger, type Logger } from './log.ts';
 import { withWriteLog } from './write-log.ts';
 import { CpMetrics } from './metrics.ts';
@@ -63,7 +63,7 @@ import { SoakRestorer } from './soak-restore.ts';
 import { EnrolService } from './enrol-service.ts';
 import { TokenLedger } from './enrol-ledger.ts';
 import type { CertKeyPem } from '../pki/x509.ts';
-import { certState } from '../protocol/enrol.ts';
+import { certState, type WhoamiResponse } from '../protocol/enrol.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
 import type { PruneResult, Store } from './store/types.ts';
@@ -168,6 +168,7 @@ export class ControlPlane implements CpService {
             ledger: new TokenLedger(enrolConf.usedTokensFile, issuer.keyPem, this.now),
             now: this.now,
             observe: (what, outcome) => this.metrics.certificates.inc({ what, outcome }),
+            observeUnaudited: (code) => this.metrics.enrolRefusalsUnaudited.inc({ code }),
           });
     const restorer = new SoakRestorer();
     this.loop = new ReconcileLoop({
@@ -372,7 +373,23 @@ export class ControlPlane implements CpService {
 
   isRevoked(peer: PeerIdentity): boolean {
     const nb = this.artifacts.revokedBeforeMs(peer.cn);
-    return nb !== null && peer.notBeforeMs < nb;
+    // Issue 16: a certificate renewed from an identity proven before notBefore is covered too.
+    return nb !== null && revocationTimeMs(peer) < nb;
+  }
+
+  /** Issue 16: `GET /v1/whoami` — the caller's certificate as this CP reads it. */
+  whoami(peer: PeerIdentity): WhoamiResponse {
+    const nb = this.artifacts.revokedBeforeMs(peer.cn);
+    return {
+      name: peer.cn,
+      role: peer.role,
+      serial: peer.serial,
+      notBefore: new Date(peer.notBeforeMs).toISOString(),
+      notAfter: new Date(peer.notAfterMs).toISOString(),
+      certState: certState(peer.notAfterMs, this.now()),
+      issuer: { commonName: peer.issuerCommonName, fingerprint256: peer.issuerFingerprint256 },
+      revokedBefore: nb === null ? null : new Date(nb).toISOString(),
+    };
   }
 
   metricsText(): Promise<{ contentType: string; body: string }> {

@@ -43,19 +43,19 @@ function sample(text: string, code: string): number {
 const t = suite('signed-outcome');
 
 t('a forged, unsigned, tampered, foreign or replayed outcome in a check-in changes no state; the signed one reverts the host and halts', async () => {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 4, waves: 2, soakMinutes: 0, closures: true, withPubkeys: true });
   env.publish(fleet);
   const cp = await startCp(env);
-  const a = new Client(cp.url, env.ca.certPem, env.hostCert(A));
-  const b = new Client(cp.url, env.ca.certPem, env.hostCert(B));
-  const operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  const a = new Client(cp.url, env.ca.certPem, await env.hostCert(A));
+  const b = new Client(cp.url, env.ca.certPem, await env.hostCert(B));
+  const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
   const keyA = hostKeyOf(0, A);
   const keyB = hostKeyOf(1, B);
   try {
     // An old statement of A, signed an hour before anything was dispatched (captured, say, from the audit log).
     const earlyAt = new Date(env.clock.ms - 3_600_000).toISOString();
-    for (const h of ['host-0000', 'host-0001', 'host-0002', 'host-0003']) assert.is((await (h === A ? a : h === B ? b : new Client(cp.url, env.ca.certPem, env.hostCert(h))).call('POST', '/v1/agent/checkin', checkinBody(env, h))).status, 200);
+    for (const h of ['host-0000', 'host-0001', 'host-0002', 'host-0003']) assert.is((await (h === A ? a : h === B ? b : new Client(cp.url, env.ca.certPem, await env.hostCert(h))).call('POST', '/v1/agent/checkin', checkinBody(env, h))).status, 200);
     await cp.cp.reconcileNow();
     env.clock.advance(1000);
     const first = await a.call('POST', '/v1/agent/checkin', checkinBody(env, A));

@@ -28,12 +28,12 @@ function failures(text: string, code: string): number {
 }
 
 async function setup(): Promise<{ env: Env; fleet: FleetResolved; signed: SignedArtifact<FleetResolved>; cp: RunningCp; host: Client }> {
-  const env = makeEnv();
+  const env = await makeEnv();
   const fleet = sampleFleet({ hosts: 5, waves: 2, closures: true, withPubkeys: true });
   const signed = env.publish(fleet) as SignedArtifact<FleetResolved>;
   writeSignedIndex(env.releasesDir, signIndex(signed, env.release));
   const cp = await startCp(env);
-  return { env, fleet, signed, cp, host: new Client(cp.url, env.ca.certPem, env.hostCert('host-0003')) };
+  return { env, fleet, signed, cp, host: new Client(cp.url, env.ca.certPem, await env.hostCert('host-0003')) };
 }
 
 const checkin = async (c: Client, name: string): Promise<CheckinResponse> => {
@@ -66,8 +66,8 @@ t('a good index: each host gets its own slice, which verifies against the signed
     assert.ok(verifySignature('ed25519', env.release.publicKeyB64, new TextEncoder().encode(body.value.index), sig));
     assert.is((await cp.store.getArtifact('index'))?.sha256, v.value.sha256, 'the accepted index is persisted (rollback protection)');
 
-    const h0 = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
-    for (const h of Object.keys(signed.value.hosts)) await checkin(new Client(cp.url, env.ca.certPem, env.hostCert(h)), h);
+    const h0 = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000'));
+    for (const h of Object.keys(signed.value.hosts)) await checkin(new Client(cp.url, env.ca.certPem, await env.hostCert(h)), h);
     await cp.cp.reconcileNow();
     const target = (await checkin(h0, 'host-0000')).target;
     assert.ok(target !== null);
@@ -117,11 +117,11 @@ t('no index, or a bad one: counted by code, audited, 404 NO_SLICE, no slice offe
       await cp.cp.pollNow();
       assert.is((await host.call('GET', '/v1/agent/slice')).status, 200, `${code}: recovered`);
     }
-    for (const h of Object.keys(fleet.hosts)) await checkin(new Client(cp.url, env.ca.certPem, env.hostCert(h)), h);
+    for (const h of Object.keys(fleet.hosts)) await checkin(new Client(cp.url, env.ca.certPem, await env.hostCert(h)), h);
     await cp.cp.reconcileNow();
     rmSync(join(env.releasesDir, SLICE_INDEX_FILE));
     await cp.cp.pollNow();
-    const target = (await checkin(new Client(cp.url, env.ca.certPem, env.hostCert('host-0000')), 'host-0000')).target;
+    const target = (await checkin(new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000')), 'host-0000')).target;
     assert.ok(target !== null);
     assert.is(target!.slice, undefined, 'no slice offered: the v1 target');
     assert.ok(fleet.hosts['host-0000'] !== undefined);

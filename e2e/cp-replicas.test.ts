@@ -43,12 +43,13 @@ type SimAgent = {
 };
 
 /** A simulated agent that talks to one replica (`url`, switched by the test on fail-over). */
-function simAgent(env: Env, url: string, name: string, index: number): SimAgent {
+async function simAgent(env: Env, url: string, name: string, index: number): Promise<SimAgent> {
   const key = hostKeyOf(index, name);
+  const cert = await env.hostCert(name);
   const clients = new Map<string, Client>();
   const client = () => {
     let c = clients.get(a.url);
-    if (c === undefined) clients.set(a.url, (c = new Client(a.url, env.ca.certPem, env.hostCert(name))));
+    if (c === undefined) clients.set(a.url, (c = new Client(a.url, env.ca.certPem, cert)));
     return c;
   };
   const probes = () => [{ name: 'http', ok: true, observedAt: new Date().toISOString() }];
@@ -86,7 +87,7 @@ function simAgent(env: Env, url: string, name: string, index: number): SimAgent 
 }
 
 t('two replicas: kill -9 the leader mid-rollout, the other takes over; SIGSTOP past the lease, SIGCONT: fenced', async () => {
-  const env = makeEnv('nixfleet-e2e-replicas-');
+  const env = await makeEnv('nixfleet-e2e-replicas-');
   const cluster = await startPostgres();
   const replicas: Replica[] = [];
   const agents: SimAgent[] = [];
@@ -116,7 +117,7 @@ t('two replicas: kill -9 the leader mid-rollout, the other takes over; SIGSTOP p
     const op = new Map<string, Client>();
     const readyz = async (r: Replica): Promise<ReadyzResponse | null> => {
       let c = op.get(r.url);
-      if (c === undefined) op.set(r.url, (c = new Client(r.url, env.ca.certPem, env.operatorCert())));
+      if (c === undefined) op.set(r.url, (c = new Client(r.url, env.ca.certPem, await env.operatorCert())));
       try {
         return (await c.call('GET', '/readyz')).body as ReadyzResponse;
       } catch {
@@ -131,7 +132,7 @@ t('two replicas: kill -9 the leader mid-rollout, the other takes over; SIGSTOP p
     start(replicas[1]!);
     await waitFor('r2 ready as follower', async () => (await readyz(replicas[1]!))?.ready === true && (await role(replicas[1]!)) === 'follower', { timeoutMs: 60_000 });
 
-    HOSTS.forEach((h, i) => agents.push(simAgent(env, replicas[i < 2 ? 0 : 1]!.url, h, i)));
+    agents.push(...(await Promise.all(HOSTS.map((h, i) => simAgent(env, replicas[i < 2 ? 0 : 1]!.url, h, i)))));
     // Wave 0 (host-0000 on r1, host-0002 on r2) gets its targets and confirms.
     const confirmed = new Set<string>();
     const driveUntil = async (what: string, want: readonly string[]) =>

@@ -34,7 +34,7 @@ const WAIT = { timeout: 60_000 };
 
 type Agent = { name: string; current: string; checkin(): Promise<CheckinResponse>; report(event: HostReport['event'], t: NonNullable<CheckinResponse['target']>): Promise<void>; activate(t: NonNullable<CheckinResponse['target']>): Promise<void> };
 
-const env = makeEnv('nixfleet-dashboard-');
+const env = await makeEnv('nixfleet-dashboard-');
 let cp: RunningCp;
 let agents: Record<string, Agent> = {};
 const clients: Client[] = [];
@@ -44,10 +44,11 @@ let browser: Browser;
 let page: Page;
 let requests: string[] = [];
 
-function agentsFor(): Record<string, Agent> {
+async function agentsFor(): Promise<Record<string, Agent>> {
   const out: Record<string, Agent> = {};
+  const certs = await Promise.all(HOSTS.map((name) => env.hostCert(name)));
   HOSTS.forEach((name, index) => {
-    const client = new Client(cp.url, env.ca.certPem, env.hostCert(name));
+    const client = new Client(cp.url, env.ca.certPem, certs[index]!);
     clients.push(client);
     const key = hostKeyOf(index, name);
     const probes = () => [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }];
@@ -112,7 +113,7 @@ async function rolloutOf(gen: number): Promise<string> {
 async function startDashboard(): Promise<string> {
   const ops = join(env.dir, 'operator');
   mkdirSync(ops, { recursive: true });
-  const alice = env.operatorCert('alice');
+  const alice = await env.operatorCert('alice');
   writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
   writeFileSync(join(ops, 'alice.pem'), alice.certPem);
   writeFileSync(join(ops, 'alice.key'), alice.keyPem);
@@ -131,7 +132,7 @@ const t = suite('dashboard in a real browser against a real control plane');
 
 t.before(async () => {
   cp = await startCp(env);
-  agents = agentsFor();
+  agents = await agentsFor();
   // First contact under a fleet that deploys nothing, then generation 1: every host Queued.
   await publish(0);
   for (const h of HOSTS) await agents[h]!.checkin();

@@ -159,9 +159,9 @@ register('refused with a code and an audit entry: replayed token, token for anot
   assert.equal(await enrolPost(f, { hostname: 'ssh-1', csr: 'x'.repeat(100_000), proof: { kind: 'token', token: 'x' } }), { status: 413, code: 'BODY_TOO_LARGE' });
   assert.is((await f.audit()).length, n, 'nothing stored');
 
-  // Revoke ssh-1: its next renewal is refused (401 CERT_REVOKED, audited). notBefore lies past the
-  // moment the CP loads the revocation: a host renews every 30 s here, and a certificate renewed
-  // after notBefore but before the revocation is in force would not be covered (docs/architecture.md).
+  // Revoke ssh-1: its next renewal is refused (401 CERT_REVOKED, audited). notBefore lies in the
+  // future so that the certificate it holds is covered whatever its notBefore; a certificate renewed
+  // between a past notBefore and the CP loading it is covered too (control-plane/enrol.test.ts).
   const description = f.description();
   description.hosts['tok-1']!.pubkey = null;
   await f.release('v2', { description, revocations: [{ hostname: 'ssh-1', notBefore: new Date(Date.now() + 600_000).toISOString().replace(/\.\d{3}Z$/, 'Z'), reason: 'e2e', revokedBy: 'e2e' }] });

@@ -188,9 +188,9 @@ export class Fleet {
     // PKI (pki/pki.ts). The CA key stays in the operator's directory, never in the CP's.
     const pki = join(this.root, 'operator');
     mkdirSync(pki, { recursive: true });
-    this.ca = createFleetCa({ commonName: `nixfleet e2e ${o.name}` });
-    this.serverCert = mintServerCert(this.ca, { hostnames: [this.serverHost] });
-    this.operatorCert = mintOperatorCert(this.ca, 'e2e-operator');
+    this.ca = await createFleetCa({ commonName: `nixfleet e2e ${o.name}` });
+    this.serverCert = await mintServerCert(this.ca, { hostnames: [this.serverHost] });
+    this.operatorCert = await mintOperatorCert(this.ca, 'e2e-operator');
     writeFileSync(join(pki, 'ca.pem'), this.ca.certPem);
     writeFileSync(join(pki, 'ca.key'), this.ca.keyPem, { mode: 0o600 });
     writeFileSync(join(pki, 'operator.pem'), this.operatorCert.certPem);
@@ -242,7 +242,7 @@ export class Fleet {
       const dir = join(this.root, 'hosts', spec.name);
       mkdirSync(join(dir, 'state'), { recursive: true });
       mkdirSync(join(dir, 'profiles'), { recursive: true });
-      const cert = mintHostCert(this.ca, spec.name);
+      const cert = await mintHostCert(this.ca, spec.name);
       writeFileSync(join(dir, 'host.pem'), cert.certPem);
       writeFileSync(join(dir, 'host.key'), cert.keyPem, { mode: 0o600 });
       writeFileSync(join(dir, 'ca.pem'), this.ca.certPem);

@@ -85,7 +85,7 @@ register('9. revoked host certificate → refused at once after the next revocat
 
   // Re-enrolment: a certificate issued after the revocation's notBefore is accepted.
   await new Promise((r) => setTimeout(r, 1100)); // X.509 notBefore has 1 s resolution: be strictly after
-  const fresh = mintHostCert(f.ca, 'stolen-1');
+  const fresh = await mintHostCert(f.ca, 'stolen-1');
   assert.ok(fresh.notBefore.getTime() >= Date.parse(notBefore));
   const h = f.host('stolen-1');
   writeFileSync(join(h.dir, 'host.pem'), fresh.certPem);

@@ -95,7 +95,7 @@
       default = null;
       example = { issuerCertFile = "/etc/nixfleet/issuance.pem"; issuerKeyFile = "/run/secrets/issuance.key"; listenPort = 8444; usedTokensFile = "/var/lib/nixfleet-control-plane/used-tokens.json"; };
       description = ''
-        Issue 16: `{ issuerCertFile; issuerKeyFile; listenHost?; listenPort; certValiditySecs ? 2592000; usedTokensFile; maxTokenTtlSecs ? 86400; }`.
+        Issue 16: `{ issuerCertFile; issuerKeyFile; listenHost?; listenPort; certValiditySecs ? 2592000; usedTokensFile; maxTokenTtlSecs ? 86400; refusalAuditWindowSecs ? 60; }`.
         Hosts enrol (SSH host key declared in the signed fleet, or a bootstrap token) and renew their certificates,
         issued by the host-issuance intermediate (`nixfleet pki init-issuance`), which can only issue OU=host client
         certificates; the fleet root CA key is refused. `usedTokensFile` keeps used tokens outside the database.

@@ -9,8 +9,8 @@ import { createFleetCa, mintServerCert } from './pki.ts';
 import { createCsr, createIssuanceCa, generateEcKey, issueHostCert, parseCsr, signClientCert, type CertKeyPem } from './x509.ts';
 
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
-const root = createFleetCa({ commonName: 'test fleet CA', validityDays: 30, now: NOW });
-const server = mintServerCert(root, {});
+const root = await createFleetCa({ commonName: 'test fleet CA', validityDays: 30, now: NOW });
+const server = await mintServerCert(root, {});
 const issuance = await createIssuanceCa(root, { now: NOW });
 
 const t = suite('pki/x509');

@@ -49,13 +49,14 @@ export type IssuedCert = {
 };
 
 /** X.509 serial: 16 random bytes, positive, no leading zero byte (RFC 5280 §4.1.2.2). */
-function newSerial(): string {
+export function newSerial(): string {
   const b = randomBytes(16);
   b[0] = (b[0]! & 0x7f) | 0x01;
   return b.toString('hex');
 }
 
-const floorToSecond = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
+/** Whole seconds: X.509 times carry no milliseconds, so a reported Date matches its certificate. */
+export const floorToSecond = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
 
 /** A fresh ECDSA P-256 key pair (extractable: it is written to a 0600 file by the caller). */
 export async function generateEcKey(): Promise<{ keys: CryptoKeyPair; keyPem: string }> {
@@ -182,9 +183,22 @@ export async function createIssuanceCa(root: CertKeyPem, opts: IssuanceCaOptions
   return { certPem: cert.toString('pem'), keyPem };
 }
 
+/**
+ * URI subjectAltName prefix recording when the host last *proved* its identity (enrolment by SSH
+ * host key or token, or an operator-minted certificate): a renewal copies it from the certificate
+ * it renews, so a revocation whose `notBefore` is later covers every certificate renewed from an
+ * identity proven before it — even one renewed after `notBefore` but before the CP loaded the
+ * revocation (issue 16). Only the CP writes it (a CSR's requested extensions are never copied);
+ * it can only make a certificate *more* revocable (control-plane/identity.ts takes the earlier of
+ * it and notBefore). Milliseconds since the epoch: no colon to escape in the URI.
+ */
+export const PROVEN_AT_URI_PREFIX = 'urn:nixfleet:proven-at-ms:';
+
 export type LeafOptions = {
   /** Default {@link DEFAULT_HOST_CERT_DAYS}. */
   validityDays?: number;
+  /** When the identity was last proven ({@link PROVEN_AT_URI_PREFIX}); absent: no such name. */
+  provenAt?: Date;
   /** Default `now`. */
   notBefore?: Date;
   now?: Date;
@@ -220,6 +234,7 @@ export async function signClientCert(issuer: CertKeyPem, subject: string, public
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
       await x509.SubjectKeyIdentifierExtension.create(pub),
       await x509.AuthorityKeyIdentifierExtension.create(signer.publicKey),
+      ...(opts.provenAt !== undefined ? [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${PROVEN_AT_URI_PREFIX}${opts.provenAt.getTime()}` }], false)] : []),
     ],
   });
   return { certPem: cert.toString('pem'), serial, notBefore, notAfter };

@@ -11,7 +11,7 @@ import type { ErrorBody } from './api.ts';
 import { createApp } from '../control-plane/app.ts';
 import { makeEnv, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
-const env: Env = makeEnv();
+const env: Env = await makeEnv();
 let cp: RunningCp;
 let app: ReturnType<typeof createApp>;
 const t = suite('validation.props');

@@ -11,7 +11,7 @@ import { createApp, type CpService } from '../control-plane/app.ts';
 import { STATUS } from '../control-plane/errors.ts';
 import { Client, makeEnv, startCp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
 
-const env: Env = makeEnv();
+const env: Env = await makeEnv();
 const fleet = sampleFleet({ hosts: 2, waves: 1, closures: true });
 let cp: RunningCp;
 let host: Client;
@@ -22,8 +22,8 @@ const t = suite('validation');
 t.before(async () => {
   env.publish(fleet);
   cp = await startCp(env, { maxBodyBytes: 2048 });
-  host = new Client(cp.url, env.ca.certPem, env.hostCert('host-0000'));
-  operator = new Client(cp.url, env.ca.certPem, env.operatorCert('alice'));
+  host = new Client(cp.url, env.ca.certPem, await env.hostCert('host-0000'));
+  operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
 });
 
 t.after(async () => {
@@ -74,7 +74,7 @@ for (const [name, who, method, path, body, headers, want] of cases) {
     let stray: Client | null = null;
     if (name === 'unknown host') {
       // A certificate from the fleet CA for a host the signed fleet does not list.
-      stray = new Client(cp.url, env.ca.certPem, env.hostCert('intruder'));
+      stray = new Client(cp.url, env.ca.certPem, await env.hostCert('intruder'));
       client = stray;
       (body as { hostname: string }).hostname = 'intruder';
     }
@@ -122,6 +122,7 @@ function stubService(over: Partial<CpService> = {}): CpService {
     confirm: fail,
     report: fail,
     hosts: () => ({ hosts: [] }),
+    whoami: fail,
     compliance: fail,
     certificates: fail,
     evidence: fail,

@@ -48,7 +48,7 @@ import {
   type QuarantineClearRequest,
   type ReportRequest,
 } from './api.ts';
-import { CertificateResponseSchema, EnrolRequestSchema, RenewRequestSchema, type EnrolRequest, type RenewRequest } from './enrol.ts';
+import { CertificateResponseSchema, EnrolRequestSchema, RenewRequestSchema, WhoamiResponseSchema, type EnrolRequest, type RenewRequest } from './enrol.ts';
 import { compile, compileProjection, type Issue } from './validate.ts';
 
 export type { Issue } from './validate.ts';
@@ -117,6 +117,7 @@ export function parseErrorBody(u: unknown): ErrorBody['error'] | null {
 }
 
 export const parseCertificateResponse = responseParser(CertificateResponseSchema, 'certificate answer');
+export const parseWhoamiResponse = responseParser(WhoamiResponseSchema, 'whoami answer');
 export const parseHostsResponse = responseParser(HostsResponseSchema, 'hosts answer');
 export const parseRolloutsResponse = responseParser(RolloutsResponseSchema, 'rollouts answer');
 export const parseRolloutDetail = responseParser(RolloutDetailSchema, 'rollout answer');

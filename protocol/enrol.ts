@@ -54,7 +54,28 @@ export type EnrolErrorCode =
  * The routes of issue 16 (besides protocol/api.ts `ROUTES`): `enroll` on the enrolment listener
  * (HTTPS, no client certificate), `renew` on the mTLS listener over the current certificate.
  */
-export const ENROL_ROUTES = { enroll: '/v1/enroll', renew: '/v1/agent/renew' } as const;
+export const ENROL_ROUTES = { enroll: '/v1/enroll', renew: '/v1/agent/renew', whoami: '/v1/whoami' } as const;
+
+/**
+ * `GET /v1/whoami` (mTLS, OU host or operator): the identity the CP sees in the client
+ * certificate of this connection, after the same gate as every `/v1/*` route. A revoked
+ * certificate never gets this answer: 401 `CERT_REVOKED` (SPEC §5), which is the answer.
+ */
+export const WhoamiResponseSchema = Type.Object({
+  name: Type.String({ description: 'Subject CN: the hostname or the operator name.' }),
+  role: Type.Union([Type.Literal('host'), Type.Literal('operator'), Type.Null()], { description: 'Subject OU when it is a known role.' }),
+  serial: Type.String({ description: 'Certificate serial, upper-case hex.' }),
+  notBefore: Timestamp(),
+  notAfter: Timestamp(),
+  certState: Type.Union([Type.Literal('valid'), Type.Literal('expiring'), Type.Literal('expired')]),
+  issuer: Type.Object({
+    commonName: Type.Union([Type.String(), Type.Null()]),
+    fingerprint256: Type.Union([Type.String(), Type.Null()], { description: "SHA-256 of the issuing certificate (OpenSSL's AA:BB:… form)." }),
+  }),
+  /** Lowest notBefore a revocation in force would accept for this name; null: none names it. */
+  revokedBefore: Type.Union([Timestamp(), Type.Null()]),
+});
+export type WhoamiResponse = Static<typeof WhoamiResponseSchema>;
 
 /** A host certificate with less than this left is "expiring" (`nixfleet status`, the metric). */
 export const CERT_EXPIRING_MS = 7 * 86_400_000;

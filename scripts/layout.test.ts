@@ -8,6 +8,8 @@
  * - `protocol/` and `reconciler/` are pure: no I/O module, no clock, no randomness, no process;
  *   `protocol/` imports nothing outside itself, `reconciler/` nothing but `protocol/`;
  * - test support lives in `fixtures/`, not in product folders;
+ * - one PKI library (issue 16): nothing imports node-forge, and only `pki/` imports @peculiar/x509,
+ *   through `pki/x509-lib.ts` (which loads reflect-metadata and sets the crypto provider first);
  * - no product source file is over 500 lines.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -61,7 +63,7 @@ test('programs do not import each other or fixtures/ (non-test files)', () => {
   assert.equal(bad, []);
 });
 
-const IO_MODULES = /^(node:)?(fs|fs\/promises|net|tls|http|https|http2|child_process|dgram|dns|os|process|worker_threads|cluster|readline|v8|vm)$|^(undici|better-sqlite3|pg|hono|@hono\/node-server|node-forge)(\/|$)/;
+const IO_MODULES = /^(node:)?(fs|fs\/promises|net|tls|http|https|http2|child_process|dgram|dns|os|process|worker_threads|cluster|readline|v8|vm)$|^(undici|better-sqlite3|pg|hono|@hono\/node-server|@peculiar\/[^/]+|reflect-metadata)(\/|$)/;
 const IMPURE = [/\bDate\.now\(/, /\bnew Date\(\)/, /\bMath\.random\(/, /\bprocess\./, /\bperformance\.now\(/];
 
 for (const [dir, allowed] of [
@@ -107,6 +109,21 @@ test('the agent reaches nothing of control-plane/, not even indirectly (non-test
 test('test support lives in fixtures/, not in product folders', () => {
   const bad = PRODUCT.flatMap((d) => product(d)).filter((f) => /(^|\/)(testing|testkit|harness|fake-[^/]*)\.ts$/.test(f));
   assert.equal(bad, []);
+});
+
+test('one PKI library: no node-forge anywhere, @peculiar/x509 only through pki/x509-lib.ts', () => {
+  const bad: string[] = [];
+  const all = [...PRODUCT, 'fixtures', 'e2e', 'bench', 'scripts', 'nix-tests'].flatMap((d) => tsFiles(d));
+  for (const f of all) {
+    for (const s of specifiers(f)) {
+      if (/^node-forge(\/|$)/.test(s)) bad.push(`${f} -> ${s}`);
+      if (s === '@peculiar/x509' && f !== 'pki/x509-lib.ts') bad.push(`${f} -> ${s} (import { x509 } from pki/x509-lib.ts)`);
+    }
+  }
+  assert.equal(bad, []);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+  const deps = [...Object.keys(pkg['dependencies'] ?? {}), ...Object.keys(pkg['devDependencies'] ?? {})];
+  assert.equal(deps.filter((d) => /node-forge/.test(d)), []);
 });
 
 test('no product source file over 500 lines', () => {

@@ -50,7 +50,7 @@ export type AgentsRun = {
 
 export async function startAgentsRun(opts: AgentsRunOptions): Promise<AgentsRun> {
   const n = opts.hosts;
-  const pki = loadBenchPki(fleetNames(MAX_HOSTS));
+  const pki = await loadBenchPki(fleetNames(MAX_HOSTS));
   const keys = hostKeys(n);
   const fleet = benchFleet(n, keys);
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-${opts.label}-${n}-`));

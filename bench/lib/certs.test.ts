@@ -13,7 +13,7 @@ import { loadBenchPki } from './certs.ts';
 const test = suite('bench/lib/certs');
 const dir = mkdtempSync(join(tmpdir(), 'bench-certs-'));
 const names = ['web-01', 'web-02', 'db-01'];
-const pki = loadBenchPki(names, { cacheDir: dir });
+const pki = await loadBenchPki(names, { cacheDir: dir });
 const caX509 = new X509Certificate(pki.ca.certPem);
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,8 +40,8 @@ test('mints one certificate per name, signed by the bench CA, with the host iden
   assert.is(new Set(pki.hosts.map((h) => h.serial)).size, names.length);
 });
 
-test('same subject layout, issuer, key usages and CA flag as pki/pki.ts mintHostCert', () => {
-  const ref = mintHostCert(pki.ca, 'web-01');
+test('same subject layout, issuer, key usages and CA flag as pki/pki.ts mintHostCert', async () => {
+  const ref = await mintHostCert(pki.ca, 'web-01');
   assert.equal(shape(pki.hosts[0]!.certPem), shape(ref.certPem));
   const ours = new X509Certificate(pki.hosts[0]!.certPem).toLegacyObject();
   const theirs = new X509Certificate(ref.certPem).toLegacyObject();
@@ -49,11 +49,11 @@ test('same subject layout, issuer, key usages and CA flag as pki/pki.ts mintHost
   assert.is(ours.subjectaltname, theirs.subjectaltname);
 });
 
-test('a second load reads the cache; other names mint a new set', () => {
-  const again = loadBenchPki(names, { cacheDir: dir });
+test('a second load reads the cache; other names mint a new set', async () => {
+  const again = await loadBenchPki(names, { cacheDir: dir });
   assert.is(again.minted, false);
   assert.equal(again.hosts, pki.hosts);
-  const other = loadBenchPki(['x-1'], { cacheDir: dir });
+  const other = await loadBenchPki(['x-1'], { cacheDir: dir });
   assert.is(other.minted, true);
   assert.is(readdirSync(dir).filter((f) => f.endsWith('.json')).length, 2);
 });
@@ -80,7 +80,7 @@ test('a real mTLS handshake with a bench host certificate presents its CN and OU
 });
 
 test('the TLS layer refuses a bench host certificate from another CA', async () => {
-  const other = loadBenchPki(['web-01'], { cacheDir: mkdtempSync(join(dir, 'other-')) });
+  const other = await loadBenchPki(['web-01'], { cacheDir: mkdtempSync(join(dir, 'other-')) });
   const server = createServer({ cert: pki.server.certPem, key: pki.server.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: true }, (_q, res) => res.end('no'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;

@@ -2,40 +2,22 @@
  * Certificates for a benchmark fleet of up to 10,000 hosts, minted once and cached under
  * `.bench-cache/` (gitignored).
  *
- * The fleet CA and the control plane's server certificate come from `pki/pki.ts`, exactly as in
- * production. The host certificates have the same layout as `mintHostCert` (subject
- * CN = hostname, OU `host`, O `nixfleet`; the same extensions, each with its own random serial), but
- * are minted on a fast path, for two measured reasons (see docs/performance.md):
- *
- * - `mintHostCert` generates a fresh RSA-2048 key per certificate (≈ 160 ms each here: 27 min for
- *   10,000). The bench uses ONE host key pair for every host certificate. The CP identifies a host
- *   by the certificate (CN, OU, serial, CA signature), never by its key, so sharing the key changes
- *   no code path; it only makes the client side cheaper to set up.
- * - node-forge signs in pure JavaScript (≈ 20 ms per RSA-2048 signature here: 3.5 min). node-forge
- *   still builds the certificate (TBSCertificate ASN.1 and the final DER); the CA's signature over
- *   the DER of the TBSCertificate is made by Node's native `crypto.sign` (≈ 1 ms).
- * - The shared host key is ECDSA P-256, not RSA-2048: a client must load its key into a TLS
- *   context once per identity, and OpenSSL takes ≈ 1.6 ms to load an RSA-2048 key (2.7 ms per
- *   context in all) against ≈ 0.3 ms for P-256; with 10,000 identities that is the difference
- *   between a load client that keeps up and one that measures itself. node-forge's
- *   SubjectPublicKeyInfo encoder is RSA-only, so the certificate is built around a placeholder
- *   RSA key and the SubjectPublicKeyInfo element of the TBSCertificate is then replaced by the P-256
- *   one that Node exports (DER, parsed by node-forge's ASN.1 reader — no hand-written ASN.1), with
- *   the subjectKeyIdentifier recomputed over it (RFC 5280 §4.2.1.2 method 1). The control plane
- *   never looks at the key type: it reads CN, OU, serial and validity of a certificate the TLS
- *   layer verified against the fleet CA. For the server, verifying a P-256 CertificateVerify costs
- *   slightly more than an RSA one, so this errs on the expensive side for the CP.
+ * Everything comes from `pki/pki.ts`, exactly as in production: the fleet CA, the control plane's
+ * server certificate, an operator certificate, and the host certificates through
+ * `hostCertMinter` (the same subject, extensions and signature as `mintHostCert`, each with its
+ * own random serial). One measured shortcut (see docs/performance.md): every host certificate is
+ * issued for ONE shared ECDSA P-256 key pair. The CP identifies a host by the certificate (CN, OU,
+ * serial, CA signature), never by its key, so sharing the key changes no code path; it only makes
+ * the load client cheaper to set up (a client loads its key into a TLS context once per identity).
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as nodeSign } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import forge from 'node-forge';
-import { createFleetCa, mintOperatorCert, mintServerCert, type FleetCa } from '../../pki/pki.ts';
-
-const { pki, asn1 } = forge;
+import { createFleetCa, hostCertMinter, mintOperatorCert, mintServerCert, type FleetCa } from '../../pki/pki.ts';
+import { generateEcKey } from '../../pki/x509.ts';
 
 /** Bump when the layout of the cached file or of the certificates changes. */
-const CACHE_VERSION = 3;
+const CACHE_VERSION = 4;
 const DAY_MS = 86_400_000;
 const HOST_VALIDITY_DAYS = 365;
 
@@ -76,82 +58,19 @@ function namesDigest(names: readonly string[]): string {
   return createHash('sha256').update(names.join('\n')).digest('hex');
 }
 
-/** X.509 serial: 16 random bytes, positive and without a leading zero byte (RFC 5280 §4.1.2.2). */
-function newSerial(): string {
-  const b = randomBytes(16);
-  b[0] = (b[0]! & 0x7f) | 0x01;
-  return b.toString('hex');
-}
-
-function floorToSecond(ms: number): Date {
-  return new Date(Math.floor(ms / 1000) * 1000);
-}
-
-/** Any RSA public key: only its place in the TBSCertificate is used, then replaced. */
-const PLACEHOLDER_RSA_PUBLIC_KEY = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-
-/**
- * A host certificate minter for one CA and one shared host public key (PEM SPKI, P-256 or RSA).
- * Same subject and extensions as `pki/pki.ts` `mintHostCert`; signature by Node's native RSA.
- */
-export function hostCertMinter(ca: FleetCa, hostPublicKeyPem: string): (name: string, nowMs: number) => HostCert {
-  const caCert = pki.certificateFromPem(ca.certPem);
-  const caKey = createPrivateKey(ca.keyPem);
-  const caKeyId = caCert.generateSubjectKeyIdentifier().getBytes();
-  const spkiDer = createPublicKey(hostPublicKeyPem).export({ type: 'spki', format: 'der' });
-  const spki = asn1.fromDer(spkiDer.toString('binary'));
-  // RFC 5280 §4.2.1.2 (1): SHA-1 of the subjectPublicKey BIT STRING value (without the unused-bits byte).
-  const spkiBits = (spki.value as forge.asn1.Asn1[])[1]!.value as string;
-  const ski = createHash('sha1').update(Buffer.from(spkiBits.slice(1), 'binary')).digest().toString('binary');
-  // node-forge only encodes RSA keys: the certificate is built around this placeholder, whose
-  // SubjectPublicKeyInfo is then replaced by the real one.
-  const placeholder = pki.publicKeyFromPem(PLACEHOLDER_RSA_PUBLIC_KEY);
-  return (name, nowMs) => {
-    const cert = pki.createCertificate();
-    cert.publicKey = placeholder;
-    const serial = newSerial();
-    cert.serialNumber = serial;
-    const notBefore = floorToSecond(nowMs);
-    cert.validity.notBefore = notBefore;
-    cert.validity.notAfter = new Date(notBefore.getTime() + HOST_VALIDITY_DAYS * DAY_MS);
-    cert.setSubject([
-      { shortName: 'CN', value: name },
-      { shortName: 'OU', value: 'host' },
-      { shortName: 'O', value: 'nixfleet' },
-    ]);
-    cert.setIssuer(caCert.subject.attributes);
-    cert.setExtensions([
-      { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: 'extKeyUsage', clientAuth: true },
-      { name: 'subjectKeyIdentifier' },
-      { name: 'authorityKeyIdentifier', keyIdentifier: caKeyId },
-    ]);
-    const skiExt = (cert.extensions as { name: string; value: unknown; subjectKeyIdentifier: string }[]).find((e) => e.name === 'subjectKeyIdentifier')!;
-    skiExt.value = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, ski);
-    skiExt.subjectKeyIdentifier = Buffer.from(ski, 'binary').toString('hex');
-    // What cert.sign() does, with the real SubjectPublicKeyInfo and a native RSA signature.
-    cert.signatureOid = cert.siginfo.algorithmOid = pki.oids['sha256WithRSAEncryption']!;
-    // getTBSCertificate is public node-forge API (x509.js) missing from @types/node-forge.
-    const tbs = (pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
-    // TBSCertificate ::= SEQUENCE { version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, … }
-    (tbs.value as forge.asn1.Asn1[])[6] = spki;
-    (cert as unknown as { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate = tbs;
-    const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
-    cert.signature = nodeSign('sha256', tbsDer, caKey).toString('binary');
-    return { name, certPem: pki.certificateToPem(cert), serial };
-  };
-}
-
-function mint(names: readonly string[], nowMs: number): Omit<CacheFile, 'version' | 'namesSha256' | 'mintedAt'> {
+async function mint(names: readonly string[], nowMs: number): Promise<Omit<CacheFile, 'version' | 'namesSha256' | 'mintedAt'>> {
   const now = new Date(nowMs);
-  const ca = createFleetCa({ commonName: 'nixfleet-bench-ca', now });
-  const server = mintServerCert(ca, { hostnames: ['localhost', '127.0.0.1'], now });
-  const operator = mintOperatorCert(ca, 'bench-operator', { now });
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const hostKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const minter = hostCertMinter(ca, publicKey.export({ type: 'spki', format: 'pem' }).toString());
-  const hosts = names.map((n) => minter(n, nowMs));
+  const ca = await createFleetCa({ commonName: 'nixfleet-bench-ca', now });
+  const server = await mintServerCert(ca, { hostnames: ['localhost', '127.0.0.1'], now });
+  const operator = await mintOperatorCert(ca, 'bench-operator', { now });
+  const { keys, keyPem: hostKeyPem } = await generateEcKey();
+  const minter = await hostCertMinter(ca);
+  const hosts: HostCert[] = [];
+  // One at a time: WebCrypto runs each signature on the thread pool; 10,000 at once only queue.
+  for (const name of names) {
+    const c = await minter(name, keys.publicKey as webcrypto.CryptoKey, { now, validityDays: HOST_VALIDITY_DAYS });
+    hosts.push({ name, certPem: c.certPem, serial: c.serial });
+  }
   return { ca, server: { certPem: server.certPem, keyPem: server.keyPem }, operator: { certPem: operator.certPem, keyPem: operator.keyPem }, hostKeyPem, hosts };
 }
 
@@ -159,7 +78,7 @@ function mint(names: readonly string[], nowMs: number): Omit<CacheFile, 'version
  * Certificates for exactly `names` (order kept), from the cache when it holds a still-valid set for
  * the same names, otherwise minted and written atomically to the cache.
  */
-export function loadBenchPki(names: readonly string[], opts: { cacheDir?: string; nowMs?: number } = {}): BenchPki {
+export async function loadBenchPki(names: readonly string[], opts: { cacheDir?: string; nowMs?: number } = {}): Promise<BenchPki> {
   const dir = opts.cacheDir ?? defaultCacheDir();
   const nowMs = opts.nowMs ?? Date.now();
   const digest = namesDigest(names);
@@ -173,7 +92,7 @@ export function loadBenchPki(names: readonly string[], opts: { cacheDir?: string
     }
   }
   const started = performance.now();
-  const m = mint(names, nowMs);
+  const m = await mint(names, nowMs);
   const mintMs = performance.now() - started;
   const out: CacheFile = { version: CACHE_VERSION, namesSha256: digest, mintedAt: new Date(nowMs).toISOString(), ...m };
   mkdirSync(dir, { recursive: true });

@@ -47,8 +47,8 @@ test('native Ed25519 signatures are the fixtures (noble) signatures and verify u
   assert.ok(verifySignature('ed25519', Buffer.from(k!.publicHex, 'hex').toString('base64'), msg, Buffer.from(native, 'base64')));
 });
 
-test('writeCpFiles publishes an artefact the release verifier accepts under the written trust', () => {
-  const pki = loadBenchPki(['host-0000'], { cacheDir: dir });
+test('writeCpFiles publishes an artefact the release verifier accepts under the written trust', async () => {
+  const pki = await loadBenchPki(['host-0000'], { cacheDir: dir });
   const files = writeCpFiles(join(dir, 'cp'), pki, 0);
   const nowMs = Date.now();
   const signed = files.publish(benchFleet(4, hostKeys(4, dir, 16)).fleet(1), nowMs);

@@ -14,7 +14,7 @@ import { startLoadClient, type LoadClient, type RequestTemplate } from './load-c
 const test = suite('bench/lib/load-client');
 const dir = mkdtempSync(join(tmpdir(), 'bench-load-client-'));
 const names = ['host-0000', 'host-0001', 'host-0002', 'host-0003'];
-const pki = loadBenchPki(names, { cacheDir: dir });
+const pki = await loadBenchPki(names, { cacheDir: dir });
 const RESPONSE = '{"target":null,"nextCheckinSecs":60,"serverTime":"2026-01-01T00:00:00.000Z"}';
 let bare: BareServer;
 let lc: LoadClient;
@@ -71,7 +71,7 @@ test('fetch: bytes per request count the status line, headers and body', async (
 });
 
 test('a host certificate from another CA is refused by the TLS layer (counted as an error)', async () => {
-  const other = loadBenchPki(['host-0000'], { cacheDir: mkdtempSync(join(dir, 'other-')) });
+  const other = await loadBenchPki(['host-0000'], { cacheDir: mkdtempSync(join(dir, 'other-')) });
   const init = join(dir, 'other.json');
   writeFileSync(init, JSON.stringify({ origin: `https://127.0.0.1:${bare.port}`, servername: 'localhost', caPem: pki.ca.certPem, hostKeyPem: other.hostKeyPem, hosts: other.hosts }));
   const intruder = await startLoadClient(init);

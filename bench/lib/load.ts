@@ -125,7 +125,7 @@ async function sampleCheckin(origin: string, pki: BenchPki, body: string): Promi
 
 /** The load against the real CP with `n` registered hosts (all of which check in). */
 export async function runCpLoad(n: number, plan: LoadPlan, opts: { cpuProfDir?: string } = {}): Promise<LoadResult> {
-  const pki = loadBenchPki(fleetNames(MAX_HOSTS));
+  const pki = await loadBenchPki(fleetNames(MAX_HOSTS));
   const fleet = benchFleet(n, hostKeys(n));
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-load-${n}-`));
   const port = await freePort();
@@ -200,7 +200,7 @@ export type BareResult = {
 
 /** The same steady load against the bare mTLS HTTPS server answering `responseBytes` bytes. */
 export async function runBareLoad(n: number, plan: LoadPlan, responseBody: string, holdConnections = 0, opts: { cpuProfDir?: string } = {}): Promise<BareResult> {
-  const pki = loadBenchPki(fleetNames(MAX_HOSTS));
+  const pki = await loadBenchPki(fleetNames(MAX_HOSTS));
   const fleet = benchFleet(n, hostKeys(n));
   const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-bare-${n}-`));
   const bare = await startBareServer({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, caPem: pki.ca.certPem, responseBody }, opts.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`]);
