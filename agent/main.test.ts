@@ -19,15 +19,21 @@ const agent = (...args: string[]) => spawnSync(process.execPath, ['bin/nixfleet-
 test('--help and usage errors', () => {
   const h = agent('--help');
   assert.is(h.status, 0);
-  assert.match(h.stdout, /run\s+--config FILE/);
+  assert.match(h.stdout, /run\s+\[--config FILE\] \[flags\]/);
+  assert.match(h.stdout, /--cp-url URL/);
   assert.is(agent().status, 0, 'no arguments prints the help');
   // Usage errors exit 2, as for every nixfleet binary but nixfleet-release (SPEC §3 fixes its codes).
   const u = agent('frobnicate');
   assert.is(u.status, 2);
   assert.match(u.stderr, /unknown command/);
+  // Without --config the required settings are flags; each missing one is named (issue 18).
   const m = agent('run');
   assert.is(m.status, 2);
-  assert.match(m.stderr, /--config FILE/);
+  for (const f of ['--cp-url URL', '--cert FILE', '--key FILE', '--ca FILE']) assert.ok(m.stderr.includes(`missing ${f}`), m.stderr);
+  const b = agent('once', '--cp-url', 'http://cp:8443', '--cert', 'a.pem', '--key', 'a.key', '--ca', 'ca.pem', '--poll-interval-secs', 'often');
+  assert.is(b.status, 2);
+  assert.match(b.stderr, /--cp-url must be an https:\/\/ URL/);
+  assert.match(b.stderr, /--poll-interval-secs must be a number of seconds/);
   const l = agent('run', '--config', '/x.json', '--log-level', 'loud');
   assert.is(l.status, 2);
   assert.match(l.stderr, /--log-level must be one of/);

@@ -1,7 +1,9 @@
 /**
- * `nixfleet-agent`: `run --config FILE` (the daemon) and `once --config FILE` (a single check-in
- * cycle, waiting for an activation it starts to settle; for debugging). Exit codes: 0 ok, 1 invalid
- * input (usage, configuration), 2 I/O (unreadable key or certificate, state directory).
+ * `nixfleet-agent`: `run [--config FILE] [flags]` (the daemon) and `once …` (a single check-in
+ * cycle, waiting for an activation it starts to settle; for debugging). The settings a first host
+ * needs are flags (agent/flags.ts), over the file when both are given. Exit codes: 0 ok, 1 invalid
+ * configuration, 2 usage (unknown, bad or missing flag) or I/O (unreadable key or certificate,
+ * state directory).
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -12,21 +14,32 @@ import { buildAgent } from './compose.ts';
 import { ensureCertificate } from './certs.ts';
 import { loadHostKey } from './hostkey.ts';
 import { resolveConfig, type Config } from './config.ts';
+import { agentFlagOptions, agentFlagsHelp, mergeAgentFlags } from './flags.ts';
 import { StateCorrupt } from './state.ts';
 
 const HELP = `nixfleet-agent — verifies signed targets, activates them with Nix, rolls itself back unless it can confirm
 
 Usage:
-  nixfleet-agent run  --config FILE [--log-level LEVEL]   poll the control plane forever (the service)
-  nixfleet-agent once --config FILE [--log-level LEVEL]   one check-in cycle; waits for an activation it starts to settle
+  nixfleet-agent run  [--config FILE] [flags]   poll the control plane forever (the service)
+  nixfleet-agent once [--config FILE] [flags]   one check-in cycle; waits for an activation it starts to settle
   nixfleet-agent --help | --version
 
-The config file is JSON; see agent/README.md for every setting and its default. Required:
-  cpUrl ("https://cp.example:8443"), tls {certFile, keyFile, caFile}.
-Logs: one JSON object per line on stderr (event names in docs/operations.md); --log-level
-  (debug | info | warn | error | silent) overrides the config's logLevel, NIXFLEET_LOG_LEVEL both.
+Flags (each overrides its setting in the config file; [required]: unless the file has it):
+  --config FILE             JSON configuration: every setting and its default (agent/README.md)
+${agentFlagsHelp()}
+  --log-level LEVEL         debug | info | warn | error | silent (overrides the config's logLevel)
+  -h, --help                this help
+  -V, --version             print the version
 
-Exit codes: 0 ok, 1 invalid configuration, 2 usage error or I/O (keys, certificates, state;
+Example (certificates from \`nixfleet mint-host-cert\`, trust.json from \`nixfleet-release init\`):
+  nixfleet-agent once --cp-url https://cp.example:8443 --cert web1.pem --key web1.key \\
+    --ca ca.pem --trust-file trust.json --substituter https://cache.example
+
+Logs: one JSON object per line on stderr (event names in docs/operations.md); NIXFLEET_LOG_LEVEL
+  overrides --log-level and logLevel.
+
+Exit codes: 0 ok, 1 invalid configuration, 2 usage error (an unknown, bad or missing flag) or I/O
+  (keys, certificates, state;
   \`once\`: the check-in failed).
 `;
 
@@ -39,34 +52,45 @@ class Exit extends Error {
   }
 }
 
-function loadConfig(file: string): Config {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Exit(2, `cannot read config ${file}: ${(e as Error).message}`);
+/** The file (when given) with the flags over it. */
+function loadConfig(file: string | null, values: Record<string, string | boolean | string[] | boolean[] | undefined>): Config {
+  let json: Record<string, unknown> | null = null;
+  if (file !== null) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new Exit(2, `cannot read config ${file}: ${(e as Error).message}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      throw new Exit(1, `config ${file} is not JSON: ${(e as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Exit(1, `config ${file} is invalid:\n  /: must be a JSON object`);
+    json = parsed as Record<string, unknown>;
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Exit(1, `config ${file} is not JSON: ${(e as Error).message}`);
-  }
-  const r = resolveConfig(json, { hostname: hostname(), platform: process.platform === 'darwin' ? 'darwin' : 'nixos' });
-  if (!r.ok) throw new Exit(1, `config ${file} is invalid:\n${r.error.issues.map((i) => `  ${i.path || '/'}: ${i.message}`).join('\n')}`);
+  const merged = mergeAgentFlags(json, values, process.cwd());
+  if (!merged.ok) throw new Exit(2, `${merged.error.message} (see: nixfleet-agent --help)`);
+  const r = resolveConfig(merged.value, { hostname: hostname(), platform: process.platform === 'darwin' ? 'darwin' : 'nixos' });
+  const what = file === null ? 'the configuration' : `config ${file}`;
+  if (!r.ok) throw new Exit(1, `${what} is invalid:\n${r.error.issues.map((i) => `  ${i.path || '/'}: ${i.message}`).join('\n')}`);
   return r.value;
 }
 
+type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
 /** The binaries' shared convention (io/program-args.ts); a usage error is exit 2, as for `nixfleet`. */
-function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help' | 'version'; config: string | null; logLevel: LogLevel | null } {
-  const p = parseProgramArgs('nixfleet-agent', argv, ['run', 'once'] as const, { config: { type: 'string' }, 'log-level': { type: 'string' } });
+function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help' | 'version'; config: string | null; logLevel: LogLevel | null; values: Values } {
+  const p = parseProgramArgs('nixfleet-agent', argv, ['run', 'once'] as const, { config: { type: 'string' }, 'log-level': { type: 'string' }, ...agentFlagOptions() });
   if (p.kind === 'usage') throw new Exit(2, p.message);
-  if (p.kind === 'help' || p.kind === 'version') return { cmd: p.kind, config: null, logLevel: null };
+  if (p.kind === 'help' || p.kind === 'version') return { cmd: p.kind, config: null, logLevel: null, values: {} };
   const config = p.values['config'];
-  if (typeof config !== 'string' || config === '') throw new Exit(2, `${p.command} needs --config FILE (see: nixfleet-agent --help)`);
+  if (config === '') throw new Exit(2, `--config needs a FILE (see: nixfleet-agent --help)`);
   const level = p.values['log-level'];
   if (level !== undefined && !isLogLevel(level)) throw new Exit(2, `--log-level must be one of debug, info, warn, error, silent (see: nixfleet-agent --help)`);
-  return { cmd: p.command, config, logLevel: level === undefined ? null : level };
+  return { cmd: p.command, config: typeof config === 'string' ? config : null, logLevel: level === undefined ? null : level, values: p.values };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -80,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(versionLine('nixfleet-agent'));
       return 0;
     }
-    const config = loadConfig(args.config!);
+    const config = loadConfig(args.config, args.values);
     const log = createLogger({ program: 'nixfleet-agent', level: effectiveLevel(args.logLevel ?? config.logLevel) });
     if (config.enrol !== null) {
       // Issue 16 first boot: no certificate yet → enrol (retrying while the CP is unreachable).

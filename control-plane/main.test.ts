@@ -55,7 +55,8 @@ const t = suite('main');
 t('--help documents serve and the keyless rule', async () => {
   const r = await runToExit(['--help']);
   assert.is(r.code, 0);
-  assert.match(r.stdout, /serve --config FILE/);
+  assert.match(r.stdout, /serve \[--config FILE\] \[flags\]/);
+  assert.match(r.stdout, /--tls-cert FILE/);
   assert.match(r.stdout, /holds no signing key/);
 });
 
@@ -66,9 +67,14 @@ t('usage errors exit 2 and name the problem (the exit code every nixfleet binary
   const f = await runToExit(['serve', '--no-such-flag', 'x']);
   assert.is(f.code, 2);
   assert.match(f.stderr, /unknown flag --no-such-flag/);
+  // Without --config every required setting is a flag; each missing one is named (issue 18).
   const c = await runToExit(['serve']);
   assert.is(c.code, 2);
-  assert.match(c.stderr, /--config FILE is required/);
+  for (const f of ['--tls-cert FILE', '--tls-key FILE', '--client-ca FILE', '--trust-file FILE', '--source-dir DIR', '--db PATH']) assert.ok(c.stderr.includes(`missing ${f}`), c.stderr);
+  const p = await runToExit(['check-config', '--listen-port', '99999', '--tls-cert', env.files.cert]);
+  assert.is(p.code, 2);
+  assert.match(p.stderr, /--listen-port must be a port number 0–65535, not "99999"/);
+  assert.not.match(p.stderr, /missing --tls-cert/);
 });
 
 t('refuses to start when pointed at the CA key, or without mTLS material', async () => {
@@ -85,6 +91,13 @@ t('refuses to start when pointed at the CA key, or without mTLS material', async
   assert.match(r3.stderr, /holds no signing or CA key/);
   const r4 = await runToExit(['check-config', '--config', configFile({})]);
   assert.is(r4.code, 0, r4.stderr);
+  // The same configuration as flags only, no file (issue 18).
+  const r5 = await runToExit(['check-config', '--tls-cert', env.files.cert, '--tls-key', env.files.key, '--client-ca', env.files.caCert, '--trust-file', env.trustFile, '--source-dir', env.releasesDir, '--db', join(env.dir, 'flags.sqlite')]);
+  assert.is(r5.code, 0, r5.stderr);
+  assert.match(r5.stdout, /configuration ok/);
+  // A flag overrides the file: the file's CA key as tlsKeyFile is refused, the flag's server key is not.
+  const r6 = await runToExit(['check-config', '--config', configFile({ tlsKeyFile: caKey }), '--tls-key', env.files.key]);
+  assert.is(r6.code, 0, r6.stderr);
   assert.match(r4.stdout, /server certificate .*: serverAuth, key matches, issued by the fleet CA, valid until/);
 });
 

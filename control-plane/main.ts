@@ -1,5 +1,6 @@
 /**
- * `nixfleet-control-plane` (SPEC §5): `serve --config FILE [flags]`, `check-config --config FILE`.
+ * `nixfleet-control-plane` (SPEC §5): `serve [--config FILE] [flags]`, `check-config [--config FILE] [flags]`
+ * (every setting a first control plane needs is a flag: control-plane/flags.ts).
  *
  * Exit codes: 0 ok (clean shutdown on SIGTERM/SIGINT), 1 invalid or refused configuration
  * (including "points at a private key" and "mTLS material missing"), 2 usage error (as for every
@@ -14,6 +15,7 @@ import { parseJsonStrict } from '../protocol/jcs.ts';
 import { createApp, createOpenApp } from './app.ts';
 import { loadStartupMaterial, resolveConfig, storeConfig, type Config } from './config.ts';
 import { createLogger, effectiveLevel } from './log.ts';
+import { CP_FLAGS, cpFlagsHelp, mergeCpFlags } from './flags.ts';
 import { tlsFailureHandler } from './tls-failures.ts';
 import { X509Certificate } from 'node:crypto';
 import { listenHttp, listenHttps, type ListeningServer } from './server.ts';
@@ -27,8 +29,8 @@ import type { Store } from './store/types.ts';
 const HELP = `nixfleet-control-plane — the keyless control plane (Hono over mutual TLS, SQLite)
 
 Usage:
-  nixfleet-control-plane serve --config FILE [flags]
-  nixfleet-control-plane check-config --config FILE [flags]
+  nixfleet-control-plane serve [--config FILE] [flags]
+  nixfleet-control-plane check-config [--config FILE] [flags]
   nixfleet-control-plane --help | --version
 
 Commands:
@@ -37,15 +39,15 @@ Commands:
                  certificate must be for serverAuth, valid now, match tlsKeyFile and be issued
                  by the fleet CA (clientCaFile); serve refuses to start otherwise
 
-Flags (override the config file):
-  --config FILE          JSON configuration (see control-plane/README.md)
-  --listen-host HOST     default 127.0.0.1
-  --listen-port PORT     default 8443
-  --db PATH              SQLite database (WAL); may be deleted: the CP rebuilds from the source
-  --source-dir DIR       use a local directory as the artefact source
-  --log-level LEVEL      debug | info | warn | error (NIXFLEET_LOG_LEVEL overrides; silent too)
+Flags (each overrides its setting in the config file; [required]: unless the file has it):
+  --config FILE          JSON configuration: every setting (see control-plane/README.md)
+${cpFlagsHelp()}
   -h, --help             this help
   -V, --version          print the version
+
+Example (the files of \`nixfleet pki init\`, \`mint-server-cert\` and \`nixfleet-release init\`):
+  nixfleet-control-plane serve --tls-cert cp.pem --tls-key cp.key --client-ca pki/ca.pem \\
+    --trust-file fleet/trust.json --source-dir releases --db cp.sqlite
 
 The control plane holds no signing key. It refuses to start when a configured file holds the
 fleet CA key or a release signing key, or when mTLS material is missing.
@@ -54,12 +56,13 @@ Logs: one JSON object per line on stderr: event names and fields in docs/operati
 Metrics: /metrics (mTLS), and with metricsListen {host, port} also over plain HTTP on that
 (loopback) address with /healthz and /readyz, for Prometheus and load balancers.
 
-Exit codes: 0 ok, 1 invalid or refused configuration, 2 usage error or I/O failure.
+Exit codes: 0 ok, 1 invalid or refused configuration, 2 usage error (an unknown, bad or missing
+flag) or I/O failure.
 `;
 
 type Parsed = { command: 'serve' | 'check-config' | 'help' | 'version'; flags: Record<string, string> };
 
-const FLAGS = ['config', 'listen-host', 'listen-port', 'db', 'source-dir', 'log-level'] as const;
+const FLAGS = ['config', ...CP_FLAGS.map((f) => f.flag)] as const;
 
 /** The binaries' shared convention (io/program-args.ts); a usage error is exit 2, as for `nixfleet`. */
 function parseArgs(argv: string[]): Parsed | string {
@@ -68,32 +71,29 @@ function parseArgs(argv: string[]): Parsed | string {
   if (p.kind === 'help' || p.kind === 'version') return { command: p.kind, flags: {} };
   const flags: Record<string, string> = {};
   for (const [k, v] of Object.entries(p.values)) if (typeof v === 'string') flags[`--${k}`] = v;
-  if (flags['--config'] === undefined) return '--config FILE is required (see: nixfleet-control-plane --help)';
   return { command: p.command, flags };
 }
 
-function buildConfig(flags: Record<string, string>): Config | string {
-  const path = flags['--config']!;
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    return `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+/** The file (when given) with the flags over it; a string is the message, with its exit code. */
+function buildConfig(flags: Record<string, string>): Config | { exit: 1 | 2; message: string } {
+  const path = flags['--config'];
+  let file: Record<string, unknown> | null = null;
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      return { exit: 1, message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
+    }
+    const parsed = parseJsonStrict(text, { maxBytes: 1024 * 1024 });
+    if (!parsed.ok) return { exit: 1, message: `${path}: ${parsed.error.message}` };
+    if (typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) return { exit: 1, message: `${path}: must be a JSON object` };
+    file = parsed.value as Record<string, unknown>;
   }
-  const parsed = parseJsonStrict(text, { maxBytes: 1024 * 1024 });
-  if (!parsed.ok) return `${path}: ${parsed.error.message}`;
-  if (typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) return `${path}: must be a JSON object`;
-  const partial: Record<string, unknown> = { ...(parsed.value as Record<string, unknown>) };
-  if (flags['--listen-host'] !== undefined) partial['listenHost'] = flags['--listen-host'];
-  if (flags['--listen-port'] !== undefined) {
-    const n = Number(flags['--listen-port']);
-    partial['listenPort'] = Number.isInteger(n) ? n : flags['--listen-port'];
-  }
-  if (flags['--db'] !== undefined) partial['dbPath'] = flags['--db'];
-  if (flags['--source-dir'] !== undefined) partial['source'] = { type: 'dir', dir: flags['--source-dir'] };
-  if (flags['--log-level'] !== undefined) partial['logLevel'] = flags['--log-level'];
-  const r = resolveConfig(partial);
-  return r.ok ? r.value : r.error.message;
+  const merged = mergeCpFlags(file, Object.fromEntries(Object.entries(flags).map(([k, v]) => [k.slice(2), v])));
+  if (!merged.ok) return { exit: 2, message: `${merged.error.message} (see: nixfleet-control-plane --help)` };
+  const r = resolveConfig(merged.value);
+  return r.ok ? r.value : { exit: 1, message: r.error.message };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -111,9 +111,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const config = buildConfig(args.flags);
-  if (typeof config === 'string') {
-    process.stderr.write(`nixfleet-control-plane: ${config}\n`);
-    return 1;
+  if ('exit' in config) {
+    process.stderr.write(`nixfleet-control-plane: ${config.message}\n`);
+    return config.exit;
   }
   const material = loadStartupMaterial(config);
   if (!material.ok) {

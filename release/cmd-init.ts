@@ -48,6 +48,7 @@ export function cmdInit(argv: string[], io: CliIo): number {
     'public-key': { type: 'string' },
     algorithm: { type: 'string' },
     host: { type: 'string', multiple: true },
+    'cache-key': { type: 'string', multiple: true },
     now: { type: 'string' },
   });
   const dir = need(values.dir as string | undefined, '--dir');
@@ -58,6 +59,9 @@ export function cmdInit(argv: string[], io: CliIo): number {
   const hosts = ((values.host as string[] | undefined) ?? []).flatMap((h) => h.split(',')).filter((h) => h !== '');
   for (const h of hosts) if (!isHostname(h)) throw new InputError(`--host ${JSON.stringify(h)} is not a host name (a letter or digit, then letters, digits, ".", "_", "@", "-")`);
   const now = parseNow(values.now as string | undefined, io);
+  // Binary-cache public keys (`nix key convert-secret-to-public`) the agents accept closures signed by.
+  const cacheKeys = ((values['cache-key'] as string[] | undefined) ?? []).map((k) => k.trim());
+  for (const k of cacheKeys) if (!/^[^:\s]+:[A-Za-z0-9+/]+={0,2}$/.test(k)) throw new InputError(`--cache-key ${JSON.stringify(k)} is not a Nix public key "name:base64" (nix key convert-secret-to-public prints one)`);
 
   // The key.
   let algorithm: SignatureAlgorithm;
@@ -83,9 +87,9 @@ export function cmdInit(argv: string[], io: CliIo): number {
   }
 
   // The files, each checked by the parser that will read it.
-  const trust: Trust = { schemaVersion: SCHEMA_VERSION, ciReleaseKey: { current: { algorithm, public: publicB64 } }, cacheKeys: [] };
+  const trust: Trust = { schemaVersion: SCHEMA_VERSION, ciReleaseKey: { current: { algorithm, public: publicB64 } }, cacheKeys };
   const t = parseTrust(structuredClone(trust));
-  if (!t.ok) throw new InputError(`--public-key: ${t.error.message}`);
+  if (!t.ok) throw new InputError(`${t.error.message.includes('cacheKeys') ? '--cache-key' : '--public-key'}: ${t.error.message}`);
   const revocations: Revocations = {
     schemaVersion: SCHEMA_VERSION,
     revocations: [],

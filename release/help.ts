@@ -18,7 +18,7 @@ Run 'nixfleet-release <command> --help' for the options of a command.
 Exit codes: 0 ok, 1 invalid input, 2 hook or I/O failure.
 `,
   init: `Usage: nixfleet-release init --dir DIR [--key FILE | --public-key B64 [--algorithm ALG]]
-                        [--host NAME[,NAME…]]… [--now ISO]
+                        [--host NAME[,NAME…]]… [--cache-key NAME:B64]… [--now ISO]
 
 Writes the files a fleet repository starts from into DIR, refusing to overwrite any of them:
   DIR/trust.json            the release public key as ciReleaseKey.current (schemas/trust.schema.json)
@@ -34,6 +34,8 @@ Writes the files a fleet repository starts from into DIR, refusing to overwrite 
                      is written unsigned; sign it in CI with 'sign --revocations'
   --algorithm ALG    ed25519 (default) or ecdsa-p256, for --public-key or a generated key
   --host NAMES       hosts of the starter fleet (repeatable, comma-separated)
+  --cache-key KEY    a binary-cache public key (nix key convert-secret-to-public) for trust.json's
+                     cacheKeys: agents realise only closures it signed (repeatable)
   --now ISO          meta.signedAt of revocations.json (default: now)
 `,
   keygen: `Usage: nixfleet-release keygen --out FILE [--algorithm ed25519|ecdsa-p256] [--force]

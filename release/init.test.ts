@@ -66,6 +66,19 @@ init('with a fresh key: trust.json, signed empty revocations.json, fleet.json an
   assert.match(r.err, /release\.key \(the release PRIVATE key/);
 });
 
+init('--cache-key puts binary-cache public keys into trust.json (what agents realise closures with); a malformed one is refused', async () => {
+  const out = join(dir, 'repo');
+  const k1 = 'cache-1:' + Buffer.alloc(32, 1).toString('base64');
+  const k2 = 'cache-2:' + Buffer.alloc(32, 2).toString('base64');
+  const r = await cli(['init', '--dir', out, '--cache-key', k1, '--cache-key', k2]);
+  assert.is(r.code, 0, r.err);
+  assert.equal((readJson(join(out, 'trust.json')) as Trust).cacheKeys, [k1, k2]);
+  const bad = await cli(['init', '--dir', join(dir, 'other'), '--cache-key', 'no-colon']);
+  assert.is(bad.code, 1);
+  assert.match(bad.err, /--cache-key "no-colon" is not a Nix public key "name:base64"/);
+  assert.not.ok(existsSync(join(dir, 'other', 'trust.json')));
+});
+
 init('with --key: trust.json holds that key and it signs the revocations; no release.key is written', async () => {
   const key = mintReleaseKey('ed25519', 7);
   const keyFile = writeKeyFile(dir, key, 'mine.key');

@@ -55,6 +55,11 @@ test('--push-cmd runs once per distinct closure with NIXFLEET_CLOSURE / NIXFLEET
   assert.is(code, 0, o.err);
   const lines = readFileSync(out, 'utf8').trim().split('\n').sort();
   assert.equal(lines, [`${toys['web']}|a b`, `${toys['db']}|c`].sort());
+  // --closure HOST=PATH: the same map without a file.
+  const out2 = join(root, 'hook2.log');
+  const f = io();
+  assert.is(await runPush(['--push-cmd', `echo "$NIXFLEET_CLOSURE|$NIXFLEET_HOSTS" >> ${out2}`, '--closure', `a=${toys['web']}`, '--closure', `c=${toys['db']!.slice('/nix/store/'.length)}`], f), 0, f.err);
+  assert.equal(readFileSync(out2, 'utf8').trim().split('\n').sort(), [`${toys['web']}|a`, `${toys['db']}|c`].sort());
   const fail = io();
   assert.is(await runPush(['--push-cmd', 'exit 3', '--closures', map], fail), 2);
   assert.match(fail.err, /exit code 3/);
@@ -66,6 +71,9 @@ test('input errors exit 1 with a clear message', async () => {
     [['--closures', join(root, 'closures.json')], /--cache/],
     [['--cache', 'file:///tmp/x', '--closures', join(root, 'closures.json')], /--signing-key/],
     [['--bogus'], /bogus/],
+    [['--push-cmd', 'true', '--closure', 'web1'], /--closure "web1" must be HOST=PATH/],
+    [['--push-cmd', 'true', '--closure', 'web1=nope'], /invalid --closure: web1: "nope" is not a Nix store basename/],
+    [['--push-cmd', 'true', '--closure', `web1=${toys['web']}`, '--closures', join(root, 'closures.json')], /not both/],
   ];
   for (const [args, re] of cases) {
     const o = io();

@@ -11,7 +11,7 @@
  *       Runs `/bin/sh -c CMD` once per distinct closure with NIXFLEET_CLOSURE=/nix/store/… and
  *       NIXFLEET_HOSTS=<space-separated hosts> (for caches with their own tooling: attic, cachix…).
  *
- * MAP.json: `{ "<host>": "<store basename or /nix/store path>" }` (the same map `sign --closures`
+ * MAP.json: `{ "<host>": "<store basename or /nix/store path>" }`, or `--closure HOST=PATH` flags (the same map `sign --closures`
  * takes). Exit codes: 0 ok, 1 invalid input, 2 hook or I/O (Nix failed).
  */
 import { execFile, spawn } from 'node:child_process';
@@ -28,12 +28,13 @@ export type PushIo = {
 const HELP = `nixfleet-release push — copy every host's closure to the binary cache, signed with the cache key
 
 Usage:
-  nixfleet-release push --cache URL --signing-key FILE --closures MAP.json
-  nixfleet-release push --push-cmd CMD --closures MAP.json
+  nixfleet-release push --cache URL --signing-key FILE (--closures MAP.json | --closure HOST=PATH…)
+  nixfleet-release push --push-cmd CMD (--closures MAP.json | --closure HOST=PATH…)
 
   --cache URL          Nix store URL of the binary cache (file://, s3://, ssh://, https://…)
   --signing-key FILE   Nix binary-cache secret key (nix key generate-secret); signs every path
   --closures MAP.json  {"host": "<store basename or /nix/store/… path>"}
+  --closure HOST=PATH  the same for one host, without a file (repeatable)
   --push-cmd CMD       instead of nix copy: run CMD (sh -c) per closure with NIXFLEET_CLOSURE and
                        NIXFLEET_HOSTS in the environment
 
@@ -55,6 +56,17 @@ function defaultIo(): PushIo {
   return { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), env: process.env };
 }
 
+/** `--closure HOST=PATH` flags as a host → closure object. */
+function closureFlags(flags: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of flags) {
+    const i = f.indexOf('=');
+    if (i <= 0 || i === f.length - 1) throw new Fail(1, `--closure ${JSON.stringify(f)} must be HOST=PATH (PATH: a store basename or /nix/store/… path)`);
+    out[f.slice(0, i)] = f.slice(i + 1);
+  }
+  return out;
+}
+
 /** host → closure map, grouped by closure (several hosts may share one). */
 function readClosureMap(file: string): Map<string, string[]> {
   let text: string;
@@ -70,9 +82,13 @@ function readClosureMap(file: string): Map<string, string[]> {
     throw new Fail(1, `closure map ${file} is not JSON: ${(e as Error).message}`);
   }
   if (typeof u !== 'object' || u === null || Array.isArray(u)) throw new Fail(1, `closure map ${file} must be an object {"host": "<store basename>"}`);
+  return groupClosures(u as Record<string, unknown>, `closure map ${file}`);
+}
+
+function groupClosures(u: Record<string, unknown>, what: string): Map<string, string[]> {
   const byClosure = new Map<string, string[]>();
   const problems: string[] = [];
-  for (const [host, v] of Object.entries(u as Record<string, unknown>)) {
+  for (const [host, v] of Object.entries(u)) {
     if (typeof v !== 'string') {
       problems.push(`${host}: must be a string`);
       continue;
@@ -85,8 +101,8 @@ function readClosureMap(file: string): Map<string, string[]> {
     const path = `/nix/store/${base}`;
     byClosure.set(path, [...(byClosure.get(path) ?? []), host]);
   }
-  if (problems.length > 0) throw new Fail(1, `invalid closure map ${file}: ${problems.join('; ')}`);
-  if (byClosure.size === 0) throw new Fail(1, `closure map ${file} names no closure`);
+  if (problems.length > 0) throw new Fail(1, `invalid ${what}: ${problems.join('; ')}`);
+  if (byClosure.size === 0) throw new Fail(1, `${what} names no closure`);
   return byClosure;
 }
 
@@ -112,11 +128,11 @@ function hook(cmd: string, env: Record<string, string | undefined>, io: PushIo):
 /** `nixfleet-release push …` (argv without the subcommand). Returns the exit code. */
 export async function runPush(argv: string[], io: PushIo = defaultIo()): Promise<number> {
   try {
-    let values: { cache?: string; 'signing-key'?: string; closures?: string; 'push-cmd'?: string; help?: boolean };
+    let values: { cache?: string; 'signing-key'?: string; closures?: string; closure?: string[]; 'push-cmd'?: string; help?: boolean };
     try {
       values = parseArgs({
         args: argv,
-        options: { cache: { type: 'string' }, 'signing-key': { type: 'string' }, closures: { type: 'string' }, 'push-cmd': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+        options: { cache: { type: 'string' }, 'signing-key': { type: 'string' }, closures: { type: 'string' }, closure: { type: 'string', multiple: true }, 'push-cmd': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
         strict: true,
         allowPositionals: false,
       }).values;
@@ -127,14 +143,15 @@ export async function runPush(argv: string[], io: PushIo = defaultIo()): Promise
       io.stdout(HELP);
       return 0;
     }
-    if (values.closures === undefined) throw new Fail(1, 'push needs --closures MAP.json');
+    if (values.closures === undefined && values.closure === undefined) throw new Fail(1, 'push needs --closures MAP.json or --closure HOST=PATH');
+    if (values.closures !== undefined && values.closure !== undefined) throw new Fail(1, 'give --closures MAP.json or --closure HOST=PATH, not both');
     const useHook = values['push-cmd'] !== undefined;
     if (useHook && (values.cache !== undefined || values['signing-key'] !== undefined)) throw new Fail(1, '--push-cmd replaces --cache/--signing-key; give one or the other');
     if (!useHook && values.cache === undefined) throw new Fail(1, 'push needs --cache URL (or --push-cmd CMD)');
     if (!useHook && values['signing-key'] === undefined) throw new Fail(1, 'push needs --signing-key FILE: agents refuse paths the cache key did not sign');
     if (values['signing-key'] !== undefined && !existsSync(values['signing-key'])) throw new Fail(2, `cannot read signing key ${values['signing-key']}`);
 
-    const byClosure = readClosureMap(values.closures);
+    const byClosure = values.closures !== undefined ? readClosureMap(values.closures) : groupClosures(closureFlags(values.closure!), '--closure');
     const missing = [...byClosure.keys()].filter((p) => !existsSync(p));
     if (missing.length > 0) throw new Fail(1, `not in the local store (build them first): ${missing.join(', ')}`);
 
