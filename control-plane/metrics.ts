@@ -9,6 +9,7 @@
  * registry per control-plane instance (tests run several in one process). monitoring/ holds the
  * dashboard and alert rules built on these names (monitoring/metrics.test.ts keeps them in step).
  */
+import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { NIXFLEET_VERSION } from '../io/version.ts';
 import { TLS_FAILURE_REASONS, type TlsFailureReason } from './tls-failures.ts';
@@ -282,6 +283,13 @@ export class CpMetrics {
     for (const [role, byCn] of this.clientExpiry) for (const [cn, notAfterMs] of byCn) clients.push({ cn, role, notAfterMs });
     clients.sort((a, b) => a.notAfterMs - b.notAfterMs || (a.cn < b.cn ? -1 : a.cn > b.cn ? 1 : 0));
     return { server: this.ownExpiry.get('server') ?? null, ca: this.ownExpiry.get('ca') ?? null, clients };
+  }
+
+  /** `GET /v1/certificates` (issue 20): the same expiries as RFC 3339 times. */
+  certificatesResponse(): CertificatesResponse {
+    const c = this.certificateExpiries();
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    return { server: iso(c.server), ca: iso(c.ca), clients: c.clients.map((x) => ({ cn: x.cn, role: x.role, notAfter: new Date(x.notAfterMs).toISOString() })) };
   }
 
   /** A client certificate seen on a connection: its newest notAfter per CN counts for the role's minimum. */

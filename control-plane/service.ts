@@ -14,36 +14,17 @@
  */
 import { failureCounts } from './compliance-view.ts';
 import { evidenceExport } from './evidence-export.ts';
-import { WitnessKeeper } from './witnesses.ts';
+import { operatorCheckpoint, WitnessKeeper, witnessesResponse } from './witnesses.ts';
 import type { Checkpoint, CheckpointRequest, WitnessesResponse } from '../protocol/audit-witness.ts';
 import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import type { Trust } from '../protocol/schema.ts';
-import type { Observed } from '../reconciler/types.ts';
-import type { Action } from '../reconciler/types.ts';
+import type { Action, Observed } from '../reconciler/types.ts';
 import type {
-  AuditResponse,
-  CheckinRequest,
-  CheckinResponse,
-  ConfirmRequest,
-  HostsResponse,
-  PauseRequest,
-  PauseResponse,
-  RolloutSkipRequest,
-  RolloutSkipResponse,
-  RolloutApproveRequest,
-  RolloutApproveResponse,
-  QuarantineClearRequest,
-  QuarantineClearResponse,
-  QuarantinesResponse,
-  ReadyzResponse,
-  ReportRequest,
-  ReportResponse,
-  RolloutDetail,
-  RolloutsResponse,
-  RolloutState,
-  TraceResponse,
+  AuditResponse, CheckinRequest, CheckinResponse, ConfirmRequest, HostsResponse, PauseRequest, PauseResponse, RolloutSkipRequest,
+  RolloutSkipResponse, RolloutApproveRequest, RolloutApproveResponse, QuarantineClearRequest, QuarantineClearResponse, QuarantinesResponse,
+  ReadyzResponse, ReportRequest, ReportResponse, RolloutDetail, RolloutsResponse, RolloutState, TraceResponse
 } from '../protocol/api.ts';
 import { AgentService, type ServedArtifact } from './agent-service.ts';
 import type { CpService } from './app.ts';
@@ -477,22 +458,19 @@ export class ControlPlane implements CpService {
   }
 
   certificates(): CertificatesResponse {
-    const c = this.metrics.certificateExpiries();
-    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    return { server: iso(c.server), ca: iso(c.ca), clients: c.clients.map((x) => ({ cn: x.cn, role: x.role, notAfter: new Date(x.notAfterMs).toISOString() })) };
+    return this.metrics.certificatesResponse();
   }
 
   evidence(fromMs: number, toMs: number): Promise<EvidenceResponse> {
     return evidenceExport(this.store, this.artifacts.currentTrust(), fromMs, toMs);
   }
 
-  async witnesses(): Promise<WitnessesResponse> {
-    const ws = await this.store.witnesses();
-    return { head: await this.store.auditHead(), witnesses: ws.map(({ receivedMs: _r, ...w }) => w) };
+  witnesses(): Promise<WitnessesResponse> {
+    return witnessesResponse(this.store);
   }
 
   checkpoint(peer: PeerIdentity, req: CheckpointRequest): Promise<Checkpoint> {
-    return new WitnessKeeper({ store: this.store }).checkpoint(peer.cn, req, this.now()).then((c) => ({ by: `operator:${peer.cn}`, ...c }));
+    return operatorCheckpoint(this.store, peer.cn, req, this.now());
   }
 
   quarantines(): Promise<QuarantinesResponse> {

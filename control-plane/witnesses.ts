@@ -6,7 +6,7 @@
  * last witnessed head of the old one instead of silently starting over. Operator checkpoints
  * (`nixfleet audit checkpoint`) are accepted only for a head this chain holds.
  */
-import type { SignedHeadWitness } from '../protocol/audit-witness.ts';
+import type { Checkpoint, CheckpointRequest, SignedHeadWitness, WitnessesResponse } from '../protocol/audit-witness.ts';
 import { fromBase64, verifySignature } from '../protocol/crypto.ts';
 import { canonicalBytes } from '../protocol/jcs.ts';
 import { ApiError } from './errors.ts';
@@ -63,4 +63,15 @@ export class WitnessKeeper {
     ]);
     return { seq: head.seq, hash: head.hash, at };
   }
+}
+
+/** `GET /v1/audit/witnesses`: the chain head and every witness kept (without the receive time). */
+export async function witnessesResponse(store: Store): Promise<WitnessesResponse> {
+  const ws = await store.witnesses();
+  return { head: await store.auditHead(), witnesses: ws.map(({ receivedMs: _r, ...w }) => w) };
+}
+
+/** `POST /v1/audit/checkpoint` by operator `cn`. */
+export async function operatorCheckpoint(store: Store, cn: string, req: CheckpointRequest, nowMs: number): Promise<Checkpoint> {
+  return { by: `operator:${cn}`, ...(await new WitnessKeeper({ store }).checkpoint(cn, req, nowMs)) };
 }
