@@ -172,4 +172,11 @@ laws('random fleets with offline hosts that gate other hosts end Converged or re
   );
 });
 
+laws('pinned: a host back from offline is dispatched in a converged rollout while an earlier-wave host is redeployed after drift (seed -300588477)', () => {
+  const p: RandomFleetParams = { hosts: 71, channels: 2, maxWaves: 4, edgeRate: 0, channelEdges: false, budgets: 0, nullClosureRate: 0, maxSoakMinutes: 0, seed: -1285657509 };
+  const c: Controls = { windowRate: 0, approvalRate: 0.5, pinRate: 0, redeploy: true, deadlineMinutes: 3, seed: -858088944 };
+  const ch: Chaos = { failRate: 0, offlineRate: 0.1, rebootRate: 0, driftRate: 0.1, seed: -2147483644 };
+  assert.equal(runLaws(decorate(randomFleet(p), c), ch, 900), []);
+});
+
 laws.run();

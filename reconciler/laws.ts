@@ -114,11 +114,15 @@ export function lawDispatches(fleet: FleetResolved, t: SimTick, o: ReconcileOpti
     if (r.state === 'Halted' || r.state === 'Paused' || beforeState === 'Halted') out.push(`law 5: dispatch of ${a.host} in a ${r.state} rollout`);
     if (a.channel in after.pausedChannels) out.push(`law 5: dispatch of ${a.host} on paused channel ${a.channel}`);
     if ((after.quarantinedClosures[a.channel] ?? []).includes(a.closure)) out.push(`law 5: dispatch of quarantined closure ${a.closure}`);
-    // law 2: every host of an earlier wave is Soaked/Converged (or offline past its grace)
+    // law 2: every host of an earlier wave is Soaked/Converged (or offline past its grace).
+    // Wave order drives a rollout until it converges; after that a host coming back gets the
+    // proven target when it returns (SPEC §4), even while an earlier-wave host of the same
+    // converged rollout is being redeployed after drift.
     const rel = releasedIn(after, r.id);
     const releasedSelf = rel.has(a.host);
+    const settled = beforeState === 'Converged' && r.state === 'Converged';
     for (const [g, rg] of Object.entries(r.hosts)) {
-      if (rg.wave >= a.wave || DONE.has(rg.state) || releasedSelf) continue;
+      if (settled || rg.wave >= a.wave || DONE.has(rg.state) || releasedSelf) continue;
       if (pastGrace(after, r, g, t.nowMs, o) || standsAside(fleet, rel, g, rg.state, t.nowMs)) continue;
       out.push(`law 2: ${a.host} (wave ${a.wave}) dispatched while ${g} (wave ${rg.wave}) is ${rg.state} (tick ${t.tick})`);
     }
