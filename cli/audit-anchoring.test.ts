@@ -6,20 +6,19 @@
  * tail cut, the database wiped and the CP restarted — each still passes `audit verify` without
  * witnesses and fails with them, naming the witness.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import { runCli } from '../fixtures/cli-testing.ts';
-import { Client, hostKeyOf, makeEnv, startCp, wipeStore, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
+import { Client, hostKeyOf, makeEnv, startCp, wipeStore, type Env, type RunningCp, operatorCliEnv } from '../fixtures/cp-testing.ts';
 import { SqliteStore } from '../control-plane/store/sqlite.ts';
 import { PostgresStore } from '../control-plane/store/postgres.ts';
 import type { Store } from '../control-plane/store/types.ts';
 import type { AuditEntry, CheckinResponse } from '../protocol/api.ts';
 import { auditEntryHash } from '../protocol/audit-chain.ts';
 import type { AuditHead, HeadWitness } from '../protocol/audit-witness.ts';
-import { mkdirSync } from 'node:fs';
 
 const t = suite('audit anchoring: witnessed heads and checkpoints');
 
@@ -32,18 +31,13 @@ async function scenario(): Promise<S> {
   let cp = await startCp(env);
   const name = Object.keys(fleet.hosts)[0]!;
   let host = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
-  const ops = join(env.dir, 'operator');
-  mkdirSync(ops, { recursive: true });
-  const alice = await env.operatorCert('alice');
-  writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
-  writeFileSync(join(ops, 'alice.pem'), alice.certPem);
-  writeFileSync(join(ops, 'alice.key'), alice.keyPem);
+  const opEnv = await operatorCliEnv(env, cp.url);
   const s: S = {
     env,
     cp,
     name,
     fleetFile: join(env.releasesDir, 'fleet.resolved.json'),
-    cli: (args) => runCli(args, { cwd: env.dir, env: { HOME: env.dir, NIXFLEET_URL: s.cp.url, NIXFLEET_CERT: join(ops, 'alice.pem'), NIXFLEET_KEY: join(ops, 'alice.key'), NIXFLEET_CA: join(ops, 'ca.pem') }, now: env.clock.now }),
+    cli: (args) => runCli(args, { cwd: env.dir, env: { ...opEnv, NIXFLEET_URL: s.cp.url }, now: env.clock.now }),
     async checkin(head) {
       env.clock.advance(1000);
       const w: HeadWitness | null = head === null ? null : { hostname: name, seq: head.seq, hash: head.hash, at: new Date(env.clock.ms).toISOString() };

@@ -4,13 +4,11 @@
  * failing control, its host and what was observed, `--json` carries the same, exit 1 while a
  * control fails.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import { runCli } from '../fixtures/cli-testing.ts';
-import { Client, hostKeyOf, makeEnv, startCp } from '../fixtures/cp-testing.ts';
+import { Client, hostKeyOf, makeEnv, startCp, operatorCliEnv } from '../fixtures/cp-testing.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
 import { complianceReport, renderCompliance, type ComplianceReport } from './compliance-view.ts';
 import { makeStyle, stripAnsi } from './output.ts';
@@ -102,14 +100,9 @@ t('against the real CP: names the failing control and host, --json the same, exi
   const cp = await startCp(env);
   const name = Object.keys(fleet.hosts)[0]!;
   const host = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
-  const ops = join(env.dir, 'operator');
-  mkdirSync(ops, { recursive: true });
-  const alice = await env.operatorCert('alice');
-  writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
-  writeFileSync(join(ops, 'alice.pem'), alice.certPem);
-  writeFileSync(join(ops, 'alice.key'), alice.keyPem);
+  const opEnv = await operatorCliEnv(env, cp.url);
   const cli = (args: string[]) =>
-    runCli(args, { cwd: env.dir, env: { HOME: env.dir, NIXFLEET_URL: cp.url, NIXFLEET_CERT: join(ops, 'alice.pem'), NIXFLEET_KEY: join(ops, 'alice.key'), NIXFLEET_CA: join(ops, 'ca.pem') }, now: env.clock.now });
+    runCli(args, { cwd: env.dir, env: opEnv, now: env.clock.now });
   try {
     const closure = fakeClosure(name, 0);
     const rec = { schemaVersion: 1, hostname: name, control: 'ssh-no-root-login', result: 'fail', observed: 'no line of /etc/ssh/sshd_config matches', closure, bootId: 'b', rolloutId: null, at: new Date(env.clock.ms).toISOString() };

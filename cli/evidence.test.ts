@@ -7,13 +7,13 @@
  * manifest), a record re-signed with another host's key, a forged release, an audit row edited —
  * fails with its stable code, naming the file.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import { runCli } from '../fixtures/cli-testing.ts';
-import { Client, hostKeyOf, makeEnv, report, startCp } from '../fixtures/cp-testing.ts';
+import { Client, hostKeyOf, makeEnv, report, startCp, operatorCliEnv } from '../fixtures/cp-testing.ts';
 import { mintReleaseKey } from '../fixtures/keys.ts';
 import type { EvidenceRecord } from '../protocol/compliance.ts';
 import type { CheckinResponse } from '../protocol/api.ts';
@@ -53,14 +53,9 @@ async function before(): Promise<void> {
   const cp = await startCp(env);
   const names = Object.keys(fleet.hosts).sort();
   const hosts = await Promise.all(names.map(async (n) => new Client(cp.url, env.ca.certPem, await env.hostCert(n))));
-  const ops = join(env.dir, 'operator');
-  mkdirSync(ops, { recursive: true });
-  const alice = await env.operatorCert('alice');
-  writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
-  writeFileSync(join(ops, 'alice.pem'), alice.certPem);
-  writeFileSync(join(ops, 'alice.key'), alice.keyPem);
+  const opEnv = await operatorCliEnv(env, cp.url);
   const cli = (args: string[]) =>
-    runCli(args, { cwd: env.dir, env: { HOME: env.dir, NIXFLEET_URL: cp.url, NIXFLEET_CERT: join(ops, 'alice.pem'), NIXFLEET_KEY: join(ops, 'alice.key'), NIXFLEET_CA: join(ops, 'ca.pem') }, now: env.clock.now });
+    runCli(args, { cwd: env.dir, env: opEnv, now: env.clock.now });
   teardown = async () => {
     for (const h of hosts) await h.close();
     await cp.stop();

@@ -15,7 +15,7 @@
  * NIXFLEET_DASHBOARD_SCREENSHOTS=1 also saves a screenshot of each page into docs/dashboard/
  * (`npm run dashboard:screenshots`); by default the test writes nothing into the repository.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
@@ -24,7 +24,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CheckinResponse, HostReport } from '../protocol/api.ts';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
-import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type RunningCp } from '../fixtures/cp-testing.ts';
+import { Client, confirmedRecord, hostKeyOf, makeEnv, report, startCp, type RunningCp, operatorCliEnv } from '../fixtures/cp-testing.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -111,13 +111,8 @@ async function rolloutOf(gen: number): Promise<string> {
 
 /** The real `nixfleet dashboard` process with an operator certificate. */
 async function startDashboard(): Promise<string> {
-  const ops = join(env.dir, 'operator');
-  mkdirSync(ops, { recursive: true });
-  const alice = await env.operatorCert('alice');
-  writeFileSync(join(ops, 'ca.pem'), env.ca.certPem);
-  writeFileSync(join(ops, 'alice.pem'), alice.certPem);
-  writeFileSync(join(ops, 'alice.key'), alice.keyPem);
-  dashboard = await startDashboardProcess({ HOME: env.dir, NIXFLEET_URL: cp.url, NIXFLEET_CERT: join(ops, 'alice.pem'), NIXFLEET_KEY: join(ops, 'alice.key'), NIXFLEET_CA: join(ops, 'ca.pem') });
+  const opEnv = await operatorCliEnv(env, cp.url);
+  dashboard = await startDashboardProcess(opEnv);
   assert.is(dashboard.controlPlane, cp.url);
   return dashboard.url;
 }
