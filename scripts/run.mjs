@@ -158,7 +158,10 @@ function addonEnvFor(node) {
   rmSync(pkg, { recursive: true, force: true });
   mkdirSync(dirname(pkg), { recursive: true });
   cpSync(join(repo, 'node_modules', 'better-sqlite3'), pkg, { recursive: true, filter: (src) => !src.includes(`${join('better-sqlite3', 'build')}`) });
-  const r = spawnSync(node, [gyp, 'rebuild', '--release', `--nodedir=${root}`], { cwd: pkg, stdio: ['ignore', 'ignore', 'inherit'] });
+  // node-gyp lets npm's exported config (npm_config_nodedir=/usr under `npm test` on Debian) win
+  // over its own --nodedir: build with none of it, against this runtime's headers only.
+  const gypEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_(config|package_config_node_gyp)_/i.test(k)));
+  const r = spawnSync(node, [gyp, 'rebuild', '--release', `--nodedir=${root}`], { cwd: pkg, stdio: ['ignore', 'ignore', 'inherit'], env: gypEnv });
   if (r.status !== 0 || !loads()) {
     say(`building better-sqlite3 for ${node} failed: the test files that need it are skipped`);
     return {};
