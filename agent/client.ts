@@ -13,8 +13,8 @@
  */
 import { Agent, buildConnector, Client, type Dispatcher } from 'undici';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES, type CheckinRequest, type CheckinResponse, type ConfirmRequest, type ReportRequest, type SliceResponse } from '../protocol/api.ts';
-import { parseCertificateResponse, parseCheckinResponse, parseErrorBody, parseSliceResponse } from '../protocol/api-parse.ts';
-import { ENROL_ROUTES, type CertificateResponse, type RenewRequest } from '../protocol/enrol.ts';
+import { parseCertificateResponse, parseCheckinResponse, parseErrorBody, parseSliceResponse, parseWhoamiResponse } from '../protocol/api-parse.ts';
+import { ENROL_ROUTES, type CertificateResponse, type RenewRequest, type WhoamiResponse } from '../protocol/enrol.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
@@ -186,6 +186,17 @@ export class CpClient {
     const json = parseJsonStrict(r.value.body);
     if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `renew answer is not JSON: ${json.error.message}` });
     const v = parseCertificateResponse(json.value);
+    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
+  }
+
+  /** Issue 16: `GET /v1/whoami` — the identity the CP reads from this host's certificate. */
+  async whoami(): Promise<Result<WhoamiResponse, HttpError>> {
+    const r = await this.call(this.pool, 'GET', ENROL_ROUTES.whoami, undefined, 64 * 1024);
+    if (!r.ok) return r;
+    if (r.value.status !== 200) return err(this.statusError(ENROL_ROUTES.whoami, r.value));
+    const json = parseJsonStrict(r.value.body);
+    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `whoami answer is not JSON: ${json.error.message}` });
+    const v = parseWhoamiResponse(json.value);
     return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
   }
 

@@ -9,6 +9,7 @@
  * a virtual clock (fixtures/agent-fake-backend.ts `fakeParts`). Whatever is not replaced is built
  * here from the config, exactly as in production.
  */
+import type { WhoamiResponse } from '../protocol/enrol.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import type { Logger } from '../io/log.ts';
@@ -180,6 +181,21 @@ export function trustLoader(file: string): () => Result<Trust, { code: string; m
     if (!v.ok) return { ok: false, error: { code: 'TRUST_INVALID', message: `${file}: ${v.error.message}` } };
     return parseTrust(v.value);
   };
+}
+
+/**
+ * `nixfleet-agent whoami`: ask the CP (cpUrl) what identity it reads from this host's current
+ * certificate (issue 16). Reads the TLS material like the agent; one request, then closes.
+ */
+export async function askWhoami(config: Config): Promise<Result<WhoamiResponse, { code: string; message: string }>> {
+  const tls = readTls(config);
+  if (!tls.ok) return tls;
+  const client = new CpClient({ cpUrl: config.cpUrl, tls: tls.value, requestTimeoutSecs: config.requestTimeoutSecs, maxArtifactBytes: config.maxArtifactBytes });
+  try {
+    return await client.whoami();
+  } finally {
+    await client.close();
+  }
 }
 
 function readTls(config: Config): Result<{ cert: string; key: string; ca: string }, ComposeError> {

@@ -15,6 +15,7 @@ import { basenameOf } from '../fixtures/nix.ts';
 import { resolveFleet } from '../release/resolve.ts';
 import type { FleetResolved } from '../protocol/schema.ts';
 import { HOST, makeEnv, type Env } from '../fixtures/agent-harness.ts';
+import { askWhoami } from './compose.ts';
 
 const test = suite('agent ↔ real control plane');
 let env: Env;
@@ -89,6 +90,15 @@ test('the CP dispatches, the agent verifies, realises, switches and confirms; th
   assert.is(h.dispatch, null, 'no outstanding dispatch after the confirm');
   assert.is(h.lastOutcome?.outcome, 'confirmed');
   assert.ok(h.probes.some((p) => p.name === 'true' && p.ok), `probe results reach the CP: ${JSON.stringify(h.probes)}`);
+});
+
+test('nixfleet-agent whoami: the CP names this host from its certificate; an unreadable key is an I/O error, no request', async () => {
+  const w = await askWhoami(env.config({ cpUrl: cp.url }));
+  assert.ok(w.ok, w.ok ? '' : w.error.message);
+  assert.is(w.value.name, HOST);
+  assert.is(w.value.role, 'host');
+  const missing = await askWhoami(env.config({ cpUrl: cp.url, tls: { certFile: env.files.cert, keyFile: join(env.root, 'no-such.key'), caFile: env.files.ca } }));
+  assert.ok(!missing.ok && missing.error.code === 'UNREADABLE', JSON.stringify(missing));
 });
 
 test('a failing closure: rolled back on the host, its signed report accepted, Reverted on the CP', async () => {

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { parseProgramArgs } from '../io/program-args.ts';
 import { createLogger, effectiveLevel, isLogLevel, type LogLevel } from '../io/log.ts';
 import { NIXFLEET_VERSION, versionLine } from '../io/version.ts';
-import { buildAgent } from './compose.ts';
+import { askWhoami, buildAgent } from './compose.ts';
 import { ensureCertificate } from './certs.ts';
 import { loadHostKey } from './hostkey.ts';
 import { resolveConfig, type Config } from './config.ts';
@@ -22,6 +22,7 @@ const HELP = `nixfleet-agent — verifies signed targets, activates them with Ni
 Usage:
   nixfleet-agent run  [--config FILE] [flags]   poll the control plane forever (the service)
   nixfleet-agent once [--config FILE] [flags]   one check-in cycle; waits for an activation it starts to settle
+  nixfleet-agent whoami [--config FILE] [flags] the identity the CP reads from this host's certificate (JSON)
   nixfleet-agent --help | --version
 
 Flags (each overrides its setting in the config file; [required]: unless the file has it):
@@ -40,7 +41,7 @@ Logs: one JSON object per line on stderr (event names in docs/operations.md); NI
 
 Exit codes: 0 ok, 1 invalid configuration, 2 usage error (an unknown, bad or missing flag) or I/O
   (keys, certificates, state;
-  \`once\`: the check-in failed).
+  \`once\`: the check-in failed; \`whoami\`: the CP refused or could not be reached).
 `;
 
 class Exit extends Error {
@@ -82,8 +83,8 @@ function loadConfig(file: string | null, values: Record<string, string | boolean
 type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
 
 /** The binaries' shared convention (io/program-args.ts); a usage error is exit 2, as for `nixfleet`. */
-function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'help' | 'version'; config: string | null; logLevel: LogLevel | null; values: Values } {
-  const p = parseProgramArgs('nixfleet-agent', argv, ['run', 'once'] as const, { config: { type: 'string' }, 'log-level': { type: 'string' }, ...agentFlagOptions() });
+function parseArgs(argv: string[]): { cmd: 'run' | 'once' | 'whoami' | 'help' | 'version'; config: string | null; logLevel: LogLevel | null; values: Values } {
+  const p = parseProgramArgs('nixfleet-agent', argv, ['run', 'once', 'whoami'] as const, { config: { type: 'string' }, 'log-level': { type: 'string' }, ...agentFlagOptions() });
   if (p.kind === 'usage') throw new Exit(2, p.message);
   if (p.kind === 'help' || p.kind === 'version') return { cmd: p.kind, config: null, logLevel: null, values: {} };
   const config = p.values['config'];
@@ -105,6 +106,13 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const config = loadConfig(args.config, args.values);
+    if (args.cmd === 'whoami') {
+      // Issue 16: what the CP sees for this host's certificate (JSON on stdout, like `once`).
+      const w = await askWhoami(config);
+      if (!w.ok) throw new Exit(2, `whoami: ${w.error.message}`);
+      process.stdout.write(JSON.stringify(w.value) + '\n');
+      return 0;
+    }
     const log = createLogger({ program: 'nixfleet-agent', level: effectiveLevel(args.logLevel ?? config.logLevel) });
     if (config.enrol !== null) {
       // Issue 16 first boot: no certificate yet → enrol (retrying while the CP is unreachable).
