@@ -6,7 +6,7 @@
  * tail cut, the database wiped and the CP restarted — each still passes `audit verify` without
  * witnesses and fails with them, naming the witness.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -18,7 +18,10 @@ import { PostgresStore } from '../control-plane/store/postgres.ts';
 import type { Store } from '../control-plane/store/types.ts';
 import type { AuditEntry, CheckinResponse } from '../protocol/api.ts';
 import { auditEntryHash } from '../protocol/audit-chain.ts';
-import type { AuditHead, HeadWitness } from '../protocol/audit-witness.ts';
+import { checkpointStatement, type AuditHead, type HeadWitness, type SignedCheckpoint } from '../protocol/audit-witness.ts';
+import { canonicalBytes } from '../protocol/jcs.ts';
+import { createFleetCa, mintOperatorCert } from '../pki/pki.ts';
+import { signStatement } from '../pki/statement.ts';
 
 const t = suite('audit anchoring: witnessed heads and checkpoints');
 
@@ -112,6 +115,44 @@ t('intact: the witnessed heads and the checkpoint are in the log (verify passes,
     await host.call('POST', '/v1/agent/checkin', { hostname: s.name, currentClosure: null, bootId: 'b', probes: [], failedUnits: [], lastOutcome: null, auditWitness: { witness: w, signature: hostKeyOf(5, 'other').sign(w) } });
     await host.close();
     assert.is((await s.cp.store.witnesses()).length, before, 'a witness that does not verify under the host key is dropped');
+  } finally {
+    await s.close();
+  }
+});
+
+t('the checkpoint file is signed with the operator certificate it carries: a changed field, another operator, or a certificate the fleet CA did not issue → WITNESS_SIGNATURE', async () => {
+  const s = await scenario();
+  try {
+    await witnessed(s);
+    const cpFile = join(s.env.dir, 'checkpoint.json');
+    const c = JSON.parse(readFileSync(cpFile, 'utf8')) as SignedCheckpoint;
+    assert.ok(c.signature !== undefined && c.signature.certificate.includes('BEGIN CERTIFICATE'), 'signed, with the certificate');
+    const ca = join(s.env.dir, 'operator', 'ca.pem');
+    const log = join(s.env.dir, 'audit.jsonl');
+    assert.is((await s.cli(['audit', 'export', '--out', log])).code, 0);
+    const verifyWith = async (checkpoint: SignedCheckpoint, extra: string[] = ['--fleet-ca', ca]) => {
+      const f = join(s.env.dir, 'cp-variant.json');
+      writeFileSync(f, JSON.stringify(checkpoint));
+      return s.cli(['audit', 'verify', log, '--witnesses', f, ...extra]);
+    };
+    const good = await verifyWith(c);
+    assert.is(good.code, 0, good.stdout + good.stderr);
+    const changed = await verifyWith({ ...c, at: new Date(Date.parse(c.at) + 1000).toISOString() });
+    assert.is(changed.code, 1);
+    assert.match(changed.stderr, /WITNESS_SIGNATURE: .*SIGNATURE_INVALID/);
+    const statement = canonicalBytes(checkpointStatement(c));
+    assert.ok(statement.ok);
+    const mallory = await s.env.operatorCert('mallory');
+    const other = await verifyWith({ ...c, signature: signStatement(statement.value, mallory.keyPem, mallory.certPem) });
+    assert.is(other.code, 1);
+    assert.match(other.stderr, /WITNESS_SIGNATURE: .*SIGNER_MISMATCH/);
+    const foreignCa = await createFleetCa({ commonName: 'not the fleet CA' });
+    const forged = await mintOperatorCert(foreignCa, 'alice');
+    const forgedCp = { ...c, signature: signStatement(statement.value, forged.keyPem, forged.certPem) };
+    assert.is((await verifyWith(forgedCp, [])).code, 0, 'without --fleet-ca only the signature and the name are checked');
+    const refused = await verifyWith(forgedCp);
+    assert.is(refused.code, 1);
+    assert.match(refused.stderr, /WITNESS_SIGNATURE: .*SIGNER_NOT_ISSUED/);
   } finally {
     await s.close();
   }

@@ -5,16 +5,17 @@
  */
 import { Type } from '@sinclair/typebox';
 import { parseOpenSshEd25519, toBase64 } from '../protocol/crypto.ts';
-import { parseJsonStrict } from '../protocol/jcs.ts';
+import { canonicalBytes, parseJsonStrict } from '../protocol/jcs.ts';
 import { parseFleetResolved } from '../protocol/schema.ts';
 import { resolve } from 'node:path';
 import type { AuditEntry } from '../protocol/api.ts';
 import { ROUTES } from '../protocol/api.ts';
 import { responseParser } from '../protocol/api-parse.ts';
-import { badWitnessSignature, checkWitnesses, CheckpointSchema, StoredWitnessSchema, WitnessesResponseSchema, type StoredWitness } from '../protocol/audit-witness.ts';
+import { badWitnessSignature, checkpointStatement, checkWitnesses, CheckpointSchema, SignedCheckpointSchema, StoredWitnessSchema, WitnessesResponseSchema, type StoredWitness } from '../protocol/audit-witness.ts';
+import { signStatement, verifyStatement } from '../pki/statement.ts';
 import { compile } from '../protocol/validate.ts';
 import { writeFileAtomic } from '../io/atomic-file.ts';
-import { clientFromCtx } from './client.ts';
+import { connectionFromCtx, openClient } from './client.ts';
 import { mergeHostKeys, verifyAuditLog } from './audit.ts';
 import { readInput } from './cmd-keys.ts';
 import type { Ctx, Outcome } from './framework.ts';
@@ -65,7 +66,10 @@ export async function auditVerify(ctx: Ctx): Promise<Outcome> {
   let witnessSummary: { matched: number; before: number } | undefined;
   if (wfiles !== undefined) {
     const ws = await witnessesFrom(ctx, wfiles);
-    if (!Array.isArray(ws)) return ws;
+    if (!Array.isArray(ws)) {
+      if (json && 'error' in ws && ws.error.message.startsWith('WITNESS_SIGNATURE')) ctx.io.stdout(JSON.stringify({ ok: false, line: null, seq: null, code: 'WITNESS_SIGNATURE', message: ws.error.message }) + '\n');
+      return ws;
+    }
     const entries = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditEntry);
     const bad = badWitnessSignature(ws, keys);
     const c = bad !== null ? null : checkWitnesses(entries, ws);
@@ -95,18 +99,37 @@ export async function auditVerify(ctx: Ctx): Promise<Outcome> {
 }
 
 const witnessList = compile(Type.Array(StoredWitnessSchema));
-const checkpointFile = compile(CheckpointSchema);
+const checkpointFile = compile(SignedCheckpointSchema);
 
-/** Witness files (a JSON list, from `audit export --witnesses`) and checkpoint files (one object). */
+/**
+ * Witness files (a JSON list, from `audit export --witnesses`) and checkpoint files (one object).
+ * A signed checkpoint must verify under the operator certificate it carries, name that operator,
+ * and — with --fleet-ca — come from a certificate the fleet CA issued (WITNESS_SIGNATURE otherwise).
+ */
 async function witnessesFrom(ctx: Ctx, list: string): Promise<StoredWitness[] | Outcome> {
   const out: StoredWitness[] = [];
+  const caFile = flagStr(ctx, 'fleet-ca');
+  let caPem: string | null = null;
+  if (caFile !== undefined) {
+    const ca = await readInput(ctx, caFile);
+    if ('error' in ca) return ca.error;
+    caPem = ca.bytes.toString('utf8');
+  }
   for (const file of list.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
     const input = await readInput(ctx, file);
     if ('error' in input) return input.error;
     const j = parseJsonStrict(input.bytes);
     if (!j.ok) return fail('INVALID', `${file}: ${j.error.code}: ${j.error.message}`);
     if (witnessList.check(j.value)) out.push(...j.value);
-    else if (checkpointFile.check(j.value)) out.push({ ...j.value, witness: null, signature: null });
+    else if (checkpointFile.check(j.value)) {
+      const c = j.value;
+      if (c.signature !== undefined) {
+        const bytes = canonicalBytes(checkpointStatement(c));
+        const v = bytes.ok ? await verifyStatement(bytes.value, c.signature, { cn: c.by.replace(/^operator:/, ''), ou: 'operator' }, caPem) : null;
+        if (v === null || !v.ok) return fail('INVALID', `WITNESS_SIGNATURE: ${file}: checkpoint of seq ${c.seq} by ${c.by}: ${v === null ? 'not canonicalisable' : `${v.error.code}: ${v.error.message}`}`);
+      }
+      out.push({ ...checkpointStatement(c), witness: null, signature: null });
+    }
     else return fail('INVALID', `${file}: neither a witness list (audit export --witnesses) nor a checkpoint (audit checkpoint --out)`);
   }
   return out;
@@ -117,7 +140,9 @@ const parseCheckpoint = responseParser(CheckpointSchema, 'audit checkpoint');
 
 export async function auditCheckpoint(ctx: Ctx): Promise<Outcome> {
   const out = resolve(ctx.io.cwd, flagStr(ctx, 'out')!);
-  const c = clientFromCtx(ctx);
+  const conn = connectionFromCtx(ctx);
+  if (!conn.ok) return { error: conn.error };
+  const c = openClient(conn.value.options);
   if (!c.ok) return { error: c.error };
   try {
     const w = await c.value.get(ROUTES.auditWitnesses, parseWitnesses);
@@ -125,8 +150,12 @@ export async function auditCheckpoint(ctx: Ctx): Promise<Outcome> {
     if (w.value.head === null || w.value.head.seq === 0) return fail('REFUSED', 'the audit log is empty: nothing to checkpoint');
     const r = await c.value.post(ROUTES.auditCheckpoint, w.value.head, parseCheckpoint);
     if (!r.ok) return { error: r.error };
+    // Signed with the key of the operator's own certificate, which the file carries (issue 15).
+    const bytes = canonicalBytes(checkpointStatement(r.value));
+    if (!bytes.ok) return fail('INVALID', `the CP's checkpoint answer is not canonicalisable: ${bytes.error.message}`);
+    const signed = { ...r.value, signature: signStatement(bytes.value, conn.value.options.keyPem, conn.value.options.certPem) };
     try {
-      writeFileAtomic(out, JSON.stringify(r.value, null, 2) + '\n', { mode: 0o600 });
+      writeFileAtomic(out, JSON.stringify(signed, null, 2) + '\n', { mode: 0o600 });
     } catch (e) {
       return fail('IO', `cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }

@@ -29,7 +29,7 @@ export const AUDIT_COMMANDS: readonly CommandSpec[] = [
     name: 'audit checkpoint',
     summary: 'Record the audit chain head now as an operator checkpoint, on the CP and in a file you keep',
     description:
-      'The CP appends an audit.checkpoint entry naming you (mTLS identity) and keeps the witness; --out writes\n{by, seq, hash, at} to a file to keep away from the CP (commit it). `audit verify --witnesses FILE` then fails when\nthe log was rewritten or cut behind that head, or rebuilt from empty.',
+      'The CP appends an audit.checkpoint entry naming you (mTLS identity) and keeps the witness; --out writes\n{by, seq, hash, at} signed with your certificate\'s key (the file carries the certificate) to keep away from the CP (commit it). `audit verify --witnesses FILE` then fails when\nthe log was rewritten or cut behind that head, or rebuilt from empty.',
     args: [],
     flags: [{ name: 'out', type: 'string', placeholder: 'FILE', description: 'Write the checkpoint as JSON to FILE (mode 0600).', required: true }],
     examples: ['nixfleet audit checkpoint --out checkpoints/$(date -u +%F).json'],
@@ -62,7 +62,13 @@ export const AUDIT_COMMANDS: readonly CommandSpec[] = [
         name: 'witnesses',
         type: 'string',
         placeholder: 'FILES',
-        description: 'Comma-separated witness files (audit export --witnesses) and checkpoint files (audit checkpoint --out): every witnessed head must be\nin the log — else WITNESS_REWRITTEN, WITNESS_TRUNCATED or WITNESS_REBUILT naming the witness. Host signatures checked with --fleet.',
+        description: 'Comma-separated witness files (audit export --witnesses) and checkpoint files (audit checkpoint --out): every witnessed head must be\nin the log — else WITNESS_REWRITTEN, WITNESS_TRUNCATED or WITNESS_REBUILT naming the witness. Host signatures checked with --fleet;\na checkpoint\'s operator signature under the certificate it carries (WITNESS_SIGNATURE).',
+      },
+      {
+        name: 'fleet-ca',
+        type: 'string',
+        placeholder: 'FILE',
+        description: 'The fleet CA certificate (PEM): a signed checkpoint must come from an operator certificate it issued.',
       },
     ],
     examples: ['nixfleet audit verify audit.jsonl --fleet releases/fleet.resolved.json'],

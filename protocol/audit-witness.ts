@@ -68,6 +68,20 @@ export type CheckpointRequest = Static<typeof CheckpointRequestSchema>;
 /** Its answer, and the checkpoint file `nixfleet audit checkpoint --out` keeps off the CP. */
 export const CheckpointSchema = Type.Object({ by: Type.String(), seq: Type.Integer({ minimum: 1 }), hash: Type.String({ pattern: '^[0-9a-f]{64}$' }), at: Type.String() });
 export type Checkpoint = Static<typeof CheckpointSchema>;
+/**
+ * The checkpoint file: the CP's answer plus the operator's signature over the JCS of
+ * {by, seq, hash, at}, made with the key of the operator certificate it carries (PEM).
+ */
+export const SignedCheckpointSchema = Type.Object({
+  by: Type.String(),
+  seq: Type.Integer({ minimum: 1 }),
+  hash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  at: Type.String(),
+  signature: Type.Optional(Type.Object({ certificate: Type.String({ maxLength: 16_384 }), value: Type.String({ maxLength: 2_048 }) })),
+});
+export type SignedCheckpoint = Static<typeof SignedCheckpointSchema>;
+/** What an operator signs: the checkpoint without its signature. */
+export const checkpointStatement = (c: Checkpoint): Checkpoint => ({ by: c.by, seq: c.seq, hash: c.hash, at: c.at });
 
 /**
  * Host witnesses whose signature does not verify under any of the host's keys (from signed
