@@ -33,7 +33,27 @@ let over: Record<string, unknown>;
 const clients: Client[] = [];
 const track = (c: Client): Client => (clients.push(c), c);
 const enrolClient = () => track(new Client(cp.enrolUrl!, env.ca.certPem, null));
-const mtls = (cert: { certPem: string; keyPem: string }) => track(new Client(cp.url, env.ca.certPem, cert));
+/**
+ * The CP issues certificates at its (test) clock, which these tests move ahead of the real one; the
+ * TLS handshake judges validity by the real clock. A client with such a certificate waits (real
+ * time) until it is valid before its first request, as a host would not see it before then.
+ */
+class ValidClient extends Client {
+  constructor(
+    base: string,
+    caPem: string,
+    private readonly notBeforeMs: number,
+    cert: { certPem: string; keyPem: string },
+  ) {
+    super(base, caPem, cert);
+  }
+  override async call(...args: Parameters<Client['call']>): ReturnType<Client['call']> {
+    const wait = this.notBeforeMs - Date.now() + 50;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    return super.call(...args);
+  }
+}
+const mtls = (cert: { certPem: string; keyPem: string }) => track(new ValidClient(cp.url, env.ca.certPem, Date.parse(new X509Certificate(cert.certPem).validFrom), cert));
 
 async function sshRequest(host: string, seed: number) {
   const { keys, keyPem } = await generateEcKey();
