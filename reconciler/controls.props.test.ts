@@ -179,4 +179,11 @@ laws('pinned: a host back from offline is dispatched in a converged rollout whil
   assert.equal(runLaws(decorate(randomFleet(p), c), ch, 900), []);
 });
 
+laws('pinned: a dispatch withdrawn from a host gone offline is progress, so no stall is reported in the same tick (seed -595951282)', () => {
+  const p: RandomFleetParams = { hosts: 27, channels: 1, maxWaves: 2, edgeRate: 0.1, channelEdges: false, budgets: 0, nullClosureRate: 0, maxSoakMinutes: 5, seed: 2147483624 };
+  const c: Controls = { windowRate: 0, approvalRate: 0, pinRate: 0, redeploy: false, deadlineMinutes: 3, seed: 0 };
+  const ch: Chaos = { failRate: 0, offlineRate: 0.3, rebootRate: 0, driftRate: 0.1, seed: -661366863 };
+  assert.equal(runLaws(decorate(randomFleet(p), c), ch, 900), []);
+});
+
 laws.run();

@@ -84,10 +84,14 @@ export function detectDrift(t: Tick, plans: readonly Plan[], out: Action[]): voi
 
 const PROGRESS_KINDS: ReadonlySet<Action['kind']> = new Set(['dispatch_host', 'soak_host', 'promote_wave', 'converge_rollout', 'redeploy_host', 'fail_host']);
 
-/** Rollout ids that moved in this tick's actions so far. */
+/**
+ * Rollout ids that moved in this tick's actions so far. A dispatch withdrawn from a host gone
+ * offline counts: it is a host transition, which `lastProgressMs` reads once it is applied (so
+ * reporting a stall in the same tick would be undone by the next pass at the same time).
+ */
 export function progressedThisTick(out: readonly Action[]): Set<string> {
   const s = new Set<string>();
-  for (const a of out) if (PROGRESS_KINDS.has(a.kind) && 'rolloutId' in a) s.add(a.rolloutId);
+  for (const a of out) if ((PROGRESS_KINDS.has(a.kind) || (a.kind === 'skip_host' && a.withdrawn === true)) && 'rolloutId' in a) s.add(a.rolloutId);
   return s;
 }
 

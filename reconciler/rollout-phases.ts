@@ -176,7 +176,7 @@ export function advanceHosts(t: Tick, plan: Plan): HostAdvance {
       }
     } else if (s === 'Dispatched' && isOffline(t, plan, i)) {
       const sk = offlineSkip(liveness(t, plan, i), t);
-      soakActions.push({ kind: 'skip_host', rolloutId: id, host: h, code: sk.code, reason: `dispatch withdrawn: ${sk.reason}` });
+      soakActions.push({ kind: 'skip_host', rolloutId: id, host: h, code: sk.code, reason: `dispatch withdrawn: ${sk.reason}`, withdrawn: true });
       setState(t, plan, i, 'Queued');
     }
   }

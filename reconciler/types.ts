@@ -225,7 +225,7 @@ export type Action =
   | { kind: 'halt_rollout'; rolloutId: string; channel: string; hosts: string[]; reason: string }
   | { kind: 'rollback_host'; rolloutId: string; host: string; closure: string; reason: string }
   | { kind: 'supersede_rollout'; rolloutId: string; channel: string; byTargetRef: string | null; reason: string }
-  | { kind: 'skip_host'; rolloutId: string; host: string; code: SkipCode; reason: string }
+  | { kind: 'skip_host'; rolloutId: string; host: string; code: SkipCode; reason: string; withdrawn?: true }
   | { kind: 'wave_blocked'; rolloutId: string; wave: number; code: WaveBlockCode; hosts: number; reason: string }
   | { kind: 'rollout_deferred'; rolloutId: string; channel: string; gatedBy: string; reason: string }
   | { kind: 'quarantine_closure'; channel: string; closure: string; host: string; reason: string }
