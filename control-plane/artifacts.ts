@@ -241,7 +241,10 @@ export class ArtifactManager {
     this.o.log.info('artifact.accepted', { kind, sha256: v.sha256, signedAt: v.signedAt });
     // The slice index is checked against a new fleet before the fleet is in force: the first
     // targets of the release (the reconcile below, the timer, a check-in) already offer slices.
-    if (kind === 'fleet') await this.slices.check({ sha256: v.sha256, fleet: v.fleet ?? null }, this.trust);
+    // It is fetched again first: a release committed between this poll's index fetch and its
+    // fleet fetch would otherwise leave the new fleet without its index until the next poll, and
+    // every host checking in meanwhile would take the full artefact.
+    if (kind === 'fleet') await this.slices.poll({ sha256: v.sha256, fleet: v.fleet ?? null }, this.trust);
     this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null);
     if (kind === 'fleet') this.o.onFleetChanged();
   }

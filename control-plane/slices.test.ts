@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet, signIndex, writeSignedIndex, type SignedArtifact } from '../fixtures/artifacts.ts';
 import { mintReleaseKey } from '../fixtures/keys.ts';
 import { Client, makeEnv, startCp, stamp, type Env, type RunningCp } from '../fixtures/cp-testing.ts';
+import type { ArtifactSource } from './sources.ts';
 import type { CheckinResponse, ErrorBody } from '../protocol/api.ts';
 import { parseSliceResponse } from '../protocol/api-parse.ts';
 import { fromBase64, verifySignature } from '../protocol/crypto.ts';
@@ -125,6 +126,53 @@ t('no index, or a bad one: counted by code, audited, 404 NO_SLICE, no slice offe
     assert.ok(target !== null);
     assert.is(target!.slice, undefined, 'no slice offered: the v1 target');
     assert.ok(fleet.hosts['host-0000'] !== undefined);
+  } finally {
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
+t('a release committed between the index fetch and the fleet fetch of one poll: the new fleet is offered with its slices at once', async () => {
+  const env = await makeEnv();
+  const v1 = sampleFleet({ hosts: 3, waves: 1, closures: true, withPubkeys: true });
+  const s1 = env.publish(v1) as SignedArtifact<FleetResolved>;
+  writeSignedIndex(env.releasesDir, signIndex(s1, env.release));
+  // The commit lands just before the source reads the fleet artefact (after the index was read).
+  let land: (() => void) | null = null;
+  const wrapSource = (inner: ArtifactSource): ArtifactSource => ({
+    describe: inner.describe,
+    close: () => inner.close(),
+    fetch: (kind) => {
+      if (kind === 'fleet' && land !== null) {
+        land();
+        land = null;
+      }
+      return inner.fetch(kind);
+    },
+  });
+  const cp = await startCp(env, {}, { wrapSource });
+  try {
+    const hosts = Object.keys(v1.hosts);
+    for (const h of hosts) await checkin(new Client(cp.url, env.ca.certPem, await env.hostCert(h)), h);
+    await cp.cp.reconcileNow();
+    env.clock.ms += MIN;
+    const v2 = structuredClone(v1);
+    for (const h of hosts) v2.hosts[h]!.closureHash = fakeClosure(h, 2);
+    let s2: SignedArtifact<FleetResolved> | null = null;
+    land = () => {
+      s2 = env.publish(v2) as SignedArtifact<FleetResolved>;
+      writeSignedIndex(env.releasesDir, signIndex(s2, env.release));
+    };
+    await cp.cp.pollNow();
+    assert.ok(s2 !== null, 'the release landed during the poll');
+    const sha2 = (s2 as SignedArtifact<FleetResolved>).sha256;
+    assert.is(cp.cp.artifacts.fleet()!.sha256, sha2, 'v2 in force');
+    for (const h of hosts) assert.ok(cp.cp.artifacts.slices.offers(sha2, h), `${h}: the v2 slice is offered in the same poll`);
+    const host = new Client(cp.url, env.ca.certPem, await env.hostCert(hosts[0]!));
+    const r = await host.call('GET', '/v1/agent/slice');
+    assert.is(r.status, 200);
+    const body = parseSliceResponse(r.body);
+    assert.ok(body.ok && JSON.parse(body.value.index).artifactSha256 === sha2, 'the slice is of v2');
   } finally {
     await cp.stop();
     env.cleanup();

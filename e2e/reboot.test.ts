@@ -123,8 +123,12 @@ register('kernel update: deferred to the boot → PendingReboot → simulated re
     return v?.rollout?.state === 'Reverted';
   });
   assert.equal(f.switchLog(CANARY).slice(-1), [`${CANARY}-kern boot`], 'the boot entry is back on what runs');
-  const halted = (await f.rollouts('prod')).find((x) => x.state === 'Halted');
-  assert.ok(halted !== undefined, 'onHealthFailure halt: the rollout halts');
+  // onHealthFailure halt: the reconcile pass after the Reverted report halts the rollout.
+  await f.waitFor('the kern2 rollout Halted', async (observe) => {
+    const rs = await f.rollouts('prod');
+    observe(rs.map((x) => [x.id, x.state]));
+    return rs.some((x) => x.state === 'Halted');
+  });
   assert.ok(!f.switchLog(REST).some((l) => l.startsWith(`${REST}-kern2`)), 'the next wave never got it');
 });
 
