@@ -335,7 +335,7 @@ export class AgentService {
     if (outcome.reconcile) this.d.requestReconcile();
   }
 
-  /** The confirm decision: outcome, writes, and the slice after (null: no host state change). */
+  /** The confirm decision: outcome, writes, and the slice after (null: nothing observed changed). */
   private planConfirm(
     h: string,
     req: ConfirmRequest,
@@ -365,17 +365,21 @@ export class AgentService {
     const rh = slice.rollouts[d.rolloutId]?.hosts[h];
     if (rh === undefined && rollout?.state === 'Superseded') {
       // It activated a closure CI signed for the previous target in time: nothing to undo; the
-      // newer rollout moves it on. No state change in a superseded rollout.
+      // newer rollout moves it on. No state change in a superseded rollout; the host runs it now.
+      const after = applyHostEvents(slice, [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId, currentClosure: d.closure } }], nowMs);
       const writes: Write[] = [
         finish('confirmed'),
         { kind: 'audit', entry: { atMs: nowMs, kind: 'host.confirmed-superseded', actor: `host:${h}`, subject: d.rolloutId, data: { host: h, closure: d.closure } } },
+        ...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes,
       ];
-      return { outcome: { ok: true, reconcile: true }, writes, after: null };
+      return { outcome: { ok: true, reconcile: true }, writes, after };
     }
     if (rh === undefined || !CONFIRMABLE_STATES.includes(rh.state)) {
       return fail(new ApiError('DISPATCH_CANCELLED', `rollout ${d.rolloutId} no longer expects ${h} to confirm (${rh?.state ?? 'superseded'}): roll back`), [finish('cancelled')]);
     }
-    const events: { host: string; event: HostEvent }[] = [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId } }];
+    // The confirmed closure is what the host runs: the CP shows it as current in this write, not
+    // at the next check-in.
+    const events: { host: string; event: HostEvent }[] = [{ host: h, event: { kind: 'confirmed', rolloutId: d.rolloutId, currentClosure: d.closure } }];
     if (req.probes !== undefined) {
       events.push({
         host: h,

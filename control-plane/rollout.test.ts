@@ -287,6 +287,51 @@ t('onHealthFailure halt: a host that fails keeps the rollout halted and dispatch
   }
 });
 
+t('a confirm records the confirmed closure as the host\'s current closure in the same write: no check-in needed to show it converged', async () => {
+  const env = await makeEnv();
+  const fleet = fleetWith({ waves: 1 });
+  env.publish(fleet);
+  const cp = await startCp(env);
+  const as = await agents(env, cp);
+  const operator = await op(env, cp);
+  try {
+    const targets = new Map<string, NonNullable<CheckinResponse['target']>>();
+    for (const h of HOSTS) targets.set(h, (await as[h]!.checkin()).target!);
+    for (const h of HOSTS) {
+      const target = targets.get(h)!;
+      assert.ok(target !== null, `${h}: first contact gets the target`);
+      assert.is(target.closureHash, fleet.hosts[h]!.closureHash);
+      const seen = ((await operator.call('GET', '/v1/hosts')).body as HostsResponse).hosts.find((x) => x.hostname === h)!;
+      assert.is(seen.currentClosure, oldClosure(h), `${h}: the CP sees what it checked in with`);
+      // Reports and the confirm, no check-in after the switch (as `nixfleet-agent once` does).
+      assert.is(await as[h]!.activate(target), 204);
+      const after = ((await operator.call('GET', '/v1/hosts')).body as HostsResponse).hosts.find((x) => x.hostname === h)!;
+      assert.is(after.rollout?.state, 'Healthy');
+      assert.is(after.currentClosure, target.closureHash, `${h}: the confirmed closure is current at once`);
+      assert.is(after.currentClosure, after.declaredClosure);
+      assert.is((await cp.store.loadObserved()).hosts[h]!.currentClosure, target.closureHash, `${h}: stored with the confirm`);
+    }
+    await assertMirror(cp);
+    // The pass after the confirms converges the rollout; no host is drifted, none is sent anything again.
+    await cp.cp.reconcileNow();
+    await cp.cp.reconcileNow();
+    const hosts = ((await operator.call('GET', '/v1/hosts')).body as HostsResponse).hosts;
+    for (const h of HOSTS) {
+      const v = hosts.find((x) => x.hostname === h)!;
+      assert.is(v.rollout?.state, 'Converged', `${h} converged`);
+      assert.is(v.currentClosure, fleet.hosts[h]!.closureHash);
+      assert.is(v.drift, undefined, `${h} is not drifted`);
+    }
+    const rolloutId = targets.get(HOSTS[0])!.rolloutId;
+    assert.is(((await operator.call('GET', `/v1/rollouts/${encodeURIComponent(rolloutId)}`)).body as RolloutDetail).state, 'Converged');
+  } finally {
+    await closeAll(as);
+    await operator.close();
+    await cp.stop();
+    env.cleanup();
+  }
+});
+
 t('a newer signed target supersedes the rollout: its undelivered dispatches stop, the new rollout takes over', async () => {
   const env = await makeEnv();
   const fleet = fleetWith({ waves: 2 });
@@ -317,6 +362,7 @@ t('a newer signed target supersedes the rollout: its undelivered dispatches stop
     assert.is((await cp.store.getDispatch(first, 'host-0000'))!.status, 'pending', 'delivered: may still confirm');
     assert.is((await as['host-0000']!.confirm(delivered.rolloutId, delivered.closureHash)).status, 204);
     assert.is((await cp.store.getDispatch(first, 'host-0000'))!.status, 'confirmed');
+    assert.is((await cp.store.loadObserved()).hosts['host-0000']!.currentClosure, delivered.closureHash, 'it runs what it confirmed (no check-in since)');
     await assertMirror(cp);
     // A third target while the second is in flight: the second is superseded and pruned from memory too.
     env.clock.advance(60_000);

@@ -185,11 +185,12 @@ register('the README\'s first fleet: init → PKI → push → resolve → sign 
   const outcome = JSON.parse(once.stdout.trim().split('\n').pop()!) as { kind: string; outcome?: string };
   assert.is(outcome.kind, 'activated', once.stdout + once.stderr);
   assert.is(outcome.outcome, 'confirmed', once.stdout + once.stderr);
-  // The next check-in reports the system it now runs (the service does it every poll).
-  const again = await cmd(agentArgv);
-  assert.not.match(again.stdout, /"kind":"activated"/, 'nothing left to activate');
-
-  // 7. Status: web1 converged on its closure; the profile points at it, fetched from the cache.
+  // 7. Status. One `once` is enough: its confirm made the closure web1's current one on the CP in
+  // the same write (no later check-in; nothing else talks to the CP as web1). Converged follows with
+  // the reconcile pass the confirm asked for. The profile points at the closure, fetched from the cache.
+  const right = await cmd(['nixfleet', 'status', '--json']);
+  const first = (JSON.parse(right.stdout) as { hosts: { hostname: string; currentClosure: string | null }[] }).hosts.find((x) => x.hostname === 'web1');
+  assert.is(first?.currentClosure, basenameOf(closure), 'the CP shows the confirmed closure as current right after `once`');
   const table = await cmd(['nixfleet', 'status']);
   assert.match(table.stdout, /web1/);
   const status = await waitFor('nixfleet status --json to show web1 converged', async (observe) => {

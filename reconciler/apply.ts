@@ -383,6 +383,7 @@ function applyEvent(d: Draft, hostname: string, event: HostEvent): void {
       next.currentClosure = event.currentClosure;
       if (event.bootId !== undefined) next.bootId = event.bootId;
     }
+    if (event.kind === 'confirmed' && event.currentClosure !== undefined) next.currentClosure = event.currentClosure;
     if (event.kind === 'checkin' || event.kind === 'probes') {
       if (event.probes !== undefined) next.probes = event.probes;
       if (event.failedUnits !== undefined) next.failedUnits = event.failedUnits;

@@ -266,8 +266,12 @@ export type HostEvent =
   | { kind: 'deferred'; rolloutId?: string }
   /** The switch ran; the confirm clock runs. → ConfirmWindow. */
   | { kind: 'switched'; rolloutId?: string }
-  /** The agent confirmed within the deadline. → Healthy (starts the soak clock). */
-  | { kind: 'confirmed'; rolloutId?: string }
+  /**
+   * The agent confirmed within the deadline. → Healthy (starts the soak clock). `currentClosure`:
+   * the closure it confirmed, which it runs now (the observation records it at once, not at the
+   * next check-in).
+   */
+  | { kind: 'confirmed'; rolloutId?: string; currentClosure?: string }
   /** Activation failed (or the host reports a health failure). → Failed. */
   | { kind: 'failed'; rolloutId?: string; reason: string }
   /** The agent rolled itself back (magic rollback). → Reverted. */
