@@ -99,9 +99,13 @@ register('11. agent crash between switch and confirm → confirm when in time, r
     return log.length >= 3 && log[2] === 'crash-2-v1 switch' && f.profileLabel('crash-2') === 'v1';
   });
   assert.equal(f.switchLog('crash-2'), ['crash-2-v1 switch', 'crash-2-v2 switch', 'crash-2-v1 switch'], 'rolled back once, with v1’s own switch, and no retry of v2');
-  assert.is(f.currentLabel('crash-2'), 'v1');
-  const q = readStateJson(f.host('crash-2'), 'quarantine.json') as { closureHash: string }[] | null;
-  assert.ok(q?.some((e) => e.closureHash === f.closure('crash-2', 'v2')), 'v2 quarantined on crash-2');
+  // v1's script logs its switch before it relinks current-system, and the agent persists the
+  // quarantine once the script has returned: wait for the rollback to finish.
+  await f.waitFor('crash-2 to run v1 again with v2 quarantined on the host', (observe) => {
+    const q = readStateJson(f.host('crash-2'), 'quarantine.json') as { closureHash: string }[] | null;
+    observe({ running: f.currentLabel('crash-2'), quarantine: q });
+    return f.currentLabel('crash-2') === 'v1' && q?.some((e) => e.closureHash === f.closure('crash-2', 'v2')) === true;
+  });
   const r2 = await f.waitFor('channel b rollout Halted with crash-2 Reverted/Failed', async (observe) => {
     const r = await f.rolloutFor('b', 'v2');
     observe(r);

@@ -47,6 +47,13 @@ register('4. canary failure: switch fails → canary rolls back + quarantines, r
     const i = log.indexOf(`${CANARY}-bad switch`);
     return i >= 0 && log.slice(i + 1).includes(`${CANARY}-v1 switch`);
   });
+  // v1's script logs its switch before it relinks current-system, and the agent persists the
+  // quarantine once the script has returned: wait for the rollback to finish.
+  await f.waitFor(`${CANARY} to run v1 again with the bad closure quarantined on the host`, (observe) => {
+    const q = readStateJson(f.host(CANARY), 'quarantine.json') as { closureHash: string }[] | null;
+    observe({ running: f.currentLabel(CANARY), quarantine: q });
+    return f.currentLabel(CANARY) === 'v1' && q?.some((e) => e.closureHash === bad) === true;
+  });
   const halted = await f.waitFor('the prod rollout of the bad closure to be Halted', async (observe) => {
     const r = await f.rolloutFor('prod', 'bad');
     observe(r);
@@ -62,13 +69,14 @@ register('4. canary failure: switch fails → canary rolls back + quarantines, r
   const gens = await f.generations(CANARY);
   assert.ok(gens.some((g) => g.path === f.host(CANARY).closures['bad']), 'a generation for the bad closure was created (the switch was tried)');
   assert.is(gens.find((g) => g.current)?.path, f.host(CANARY).closures['v1'], 'current generation is v1');
-  const q = readStateJson(f.host(CANARY), 'quarantine.json') as { closureHash: string }[] | null;
-  assert.ok(q !== null && q.some((e) => e.closureHash === bad), 'agent persisted the quarantine');
-  // The CP holds the canary's own signed statement of the rollback in its audit log.
-  const audit = await f.audit();
-  const rolledBack = audit.find((e) => e.kind === 'report' && e.actor === `host:${CANARY}` && JSON.stringify(e.data).includes('"rolled-back"'));
-  assert.ok(rolledBack !== undefined, 'the signed rolled-back report is in the audit log');
-  assert.ok(JSON.stringify(rolledBack!.data).includes(bad));
+  // The CP holds the canary's own signed statement of the rollback in its audit log. It is what
+  // made the canary Reverted, unless the CP's confirm deadline passed first (a slow realise): wait.
+  const rolledBack = await f.waitFor('the canary\'s signed rolled-back report in the audit log', async (observe) => {
+    const mine = (await f.audit()).filter((e) => e.actor === `host:${CANARY}`);
+    observe(mine.map((e) => e.kind));
+    return mine.find((e) => e.kind === 'report' && JSON.stringify(e.data).includes('"rolled-back"'));
+  });
+  assert.ok(JSON.stringify(rolledBack.data).includes(bad));
   const view = await f.hostView(CANARY);
   assert.is(view.currentClosure, f.closure(CANARY, 'v1'), 'CP sees the canary back on v1');
 

@@ -85,7 +85,13 @@ register('enforce: a closure failing a runtime control → canary rolls back, ro
   assert.ok(canaryState === 'Failed' || canaryState === 'Reverted', `canary Failed, then Reverted once its rollback is reported (${canaryState})`);
   const trace = (await f.trace(halted.id)).events;
   assert.ok(trace.some((e) => e.hostname === CANARY && e.to === 'Failed' && e.reason.includes('compliance probes failing: toy-release-compliant')), JSON.stringify(trace.filter((e) => e.hostname === CANARY)));
-  await f.waitFor(`${CANARY} back on v1`, () => f.currentLabel(CANARY) === 'v1');
+  // Back on v1, and the CP knows it (the check-in after the rollback): the evidence about the closure
+  // it rolled back from is then stale for `nixfleet compliance` below.
+  await f.waitFor(`${CANARY} back on v1, on the host and on the CP`, async (observe) => {
+    const cp = (await f.hostView(CANARY)).currentClosure;
+    observe({ running: f.currentLabel(CANARY), cp });
+    return f.currentLabel(CANARY) === 'v1' && cp === f.closure(CANARY, 'v1');
+  });
 
   // The host-signed evidence is in the audit chain, verified under the host key.
   const audit = await f.audit();

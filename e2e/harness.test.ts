@@ -62,10 +62,16 @@ test('proc: stopping a process kills its whole group (grandchildren included) an
   const p = spawnProc({
     name: 'sh',
     cmd: '/bin/sh',
-    args: ['-c', `sleep 300 & echo $! > ${pidFile}; echo started; trap '' TERM; wait`],
+    args: ['-c', `sleep 300 & echo $! > ${pidFile}; trap '' TERM; echo started; wait`],
     logFile: join(root, 'sh.log'),
   });
-  const grandchild = await waitFor('grandchild pid file', () => (existsSync(pidFile) ? Number(execFileSync('cat', [pidFile], { encoding: 'utf8' }).trim()) : undefined), { timeoutMs: 10_000 });
+  // "started" is logged once the pid file is written and TERM is ignored (the SIGKILL path below).
+  const log = join(root, 'sh.log');
+  const grandchild = await waitFor('the shell to start its grandchild and ignore TERM', (observe) => {
+    const text = existsSync(log) ? execFileSync('cat', [log], { encoding: 'utf8' }) : '';
+    observe(text);
+    return text.includes('started') ? Number(execFileSync('cat', [pidFile], { encoding: 'utf8' }).trim()) : undefined;
+  }, { timeoutMs: 10_000 });
   assert.ok(alive(grandchild));
   await stopProc(p, 500); // the shell ignores TERM: SIGKILL after the grace
   await waitFor('grandchild to die with its group', () => !alive(grandchild), { timeoutMs: 10_000 });

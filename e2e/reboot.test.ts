@@ -107,9 +107,11 @@ register('kernel update: deferred to the boot → PendingReboot → simulated re
   const description = f.description();
   description.channels['prod'] = { ...description.channels['prod']!, rebootPolicy: 'automatic' };
   await f.release('kern2', { description, message: 'fleet: kernel update, automatic reboot' });
+  // The recorder's file exists from its open, before its line is written: wait for the line.
   await f.waitFor(`${CANARY} to run its reboot command`, (observe) => {
-    observe(f.switchLog(CANARY));
-    return existsSync(join(h.dir, 'reboots'));
+    const rec = existsSync(join(h.dir, 'reboots')) ? readFileSync(join(h.dir, 'reboots'), 'utf8') : null;
+    observe({ reboots: rec, switchLog: f.switchLog(CANARY) });
+    return rec !== null && rec.endsWith('\n');
   });
   assert.equal(readFileSync(join(h.dir, 'reboots'), 'utf8'), 'reboot\n');
   assert.ok(f.switchLog(CANARY).includes(`${CANARY}-kern2 boot`), 'activated for the next boot first');

@@ -76,7 +76,13 @@ register('1. signed round trip: commit → sign → CP verifies → agents verif
     const hash = f.closure(h, 'v1').slice(0, 32);
     assert.ok(f.cache.requests.includes(`/${hash}.narinfo`), `${h}: closure fetched from the binary cache`);
   }
-  const view = await f.hostsView();
+  // The confirm made each closure current on the CP; the host's own signed last outcome comes with
+  // its next check-in, which may follow the convergence.
+  const view = await f.waitFor('every host to report its confirmed outcome in a check-in', async (observe) => {
+    const v = await f.hostsView();
+    observe(v.map((x) => [x.hostname, x.lastOutcome]));
+    return v.every((x) => x.lastOutcome !== null) ? v : undefined;
+  });
   for (const v of view) {
     assert.is(v.currentClosure, v.declaredClosure, `${v.hostname}: CP sees it on the declared closure`);
     assert.is(v.rollout?.state, 'Converged');
