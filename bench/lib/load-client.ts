@@ -225,6 +225,7 @@ class Runner {
       default:
         throw new Error(`unknown phase ${(spec as { kind: string }).kind}`);
     }
+    await Promise.all(acc.marks);
     const cpu = process.cpuUsage(cpu0);
     const server =
       acc.serverCpu0 !== null && acc.serverCpu1 !== null
@@ -254,10 +255,17 @@ class Runner {
   /** Read the server's CPU at `at` (performance.now() time) into `acc` (start or end of window). */
   private markServerCpu(pid: number | undefined, at: number, acc: Acc, which: 'start' | 'end'): void {
     if (pid === undefined) return;
-    setTimeout(() => {
-      if (which === 'start') acc.serverCpu0 = procCpuMs(pid);
-      else acc.serverCpu1 = procCpuMs(pid);
-    }, Math.max(0, at - performance.now()));
+    // The phase can end (its last answer came after `at`) before this timer has fired: the run
+    // waits for every mark before it reads them.
+    acc.marks.push(
+      new Promise<void>((resolve) => {
+        setTimeout(() => {
+          if (which === 'start') acc.serverCpu0 = procCpuMs(pid);
+          else acc.serverCpu1 = procCpuMs(pid);
+          resolve();
+        }, Math.max(0, at - performance.now()));
+      }),
+    );
   }
 
   private async agents(spec: AgentsSpec): Promise<AgentsResult> {
@@ -630,6 +638,8 @@ class Acc {
   sampleErrors: string[] = [];
   serverCpu0: number | null = null;
   serverCpu1: number | null = null;
+  /** Pending reads of the server's CPU at the window's start and end. */
+  readonly marks: Promise<void>[] = [];
   status(key: string, errorText: string | null): void {
     this.statuses[key] = (this.statuses[key] ?? 0) + 1;
     if (errorText !== null) {
