@@ -47,6 +47,7 @@ import type { CertKeyPem } from '../pki/x509.ts';
 import { certState, type WhoamiResponse } from '../protocol/enrol.ts';
 import type { ArtifactSource } from './sources.ts';
 import type { ServedSlice } from './slices.ts';
+import { prunedAnything } from './store/retention.ts';
 import type { PruneResult, Store } from './store/types.ts';
 
 export type ControlPlaneDeps = {
@@ -282,7 +283,7 @@ export class ControlPlane implements CpService {
     if (fence === null) return null;
     const nowMs = this.now();
     const r = await this.store.prune(nowMs - this.config.retentionDays * 86_400_000, nowMs, fence);
-    if (r.reports + r.rollouts + r.audit > 0) this.log.info('retention.pruned', { ...r });
+    if (prunedAnything(r)) this.log.info('retention.pruned', { ...r });
     return r;
   }
 
