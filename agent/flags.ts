@@ -84,7 +84,7 @@ export function mergeAgentFlags(file: Record<string, unknown> | null, values: Va
   if (AGENT_FLAGS.some((f) => f.key.startsWith('tls.') && values[f.flag] !== undefined)) out['tls'] = tls;
   // With --config, a setting the file lacks is the file's error (exit 1, every bad field listed).
   for (const f of file === null ? AGENT_FLAGS : []) {
-    if (!f.required) continue;
+    if (!f.required || values[f.flag] !== undefined) continue; // given with a bad value: reported above
     const present = f.key.startsWith('tls.') ? tls[f.key.slice(4)] !== undefined : out[f.key] !== undefined;
     if (!present) problems.push(`missing --${f.flag} ${f.arg}`);
   }

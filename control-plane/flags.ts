@@ -61,7 +61,7 @@ export function mergeCpFlags(file: Record<string, unknown> | null, flags: Readon
   }
   // With --config, a setting the file lacks is the file's error (exit 1, every bad field listed).
   for (const f of file === null ? CP_FLAGS : []) {
-    if (f.required && out[f.key] === undefined) {
+    if (f.required && out[f.key] === undefined && flags[f.flag] === undefined) {
       problems.push(`missing --${f.flag} ${f.arg}`);
     }
   }

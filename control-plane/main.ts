@@ -83,7 +83,8 @@ function buildConfig(flags: Record<string, string>): Config | { exit: 1 | 2; mes
     try {
       text = readFileSync(path, 'utf8');
     } catch (e) {
-      return { exit: 1, message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
+      // A --config that cannot be read is a bad flag value or an I/O failure (exit 2, as for the agent and nixfleet).
+      return { exit: 2, message: `cannot read --config ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
     }
     const parsed = parseJsonStrict(text, { maxBytes: 1024 * 1024 });
     if (!parsed.ok) return { exit: 1, message: `${path}: ${parsed.error.message}` };
