@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseProgramArgs, usageMessage } from './program-args.ts';
+import { flagsHelp, parseProgramArgs, usageMessage } from './program-args.ts';
 
 const P = (argv: string[]) => parseProgramArgs('prog', argv, ['run', 'once'] as const, { config: { type: 'string' } });
 
@@ -37,6 +37,15 @@ test("usageMessage words node's parseArgs errors alike for every binary", () => 
   assert.is(msg(['--force=yes']), 'flag --force takes no value');
   assert.is(msg(['x']), 'unexpected argument "x"');
   assert.is(usageMessage(new Error('Something else. More.')), 'Something else');
+});
+
+test('flagsHelp aligns the flag column (at least minWidth) and marks the required flags', () => {
+  const rows = [
+    { flag: 'db', arg: 'PATH', help: 'the database', required: true },
+    { flag: 'listen-port', arg: 'PORT', help: 'default 8443', required: false },
+  ];
+  assert.is(flagsHelp(rows, 10), '  --db PATH           the database [required]\n  --listen-port PORT  default 8443');
+  assert.is(flagsHelp(rows, 20).split('\n')[1], '  --listen-port PORT    default 8443');
 });
 
 test.run();

@@ -57,3 +57,13 @@ export function usageMessage(e: unknown): string {
       return first;
   }
 }
+
+/** A settings flag as `--help` lists it. */
+export type FlagDoc = { flag: string; arg: string; help: string; required: boolean };
+
+/** The "Flags" lines of a `--help` (agent, control plane), aligned: the flag column at least `minWidth` wide. */
+export function flagsHelp(flags: readonly FlagDoc[], minWidth: number): string {
+  const rows = flags.map((f) => [`--${f.flag} ${f.arg}`, `${f.help}${f.required ? ' [required]' : ''}`] as const);
+  const w = Math.max(minWidth, ...rows.map(([a]) => a.length));
+  return rows.map(([a, b]) => `  ${a.padEnd(w)}  ${b}`).join('\n');
+}
