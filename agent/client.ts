@@ -134,14 +134,23 @@ export class CpClient {
     return { code: 'HTTP_STATUS', message, status: raw.status, ...(errorCode === undefined ? {} : { errorCode }), ...(retryAfterSecs === undefined ? {} : { retryAfterSecs }) };
   }
 
-  async checkin(body: CheckinRequest): Promise<Result<CheckinResponse, HttpError>> {
-    const r = await this.call(this.pool, 'POST', ROUTES.checkin, body, 1024 * 1024);
-    if (!r.ok) return r;
-    if (r.value.status !== 200) return err(this.statusError(ROUTES.checkin, r.value));
-    const json = parseJsonStrict(r.value.body);
-    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `check-in answer is not JSON: ${json.error.message}` });
-    const v = parseCheckinResponse(json.value);
-    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
+  /** A 200 answer as `parse` reads its JSON body; any other status is the CP's error (statusError). */
+  private answer<T>(what: string, path: string, raw: Raw, parse: (u: unknown) => Result<T, { message: string }>): Result<T, HttpError> {
+    if (raw.status !== 200) return err(this.statusError(path, raw));
+    const json = parseJsonStrict(raw.body);
+    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `${what} answer is not JSON: ${json.error.message}` });
+    const v = parse(json.value);
+    return v.ok ? ok(v.value) : err({ code: 'BAD_RESPONSE', message: v.error.message });
+  }
+
+  /** One request over the pool, its answer read by {@link answer}. */
+  private async requestJson<T>(method: 'GET' | 'POST', path: string, body: unknown, limit: number, what: string, parse: (u: unknown) => Result<T, { message: string }>): Promise<Result<T, HttpError>> {
+    const r = await this.call(this.pool, method, path, body, limit);
+    return r.ok ? this.answer(what, path, r.value, parse) : r;
+  }
+
+  checkin(body: CheckinRequest): Promise<Result<CheckinResponse, HttpError>> {
+    return this.requestJson('POST', ROUTES.checkin, body, 1024 * 1024, 'check-in', parseCheckinResponse);
   }
 
   /** The exact signed bytes and the raw signature. */
@@ -165,39 +174,22 @@ export class CpClient {
     const r = await this.call(this.pool, 'GET', ROUTES.slice, undefined, 1024 * 1024, held === null ? {} : { 'if-none-match': held.etag });
     if (!r.ok) return r;
     if (r.value.status === 304 && held !== null) return ok(held.value);
-    if (r.value.status !== 200) {
-      this.lastSlice = null;
-      return err(this.statusError(ROUTES.slice, r.value));
-    }
-    const json = parseJsonStrict(r.value.body);
-    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `slice answer is not JSON: ${json.error.message}` });
-    const v = parseSliceResponse(json.value);
-    if (!v.ok) return err({ code: 'BAD_RESPONSE', message: v.error.message });
+    if (r.value.status !== 200) this.lastSlice = null;
+    const v = this.answer('slice', ROUTES.slice, r.value, parseSliceResponse);
+    if (!v.ok) return v;
     const etag = r.value.headers['etag'];
     this.lastSlice = typeof etag === 'string' && etag.length > 0 && etag.length <= 200 ? { etag, value: v.value } : null;
     return v;
   }
 
   /** Issue 16: a new certificate for a new key, over the current certificate (agent/certs.ts). */
-  async renew(body: RenewRequest): Promise<Result<CertificateResponse, HttpError>> {
-    const r = await this.call(this.pool, 'POST', ENROL_ROUTES.renew, body, 256 * 1024);
-    if (!r.ok) return r;
-    if (r.value.status !== 200) return err(this.statusError(ENROL_ROUTES.renew, r.value));
-    const json = parseJsonStrict(r.value.body);
-    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `renew answer is not JSON: ${json.error.message}` });
-    const v = parseCertificateResponse(json.value);
-    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
+  renew(body: RenewRequest): Promise<Result<CertificateResponse, HttpError>> {
+    return this.requestJson('POST', ENROL_ROUTES.renew, body, 256 * 1024, 'renew', parseCertificateResponse);
   }
 
   /** Issue 16: `GET /v1/whoami` — the identity the CP reads from this host's certificate. */
-  async whoami(): Promise<Result<WhoamiResponse, HttpError>> {
-    const r = await this.call(this.pool, 'GET', ENROL_ROUTES.whoami, undefined, 64 * 1024);
-    if (!r.ok) return r;
-    if (r.value.status !== 200) return err(this.statusError(ENROL_ROUTES.whoami, r.value));
-    const json = parseJsonStrict(r.value.body);
-    if (!json.ok) return err({ code: 'BAD_RESPONSE', message: `whoami answer is not JSON: ${json.error.message}` });
-    const v = parseWhoamiResponse(json.value);
-    return v.ok ? v : err({ code: 'BAD_RESPONSE', message: v.error.message });
+  whoami(): Promise<Result<WhoamiResponse, HttpError>> {
+    return this.requestJson('GET', ENROL_ROUTES.whoami, undefined, 64 * 1024, 'whoami', parseWhoamiResponse);
   }
 
   async report(body: ReportRequest): Promise<Result<void, HttpError>> {

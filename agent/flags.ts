@@ -6,6 +6,7 @@
  * directory; the file's must be absolute, a service runs from /). Pure but for `cwd`.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { flagsHelp } from '../io/program-args.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
 type Kind = 'path' | 'path-or-none' | 'url' | 'string' | 'secs' | 'list';
@@ -84,7 +85,7 @@ export function mergeAgentFlags(file: Record<string, unknown> | null, values: Va
   if (AGENT_FLAGS.some((f) => f.key.startsWith('tls.') && values[f.flag] !== undefined)) out['tls'] = tls;
   // With --config, a setting the file lacks is the file's error (exit 1, every bad field listed).
   for (const f of file === null ? AGENT_FLAGS : []) {
-    if (!f.required) continue;
+    if (!f.required || values[f.flag] !== undefined) continue; // given with a bad value: reported above
     const present = f.key.startsWith('tls.') ? tls[f.key.slice(4)] !== undefined : out[f.key] !== undefined;
     if (!present) problems.push(`missing --${f.flag} ${f.arg}`);
   }
@@ -98,7 +99,5 @@ export function agentFlagOptions(): Record<string, { type: 'string'; multiple?: 
 
 /** The "Flags" lines of --help, aligned. */
 export function agentFlagsHelp(): string {
-  const rows = AGENT_FLAGS.map((f) => [`--${f.flag} ${f.arg}`, `${f.help}${f.required ? ' [required]' : ''}`] as const);
-  const w = Math.max(24, ...rows.map(([a]) => a.length));
-  return rows.map(([a, b]) => `  ${a.padEnd(w)}  ${b}`).join('\n');
+  return flagsHelp(AGENT_FLAGS, 24);
 }

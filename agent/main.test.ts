@@ -34,6 +34,13 @@ test('--help and usage errors', () => {
   assert.is(b.status, 2);
   assert.match(b.stderr, /--cp-url must be an https:\/\/ URL/);
   assert.match(b.stderr, /--poll-interval-secs must be a number of seconds/);
+  assert.not.match(b.stderr, /missing --cp-url/, 'a flag given a bad value is not also missing');
+  const v = agent('once', '--substituter');
+  assert.is(v.status, 2);
+  assert.match(v.stderr, /^nixfleet-agent: flag --substituter needs a value \(see: nixfleet-agent --help\)$/m);
+  const x = agent('once', 'extra');
+  assert.is(x.status, 2);
+  assert.match(x.stderr, /unexpected argument "extra"/);
   const l = agent('run', '--config', '/x.json', '--log-level', 'loud');
   assert.is(l.status, 2);
   assert.match(l.stderr, /--log-level must be one of/);

@@ -7,6 +7,7 @@
  *   0 ok · 1 the CP said no, or the thing is unhealthy · 2 usage error · 3 cannot reach the CP.
  */
 import { parseArgs } from 'node:util';
+import { usageMessage } from '../io/program-args.ts';
 import type { Result } from '../protocol/result.ts';
 import { err, ok } from '../protocol/result.ts';
 import type { SettingName } from './settings.ts';
@@ -224,23 +225,6 @@ function findCommand(table: readonly CommandSpec[], words: string[]): Result<{ c
     return err({ code: 'USAGE', message: `${what} for "nixfleet ${first}"; one of: ${subs.join(', ')}` });
   }
   return err({ code: 'USAGE', message: `unknown command ${JSON.stringify(first)} (see: nixfleet --help)` });
-}
-
-function usageMessage(e: unknown): string {
-  // node's parseArgs errors carry a code and a long message; keep the first sentence.
-  const code = (e as { code?: unknown }).code;
-  const message = e instanceof Error ? e.message : String(e);
-  const first = message.split(/\.\s|\n/)[0] ?? message;
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-    const m = /Unknown option '([^']+)'/.exec(message);
-    return m ? `unknown flag ${m[1]}` : first;
-  }
-  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-    const m = /Option '([^']+)/.exec(message);
-    if (m && /argument missing/.test(message)) return `flag ${m[1]!.replace(/^-\w, /, '').replace(/ <value>$/, '')} needs a value`;
-    if (m) return `flag ${m[1]!.replace(/^-\w, /, '').replace(/ <value>$/, '')} takes no value`;
-  }
-  return first;
 }
 
 // Typed accessors for handlers. Asking for an undeclared flag is a bug (throws), so a typo in a

@@ -185,7 +185,7 @@ export const ControlPlaneConfigSchema = Strict(
     ),
     retentionDays: NonNegative(
       'retentionDays',
-      'Reports and signed evidence, finished rollouts (not the newest of a channel) and audit entries older than this are pruned; the audit chain keeps its anchor (control-plane/README.md, "Retention"). 0: keep everything.',
+      'Reports and signed evidence, finished rollouts (not the newest of a channel) with their controls, audit entries and witnessed audit heads older than this are pruned; the audit chain keeps its anchor (control-plane/README.md, "Retention"). 0: keep everything.',
     ),
     retentionIntervalSecs: Positive('retentionIntervalSecs', 'How often the leader prunes (retentionDays).'),
     logLevel: Enum(['debug', 'info', 'warn', 'error'] as const, { default: DEFAULTS.logLevel, description: 'JSON log lines on stderr at this level and above (NIXFLEET_LOG_LEVEL overrides).' }),

@@ -4,6 +4,7 @@
  * required setting not given is a usage error naming its flag (exit 2, the binaries' shared convention in
  * io/program-args.ts), as is a flag value of the wrong shape. Pure: reads no file.
  */
+import { flagsHelp } from '../io/program-args.ts';
 import { err, ok, type Result } from '../protocol/result.ts';
 
 type Kind = 'string' | 'port' | 'log-level' | 'source-dir';
@@ -61,7 +62,7 @@ export function mergeCpFlags(file: Record<string, unknown> | null, flags: Readon
   }
   // With --config, a setting the file lacks is the file's error (exit 1, every bad field listed).
   for (const f of file === null ? CP_FLAGS : []) {
-    if (f.required && out[f.key] === undefined) {
+    if (f.required && out[f.key] === undefined && flags[f.flag] === undefined) {
       problems.push(`missing --${f.flag} ${f.arg}`);
     }
   }
@@ -70,7 +71,5 @@ export function mergeCpFlags(file: Record<string, unknown> | null, flags: Readon
 
 /** The "Flags" lines of --help, aligned. */
 export function cpFlagsHelp(): string {
-  const rows = CP_FLAGS.map((f) => [`--${f.flag} ${f.arg}`, `${f.help}${f.required ? ' [required]' : ''}`] as const);
-  const w = Math.max(21, ...rows.map(([a]) => a.length));
-  return rows.map(([a, b]) => `  ${a.padEnd(w)}  ${b}`).join('\n');
+  return flagsHelp(CP_FLAGS, 21);
 }

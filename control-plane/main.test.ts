@@ -75,6 +75,20 @@ t('usage errors exit 2 and name the problem (the exit code every nixfleet binary
   assert.is(p.code, 2);
   assert.match(p.stderr, /--listen-port must be a port number 0–65535, not "99999"/);
   assert.not.match(p.stderr, /missing --tls-cert/);
+  // A flag without its value, a flag given a value it does not take, an argument, an unreadable --config.
+  const v = await runToExit(['serve', '--db']);
+  assert.is(v.code, 2);
+  assert.match(v.stderr, /^nixfleet-control-plane: flag --db needs a value \(see: nixfleet-control-plane --help\)$/m);
+  const x = await runToExit(['serve', 'extra']);
+  assert.is(x.code, 2);
+  assert.match(x.stderr, /unexpected argument "extra"/);
+  const e = await runToExit(['check-config', '--tls-cert', '']);
+  assert.is(e.code, 2);
+  assert.match(e.stderr, /--tls-cert needs a FILE/);
+  assert.not.match(e.stderr, /missing --tls-cert/, 'a flag given a bad value is not also missing');
+  const m = await runToExit(['check-config', '--config', join(env.dir, 'no-such-config.json')]);
+  assert.is(m.code, 2, m.stderr);
+  assert.match(m.stderr, /cannot read --config .*no-such-config\.json: ENOENT/);
 });
 
 t('refuses to start when pointed at the CA key, or without mTLS material', async () => {

@@ -83,7 +83,8 @@ function buildConfig(flags: Record<string, string>): Config | { exit: 1 | 2; mes
     try {
       text = readFileSync(path, 'utf8');
     } catch (e) {
-      return { exit: 1, message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
+      // A --config that cannot be read is a bad flag value or an I/O failure (exit 2, as for the agent and nixfleet).
+      return { exit: 2, message: `cannot read --config ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
     }
     const parsed = parseJsonStrict(text, { maxBytes: 1024 * 1024 });
     if (!parsed.ok) return { exit: 1, message: `${path}: ${parsed.error.message}` };
@@ -160,7 +161,7 @@ async function main(argv: string[]): Promise<number> {
   if (serverCert.notAfterMs !== null) cp.metrics.setCertificateExpiry('server', serverCert.notAfterMs);
   const caNotAfter = certNotAfterMs(material.value.tls.ca);
   if (caNotAfter !== null) cp.metrics.setCertificateExpiry('ca', caNotAfter);
-  const app = createApp({ service: cp, maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, pins: material.value.pins });
+  const app = createApp({ service: cp.api, maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, pins: material.value.pins });
   const onTlsClientError = tlsFailureHandler({ log, count: (reason) => cp.metrics.tlsFailure(reason) });
   let server;
   try {
@@ -179,7 +180,7 @@ async function main(argv: string[]): Promise<number> {
   if (config.enrolment !== null && enrol !== null) {
     const host = config.enrolment.listenHost ?? config.listenHost;
     try {
-      const enrolApp = createEnrolApp({ api: enrol, readiness: () => cp.readiness(), maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, observeRequest: (r, st) => cp.observeRequest(r, st) });
+      const enrolApp = createEnrolApp({ api: enrol, readiness: () => cp.readiness(), maxBodyBytes: config.maxBodyBytes, retryAfterSecs: config.retryAfterSecs, log, observeRequest: (r, st) => cp.api.observeRequest?.(r, st) });
       enrolServer = await listenHttps(enrolApp, material.value.tls, host, config.enrolment.listenPort, { clientCerts: false });
     } catch (e) {
       process.stderr.write(`nixfleet-control-plane: cannot listen on ${host}:${config.enrolment.listenPort} (enrolment): ${e instanceof Error ? e.message : String(e)}\n`);
@@ -193,7 +194,7 @@ async function main(argv: string[]): Promise<number> {
   let metricsServer: ListeningServer | null = null;
   if (config.metricsListen !== null) {
     try {
-      metricsServer = await listenHttp(createOpenApp(cp), config.metricsListen.host, config.metricsListen.port);
+      metricsServer = await listenHttp(createOpenApp(cp.api), config.metricsListen.host, config.metricsListen.port);
     } catch (e) {
       process.stderr.write(`nixfleet-control-plane: cannot listen on ${config.metricsListen.host}:${config.metricsListen.port} (metricsListen): ${e instanceof Error ? e.message : String(e)}\n`);
       await enrolServer?.close();

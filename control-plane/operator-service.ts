@@ -1,9 +1,11 @@
 /**
  * The operator side of the control plane (SPEC §5): hosts, rollouts, one rollout, its trace, the
- * audit log, pause / resume a channel, list and clear quarantines. Only stopping actions are
- * operator powers: nothing here can start a deployment CI did not sign.
+ * audit log, pause / resume a channel, list and clear quarantines, skip a host and approve a
+ * rollout (issue 14), compliance, evidence and audit anchoring (issue 15), certificates (issue 20):
+ * every route of routes-operator.ts (`OperatorApi`). Only stopping actions are operator powers:
+ * nothing here can start a deployment CI did not sign.
  */
-import type { FleetResolved } from '../protocol/schema.ts';
+import type { FleetResolved, Trust } from '../protocol/schema.ts';
 import type {
   AuditResponse,
   HostsResponse,
@@ -25,14 +27,23 @@ import type {
   RolloutState,
   TraceResponse,
 } from '../protocol/api.ts';
+import type { Checkpoint, CheckpointRequest, WitnessesResponse } from '../protocol/audit-witness.ts';
+import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import type { ComplianceResponse } from '../protocol/compliance-api.ts';
+import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
+import { approveRollout, releaseHost } from '../reconciler/apply.ts';
 import { complianceView } from './compliance-view.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
+import { evidenceExport } from './evidence-export.ts';
 import type { PeerIdentity } from './identity.ts';
+import type { ObservedMirror } from './mirror.ts';
+import { planControlWrites, planObservedWrites } from './plan.ts';
+import type { OperatorApi } from './routes-operator.ts';
 import type { Observed } from '../reconciler/types.ts';
 import { parseTimestamp } from '../protocol/vocab.ts';
 import type { RolloutRow, Store } from './store/types.ts';
+import { operatorCheckpoint, witnessesResponse } from './witnesses.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -50,9 +61,53 @@ export type OperatorServiceDeps = {
   approve?: (rolloutId: string, by: string) => Promise<string[] | null>;
   /** Issue 14: drift and rollout controls as the reconcile loop holds them (null before the first pass). */
   controls?: () => Promise<Pick<Observed, 'drifted' | 'controls'> | null>;
+  /** Issue 15: the trust root in force (the evidence packet carries it). */
+  trust: () => Trust;
+  /** Issue 20: certificate expiries this replica knows (metrics.ts). */
+  certificates: () => CertificatesResponse;
 };
 
-export class OperatorService {
+/**
+ * Issue 14's operator actions on the reconcile loop's state: a host released from ordering, an
+ * approval, and the drift and controls the operator views read. They change the observed-state
+ * mirror and store the change (it holds across a restart and a change of leader); a store failure
+ * drops the mirror (the next read reloads it).
+ */
+export function mirroredOperatorState(d: { store: Store; mirror: ObservedMirror; now: () => number }): Required<Pick<OperatorServiceDeps, 'release' | 'approve' | 'controls'>> {
+  const { store, mirror } = d;
+  async function stored(next: Observed, writes: Parameters<Store['apply']>[0]): Promise<void> {
+    mirror.replace(next);
+    try {
+      await store.apply(writes);
+    } catch (e) {
+      mirror.invalidate();
+      throw e;
+    }
+  }
+  return {
+    // Stored since issue 14's state persists: a follower replica (whose mirror no pass refreshes) reads the store.
+    controls: async () => (store.shared ? await store.loadChannelState() : await mirror.get()),
+    release: async (rolloutId, host, reason, by) => {
+      const before = await mirror.get();
+      const nowMs = d.now();
+      const next = releaseHost(before, rolloutId, host, reason, by, nowMs);
+      if (next === null) return false;
+      // The release and its trace line.
+      await stored(next, planObservedWrites(before, next, nowMs, { signedAt: '', artifactSha256: '' }).writes);
+      return true;
+    },
+    approve: async (rolloutId, by) => {
+      const before = await mirror.get();
+      const next = approveRollout(before, rolloutId, by, d.now());
+      if (next === null) return null;
+      // Stored with the rollout's controls.
+      await stored(next, planControlWrites(before, next));
+      return Object.keys(next.controls?.[rolloutId]?.approvals ?? {}).sort();
+    },
+  };
+}
+
+export class OperatorService implements OperatorApi {
   constructor(private readonly d: OperatorServiceDeps) {}
 
   private fleet(): FleetResolved {
@@ -228,6 +283,25 @@ export class OperatorService {
   async compliance(): Promise<ComplianceResponse> {
     const fleet = this.fleet();
     return complianceView(fleet, await this.d.store.allHosts(), await this.d.store.latestEvidence(), this.d.now(), this.d.config.complianceStaleAfterSecs);
+  }
+
+  certificates(): CertificatesResponse {
+    return this.d.certificates();
+  }
+
+  /** Issue 15: `nixfleet evidence export` (read-only). */
+  evidence(fromMs: number, toMs: number): Promise<EvidenceResponse> {
+    return evidenceExport(this.d.store, this.d.trust(), fromMs, toMs);
+  }
+
+  /** Issue 15: the audit chain head and every witness kept. */
+  witnesses(): Promise<WitnessesResponse> {
+    return witnessesResponse(this.d.store);
+  }
+
+  /** Issue 15: `nixfleet audit checkpoint`. */
+  checkpoint(peer: PeerIdentity, req: CheckpointRequest): Promise<Checkpoint> {
+    return operatorCheckpoint(this.d.store, peer.cn, req, this.d.now());
   }
 
   async quarantines(): Promise<QuarantinesResponse> {

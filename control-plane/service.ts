@@ -1,52 +1,43 @@
 /**
  * The control plane assembled (SPEC §5): a keyless caching router for already-signed intent. This
- * module only wires the parts and answers the HTTP layer's `CpService` by delegation:
+ * module is the composition root: it builds the parts, wires them together and runs their
+ * lifecycle (start, timers, retention, stop); `api` is what the HTTP layer serves (cp-api.ts):
  *
  * - `artifacts.ts`: the signed artefacts in force (verify, keep last good, trust reload);
  * - `mirror.ts`: the in-memory observed state the reconciler reads;
  * - `agent-service.ts`: check-in, confirm, report, artefacts as served;
- * - `operator-service.ts`: hosts, rollouts, trace, audit, pause / resume, quarantines;
+ * - `operator-service.ts`: hosts, rollouts, trace, audit, pause / resume, quarantines, skip and
+ *   approve, compliance, evidence, audit anchoring;
+ * - `cp-api.ts`: the `CpService` of app.ts over these (open routes, whoami, agent, operator);
  * - `reconcile-loop.ts`: the timer- and check-in-driven reconcile passes;
  * - `plan.ts`: the pure decision step (observed before/after → writes);
- * - `store/`: the `Store` interface and its SQLite implementation.
+ * - `store/`: the `Store` interface and its SQLite and PostgreSQL implementations.
  *
  * Time is a parameter (`now`), so deadlines and soak are testable without waiting.
  */
 import { failureCounts } from './compliance-view.ts';
-import { evidenceExport } from './evidence-export.ts';
-import { operatorCheckpoint, WitnessKeeper, witnessesResponse } from './witnesses.ts';
-import type { Checkpoint, CheckpointRequest, WitnessesResponse } from '../protocol/audit-witness.ts';
-import type { EvidenceResponse } from '../protocol/evidence-packet.ts';
-import type { ComplianceResponse } from '../protocol/compliance-api.ts';
-import type { CertificatesResponse } from '../protocol/certificates-api.ts';
+import type { ReadyzResponse } from '../protocol/api.ts';
 import type { Trust } from '../protocol/schema.ts';
 import type { Action, Observed } from '../reconciler/types.ts';
-import type {
-  AuditResponse, CheckinRequest, CheckinResponse, ConfirmRequest, HostsResponse, PauseRequest, PauseResponse, RolloutSkipRequest,
-  RolloutSkipResponse, RolloutApproveRequest, RolloutApproveResponse, QuarantineClearRequest, QuarantineClearResponse, QuarantinesResponse,
-  ReadyzResponse, ReportRequest, ReportResponse, RolloutDetail, RolloutsResponse, RolloutState, TraceResponse
-} from '../protocol/api.ts';
-import { AgentService, type ServedArtifact } from './agent-service.ts';
+import { AgentService } from './agent-service.ts';
 import type { CpService } from './app.ts';
 import { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
-import { revocationTimeMs, type PeerIdentity } from './identity.ts';
+import { createCpApi, readiness } from './cp-api.ts';
 import { logBug, silentLogger, type Logger } from './log.ts';
 import { withWriteLog } from './write-log.ts';
 import { CpMetrics } from './metrics.ts';
 import { ObservedMirror } from './mirror.ts';
-import { planControlWrites, planObservedWrites } from './plan.ts';
-import { approveRollout, releaseHost } from '../reconciler/apply.ts';
-import { OperatorService } from './operator-service.ts';
+import { mirroredOperatorState, OperatorService } from './operator-service.ts';
 import { ReconcileLoop } from './reconcile-loop.ts';
 import { Leadership } from './leadership.ts';
 import { SoakRestorer } from './soak-restore.ts';
 import { EnrolService } from './enrol-service.ts';
 import { TokenLedger } from './enrol-ledger.ts';
 import type { CertKeyPem } from '../pki/x509.ts';
-import { certState, type WhoamiResponse } from '../protocol/enrol.ts';
+import { certState } from '../protocol/enrol.ts';
 import type { ArtifactSource } from './sources.ts';
-import type { ServedSlice } from './slices.ts';
+import { prunedAnything } from './store/retention.ts';
 import type { PruneResult, Store } from './store/types.ts';
 
 export type ControlPlaneDeps = {
@@ -62,7 +53,9 @@ export type ControlPlaneDeps = {
   processMetrics?: boolean;
 };
 
-export class ControlPlane implements CpService {
+export class ControlPlane {
+  /** What the HTTP layer serves (app.ts `createApp({ service: cp.api })`). */
+  readonly api: CpService;
   readonly metrics: CpMetrics;
   readonly artifacts: ArtifactManager;
   readonly store: Store;
@@ -185,37 +178,19 @@ export class ControlPlane implements CpService {
       fleet: () => this.artifacts.fleet()?.fleet ?? null,
       now: this.now,
       reconcileNow: (trigger) => this.reconcileNow(trigger),
-      // Stored since issue 14's state persists: a follower replica (whose mirror no pass refreshes) reads the store.
-      controls: async () => (this.store.shared ? await this.store.loadChannelState() : await this.mirror.get()),
-      release: async (rolloutId, host, reason, by) => {
-        const before = await this.mirror.get();
-        const nowMs = this.now();
-        const next = releaseHost(before, rolloutId, host, reason, by, nowMs);
-        if (next === null) return false;
-        this.mirror.replace(next);
-        // Stored (issue 14): the release (and its trace line) holds across a restart and a change of leader.
-        try {
-          await this.store.apply(planObservedWrites(before, next, nowMs, { signedAt: '', artifactSha256: '' }).writes);
-        } catch (e) {
-          this.mirror.invalidate();
-          throw e;
-        }
-        return true;
-      },
-      approve: async (rolloutId, by) => {
-        const before = await this.mirror.get();
-        const next = approveRollout(before, rolloutId, by, this.now());
-        if (next === null) return null;
-        this.mirror.replace(next);
-        // Stored with the rollout's controls: approvals hold across a restart and a change of leader.
-        try {
-          await this.store.apply(planControlWrites(before, next));
-        } catch (e) {
-          this.mirror.invalidate();
-          throw e;
-        }
-        return Object.keys(next.controls?.[rolloutId]?.approvals ?? {}).sort();
-      },
+      ...mirroredOperatorState({ store: this.store, mirror: this.mirror, now: this.now }),
+      trust: () => this.artifacts.currentTrust(),
+      certificates: () => this.metrics.certificatesResponse(),
+    });
+    this.api = createCpApi({
+      store: this.store,
+      artifacts: this.artifacts,
+      leadership: this.leadership,
+      metrics: this.metrics,
+      agent: this.agent,
+      operator: this.operator,
+      enrol: this.enrol,
+      now: this.now,
     });
   }
 
@@ -282,7 +257,7 @@ export class ControlPlane implements CpService {
     if (fence === null) return null;
     const nowMs = this.now();
     const r = await this.store.prune(nowMs - this.config.retentionDays * 86_400_000, nowMs, fence);
-    if (r.reports + r.rollouts + r.audit > 0) this.log.info('retention.pruned', { ...r });
+    if (prunedAnything(r)) this.log.info('retention.pruned', { ...r });
     return r;
   }
 
@@ -334,51 +309,14 @@ export class ControlPlane implements CpService {
     return this.enrol;
   }
 
-  // ------------------------------------------------------------------------------------------
-  // CpService: open routes
-
+  /** `GET /readyz` (also the enrolment listener's gate). */
   readiness(): ReadyzResponse {
-    const f = this.artifacts.fleet();
-    const r = this.artifacts.revocations();
-    const reasons = this.artifacts.notReadyReasons();
-    const l = this.leadership.status();
-    if (!l.storeOk) reasons.push(`store unreachable: ${l.storeError}`);
-    return {
-      ready: reasons.length === 0,
-      reasons,
-      ...(this.store.shared ? { replica: { role: l.role, holder: l.holder, epoch: l.epoch, storeOk: l.storeOk } } : {}),
-      fleet: f === null ? null : { signedAt: f.signedAt, sha256: f.sha256, ciCommit: f.fleet?.meta.ciCommit ?? null },
-      revocations: r === null ? null : { signedAt: r.signedAt, sha256: r.sha256 },
-    };
+    return readiness(this);
   }
 
-  isRevoked(peer: PeerIdentity): boolean {
-    const nb = this.artifacts.revokedBeforeMs(peer.cn);
-    // Issue 16: a certificate renewed from an identity proven before notBefore is covered too.
-    return nb !== null && revocationTimeMs(peer) < nb;
-  }
-
-  /** Issue 16: `GET /v1/whoami` — the caller's certificate as this CP reads it. */
-  whoami(peer: PeerIdentity): WhoamiResponse {
-    const nb = this.artifacts.revokedBeforeMs(peer.cn);
-    return {
-      name: peer.cn,
-      role: peer.role,
-      serial: peer.serial,
-      notBefore: new Date(peer.notBeforeMs).toISOString(),
-      notAfter: new Date(peer.notAfterMs).toISOString(),
-      certState: certState(peer.notAfterMs, this.now()),
-      issuer: { commonName: peer.issuerCommonName, fingerprint256: peer.issuerFingerprint256 },
-      revokedBefore: nb === null ? null : new Date(nb).toISOString(),
-    };
-  }
-
+  /** The Prometheus text of `GET /metrics`. */
   metricsText(): Promise<{ contentType: string; body: string }> {
     return this.metrics.text();
-  }
-
-  observeRequest(route: string, status: number): void {
-    this.metrics.requests.inc({ route, status: String(status) });
   }
 
   private async hostStateCounts(): Promise<Record<string, number>> {
@@ -389,95 +327,5 @@ export class ControlPlane implements CpService {
       counts['Idle'] = Math.max(0, Object.keys(fleet.hosts).length - inRollout);
     }
     return counts;
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // CpService: agent routes
-
-  artifact(kind: 'fleet' | 'revocations'): ServedArtifact | null {
-    return this.agent.artifact(kind);
-  }
-
-  slice(hostname: string): ServedSlice | null {
-    return this.agent.slice(hostname);
-  }
-
-  checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
-    return this.agent.checkin(peer, req);
-  }
-
-  confirm(peer: PeerIdentity, req: ConfirmRequest): Promise<void> {
-    return this.agent.confirm(peer, req);
-  }
-
-  report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Promise<ReportResponse> {
-    return this.agent.report(peer, req, rawReport);
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // CpService: operator routes
-
-  hosts(): Promise<HostsResponse> {
-    return this.operator.hosts();
-  }
-
-  rollouts(filter: { channel?: string; state?: RolloutState }): Promise<RolloutsResponse> {
-    return this.operator.rollouts(filter);
-  }
-
-  rollout(id: string): Promise<RolloutDetail> {
-    return this.operator.rollout(id);
-  }
-
-  trace(id: string): Promise<TraceResponse> {
-    return this.operator.trace(id);
-  }
-
-  audit(after: number, limit: number): Promise<AuditResponse> {
-    return this.operator.audit(after, limit);
-  }
-
-  pause(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
-    return this.operator.pause(peer, channel, req);
-  }
-
-  resume(peer: PeerIdentity, channel: string, req: PauseRequest): Promise<PauseResponse> {
-    return this.operator.resume(peer, channel, req);
-  }
-
-  skip(peer: PeerIdentity, rolloutId: string, req: RolloutSkipRequest): Promise<RolloutSkipResponse> {
-    return this.operator.skip(peer, rolloutId, req);
-  }
-
-  approve(peer: PeerIdentity, rolloutId: string, req: RolloutApproveRequest): Promise<RolloutApproveResponse> {
-    return this.operator.approve(peer, rolloutId, req);
-  }
-
-  compliance(): Promise<ComplianceResponse> {
-    return this.operator.compliance();
-  }
-
-  certificates(): CertificatesResponse {
-    return this.metrics.certificatesResponse();
-  }
-
-  evidence(fromMs: number, toMs: number): Promise<EvidenceResponse> {
-    return evidenceExport(this.store, this.artifacts.currentTrust(), fromMs, toMs);
-  }
-
-  witnesses(): Promise<WitnessesResponse> {
-    return witnessesResponse(this.store);
-  }
-
-  checkpoint(peer: PeerIdentity, req: CheckpointRequest): Promise<Checkpoint> {
-    return operatorCheckpoint(this.store, peer.cn, req, this.now());
-  }
-
-  quarantines(): Promise<QuarantinesResponse> {
-    return this.operator.quarantines();
-  }
-
-  clearQuarantines(peer: PeerIdentity, req: QuarantineClearRequest): Promise<QuarantineClearResponse> {
-    return this.operator.clearQuarantines(peer, req);
   }
 }

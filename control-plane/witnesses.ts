@@ -3,7 +3,8 @@
  * witness of the head it was last shown is verified under the host key of the signed fleet and
  * kept; when the witnessed head is not in this CP's chain (a database rebuilt from empty, or a
  * rewritten log) the CP appends one `audit.relinked` entry carrying it, so the new chain names the
- * last witnessed head of the old one instead of silently starting over. Operator checkpoints
+ * last witnessed head of the old one instead of silently starting over — unless retention pruned
+ * the witnessed entry (kept, not relinked). Operator checkpoints
  * (`nixfleet audit checkpoint`) are accepted only for a head this chain holds.
  */
 import type { Checkpoint, CheckpointRequest, SignedHeadWitness, WitnessesResponse } from '../protocol/audit-witness.ts';
@@ -37,6 +38,7 @@ export class WitnessKeeper {
     const writes: Write[] = [{ kind: 'witness', row: { by: `host:${h}`, seq: w.witness.seq, hash: w.witness.hash, at: w.witness.at, witness: w.witness, signature: w.signature, receivedMs: nowMs } }];
     const [entry] = await this.d.store.auditPage(w.witness.seq - 1, 1);
     if (entry?.seq === w.witness.seq && entry.hash === w.witness.hash) return writes;
+    if (await prunedHead(this.d.store, w.witness)) return writes;
     if (this.relinked.has(key) || (await this.d.store.auditAll()).some((e) => e.kind === 'audit.relinked' && (e.data as { witness?: { seq?: number; hash?: string } }).witness?.hash === w.witness.hash)) return writes;
     this.relinked.add(key);
     writes.push({
@@ -63,6 +65,16 @@ export class WitnessKeeper {
     ]);
     return { seq: head.seq, hash: head.hash, at };
   }
+}
+
+/**
+ * Whether a witnessed head is of an entry retention pruned (store/retention.ts): below the anchor
+ * (it cannot be checked any more: a host that was offline longer than the retention, not a
+ * rebuilt chain), or the anchor itself. A head at the anchor's seq with another hash is not.
+ */
+async function prunedHead(store: Store, w: { seq: number; hash: string }): Promise<boolean> {
+  const anchor = await store.auditAnchor();
+  return anchor !== null && (w.seq < anchor.seq || (w.seq === anchor.seq && w.hash === anchor.hash));
 }
 
 /** `GET /v1/audit/witnesses`: the chain head and every witness kept (without the receive time). */

@@ -25,9 +25,45 @@ export function parseProgramArgs<C extends string>(program: string, argv: readon
     const { values } = parseArgs({ args: rest, options, strict: true, allowPositionals: false });
     return { kind: 'run', command: command as C, values: { ...values } as Record<string, string | boolean | undefined> };
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    const unknown = /Unknown option '([^']+)'/.exec(message);
-    const first = unknown !== null ? `unknown flag ${unknown[1]}` : (message.split('. ')[0] ?? message);
-    return { kind: 'usage', message: `${first} (see: ${program} --help)` };
+    return { kind: 'usage', message: `${usageMessage(e)} (see: ${program} --help)` };
   }
+}
+
+/**
+ * A usage message for a `util.parseArgs` error (every binary words them alike): `unknown flag
+ * --x`, `flag --x needs a value`, `flag --x takes no value`, `unexpected argument "x"`; anything
+ * else its first sentence.
+ */
+export function usageMessage(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  const first = message.split(/\.\s|\n/)[0] ?? message;
+  const flag = /Option '(?:-\w, )?(--?[^' ]+)/.exec(message)?.[1];
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const m = /Unknown option '([^']+)'/.exec(message);
+      return m ? `unknown flag ${m[1]}` : first;
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (flag === undefined) return first;
+      if (/argument missing/.test(message)) return `flag ${flag} needs a value`;
+      if (/ambiguous/.test(message)) return `flag ${flag} needs a value (for one that starts with "-": ${flag}=VALUE)`;
+      return `flag ${flag} takes no value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const m = /Unexpected argument '([^']*)'/.exec(message);
+      return m ? `unexpected argument ${JSON.stringify(m[1])}` : first;
+    }
+    default:
+      return first;
+  }
+}
+
+/** A settings flag as `--help` lists it. */
+export type FlagDoc = { flag: string; arg: string; help: string; required: boolean };
+
+/** The "Flags" lines of a `--help` (agent, control plane), aligned: the flag column at least `minWidth` wide. */
+export function flagsHelp(flags: readonly FlagDoc[], minWidth: number): string {
+  const rows = flags.map((f) => [`--${f.flag} ${f.arg}`, `${f.help}${f.required ? ' [required]' : ''}`] as const);
+  const w = Math.max(minWidth, ...rows.map(([a]) => a.length));
+  return rows.map(([a, b]) => `  ${a.padEnd(w)}  ${b}`).join('\n');
 }

@@ -115,7 +115,7 @@
     retentionDays = {
       type = "ints.unsigned";
       default = 90;
-      description = "Reports and signed evidence, finished rollouts (not the newest of a channel) and audit entries older than this are pruned by the leader; the audit chain keeps its anchor (the first kept entry chains to it). 0 keeps everything.";
+      description = "Reports and signed evidence, finished rollouts (not the newest of a channel) with their controls, audit entries and witnessed audit heads older than this are pruned by the leader; the audit chain keeps its anchor (the first kept entry chains to it). 0 keeps everything.";
     };
     retentionIntervalSecs = {
       type = "ints.positive";

@@ -23,7 +23,7 @@ const peer = (cn: string, ou: string) => ({
 t.before(async () => {
   env.publish(sampleFleet({ hosts: 2, waves: 1, closures: true }));
   cp = await startCp(env, { maxBodyBytes: 4096 });
-  app = createApp({ service: cp.cp, maxBodyBytes: 4096, retryAfterSecs: 1, logError: (m, e) => console.error(m, e) });
+  app = createApp({ service: cp.cp.api, maxBodyBytes: 4096, retryAfterSecs: 1, logError: (m, e) => console.error(m, e) });
 });
 t.after(async () => {
   await cp.stop();

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { usageMessage } from '../io/program-args.ts';
 import { writeFileAtomic as writeFileAtomicDurable } from '../io/atomic-file.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import { parseTimestamp, SIGNATURE_ALGORITHMS, type SignatureAlgorithm } from '../protocol/schema.ts';
@@ -70,12 +71,15 @@ export function parseNow(s: string | undefined, io: CliIo): { ms: number; iso: s
 
 type Opts = Parameters<typeof parseArgs>[0] extends infer T ? (T extends { options?: infer O } ? O : never) : never;
 
-/** `node:util` parseArgs in strict mode; an unknown or malformed flag is an InputError. */
+/**
+ * `node:util` parseArgs in strict mode; an unknown or malformed flag is an InputError (exit 1: SPEC §3
+ * has no usage code of its own), worded as by the other binaries (io/program-args.ts).
+ */
 export function args(argv: string[], options: NonNullable<Opts>, allowPositionals = false) {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (e) {
-    throw new InputError(e instanceof Error ? e.message : String(e));
+    throw new InputError(`${usageMessage(e)} (see --help)`);
   }
 }
 

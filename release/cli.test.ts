@@ -260,7 +260,30 @@ misc('--help on every subcommand, unknown command and flags', async () => {
   assert.is((await cli(['frobnicate'])).code, 1);
   const bad = await cli(['verify', '--artefact', 'x']);
   assert.is(bad.code, 1);
-  assert.match(bad.err, /Unknown option '--artefact'/);
+  assert.match(bad.err, /^nixfleet-release verify: unknown flag --artefact \(see --help\)$/m);
+});
+
+misc('usage errors are invalid input (exit 1, SPEC §3 has no other code for them), worded as by the other binaries', async () => {
+  const cases: [string[], RegExp][] = [
+    [['keygen', '--out'], /^nixfleet-release keygen: flag --out needs a value \(see --help\)$/m],
+    [['keygen', '--out', '-k'], /^nixfleet-release keygen: flag --out needs a value \(for one that starts with "-": --out=VALUE\)/m],
+    [['keygen', '--force=yes', '--out', join(dir, 'k')], /^nixfleet-release keygen: flag --force takes no value/m],
+    [['keygen', '--out', join(dir, 'k'), 'extra'], /^nixfleet-release keygen: unexpected argument "extra"/m],
+    [['canonicalize', '--bogus'], /^nixfleet-release canonicalize: unknown flag --bogus \(see --help\)$/m],
+    [['push', '--bogus'], /^nixfleet-release push: unknown flag --bogus \(see --help\)$/m],
+    [['push', '--cache'], /^nixfleet-release push: flag --cache needs a value/m],
+    [['keygen'], /--out is required/],
+    [['keygen', '--out', join(dir, 'k'), '--algorithm', 'rsa'], /--algorithm must be one of/],
+  ];
+  for (const [argv, message] of cases) {
+    const r = await cli(argv);
+    assert.is(r.code, 1, argv.join(' '));
+    assert.match(r.err, message);
+  }
+  // The real binary, too.
+  const bin = spawnSync(process.execPath, [join(ROOT, 'bin/nixfleet-release.js'), 'resolve', '--fleet'], { encoding: 'utf8' });
+  assert.is(bin.status, 1, bin.stderr);
+  assert.match(bin.stderr, /flag --fleet needs a value/);
 });
 
 withInterop(misc)('canonicalize: file or stdin, interop golden bytes, refusals exit 1', async () => {

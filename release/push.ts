@@ -17,6 +17,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { usageMessage } from '../io/program-args.ts';
 import { isStoreBasename } from '../protocol/vocab.ts';
 
 export type PushIo = {
@@ -137,7 +138,7 @@ export async function runPush(argv: string[], io: PushIo = defaultIo()): Promise
         allowPositionals: false,
       }).values;
     } catch (e) {
-      throw new Fail(1, `${(e as Error).message} (try --help)`);
+      throw new Fail(1, `${usageMessage(e)} (see --help)`);
     }
     if (values.help === true) {
       io.stdout(HELP);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { verifyAuditChain } from '../../protocol/audit-chain.ts';
+import { checkWitnesses } from '../../protocol/audit-witness.ts';
 import type { Observed, Rollout } from '../../reconciler/types.ts';
 import { startPostgres, type PgCluster } from '../../fixtures/postgres.ts';
 import { planControlWrites, planObservedWrites } from '../plan.ts';
@@ -178,11 +179,25 @@ for (const b of BACKENDS) {
       ...[0, 1, 2, 3, 4].map((i) => audit(`old-${i}`, OLD + i)),
       audit('new-0', NEW),
       audit('new-1', NEW + 1),
+      // Controls of the pruned rollout, of a kept one, and of one already gone (left by an earlier pruning).
+      ...['a@1', 'a@2', 'gone@1'].map((id): Write => ({ kind: 'controls.put', rolloutId: id, controls: { approvals: { alice: { atMs: OLD } } } })),
     ]);
-    const head = (await store.auditAll()).find((e) => e.kind === 'old-4')!;
+    const entries = await store.auditAll();
+    const witness = (by: string, kind: string, receivedMs: number): Write => {
+      const e = entries.find((x) => x.kind === kind)!;
+      return { kind: 'witness', row: { by, seq: e.seq, hash: e.hash, at: e.at, witness: null, signature: null, receivedMs } };
+    };
+    // Witnessed heads: two received before the cutoff, one of an old entry received after it (a host back from a long absence), one of a kept entry.
+    await store.apply([witness('host:h', 'old-1', OLD + 1), witness('operator:alice', 'old-2', OLD + 2), witness('host:late', 'old-3', NEW), witness('host:h', 'new-1', NEW + 1)]);
+    const head = entries.find((e) => e.kind === 'old-4')!;
     const fence = { holder: 'retention-test', epoch: (await store.lease('retention-test', 60_000))! };
     const r = await store.prune(OLD + 1_000, NEW + 2, fence);
-    assert.equal({ reports: r.reports, rollouts: r.rollouts, transitions: r.transitions, dispatches: r.dispatches, audit: r.audit }, { reports: 1, rollouts: 1, transitions: 1, dispatches: 1, audit: 5 });
+    assert.equal(
+      { reports: r.reports, rollouts: r.rollouts, transitions: r.transitions, dispatches: r.dispatches, controls: r.controls, audit: r.audit, witnesses: r.witnesses },
+      { reports: 1, rollouts: 1, transitions: 1, dispatches: 1, controls: 2, audit: 5, witnesses: 2 },
+    );
+    assert.equal(Object.keys((await store.loadChannelState()).controls ?? {}), ['a@2'], 'controls go with their rollout (and those of rollouts already gone)');
+    assert.equal((await store.witnesses()).map((w) => w.by), ['host:late', 'host:h'], 'witnesses received before the cutoff go');
     assert.equal(r.anchor && { seq: r.anchor.seq, hash: r.anchor.hash }, { seq: head.seq, hash: head.hash }, 'the newest pruned entry anchors the chain');
     assert.equal((await store.allRollouts()).map((x) => x.id).sort(), ['a@0', 'a@2', 'b@1']);
     assert.equal(await store.transitions('a@1'), []);
@@ -196,6 +211,9 @@ for (const b of BACKENDS) {
     assert.ok(verifyAuditChain(kept, anchor.hash, anchor.seq + 1).ok, 'the kept log verifies from its anchor');
     assert.not.ok(verifyAuditChain(kept).ok, 'and not from genesis (the anchor is needed)');
     assert.equal((kept[2]!.data as { anchor: unknown }).anchor, { seq: head.seq, hash: head.hash }, 'the pruning is in the chain, with its anchor');
+    assert.equal([(kept[2]!.data as { controls: unknown }).controls, (kept[2]!.data as { witnesses: unknown }).witnesses], [2, 2], 'and what it removed');
+    const checked = checkWitnesses(kept, await store.witnesses());
+    assert.equal(checked.ok && checked.value, { matched: 1, before: 1 }, 'the kept witnesses check against the kept log: one in it, one before it');
     // Everything old: the chain goes on from the anchor, also after reopening.
     await store.prune(NEW + 10, NEW + 20, fence);
     kept = await store.auditAll();
