@@ -16,6 +16,7 @@
  *
  * Pure module: no I/O.
  */
+import { Buffer, isAscii } from 'node:buffer';
 import canonicalizeLib from 'canonicalize';
 import { err, ok, type Result } from './result.ts';
 
@@ -412,10 +413,16 @@ function canonicalTextFastPath(input: Uint8Array | string, opts: ParseOptions): 
   if (size > maxBytes) return null;
   let text: string;
   if (isBytes) {
-    try {
-      text = utf8Decoder.decode(input);
-    } catch {
-      return null;
+    // ASCII (every artefact whose names are ASCII) decodes as latin1: a copy into a one-byte
+    // string, ≈ 30× faster than the UTF-8 decoder on 27 MB, and it makes the comparison with the
+    // serialiser's (one-byte) output below a memory compare.
+    if (isAscii(input)) text = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('latin1');
+    else {
+      try {
+        text = utf8Decoder.decode(input);
+      } catch {
+        return null;
+      }
     }
   } else {
     if (hasLoneSurrogate(input)) return null;

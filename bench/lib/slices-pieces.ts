@@ -39,7 +39,7 @@ for (let i = 0; i <= runs; i++) {
   if (!verifySignature('ed25519', key.publicKeyB64, idx, idxSig)) throw new Error('index signature');
   const index = must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx))));
   const t2 = performance.now();
-  must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256));
+  must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined));
   const t3 = performance.now();
   const c = process.cpuUsage(c0);
   if (i === 0) continue;
