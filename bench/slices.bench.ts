@@ -62,7 +62,7 @@ export default async (): Promise<object> => {
       bytes = must(canonicalBytes(fleet));
       sig = signBytes(bytes, key.privateKey);
       // As `nixfleet-release sign` does: the index from the artefact re-read from its canonical bytes.
-      const tree = buildSliceTree(must(parseFleetResolved(must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length })).value)), sha256Hex(bytes));
+      const tree = reread(bytes);
       idx = must(canonicalBytes(tree.index));
       const idxSig = signBytes(idx, key.privateKey);
       const t1 = performance.now();
@@ -148,4 +148,11 @@ function cpHeldMemory(bytes: Uint8Array, sig: Uint8Array, idx: Uint8Array, trust
     totalHeapUsedMiB: mib(m2.heapUsed),
     totalRssMiB: mib(m2.rss),
   };
+}
+
+/** As `nixfleet-release sign`: the index from the artefact re-read from its canonical bytes (host entries read from them when the model is their value). */
+function reread(bytes: Uint8Array): ReturnType<typeof buildSliceTree> {
+  const parsed = must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length }));
+  const fleet = must(parseFleetResolved(parsed.value));
+  return buildSliceTree(fleet, sha256Hex(bytes), fleet === parsed.value ? bytes : undefined);
 }
