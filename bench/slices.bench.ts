@@ -62,7 +62,7 @@ export default async (): Promise<object> => {
       bytes = must(canonicalBytes(fleet));
       sig = signBytes(bytes, key.privateKey);
       // As `nixfleet-release sign` does: the index from the artefact re-read from its canonical bytes.
-      const tree = buildSliceTree(must(parseFleetResolved(must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length })).value)), sha256Hex(bytes));
+      const tree = reread(bytes);
       idx = must(canonicalBytes(tree.index));
       const idxSig = signBytes(idx, key.privateKey);
       const t1 = performance.now();
@@ -71,7 +71,7 @@ export default async (): Promise<object> => {
       const v = must(verifyArtifact({ kind: 'fleet', bytes, signature: sig, trust, nowMs, lastAccepted: null, maxBytes: 64 * 2 ** 20 }));
       if (!verifySignature('ed25519', key.publicKeyB64, idx, idxSig)) throw new Error('index signature');
       const index = must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx))));
-      const served = must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256));
+      const served = must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined));
       const t2 = performance.now();
       // One agent: the host in the middle of the tree.
       const host = served.hostnames[Math.floor(hosts / 2)]!;
@@ -128,7 +128,7 @@ function cpHeldMemory(bytes: Uint8Array, sig: Uint8Array, idx: Uint8Array, trust
   gc();
   const m0 = process.memoryUsage();
   const v = must(verifyArtifact({ kind: 'fleet', bytes: bytes.slice(), signature: sig, trust, nowMs, lastAccepted: null, maxBytes: 64 * 2 ** 20 }));
-  const tree = must(verifyIndexMatchesArtifact(must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx)))), v.fleet!, v.sha256));
+  const tree = must(verifyIndexMatchesArtifact(must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx)))), v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined));
   gc();
   const m1 = process.memoryUsage();
   indexFleet(v.fleet!);
@@ -148,4 +148,11 @@ function cpHeldMemory(bytes: Uint8Array, sig: Uint8Array, idx: Uint8Array, trust
     totalHeapUsedMiB: mib(m2.heapUsed),
     totalRssMiB: mib(m2.rss),
   };
+}
+
+/** As `nixfleet-release sign`: the index from the artefact re-read from its canonical bytes (host entries read from them when the model is their value). */
+function reread(bytes: Uint8Array): ReturnType<typeof buildSliceTree> {
+  const parsed = must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length }));
+  const fleet = must(parseFleetResolved(parsed.value));
+  return buildSliceTree(fleet, sha256Hex(bytes), fleet === parsed.value ? bytes : undefined);
 }

@@ -27,6 +27,8 @@ export type InForce = {
   signedAt: string;
   fleet: FleetResolved | null;
   revocations: Revocations | null;
+  /** `JCS(fleet) = bytes` (protocol/verify.ts `modelIsCanonical`): the slice tree reads host entries from the bytes. */
+  modelIsCanonical: boolean;
 };
 
 export type ArtifactManagerOptions = {
@@ -126,7 +128,7 @@ export class ArtifactManager {
         lastAccepted: { signedAt: row.signedAt, sha256: row.sha256 },
         maxBytes: this.o.maxBytes,
       });
-      if (r.ok) this.setInForce(kind, r.value.canonical, row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null);
+      if (r.ok) this.setInForce(kind, r.value.canonical, row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null, r.value.modelIsCanonical);
       else {
         this.lastError.set(kind, `stored ${kind} artefact no longer verifies: ${r.error.code}: ${r.error.message}`);
         this.o.log.warn('artifact.stored-invalid', { kind, code: r.error.code, message: r.error.message });
@@ -244,8 +246,8 @@ export class ArtifactManager {
     // It is fetched again first: a release committed between this poll's index fetch and its
     // fleet fetch would otherwise leave the new fleet without its index until the next poll, and
     // every host checking in meanwhile would take the full artefact.
-    if (kind === 'fleet') await this.slices.poll({ sha256: v.sha256, fleet: v.fleet ?? null }, this.trust);
-    this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null);
+    if (kind === 'fleet') await this.slices.poll({ sha256: v.sha256, fleet: v.fleet ?? null, bytes: v.canonical, modelIsCanonical: v.modelIsCanonical }, this.trust);
+    this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null, v.modelIsCanonical);
     if (kind === 'fleet') this.o.onFleetChanged();
   }
 
@@ -263,8 +265,8 @@ export class ArtifactManager {
     await this.o.store.apply([{ kind: 'audit', entry: this.auditEntry(kind, what, data) }]);
   }
 
-  private setInForce(kind: ArtifactKind, bytes: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null): void {
-    this.inForce.set(kind, { kind, bytes, gzip: new Uint8Array(gzipSync(bytes, { level: 6 })), signature, sha256, signedAt, fleet, revocations });
+  private setInForce(kind: ArtifactKind, bytes: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null, modelIsCanonical: boolean): void {
+    this.inForce.set(kind, { kind, bytes, gzip: new Uint8Array(gzipSync(bytes, { level: 6 })), signature, sha256, signedAt, fleet, revocations, modelIsCanonical });
     if (kind === 'revocations' && revocations !== null) {
       const m = new Map<string, number>();
       for (const rv of revocations.revocations) {

@@ -13,7 +13,7 @@
 import { sha256Hex, toBase64 } from '../protocol/crypto.ts';
 import type { SliceResponse } from '../protocol/api.ts';
 import type { Trust } from '../protocol/schema.ts';
-import { sliceFor, verifyIndexMatchesArtifact, type SliceTree } from '../protocol/slice.ts';
+import { hasSlice, sliceFor, verifyIndexMatchesArtifact, type SliceTree } from '../protocol/slice.ts';
 import { verifySliceIndex } from '../protocol/verify.ts';
 import type { InForce } from './artifacts.ts';
 import type { Logger } from './log.ts';
@@ -34,7 +34,7 @@ export type SliceServiceOptions = {
 };
 
 /** What the check needs of the fleet artefact (in force, or about to be). */
-export type FleetInForce = Pick<InForce, 'sha256' | 'fleet'>;
+export type FleetInForce = Pick<InForce, 'sha256' | 'fleet' | 'bytes' | 'modelIsCanonical'>;
 
 type Ready = { tree: SliceTree; indexText: string; indexSignature: string; indexSha256: string; artifactSha256: string };
 
@@ -55,7 +55,7 @@ export class SliceService {
   /** Whether a verified slice of the artefact `artifactSha256` is served to `hostname`. */
   offers(artifactSha256: string, hostname: string): boolean {
     const r = this.ready;
-    return r !== null && r.artifactSha256 === artifactSha256 && sliceFor(r.tree, hostname) !== null;
+    return r !== null && r.artifactSha256 === artifactSha256 && hasSlice(r.tree, hostname);
   }
 
   /** The slice of `hostname`, or null when no verified index matches the fleet in force. */
@@ -121,7 +121,9 @@ export class SliceService {
       await this.refuse(v.error.code, v.error.message, sha256Hex(bytes));
       return;
     }
-    const match = verifyIndexMatchesArtifact(v.value.index, fleet.fleet, fleet.sha256);
+    // The root is recomputed from the verified artefact; its host entries are read from its
+    // verified bytes when they are exactly the model's JCS (no serialisation of 100,000 entries).
+    const match = verifyIndexMatchesArtifact(v.value.index, fleet.fleet, fleet.sha256, fleet.modelIsCanonical ? fleet.bytes : undefined);
     if (!match.ok) {
       await this.refuse(match.error.code, match.error.message, v.value.sha256);
       return;

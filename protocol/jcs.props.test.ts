@@ -3,6 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import canonicalizeLib from 'canonicalize';
 import { canonicalBytes, canonicalBytesOfText, canonicalize, parseJsonStrict, type ParseOptions } from './jcs.ts';
+import { canonicalIntegerSpellingMembers } from './jcs-spelling.ts';
 
 const RUNS = { numRuns: 300 };
 const canon = (v: unknown): string => {
@@ -132,6 +133,69 @@ props('canonicalBytesOfText: the fast path gives what the strict path gives (val
     }),
     { numRuns: 1000 },
   );
+});
+
+/** JSON values whose numbers are safe integers (the artefacts' numbers), with strings of any code units. */
+const intJson: fc.Arbitrary<unknown> = fc
+  .oneof(fc.jsonValue(), fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), fc.oneof(fc.string({ unit: 'binary', maxLength: 6 }), fc.integer(), fc.jsonValue({ maxDepth: 2 })), { maxKeys: 5 }))
+  .map(function ints(v: unknown): unknown {
+    if (typeof v === 'number') return Number.isSafeInteger(v) ? v : Math.trunc(v % 1e15) || 0;
+    if (Array.isArray(v)) return v.map(ints);
+    if (v !== null && typeof v === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) Object.defineProperty(out, k, { value: ints(x), enumerable: true, writable: true, configurable: true });
+      return out;
+    }
+    return v;
+  });
+
+/** Respellings of a canonical text that the serialiser would not write (or, for some, would). */
+const respell: ((t: string, at: number) => string)[] = [
+  (t) => t,
+  (t, at) => t.slice(0, at % (t.length + 1)) + ' ' + t.slice(at % (t.length + 1)),
+  (t, at) => t.slice(0, at % (t.length + 1)) + '\n' + t.slice(at % (t.length + 1)),
+  (t) => t.replace(/\\n/g, '\\u000a'),
+  (t) => t.replace(/\\u00([0-9a-f]{2})/g, (_, h: string) => `\\u00${h.toUpperCase()}`),
+  (t) => t.replace(/\//g, '\\/'),
+  (t) => t.replace(/a/, '\\u0061'),
+  (t) => t.replace(/:(-?[0-9]+)/, ':$1.0'),
+  (t) => t.replace(/:(-?[0-9]+)/, ':$1e0'),
+  (t) => t.replace(/:(-?[0-9]+)/, ':-0'),
+  (t) => t.replace(/:(-?[0-9]+)/, ':0$1'),
+  (t) => `[${t},{"a":1,"a":1}]`,
+  (t) => `{"a":${t},"a":${t}}`,
+  (t) => `[${t},{"b":1,"1":2}]`,
+  (t) => `[${t},{"1":1,"b":2}]`,
+  (t) => `[${t},{"a":{"c":1,"c":1}}]`,
+  (t) => `[${t},"\u007f\u2028"]`,
+  (t) => `[${t},9007199254740992,-9007199254740991]`,
+];
+
+props('canonicalBytesOfText with integersOnly (the artefacts): the fast path, spelling check included, gives what the strict path gives', () => {
+  fc.assert(
+    fc.property(intJson, fc.nat(), fc.nat(respell.length - 1), fc.boolean(), (v, at, m, asBytes) => {
+      const respelt = respell[m]!(canonicalizeLib(v) as string, at);
+      // As bytes, a lone surrogate a respelling made becomes U+FFFD: the strict path reads those bytes.
+      const text = asBytes ? new TextDecoder().decode(new TextEncoder().encode(respelt)) : respelt;
+      const opts: ParseOptions = { integersOnly: true };
+      const r = canonicalBytesOfText(asBytes ? new TextEncoder().encode(text) : text, opts);
+      const got = r.ok ? `ok ${new TextDecoder().decode(r.value.bytes)}` : `error ${r.error.code}`;
+      assert.is(got, strictPath(text, opts), text);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+props('canonicalIntegerSpellingMembers counts the members of text the serialiser wrote, and refuses other spellings', () => {
+  fc.assert(
+    fc.property(intJson, (v) => {
+      const t = JSON.stringify(JSON.parse(canonicalizeLib(v) as string));
+      const members = (x: unknown): number => (Array.isArray(x) ? x.reduce((n: number, y) => n + members(y), 0) : x !== null && typeof x === 'object' ? Object.values(x).reduce((n: number, y) => n + 1 + members(y), 0) : 0);
+      assert.is(canonicalIntegerSpellingMembers(t), members(JSON.parse(t)), t);
+    }),
+    { numRuns: 500 },
+  );
+  for (const bad of ['{ }', '[1.0]', '[1e2]', '[-0]', '["\\/"]', '["\\u0041"]', '["\\u000a"]', '["\\u001F"]', '[1 ]', '\n1']) assert.is(canonicalIntegerSpellingMembers(bad), -1, bad);
 });
 
 props.run();

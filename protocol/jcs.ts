@@ -17,6 +17,7 @@
  * Pure module: no I/O.
  */
 import canonicalizeLib from 'canonicalize';
+import { canonicalIntegerSpellingMembers, sortedIntegerJsonMembers } from './jcs-spelling.ts';
 import { err, ok, type Result } from './result.ts';
 
 export type JcsErrorCode = 'TOO_LARGE' | 'PARSE_ERROR' | 'DUPLICATE_KEY' | 'NOT_CANONICALIZABLE';
@@ -428,7 +429,16 @@ function canonicalTextFastPath(input: Uint8Array | string, opts: ParseOptions): 
   } catch {
     return null;
   }
-  if (!isSortedJson(value, 0, opts.maxDepth ?? DEFAULT_MAX_DEPTH, opts.integersOnly ?? false)) return null;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  if (opts.integersOnly === true) {
+    // Sorted, spelt token by token as the serialiser spells it, and with as many members as the
+    // text has (a duplicate name would leave the value one member short): the serialiser would
+    // give back the text, so it is not run (≈ ⅓ of the fast path on a 27 MB artefact). A property
+    // checks this against the round trip; anything else takes the round trip below.
+    const members = sortedIntegerJsonMembers(value, 0, maxDepth);
+    if (members >= 0 && canonicalIntegerSpellingMembers(text) === members) return { value, bytes: isBytes ? input : utf8Encoder.encode(text) };
+  }
+  if (!isSortedJson(value, 0, maxDepth, opts.integersOnly ?? false)) return null;
   if (JSON.stringify(value) !== text) return null;
   return { value, bytes: isBytes ? input : utf8Encoder.encode(text) };
 }

@@ -11,7 +11,7 @@
  * The 0x00 / 0x01 prefixes make a leaf hash and an interior node hash differ, so an interior node
  * cannot be passed off as a leaf (second-preimage attack on the tree). Pure: no I/O.
  */
-import { sha256Bytes as sha256 } from './crypto.ts';
+import { sha256Bytes as sha256, sha256Into } from './crypto.ts';
 
 /** Hash size of SHA-256, the only hash RFC 9162's v2 log uses here. */
 export const HASH_BYTES = 32;
@@ -79,6 +79,52 @@ export function merkleLevels(leafHashes: readonly Uint8Array[]): Uint8Array[][] 
     level = next;
   }
   return levels;
+}
+
+/**
+ * {@link merkleLevels} stored flat: `leafHashes` holds the n leaf hashes back to back (32·n bytes),
+ * and so does each level (`levels[h]` has ⌈n / 2^h⌉ hashes; the root is `levels[last]`). The same
+ * tree without one Uint8Array per node (a 100,000-leaf tree has 200,000 of them); a property checks
+ * both agree.
+ */
+export function merkleLevelsFlat(leafHashes: Uint8Array): Uint8Array[] {
+  const n = leafHashes.length / HASH_BYTES;
+  if (!Number.isInteger(n) || n === 0) throw new RangeError(`a flat level must hold one or more ${HASH_BYTES}-byte hashes, got ${leafHashes.length} bytes`);
+  const levels: Uint8Array[] = [leafHashes];
+  const input = new Uint8Array(1 + 2 * HASH_BYTES);
+  input[0] = NODE_PREFIX;
+  let level = leafHashes;
+  let count = n;
+  while (count > 1) {
+    const nextCount = Math.ceil(count / 2);
+    const next = new Uint8Array(nextCount * HASH_BYTES);
+    for (let i = 0; i + 1 < count; i += 2) {
+      const from = i * HASH_BYTES;
+      for (let k = 0; k < 2 * HASH_BYTES; k++) input[1 + k] = level[from + k]!;
+      sha256Into(input, next, (i / 2) * HASH_BYTES);
+    }
+    // An odd last node is carried up unchanged.
+    if (count % 2 === 1) next.set(level.subarray((count - 1) * HASH_BYTES, count * HASH_BYTES), (nextCount - 1) * HASH_BYTES);
+    levels.push(next);
+    level = next;
+    count = nextCount;
+  }
+  return levels;
+}
+
+/** {@link inclusionProofFromLevels} over flat levels ({@link merkleLevelsFlat}). */
+export function inclusionProofFromFlatLevels(levels: readonly Uint8Array[], index: number): Uint8Array[] {
+  const n = (levels[0]?.length ?? 0) / HASH_BYTES;
+  if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`leaf index ${index} outside a tree of ${n} leaves`);
+  const path: Uint8Array[] = [];
+  let i = index;
+  for (let h = 0; h < levels.length - 1; h++) {
+    const level = levels[h]!;
+    const sibling = i % 2 === 0 ? i + 1 : i - 1;
+    if ((sibling + 1) * HASH_BYTES <= level.length) path.push(level.slice(sibling * HASH_BYTES, (sibling + 1) * HASH_BYTES));
+    i = Math.floor(i / 2);
+  }
+  return path;
 }
 
 /**

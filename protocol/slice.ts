@@ -22,7 +22,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { canonicalize, parseJsonStrict } from './jcs.ts';
-import { inclusionProofFromLevels, leafHash, leafHashOfText, merkleLevels, verifyInclusion } from './merkle.ts';
+import { sha256Into } from './crypto.ts';
+import { topLevelMemberSpans } from './json-spans.ts';
+import { HASH_BYTES, inclusionProofFromFlatLevels, leafHash, merkleLevelsFlat, verifyInclusion } from './merkle.ts';
 import { err, ok, type Result } from './result.ts';
 import { CHANNEL_DEFAULTS, type Channel, type FleetResolved, type Host, type Meta } from './schema.ts';
 
@@ -117,15 +119,8 @@ function jcsText(value: unknown): string {
   return t.value;
 }
 
-/**
- * The canonical text of every leaf, in hostname order: exactly `JCS(leaf)` of `sliceLeaves`, but
- * composed from its members' canonical texts (JCS of an object whose member names are written in
- * sorted order is the concatenation of its members' JCS), with each channel's settings (and
- * fleet controls) and each wave serialised once rather than once per host, and no leaf object
- * built. A test compares it with `canonicalize` per leaf of `sliceLeaves`.
- */
-export function sliceLeafTexts(fleet: FleetResolved): { hostnames: string[]; texts: string[] } {
-  const hostnames = Object.keys(fleet.hosts).sort();
+/** The per-channel and per-wave texts every leaf is composed of (see {@link sliceLeafTexts}). */
+function leafComposer(fleet: FleetResolved): { channelMember: (channel: string) => string; wave: (hostname: string, channel: string) => string; text: (hostname: string, hostText: string) => string } {
   // channel → host → the wave member's text, first listing wins (as in `sliceLeaves`).
   const waveText = new Map<string, Map<string, string>>();
   for (const [channel, waves] of Object.entries(fleet.waves)) {
@@ -149,12 +144,99 @@ export function sliceLeafTexts(fleet: FleetResolved): { hostnames: string[]; tex
     }
     return ch;
   };
-  const texts = hostnames.map((hostname) => {
-    const host = fleet.hosts[hostname]!;
-    const wave = waveText.get(host.channel)?.get(hostname) ?? 'null';
-    return `{"channel":${channelMember(host.channel)},"host":${jcsText(host)},"hostname":${JSON.stringify(hostname)},"schemaVersion":1,"wave":${wave}}`;
-  });
-  return { hostnames, texts };
+  const wave = (hostname: string, channel: string): string => waveText.get(channel)?.get(hostname) ?? 'null';
+  const text = (hostname: string, hostText: string): string => {
+    const channel = fleet.hosts[hostname]!.channel;
+    return `{"channel":${channelMember(channel)},"host":${hostText},"hostname":${JSON.stringify(hostname)},"schemaVersion":1,"wave":${wave(hostname, channel)}}`;
+  };
+  return { channelMember, wave, text };
+}
+
+/**
+ * The canonical text of every leaf, in hostname order: exactly `JCS(leaf)` of `sliceLeaves`, but
+ * composed from its members' canonical texts (JCS of an object whose member names are written in
+ * sorted order is the concatenation of its members' JCS), with each channel's settings (and
+ * fleet controls) and each wave serialised once rather than once per host, and no leaf object
+ * built. A test compares it with `canonicalize` per leaf of `sliceLeaves`.
+ */
+export function sliceLeafTexts(fleet: FleetResolved): { hostnames: string[]; texts: string[] } {
+  const hostnames = Object.keys(fleet.hosts).sort();
+  const c = leafComposer(fleet);
+  return { hostnames, texts: hostnames.map((h) => c.text(h, jcsText(fleet.hosts[h]!))) };
+}
+
+const utf8 = new TextEncoder();
+const utf8Decode = new TextDecoder();
+const HOSTS_KEY = utf8.encode('"hosts"');
+const HOSTNAME_MEMBER = utf8.encode(',"hostname":');
+
+/**
+ * Where each host entry of the canonical artefact bytes is (`[nameStart, nameEnd, valueStart,
+ * valueEnd]` per host, in `hostnames` order), or null when the bytes do not list exactly these
+ * hosts, in this order, under the top-level `hosts`.
+ */
+function hostSpans(canonical: Uint8Array, hostnames: readonly string[]): Uint32Array | null {
+  const spans = topLevelMemberSpans(canonical, HOSTS_KEY);
+  if (spans === null || spans.length !== 4 * hostnames.length) return null;
+  for (let i = 0; i < hostnames.length; i++) if (!isJsonStringAt(canonical, spans[4 * i]!, spans[4 * i + 1]!, hostnames[i]!)) return null;
+  return spans;
+}
+
+/** Are the bytes [start, end) the UTF-8 of `JSON.stringify(s)`? */
+function isJsonStringAt(b: Uint8Array, start: number, end: number, s: string): boolean {
+  const q = JSON.stringify(s);
+  if (q.length === end - start) {
+    let ascii = true;
+    for (let k = 0; k < q.length && ascii; k++) {
+      const c = q.charCodeAt(k);
+      if (c >= 0x80) ascii = false;
+      else if (b[start + k] !== c) return false;
+    }
+    if (ascii) return true;
+  }
+  const want = utf8.encode(q);
+  if (want.length !== end - start) return false;
+  for (let k = 0; k < want.length; k++) if (b[start + k] !== want[k]) return false;
+  return true;
+}
+
+/**
+ * The leaf hashes (flat, 32 bytes each) with every host entry taken from the canonical bytes: the
+ * leaf's bytes are `{"channel":…,"host":` + the entry's bytes + `,"hostname":` + the name's bytes +
+ * `,"schemaVersion":1,"wave":…}`, assembled in one buffer and hashed natively — no text per leaf.
+ */
+function leafHashesOfSpans(fleet: FleetResolved, hostnames: readonly string[], c: ReturnType<typeof leafComposer>, b: Uint8Array, spans: Uint32Array): Uint8Array {
+  const prefixes = new Map<string, Uint8Array>();
+  const suffixes = new Map<string, Uint8Array>();
+  const out = new Uint8Array(HASH_BYTES * hostnames.length);
+  let scratch = new Uint8Array(4096);
+  for (let i = 0; i < hostnames.length; i++) {
+    const name = hostnames[i]!;
+    const channel = fleet.hosts[name]!.channel;
+    let prefix = prefixes.get(channel);
+    if (prefix === undefined) prefixes.set(channel, (prefix = utf8.encode(`\u0000{"channel":${c.channelMember(channel)},"host":`)));
+    const wave = c.wave(name, channel);
+    let suffix = suffixes.get(wave);
+    if (suffix === undefined) suffixes.set(wave, (suffix = utf8.encode(`,"schemaVersion":1,"wave":${wave}}`)));
+    const ns = spans[4 * i]!;
+    const ne = spans[4 * i + 1]!;
+    const vs = spans[4 * i + 2]!;
+    const ve = spans[4 * i + 3]!;
+    const len = prefix.length + (ve - vs) + HOSTNAME_MEMBER.length + (ne - ns) + suffix.length;
+    if (len > scratch.length) scratch = new Uint8Array(2 * len);
+    scratch.set(prefix, 0);
+    let o = prefix.length;
+    scratch.set(b.subarray(vs, ve), o);
+    o += ve - vs;
+    scratch.set(HOSTNAME_MEMBER, o);
+    o += HOSTNAME_MEMBER.length;
+    scratch.set(b.subarray(ns, ne), o);
+    o += ne - ns;
+    scratch.set(suffix, o);
+    o += suffix.length;
+    sha256Into(scratch.subarray(0, o), out, HASH_BYTES * i);
+  }
+  return out;
 }
 
 /** The freshness window the artefact verifier applies: the smallest over the channels. */
@@ -166,39 +248,68 @@ export function fleetFreshnessWindowMinutes(fleet: FleetResolved): number {
 export type SliceTree = {
   index: SliceIndex;
   hostnames: string[];
-  /** Canonical leaf texts, in hostname order. */
-  leafTexts: string[];
-  levels: Uint8Array[][];
+  /**
+   * The canonical text of leaf `i` (hostname order), composed when asked: a tree built from the
+   * artefact's bytes holds no 100,000 leaf strings.
+   */
+  leafText: (i: number) => string;
+  /** The tree's levels, flat (protocol/merkle.ts `merkleLevelsFlat`). */
+  levels: Uint8Array[];
 };
 
 /**
  * Build the tree and the (unsigned) index for a signed artefact: `fleet` is the artefact's model
  * and `artifactSha256` the hex sha256 of its canonical bytes. Throws on an empty fleet (nothing
  * to slice: the release tool publishes no index then).
+ *
+ * `canonical`: the artefact's canonical bytes, passed only when they are exactly `JCS(fleet)`
+ * (protocol/verify.ts `modelIsCanonical`). Each leaf's host entry is then its bytes in the
+ * artefact — `JCS(fleet.hosts[h])` is the value of member `h` of the top-level `hosts` in
+ * `JCS(fleet)` — rather than a serialisation of the model (100,000 of them at 100,000 hosts);
+ * when the bytes do not list exactly the model's hosts, the entries are serialised as without
+ * them. The leaves are the same either way (a property checks it).
  */
-export function buildSliceTree(fleet: FleetResolved, artifactSha256: string): SliceTree {
-  const { hostnames, texts } = sliceLeafTexts(fleet);
+export function buildSliceTree(fleet: FleetResolved, artifactSha256: string, canonical?: Uint8Array): SliceTree {
+  const hostnames = Object.keys(fleet.hosts).sort();
   if (hostnames.length === 0) throw new RangeError('a fleet with no hosts has no slices');
-  const levels = merkleLevels(texts.map(leafHashOfText));
+  const c = leafComposer(fleet);
+  const spans = canonical === undefined ? null : hostSpans(canonical, hostnames);
+  let leafHashes: Uint8Array;
+  let leafText: (i: number) => string;
+  if (canonical !== undefined && spans !== null) {
+    leafHashes = leafHashesOfSpans(fleet, hostnames, c, canonical, spans);
+    leafText = (i) => c.text(hostnames[i]!, utf8Decode.decode(canonical.subarray(spans[4 * i + 2]!, spans[4 * i + 3]!)));
+  } else {
+    const texts = hostnames.map((h) => c.text(h, jcsText(fleet.hosts[h]!)));
+    leafHashes = new Uint8Array(HASH_BYTES * texts.length);
+    texts.forEach((t, i) => sha256Into('\u0000' + t, leafHashes, HASH_BYTES * i));
+    leafText = (i) => texts[i]!;
+  }
+  const levels = merkleLevelsFlat(leafHashes);
   const meta: Meta = fleet.meta;
   const index: SliceIndex = {
     schemaVersion: 1,
     kind: SLICE_INDEX_KIND,
     tree: SLICE_TREE,
-    root: bytesToHex(levels[levels.length - 1]![0]!),
+    root: bytesToHex(levels[levels.length - 1]!),
     leafCount: hostnames.length,
     artifactSha256,
     freshnessWindowMinutes: fleetFreshnessWindowMinutes(fleet),
     meta: { schemaVersion: 1, signedAt: meta.signedAt, ciCommit: meta.ciCommit, ...(meta.signatureAlgorithm === undefined ? {} : { signatureAlgorithm: meta.signatureAlgorithm }) },
   };
-  return { index, hostnames, leafTexts: texts, levels };
+  return { index, hostnames, leafText, levels };
 }
 
 /** The slice of one host, or null when the host is not in the tree. */
 export function sliceFor(tree: SliceTree, hostname: string): Slice | null {
   const i = binarySearch(tree.hostnames, hostname);
   if (i < 0) return null;
-  return { leaf: tree.leafTexts[i]!, leafIndex: i, proof: inclusionProofFromLevels(tree.levels, i).map(bytesToHex) };
+  return { leaf: tree.leafText(i), leafIndex: i, proof: inclusionProofFromFlatLevels(tree.levels, i).map(bytesToHex) };
+}
+
+/** Whether the tree has a leaf for `hostname` (what `sliceFor` would find, without cutting the slice). */
+export function hasSlice(tree: SliceTree, hostname: string): boolean {
+  return binarySearch(tree.hostnames, hostname) >= 0;
 }
 
 function binarySearch(sorted: readonly string[], x: string): number {
@@ -224,10 +335,11 @@ export function parseSliceIndex(u: unknown): Result<SliceIndex, SliceError> {
 /**
  * Does this index describe this artefact? Recomputes the tree from the artefact and compares
  * root, leaf count, artefact hash and meta — what the CP checks before it serves any slice.
+ * `canonical`: as for {@link buildSliceTree} (only when the bytes are exactly `JCS(fleet)`).
  */
-export function verifyIndexMatchesArtifact(index: SliceIndex, fleet: FleetResolved, artifactSha256: string): Result<SliceTree, SliceError> {
+export function verifyIndexMatchesArtifact(index: SliceIndex, fleet: FleetResolved, artifactSha256: string, canonical?: Uint8Array): Result<SliceTree, SliceError> {
   if (index.artifactSha256 !== artifactSha256) return err({ code: 'INDEX_MISMATCH', message: `index names artefact ${index.artifactSha256}, the artefact is ${artifactSha256}` });
-  const tree = buildSliceTree(fleet, artifactSha256);
+  const tree = buildSliceTree(fleet, artifactSha256, canonical);
   const want = tree.index;
   if (index.root !== want.root || index.leafCount !== want.leafCount) {
     return err({ code: 'INDEX_MISMATCH', message: `index root ${index.root} over ${index.leafCount} leaves, the artefact gives ${want.root} over ${want.leafCount}` });

@@ -118,6 +118,12 @@ export type VerifiedArtifact = {
   keyRole: KeyRole;
   /** Freshness window (minutes) that was applied. */
   freshnessWindowMinutes: number;
+  /**
+   * The typed model is the value of `canonical` exactly as parsed (the schema filled no default
+   * and normalised nothing), so `JCS(model) = canonical`: parts of the model can be read from the
+   * bytes instead of serialised again (the CP's slice tree, protocol/slice.ts `buildSliceTree`).
+   */
+  modelIsCanonical: boolean;
 };
 
 /** Clock skew tolerated in both directions (SPEC §2.3). */
@@ -177,10 +183,12 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
   let index: SliceIndex | undefined;
   let signedAt: string | null;
   let windowMinutes: number;
+  let model: unknown;
   if (kind === 'fleet') {
     const r = parseFleetResolved(v);
     if (!r.ok) return fail('SCHEMA_INVALID', r.error.message);
     fleet = r.value;
+    model = fleet;
     signedAt = fleet.meta.signedAt;
     const windows = Object.values(fleet.channels).map((c) => c.freshnessWindow);
     windowMinutes = input.freshnessWindowMinutes ?? (windows.length > 0 ? Math.min(...windows) : CHANNEL_DEFAULTS.freshnessWindow);
@@ -188,12 +196,14 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
     const r = parseSliceIndex(v);
     if (!r.ok) return fail('SCHEMA_INVALID', r.error.message);
     index = r.value;
+    model = index;
     signedAt = index.meta.signedAt;
     windowMinutes = input.freshnessWindowMinutes ?? index.freshnessWindowMinutes;
   } else {
     const r = parseRevocations(v);
     if (!r.ok) return fail('SCHEMA_INVALID', r.error.message);
     revocations = r.value;
+    model = revocations;
     signedAt = revocations.meta.signedAt;
     windowMinutes = input.freshnessWindowMinutes ?? DEFAULT_REVOCATIONS_WINDOW_MINUTES;
   }
@@ -230,6 +240,8 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
     accepted: { signedAt, sha256 },
     keyRole: match.role,
     freshnessWindowMinutes: windowMinutes,
+    // The parsers copy on write: an unchanged value comes back as itself (protocol/validate.ts).
+    modelIsCanonical: model === v,
   };
   if (fleet !== undefined) value.fleet = fleet;
   if (revocations !== undefined) value.revocations = revocations;

@@ -155,7 +155,8 @@ function signIndex(outDir: string, signer: Signer, io: CliIo): void {
     io.stderr('fleet has no hosts: no slice index written\n');
     return;
   }
-  const tree = buildSliceTree(fleet.value, sha256Hex(parsed.value.bytes));
+  // The model is the parsed value itself when nothing was filled: host entries are then read from the bytes.
+  const tree = buildSliceTree(fleet.value, sha256Hex(parsed.value.bytes), fleet.value === parsed.value.value ? parsed.value.bytes : undefined);
   const bytes = canonicalBytes(tree.index);
   if (!bytes.ok) throw new InputError(`${bytes.error.code}: ${bytes.error.message}`);
   const path = join(outDir, SLICE_INDEX_FILE);
