@@ -5,7 +5,11 @@
  * content, and the last good artefact stays in force. trust.json is re-read on change (key
  * rotation needs no restart).
  */
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
+
+/** gzip on libuv's thread pool: 27 MB at 100,000 hosts is ≈ 0.4 s of CPU, off the event loop. */
+const gzipAsync = promisify(gzipCb);
 import { sha256Hex } from '../protocol/crypto.ts';
 import type { ArtifactKind, FleetResolved, Revocations, Trust } from '../protocol/schema.ts';
 import { verifyArtifact, type AcceptedState } from '../protocol/verify.ts';
@@ -128,7 +132,7 @@ export class ArtifactManager {
         lastAccepted: { signedAt: row.signedAt, sha256: row.sha256 },
         maxBytes: this.o.maxBytes,
       });
-      if (r.ok) this.setInForce(kind, r.value.canonical, row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null, r.value.modelIsCanonical);
+      if (r.ok) this.setInForce(kind, r.value.canonical, await gzipAsync(r.value.canonical, { level: 6 }), row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null, r.value.modelIsCanonical);
       else {
         this.lastError.set(kind, `stored ${kind} artefact no longer verifies: ${r.error.code}: ${r.error.message}`);
         this.o.log.warn('artifact.stored-invalid', { kind, code: r.error.code, message: r.error.message });
@@ -247,7 +251,7 @@ export class ArtifactManager {
     // fleet fetch would otherwise leave the new fleet without its index until the next poll, and
     // every host checking in meanwhile would take the full artefact.
     if (kind === 'fleet') await this.slices.poll({ sha256: v.sha256, fleet: v.fleet ?? null, bytes: v.canonical, modelIsCanonical: v.modelIsCanonical }, this.trust);
-    this.setInForce(kind, v.canonical, f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null, v.modelIsCanonical);
+    this.setInForce(kind, v.canonical, await gzipAsync(v.canonical, { level: 6 }), f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null, v.modelIsCanonical);
     if (kind === 'fleet') this.o.onFleetChanged();
   }
 
@@ -265,8 +269,8 @@ export class ArtifactManager {
     await this.o.store.apply([{ kind: 'audit', entry: this.auditEntry(kind, what, data) }]);
   }
 
-  private setInForce(kind: ArtifactKind, bytes: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null, modelIsCanonical: boolean): void {
-    this.inForce.set(kind, { kind, bytes, gzip: new Uint8Array(gzipSync(bytes, { level: 6 })), signature, sha256, signedAt, fleet, revocations, modelIsCanonical });
+  private setInForce(kind: ArtifactKind, bytes: Uint8Array, gzip: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null, modelIsCanonical: boolean): void {
+    this.inForce.set(kind, { kind, bytes, gzip: new Uint8Array(gzip.buffer, gzip.byteOffset, gzip.byteLength), signature, sha256, signedAt, fleet, revocations, modelIsCanonical });
     if (kind === 'revocations' && revocations !== null) {
       const m = new Map<string, number>();
       for (const rv of revocations.revocations) {
