@@ -44,13 +44,15 @@ export type StartCpOptions = {
   execArgv?: string[];
   /** More environment for the CP process (over this process's). */
   env?: Record<string, string>;
+  /** Run the control plane of another checkout (A/B against an older commit); default this one. */
+  cpRoot?: string;
 };
 
 export async function startCp(opts: StartCpOptions): Promise<RunningCp> {
   const execArgv = ['--import', 'tsx'];
   if (opts.cpuProfDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   execArgv.push(...(opts.execArgv ?? []));
-  const child: ChildProcess = spawn(process.execPath, [...execArgv, join(process.cwd(), 'control-plane', 'main.ts'), 'serve', '--config', opts.configFile], {
+  const child: ChildProcess = spawn(process.execPath, [...execArgv, join(opts.cpRoot ?? process.cwd(), 'control-plane', 'main.ts'), 'serve', '--config', opts.configFile], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...(opts.env ?? {}) },
   });

@@ -60,11 +60,14 @@ export function hostKeys(n: number, cacheDir: string = defaultCacheDir(), batch:
 /**
  * The generated fleet of `n` hosts, 4 channels, 5 waves, soak 0, with host public keys: the same
  * value as `sampleFleet({…, withPubkeys: true})` (checked by fleet.test.ts), with the keys from
- * the cache.
+ * the cache (repeated when there are fewer keys than hosts).
  */
 export function benchFleet(n: number, keys: readonly HostKeyRecord[] = hostKeys(n)): BenchFleet {
   const base = sampleFleet({ hosts: n, channels: [...CHANNELS], waves: WAVES, soakMinutes: 0, closures: true, withPubkeys: false });
-  for (let i = 0; i < n; i++) base.hosts[hostName(i)]!.pubkey = keys[i]!.openssh;
+  if (keys.length === 0 && n > 0) throw new Error('benchFleet: no host keys');
+  // Fewer keys than hosts: they repeat (a 100,000-host fleet reuses the 10,000 cached keys; only
+  // hosts with a bench certificate ever sign anything).
+  for (let i = 0; i < n; i++) base.hosts[hostName(i)]!.pubkey = keys[i % keys.length]!.openssh;
   const names = Object.keys(base.hosts).sort();
   return {
     hosts: n,

@@ -112,7 +112,7 @@ async function steady(lc: LoadClient, pid: number, plan: LoadPlan, request: Requ
 }
 
 /** One check-in as host 0, straight from the bench process: the answer's size (for the bare server). */
-async function sampleCheckin(origin: string, pki: BenchPki, body: string): Promise<{ status: number; text: string }> {
+export async function sampleCheckin(origin: string, pki: BenchPki, body: string): Promise<{ status: number; text: string }> {
   const h = pki.hosts[0]!;
   const c = new Client(origin, { connect: { ca: pki.ca.certPem, cert: h.certPem, key: pki.hostKeyPem, servername: 'localhost' } });
   try {

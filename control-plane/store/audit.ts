@@ -56,6 +56,14 @@ export class AuditTable {
     return { ...entry, hash };
   }
 
+  /**
+   * The chain head as this connection sees it (what `SELECT … ORDER BY seq DESC LIMIT 1`, or the
+   * anchor once every entry was pruned, would read), from memory: null for an empty chain.
+   */
+  head(): { seq: number; hash: string } | null {
+    return this.lastSeq === 0 ? null : { seq: this.lastSeq, hash: this.lastHash };
+  }
+
   /** Re-read the chain head (after a rolled-back transaction). */
   resync(): void {
     const last = this.last.get() ?? this.anchor.get();

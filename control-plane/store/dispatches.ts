@@ -71,12 +71,41 @@ export class DispatchesTable {
 
   /** Issue 14: no confirm deadline while a deferred activation waits for the boot. */
   awaitBoot(rolloutId: string, hostname: string): void {
+    this.quiet.delete(hostname);
     this.awaitBoot_.run(rolloutId, hostname);
   }
 
   get(rolloutId: string, hostname: string): DispatchRow | null {
     const r = this.get_.get(rolloutId, hostname);
     return r === undefined ? null : toDispatch(r);
+  }
+
+  /**
+   * Hosts known to have neither a pending dispatch nor a cancelled one with a rollback reason: what
+   * a check-in reads (`checkinRows`) is then known without a query. Only a new or re-opened dispatch
+   * (`put`) or a finish (which may carry a rollback reason) can end that; every per-host write
+   * drops the host from the set, and a rolled-back transaction empties it (`forget`), since the
+   * rows it undid may have been what made a host quiet.
+   */
+  private readonly quiet = new Set<string>();
+
+  /** The host's pending dispatch and its rollback instruction (issue 14), as `pendingFor` / `rollbackFor`. */
+  checkinRows(hostname: string): { pending: DispatchRow | null; rollback: DispatchRow | null } {
+    if (this.quiet.has(hostname)) return { pending: null, rollback: null };
+    const pending = this.pendingFor(hostname);
+    const rollback = this.rollbackFor(hostname);
+    if (pending === null && rollback === null) this.quiet.add(hostname);
+    return { pending, rollback };
+  }
+
+  /** Whether `checkinRows` would answer from memory (tests). */
+  isQuiet(hostname: string): boolean {
+    return this.quiet.has(hostname);
+  }
+
+  /** After a rolled-back transaction: nothing is known any more. */
+  forget(): void {
+    this.quiet.clear();
   }
 
   pendingFor(hostname: string): DispatchRow | null {
@@ -98,18 +127,22 @@ export class DispatchesTable {
   }
 
   put(d: Omit<Extract<Write, { kind: 'dispatch.put' }>, 'kind'>): void {
+    this.quiet.delete(d.hostname);
     this.insert.run(d);
   }
 
   deliver(rolloutId: string, hostname: string, deliveredMs: number, deadlineMs: number): void {
+    this.quiet.delete(hostname);
     this.deliver_.run({ rolloutId, hostname, deliveredMs, deadlineMs });
   }
 
   finish(rolloutId: string, hostname: string, status: DispatchStatus, finishedMs: number, rollbackReason: string | null, onlyIfPending = false): void {
+    this.quiet.delete(hostname);
     (onlyIfPending ? this.finishPending : this.finish_).run({ rolloutId, hostname, status, finishedMs, rollbackReason });
   }
 
   clearRollback(rolloutId: string, hostname: string): void {
+    this.quiet.delete(hostname);
     this.clearRollback_.run(rolloutId, hostname);
   }
 

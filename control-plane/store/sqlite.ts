@@ -106,7 +106,7 @@ export class SqliteStore implements Store {
     try {
       return this.runTx.immediate(fn) as T;
     } catch (e) {
-      this.auditT.resync(); // the audit rows of the rolled-back transaction are gone
+      this.resync(); // the rows of the rolled-back transaction are gone
       throw e;
     } finally {
       this.depth--;
@@ -130,7 +130,7 @@ export class SqliteStore implements Store {
     try {
       value = this.runTx(fn) as T; // inside the open transaction better-sqlite3 uses a savepoint
     } catch (e) {
-      this.auditT.resync();
+      this.resync();
       throw e;
     } finally {
       this.depth--;
@@ -149,6 +149,12 @@ export class SqliteStore implements Store {
     return this.group;
   }
 
+  /** After a rollback: what is kept in memory of the rows (audit head, quiet hosts) is read again. */
+  private resync(): void {
+    this.auditT.resync();
+    this.dispatchesT.forget();
+  }
+
   /** Commit the grouped transaction now (no-op when none is open). */
   commitGroup(): void {
     const g = this.group;
@@ -162,7 +168,7 @@ export class SqliteStore implements Store {
       } catch {
         // the connection already rolled back
       }
-      this.auditT.resync();
+      this.resync();
       this.onGroupRollback?.(e);
       for (const w of g.settle) w.reject(e);
       return;
@@ -411,8 +417,10 @@ export class SqliteStore implements Store {
 
   /** Read inside the grouped transaction the check-in's writes then join (opened here if needed). */
   checkinReads(hostname: string): { pending: DispatchRow | null; rollback: DispatchRow | null } {
+    // A host with neither (the steady state) is answered from memory: no read, no transaction.
+    if (this.dispatchesT.isQuiet(hostname)) return { pending: null, rollback: null };
     if (this.depth === 0) this.openGroup();
-    return { pending: this.dispatchesT.pendingFor(hostname), rollback: this.dispatchesT.rollbackFor(hostname) };
+    return this.dispatchesT.checkinRows(hostname);
   }
 
   getDispatch(rolloutId: string, hostname: string): DispatchRow | null {
@@ -455,8 +463,9 @@ export class SqliteStore implements Store {
     return this.artifactsT.history(kind);
   }
 
+  /** From memory (every check-in answers with it): the one writer's own head is the table's. */
   auditHead(): { seq: number; hash: string } | null {
-    return this.witnessT.head();
+    return this.auditT.head();
   }
 
   witnesses(): WitnessRow[] {

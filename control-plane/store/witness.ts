@@ -41,14 +41,10 @@ export const witnessTable = (int: 'INTEGER' | 'BIGINT'): string => `
 export class WitnessTable {
   private readonly put_: Database.Statement<unknown[]>;
   private readonly all_: Database.Statement<[], Rec>;
-  private readonly head_: Database.Statement<[], { seq: number; hash: string }>;
-  private readonly anchor_: Database.Statement<[], { seq: number; hash: string }>;
 
   constructor(db: Database.Database) {
     this.put_ = db.prepare('INSERT INTO audit_witness (by_who, seq, hash, at, witness_json, signature, received_ms) VALUES (?,?,?,?,?,?,?) ON CONFLICT (by_who, seq) DO NOTHING');
     this.all_ = db.prepare('SELECT * FROM audit_witness ORDER BY seq, by_who');
-    this.head_ = db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
-    this.anchor_ = db.prepare('SELECT seq, hash FROM audit_anchor WHERE id = 1');
   }
 
   put(w: WitnessRow): void {
@@ -57,10 +53,6 @@ export class WitnessTable {
 
   all(): WitnessRow[] {
     return this.all_.all().map(toRow);
-  }
-
-  head(): { seq: number; hash: string } | null {
-    return this.head_.get() ?? this.anchor_.get() ?? null;
   }
 }
 

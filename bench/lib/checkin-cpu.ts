@@ -1,0 +1,180 @@
+/**
+ * CPU per steady-state check-in, the control plane against the bare Node mTLS server in the same
+ * run (issue 19: "≤ 1.5× the bare server"), and the CP's memory with a large fleet loaded.
+ *
+ * The CP(s) and the bare server run side by side for the whole measurement; their closed-loop
+ * windows alternate (CP, bare, CP, bare, …), so that the machine's drift — other people's work on
+ * a shared machine — falls on all alike, and the figure is the median over the rounds of each
+ * round's ratio. Every check-in of the windows changes nothing: each host reports the closure the
+ * fleet declares for it, the same body each time, probes passing, no events.
+ *
+ * `variants` runs several control planes (e.g. an older checkout: A/B) in the same rounds.
+ * `fleetHosts` may exceed the live hosts (certificates exist for `MAX_HOSTS`): the signed artefact
+ * then declares every host, and only the first `liveHosts` ever check in — the 100,000-host fleet
+ * with most hosts silent.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { memoryBreakdown, type MemoryBreakdown } from './agents-run.ts';
+import { startBareServer, type BareServer } from './bare-server.ts';
+import { loadBenchPki, type BenchPki } from './certs.ts';
+import { freePort, startCp, type RunningCp } from './cp.ts';
+import { benchFleet, fleetNames, hostKeys, writeCpFiles, type BenchFleet } from './fleet.ts';
+import { MAX_HOSTS, sampleCheckin, writeLoadClientInit } from './load.ts';
+import { startLoadClient, type LoadClient, type RequestTemplate } from './load-client.ts';
+import { procMemory, toMiB } from './stats.ts';
+
+export type CheckinCpuOptions = {
+  /** Hosts that check in (≤ MAX_HOSTS: one certificate each). */
+  liveHosts: number;
+  /** Hosts the signed artefact declares (≥ liveHosts). */
+  fleetHosts: number;
+  /** Alternating CP / bare windows. */
+  rounds: number;
+  connections: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Control planes to measure, each from its checkout (default: this one, labelled `cp`). */
+  variants?: { label: string; root: string }[];
+  /** Write V8 CPU profiles of the CPs and the bare server here (node --cpu-prof). */
+  cpuProfDir?: string;
+  /** More control-plane settings. */
+  cpConfig?: Record<string, unknown>;
+};
+
+export type CheckinCpuRound = { loadAvg1: number; cpMs: number; bareMs: number; ratio: number; cpRate: number; bareRate: number; cpErrors: number };
+
+export type VariantResult = {
+  label: string;
+  rounds: CheckinCpuRound[];
+  median: { cpMsPerCheckin: number; bareMsPerRequest: number; ratio: number; loadAvg1: number };
+  firstContact: { wallMs: number; errors: number };
+  memory: {
+    /** Start to ready (artefact verified and loaded). */
+    readyMs: number;
+    afterFirstContact: { rssMiB: number };
+    /** After the rounds; peak over the CP's life (VmHWM). */
+    end: { rssMiB: number; peakRssMiB: number };
+    /** From the CP's own samples (bench/lib/mem-probe.ts); live heap after a forced full GC every 10 s. */
+    breakdown: MemoryBreakdown | null;
+  };
+};
+
+export type CheckinCpuResult = {
+  liveHosts: number;
+  fleetHosts: number;
+  artifactBytes: number;
+  checkinResponseBytes: number;
+  variants: VariantResult[];
+};
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+type Running = { label: string; cp: RunningCp; lc: LoadClient; memLog: string; readyMs: number; firstContact: VariantResult['firstContact']; afterFirstRss: number; rounds: CheckinCpuRound[] };
+
+/** Steady check-in bodies of hosts 0 … n-1 (the holders of bench certificates, in that order). */
+function steadyBodies(fleet: BenchFleet, n: number): string[] {
+  const observedAt = new Date().toISOString();
+  return fleetNames(n).map((name) =>
+    JSON.stringify({ hostname: name, currentClosure: fleet.closure(name, 1), bootId: `boot-${name}`, agentVersion: 'bench', probes: [{ name: 'http', ok: true, observedAt }], failedUnits: [], lastOutcome: null }),
+  );
+}
+
+async function startVariant(label: string, root: string, dir: string, pki: BenchPki, o: CheckinCpuOptions, publish: (files: ReturnType<typeof writeCpFiles>) => void, request: RequestTemplate, prof: string[]): Promise<Running> {
+  const port = await freePort();
+  const vdir = join(dir, label);
+  const memLog = join(vdir, 'cp-memory.jsonl');
+  // offlineAfterSecs: the first contact of 10,000 hosts takes minutes on a loaded machine, and a host
+  // back after more than offlineAfterSecs (180 s) is a *relevant* check-in that asks for a reconcile
+  // pass; in production a host polls every 60 s and is never that. The windows measure the steady
+  // state, so no host may look as if it came back from offline. Artefacts of 100,000 hosts are
+  // ≈ 27 MB: past the 16 MiB default limit.
+  const files = writeCpFiles(vdir, pki, port, { maxArtifactBytes: 256 * 2 ** 20, offlineAfterSecs: 86_400, ...(o.cpConfig ?? {}) });
+  publish(files);
+  const cp = await startCp({
+    configFile: files.configFile,
+    port,
+    pki,
+    cpRoot: root,
+    execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...prof],
+    env: { NIXFLEET_BENCH_MEMLOG: memLog, NIXFLEET_BENCH_MEMGC: '1' },
+  });
+  try {
+    const readyMs = Math.round(await cp.waitReady(600_000));
+    const lc = await startLoadClient(writeLoadClientInit(vdir, cp.origin, pki, o.liveHosts));
+    const t0 = performance.now();
+    let first = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
+    // On a machine loaded by others a few connections time out: once more over every host (those
+    // already seen only check in again), so that no host's first contact falls into a window.
+    if (first.errors > 0) first = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
+    if (first.errors > 0) throw new Error(`${label}: first contact: ${first.errors} errors: ${first.sampleErrors.join(' | ')}`);
+    return { label, cp, lc, memLog, readyMs, firstContact: { wallMs: Math.round(performance.now() - t0), errors: first.errors }, afterFirstRss: procMemory(cp.pid).rssBytes, rounds: [] };
+  } catch (e) {
+    const err = new Error(`${e instanceof Error ? e.message : String(e)}\nCP stderr: ${cp.stderr().slice(-3000)}`);
+    await cp.stop();
+    throw err;
+  }
+}
+
+export async function runCheckinCpu(o: CheckinCpuOptions): Promise<CheckinCpuResult> {
+  if (o.liveHosts > MAX_HOSTS || o.fleetHosts < o.liveHosts) throw new Error('checkin-cpu: need liveHosts ≤ MAX_HOSTS and fleetHosts ≥ liveHosts');
+  const pki = await loadBenchPki(fleetNames(MAX_HOSTS));
+  const fleet = benchFleet(o.fleetHosts, hostKeys(Math.min(o.fleetHosts, MAX_HOSTS)));
+  const value = fleet.fleet(1);
+  const dir = mkdtempSync(join(tmpdir(), `nixfleet-bench-checkin-${o.fleetHosts}-`));
+  const prof = o.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`];
+  const bodies = steadyBodies(fleet, o.liveHosts);
+  const request: RequestTemplate = { method: 'POST', path: '/v1/agent/checkin', bodies };
+  let artifactBytes = 0;
+  const running: Running[] = [];
+  let bare: BareServer | null = null;
+  let lcBare: LoadClient | null = null;
+  try {
+    for (const v of o.variants ?? [{ label: 'cp', root: process.cwd() }]) {
+      running.push(await startVariant(v.label, v.root, dir, pki, o, (files) => (artifactBytes = files.publish(value, Date.now()).bytes.length), request, prof));
+    }
+    const sample = await sampleCheckin(running[0]!.cp.origin, pki, bodies[0]!);
+    if (sample.status !== 200) throw new Error(`sample check-in: ${sample.status} ${sample.text}`);
+    bare = await startBareServer({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, caPem: pki.ca.certPem, responseBody: sample.text }, prof);
+    lcBare = await startLoadClient(writeLoadClientInit(dir, `https://127.0.0.1:${bare.port}`, pki, o.liveHosts));
+    const phase = { kind: 'closed' as const, request, connections: Math.min(o.connections, o.liveHosts), checkinsPerConnection: 100, warmupMs: o.warmupMs, durationMs: o.durationMs };
+    for (let i = 0; i < o.rounds; i++) {
+      const hostOffset = (i * 997) % o.liveHosts;
+      for (const v of running) {
+        const loadAvg1 = Math.round(loadavg()[0]! * 100) / 100;
+        const c = await v.lc.run({ ...phase, serverPid: v.cp.pid, hostOffset });
+        const b = await lcBare.run({ ...phase, serverPid: bare.pid, hostOffset });
+        const cpMs = c.server?.cpuMsPerRequest ?? Number.NaN;
+        const bareMs = b.server?.cpuMsPerRequest ?? Number.NaN;
+        v.rounds.push({ loadAvg1, cpMs, bareMs, ratio: r3(cpMs / bareMs), cpRate: c.ratePerSec, bareRate: b.ratePerSec, cpErrors: c.errors + b.errors });
+      }
+    }
+    const variants: VariantResult[] = running.map((v) => {
+      const end = procMemory(v.cp.pid);
+      return {
+        label: v.label,
+        rounds: v.rounds,
+        median: {
+          cpMsPerCheckin: r3(median(v.rounds.map((x) => x.cpMs))),
+          bareMsPerRequest: r3(median(v.rounds.map((x) => x.bareMs))),
+          ratio: r3(median(v.rounds.map((x) => x.ratio))),
+          loadAvg1: median(v.rounds.map((x) => x.loadAvg1)),
+        },
+        firstContact: v.firstContact,
+        memory: { readyMs: v.readyMs, afterFirstContact: { rssMiB: toMiB(v.afterFirstRss) }, end: { rssMiB: toMiB(end.rssBytes), peakRssMiB: toMiB(end.peakRssBytes) }, breakdown: memoryBreakdown(v.memLog, 0) },
+      };
+    });
+    return { liveHosts: o.liveHosts, fleetHosts: o.fleetHosts, artifactBytes, checkinResponseBytes: Buffer.byteLength(sample.text), variants };
+  } finally {
+    await lcBare?.close();
+    await bare?.close();
+    for (const v of running) {
+      await v.lc.close();
+      await v.cp.stop();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
