@@ -27,7 +27,7 @@ async function one(i: number): Promise<string> {
   if (!p.ok) throw new Error('parse');
   const r = parseCheckinRequest(p.value);
   if (!r.ok) throw new Error('validate');
-  return JSON.stringify(await rc.cp.checkin(peers[i]!, r.value));
+  return JSON.stringify(await rc.cp.api.checkin(peers[i]!, r.value));
 }
 for (let i = 0; i < N; i += 1000) await Promise.all(Array.from({ length: Math.min(1000, N - i) }, (_, k) => one(i + k)));
 console.error('first contact done');
