@@ -12,7 +12,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import { runCli } from '../fixtures/cli-testing.ts';
-import { Client, hostKeyOf, makeEnv, startCp, wipeStore, type Env, type RunningCp, operatorCliEnv } from '../fixtures/cp-testing.ts';
+import { Client, hostKeyOf, makeEnv, startCp, wipeStore, type Env, type RunningCp, operatorCliEnv, witnessingCheckin } from '../fixtures/cp-testing.ts';
 import { SqliteStore } from '../control-plane/store/sqlite.ts';
 import { PostgresStore } from '../control-plane/store/postgres.ts';
 import type { Store } from '../control-plane/store/types.ts';
@@ -41,21 +41,7 @@ async function scenario(): Promise<S> {
     name,
     fleetFile: join(env.releasesDir, 'fleet.resolved.json'),
     cli: (args) => runCli(args, { cwd: env.dir, env: { ...opEnv, NIXFLEET_URL: s.cp.url }, now: env.clock.now }),
-    async checkin(head) {
-      env.clock.advance(1000);
-      const w: HeadWitness | null = head === null ? null : { hostname: name, seq: head.seq, hash: head.hash, at: new Date(env.clock.ms).toISOString() };
-      const r = await host.call('POST', '/v1/agent/checkin', {
-        hostname: name,
-        currentClosure: fakeClosure(name),
-        bootId: 'b',
-        probes: [],
-        failedUnits: [],
-        lastOutcome: null,
-        ...(w === null ? {} : { auditWitness: { witness: w, signature: hostKeyOf(0, name).sign(w) } }),
-      });
-      assert.is(r.status, 200, JSON.stringify(r.body));
-      return r.body as CheckinResponse;
-    },
+    checkin: (head) => witnessingCheckin(env, host, name)(head), // `host` changes on restart
     async close() {
       await host.close().catch(() => {});
       await s.cp.stop();

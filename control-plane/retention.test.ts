@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeClosure, sampleFleet } from '../fixtures/artifacts.ts';
 import { runCli } from '../fixtures/cli-testing.ts';
-import { Client, hostKeyOf, makeEnv, operatorCliEnv, startCp } from '../fixtures/cp-testing.ts';
+import { Client, makeEnv, operatorCliEnv, startCp, witnessingCheckin } from '../fixtures/cp-testing.ts';
 import type { AuditResponse, CheckinResponse } from '../protocol/api.ts';
 import type { AuditHead, HeadWitness } from '../protocol/audit-witness.ts';
 import { verifyAuditChain } from '../protocol/audit-chain.ts';
@@ -55,21 +55,7 @@ t('witnessed heads go with the entries they witness: audit verify --witnesses st
   const host = new Client(cp.url, env.ca.certPem, await env.hostCert(name));
   const opEnv = await operatorCliEnv(env, cp.url);
   const cli = (args: string[]) => runCli(args, { cwd: env.dir, env: opEnv, now: env.clock.now });
-  const checkin = async (head: AuditHead | null): Promise<CheckinResponse> => {
-    env.clock.advance(1000);
-    const w: HeadWitness | null = head === null ? null : { hostname: name, seq: head.seq, hash: head.hash, at: new Date(env.clock.ms).toISOString() };
-    const r = await host.call('POST', '/v1/agent/checkin', {
-      hostname: name,
-      currentClosure: fakeClosure(name),
-      bootId: 'b',
-      probes: [],
-      failedUnits: [],
-      lastOutcome: null,
-      ...(w === null ? {} : { auditWitness: { witness: w, signature: hostKeyOf(0, name).sign(w) } }),
-    });
-    assert.is(r.status, 200, JSON.stringify(r.body));
-    return r.body as CheckinResponse;
-  };
+  const checkin = witnessingCheckin(env, host, name);
   const relinks = async () => (await cp.store.auditAll()).filter((e) => e.kind === 'audit.relinked').length;
   try {
     const old = (await checkin(null)).auditHead!;
