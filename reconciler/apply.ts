@@ -149,6 +149,7 @@ function applyOne(d: Draft, a: Action): void {
         r.currentWave = a.toWave;
         d.record(r, null, 'Executing', 'Executing', a.toWave, a.reason);
         r.stateReason = a.reason;
+        setControls(d, r.id, { promotedAtMs: d.nowMs }); // progress for the stall clock (controls.ts)
       }
       return;
     }

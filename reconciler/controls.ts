@@ -17,7 +17,7 @@
  */
 import { firstBlock } from './gates.ts';
 import { hasOwn, isDone, isPastGrace, isPinned, isStandingAside, secs, setState, type Plan, type Tick } from './tick.ts';
-import type { Action, Rollout, RolloutHost } from './types.ts';
+import type { Action, Rollout, RolloutControls, RolloutHost } from './types.ts';
 
 /** Reports the change window's hold (or its end) for a live rollout, once per reason. Returns whether the window is open. */
 export function syncWindowHold(plan: Plan, out: Action[]): boolean {
@@ -96,12 +96,14 @@ export function progressedThisTick(out: readonly Action[]): Set<string> {
 }
 
 /**
- * When the rollout last moved: its start, or the newest host transition (every host state change
- * stamps `enteredAtMs`; a wave promotes when hosts soak). Derived from persisted rows only, so a
- * restarted control plane measures the same idle time.
+ * When the rollout last moved: its start, its last wave promotion (`controls.promotedAtMs`), or
+ * the newest host transition (every host state change stamps `enteredAtMs`). Derived from
+ * persisted rows only, so a restarted control plane measures the same idle time.
  */
-export function lastProgressMs(r: Pick<Rollout, 'startedAtMs' | 'openedAtMs'>, recs: readonly (RolloutHost | undefined)[]): number {
+export function lastProgressMs(r: Pick<Rollout, 'startedAtMs' | 'openedAtMs'>, recs: readonly (RolloutHost | undefined)[], controls?: RolloutControls | null): number {
   let last = r.startedAtMs ?? r.openedAtMs;
+  const promoted = controls?.promotedAtMs;
+  if (promoted !== undefined && promoted > last) last = promoted;
   for (const rh of recs) if (rh !== undefined && rh.enteredAtMs > last) last = rh.enteredAtMs;
   return last;
 }
@@ -135,7 +137,7 @@ export function detectStall(t: Tick, plan: Plan, progressed: ReadonlySet<string>
   const current = plan.controls?.stall ?? null;
   let stalled: { gate: string; hosts: string[]; reason: string } | null = null;
   if (plan.state === 'Executing' && plan.window.open && !progressed.has(id)) {
-    const idleMs = t.nowMs - lastProgressMs(r, plan.recs);
+    const idleMs = t.nowMs - lastProgressMs(r, plan.recs, plan.controls);
     if (idleMs >= ch.progressDeadlineMs) {
       const blocking = blockingHosts(t, plan);
       if (blocking.length > 0) {

@@ -200,6 +200,12 @@ laws('regression examples (pinned)', () => {
   // operator resumes a paused channel and the same tick dispatches — legal.
   const p2: RandomFleetParams = { hosts: 1, channels: 1, maxWaves: 1, edgeRate: 0, channelEdges: false, budgets: 0, nullClosureRate: 0, maxSoakMinutes: 0, seed: 0 };
   assert.equal(runLaws(randomFleet(p2), { failRate: 0, neverConfirmRate: 0, offlineRate: 0, probeFailRate: 0, unitFailRate: 0, pause: true, seed: 1358560111 }, 100), []);
+  // Seed -151655505 (a fresh-clone run): wave 0's last host passed over for being offline past
+  // the grace promotes the wave with no host changing state, after more than the progress
+  // deadline; that tick reports unstalled (the promotion is progress), and the next pass at the
+  // same time reported the stall again (law 7) — the promotion now stamps controls.promotedAtMs.
+  const p3: RandomFleetParams = { hosts: 219, channels: 4, maxWaves: 5, edgeRate: 0, channelEdges: false, budgets: 1, nullClosureRate: 0, maxSoakMinutes: 0, seed: 16 };
+  assert.equal(runLaws(randomFleet(p3), { failRate: 0, neverConfirmRate: 0, offlineRate: 0.2, probeFailRate: 0, unitFailRate: 0, pause: false, seed: 0 }, 400), []);
 });
 
 laws.run();

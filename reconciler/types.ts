@@ -112,6 +112,12 @@ export type RolloutControls = {
   released?: Record<string, ReleaseInfo>;
   /** Operators (certificate CN) who approved the rollout (`requireApprovals`; absent = none). */
   approvals?: Record<string, { atMs: number }>;
+  /**
+   * When a wave was last promoted (absent: never since the start). Progress for the stall clock
+   * that no host transition stamps: a wave whose last hosts were passed over for being offline
+   * past the grace promotes without any host changing state.
+   */
+  promotedAtMs?: number;
 };
 
 /** A rollout that made no progress past its channel's progress deadline (issue 14). */
