@@ -6,19 +6,10 @@
  * carries the leaf count next to the root, as a CT tree head does.)
  */
 import fc from 'fast-check';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { inclusionProofFromLevels, leafHash, merkleLevels, merkleRoot, nodeHash, verifyInclusion } from './merkle.ts';
-
-/** MTH exactly as RFC 9162 §2.1.1 writes it (split at the largest power of two below n). */
-function mthRecursive(d: readonly Uint8Array[]): Uint8Array {
-  if (d.length === 0) return sha256(new Uint8Array(0));
-  if (d.length === 1) return d[0]!;
-  let k = 1;
-  while (k * 2 < d.length) k *= 2;
-  return nodeHash(mthRecursive(d.slice(0, k)), mthRecursive(d.slice(k)));
-}
+import { mthRecursive, pathRecursive } from '../fixtures/merkle-reference.ts';
+import { HASH_BYTES, inclusionProof, inclusionProofFromFlatLevels, leafHash, merkleLevelsFlat, merkleRoot, verifyInclusion } from './merkle.ts';
 
 const leavesOf = (n: number, seed: number): Uint8Array[] => Array.from({ length: n }, (_, i) => leafHash(new TextEncoder().encode(`host-${seed}-${i}`)));
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -35,12 +26,15 @@ test('the bottom-up tree head equals the recursive MTH, n = 0 … 300', () => {
   }
 });
 
-test('every leaf of every tree n = 1 … 130 proves against the head', () => {
+test('every audit path of every tree n = 1 … 130 is the RFC\'s recursive PATH(m, D[n]), and proves against the head', () => {
   for (let n = 1; n <= 130; n++) {
     const leaves = leavesOf(n, 2);
-    const levels = merkleLevels(leaves);
     const root = merkleRoot(leaves);
-    for (let i = 0; i < n; i++) assert.ok(verifyInclusion(leaves[i]!, i, n, inclusionProofFromLevels(levels, i), root), `n = ${n}, i = ${i}`);
+    for (let i = 0; i < n; i++) {
+      const path = inclusionProof(leaves, i);
+      assert.equal(path.map(hex), pathRecursive(i, leaves).map(hex), `n = ${n}, i = ${i}`);
+      assert.ok(verifyInclusion(leaves[i]!, i, n, path, root), `n = ${n}, i = ${i}`);
+    }
   }
 });
 
@@ -50,9 +44,11 @@ test('any leaf of a tree of 1 … 1,000 leaves proves; the wrong index, leaf, pa
       fc.integer({ min: 1, max: 1000 }).chain((n) => fc.tuple(fc.constant(n), fc.nat(n - 1), fc.nat(), fc.nat(255))),
       ([n, i, seed, bit]) => {
         const leaves = leavesOf(n, seed);
-        const levels = merkleLevels(leaves);
-        const root = levels[levels.length - 1]![0]!;
-        const path = inclusionProofFromLevels(levels, i);
+        const flat = new Uint8Array(n * HASH_BYTES);
+        leaves.forEach((l, k) => flat.set(l, k * HASH_BYTES));
+        const levels = merkleLevelsFlat(flat);
+        const root = levels[levels.length - 1]!;
+        const path = inclusionProofFromFlatLevels(levels, i);
         if (!verifyInclusion(leaves[i]!, i, n, path, root)) return false;
         if (verifyInclusion(flipBit(leaves[i]!, bit), i, n, path, root)) return false;
         if (verifyInclusion(leaves[i]!, i, n, path, flipBit(root, bit))) return false;

@@ -45,47 +45,35 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   return sha256(buf);
 }
 
+/** The leaf hashes back to back, as {@link merkleLevelsFlat} takes them. */
+function flatten(leafHashes: readonly Uint8Array[]): Uint8Array {
+  const flat = new Uint8Array(leafHashes.length * HASH_BYTES);
+  leafHashes.forEach((h, i) => {
+    if (h.length !== HASH_BYTES) throw new RangeError(`leaf hash ${i} has ${h.length} bytes, not ${HASH_BYTES}`);
+    flat.set(h, i * HASH_BYTES);
+  });
+  return flat;
+}
+
 /**
- * The tree head over already-hashed leaves (MTH of RFC 9162 §2.1.1), computed bottom-up in O(n):
- * pairing left to right and carrying an odd last node up unchanged gives the same tree as the
- * recursive split at the largest power of two.
+ * The tree head over already-hashed leaves (MTH of RFC 9162 §2.1.1), through the same
+ * {@link merkleLevelsFlat} the release tool and the CP build, so the RFC's known answers check
+ * the production path.
  */
 export function merkleRoot(leafHashes: readonly Uint8Array[]): Uint8Array {
   if (leafHashes.length === 0) return sha256(new Uint8Array(0));
-  let level: Uint8Array[] = leafHashes.slice();
-  while (level.length > 1) {
-    const next: Uint8Array[] = [];
-    for (let i = 0; i + 1 < level.length; i += 2) next.push(nodeHash(level[i]!, level[i + 1]!));
-    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
-    level = next;
-  }
-  return level[0]!;
+  const levels = merkleLevelsFlat(flatten(leafHashes));
+  return levels[levels.length - 1]!.slice();
 }
 
 /**
- * Every level of the tree, leaves first; level[h][i] is the root of the subtree of leaves
- * [i·2^h, min((i+1)·2^h, n)). Building it once lets the release tool cut all n audit paths in
- * O(n log n) instead of recomputing subtrees per host.
- */
-export function merkleLevels(leafHashes: readonly Uint8Array[]): Uint8Array[][] {
-  if (leafHashes.length === 0) throw new RangeError('a Merkle tree over no leaves has no levels');
-  const levels: Uint8Array[][] = [leafHashes.slice()];
-  let level = levels[0]!;
-  while (level.length > 1) {
-    const next: Uint8Array[] = [];
-    for (let i = 0; i + 1 < level.length; i += 2) next.push(nodeHash(level[i]!, level[i + 1]!));
-    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
-    levels.push(next);
-    level = next;
-  }
-  return levels;
-}
-
-/**
- * {@link merkleLevels} stored flat: `leafHashes` holds the n leaf hashes back to back (32·n bytes),
- * and so does each level (`levels[h]` has ⌈n / 2^h⌉ hashes; the root is `levels[last]`). The same
- * tree without one Uint8Array per node (a 100,000-leaf tree has 200,000 of them); a property checks
- * both agree.
+ * Every level of the tree, leaves first, each stored flat: `leafHashes` holds the n leaf hashes
+ * back to back (32·n bytes), and so does each level (`levels[h]` has ⌈n / 2^h⌉ hashes; hash i of
+ * level h is the root of the subtree of leaves [i·2^h, min((i+1)·2^h, n)); the root is
+ * `levels[last]`). Pairing left to right and carrying an odd last node up unchanged gives the same
+ * tree as the RFC's recursive split at the largest power of two (a property checks it against the
+ * recursive definition). Building it once lets the release tool and the CP cut all n audit paths
+ * in O(n log n), without one Uint8Array per node (a 100,000-leaf tree has 200,000 nodes).
  */
 export function merkleLevelsFlat(leafHashes: Uint8Array): Uint8Array[] {
   const n = leafHashes.length / HASH_BYTES;
@@ -112,7 +100,11 @@ export function merkleLevelsFlat(leafHashes: Uint8Array): Uint8Array[] {
   return levels;
 }
 
-/** {@link inclusionProofFromLevels} over flat levels ({@link merkleLevelsFlat}). */
+/**
+ * The audit path (PATH(m, D[n]) of RFC 9162 §2.1.3.1) for leaf `index`, read off the flat levels
+ * ({@link merkleLevelsFlat}): at each level, the sibling of the node on the way up, skipped where
+ * the node is a carried-up last node with no sibling. Ordered from the leaf towards the root.
+ */
 export function inclusionProofFromFlatLevels(levels: readonly Uint8Array[], index: number): Uint8Array[] {
   const n = (levels[0]?.length ?? 0) / HASH_BYTES;
   if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`leaf index ${index} outside a tree of ${n} leaves`);
@@ -127,28 +119,10 @@ export function inclusionProofFromFlatLevels(levels: readonly Uint8Array[], inde
   return path;
 }
 
-/**
- * The audit path (PATH(m, D[n]) of RFC 9162 §2.1.3.1) for leaf `index`, read off the levels:
- * at each level, the sibling of the node on the way up, skipped where the node is a carried-up
- * last node with no sibling. Ordered from the leaf towards the root.
- */
-export function inclusionProofFromLevels(levels: readonly (readonly Uint8Array[])[], index: number): Uint8Array[] {
-  const n = levels[0]?.length ?? 0;
-  if (!Number.isInteger(index) || index < 0 || index >= n) throw new RangeError(`leaf index ${index} outside a tree of ${n} leaves`);
-  const path: Uint8Array[] = [];
-  let i = index;
-  for (let h = 0; h < levels.length - 1; h++) {
-    const level = levels[h]!;
-    const sibling = i % 2 === 0 ? i + 1 : i - 1;
-    if (sibling < level.length) path.push(level[sibling]!);
-    i = Math.floor(i / 2);
-  }
-  return path;
-}
-
-/** The audit path for one leaf of a tree over `leafHashes` (builds the levels; see above). */
+/** The audit path for one leaf of a tree over `leafHashes` (builds the flat levels; see above). */
 export function inclusionProof(leafHashes: readonly Uint8Array[], index: number): Uint8Array[] {
-  return inclusionProofFromLevels(merkleLevels(leafHashes), index);
+  if (leafHashes.length === 0) throw new RangeError(`leaf index ${index} outside a tree of 0 leaves`);
+  return inclusionProofFromFlatLevels(merkleLevelsFlat(flatten(leafHashes)), index);
 }
 
 /**

@@ -16,7 +16,8 @@ import { sampleFleet } from '../fixtures/artifacts.ts';
 import { sha256Bytes, sha256Hex, sha256Into } from './crypto.ts';
 import { canonicalBytes, canonicalize } from './jcs.ts';
 import { topLevelMemberSpans } from './json-spans.ts';
-import { inclusionProofFromFlatLevels, inclusionProofFromLevels, leafHash, merkleLevels, merkleLevelsFlat } from './merkle.ts';
+import { mthRecursive, pathRecursive } from '../fixtures/merkle-reference.ts';
+import { inclusionProofFromFlatLevels, leafHash, merkleLevelsFlat } from './merkle.ts';
 import type { FleetResolved } from './schema.ts';
 import { buildSliceTree, type SliceTree } from './slice.ts';
 
@@ -125,15 +126,14 @@ props('buildSliceTree: host entries read from JCS(fleet) give the tree serialise
   );
 });
 
-props('flat levels are the levels, and their audit paths the same, n = 1 … 300', () => {
+props('flat levels: the top is the RFC\'s recursive MTH, and audit paths are its PATH(m, D[n]), n = 1 … 300', () => {
   for (let n = 1; n <= 300; n++) {
     const leaves = Array.from({ length: n }, (_, i) => leafHash(utf8.encode(`leaf-${n}-${i}`)));
     const flat = new Uint8Array(32 * n);
     leaves.forEach((l, i) => flat.set(l, 32 * i));
-    const levels = merkleLevels(leaves);
     const flatLevels = merkleLevelsFlat(flat);
-    assert.equal(flatLevels.map(hex), levels.map((l) => l.map(hex).join('')), `n = ${n}`);
-    for (const i of [0, n - 1, Math.floor(n / 2)]) assert.equal(inclusionProofFromFlatLevels(flatLevels, i).map(hex), inclusionProofFromLevels(levels, i).map(hex));
+    assert.is(hex(flatLevels[flatLevels.length - 1]!), hex(mthRecursive(leaves)), `n = ${n}`);
+    for (const i of [0, n - 1, Math.floor(n / 2)]) assert.equal(inclusionProofFromFlatLevels(flatLevels, i).map(hex), pathRecursive(i, leaves).map(hex), `n = ${n}, i = ${i}`);
   }
 });
 
