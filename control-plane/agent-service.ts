@@ -394,6 +394,8 @@ export class AgentService {
     const after = applyHostEvents(slice, events, nowMs);
     const writes: Write[] = [finish('confirmed'), ...planWrites(slice, after, { nowMs, origin: this.origin(), actor: `host:${h}` }).writes];
     if (req.confirmed !== undefined) writes.push(...this.sigs.confirmedStatement(h, req.confirmed, nowMs, 'confirm').writes);
+    // A confirm from PendingReboot comes from the booted system: no reboot is pending from now on.
+    if (rh.state === 'PendingReboot') writes.push({ kind: 'host.pending-reboot', hostname: h, pending: false });
     return { outcome: { ok: true, reconcile: true }, writes, after };
   }
 

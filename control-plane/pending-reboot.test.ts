@@ -19,10 +19,11 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
   const names = Object.keys(fleet.hosts).sort();
   const clients = await Promise.all(names.map(async (n) => new Client(cp.url, env.ca.certPem, await env.hostCert(n))));
   const operator = new Client(cp.url, env.ca.certPem, await env.operatorCert('alice'));
-  const checkin = async (i: number, current: string): Promise<CheckinResponse> => {
+  const checkin = async (i: number, current: string, pendingReboot = false): Promise<CheckinResponse> => {
     const r = await clients[i]!.call('POST', '/v1/agent/checkin', {
       hostname: names[i],
       currentClosure: current,
+      ...(pendingReboot ? { pendingReboot: true } : {}),
       bootId: 'boot-1',
       probes: [{ name: 'http', ok: true, observedAt: new Date(env.clock.ms).toISOString() }],
       failedUnits: [],
@@ -46,7 +47,7 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
     assert.is(await send(canary, 'activation-deferred', target.rolloutId, target.closureHash), 202);
 
     env.clock.advance(10 * 60_000); // far past the 120 s confirm deadline
-    await checkin(canary, fakeClosure(names[canary]!, 0));
+    await checkin(canary, fakeClosure(names[canary]!, 0), true);
     await checkin(other, fakeClosure(names[other]!, 0));
     await cp.cp.reconcileNow();
     const detail = (await operator.call('GET', `/v1/rollouts/${encodeURIComponent(target.rolloutId)}`)).body as RolloutDetail;
@@ -56,9 +57,11 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
 
     // While it waits for the boot it is handed the same target (the agent ignores it until it has
     // booted into it, then confirms it), with a deadline counted from now; none is stored.
-    const again = (await checkin(canary, fakeClosure(names[canary]!, 0))).target;
+    const again = (await checkin(canary, fakeClosure(names[canary]!, 0), true)).target;
     assert.is(again?.closureHash, target.closureHash);
     assert.is(again?.confirmDeadline, new Date(env.clock.ms + 120_000).toISOString());
+    const waiting = ((await operator.call('GET', '/v1/hosts')).body as HostsResponse).hosts.find((h) => h.hostname === names[canary])!;
+    assert.is(waiting.pendingReboot, true, 'it reported waiting for its reboot');
     // The reboot: the booted system is the target; a fresh confirm over a new connection.
     await clients[canary]!.close();
     clients[canary] = new Client(cp.url, env.ca.certPem, await env.hostCert(names[canary]!));
@@ -74,7 +77,11 @@ t('activation-deferred → PendingReboot: no deadline expiry, no halt; the confi
     });
     assert.is(confirmed.status, 204, JSON.stringify(confirmed.body));
     const hosts = (await operator.call('GET', '/v1/hosts')).body as HostsResponse;
-    assert.is(hosts.hosts.find((h) => h.hostname === names[canary])!.rollout!.state, 'Healthy');
+    const after = hosts.hosts.find((h) => h.hostname === names[canary])!;
+    assert.is(after.rollout!.state, 'Healthy');
+    // The confirm comes from the booted system: no reboot is pending any more, from this write on
+    // (not only from its next check-in).
+    assert.is(after.pendingReboot, false, 'the confirm after the boot clears pendingReboot');
     await checkin(canary, target.closureHash);
     await cp.cp.reconcileNow();
     assert.ok((await checkin(other, fakeClosure(names[other]!, 0))).target !== null, 'wave 1 dispatched after the canary confirmed');
