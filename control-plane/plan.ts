@@ -58,8 +58,11 @@ function sameRolloutHost(a: RolloutHost | undefined, b: RolloutHost): boolean {
  */
 export function planObservedWrites(before: Observed, after: Observed, nowMs: number, origin: RolloutOrigin, quarantineMeta: QuarantineMeta = new Map()): { writes: Write[]; transitions: TransitionRow[] } {
   const writes: Write[] = [];
+  // for…in rather than Object.entries: no [key, value] array per host (a 25,000-host rollout
+  // copied by a pass is walked here; entries cost ≈ 3 × the walk at 100,000 hosts).
   if (before.hosts !== after.hosts) {
-    for (const [h, o] of Object.entries(after.hosts)) {
+    for (const h in after.hosts) {
+      const o = after.hosts[h]!;
       const b = before.hosts[h];
       if (b !== o && !sameHostObs(b, o)) writes.push({ kind: 'host.observation', hostname: h, observation: o });
     }
@@ -81,7 +84,8 @@ export function planObservedWrites(before: Observed, after: Observed, nowMs: num
     ) {
       writes.push({ kind: 'rollout.update', row: fields });
     }
-    for (const [h, rh] of Object.entries(r.hosts)) {
+    for (const h in r.hosts) {
+      const rh = r.hosts[h]!;
       const bh = b?.hosts[h];
       if (bh === rh || sameRolloutHost(bh, rh)) continue;
       writes.push({ kind: 'rollout-host.put', rolloutId: id, hostname: h, host: rh, before: bh ?? null });
