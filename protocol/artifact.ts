@@ -68,7 +68,8 @@ export type ParserOptions = {
 
 /** `parseX(u: unknown)` for one artefact: compiled once, here, at module load of its module. */
 export function schemaParser<S extends TSchema>(schema: S, what: string, opts: ParserOptions = {}): (u: unknown) => Result<Static<S>, SchemaError> {
-  const validator = compile(schema);
+  // Artefacts hold large records (100,000 hosts): walked in place (protocol/validate-records.ts).
+  const validator = compile(schema, { walkRecords: true });
   const fill = opts.defaults === true ? compileDefaults(schema) : (u: unknown) => u;
   return (u) => {
     const filled = fill(u);

@@ -39,7 +39,7 @@ for (let i = 0; i <= runs; i++) {
   if (!verifySignature('ed25519', key.publicKeyB64, idx, idxSig)) throw new Error('index signature');
   const index = must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx))));
   const t2 = performance.now();
-  must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined));
+  must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined, v.hostSpans));
   const t3 = performance.now();
   const c = process.cpuUsage(c0);
   if (i === 0) continue;
@@ -54,7 +54,7 @@ console.log(JSON.stringify({ hosts, bytes: bytes.length, ...Object.fromEntries(O
 
 /** As `nixfleet-release sign`: the index from the artefact re-read from its canonical bytes (host entries read from them when the model is their value). */
 function reread(bytes: Uint8Array): ReturnType<typeof buildSliceTree> {
-  const parsed = must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length }));
+  const parsed = must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length, memberSpansOf: 'hosts' }));
   const fleet = must(parseFleetResolved(parsed.value));
-  return buildSliceTree(fleet, sha256Hex(bytes), fleet === parsed.value ? bytes : undefined);
+  return fleet === parsed.value ? buildSliceTree(fleet, sha256Hex(bytes), bytes, parsed.memberSpans) : buildSliceTree(fleet, sha256Hex(bytes));
 }
