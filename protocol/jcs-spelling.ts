@@ -137,10 +137,8 @@ const CLOSE_ARRAY = 0x5d;
 const MAX_SAFE_DIGITS = [9, 0, 0, 7, 1, 9, 9, 2, 5, 4, 7, 4, 0, 9, 9, 1].map((d) => d + 0x30);
 const nameDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** What {@link canonicalIntegerBytes} vouches for. */
+/** What {@link canonicalIntegerBytes} found. */
 export type CanonicalBytesScan = {
-  /** Every byte is < 0x80 (so the text is its bytes read as latin1, with no decoding). */
-  ascii: boolean;
   /**
    * With `memberSpansOf`: the members of the object that is the value of that top-level member, as
    * `[nameStart, nameEnd, valueStart, valueEnd]` (byte offsets; the name with its quotes) at
@@ -169,7 +167,6 @@ export function canonicalIntegerBytes(b: Uint8Array, maxDepth: number, memberSpa
   const isObject: number[] = [0];
   const prevStart: number[] = [-1];
   const prevEnd: number[] = [-1];
-  let high = 0;
   let collectAt = -1; // offset of the `{` whose members are collected
   let collectDepth = -1; // depth inside that object while it is open
   let spans: Uint32Array | null = null;
@@ -199,7 +196,6 @@ export function canonicalIntegerBytes(b: Uint8Array, maxDepth: number, memberSpa
           i += 6;
           continue;
         }
-        high |= d;
         i++;
       }
       i++; // past the closing quote
@@ -269,7 +265,7 @@ export function canonicalIntegerBytes(b: Uint8Array, maxDepth: number, memberSpa
     } else return null; // whitespace, or not JSON
   }
   if (depth !== 0) return null;
-  return { ascii: high < 0x80, spans: spans === null ? null : spans.subarray(0, 4 * count) };
+  return { spans: spans === null ? null : spans.subarray(0, 4 * count) };
 }
 
 function sameBytes(b: Uint8Array, at: number, want: Uint8Array): boolean {

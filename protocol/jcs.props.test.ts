@@ -226,13 +226,12 @@ const unscannable = (v: unknown): boolean =>
         ? Object.entries(v).some(([k, x]) => /^[0-9]/.test(k) || hasLoneSurrogate(k) || unscannable(x))
         : false;
 
-props('canonicalIntegerBytes vouches for the JCS bytes of any safe-integer JSON without digit-first names, says whether they are ASCII, and the fast path is taken', () => {
+props('canonicalIntegerBytes vouches for the JCS bytes of any safe-integer JSON without digit-first names, and the fast path is taken', () => {
   fc.assert(
     fc.property(intJson, (v) => {
       const bytes = new TextEncoder().encode(canonicalizeLib(v) as string);
       const scan = canonicalIntegerBytes(bytes, 512);
       assert.is(scan !== null, !unscannable(v), canonicalizeLib(v) as string);
-      if (scan !== null) assert.is(scan.ascii, bytes.every((b) => b < 0x80));
     }),
     { numRuns: 1000 },
   );

@@ -16,6 +16,7 @@
  *
  * Pure module: no I/O.
  */
+import { isAscii } from 'node:buffer';
 import canonicalizeLib from 'canonicalize';
 import { canonicalIntegerBytes, canonicalIntegerSpellingMembers, sortedIntegerJsonMembers } from './jcs-spelling.ts';
 import { err, ok, type Result } from './result.ts';
@@ -442,7 +443,7 @@ function canonicalTextFastPath(input: Uint8Array | string, opts: CanonicalTextOp
       let value: unknown;
       try {
         // ASCII bytes are their own latin1 text: no UTF-8 decoding (nor validation) needed.
-        value = JSON.parse(scan.ascii ? latin1(input) : utf8Decoder.decode(input));
+        value = JSON.parse(isAscii(input) ? latin1(input) : utf8Decoder.decode(input));
       } catch {
         return null;
       }

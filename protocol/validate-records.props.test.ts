@@ -8,10 +8,12 @@
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { sampleDescription, sampleFleet } from '../fixtures/artifacts.ts';
-import { FleetDescriptionSchema, FleetResolvedSchema, RevocationsSchema, TrustSchema } from './schema.ts';
+import { defaultsOnlyOnRequired, schemaParser } from './artifact.ts';
+import type { Result } from './result.ts';
+import { FleetDescriptionSchema, FleetResolvedSchema, parseFleetResolved, parseFleetResolvedFillingFirst, RevocationsSchema, TrustSchema, type SchemaError } from './schema.ts';
 import { compileRecordWalk } from './validate-records.ts';
 
 const props = suite('record walk = TypeBox check');
@@ -93,5 +95,30 @@ for (const [what, schema, valid] of cases) {
     assert.ok(objects >= 2);
   });
 }
+
+props('schemaParser: checking before filling defaults gives what filling first gives (fleet.resolved.json, revocations.json)', () => {
+  assert.ok(defaultsOnlyOnRequired(FleetResolvedSchema), 'the fleet takes the check-first path');
+  assert.ok(defaultsOnlyOnRequired(RevocationsSchema));
+  assert.not.ok(defaultsOnlyOnRequired({ ...FleetResolvedSchema, default: {} }), 'a default on the root');
+  assert.not.ok(defaultsOnlyOnRequired(Type.Object({ a: Type.Optional(Type.Array(Type.String(), { default: [] })) })), 'a default on an optional property');
+  assert.not.ok(defaultsOnlyOnRequired(Type.Object({ a: Type.Unknown({ default: 1 }) })), 'a default on a property that takes undefined');
+  assert.not.ok(defaultsOnlyOnRequired(Type.Array(Type.Object({ a: Type.Array(Type.String()) }), { default: [] })), 'a default on an array');
+  const pairs: [unknown, (u: unknown) => Result<unknown, SchemaError>, (u: unknown) => Result<unknown, SchemaError>][] = [
+    [cases[0]![2], parseFleetResolved, parseFleetResolvedFillingFirst],
+    [cases[3]![2], schemaParser(RevocationsSchema, 'revocations.json', { defaults: true }), schemaParser(RevocationsSchema, 'revocations.json', { defaults: true, checkFirst: false })],
+  ];
+  for (const [valid, fast, slow] of pairs) {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 0, maxLength: 6 }), fc.nat(), (picks, change) => {
+        const u = mutate(valid, picks, change);
+        const a = fast(u);
+        const b = slow(u);
+        assert.is(a.ok && a.value === u, b.ok && b.value === u, 'the model is the input exactly when nothing was filled');
+        assert.equal(a.ok ? a.value : a.error, b.ok ? b.value : b.error);
+      }),
+      { numRuns: 1500 },
+    );
+  }
+});
 
 props.run();
