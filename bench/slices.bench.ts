@@ -71,7 +71,7 @@ export default async (): Promise<object> => {
       const v = must(verifyArtifact({ kind: 'fleet', bytes, signature: sig, trust, nowMs, lastAccepted: null, maxBytes: 64 * 2 ** 20 }));
       if (!verifySignature('ed25519', key.publicKeyB64, idx, idxSig)) throw new Error('index signature');
       const index = must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx))));
-      const served = must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined));
+      const served = must(verifyIndexMatchesArtifact(index, v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined, v.hostSpans));
       const t2 = performance.now();
       // One agent: the host in the middle of the tree.
       const host = served.hostnames[Math.floor(hosts / 2)]!;
@@ -128,7 +128,7 @@ function cpHeldMemory(bytes: Uint8Array, sig: Uint8Array, idx: Uint8Array, trust
   gc();
   const m0 = process.memoryUsage();
   const v = must(verifyArtifact({ kind: 'fleet', bytes: bytes.slice(), signature: sig, trust, nowMs, lastAccepted: null, maxBytes: 64 * 2 ** 20 }));
-  const tree = must(verifyIndexMatchesArtifact(must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx)))), v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined));
+  const tree = must(verifyIndexMatchesArtifact(must(parseSliceIndex(JSON.parse(new TextDecoder().decode(idx)))), v.fleet!, v.sha256, v.modelIsCanonical ? v.canonical : undefined, v.hostSpans));
   gc();
   const m1 = process.memoryUsage();
   indexFleet(v.fleet!);
@@ -152,7 +152,7 @@ function cpHeldMemory(bytes: Uint8Array, sig: Uint8Array, idx: Uint8Array, trust
 
 /** As `nixfleet-release sign`: the index from the artefact re-read from its canonical bytes (host entries read from them when the model is their value). */
 function reread(bytes: Uint8Array): ReturnType<typeof buildSliceTree> {
-  const parsed = must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length }));
+  const parsed = must(canonicalBytesOfText(bytes, { integersOnly: true, maxBytes: bytes.length, memberSpansOf: 'hosts' }));
   const fleet = must(parseFleetResolved(parsed.value));
-  return buildSliceTree(fleet, sha256Hex(bytes), fleet === parsed.value ? bytes : undefined);
+  return fleet === parsed.value ? buildSliceTree(fleet, sha256Hex(bytes), bytes, parsed.memberSpans) : buildSliceTree(fleet, sha256Hex(bytes));
 }

@@ -33,6 +33,8 @@ export type InForce = {
   revocations: Revocations | null;
   /** `JCS(fleet) = bytes` (protocol/verify.ts `modelIsCanonical`): the slice tree reads host entries from the bytes. */
   modelIsCanonical: boolean;
+  /** Where the host entries are in `bytes` (protocol/verify.ts `hostSpans`), when the verifier found them. */
+  hostSpans: Uint32Array | null;
 };
 
 export type ArtifactManagerOptions = {
@@ -132,7 +134,7 @@ export class ArtifactManager {
         lastAccepted: { signedAt: row.signedAt, sha256: row.sha256 },
         maxBytes: this.o.maxBytes,
       });
-      if (r.ok) this.setInForce(kind, r.value.canonical, await gzipAsync(r.value.canonical, { level: 6 }), row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null, r.value.modelIsCanonical);
+      if (r.ok) this.setInForce(kind, r.value.canonical, await gzipAsync(r.value.canonical, { level: 6 }), row.signature, r.value.sha256, r.value.signedAt, r.value.fleet ?? null, r.value.revocations ?? null, r.value.modelIsCanonical, r.value.hostSpans ?? null);
       else {
         this.lastError.set(kind, `stored ${kind} artefact no longer verifies: ${r.error.code}: ${r.error.message}`);
         this.o.log.warn('artifact.stored-invalid', { kind, code: r.error.code, message: r.error.message });
@@ -250,8 +252,8 @@ export class ArtifactManager {
     // It is fetched again first: a release committed between this poll's index fetch and its
     // fleet fetch would otherwise leave the new fleet without its index until the next poll, and
     // every host checking in meanwhile would take the full artefact.
-    if (kind === 'fleet') await this.slices.poll({ sha256: v.sha256, fleet: v.fleet ?? null, bytes: v.canonical, modelIsCanonical: v.modelIsCanonical }, this.trust);
-    this.setInForce(kind, v.canonical, await gzipAsync(v.canonical, { level: 6 }), f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null, v.modelIsCanonical);
+    if (kind === 'fleet') await this.slices.poll({ sha256: v.sha256, fleet: v.fleet ?? null, bytes: v.canonical, modelIsCanonical: v.modelIsCanonical, hostSpans: v.hostSpans ?? null }, this.trust);
+    this.setInForce(kind, v.canonical, await gzipAsync(v.canonical, { level: 6 }), f.signature, v.sha256, v.signedAt, v.fleet ?? null, v.revocations ?? null, v.modelIsCanonical, v.hostSpans ?? null);
     if (kind === 'fleet') this.o.onFleetChanged();
   }
 
@@ -269,8 +271,8 @@ export class ArtifactManager {
     await this.o.store.apply([{ kind: 'audit', entry: this.auditEntry(kind, what, data) }]);
   }
 
-  private setInForce(kind: ArtifactKind, bytes: Uint8Array, gzip: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null, modelIsCanonical: boolean): void {
-    this.inForce.set(kind, { kind, bytes, gzip: new Uint8Array(gzip.buffer, gzip.byteOffset, gzip.byteLength), signature, sha256, signedAt, fleet, revocations, modelIsCanonical });
+  private setInForce(kind: ArtifactKind, bytes: Uint8Array, gzip: Uint8Array, signature: Uint8Array, sha256: string, signedAt: string, fleet: FleetResolved | null, revocations: Revocations | null, modelIsCanonical: boolean, hostSpans: Uint32Array | null): void {
+    this.inForce.set(kind, { kind, bytes, gzip: new Uint8Array(gzip.buffer, gzip.byteOffset, gzip.byteLength), signature, sha256, signedAt, fleet, revocations, modelIsCanonical, hostSpans });
     if (kind === 'revocations' && revocations !== null) {
       const m = new Map<string, number>();
       for (const rv of revocations.revocations) {

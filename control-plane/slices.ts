@@ -34,7 +34,7 @@ export type SliceServiceOptions = {
 };
 
 /** What the check needs of the fleet artefact (in force, or about to be). */
-export type FleetInForce = Pick<InForce, 'sha256' | 'fleet' | 'bytes' | 'modelIsCanonical'>;
+export type FleetInForce = Pick<InForce, 'sha256' | 'fleet' | 'bytes' | 'modelIsCanonical' | 'hostSpans'>;
 
 type Ready = { tree: SliceTree; indexText: string; indexSignature: string; indexSha256: string; artifactSha256: string };
 
@@ -122,8 +122,9 @@ export class SliceService {
       return;
     }
     // The root is recomputed from the verified artefact; its host entries are read from its
-    // verified bytes when they are exactly the model's JCS (no serialisation of 100,000 entries).
-    const match = verifyIndexMatchesArtifact(v.value.index, fleet.fleet, fleet.sha256, fleet.modelIsCanonical ? fleet.bytes : undefined);
+    // verified bytes when they are exactly the model's JCS (no serialisation of 100,000 entries),
+    // where the verifier found them.
+    const match = verifyIndexMatchesArtifact(v.value.index, fleet.fleet, fleet.sha256, fleet.modelIsCanonical ? fleet.bytes : undefined, fleet.hostSpans ?? undefined);
     if (!match.ok) {
       await this.refuse(match.error.code, match.error.message, v.value.sha256);
       return;

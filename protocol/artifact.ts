@@ -6,7 +6,7 @@
  *
  * Pure module: no I/O.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Kind, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { err, ok, type Result } from './result.ts';
 import { compile, compileDefaults, type Issue } from './validate.ts';
 import { Enum, Nullable, TimestampUtc } from './vocab.ts';
@@ -64,16 +64,20 @@ export type ParserOptions = {
    * (so that every issue is reported at once) and must therefore test what they read.
    */
   semantic?: (u: unknown, add: (path: string, message: string) => void) => void;
+  /** With `defaults`: check before filling when that is the same (see `schemaParser`); false only to test the other path. */
+  checkFirst?: boolean;
 };
 
 /** `parseX(u: unknown)` for one artefact: compiled once, here, at module load of its module. */
 export function schemaParser<S extends TSchema>(schema: S, what: string, opts: ParserOptions = {}): (u: unknown) => Result<Static<S>, SchemaError> {
-  const validator = compile(schema);
+  // Artefacts hold large records (100,000 hosts): walked in place (protocol/validate-records.ts).
+  const validator = compile(schema, { walkRecords: true });
   const fill = opts.defaults === true ? compileDefaults(schema) : (u: unknown) => u;
-  return (u) => {
-    const filled = fill(u);
-    const v = opts.normalise === undefined ? filled : opts.normalise(filled);
-    const issues = validator.check(v) ? [] : validator.issues(v);
+  // When every default of the schema is on a required property that refuses `undefined`, a value
+  // that passes the check has nothing to fill: the defaults pass would give it back as it is, so
+  // it is not run (issue 19: a walk of 100,000 host entries). A property compares both paths.
+  const checkFirst = opts.defaults === true && opts.checkFirst !== false && defaultsOnlyOnRequired(schema);
+  const rules = (v: unknown, issues: SchemaIssue[]): Result<Static<S>, SchemaError> => {
     if (opts.semantic !== undefined) {
       const seen = new Set(issues.map((i) => i.path));
       opts.semantic(v, (path, message) => {
@@ -82,6 +86,42 @@ export function schemaParser<S extends TSchema>(schema: S, what: string, opts: P
     }
     return issues.length === 0 ? ok(v as Static<S>) : err(schemaError(what, issues));
   };
+  return (u) => {
+    if (checkFirst && validator.check(u) && (opts.normalise === undefined || opts.normalise(u) === u)) return rules(u, []);
+    const filled = fill(u);
+    const v = opts.normalise === undefined ? filled : opts.normalise(filled);
+    return rules(v, validator.check(v) ? [] : validator.issues(v));
+  };
+}
+
+/**
+ * Is every `default` of `schema` on a required object property whose schema refuses `undefined`
+ * (so that the defaults pass of protocol/validate.ts has nothing to fill in a value the check
+ * accepts)? A default anywhere else (optional property, record or array item, the root) says no.
+ */
+export function defaultsOnlyOnRequired(schema: TSchema): boolean {
+  const seen = new Set<object>();
+  const visit = (s: unknown, allowed: boolean): boolean => {
+    if (s === null || typeof s !== 'object') return true;
+    if (Array.isArray(s)) return s.every((x) => visit(x, false));
+    if (seen.has(s)) return true;
+    seen.add(s);
+    const o = s as TSchema;
+    if (o['default'] !== undefined && !allowed) return false;
+    if (o[Kind] === 'Object' && typeof o['properties'] === 'object' && o['properties'] !== null) {
+      const required = new Set((o['required'] as string[] | undefined) ?? []);
+      for (const [k, p] of Object.entries(o['properties'] as Record<string, TSchema>)) if (!visit(p, required.has(k) && !acceptsUndefined(p))) return false;
+    }
+    for (const [k, v] of Object.entries(o)) if (k !== 'properties' && k !== 'default' && !visit(v, false)) return false;
+    return true;
+  };
+  return visit(schema, false);
+}
+
+function acceptsUndefined(s: TSchema): boolean {
+  const k = s[Kind];
+  if (k === 'Unknown' || k === 'Any' || k === 'Undefined' || k === 'Void') return true;
+  return k === 'Union' && (s['anyOf'] as TSchema[]).some(acceptsUndefined);
 }
 
 /** `u` as a plain object, or null: for semantic rules that must not trust the structure. */

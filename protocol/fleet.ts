@@ -199,9 +199,10 @@ function fleetRules(u: unknown, add: (path: string, message: string) => void): v
   refs('channelEdges', channels, 'channel');
 }
 
+const fleetParserOptions = { defaults: true, normalise: oldChannelEdgeSpelling, semantic: fleetRules };
+
 /** `fleet.resolved.json` (SPEC §2.2), including referential checks (hosts → channels → policies). */
-export const parseFleetResolved: (u: unknown) => Result<FleetResolved, SchemaError> = schemaParser(FleetResolvedSchema, 'fleet.resolved.json', {
-  defaults: true,
-  normalise: oldChannelEdgeSpelling,
-  semantic: fleetRules,
-});
+export const parseFleetResolved: (u: unknown) => Result<FleetResolved, SchemaError> = schemaParser(FleetResolvedSchema, 'fleet.resolved.json', fleetParserOptions);
+
+/** {@link parseFleetResolved} always filling defaults before the check: the reference its check-first path is tested against. */
+export const parseFleetResolvedFillingFirst: (u: unknown) => Result<FleetResolved, SchemaError> = schemaParser(FleetResolvedSchema, 'fleet.resolved.json', { ...fleetParserOptions, checkFirst: false });

@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import canonicalizeLib from 'canonicalize';
-import { canonicalBytes, canonicalBytesOfText, canonicalize, parseJsonStrict, type ParseOptions } from './jcs.ts';
-import { canonicalIntegerSpellingMembers } from './jcs-spelling.ts';
+import { canonicalBytes, canonicalBytesOfText, canonicalize, hasLoneSurrogate, parseJsonStrict, type ParseOptions } from './jcs.ts';
+import { canonicalIntegerBytes, canonicalIntegerSpellingMembers } from './jcs-spelling.ts';
+import { topLevelMemberSpans } from './json-spans.ts';
 
 const RUNS = { numRuns: 300 };
 const canon = (v: unknown): string => {
@@ -169,6 +170,21 @@ const respell: ((t: string, at: number) => string)[] = [
   (t) => `[${t},{"a":{"c":1,"c":1}}]`,
   (t) => `[${t},"\u007f\u2028"]`,
   (t) => `[${t},9007199254740992,-9007199254740991]`,
+  (t) => `[${t},-9007199254740992,1234567890123456,9007199254740991]`,
+  (t) => `[${t},12345678901234567]`,
+  // Member names whose byte order is not their UTF-16 order (RFC 8785 §3.2.3 sorts by code units):
+  // U+FFFF sorts after U+1F600 in bytes (EF… < F0…) but before it in code units (FFFF > D83D).
+  (t) => `[${t},{"\uffff":1,"😀":2}]`,
+  (t) => `[${t},{"😀":1,"\uffff":2}]`,
+  // An escaped quote (0x22) sorts before "#" (0x23), but its escape's backslash (0x5c) after it.
+  (t) => `[${t},{"a\\"":1,"a#":2}]`,
+  (t) => `[${t},{"a#":1,"a\\"":2}]`,
+  (t) => `[${t},{"a\\u0001":1,"a\\n":2}]`,
+  (t) => `[${t},{"a\\n":1,"a\\u0001":2}]`,
+  (t) => `[${t},{"ab":1,"a":2},{"a":1,"ab":2}]`,
+  (t) => `{"z":${t},"y":1}`,
+  (t) => `[${t},{"a":[{"b":1,"c":{"d":[1,{"e":2,"e":3}]}}]}]`,
+  (t) => `[${t},[[[[[[[[1]]]]]]]]]`,
 ];
 
 props('canonicalBytesOfText with integersOnly (the artefacts): the fast path, spelling check included, gives what the strict path gives', () => {
@@ -183,6 +199,88 @@ props('canonicalBytesOfText with integersOnly (the artefacts): the fast path, sp
       assert.is(got, strictPath(text, opts), text);
     }),
     { numRuns: 2000 },
+  );
+});
+
+props('canonicalBytesOfText with integersOnly and a depth limit: the fast paths give what the strict path gives', () => {
+  fc.assert(
+    fc.property(intJson, fc.nat(), fc.nat(respell.length - 1), fc.integer({ min: 1, max: 4 }), (v, at, m, maxDepth) => {
+      // As bytes, a lone surrogate a respelling made becomes U+FFFD: the strict path reads those bytes.
+      const text = new TextDecoder().decode(new TextEncoder().encode(respell[m]!(canonicalizeLib(v) as string, at)));
+      const opts: ParseOptions = { integersOnly: true, maxDepth };
+      const r = canonicalBytesOfText(new TextEncoder().encode(text), opts);
+      const got = r.ok ? `ok ${new TextDecoder().decode(r.value.bytes)}` : `error ${r.error.code}`;
+      assert.is(got, strictPath(text, opts), text);
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+/** Does `v` have, at any depth, a member name starting with a digit or a lone surrogate (which JCS escapes as `\udxxx`)? */
+const unscannable = (v: unknown): boolean =>
+  typeof v === 'string'
+    ? hasLoneSurrogate(v)
+    : Array.isArray(v)
+      ? v.some(unscannable)
+      : v !== null && typeof v === 'object'
+        ? Object.entries(v).some(([k, x]) => /^[0-9]/.test(k) || hasLoneSurrogate(k) || unscannable(x))
+        : false;
+
+props('canonicalIntegerBytes vouches for the JCS bytes of any safe-integer JSON without digit-first names, and the fast path is taken', () => {
+  fc.assert(
+    fc.property(intJson, (v) => {
+      const bytes = new TextEncoder().encode(canonicalizeLib(v) as string);
+      const scan = canonicalIntegerBytes(bytes, 512);
+      assert.is(scan !== null, !unscannable(v), canonicalizeLib(v) as string);
+    }),
+    { numRuns: 1000 },
+  );
+  // Only the one-pass path reports member spans: a canonical artefact takes it.
+  const r = canonicalBytesOfText(new TextEncoder().encode('{"a":[1],"hosts":{"h1":{"x":1},"h2":{}},"z":null}'), { integersOnly: true, memberSpansOf: 'hosts' });
+  assert.ok(r.ok && r.value.memberSpans !== undefined);
+});
+
+props('canonicalIntegerBytes refuses what the serialiser would not write; the names are compared in UTF-16 order', () => {
+  const enc = (t: string) => new TextEncoder().encode(t);
+  for (const bad of ['{ }', '[1.0]', '[1e2]', '[-0]', '[01]', '[-]', '["\\/"]', '["\\u0041"]', '["\\u000a"]', '["\\u001F"]', '["\\ud83d\\ude00"]', '[1 ]', '\n1', '[9007199254740992]', '[-9007199254740992]', '[12345678901234567]',
+    '{"b":1,"a":2}', '{"a":1,"a":2}', '{"ab":1,"a":2}', '{"1":1}', '{"a":{"1b":1}}', '{"\uffff":1,"😀":2}', '{"a#":1,"a\\"":2}', '{"a\\n":1,"a\\u0001":2}', '[[[1]]]', '{"a":1', '"abc', '}{']) {
+    assert.is(canonicalIntegerBytes(enc(bad), 2), null, bad);
+  }
+  for (const good of ['{}', '[]', '[[1]]', '{"a":1,"ab":2}', '{"😀":1,"\uffff":2}', '{"a\\"":1,"a#":2}', '{"a\\u0001":1,"a\\n":2}', '[9007199254740991,-9007199254740991,1234567890123456,0,-1]', '{"é":{"x":"\\u001f\\n"},"ü":true}']) {
+    assert.ok(canonicalIntegerBytes(enc(good), 2) !== null, good);
+  }
+});
+
+/** Names that stress a byte scanner: quotes, backslashes, control characters, digits, non-ASCII, JSON punctuation. */
+const nasty = fc.oneof(fc.string({ unit: 'binary', maxLength: 8 }), fc.constantFrom('"hosts"', 'hosts', 'a"b', 'a\\b', '\\', '"', '{', '}', '[]', ',', ':', 'é', '\u2028', '😀', '\uffff', '\u0001', '\u007f', 'a,"b":{'));
+
+props('canonicalIntegerBytes: the member spans it reports are the ones protocol/json-spans.ts finds', () => {
+  fc.assert(
+    fc.property(fc.dictionary(nasty, intJson, { maxKeys: 8 }), fc.dictionary(nasty, intJson, { maxKeys: 4 }), nasty, (inner, others, key) => {
+      const top: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(others)) Object.defineProperty(top, k, { value: x, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(top, key, { value: inner, enumerable: true, writable: true, configurable: true });
+      const bytes = new TextEncoder().encode(canonicalizeLib(top) as string);
+      const name = new TextEncoder().encode(JSON.stringify(key));
+      const scan = canonicalIntegerBytes(bytes, 512, name);
+      assert.is(scan !== null, !unscannable(top));
+      if (scan !== null) assert.equal(scan.spans === null ? null : [...scan.spans], [...topLevelMemberSpans(bytes, name)!]);
+      // No such member, or not an object: no spans.
+      if (scan !== null) assert.is(canonicalIntegerBytes(bytes, 512, new TextEncoder().encode(JSON.stringify(`${key}\u0000absent`)))!.spans, null);
+    }),
+    { numRuns: 500 },
+  );
+  assert.is(canonicalIntegerBytes(new TextEncoder().encode('{"hosts":[1]}'), 512, new TextEncoder().encode('"hosts"'))!.spans, null);
+  assert.is(canonicalIntegerBytes(new TextEncoder().encode('{"a":{"hosts":{"b":1}}}'), 512, new TextEncoder().encode('"hosts"'))!.spans, null);
+});
+
+props('canonicalIntegerBytes never throws and always ends, on any bytes', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.string({ maxLength: 40 }), (b, s) => {
+      canonicalIntegerBytes(b, 4, new TextEncoder().encode('"hosts"'));
+      canonicalIntegerBytes(new TextEncoder().encode(`{"hosts":${s}`), 4, new TextEncoder().encode('"hosts"'));
+    }),
+    { numRuns: 500 },
   );
 });
 

@@ -16,8 +16,9 @@
  *
  * Pure module: no I/O.
  */
+import { isAscii } from 'node:buffer';
 import canonicalizeLib from 'canonicalize';
-import { canonicalIntegerSpellingMembers, sortedIntegerJsonMembers } from './jcs-spelling.ts';
+import { canonicalIntegerBytes, canonicalIntegerSpellingMembers, sortedIntegerJsonMembers } from './jcs-spelling.ts';
 import { err, ok, type Result } from './result.ts';
 
 export type JcsErrorCode = 'TOO_LARGE' | 'PARSE_ERROR' | 'DUPLICATE_KEY' | 'NOT_CANONICALIZABLE';
@@ -386,18 +387,42 @@ export function canonicalBytes(value: unknown): Result<Uint8Array, JcsError> {
 // strict parser; canonical text never escapes a paired one).
 const ESCAPED_SURROGATE = /\\ud[89a-f]/;
 
+/** {@link canonicalBytesOfText}'s options: the parser's, and which member spans to report. */
+export type CanonicalTextOptions = ParseOptions & {
+  /**
+   * The name of a top-level member whose value is an object (`hosts` of fleet.resolved.json): when
+   * the bytes are found canonical in one pass, the result carries that object's member spans.
+   */
+  memberSpansOf?: string;
+};
+
+/** The value of received text and the canonical bytes a signature covers. */
+export type CanonicalText = {
+  value: unknown;
+  bytes: Uint8Array;
+  /**
+   * Only when asked (`memberSpansOf`), the input was bytes found canonical in one pass (so `bytes`
+   * is the input) and the member exists as an object: `[nameStart, nameEnd, valueStart, valueEnd]`
+   * of each of its members, in `bytes`, in order (protocol/jcs-spelling.ts `canonicalIntegerBytes`).
+   */
+  memberSpans?: Uint32Array;
+};
+
 /**
  * Parse strictly, then canonicalise: the bytes a signature covers for received text (SPEC §2.1).
  *
- * Fast path for text that is already canonical (every artefact our release tool publishes): the
- * native `JSON.parse`, a walk (plain data, key order, depth, numbers) and the native serialiser
- * giving back exactly the input prove it canonical — a duplicate member, a number the strict
- * parser would refuse, whitespace or any other spelling would not survive the round trip —, so
- * the result is what the strict path gives, and `bytes` is the input. Anything else (including
- * every refusal) takes the strict parser and `canonicalize`, with their codes. A property checks
- * that both paths agree.
+ * Fast paths for text that is already canonical (every artefact our release tool publishes), whose
+ * result is what the strict path gives, and `bytes` is the input:
+ * - bytes with `integersOnly` (the artefacts): one pass over the bytes proves them canonical
+ *   (spelling, safe integers, depth, member names strictly ascending: no duplicate) and the native
+ *   `JSON.parse` gives the value (and proves the grammar);
+ * - otherwise the native `JSON.parse`, a walk (plain data, key order, depth, numbers) and the
+ *   native serialiser giving back exactly the input — a duplicate member, a number the strict
+ *   parser would refuse, whitespace or any other spelling would not survive the round trip.
+ * Anything else (including every refusal) takes the strict parser and `canonicalize`, with their
+ * codes. Properties check that the paths agree.
  */
-export function canonicalBytesOfText(input: Uint8Array | string, opts: ParseOptions = {}): Result<{ value: unknown; bytes: Uint8Array }, JcsError> {
+export function canonicalBytesOfText(input: Uint8Array | string, opts: CanonicalTextOptions = {}): Result<CanonicalText, JcsError> {
   const fast = canonicalTextFastPath(input, opts);
   if (fast !== null) return ok(fast);
   const parsed = parseJsonStrict(input, opts);
@@ -406,11 +431,25 @@ export function canonicalBytesOfText(input: Uint8Array | string, opts: ParseOpti
   return bytes.ok ? ok({ value: parsed.value, bytes: bytes.value }) : bytes;
 }
 
-function canonicalTextFastPath(input: Uint8Array | string, opts: ParseOptions): { value: unknown; bytes: Uint8Array } | null {
+function canonicalTextFastPath(input: Uint8Array | string, opts: CanonicalTextOptions): CanonicalText | null {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
   const isBytes = typeof input !== 'string';
   const size = isBytes ? input.byteLength : utf8Length(input);
   if (size > maxBytes) return null;
+  if (isBytes && opts.integersOnly === true) {
+    const scan = canonicalIntegerBytes(input, maxDepth, opts.memberSpansOf === undefined ? undefined : utf8Encoder.encode(JSON.stringify(opts.memberSpansOf)));
+    if (scan !== null) {
+      let value: unknown;
+      try {
+        // ASCII bytes are their own latin1 text: no UTF-8 decoding (nor validation) needed.
+        value = JSON.parse(isAscii(input) ? latin1(input) : utf8Decoder.decode(input));
+      } catch {
+        return null;
+      }
+      return scan.spans === null ? { value, bytes: input } : { value, bytes: input, memberSpans: scan.spans };
+    }
+  }
   let text: string;
   if (isBytes) {
     try {
@@ -429,7 +468,6 @@ function canonicalTextFastPath(input: Uint8Array | string, opts: ParseOptions): 
   } catch {
     return null;
   }
-  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
   if (opts.integersOnly === true) {
     // Sorted, spelt token by token as the serialiser spells it, and with as many members as the
     // text has (a duplicate name would leave the value one member short): the serialiser would
@@ -441,4 +479,9 @@ function canonicalTextFastPath(input: Uint8Array | string, opts: ParseOptions): 
   if (!isSortedJson(value, 0, maxDepth, opts.integersOnly ?? false)) return null;
   if (JSON.stringify(value) !== text) return null;
   return { value, bytes: isBytes ? input : utf8Encoder.encode(text) };
+}
+
+/** ASCII bytes as a string (each byte one code unit). */
+function latin1(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }

@@ -15,6 +15,7 @@ import * as assert from 'uvu/assert';
 import { sampleFleet } from '../fixtures/artifacts.ts';
 import { sha256Bytes, sha256Hex, sha256Into } from './crypto.ts';
 import { canonicalBytes, canonicalize } from './jcs.ts';
+import { canonicalIntegerBytes } from './jcs-spelling.ts';
 import { topLevelMemberSpans } from './json-spans.ts';
 import { mthRecursive, pathRecursive } from '../fixtures/merkle-reference.ts';
 import { inclusionProofFromFlatLevels, leafHash, merkleLevelsFlat } from './merkle.ts';
@@ -121,6 +122,23 @@ props('buildSliceTree: host entries read from JCS(fleet) give the tree serialise
         same(buildSliceTree(fleet, sha, jcs(fewer)), model);
       }
       same(buildSliceTree(fleet, sha, utf8.encode('{"hosts":[]}')), model);
+      // The spans the verifier's one-pass check found in the same bytes give the same tree; spans
+      // naming other hosts (those of bytes without one host) are not used.
+      const hostsKey = utf8.encode('"hosts"');
+      const scan = canonicalIntegerBytes(bytes, 512, hostsKey);
+      if (scan !== null && scan.spans !== null) {
+        same(buildSliceTree(fleet, sha, bytes, scan.spans), model);
+        const fewer: FleetResolved = { ...fleet, hosts: { ...fleet.hosts } };
+        delete fewer.hosts[h];
+        const fewerSpans = canonicalIntegerBytes(jcs(fewer), 512, hostsKey)?.spans;
+        if (fewerSpans !== undefined && fewerSpans !== null && names.length > 1) same(buildSliceTree(fleet, sha, bytes, fewerSpans), model);
+        same(buildSliceTree(fleet, sha, bytes, new Uint32Array(0)), model);
+        // …and they are used: the other artefact's bytes and spans give the other artefact's tree.
+        const otherBytes = jcs(other);
+        const otherSpans = canonicalIntegerBytes(otherBytes, 512, hostsKey)?.spans;
+        assert.ok(otherSpans !== undefined && otherSpans !== null);
+        same(buildSliceTree(fleet, sha, otherBytes, otherSpans), buildSliceTree(other, sha));
+      }
     }),
     { numRuns: 150 },
   );

@@ -120,7 +120,12 @@ function jcsText(value: unknown): string {
 }
 
 /** The per-channel and per-wave texts every leaf is composed of (see {@link sliceLeafTexts}). */
-function leafComposer(fleet: FleetResolved): { channelMember: (channel: string) => string; wave: (hostname: string, channel: string) => string; text: (hostname: string, hostText: string) => string } {
+function leafComposer(fleet: FleetResolved): {
+  channelMember: (channel: string) => string;
+  wave: (hostname: string, channel: string) => string;
+  wavesOf: (channel: string) => Map<string, string> | undefined;
+  text: (hostname: string, hostText: string) => string;
+} {
   // channel → host → the wave member's text, first listing wins (as in `sliceLeaves`).
   const waveText = new Map<string, Map<string, string>>();
   for (const [channel, waves] of Object.entries(fleet.waves)) {
@@ -149,7 +154,7 @@ function leafComposer(fleet: FleetResolved): { channelMember: (channel: string) 
     const channel = fleet.hosts[hostname]!.channel;
     return `{"channel":${channelMember(channel)},"host":${hostText},"hostname":${JSON.stringify(hostname)},"schemaVersion":1,"wave":${wave(hostname, channel)}}`;
   };
-  return { channelMember, wave, text };
+  return { channelMember, wave, wavesOf: (channel) => waveText.get(channel), text };
 }
 
 /**
@@ -173,28 +178,39 @@ const HOSTNAME_MEMBER = utf8.encode(',"hostname":');
 /**
  * Where each host entry of the canonical artefact bytes is (`[nameStart, nameEnd, valueStart,
  * valueEnd]` per host, in `hostnames` order), or null when the bytes do not list exactly these
- * hosts, in this order, under the top-level `hosts`.
+ * hosts, in this order, under the top-level `hosts`. `known`: the spans the verifier found in the
+ * same bytes (protocol/verify.ts `hostSpans`), checked here the same way instead of scanning again.
  */
-function hostSpans(canonical: Uint8Array, hostnames: readonly string[]): Uint32Array | null {
-  const spans = topLevelMemberSpans(canonical, HOSTS_KEY);
+function hostSpans(canonical: Uint8Array, hostnames: readonly string[], known?: Uint32Array): Uint32Array | null {
+  const spans = known ?? topLevelMemberSpans(canonical, HOSTS_KEY);
   if (spans === null || spans.length !== 4 * hostnames.length) return null;
-  for (let i = 0; i < hostnames.length; i++) if (!isJsonStringAt(canonical, spans[4 * i]!, spans[4 * i + 1]!, hostnames[i]!)) return null;
+  for (let i = 0; i < hostnames.length; i++) {
+    const ns = spans[4 * i]!;
+    const ne = spans[4 * i + 1]!;
+    const vs = spans[4 * i + 2]!;
+    const ve = spans[4 * i + 3]!;
+    // (Known spans are the verifier's own: shaped as a scan's — name, `:`, an object — and named as the model's hosts.)
+    if (vs !== ne + 1 || canonical[ne] !== 0x3a || canonical[vs] !== 0x7b || canonical[ve - 1] !== 0x7d || ve > canonical.length || !isJsonStringAt(canonical, ns, ne, hostnames[i]!)) return null;
+  }
   return spans;
 }
 
 /** Are the bytes [start, end) the UTF-8 of `JSON.stringify(s)`? */
 function isJsonStringAt(b: Uint8Array, start: number, end: number, s: string): boolean {
-  const q = JSON.stringify(s);
-  if (q.length === end - start) {
-    let ascii = true;
-    for (let k = 0; k < q.length && ascii; k++) {
-      const c = q.charCodeAt(k);
-      if (c >= 0x80) ascii = false;
-      else if (b[start + k] !== c) return false;
+  if (end - start === s.length + 2 && b[start] === 0x22 && b[end - 1] === 0x22) {
+    // Printable ASCII other than `"` and `\` is written as itself: compare in place.
+    let plain = true;
+    for (let k = 0; k < s.length; k++) {
+      const c = s.charCodeAt(k);
+      if (c < 0x20 || c === 0x22 || c === 0x5c || c >= 0x80) {
+        plain = false;
+        break;
+      }
+      if (b[start + 1 + k] !== c) return false;
     }
-    if (ascii) return true;
+    if (plain) return true;
   }
-  const want = utf8.encode(q);
+  const want = utf8.encode(JSON.stringify(s));
   if (want.length !== end - start) return false;
   for (let k = 0; k < want.length; k++) if (b[start + k] !== want[k]) return false;
   return true;
@@ -204,20 +220,35 @@ function isJsonStringAt(b: Uint8Array, start: number, end: number, s: string): b
  * The leaf hashes (flat, 32 bytes each) with every host entry taken from the canonical bytes: the
  * leaf's bytes are `{"channel":…,"host":` + the entry's bytes + `,"hostname":` + the name's bytes +
  * `,"schemaVersion":1,"wave":…}`, assembled in one buffer and hashed natively — no text per leaf.
+ * The per-channel and per-wave parts are encoded once each.
  */
-function leafHashesOfSpans(fleet: FleetResolved, hostnames: readonly string[], c: ReturnType<typeof leafComposer>, b: Uint8Array, spans: Uint32Array): Uint8Array {
+function leafHashesOfSpans(hosts: FleetResolved['hosts'], hostnames: readonly string[], c: ReturnType<typeof leafComposer>, b: Uint8Array, spans: Uint32Array): Uint8Array {
   const prefixes = new Map<string, Uint8Array>();
   const suffixes = new Map<string, Uint8Array>();
   const out = new Uint8Array(HASH_BYTES * hostnames.length);
   let scratch = new Uint8Array(4096);
+  let channel: string | null = null;
+  let waves: Map<string, string> | undefined;
+  let prefix: Uint8Array = new Uint8Array(0);
+  let wave: string | null = null;
+  let suffix: Uint8Array = new Uint8Array(0);
   for (let i = 0; i < hostnames.length; i++) {
     const name = hostnames[i]!;
-    const channel = fleet.hosts[name]!.channel;
-    let prefix = prefixes.get(channel);
-    if (prefix === undefined) prefixes.set(channel, (prefix = utf8.encode(`\u0000{"channel":${c.channelMember(channel)},"host":`)));
-    const wave = c.wave(name, channel);
-    let suffix = suffixes.get(wave);
-    if (suffix === undefined) suffixes.set(wave, (suffix = utf8.encode(`,"schemaVersion":1,"wave":${wave}}`)));
+    const ch = hosts[name]!.channel;
+    if (ch !== channel) {
+      channel = ch;
+      waves = c.wavesOf(ch);
+      let p = prefixes.get(ch);
+      if (p === undefined) prefixes.set(ch, (p = utf8.encode(`\u0000{"channel":${c.channelMember(ch)},"host":`)));
+      prefix = p;
+    }
+    const w = waves?.get(name) ?? 'null';
+    if (w !== wave) {
+      wave = w;
+      let x = suffixes.get(w);
+      if (x === undefined) suffixes.set(w, (x = utf8.encode(`,"schemaVersion":1,"wave":${w}}`)));
+      suffix = x;
+    }
     const ns = spans[4 * i]!;
     const ne = spans[4 * i + 1]!;
     const vs = spans[4 * i + 2]!;
@@ -230,8 +261,7 @@ function leafHashesOfSpans(fleet: FleetResolved, hostnames: readonly string[], c
     o += ve - vs;
     scratch.set(HOSTNAME_MEMBER, o);
     o += HOSTNAME_MEMBER.length;
-    scratch.set(b.subarray(ns, ne), o);
-    o += ne - ns;
+    for (let k = ns; k < ne; k++) scratch[o++] = b[k]!;
     scratch.set(suffix, o);
     o += suffix.length;
     sha256Into(scratch.subarray(0, o), out, HASH_BYTES * i);
@@ -267,17 +297,19 @@ export type SliceTree = {
  * artefact — `JCS(fleet.hosts[h])` is the value of member `h` of the top-level `hosts` in
  * `JCS(fleet)` — rather than a serialisation of the model (100,000 of them at 100,000 hosts);
  * when the bytes do not list exactly the model's hosts, the entries are serialised as without
- * them. The leaves are the same either way (a property checks it).
+ * them. The leaves are the same either way (a property checks it). `knownHostSpans`: where the
+ * verifier found the host entries in `canonical` (protocol/verify.ts `hostSpans`) instead of a second
+ * scan; their names are checked against the model's as a scan's are.
  */
-export function buildSliceTree(fleet: FleetResolved, artifactSha256: string, canonical?: Uint8Array): SliceTree {
-  const hostnames = Object.keys(fleet.hosts).sort();
+export function buildSliceTree(fleet: FleetResolved, artifactSha256: string, canonical?: Uint8Array, knownHostSpans?: Uint32Array): SliceTree {
+  const hostnames = sortedKeys(fleet.hosts);
   if (hostnames.length === 0) throw new RangeError('a fleet with no hosts has no slices');
   const c = leafComposer(fleet);
-  const spans = canonical === undefined ? null : hostSpans(canonical, hostnames);
+  const spans = canonical === undefined ? null : hostSpans(canonical, hostnames, knownHostSpans);
   let leafHashes: Uint8Array;
   let leafText: (i: number) => string;
   if (canonical !== undefined && spans !== null) {
-    leafHashes = leafHashesOfSpans(fleet, hostnames, c, canonical, spans);
+    leafHashes = leafHashesOfSpans(fleet.hosts, hostnames, c, canonical, spans);
     leafText = (i) => c.text(hostnames[i]!, utf8Decode.decode(canonical.subarray(spans[4 * i + 2]!, spans[4 * i + 3]!)));
   } else {
     const texts = hostnames.map((h) => c.text(h, jcsText(fleet.hosts[h]!)));
@@ -298,6 +330,16 @@ export function buildSliceTree(fleet: FleetResolved, artifactSha256: string, can
     meta: { schemaVersion: 1, signedAt: meta.signedAt, ciCommit: meta.ciCommit, ...(meta.signatureAlgorithm === undefined ? {} : { signatureAlgorithm: meta.signatureAlgorithm }) },
   };
   return { index, hostnames, leafText, levels };
+}
+
+/**
+ * `Object.keys(o).sort()`, without the sort when the keys already come in order (a canonical
+ * model lists its members in JCS order: one comparison per key instead of a sort of 100,000).
+ */
+function sortedKeys(o: object): string[] {
+  const keys = Object.keys(o);
+  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return keys.sort();
+  return keys;
 }
 
 /** The slice of one host, or null when the host is not in the tree. */
@@ -335,11 +377,11 @@ export function parseSliceIndex(u: unknown): Result<SliceIndex, SliceError> {
 /**
  * Does this index describe this artefact? Recomputes the tree from the artefact and compares
  * root, leaf count, artefact hash and meta — what the CP checks before it serves any slice.
- * `canonical`: as for {@link buildSliceTree} (only when the bytes are exactly `JCS(fleet)`).
+ * `canonical`, `knownHostSpans`: as for {@link buildSliceTree} (only when the bytes are exactly `JCS(fleet)`).
  */
-export function verifyIndexMatchesArtifact(index: SliceIndex, fleet: FleetResolved, artifactSha256: string, canonical?: Uint8Array): Result<SliceTree, SliceError> {
+export function verifyIndexMatchesArtifact(index: SliceIndex, fleet: FleetResolved, artifactSha256: string, canonical?: Uint8Array, knownHostSpans?: Uint32Array): Result<SliceTree, SliceError> {
   if (index.artifactSha256 !== artifactSha256) return err({ code: 'INDEX_MISMATCH', message: `index names artefact ${index.artifactSha256}, the artefact is ${artifactSha256}` });
-  const tree = buildSliceTree(fleet, artifactSha256, canonical);
+  const tree = buildSliceTree(fleet, artifactSha256, canonical, knownHostSpans);
   const want = tree.index;
   if (index.root !== want.root || index.leafCount !== want.leafCount) {
     return err({ code: 'INDEX_MISMATCH', message: `index root ${index.root} over ${index.leafCount} leaves, the artefact gives ${want.root} over ${want.leafCount}` });

@@ -19,6 +19,7 @@
 import { Kind, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ValueErrorType, type ValueError, type ValueErrorIterator } from '@sinclair/typebox/errors';
+import { compileRecordWalk } from './validate-records.ts';
 
 /** One bad field: where (`$.a.b[0]`) and what is wrong. */
 export type Issue = { path: string; message: string };
@@ -34,6 +35,12 @@ export type Validator<T extends TSchema> = {
 export type CompileOptions = {
   /** Message for a field the schema does not know (default "unknown field"). */
   unknownField?: string;
+  /**
+   * Check first with protocol/validate-records.ts (large records walked in place, not through
+   * `Object.entries`), and with TypeBox's compiled check only when that refuses: for artefacts
+   * with 100,000 hosts. The answer is TypeBox's either way.
+   */
+  walkRecords?: boolean;
 };
 
 /** Compile `schema` once (call at module load, never per request). */
@@ -41,12 +48,14 @@ export function compile<T extends TSchema>(schema: T, opts: CompileOptions = {})
   // Compiled on first use: a program start-up (`nixfleet --help`) must not compile every schema
   // of every module it imports.
   let compiled: TypeCheck<T> | null = null;
+  let walk: ((u: unknown) => boolean) | null = null;
   let ids: Map<string, TSchema> | null = null;
   const get = (): TypeCheck<T> => (compiled ??= TypeCompiler.Compile(schema));
   const unknownField = opts.unknownField ?? 'unknown field';
+  const check = opts.walkRecords === true ? (u: unknown): boolean => (walk ??= compileRecordWalk(schema))(u) || get().Check(u) : (u: unknown): boolean => get().Check(u);
   return {
     schema,
-    check: (u): u is Static<T> => get().Check(u),
+    check: (u): u is Static<T> => check(u),
     issues: (u, limit = Infinity) => {
       if (ids === null) {
         ids = new Map<string, TSchema>();

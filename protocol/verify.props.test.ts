@@ -87,6 +87,9 @@ props('modelIsCanonical: JCS(model) is exactly the verified bytes when it is set
       const again = canonicalBytes(r.value.fleet);
       assert.ok(again.ok);
       if (r.value.modelIsCanonical) assert.ok(again.ok && Buffer.from(again.value).equals(r.value.canonical), 'JCS(model) = canonical');
+      // The one-pass canonical check located the host entries exactly when the model is the bytes' value.
+      assert.is(r.value.hostSpans !== undefined, r.value.modelIsCanonical);
+      if (r.value.hostSpans !== undefined) assert.is(r.value.hostSpans.length, 4 * Object.keys(r.value.fleet!.hosts).length);
       else assert.not.ok(again.ok && Buffer.from(again.value).equals(r.value.canonical), 'a filled model is not the bytes');
     }),
     { numRuns: 150 },

@@ -124,6 +124,12 @@ export type VerifiedArtifact = {
    * bytes instead of serialised again (the CP's slice tree, protocol/slice.ts `buildSliceTree`).
    */
   modelIsCanonical: boolean;
+  /**
+   * A fleet whose model is canonical (`modelIsCanonical`), found canonical in one pass over the
+   * bytes: where each host entry is in `canonical` (`[nameStart, nameEnd, valueStart, valueEnd]`
+   * per host, in the bytes' order), for protocol/slice.ts `buildSliceTree`.
+   */
+  hostSpans?: Uint32Array;
 };
 
 /** Clock skew tolerated in both directions (SPEC §2.3). */
@@ -155,7 +161,8 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
 
   // 1–3: bytes → strict value → canonical bytes.
   if (bytes.byteLength > maxBytes) return fail('TOO_LARGE', `artefact is ${bytes.byteLength} bytes, limit is ${maxBytes}`);
-  const parsed = canonicalBytesOfText(bytes, { maxBytes, integersOnly: true });
+  // A fleet's host entries are located in the same pass (the CP's slice tree reads them from the bytes).
+  const parsed = canonicalBytesOfText(bytes, kind === 'fleet' ? { maxBytes, integersOnly: true, memberSpansOf: 'hosts' } : { maxBytes, integersOnly: true });
   if (!parsed.ok) return fail(parsed.error.code, parsed.error.message);
   const canonical = parsed.value.bytes;
 
@@ -244,6 +251,7 @@ export function verifyArtifact(input: VerifyInput): Result<VerifiedArtifact, Ver
     modelIsCanonical: model === v,
   };
   if (fleet !== undefined) value.fleet = fleet;
+  if (value.modelIsCanonical && parsed.value.memberSpans !== undefined) value.hostSpans = parsed.value.memberSpans;
   if (revocations !== undefined) value.revocations = revocations;
   if (index !== undefined) value.index = index;
   return ok(value);

@@ -147,7 +147,7 @@ function tryReuse(kind: ArtifactKind, value: Stampable, signer: Signer, path: st
  */
 function signIndex(outDir: string, signer: Signer, io: CliIo): void {
   const artefact = readFile(join(outDir, 'fleet.resolved.json'), 'signed artefact');
-  const parsed = canonicalBytesOfText(artefact, { integersOnly: true, maxBytes: artefact.byteLength });
+  const parsed = canonicalBytesOfText(artefact, { integersOnly: true, maxBytes: artefact.byteLength, memberSpansOf: 'hosts' });
   if (!parsed.ok) throw new IoError(`cannot re-read the artefact just written: ${parsed.error.message}`);
   const fleet = parseFleetResolved(parsed.value.value);
   if (!fleet.ok) throw new IoError(`cannot re-read the artefact just written: ${fleet.error.message}`);
@@ -155,8 +155,9 @@ function signIndex(outDir: string, signer: Signer, io: CliIo): void {
     io.stderr('fleet has no hosts: no slice index written\n');
     return;
   }
-  // The model is the parsed value itself when nothing was filled: host entries are then read from the bytes.
-  const tree = buildSliceTree(fleet.value, sha256Hex(parsed.value.bytes), fleet.value === parsed.value.value ? parsed.value.bytes : undefined);
+  // The model is the parsed value itself when nothing was filled: host entries are then read from
+  // the bytes, where the canonical check found them.
+  const tree = fleet.value === parsed.value.value ? buildSliceTree(fleet.value, sha256Hex(parsed.value.bytes), parsed.value.bytes, parsed.value.memberSpans) : buildSliceTree(fleet.value, sha256Hex(parsed.value.bytes));
   const bytes = canonicalBytes(tree.index);
   if (!bytes.ok) throw new InputError(`${bytes.error.code}: ${bytes.error.message}`);
   const path = join(outDir, SLICE_INDEX_FILE);
