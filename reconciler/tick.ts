@@ -106,7 +106,7 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
     seenAt: r.seenAt,
     flags: r.flags,
     lastEnteredAtMs: r.lastEnteredAtMs,
-    states: r.states.slice(),
+    states: workingStates(r.states, r.work),
     quarantine: quarantineSet(t, ch.name),
     minIncompleteWave: Infinity,
     minComplianceFailWave: Infinity,
@@ -115,6 +115,12 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
     window: startGate(ch.changeWindow, ch.requireApprovals, record, controls, t.nowMs),
     controls,
   };
+}
+
+/** The record's states copied into the channel's working array (no allocation of 25,000 slots per tick). */
+function workingStates(from: readonly HostRolloutState[], work: HostRolloutState[]): HostRolloutState[] {
+  for (let i = 0; i < from.length; i++) work[i] = from[i]!;
+  return work;
 }
 
 /**
