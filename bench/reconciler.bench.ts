@@ -15,7 +15,8 @@
  *   tick, which re-reads the hosts that the previous tick's actions and this tick's host events
  *   changed (their number is reported), and, alternated with it on the same state, a full read (a
  *   copy without journal under a twin fleet object: every tick before issue 19, and the first pass
- *   after a start). Both must return the same actions (checked). With `RECONCILE_BASELINE=<path
+ *   after a start). Both must return the same actions (checked). `journaledNothingChanged`: the
+ *   same state once more right after (no host changed since: the tick without its re-reads). With `RECONCILE_BASELINE=<path
  *   to another tree's reconciler/reconcile.ts>` that tree's `reconcile` is timed on the same
  *   states too, alternated with the others (an A/B in one process).
  */
@@ -137,6 +138,7 @@ function realisticTicks(big: ReturnType<typeof makeFleet>, ticks: number, baseli
   let prev: JournalStamp | undefined;
   const journaled: Timed[] = [];
   const full: Timed[] = [];
+  const nothing: Timed[] = [];
   const changed: number[] = [];
   let mismatches = 0;
   const bigStates: Record<string, number> = {};
@@ -171,6 +173,8 @@ function realisticTicks(big: ReturnType<typeof makeFleet>, ticks: number, baseli
         if (j === 0) a = x;
       }
       if (results.some((r) => r !== results[0])) mismatches++;
+      // The same state again: nothing changed since, so the tick minus its re-reads.
+      nothing.push(timed(() => reconcile(fleet, o, now, opts))[1]);
       measured++;
       return a;
     },
@@ -195,6 +199,7 @@ function realisticTicks(big: ReturnType<typeof makeFleet>, ticks: number, baseli
     actionsDiffer: mismatches,
     journaled: { wall: { ...pick(journaled, 'wallMs'), goalMedianMs: 20 }, cpu: pick(journaled, 'cpuMs') },
     fullRead: { wall: pick(full, 'wallMs'), cpu: pick(full, 'cpuMs') },
+    journaledNothingChanged: { wall: pick(nothing, 'wallMs'), cpu: pick(nothing, 'cpuMs') },
     ...(baseline !== null ? { baseline: { path: process.env['RECONCILE_BASELINE'], wall: pick(base, 'wallMs'), cpu: pick(base, 'cpuMs') } } : {}),
   };
 }
