@@ -4,7 +4,12 @@
  * merge their one-host slice, a reconcile pass replaces it. A reconcile pass then costs the
  * reconciler's time, not 20,000 row reads. The channel-level maps (operator state) are not
  * mirrored: the reconcile loop reads them from the store on every pass.
+ *
+ * The mirror keeps a host-change journal (reconciler/journal.ts) so that a pass re-reads only the
+ * hosts changed since the last one (issue 19): a load or reload starts a new one (the next pass
+ * reads every host), `merge` notes its host, `replace` carries on the journal of the pass's result.
  */
+import { ensureJournal, noteDerived, noteInPlace, startJournal } from '../reconciler/journal.ts';
 import type { Observed } from '../reconciler/types.ts';
 import type { Awaitable } from './store/types.ts';
 
@@ -18,7 +23,10 @@ export class ObservedMirror {
     if (this.cache !== null) return this.cache;
     const loaded = toMirror(await this.load());
     // A concurrent load may have finished first: keep the one already in place.
-    this.cache ??= loaded;
+    if (this.cache === null) {
+      startJournal(loaded);
+      this.cache = loaded;
+    }
     return this.cache;
   }
 
@@ -38,13 +46,17 @@ export class ObservedMirror {
    */
   async reload(): Promise<Observed> {
     const loaded = toMirror(await this.load());
+    startJournal(loaded);
     this.cache = loaded;
     return loaded;
   }
 
   /** After a reconcile pass: the new observed state, as the store would load it. */
   replace(after: Observed): void {
-    this.cache = toMirror(after);
+    const next = toMirror(after);
+    noteDerived(next, after, []); // the same hosts (histories dropped)
+    ensureJournal(next); // `after` had no journal (or forked): the next pass reads every host
+    this.cache = next;
   }
 
   /**
@@ -76,6 +88,7 @@ export class ObservedMirror {
       const target = c.rollouts[r.id];
       if (rh !== undefined && target !== undefined) target.hosts[h] = rh;
     }
+    noteInPlace(c, [h]);
   }
 }
 

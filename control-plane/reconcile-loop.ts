@@ -9,6 +9,7 @@
 import type { FleetResolved } from '../protocol/schema.ts';
 import { reconcile } from '../reconciler/reconcile.ts';
 import { applyActions, applyHostEvents } from '../reconciler/apply.ts';
+import { noteDerived } from '../reconciler/journal.ts';
 import type { Action, Observed } from '../reconciler/types.ts';
 import type { Config } from './config.ts';
 import { logBug, type Logger } from './log.ts';
@@ -125,6 +126,7 @@ export class ReconcileLoop {
     // meanwhile are not later than it (issue 17; the reconciler also takes a later stamp as "now").
     const nowMs = Math.max(readMs, this.d.now());
     const loaded: Observed = { ...base, ...channels };
+    noteDerived(loaded, base, []); // the channel maps only: the pass re-reads the hosts changed since the last (issue 19)
     const expiries = planExpiries(expired, nowMs);
     const mid = this.d.restorer.apply(applyHostEvents(loaded, expiries.events, nowMs), nowMs);
     const actions = reconcile(inForce.fleet, mid, nowMs, { offlineAfterMs: this.d.config.offlineAfterSecs * 1000, offlineGraceMs: this.d.config.offlineGraceSecs * 1000 });

@@ -4,6 +4,7 @@
  * apply them. This is state restoration, not a decision: the reconciler then soaks, promotes and
  * dispatches as usual.
  */
+import { noteDerived } from '../reconciler/journal.ts';
 import type { Observed, Rollout } from '../reconciler/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -38,6 +39,7 @@ export class SoakRestorer {
   apply(o: Observed, nowMs: number, only?: string): Observed {
     if (this.restorable.size === 0) return o;
     const touched = new Map<string, Rollout>();
+    const hosts: string[] = [];
     for (const [h, rec] of this.restorable) {
       if (only !== undefined && h !== only) continue;
       const r0 = touched.get(rec.rolloutId) ?? o.rollouts[rec.rolloutId];
@@ -52,10 +54,13 @@ export class SoakRestorer {
       touched.set(r.id, r);
       const at = Math.min(rec.confirmedAtMs, nowMs);
       r.hosts[h] = { ...rh, state: 'Healthy', enteredAtMs: at, skip: null };
+      hosts.push(h);
       r.history.push({ atMs: nowMs, host: h, from: 'Queued', to: 'Healthy', wave: rh.wave, reason: `restored from the host's signed confirmed record (confirmed ${iso(at)}): the soak counts from then` });
       this.restorable.delete(h);
     }
     if (touched.size === 0) return o;
-    return { ...o, rollouts: { ...o.rollouts, ...Object.fromEntries(touched) } };
+    const next = { ...o, rollouts: { ...o.rollouts, ...Object.fromEntries(touched) } };
+    noteDerived(next, o, hosts); // the reconcile pass re-reads these hosts (reconciler/journal.ts)
+    return next;
   }
 }

@@ -5,7 +5,8 @@
  * time and reason (`nixfleet rollout trace`).
  *
  * Inputs are never mutated: each call copies what it touches (once per call, so a batch of
- * actions or events over one rollout costs one copy of that rollout).
+ * actions or events over one rollout costs one copy of that rollout). Each call notes the hosts
+ * it touched in its input's journal, if any (journal.ts): the next reconcile re-reads only those.
  *
  * Pure module: no I/O.
  */
@@ -21,6 +22,7 @@ import type {
   RolloutState,
   Transition,
 } from './types.ts';
+import { noteDerived } from './journal.ts';
 
 const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
@@ -40,12 +42,22 @@ class Draft {
   private readonly copied = new Set<string>();
   private hostsCopied = false;
   private mapsCopied = new Set<string>();
+  /** Hosts whose observation or rollout record this draft replaced (the journal's note). */
+  private readonly touched = new Set<string>();
+  /** A rollout record was put whole: any host may differ. */
+  private wholesale = false;
 
   constructor(
-    base: Observed,
+    private readonly base: Observed,
     readonly nowMs: number,
   ) {
     this.out = { ...base, rollouts: { ...base.rollouts } };
+  }
+
+  /** The result, noted in the base's journal. */
+  finish(): Observed {
+    noteDerived(this.out, this.base, this.wholesale ? null : this.touched);
+    return this.out;
   }
 
   rollout(id: string): Rollout | undefined {
@@ -62,14 +74,22 @@ class Draft {
   putRollout(r: Rollout): void {
     this.out.rollouts[r.id] = r;
     this.copied.add(r.id);
+    this.wholesale = true;
   }
 
-  hosts(): Record<string, HostObservation> {
+  /** Replaces a host's record in rollout `r` (a draft copy). Every such write goes through here or `setHost` (the journal). */
+  putHost(r: Rollout, host: string, rh: RolloutHost): void {
+    r.hosts[host] = rh;
+    this.touched.add(host);
+  }
+
+  putObservation(host: string, o: HostObservation): void {
     if (!this.hostsCopied) {
       this.out.hosts = { ...this.out.hosts };
       this.hostsCopied = true;
     }
-    return this.out.hosts;
+    this.out.hosts[host] = o;
+    this.touched.add(host);
   }
 
   map<K extends 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'>(key: K): Observed[K] {
@@ -87,7 +107,7 @@ class Draft {
   setHost(r: Rollout, host: string, to: HostRolloutState, reason: string, patch: Partial<RolloutHost> = {}): void {
     const rh = r.hosts[host];
     if (rh === undefined) return;
-    r.hosts[host] = { ...rh, ...patch, state: to, enteredAtMs: rh.state === to ? rh.enteredAtMs : this.nowMs };
+    this.putHost(r, host, { ...rh, ...patch, state: to, enteredAtMs: rh.state === to ? rh.enteredAtMs : this.nowMs });
     this.record(r, host, rh.state, to, rh.wave, reason);
   }
 
@@ -190,7 +210,7 @@ function applyOne(d: Draft, a: Action): void {
       const r = must(d, a.rolloutId);
       const rh = r.hosts[a.host];
       if (rh === undefined || rh.rollbackRequested) return;
-      r.hosts[a.host] = { ...rh, rollbackRequested: true };
+      d.putHost(r, a.host, { ...rh, rollbackRequested: true });
       d.record(r, a.host, rh.state, rh.state, rh.wave, `rollback requested: ${a.reason}`);
       return;
     }
@@ -207,7 +227,7 @@ function applyOne(d: Draft, a: Action): void {
       const skip = { code: a.code, reason: a.reason, sinceMs: d.nowMs };
       if (rh.state === 'Dispatched') d.setHost(r, a.host, 'Queued', a.reason, { skip });
       else if (rh.state === 'Queued') {
-        r.hosts[a.host] = { ...rh, skip };
+        d.putHost(r, a.host, { ...rh, skip });
         d.record(r, a.host, 'Queued', 'Queued', rh.wave, `skipped (${a.code}): ${a.reason}`);
       }
       return;
@@ -315,7 +335,7 @@ export function applyActions(observed: Observed, actions: readonly Action[], now
   if (actions.length === 0) return observed;
   const d = new Draft(observed, nowMs);
   for (const a of actions) applyOne(d, a);
-  return d.out;
+  return d.finish();
 }
 
 /**
@@ -377,8 +397,7 @@ export function findHostRollout(observed: Observed, hostname: string, rolloutId?
 function applyEvent(d: Draft, hostname: string, event: HostEvent): void {
   // Every event but the CP's own deadline is a sign of life.
   if (event.kind !== 'deadline-expired') {
-    const hosts = d.hosts();
-    const prev = hasOwn(hosts, hostname) ? hosts[hostname]! : emptyHostObservation();
+    const prev = hasOwn(d.out.hosts, hostname) ? d.out.hosts[hostname]! : emptyHostObservation();
     const next: HostObservation = { ...prev, lastCheckinMs: d.nowMs };
     if (event.kind === 'checkin') {
       next.currentClosure = event.currentClosure;
@@ -394,7 +413,7 @@ function applyEvent(d: Draft, hostname: string, event: HostEvent): void {
       // Probe results from before this activation do not count for its soak (SPEC §4).
       next.probes = { observed: false, passing: false };
     }
-    hosts[hostname] = next;
+    d.putObservation(hostname, next);
   }
   if (event.kind === 'checkin' || event.kind === 'probes') return;
   const found = findHostRollout(d.out, hostname, event.rolloutId);
@@ -416,12 +435,18 @@ export function applyHostEvents(observed: Observed, events: ReadonlyArray<{ host
   if (events.length === 0) return observed;
   const d = new Draft(observed, nowMs);
   for (const { host, event } of events) applyEvent(d, host, event);
-  return d.out;
+  return d.finish();
 }
 
 /** Operator: pause a channel (SPEC §5: a stopping power). The next reconcile pauses its rollout. */
 export function pauseChannel(observed: Observed, channel: string, reason: string, nowMs: number): Observed {
-  return { ...observed, pausedChannels: { ...observed.pausedChannels, [channel]: { sinceMs: nowMs, reason } } };
+  return unchangedHosts(observed, { ...observed, pausedChannels: { ...observed.pausedChannels, [channel]: { sinceMs: nowMs, reason } } });
+}
+
+/** An operator change of no host's observation or record: noted as such in the journal. */
+function unchangedHosts(base: Observed, next: Observed): Observed {
+  noteDerived(next, base, []);
+  return next;
 }
 
 /** Operator: resume a paused channel. The next reconcile resumes its rollout. */
@@ -429,7 +454,7 @@ export function resumeChannel(observed: Observed, channel: string): Observed {
   if (!hasOwn(observed.pausedChannels, channel)) return observed;
   const pausedChannels = { ...observed.pausedChannels };
   delete pausedChannels[channel];
-  return { ...observed, pausedChannels };
+  return unchangedHosts(observed, { ...observed, pausedChannels });
 }
 
 /**
@@ -447,18 +472,18 @@ export function releaseHost(observed: Observed, rolloutId: string, host: string,
   };
   const c = controlsOf(observed, rolloutId);
   const controls = { ...(observed.controls ?? {}), [rolloutId]: { ...c, released: { ...(c.released ?? {}), [host]: { atMs: nowMs, reason, by } } } };
-  return { ...observed, rollouts: { ...observed.rollouts, [rolloutId]: next }, controls };
+  return unchangedHosts(observed, { ...observed, rollouts: { ...observed.rollouts, [rolloutId]: next }, controls });
 }
 
 /** Operator: clear quarantines (all channels when `channel` is absent; one closure when given). */
 export function clearQuarantine(observed: Observed, channel?: string, closure?: string): Observed {
-  if (channel === undefined) return { ...observed, quarantinedClosures: {} };
+  if (channel === undefined) return unchangedHosts(observed, { ...observed, quarantinedClosures: {} });
   if (!hasOwn(observed.quarantinedClosures, channel)) return observed;
   const q = { ...observed.quarantinedClosures };
   const rest = closure === undefined ? [] : q[channel]!.filter((c) => c !== closure);
   if (rest.length === 0) delete q[channel];
   else q[channel] = rest;
-  return { ...observed, quarantinedClosures: q };
+  return unchangedHosts(observed, { ...observed, quarantinedClosures: q });
 }
 
 /**
@@ -471,5 +496,5 @@ export function approveRollout(observed: Observed, rolloutId: string, by: string
   const c = controlsOf(observed, rolloutId);
   if (c.approvals !== undefined && hasOwn(c.approvals, by)) return observed;
   const controls = { ...(observed.controls ?? {}), [rolloutId]: { ...c, approvals: { ...(c.approvals ?? {}), [by]: { atMs: nowMs } } } };
-  return { ...observed, controls };
+  return unchangedHosts(observed, { ...observed, controls });
 }

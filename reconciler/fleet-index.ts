@@ -70,6 +70,8 @@ export type FleetIndex = {
   budgets: BudgetIndex[];
   /** host → indexes into `budgets` of the budgets whose selector matches it. */
   hostBudgets: Map<string, number[]>;
+  /** member host (non-null closure) → its channel and its index in the channel's `members`. */
+  memberAt: Map<string, readonly [ChannelIndex, number]>;
 };
 
 const cache = new WeakMap<FleetResolved, FleetIndex>();
@@ -245,8 +247,12 @@ function build(fleet: FleetResolved): FleetIndex {
     budgets.push({ index, budget: b, matching, limit: unlimited ? Infinity : budgetLimit(b, matching), label: budgetLabel(b, index) });
   });
 
-  for (const ch of channels.values()) ch.budgetsAt = ch.members.map((h) => hostBudgets.get(h));
-  return { channelOrder: channelOrder(channelNames, fleet), channels, budgets, hostBudgets };
+  const memberAt = new Map<string, readonly [ChannelIndex, number]>();
+  for (const ch of channels.values()) {
+    ch.budgetsAt = ch.members.map((h) => hostBudgets.get(h));
+    ch.members.forEach((h, i) => memberAt.set(h, [ch, i]));
+  }
+  return { channelOrder: channelOrder(channelNames, fleet), channels, budgets, hostBudgets, memberAt };
 }
 
 /** The memoised index of a fleet (treat the fleet object as immutable once passed in). */

@@ -60,6 +60,7 @@ function currentRollouts(t: Tick): { plan: Plan; existing: Rollout | null }[] {
     const record = existing !== null && existing.state !== 'Superseded' ? existing : null;
     out.push({ plan: makePlan(t, ch, id, record), existing });
   }
+  t.reads.close();
   return out;
 }
 

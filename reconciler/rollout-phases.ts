@@ -22,6 +22,7 @@ import {
   type Tick,
 } from './tick.ts';
 import type { Action, HostObservation, Rollout } from './types.ts';
+import { RUNS_TARGET } from './host-view.ts';
 import type { ChannelIndex } from './fleet-index.ts';
 
 /** `open_rollout` for a channel's current target that has no live record (new, or reopened after supersession). */
@@ -170,7 +171,7 @@ export function advanceHosts(t: Tick, plan: Plan): HostAdvance {
       }
     } else if (s === 'Queued') {
       // Already runs its target (e.g. CP rebuilt from empty): never re-activate it (SPEC §5).
-      if (progressing && obs !== undefined && obs.lastCheckinMs !== null && obs.currentClosure === closure) {
+      if (progressing && (plan.flags[i]! & RUNS_TARGET) !== 0) {
         soakActions.push({ kind: 'soak_host', rolloutId: id, host: h, reason: `already runs the target closure ${closure}: not dispatched` });
         setState(t, plan, i, 'Soaked');
       }

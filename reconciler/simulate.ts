@@ -13,6 +13,7 @@
 import type { FleetResolved } from '../protocol/schema.ts';
 import { applyActions, applyHostEvents, emptyObserved } from './apply.ts';
 import { indexFleet } from './fleet-index.ts';
+import { ensureJournal } from './journal.ts';
 import { reconcile } from './reconcile.ts';
 import type { Action, HostEvent, Observed, ReconcileOptions } from './types.ts';
 
@@ -57,6 +58,10 @@ export type SimOptions = {
   /** Operator or test hook run before each reconcile (pause / resume a channel, clear a quarantine…). */
   operator?: (nowMs: number, observed: Observed) => Observed;
   onTick?: (t: SimTick) => void;
+  /** Stop after a tick for which this returns true (the benchmark stops once it has its ticks). */
+  until?: (t: SimTick) => boolean;
+  /** The decision function (default `reconcile`; the benchmark wraps it to time each tick). */
+  decide?: typeof reconcile;
 };
 
 export type SimResult = {
@@ -238,15 +243,23 @@ export function simulate(fleet: FleetResolved, options: SimOptions = {}): SimRes
     events += ev.length;
     observed = applyHostEvents(observed, ev, nowMs);
     if (options.operator) observed = options.operator(nowMs, observed);
+    // The journal (journal.ts): each tick re-reads only the hosts changed since the last one. An
+    // operator hook's value built by hand starts a new lineage (that tick reads every host).
+    ensureJournal(observed);
 
     const before = observed;
-    const actions = reconcile(fleet, observed, nowMs, options.reconcile);
+    const actions = (options.decide ?? reconcile)(fleet, observed, nowMs, options.reconcile);
     observed = applyActions(observed, actions, nowMs);
     for (const a of actions) {
       actionCounts[a.kind] = (actionCounts[a.kind] ?? 0) + 1;
       if (a.kind === 'converge_rollout' && !(a.channel in convergedAtMs)) convergedAtMs[a.channel] = nowMs;
     }
-    options.onTick?.({ nowMs, tick, before, actions, after: observed });
+    const simTick: SimTick = { nowMs, tick, before, actions, after: observed };
+    options.onTick?.(simTick);
+    if (options.until?.(simTick) === true) {
+      tick++;
+      break;
+    }
 
     if (stopWhenSettled && isSettled(fleet, observed) && agents.every((a) => a.activation === null && a.unconfirmedUntilMs === null)) {
       settled = true;

@@ -10,6 +10,7 @@
 import type { FleetResolved } from '../protocol/schema.ts';
 import { changeWindowAt, type ChangeWindow } from '../protocol/windows.ts';
 import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
+import { COMPLIANCE_FAILING, TickReads } from './host-view.ts';
 import type { RolloutControls } from './types.ts';
 import type { Action, GateBlock, HostObservation, HostRolloutState, Observed, ReconcileOptions, Rollout, RolloutHost, RolloutState, SkipCode } from './types.ts';
 
@@ -28,8 +29,15 @@ export type Plan = {
   currentWave: number;
   /** When the rollout started (or opened): the reference for hosts never seen. */
   refMs: number;
-  recs: (RolloutHost | undefined)[];
-  obs: (HostObservation | undefined)[];
+  /** The hosts' records and observations, and facts of those (host-view.ts; shared with the next tick: read only). */
+  recs: readonly (RolloutHost | undefined)[];
+  obs: readonly (HostObservation | undefined)[];
+  /** `obs[i].lastCheckinMs`, NaN when never seen. */
+  seenAt: Float64Array;
+  /** host-view.ts `RUNS_TARGET` | `RUNS_OTHER` | `COMPLIANCE_FAILING`. */
+  flags: Uint8Array;
+  /** Newest `enteredAtMs` over `recs` (-Infinity: none). */
+  lastEnteredAtMs: number;
   /** Effective host states: the record's, then this tick's transitions. */
   states: HostRolloutState[];
   /** The channel's quarantined closures (the tick's set: health failures of this tick included). */
@@ -54,6 +62,8 @@ export type Tick = {
   observed: Observed;
   nowMs: number;
   opts: ReconcileOptions;
+  /** What the plans read of each member host: afresh, or only the hosts changed since the last tick (host-view.ts). */
+  reads: TickReads;
   /** Hosts in flight per budget (index into `idx.budgets`), kept in step with every decision. */
   budgetCount: number[];
   /** The budget block of each budget, built once per tick. */
@@ -66,7 +76,8 @@ export type Tick = {
 export function makeTick(fleet: FleetResolved, idx: FleetIndex, observed: Observed, nowMs: number, opts: ReconcileOptions): Tick {
   const converged = new Map<string, string>();
   for (const c of Object.keys(observed.lastConverged)) converged.set(c, observed.lastConverged[c]!);
-  return { fleet, idx, observed, nowMs, opts, budgetCount: idx.budgets.map(() => 0), budgetBlocks: [], converged, quarantined: new Map() };
+  const reads = new TickReads(idx, observed);
+  return { fleet, idx, observed, nowMs, opts, reads, budgetCount: idx.budgets.map(() => 0), budgetBlocks: [], converged, quarantined: new Map() };
 }
 
 function quarantineSet(t: Tick, channel: string): Set<string> {
@@ -80,23 +91,8 @@ function quarantineSet(t: Tick, channel: string): Set<string> {
 
 /** The working state of a channel's current rollout; counts its in-flight hosts into the budgets. */
 export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout | null): Plan {
-  const n = ch.members.length;
-  const recs = new Array<RolloutHost | undefined>(n);
-  const obs = new Array<HostObservation | undefined>(n);
-  const states = new Array<HostRolloutState>(n);
-  const hosts = t.observed.hosts;
-  for (let i = 0; i < n; i++) {
-    const h = ch.members[i]!;
-    const rh = record === null ? undefined : hasOwn(record.hosts, h) ? record.hosts[h] : undefined;
-    recs[i] = rh;
-    obs[i] = hasOwn(hosts, h) ? hosts[h] : undefined;
-    const s = rh?.state ?? 'Queued';
-    states[i] = s;
-    if (isInFlight(s)) {
-      const list = ch.budgetsAt[i];
-      if (list !== undefined) for (const b of list) t.budgetCount[b]!++;
-    }
-  }
+  const r = t.reads.channel(ch, id, record);
+  for (let b = 0; b < r.inFlight.length; b++) t.budgetCount[b]! += r.inFlight[b]!;
   const controls = t.observed.controls !== undefined && hasOwn(t.observed.controls, id) ? t.observed.controls[id] : undefined;
   return {
     ch,
@@ -105,9 +101,12 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
     state: record?.state ?? 'Pending',
     currentWave: record?.currentWave ?? 0,
     refMs: record?.startedAtMs ?? record?.openedAtMs ?? t.nowMs,
-    recs,
-    obs,
-    states,
+    recs: r.recs,
+    obs: r.obs,
+    seenAt: r.seenAt,
+    flags: r.flags,
+    lastEnteredAtMs: r.lastEnteredAtMs,
+    states: workingStates(r.states, r.work),
     quarantine: quarantineSet(t, ch.name),
     minIncompleteWave: Infinity,
     minComplianceFailWave: Infinity,
@@ -116,6 +115,12 @@ export function makePlan(t: Tick, ch: ChannelIndex, id: string, record: Rollout 
     window: startGate(ch.changeWindow, ch.requireApprovals, record, controls, t.nowMs),
     controls,
   };
+}
+
+/** The record's states copied into the channel's working array (no allocation of 25,000 slots per tick). */
+function workingStates(from: readonly HostRolloutState[], work: HostRolloutState[]): HostRolloutState[] {
+  for (let i = 0; i < from.length; i++) work[i] = from[i]!;
+  return work;
 }
 
 /**
@@ -168,13 +173,13 @@ export type Liveness = { offline: boolean; pastGrace: boolean; forMs: number; ne
 
 /** ms since host i was last seen; a host never seen counts from the rollout start, as a negative. */
 function unseenForMs(t: Tick, plan: Plan, i: number): number {
-  const last = plan.obs[i]?.lastCheckinMs ?? null;
+  const last = plan.seenAt[i]!;
   // A host never seen counts as offline: we do not know what it runs (CP rebuilt from empty).
   // A check-in stamped after `nowMs` is a host seen just now, never "never seen" (negative is that
   // encoding): several control planes stamp with their own clocks, and a replica's check-in may be
   // stamped after the leader's pass began (issue 17: read as never seen, the pass withdrew the
   // host's dispatch as offline and the next pass dispatched it a second time).
-  return last === null ? -1 - (t.nowMs - plan.refMs) : Math.max(0, t.nowMs - last);
+  return Number.isNaN(last) ? -1 - (t.nowMs - plan.refMs) : Math.max(0, t.nowMs - last);
 }
 
 export function isOffline(t: Tick, plan: Plan, i: number): boolean {
@@ -237,7 +242,7 @@ export function lowestComplianceFailWave(plan: Plan): number {
   for (let i = 0; i < waveAt.length; i++) {
     const s = plan.states[i]!;
     if (s !== 'Healthy' && !isDone(s)) continue;
-    if ((plan.obs[i]?.complianceFailures?.length ?? 0) === 0) continue;
+    if ((plan.flags[i]! & COMPLIANCE_FAILING) === 0) continue;
     wave = Math.min(wave, waveAt[i]!);
   }
   return wave;

@@ -1,0 +1,146 @@
+/**
+ * The host-change journal (issue 19): which hosts changed between two `Observed` values of one
+ * lineage, kept beside the values (a WeakMap keyed by the `Observed` object), never inside them —
+ * `Observed` stays plain JSON-able data. A reconcile tick reads only the hosts changed since the
+ * last tick it read (host-view.ts) instead of every host.
+ *
+ * "A host changed" means its observation (`hosts[h]`) or its record in any rollout
+ * (`rollouts[id].hosts[h]`) may be another object. Everything else of `Observed` (rollout states,
+ * channel maps, controls) is read afresh every tick and needs no note.
+ *
+ * Opt-in and fail-safe: a lineage starts with `startJournal` (the CP's mirror on load, the
+ * simulator); the pure transitions of apply.ts note what they touch when their input is
+ * journaled; an `Observed` without a stamp (built by hand, loaded, copied, or derived from a value
+ * that is not the newest of its log) is read in full. A note may name more hosts than changed;
+ * naming fewer is a bug, and the properties (journal.props.test.ts) check every tick against a
+ * full read.
+ *
+ * Pure module: no I/O. The WeakMap is memoisation beside the data: reconciling with or without a
+ * stamp gives the same actions.
+ */
+import type { Observed } from './types.ts';
+
+/** Past this many noted names (no reader for a long while) the oldest half of the steps is dropped. */
+const MAX_NAMES = 1 << 18;
+
+/** One lineage's notes: the names changed by each step, in order. */
+export class JournalLog {
+  /** Absolute step number of `marks[0]`. */
+  private base = 0;
+  /** `marks[k]`: `names.length` when the lineage was at step `base + k`. */
+  private marks: number[] = [0];
+  private names: string[] = [];
+  /** Steps that may have changed any host (a rollout record replaced whole). */
+  private wholesale: number[] = [];
+  /** The newest step that changed a value in place (older values may share its maps). */
+  private lastInPlace = -1;
+  /** Something changed in place that the log cannot place: every read is a full read. */
+  private poisoned = false;
+
+  /** The newest step. */
+  get head(): number {
+    return this.base + this.marks.length - 1;
+  }
+
+  /** Notes one step (its changed hosts; null: any host); returns its number. */
+  append(hosts: Iterable<string> | null, inPlace: boolean): number {
+    if (hosts !== null) for (const h of hosts) this.names.push(h);
+    this.marks.push(this.names.length);
+    const step = this.head;
+    if (hosts === null) this.wholesale.push(step);
+    if (inPlace) this.lastInPlace = step;
+    if (this.names.length > MAX_NAMES) this.trim();
+    return step;
+  }
+
+  poison(): void {
+    this.poisoned = true;
+  }
+
+  /** The hosts changed from step `from` to step `to` (duplicates possible); null when that is not known. */
+  between(from: number, to: number): string[] | null {
+    if (this.poisoned || from < this.base || from > to || to > this.head) return null;
+    // A value older than an in-place change of its lineage may share the changed maps.
+    if (this.lastInPlace > to) return null;
+    if (this.wholesale.some((s) => s > from && s <= to)) return null;
+    return this.names.slice(this.marks[from - this.base]!, this.marks[to - this.base]!);
+  }
+
+  /**
+   * A reader caught up with step `step`: the names before it are dropped (a reader still behind
+   * it reads in full). Keeps the log as long as the changes between two ticks.
+   */
+  release(step: number): void {
+    if (step <= this.base || step > this.head) return;
+    const k = step - this.base;
+    const cut = this.marks[k]!;
+    this.names = this.names.slice(cut);
+    this.marks = this.marks.slice(k).map((m) => m - cut);
+    this.base = step;
+    this.wholesale = this.wholesale.filter((s) => s > step);
+  }
+
+  private trim(): void {
+    this.release(this.base + (this.marks.length >> 1));
+  }
+}
+
+/** Where an `Observed` stands in its lineage. */
+export type JournalStamp = { readonly log: JournalLog; readonly step: number };
+
+const stamps = new WeakMap<Observed, JournalStamp>();
+
+/** The stamp of `o` (undefined: not journaled; read it in full). */
+export function stampOf(o: Observed): JournalStamp | undefined {
+  return stamps.get(o);
+}
+
+/** Starts a new lineage at `o` (after a load from the store, at the start of a simulation). */
+export function startJournal(o: Observed): void {
+  stamps.set(o, { log: new JournalLog(), step: 0 });
+}
+
+/** Starts a lineage at `o` unless it has one (an owner that lost it to a fork or an unnoted change). */
+export function ensureJournal(o: Observed): void {
+  if (!stamps.has(o)) startJournal(o);
+}
+
+/**
+ * `next` was derived from `base` (a new object; `base` is left as it was) and differs from it at
+ * most in the hosts `hosts` (null: possibly any host). When `base` is not journaled, or is not the
+ * newest value of its lineage (a fork), `next` is not journaled either: it is read in full.
+ */
+export function noteDerived(next: Observed, base: Observed, hosts: Iterable<string> | null): void {
+  if (next === base) {
+    noteInPlace(next, hosts);
+    return;
+  }
+  const s = stamps.get(base);
+  if (s === undefined || s.step !== s.log.head) {
+    stamps.delete(next);
+    return;
+  }
+  stamps.set(next, { log: s.log, step: s.log.append(hosts, false) });
+}
+
+/**
+ * `o` itself was changed in place in the hosts `hosts` (null: any; the CP's mirror after a
+ * check-in). Values of its lineage derived before may share the changed maps, so they are read in
+ * full from now on. When `o` is not the newest value of its lineage, the lineage is dropped.
+ */
+export function noteInPlace(o: Observed, hosts: Iterable<string> | null): void {
+  const s = stamps.get(o);
+  if (s === undefined || (Array.isArray(hosts) && hosts.length === 0)) return;
+  if (s.step !== s.log.head) {
+    s.log.poison();
+    stamps.delete(o);
+    return;
+  }
+  stamps.set(o, { log: s.log, step: s.log.append(hosts, true) });
+}
+
+/** The hosts that may differ between the values stamped `from` and `to` (null: unknown, read in full). */
+export function changedBetween(from: JournalStamp | undefined, to: JournalStamp | undefined): string[] | null {
+  if (from === undefined || to === undefined || from.log !== to.log) return null;
+  return to.log.between(from.step, to.step);
+}
