@@ -23,8 +23,7 @@ import type {
   Transition,
 } from './types.ts';
 import { noteDerived } from './journal.ts';
-
-const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+import { hasOwn } from './tick.ts';
 
 /** An empty observation: what a control plane starts from after a wipe. */
 export function emptyObserved(): Observed {
