@@ -7,6 +7,7 @@
  *
  * Pure module: no I/O.
  */
+import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-spans.ts';
 
 // String.prototype.isWellFormed (ES2024, native in Node ≥ 20): no lone surrogate.
 const nativeWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
@@ -125,14 +126,6 @@ export function canonicalIntegerSpellingMembers(s: string): number {
 
 // ---- canonical bytes in one pass ---------------------------------------------------------------
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const COMMA = 0x2c;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
 // Digits of Number.MAX_SAFE_INTEGER: a 16-digit integer is safe when not above it.
 const MAX_SAFE_DIGITS = [9, 0, 0, 7, 1, 9, 9, 2, 5, 4, 7, 4, 0, 9, 9, 1].map((d) => d + 0x30);
 const nameDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
