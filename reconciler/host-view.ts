@@ -45,7 +45,8 @@ type FleetReads = { stamp: JournalStamp | undefined; channels: Map<string, Chann
 
 const cache = new WeakMap<FleetIndex, FleetReads>();
 
-const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+/** Own-property test for host-keyed records (a host may be named like an `Object.prototype` member). Also tick.ts's and apply.ts's. */
+export const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 const PROTO_KEYS: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
 
 /** `o[k]` if own, else undefined: one hash probe (two only for the names `Object.prototype` answers to). */
@@ -54,7 +55,8 @@ function own<T>(o: Record<string, T>, k: string): T | undefined {
   return v === undefined || !PROTO_KEYS.has(k) || hasOwn(o, k) ? v : undefined;
 }
 
-const isInFlight = (s: HostRolloutState): boolean =>
+/** A state that holds a disruption-budget slot (SPEC §4). Also tick.ts's. */
+export const isInFlight = (s: HostRolloutState): boolean =>
   s === 'Dispatched' || s === 'Activating' || s === 'ConfirmWindow' || s === 'PendingReboot' || s === 'Healthy';
 
 /** One tick's reading session: open before the plans, `close` after the last one. */

@@ -10,14 +10,12 @@
 import type { FleetResolved } from '../protocol/schema.ts';
 import { changeWindowAt, type ChangeWindow } from '../protocol/windows.ts';
 import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
-import { COMPLIANCE_FAILING, TickReads } from './host-view.ts';
+import { COMPLIANCE_FAILING, hasOwn, isInFlight, TickReads } from './host-view.ts';
 import type { RolloutControls } from './types.ts';
 import type { Action, GateBlock, HostObservation, HostRolloutState, Observed, ReconcileOptions, Rollout, RolloutHost, RolloutState, SkipCode } from './types.ts';
 
-export const isInFlight = (s: HostRolloutState): boolean =>
-  s === 'Dispatched' || s === 'Activating' || s === 'ConfirmWindow' || s === 'PendingReboot' || s === 'Healthy';
+export { hasOwn, isInFlight } from './host-view.ts';
 export const isDone = (s: HostRolloutState): boolean => s === 'Soaked' || s === 'Converged';
-export const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 /** Per-channel working state of one tick; arrays are aligned with `ch.members`. */
 export type Plan = {
