@@ -32,6 +32,7 @@ import type { Logger } from './log.ts';
 import { ReportQuota } from './report-quota.ts';
 import type { CpMetrics } from './metrics.ts';
 import { WitnessKeeper } from './witnesses.ts';
+import { certNotAfter, QuietCheckins } from './quiet-checkins.ts';
 import { HostStatements } from './host-statements.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
@@ -53,7 +54,7 @@ export type ServedArtifact = {
 };
 
 export type AgentServiceDeps = {
-  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs' | 'reportQuotaPerHour'>;
+  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs' | 'reportQuotaPerHour' | 'quietCheckins'>;
   store: Store;
   mirror: ObservedMirror;
   restorer: SoakRestorer;
@@ -77,9 +78,11 @@ export class AgentService {
   private firstContactPass: Promise<unknown> | null = null;
 
   private readonly quota: ReportQuota;
+  private readonly quiet: QuietCheckins;
 
   constructor(private readonly d: AgentServiceDeps) {
     this.quota = new ReportQuota(d.config.reportQuotaPerHour);
+    this.quiet = new QuietCheckins(d);
     this.sigs = new HostStatements(d);
     this.witnesses = new WitnessKeeper({ store: d.store });
   }
@@ -143,10 +146,14 @@ export class AgentService {
    * commit for every check-in that arrived together) and is answered once that commit is done.
    */
   checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
-    return this.retryOnConflict(() => this.checkinOnce(peer, req));
+    // Issue 19: one that changes nothing the CP decides on is answered at once (quiet-checkins.ts).
+    const key = this.quiet.keyOf(req);
+    const quiet = key === null ? null : this.quiet.answer(peer, req, key);
+    if (quiet !== null) return Promise.resolve(quiet);
+    return this.retryOnConflict(() => this.checkinOnce(peer, req, key));
   }
 
-  private async checkinOnce(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
+  private async checkinOnce(peer: PeerIdentity, req: CheckinRequest, key: string | null): Promise<CheckinResponse> {
     const fleet = this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.d.now();
@@ -178,10 +185,12 @@ export class AgentService {
     // the host's soak. Verified once per distinct record, and only when it can matter (first
     // check-in into this database, or the host waits Queued in the record's rollout).
     const lc = req.lastConfirmed ?? null;
+    let restoring = false;
     if (lc !== null && lc.record.hostname === h && this.d.restorer.isNew(h, lc.signature)) {
       const rh = slice.rollouts[lc.record.rolloutId]?.hosts[h];
       const useful = before === null || before.lastCheckinMs === null || (rh?.state === 'Queued' && rh.closure === lc.record.closureHash);
       if (useful) {
+        restoring = true;
         this.d.restorer.markSeen(h, lc.signature);
         const s = this.sigs.confirmedStatement(h, lc, nowMs, 'checkin');
         writes.push(...s.writes);
@@ -208,7 +217,7 @@ export class AgentService {
         lastOutcomeJson: lo === null ? null : JSON.stringify(refused === null ? lo : { ...lo, refused: refused.code }),
         pendingReboot: req.pendingReboot === true,
         agentVersion: req.agentVersion ?? null,
-        certNotAfterMs: Number.isFinite(peer.notAfterMs) ? peer.notAfterMs : null, // issue 16: seen in the handshake
+        certNotAfterMs: certNotAfter(peer), // issue 16: seen in the handshake
       },
     });
     const plan = planWrites(slice, { ...after, hosts: slice.hosts }, { nowMs, origin: this.origin(), actor: `host:${h}` });
@@ -239,6 +248,10 @@ export class AgentService {
     const res: CheckinResponse = { target: handed, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
     const rollback = toRollback(rollbackRow);
     if (rollback !== null) res.rollback = rollback;
+    // Only the host row written, nothing handed over: the next such check-in may be quiet.
+    const quietNext = key !== null && writes.length === 1 && handed === null && rollback === null && outcome === null && !restoring && !firstContact;
+    if (quietNext && !this.d.restorer.pending(h) && this.d.mirror.peek()?.hosts[h] === o) this.quiet.remember(h, key, certNotAfter(peer), inForce, slice, o);
+    else this.quiet.forget(h);
     if (refused !== null) res.outcomeRefused = refused;
     // Issue 15: the head the host signs into its next check-in (its witness of this chain).
     const head = await this.d.store.auditHead();

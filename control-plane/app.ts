@@ -20,6 +20,7 @@ import { ENROL_ROUTES } from '../protocol/enrol.ts';
 import { agentRoutes, type AgentApi } from './routes-agent.ts';
 import { operatorRoutes, type OperatorApi } from './routes-operator.ts';
 import { whoamiRoutes, type WhoamiApi } from './routes-whoami.ts';
+import { hotCheckinRoute, type NodeRoute } from './hot-checkin.ts';
 
 export type { ServedArtifact };
 export type { AppEnv };
@@ -62,14 +63,18 @@ export function createOpenApp(service: OpenApi): Hono {
   return app;
 }
 
+/** The app of the mTLS listener: Hono, plus the check-in route below it (hot-checkin.ts) that server.ts tries first. */
+export type CpApp = Hono<AppEnv> & { readonly nodeRoute: NodeRoute };
+
 /** Build the Hono app. Pure wiring: no listening socket here (see server.ts). */
-export function createApp(opts: AppOptions): Hono<AppEnv> {
+export function createApp(opts: AppOptions): CpApp {
   const { service } = opts;
   const log = opts.log ?? silentLogger;
   const logError = opts.logError ?? (opts.log !== undefined ? (m: string, e: unknown) => logBug(log, 'http.internal-error', e, { request: m }) : (m: string, e: unknown) => console.error(m, e));
   const app = new Hono<AppEnv>();
 
-  handleErrors(app, { log, logError, retryAfterSecs: opts.retryAfterSecs });
+  const errors = { log, logError, retryAfterSecs: opts.retryAfterSecs };
+  handleErrors(app, errors);
   if (opts.log !== undefined) app.use('*', requestLog(opts.log));
   app.use('*', protocolHeader({ observe: service.observeRequest?.bind(service) }));
 
@@ -90,7 +95,8 @@ export function createApp(opts: AppOptions): Hono<AppEnv> {
   app.route('/', renewRoutes(() => service.enrolment?.() ?? null));
   app.route('/', operatorRoutes(service));
   app.route('/', whoamiRoutes(service));
-  return app;
+  const nodeRoute = hotCheckinRoute({ service, pins: opts.pins, maxBodyBytes: opts.maxBodyBytes, errors, requestLog: opts.log ?? null });
+  return Object.assign(app, { nodeRoute });
 }
 
 /** `/healthz`, `/readyz` and `/metrics`: on the mTLS listener (behind the open gate) and the metrics listener. */

@@ -129,6 +129,7 @@ export const DEFAULTS = Object.freeze({
   agentPollIntervalSecs: 60,
   keepAliveSecs: 10,
   offlineAfterSecs: 180,
+  quietCheckins: true,
   offlineGraceSecs: 1800,
   complianceStaleAfterSecs: 86_400,
   maxBodyBytes: 64 * 1024,
@@ -173,6 +174,11 @@ export const ControlPlaneConfigSchema = Strict(
       "Idle keep-alive before the server closes an agent's connection. Each idle mTLS connection holds ≈ 45 KiB of native memory (docs/performance.md): longer than the agents' poll interval keeps every agent connected; shorter, each poll pays a (resumed) TLS handshake.",
     ),
     offlineAfterSecs: Positive('offlineAfterSecs', 'A host not seen for this long is offline (SPEC §4; default 3 × agent poll interval).'),
+    quietCheckins: Type.Boolean({
+      default: DEFAULTS.quietCheckins,
+      description:
+        'Issue 19: a check-in that changes nothing the CP decides on is answered without a new decision, and its check-in time is written in batches (at most 2 s later; a crash loses at most those). false: every check-in is decided and written before its answer. A store shared by replicas always decides in full. control-plane/README.md, "Quiet check-ins".',
+    }),
     offlineGraceSecs: NonNegative('offlineGraceSecs', 'Offline hosts stop blocking their wave after this grace.'),
     complianceStaleAfterSecs: Positive('complianceStaleAfterSecs', 'Issue 15: evidence older than this shows as stale in the compliance view (agents re-check every complianceIntervalSecs, default 6 h).'),
     maxBodyBytes: Positive('maxBodyBytes', 'Request body size limit.'),

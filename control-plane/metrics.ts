@@ -44,6 +44,8 @@ export type StateCounts = () => Counts | Promise<Counts>;
 export class CpMetrics {
   readonly registry = new Registry();
   readonly checkins: Counter<'result'>;
+  /** Issue 19: check-ins answered without a new decision (control-plane/quiet-checkins.ts); also counted in `checkins`. */
+  readonly quietCheckins: Counter;
   readonly verifyFailures: Counter<'kind' | 'code'>;
   readonly artifactsAccepted: Counter<'kind'>;
   readonly reconcileDuration: Histogram;
@@ -130,6 +132,7 @@ export class CpMetrics {
     });
 
     this.checkins = new Counter({ name: 'nixfleet_checkins_total', help: 'Agent check-ins handled', labelNames: ['result'], registers });
+    this.quietCheckins = new Counter({ name: 'nixfleet_checkins_quiet_total', help: 'Check-ins that changed nothing the CP decides on, answered without a new decision', registers });
     this.verifyFailures = new Counter({
       name: 'nixfleet_artifact_verification_failures_total',
       help: 'Artefacts from the source that failed verification, by kind and error code',

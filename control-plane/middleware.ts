@@ -38,14 +38,18 @@ export function protocolHeader(opts: { observe?: ((route: string, status: number
   const observe = opts.observe;
   return async (c, next) => {
     c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    const proto = c.req.header(PROTOCOL_HEADER);
-    if (proto !== undefined && proto.trim().split('.')[0] !== PROTOCOL_VERSION) {
-      throw new ApiError('UNSUPPORTED_PROTOCOL', `${PROTOCOL_HEADER}: ${JSON.stringify(proto)} is not supported; this control plane speaks protocol ${PROTOCOL_VERSION}`);
-    }
+    const refused = protocolRefusal(c.req.header(PROTOCOL_HEADER));
+    if (refused !== null) throw refused;
     await next();
     // Label by the matched route pattern (bounded cardinality), not the raw path ('*' when unmatched).
     observe?.(routePath(c, -1), c.res.status);
   };
+}
+
+/** 400 UNSUPPORTED_PROTOCOL for another major in the `X-Nixfleet-Protocol` header (absent: accepted). */
+export function protocolRefusal(proto: string | undefined): ApiError | null {
+  if (proto === undefined || proto.trim().split('.')[0] === PROTOCOL_VERSION) return null;
+  return new ApiError('UNSUPPORTED_PROTOCOL', `${PROTOCOL_HEADER}: ${JSON.stringify(proto)} is not supported; this control plane speaks protocol ${PROTOCOL_VERSION}`);
 }
 
 /** One `http.request` line per request at debug: method, matched route, status, duration, peer. */
@@ -108,11 +112,16 @@ export function requireIssuer(pins: IssuerPins): Mw {
   for (const r of ROLES) if (!(pins[r] instanceof Set)) throw new TypeError(`requireIssuer: pins.${r} must be a Set`);
   return async (c, next) => {
     const peer = c.get('peer') as PeerIdentity | undefined;
-    if (peer !== undefined && peer.role !== null && (peer.issuerFingerprint256 === null || !pins[peer.role].has(peer.issuerFingerprint256))) {
+    if (peer !== undefined && !issuerAccepted(pins, peer)) {
       throw new ApiError('ISSUER_REFUSED', `a certificate with OU ${peer.role} must be issued by one of the issuers configured for that role; ${JSON.stringify(peer.cn)}'s is not`);
     }
     await next();
   };
+}
+
+/** Whether `pins` accept the peer's issuer for its role (a peer without a known role: the role check refuses it). */
+export function issuerAccepted(pins: IssuerPins, peer: PeerIdentity): boolean {
+  return peer.role === null || (peer.issuerFingerprint256 !== null && pins[peer.role].has(peer.issuerFingerprint256));
 }
 
 /** 503 NOT_READY (with Retry-After, set by onError) until a verified fleet artefact is loaded. */
@@ -187,27 +196,38 @@ export const SECURITY_REFUSALS: ReadonlySet<string> = new Set([
   'HOST_REVOKED',
 ]);
 
+export type ErrorPolicy = { log: Logger; logError: (message: string, err: unknown) => void; retryAfterSecs: number };
+
+/**
+ * An error as the response every route gives (`handleErrors`; also the check-in route below Hono,
+ * hot-checkin.ts), logged as `handleErrors` says.
+ */
+export function errorResponse(e: unknown, req: { method: string; path: string; peer: string | null }, o: ErrorPolicy): { status: number; headers: Record<string, string>; body: ReturnType<ApiError['toBody']> } {
+  const apiErr = e instanceof ApiError ? e : e instanceof StoreUnavailableError ? new ApiError('STORE_UNAVAILABLE', e.message) : null;
+  if (apiErr === null) o.logError(`internal error on ${req.method} ${req.path}`, e);
+  else {
+    const fields = { code: apiErr.code, status: apiErr.status, method: req.method, path: req.path, peer: req.peer, message: apiErr.message };
+    if (SECURITY_REFUSALS.has(apiErr.code)) o.log.warn('http.refused', fields);
+    else o.log.debug('http.refused', fields);
+  }
+  const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
+  const headers: Record<string, string> = { [PROTOCOL_HEADER]: PROTOCOL_VERSION };
+  if (error.code === 'NOT_READY' || error.code === 'STORE_UNAVAILABLE') headers['Retry-After'] = String(o.retryAfterSecs);
+  if (error.retryAfterSecs !== undefined) headers['Retry-After'] = String(error.retryAfterSecs);
+  return { status: error.status, headers, body: error.toBody() };
+}
+
 /**
  * The one place where errors become responses (every app of the CP: the mTLS one and the
  * enrolment listener): an ApiError by its code's status, the store unreachable (PostgreSQL
  * restarting) 503 STORE_UNAVAILABLE with nothing of the request stored, anything else is a bug —
  * 500 with a generic body, the details in the log only (STYLE §7).
  */
-export function handleErrors(app: Hono<AppEnv>, o: { log: Logger; logError: (message: string, err: unknown) => void; retryAfterSecs: number }): void {
-  const { log, logError, retryAfterSecs } = o;
+export function handleErrors(app: Hono<AppEnv>, o: ErrorPolicy): void {
   app.onError((e, c) => {
-    const apiErr = e instanceof ApiError ? e : e instanceof StoreUnavailableError ? new ApiError('STORE_UNAVAILABLE', e.message) : null;
-    if (apiErr === null) logError(`internal error on ${c.req.method} ${c.req.path}`, e);
-    else {
-      const fields = { code: apiErr.code, status: apiErr.status, method: c.req.method, path: c.req.path, peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null, message: apiErr.message };
-      if (SECURITY_REFUSALS.has(apiErr.code)) log.warn('http.refused', fields);
-      else log.debug('http.refused', fields);
-    }
-    const error = apiErr ?? new ApiError('INTERNAL', 'internal error; see the control plane log');
-    c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
-    if (error.code === 'NOT_READY' || error.code === 'STORE_UNAVAILABLE') c.header('Retry-After', String(retryAfterSecs));
-    if (error.retryAfterSecs !== undefined) c.header('Retry-After', String(error.retryAfterSecs));
-    return c.json(error.toBody(), error.status as 400);
+    const r = errorResponse(e, { method: c.req.method, path: c.req.path, peer: (c.get('peer') as PeerIdentity | undefined)?.cn ?? null }, o);
+    for (const [k, v] of Object.entries(r.headers)) c.header(k, v);
+    return c.json(r.body, r.status as 400);
   });
   app.notFound((c) => {
     c.header(PROTOCOL_HEADER, PROTOCOL_VERSION);
@@ -220,12 +240,16 @@ export function handleErrors(app: Hono<AppEnv>, o: { log: Logger; logError: (mes
 
 /** Read a JSON body (already under the byte limit) and parse it strictly (duplicate keys refused). */
 export async function readJson(c: Context<AppEnv>, optional: boolean): Promise<unknown> {
-  const buf = new Uint8Array(await c.req.arrayBuffer());
+  return parseJsonBody(new Uint8Array(await c.req.arrayBuffer()), c.req.header('content-type'), optional);
+}
+
+/** A body's bytes (under the byte limit) parsed as `readJson` does (also hot-checkin.ts). */
+export function parseJsonBody(buf: Uint8Array, contentType: string | undefined, optional: boolean): unknown {
   if (buf.length === 0) {
     if (optional) return undefined;
     throw new ApiError('MALFORMED_JSON', 'request body is empty; a JSON object is required');
   }
-  const ct = c.req.header('content-type') ?? '';
+  const ct = contentType ?? '';
   if (!/^application\/json\s*(;|$)/i.test(ct)) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json');
   const parsed = parseJsonStrict(buf, { maxBytes: buf.length });
   if (!parsed.ok) throw new ApiError('MALFORMED_JSON', `request body is not valid JSON: ${parsed.error.message}`);

@@ -10,7 +10,7 @@
  * reads every host), `merge` notes its host, `replace` carries on the journal of the pass's result.
  */
 import { ensureJournal, noteDerived, noteInPlace, startJournal } from '../reconciler/journal.ts';
-import type { Observed } from '../reconciler/types.ts';
+import type { HostObservation, Observed } from '../reconciler/types.ts';
 import type { Awaitable } from './store/types.ts';
 
 export class ObservedMirror {
@@ -75,6 +75,14 @@ export class ObservedMirror {
       rollouts[r.id] = { ...r, hosts: { [h]: r.hosts[h]! }, history: [] };
     }
     return { hosts, rollouts, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} };
+  }
+
+  /** A quiet check-in (quiet-checkins.ts): the host's new observation, nothing else. No-op when not loaded. */
+  touch(h: string, obs: HostObservation): void {
+    const c = this.cache;
+    if (c === null) return;
+    c.hosts[h] = obs;
+    noteInPlace(c, [h]);
   }
 
   /** Fold a one-host slice back into the mirror (host events change nothing else). No-op when not loaded. */

@@ -3,7 +3,7 @@
  * `rejectUnauthorized` against the fleet CA only, so a client without a certificate, or with one
  * from another CA, fails the TLS handshake before any HTTP is read.
  */
-import { createAdaptorServer } from '@hono/node-server';
+import { createAdaptorServer, getRequestListener } from '@hono/node-server';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Hono } from 'hono';
 import type { AppEnv } from './middleware.ts';
+import type { NodeRoute } from './hot-checkin.ts';
 
 export type TlsMaterial = { cert: string; key: string; ca: string };
 
@@ -27,27 +28,27 @@ export type ListeningServer = {
  * reach; it serves only the enrolment app (routes-enrol.ts), never the mTLS routes.
  */
 export async function listenHttps(
-  app: Pick<Hono<AppEnv>, 'fetch'>,
+  app: Pick<Hono<AppEnv>, 'fetch'> & { nodeRoute?: NodeRoute },
   tls: TlsMaterial,
   host: string,
   port: number,
   opts: { keepAliveSecs?: number; onTlsConnection?: (socket: TLSSocket) => void; onTlsClientError?: (err: Error, remote: string | null) => void; clientCerts?: boolean } = {},
 ): Promise<ListeningServer> {
   const mutual = opts.clientCerts ?? true;
-  const server = createAdaptorServer({
-    fetch: app.fetch,
-    createServer: createHttpsServer,
-    serverOptions: {
-      cert: tls.cert,
-      key: tls.key,
-      ...(mutual ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : { requestCert: false }),
-      minVersion: 'TLSv1.2',
-      // Keep-alive for agents that poll (config keepAliveSecs); bounded header/request times against slow clients.
-      keepAliveTimeout: (opts.keepAliveSecs ?? 10) * 1000,
-      headersTimeout: 30_000,
-      requestTimeout: 60_000,
-    },
-  }) as Server;
+  const serverOptions = {
+    cert: tls.cert,
+    key: tls.key,
+    ...(mutual ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : { requestCert: false }),
+    minVersion: 'TLSv1.2' as const,
+    // Keep-alive for agents that poll (config keepAliveSecs); bounded header/request times against slow clients.
+    keepAliveTimeout: (opts.keepAliveSecs ?? 10) * 1000,
+    headersTimeout: 30_000,
+    requestTimeout: 60_000,
+  };
+  // Issue 19: the app's route below Hono (hot-checkin.ts) sees each request first.
+  const hono = getRequestListener(app.fetch);
+  const first = app.nodeRoute;
+  const server = createHttpsServer(serverOptions, first === undefined ? hono : (req, res) => void (first(req, res) || hono(req, res)));
   // A failed handshake (no cert, wrong CA) is the client's problem, not ours: no crash; counted
   // and logged (throttled) by the caller (tls-failures.ts).
   const onErr = opts.onTlsClientError;

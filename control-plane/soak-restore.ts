@@ -26,6 +26,11 @@ export class SoakRestorer {
     this.seen.set(host, signature);
   }
 
+  /** Whether a verified claim of `host` waits to be applied. */
+  pending(host: string): boolean {
+    return this.restorable.has(host);
+  }
+
   note(host: string, claim: ConfirmedClaim): void {
     this.restorable.set(host, claim);
   }

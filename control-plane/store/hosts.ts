@@ -61,14 +61,32 @@ export function toObservation(h: HostRow): HostObservation {
   return o;
 }
 
+/**
+ * Issue 19: how long a quiet check-in's time may wait in memory before it is written. A crash loses
+ * at most this much of the hosts' last check-in times (`offlineAfterSecs` is 180 s by default).
+ */
+export const TOUCH_FLUSH_MS = 2000;
+
 export class HostsTable {
   private readonly get_: Database.Statement<[string], HostRecord>;
   private readonly all_: Database.Statement<[], HostRecord>;
   private readonly upsert: Database.Statement<[HostParams & { probesJson: string; lastOutcomeJson: string | null; pendingReboot: number; agentVersion: string | null; certNotAfterMs: number | null }]>;
   private readonly obsUpsert: Database.Statement<[HostParams]>;
   private readonly pendingReboot: Database.Statement<[number, string]>;
+  private readonly touchStmt: Database.Statement<[number, string, string, number]>;
+  /**
+   * Issue 19 (quiet-checkins.ts): check-in times and probe details of quiet check-ins not written
+   * yet. Reads of a row see them (the newer check-in wins); `flushTouches` writes them.
+   */
+  private touches = new Map<string, { lastCheckinMs: number; probesJson: string }>();
 
-  constructor(db: Database.Database) {
+  private touchTimer: NodeJS.Timeout | null = null;
+
+  /** `inTx`: runs a function in one write transaction (the store's). */
+  constructor(
+    db: Database.Database,
+    private readonly inTx: (fn: () => void) => void = (fn) => fn(),
+  ) {
     this.get_ = db.prepare('SELECT * FROM hosts WHERE hostname = ?');
     this.all_ = db.prepare('SELECT * FROM hosts ORDER BY hostname');
     this.upsert = db.prepare(`INSERT INTO hosts (hostname, last_checkin_ms, current_closure, boot_id, probes_observed, probes_passing, failed_units,
@@ -86,15 +104,55 @@ export class HostsTable {
         boot_id = excluded.boot_id, probes_observed = excluded.probes_observed, probes_passing = excluded.probes_passing,
         failed_units = excluded.failed_units, compliance_failures = excluded.compliance_failures`);
     this.pendingReboot = db.prepare('UPDATE hosts SET pending_reboot = ? WHERE hostname = ?');
+    this.touchStmt = db.prepare('UPDATE hosts SET last_checkin_ms = ?, probes_json = ? WHERE hostname = ? AND (last_checkin_ms IS NULL OR last_checkin_ms <= ?)');
   }
 
   get(hostname: string): HostRow | null {
     const r = this.get_.get(hostname);
-    return r === undefined ? null : toHostRow(r);
+    return r === undefined ? null : this.touched(toHostRow(r));
   }
 
   all(): HostRow[] {
-    return this.all_.all().map(toHostRow);
+    const rows = this.all_.all().map(toHostRow);
+    return this.touches.size === 0 ? rows : rows.map((h) => this.touched(h));
+  }
+
+  /** A quiet check-in's time and probe details, written by the next `flushTouches`. */
+  touch(hostname: string, lastCheckinMs: number, probesJson: string): void {
+    this.touches.set(hostname, { lastCheckinMs, probesJson });
+    this.touchTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
+  }
+
+  /** Whether touches wait for `flushTouches` (tests). */
+  get touchesPending(): number {
+    return this.touches.size;
+  }
+
+  /**
+   * Write the pending touches in one transaction (at most `TOUCH_FLUSH_MS` after the first, and
+   * when the store closes). A row written since with a later check-in keeps its own. When the write
+   * fails (disk full, a busy lock past its timeout) they stay pending and the next flush tries again.
+   */
+  flushTouches(): void {
+    if (this.touchTimer !== null) clearTimeout(this.touchTimer);
+    this.touchTimer = null;
+    if (this.touches.size === 0) return;
+    const batch = this.touches;
+    this.touches = new Map();
+    try {
+      this.inTx(() => {
+        for (const [h, t] of batch) this.touchStmt.run(t.lastCheckinMs, t.probesJson, h, t.lastCheckinMs);
+      });
+    } catch {
+      for (const [h, t] of batch) if (!this.touches.has(h)) this.touches.set(h, t);
+      this.touchTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
+    }
+  }
+
+  private touched(h: HostRow): HostRow {
+    const t = this.touches.get(h.hostname);
+    if (t === undefined || (h.lastCheckinMs !== null && h.lastCheckinMs > t.lastCheckinMs)) return h;
+    return { ...h, lastCheckinMs: t.lastCheckinMs, probesJson: t.probesJson };
   }
 
   put(h: HostRow): void {

@@ -282,5 +282,37 @@ t('group commit: a failed commit rolls the whole group back, rejects every calle
   store.close();
 });
 
+t('issue 19: a quiet check-in (touchCheckin) is read at once, written in one batch, never over a later check-in, kept when its write fails', () => {
+  const { store, path } = fresh();
+  store.putHost(hostRow('a', 1));
+  store.putHost(hostRow('b', 1));
+  store.touchCheckin('a', 10, '[{"name":"http","ok":true,"observedAt":"2026-01-01T00:00:10Z"}]');
+  store.touchCheckin('b', 10, '[]');
+  assert.is(store.getHost('a')?.lastCheckinMs, 10, 'read at once');
+  assert.is(store.getHost('a')?.probesJson, '[{"name":"http","ok":true,"observedAt":"2026-01-01T00:00:10Z"}]');
+  assert.equal(store.allHosts().map((h) => h.lastCheckinMs), [10, 10]);
+  assert.is(store.loadObserved().hosts['a']?.lastCheckinMs, 10, 'the observed state too');
+  const raw = () => store.db.prepare('SELECT hostname, last_checkin_ms AS ms FROM hosts ORDER BY hostname').all();
+  assert.equal(raw(), [{ hostname: 'a', ms: 1 }, { hostname: 'b', ms: 1 }], 'not written yet');
+  store.putHost(hostRow('b', 20)); // a full check-in after the touch
+  assert.is(store.getHost('b')?.lastCheckinMs, 20, 'the later check-in wins');
+  // A failed batch (the database locked by another connection past the busy timeout) stays pending.
+  store.db.pragma('busy_timeout = 0');
+  const other = new Database(path);
+  other.exec('BEGIN IMMEDIATE');
+  store.hostsT.flushTouches();
+  other.exec('ROLLBACK');
+  other.close();
+  assert.equal(raw()[0], { hostname: 'a', ms: 1 }, 'the batch was not written');
+  assert.is(store.getHost('a')?.lastCheckinMs, 10, 'still read after the failed write');
+  store.hostsT.flushTouches();
+  assert.equal(raw(), [{ hostname: 'a', ms: 10 }, { hostname: 'b', ms: 20 }], 'written; b keeps its later check-in');
+  store.touchCheckin('a', 30, '[]');
+  store.close();
+  const again = new Store(path);
+  assert.is(again.getHost('a')?.lastCheckinMs, 30, 'close writes what is pending');
+  again.close();
+});
+
 t.after(() => rmSync(dir, { recursive: true, force: true }));
 t.run();

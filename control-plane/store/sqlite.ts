@@ -43,7 +43,8 @@ import type {
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
-  private readonly hostsT: HostsTable;
+  /** Public for `flushTouches` (issue 19: quiet check-ins written in batches). */
+  readonly hostsT: HostsTable;
   private readonly rolloutsT: RolloutsTable;
   private readonly dispatchesT: DispatchesTable;
   private readonly channelsT: ChannelStateTables;
@@ -75,7 +76,7 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
-    this.hostsT = new HostsTable(this.db);
+    this.hostsT = new HostsTable(this.db, (fn) => this.tx(fn));
     this.rolloutsT = new RolloutsTable(this.db);
     this.dispatchesT = new DispatchesTable(this.db);
     this.channelsT = new ChannelStateTables(this.db);
@@ -91,6 +92,7 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.hostsT.flushTouches();
     this.commitGroup();
     this.db.close();
   }
@@ -321,6 +323,11 @@ export class SqliteStore implements Store {
 
   // ------------------------------------------------------------------------------------------
   // Direct writes (tests and tools; the control plane goes through `apply`)
+
+  /** Issue 19 (quiet-checkins.ts): written with the next batch (hosts.ts); read at once. */
+  touchCheckin(hostname: string, lastCheckinMs: number, probesJson: string): void {
+    this.hostsT.touch(hostname, lastCheckinMs, probesJson);
+  }
 
   putHost(h: HostRow): void {
     this.hostsT.put(h);

@@ -273,6 +273,12 @@ export interface Store {
    * transaction cost less than autocommit reads).
    */
   checkinReads(hostname: string): Awaitable<{ pending: DispatchRow | null; rollback: DispatchRow | null }>;
+  /**
+   * Issue 19 (control-plane/quiet-checkins.ts): a quiet check-in's time and probe details, kept in
+   * memory and written in batches; every read of the host row sees them at once. Absent: every
+   * check-in is decided and written in full (a store shared by replicas).
+   */
+  touchCheckin?(hostname: string, lastCheckinMs: number, probesJson: string): void;
   getDispatch(rolloutId: string, hostname: string): Awaitable<DispatchRow | null>;
   pendingDispatchFor(hostname: string): Awaitable<DispatchRow | null>;
   /** The newest cancelled dispatch of the host that carries a rollback instruction. */

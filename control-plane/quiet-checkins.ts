@@ -1,0 +1,157 @@
+/**
+ * Quiet check-ins (issue 19): a check-in that changes nothing the control plane decides on is
+ * answered without deciding again and without a durable write before the answer.
+ *
+ * A host polls every 60 s and, at rest, says the same thing each time: same closure, boot, probe
+ * verdict, failed units, signed statements. Only its check-in time and its probes' times and
+ * messages move. After a check-in decided in full that wrote nothing but the host row (no target,
+ * no rollback, no statement to keep, no transition), the next one whose *decision inputs* are the
+ * same (`decisionKey`) is quiet when everything that decision read is still the very same object:
+ * the fleet artefact in force, the host's observation in the mirror, and its record in every
+ * rollout that holds it (any pass, confirm, report or reload that moves the host replaces them),
+ * plus, read again each time, no pending dispatch or rollback instruction (the store), no soak to
+ * restore, the same client certificate, and not back from offline. The answer is then what the
+ * full decision would give (no target, no rollback), and the only changes are the check-in time
+ * (in the mirror at once; a journal note for the next reconcile pass) and the row's check-in time
+ * and probe details, which the store keeps in memory and writes in batches (`Store.touchCheckin`):
+ * reads see them at once; a crash loses at most the last batch's check-in times, far less than
+ * `offlineAfterSecs`. A store shared by replicas (PostgreSQL) decides every check-in in full.
+ */
+import { hash } from 'node:crypto';
+import type { CheckinRequest, CheckinResponse } from '../protocol/api.ts';
+import type { HostObservation, Observed, RolloutHost } from '../reconciler/types.ts';
+import type { ArtifactManager } from './artifacts.ts';
+import type { Config } from './config.ts';
+import type { PeerIdentity } from './identity.ts';
+import type { CpMetrics } from './metrics.ts';
+import type { ObservedMirror } from './mirror.ts';
+import type { SoakRestorer } from './soak-restore.ts';
+import type { Store } from './store/types.ts';
+
+export type QuietDeps = {
+  config: Pick<Config, 'offlineAfterSecs' | 'agentPollIntervalSecs' | 'quietCheckins'>;
+  store: Store;
+  mirror: ObservedMirror;
+  restorer: SoakRestorer;
+  artifacts: ArtifactManager;
+  metrics: CpMetrics;
+  now: () => number;
+};
+
+/** What a host's last full check-in read, kept when it could have been quiet. */
+type Entry = {
+  key: string;
+  certNotAfterMs: number | null;
+  fleet: object;
+  obs: HostObservation;
+  /** The host's record in each rollout that holds it and is not Superseded, in mirror order. */
+  records: RolloutHost[];
+};
+
+/**
+ * What a check-in says that the CP decides on or keeps in its own right (a digest): everything
+ * but the probes' times and messages (only their verdict counts, SPEC §4), which are kept as the
+ * row's probe details. A check-in with compliance evidence is never quiet (`null`).
+ */
+export function decisionKey(req: CheckinRequest): string | null {
+  if (req.compliance !== undefined && req.compliance.length > 0) return null;
+  let passing = true;
+  for (const p of req.probes) if (!p.ok) passing = false;
+  const s = JSON.stringify([
+    req.hostname,
+    req.currentClosure,
+    req.bootId,
+    req.agentVersion ?? null,
+    passing,
+    req.failedUnits,
+    req.lastOutcome,
+    req.lastOutcomeSignature ?? null,
+    req.pendingReboot === true,
+    req.lastConfirmed ?? null,
+    req.auditWitness ?? null,
+  ]);
+  return hash('sha256', s, 'base64');
+}
+
+/** The host's rollout records a check-in decision reads (ObservedMirror.slice's rollouts). */
+function recordsOf(o: Observed, h: string, into: RolloutHost[] | null, compare: readonly RolloutHost[] | null): boolean {
+  let k = 0;
+  for (const id in o.rollouts) {
+    const r = o.rollouts[id]!;
+    if (r.state === 'Superseded') continue;
+    const rh = r.hosts[h];
+    if (rh === undefined) continue;
+    if (into !== null) into.push(rh);
+    else if (compare![k] !== rh) return false;
+    k++;
+  }
+  return compare === null || k === compare.length;
+}
+
+/** The certificate's expiry as the host row keeps it. */
+export const certNotAfter = (peer: PeerIdentity): number | null => (Number.isFinite(peer.notAfterMs) ? peer.notAfterMs : null);
+
+export class QuietCheckins {
+  private readonly byHost = new Map<string, Entry>();
+
+  constructor(private readonly d: QuietDeps) {}
+
+  /** The key of a check-in that may be quiet (null: decide it in full: a shared store, evidence). */
+  keyOf(req: CheckinRequest): string | null {
+    return !this.d.config.quietCheckins || this.d.store.shared || this.d.store.touchCheckin === undefined ? null : decisionKey(req);
+  }
+
+  /**
+   * The answer to a quiet check-in, with its effects done (the check-in time in the mirror and in
+   * the store's next batch); null: decide it in full.
+   */
+  answer(peer: PeerIdentity, req: CheckinRequest, key: string): CheckinResponse | null {
+    const h = req.hostname;
+    const fleet = this.d.artifacts.fleet();
+    const mirror = this.d.mirror.peek();
+    if (fleet === null || mirror === null || this.d.restorer.pending(h)) return null;
+    const nowMs = this.d.now();
+    const obs = this.match(h, key, certNotAfter(peer), fleet, mirror, nowMs, this.d.config.offlineAfterSecs * 1000);
+    if (obs === null) return null;
+    const reads = this.d.store.checkinReads(h);
+    if (reads instanceof Promise || reads.pending !== null || reads.rollback !== null) return null;
+    const head = this.d.store.auditHead();
+    if (head instanceof Promise) return null;
+    const next: HostObservation = { ...obs, lastCheckinMs: nowMs };
+    this.d.mirror.touch(h, next);
+    this.byHost.get(h)!.obs = next;
+    this.d.store.touchCheckin!(h, nowMs, JSON.stringify(req.probes));
+    this.d.metrics.checkins.inc({ result: 'none' });
+    this.d.metrics.quietCheckins.inc();
+    const res: CheckinResponse = { target: null, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: new Date(nowMs).toISOString() };
+    if (head !== null && head.seq > 0) res.auditHead = head;
+    return res;
+  }
+
+  /**
+   * After a full check-in decision on `slice` (the mirror's, not a store read) whose only write was
+   * the host row and which answered no target and no rollback: its inputs, for the next one.
+   */
+  remember(h: string, key: string, certNotAfterMs: number | null, fleet: object, slice: Observed, obs: HostObservation): void {
+    const records: RolloutHost[] = [];
+    recordsOf(slice, h, records, null);
+    this.byHost.set(h, { key, certNotAfterMs, fleet, obs, records });
+  }
+
+  /** A full decision that was not quiet-eligible: the next check-in decides in full too. */
+  forget(h: string): void {
+    this.byHost.delete(h);
+  }
+
+  /**
+   * The host's observation as the last full decision left it, when a check-in with `key` decides
+   * nothing new against `mirror` now (the caller checks the store's dispatches and the restorer).
+   */
+  private match(h: string, key: string, certNotAfterMs: number | null, fleet: object, mirror: Observed, nowMs: number, offlineAfterMs: number): HostObservation | null {
+    const e = this.byHost.get(h);
+    if (e === undefined || e.key !== key || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet) return null;
+    const obs = mirror.hosts[h];
+    if (obs === undefined || obs !== e.obs || obs.lastCheckinMs === null || nowMs - obs.lastCheckinMs > offlineAfterMs || nowMs < obs.lastCheckinMs) return null;
+    return recordsOf(mirror, h, null, e.records) ? obs : null;
+  }
+}
