@@ -71,7 +71,7 @@ export function createCpApi(p: CpApiParts): CpService {
     readiness: () => readiness(p),
     isRevoked: (peer) => isRevoked(p.artifacts, peer),
     metricsText: () => p.metrics.text(),
-    observeRequest: (route, status) => p.metrics.requests.inc({ route, status: String(status) }),
+    observeRequest: (route, status) => p.metrics.request(route, status),
     whoami: (peer) => whoami(p.artifacts, peer, p.now()),
     enrolment: () => p.enrol,
     // Agent routes.

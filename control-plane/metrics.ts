@@ -13,6 +13,7 @@ import type { CertificatesResponse } from '../protocol/certificates-api.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { NIXFLEET_VERSION } from '../io/version.ts';
 import { TLS_FAILURE_REASONS, type TlsFailureReason } from './tls-failures.ts';
+import { peerIdentity, type PeerSocket } from './identity.ts';
 
 type Counts = {
   hosts: Record<string, number>;
@@ -33,7 +34,6 @@ export type ReplicaState = () => { holder: string; leader: boolean; epoch: numbe
 
 export type CpMetricsOptions = { processMetrics?: boolean; now?: () => number; replica?: ReplicaState };
 
-type PeerCert = { subject?: { CN?: string | string[]; OU?: string | string[] }; valid_to?: string };
 
 /** A client certificate as seen on a TLS connection: enough for its expiry. */
 export type SeenCertificate = { cn: string; role: string; notAfterMs: number };
@@ -68,6 +68,7 @@ export class CpMetrics {
   readonly certificateExpiry: Gauge<'cert'>;
   /** Newest notAfter seen per client certificate CN (role → cn → ms). */
   private readonly clientExpiry = new Map<string, Map<string, number>>();
+  private readonly requestChildren = new Map<string, { inc(): void }>();
   /** notAfter (ms) of this CP's own certificates (`server`, `ca`), for `GET /v1/certificates`. */
   private readonly ownExpiry = new Map<'server' | 'ca', number>();
 
@@ -255,18 +256,28 @@ export class CpMetrics {
   }
 
   /** Count one accepted mTLS connection while it is open (`listenHttps` `onTlsConnection`). */
-  tlsConnection(socket: { isSessionReused(): boolean; once(event: 'close', fn: () => void): unknown; getPeerCertificate?: (detailed: false) => PeerCert | null }): void {
+  tlsConnection(socket: PeerSocket & { isSessionReused(): boolean; once(event: 'close', fn: () => void): unknown }): void {
     const resumed = socket.isSessionReused();
     this.tlsConnections.inc({ resumed: resumed ? 'true' : 'false' });
-    // A full handshake presented the client certificate: note its expiry (a resumed one has the same).
-    if (!resumed && socket.getPeerCertificate !== undefined) {
-      const cert = socket.getPeerCertificate(false);
-      const cn = cert?.subject?.CN;
-      const notAfterMs = cert?.valid_to !== undefined ? Date.parse(cert.valid_to) : NaN;
-      if (typeof cn === 'string' && Number.isFinite(notAfterMs)) this.clientCertificate({ cn, role: cert?.subject?.OU === 'host' || cert?.subject?.OU === 'operator' ? cert.subject.OU : 'other', notAfterMs });
+    // A full handshake presented the client certificate: note its expiry (a resumed one has the
+    // same). The identity is read once per connection (identity.ts caches it for the requests).
+    if (!resumed) {
+      const peer = peerIdentity(socket);
+      if (peer !== null) this.clientCertificate({ cn: peer.cn, role: peer.role ?? 'other', notAfterMs: peer.notAfterMs });
     }
     this.tlsConnectionsOpen.inc();
     socket.once('close', () => this.tlsConnectionsOpen.dec());
+  }
+
+  /** One HTTP request by matched route pattern (bounded) and status; label children cached (the check-in path). */
+  request(route: string, status: number): void {
+    const k = `${status} ${route}`;
+    let child = this.requestChildren.get(k);
+    if (child === undefined) {
+      child = this.requests.labels({ route, status: String(status) });
+      this.requestChildren.set(k, child);
+    }
+    child.inc();
   }
 
   /** A failed TLS handshake (server.ts `onTlsClientError`, via tls-failures.ts). */

@@ -94,7 +94,11 @@ export const certNotAfter = (peer: PeerIdentity): number | null => (Number.isFin
 export class QuietCheckins {
   private readonly byHost = new Map<string, Entry>();
 
-  constructor(private readonly d: QuietDeps) {}
+  private readonly answered: { inc(): void };
+
+  constructor(private readonly d: QuietDeps) {
+    this.answered = d.metrics.checkins.labels({ result: 'none' });
+  }
 
   /** The key of a check-in that may be quiet (null: decide it in full: a shared store, evidence). */
   keyOf(req: CheckinRequest): string | null {
@@ -121,7 +125,7 @@ export class QuietCheckins {
     this.d.mirror.touch(h, next);
     this.byHost.get(h)!.obs = next;
     this.d.store.touchCheckin!(h, nowMs, JSON.stringify(req.probes));
-    this.d.metrics.checkins.inc({ result: 'none' });
+    this.answered.inc();
     this.d.metrics.quietCheckins.inc();
     const res: CheckinResponse = { target: null, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: new Date(nowMs).toISOString() };
     if (head !== null && head.seq > 0) res.auditHead = head;
