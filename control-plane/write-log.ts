@@ -68,11 +68,17 @@ export function withWriteLog(store: Store, log: Logger): Store {
     applyFenced: wrap(store.applyFenced.bind(store)),
     applyGrouped: wrap(store.applyGrouped.bind(store)),
   };
+  // One bound function per method (the check-in path reads several per request).
+  const bound = new WeakMap<(...a: unknown[]) => unknown, unknown>();
   return new Proxy(store, {
     get(target, prop) {
       if (typeof prop === 'string' && prop in wrapped) return wrapped[prop as keyof Store];
       const v: unknown = Reflect.get(target, prop);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      if (typeof v !== 'function') return v;
+      const f = v as (...a: unknown[]) => unknown;
+      let b = bound.get(f);
+      if (b === undefined) bound.set(f, (b = f.bind(target)));
+      return b;
     },
   });
 }
