@@ -13,7 +13,7 @@
  * Pure module: no I/O. The WeakMap is memoisation beside the data, as fleet-index.ts's.
  */
 import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
-import { changedBetween, stampOf, type JournalStamp } from './journal.ts';
+import { changesBetween, OBSERVATION_ONLY, stampOf, type JournalChanges, type JournalStamp } from './journal.ts';
 import type { HostObservation, HostRolloutState, Observed, Rollout, RolloutHost } from './types.ts';
 
 /** `flags` bits. */
@@ -47,9 +47,9 @@ type FleetReads = {
   /** Position k of each channel in `FleetIndex.memberChannels`. */
   ordinal: Map<ChannelIndex, number>;
   /**
-   * Per channel k: 1 at the members noted as changed and not re-read yet (a byte per member,
-   * allocated once: marking and a scan in member order replace building, sorting and deduplicating
-   * index lists every tick). All zero between ticks.
+   * Per channel k: at the members noted as changed and not re-read yet, READ_OBSERVATION or
+   * READ_ALL (a byte per member, allocated once: marking and a scan in member order replace
+   * building, sorting and deduplicating index lists every tick). All zero between ticks.
    */
   marks: Uint8Array[];
   /** Per channel k: how many marks are set. */
@@ -104,11 +104,11 @@ export class TickReads {
     }
     this.reads = reads;
     this.stamp = stampOf(observed);
-    const changed = changedBetween(reads.stamp, this.stamp);
+    const changed = changesBetween(reads.stamp, this.stamp);
     // Until `close`, the cache is being moved to `observed`: a tick that throws leaves no stamp.
     reads.stamp = undefined;
     if (reads.pending) clearMarks(reads);
-    this.full = changed === null || changed.length > idx.memberAt.size;
+    this.full = changed === null || changed.names.length > idx.memberAt.size;
     if (!this.full) markChanged(idx, reads, changed!);
   }
 
@@ -140,21 +140,24 @@ export class TickReads {
   }
 }
 
+/** `FleetReads.marks`: re-read the observation only (its records are the same objects), or everything. */
+const READ_OBSERVATION = 1;
+const READ_ALL = 3;
+
 /** Marks the member slot of every changed host (names that are no member are skipped). */
-function markChanged(idx: FleetIndex, reads: FleetReads, changed: readonly string[]): void {
+function markChanged(idx: FleetIndex, reads: FleetReads, changed: JournalChanges): void {
   const n = idx.memberChannels.length;
   const at = idx.memberAt;
+  const { names, kinds } = changed;
   reads.pending = true;
-  for (let j = 0; j < changed.length; j++) {
-    const code = at.get(changed[j]!);
+  for (let j = 0; j < names.length; j++) {
+    const code = at.get(names[j]!);
     if (code === undefined) continue;
     const k = code % n;
     const m = reads.marks[k]!;
     const i = (code - k) / n;
-    if (m[i] === 0) {
-      m[i] = 1;
-      reads.marked[k]!++;
-    }
+    if (m[i] === 0) reads.marked[k]!++;
+    m[i] = m[i]! | (kinds[j] === OBSERVATION_ONLY ? READ_OBSERVATION : READ_ALL);
   }
 }
 
@@ -169,13 +172,15 @@ function clearMarks(reads: FleetReads): void {
 /** Re-reads the marked members in member order (as a full read walks the aligned arrays: at 100,000 hosts random order costs a cache miss per array), clearing the marks. */
 function patch(r: ChannelReads, ch: ChannelIndex, marks: Uint8Array, recHosts: Rollout['hosts'] | null, hosts: Observed['hosts'], plain: boolean): void {
   for (let i = 0; i < marks.length; i++) {
-    if (marks[i] === 0) continue;
+    const m = marks[i]!;
+    if (m === 0) continue;
     marks[i] = 0;
-    readHost(r, ch, i, recHosts, hosts, plain);
+    if (m === READ_ALL) readRecord(r, ch, i, recHosts, plain);
+    readObservation(r, ch, i, hosts, plain);
   }
 }
 
-/** Every member read: from "no record, no observation" (Queued, nothing in flight), each through `readHost`, the one code path of a read. */
+/** Every member read: from "no record, no observation" (Queued, nothing in flight), each through `readRecord` and `readObservation`, the code a re-read runs. */
 function fullRead(idx: FleetIndex, ch: ChannelIndex, id: string, recHosts: Rollout['hosts'] | null, hosts: Observed['hosts'], plain: boolean): ChannelReads {
   const n = ch.members.length;
   const r: ChannelReads = {
@@ -190,16 +195,19 @@ function fullRead(idx: FleetIndex, ch: ChannelIndex, id: string, recHosts: Rollo
     inFlight: idx.budgets.map(() => 0),
     lastEnteredAtMs: -Infinity,
   };
-  for (let i = 0; i < n; i++) readHost(r, ch, i, recHosts, hosts, plain);
+  for (let i = 0; i < n; i++) {
+    readRecord(r, ch, i, recHosts, plain);
+    readObservation(r, ch, i, hosts, plain);
+  }
   return r;
 }
 
 /**
- * (Re-)reads member i: its record (`recHosts` null: the rollout opens this tick, no record) and
- * observation, its state and in-flight counts moved from what the slot held. `plain`: no member
- * name is an `Object.prototype` name, so a plain lookup is an own lookup.
+ * (Re-)reads member i's record (`recHosts` null: the rollout opens this tick, no record): its
+ * state and in-flight counts move from what the slot held. `plain`: no member name is an
+ * `Object.prototype` name, so a plain lookup is an own lookup.
  */
-function readHost(r: ChannelReads, ch: ChannelIndex, i: number, recHosts: Rollout['hosts'] | null, hosts: Observed['hosts'], plain: boolean): void {
+function readRecord(r: ChannelReads, ch: ChannelIndex, i: number, recHosts: Rollout['hosts'] | null, plain: boolean): void {
   const h = ch.members[i]!;
   const rh = recHosts === null ? undefined : plain ? recHosts[h] : own(recHosts, h);
   const from = r.states[i]!;
@@ -220,6 +228,11 @@ function readHost(r: ChannelReads, ch: ChannelIndex, i: number, recHosts: Rollou
     if (now >= r.lastEnteredAtMs) r.lastEnteredAtMs = now;
     else if ((before === undefined ? -Infinity : before.enteredAtMs) >= r.lastEnteredAtMs) r.lastEnteredAtMs = NaN; // the newest may have gone: recompute
   }
+}
+
+/** (Re-)reads member i's observation and the facts of it a tick uses. */
+function readObservation(r: ChannelReads, ch: ChannelIndex, i: number, hosts: Observed['hosts'], plain: boolean): void {
+  const h = ch.members[i]!;
   const o = plain ? hosts[h] : own(hosts, h);
   r.obs[i] = o;
   let f = 0;
