@@ -180,23 +180,32 @@ function patch(r: ChannelReads, ch: ChannelIndex, marks: Uint8Array, recHosts: R
   }
 }
 
-/** Every member read: from "no record, no observation" (Queued, nothing in flight), each through `readRecord` and `readObservation`, the code a re-read runs. */
+/** Every member read (the loop of `readRecord` without a previous slot to move from; observations through `readObservation`). */
 function fullRead(idx: FleetIndex, ch: ChannelIndex, id: string, recHosts: Rollout['hosts'] | null, hosts: Observed['hosts'], plain: boolean): ChannelReads {
   const n = ch.members.length;
   const r: ChannelReads = {
     id,
     withRecord: recHosts !== null,
-    recs: new Array<RolloutHost | undefined>(n).fill(undefined),
-    obs: new Array<HostObservation | undefined>(n).fill(undefined),
-    states: new Array<HostRolloutState>(n).fill('Queued'),
-    work: new Array<HostRolloutState>(n).fill('Queued'),
+    recs: new Array<RolloutHost | undefined>(n),
+    obs: new Array<HostObservation | undefined>(n),
+    states: new Array<HostRolloutState>(n),
+    work: new Array<HostRolloutState>(n),
     seenAt: new Float64Array(n),
     flags: new Uint8Array(n),
     inFlight: idx.budgets.map(() => 0),
     lastEnteredAtMs: -Infinity,
   };
   for (let i = 0; i < n; i++) {
-    readRecord(r, ch, i, recHosts, plain);
+    const h = ch.members[i]!;
+    const rh = recHosts === null ? undefined : plain ? recHosts[h] : own(recHosts, h);
+    r.recs[i] = rh;
+    const s = rh === undefined ? 'Queued' : rh.state;
+    r.states[i] = s;
+    if (rh !== undefined && rh.enteredAtMs > r.lastEnteredAtMs) r.lastEnteredAtMs = rh.enteredAtMs;
+    if (isInFlight(s)) {
+      const list = ch.budgetsAt[i];
+      if (list !== undefined) for (let b = 0; b < list.length; b++) r.inFlight[list[b]!]!++;
+    }
     readObservation(r, ch, i, hosts, plain);
   }
   return r;
