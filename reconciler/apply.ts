@@ -41,8 +41,8 @@ class Draft {
   private readonly copied = new Set<string>();
   private hostsCopied = false;
   private mapsCopied = new Set<string>();
-  /** Hosts whose observation or rollout record this draft replaced (the journal's note). */
-  private readonly touched = new Set<string>();
+  private readonly touched = new Set<string>(); // hosts whose rollout record this draft replaced (journal.ts)
+  private readonly observedOnly = new Set<string>(); // hosts whose observation it replaced (a record too if in `touched`)
   /** A rollout record was put whole: any host may differ. */
   private wholesale = false;
 
@@ -55,7 +55,7 @@ class Draft {
 
   /** The result, noted in the base's journal. */
   finish(): Observed {
-    noteDerived(this.out, this.base, this.wholesale ? null : this.touched);
+    noteDerived(this.out, this.base, this.wholesale ? null : this.touched, this.observedOnly);
     return this.out;
   }
 
@@ -88,7 +88,7 @@ class Draft {
       this.hostsCopied = true;
     }
     this.out.hosts[host] = o;
-    this.touched.add(host);
+    this.observedOnly.add(host);
   }
 
   map<K extends 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'>(key: K): Observed[K] {

@@ -70,8 +70,13 @@ export type FleetIndex = {
   budgets: BudgetIndex[];
   /** host → indexes into `budgets` of the budgets whose selector matches it. */
   hostBudgets: Map<string, number[]>;
-  /** member host (non-null closure) → its channel and its index in the channel's `members`. */
-  memberAt: Map<string, readonly [ChannelIndex, number]>;
+  /** The channels with their position in `memberAt` codes (channel name order). */
+  memberChannels: ChannelIndex[];
+  /**
+   * member host (non-null closure) → `i × memberChannels.length + k`: its index i in the members of
+   * `memberChannels[k]`. A number, not a pair: a tick looks up every changed host (host-view.ts).
+   */
+  memberAt: Map<string, number>;
 };
 
 const cache = new WeakMap<FleetResolved, FleetIndex>();
@@ -247,12 +252,13 @@ function build(fleet: FleetResolved): FleetIndex {
     budgets.push({ index, budget: b, matching, limit: unlimited ? Infinity : budgetLimit(b, matching), label: budgetLabel(b, index) });
   });
 
-  const memberAt = new Map<string, readonly [ChannelIndex, number]>();
-  for (const ch of channels.values()) {
+  const memberChannels = [...channels.values()];
+  const memberAt = new Map<string, number>();
+  memberChannels.forEach((ch, k) => {
     ch.budgetsAt = ch.members.map((h) => hostBudgets.get(h));
-    ch.members.forEach((h, i) => memberAt.set(h, [ch, i]));
-  }
-  return { channelOrder: channelOrder(channelNames, fleet), channels, budgets, hostBudgets, memberAt };
+    ch.members.forEach((h, i) => memberAt.set(h, i * memberChannels.length + k));
+  });
+  return { channelOrder: channelOrder(channelNames, fleet), channels, budgets, hostBudgets, memberChannels, memberAt };
 }
 
 /** The memoised index of a fleet (treat the fleet object as immutable once passed in). */

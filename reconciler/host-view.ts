@@ -13,7 +13,7 @@
  * Pure module: no I/O. The WeakMap is memoisation beside the data, as fleet-index.ts's.
  */
 import type { ChannelIndex, FleetIndex } from './fleet-index.ts';
-import { changedBetween, stampOf, type JournalStamp } from './journal.ts';
+import { changesBetween, OBSERVATION_ONLY, stampOf, type JournalChanges, type JournalStamp } from './journal.ts';
 import type { HostObservation, HostRolloutState, Observed, Rollout, RolloutHost } from './types.ts';
 
 /** `flags` bits. */
@@ -41,7 +41,24 @@ export type ChannelReads = {
   lastEnteredAtMs: number;
 };
 
-type FleetReads = { stamp: JournalStamp | undefined; channels: Map<string, ChannelReads> };
+type FleetReads = {
+  stamp: JournalStamp | undefined;
+  channels: Map<string, ChannelReads>;
+  /** Position k of each channel in `FleetIndex.memberChannels`. */
+  ordinal: Map<ChannelIndex, number>;
+  /**
+   * Per channel k: at the members noted as changed and not re-read yet, READ_OBSERVATION or
+   * READ_ALL (a byte per member, allocated once: marking and a scan in member order replace
+   * building, sorting and deduplicating index lists every tick). All zero between ticks.
+   */
+  marks: Uint8Array[];
+  /** Per channel k: how many marks are set. */
+  marked: number[];
+  /** Marks may be set (a tick that threw before `close`). */
+  pending: boolean;
+  /** Per channel k: no member is named like an `Object.prototype` member, so `o[h]` is an own lookup. */
+  plain: boolean[];
+};
 
 const cache = new WeakMap<FleetIndex, FleetReads>();
 
@@ -62,8 +79,8 @@ export const isInFlight = (s: HostRolloutState): boolean =>
 /** One tick's reading session: open before the plans, `close` after the last one. */
 export class TickReads {
   private readonly reads: FleetReads;
-  /** Changed member indexes per channel; null: read every channel in full. */
-  private readonly dirty: Map<ChannelIndex, Int32Array> | null;
+  /** Read every channel in full (no journal of the same lineage). */
+  private readonly full: boolean;
   private readonly used = new Set<string>();
   private readonly stamp: JournalStamp | undefined;
 
@@ -73,64 +90,102 @@ export class TickReads {
   ) {
     let reads = cache.get(idx);
     if (reads === undefined) {
-      reads = { stamp: undefined, channels: new Map() };
+      const chs = idx.memberChannels;
+      reads = {
+        stamp: undefined,
+        channels: new Map(),
+        ordinal: new Map(chs.map((ch, k) => [ch, k])),
+        marks: chs.map((ch) => new Uint8Array(ch.members.length)),
+        marked: chs.map(() => 0),
+        pending: false,
+        plain: chs.map((ch) => !ch.members.some((h) => PROTO_KEYS.has(h))),
+      };
       cache.set(idx, reads);
     }
     this.reads = reads;
     this.stamp = stampOf(observed);
-    const changed = changedBetween(reads.stamp, this.stamp);
+    const changed = changesBetween(reads.stamp, this.stamp);
     // Until `close`, the cache is being moved to `observed`: a tick that throws leaves no stamp.
     reads.stamp = undefined;
-    this.dirty = changed === null || changed.length > idx.memberAt.size ? null : byChannel(idx, changed);
+    if (reads.pending) clearMarks(reads);
+    this.full = changed === null || changed.names.length > idx.memberAt.size;
+    if (!this.full) markChanged(idx, reads, changed!);
   }
 
   /** The reads of channel `ch`'s current rollout `id` (`record` null: it opens this tick). Do not mutate. */
   channel(ch: ChannelIndex, id: string, record: Rollout | null): ChannelReads {
     this.used.add(ch.name);
+    const k = this.reads.ordinal.get(ch)!;
+    const marks = this.reads.marks[k]!;
+    const recHosts = record === null ? null : record.hosts;
     let r = this.reads.channels.get(ch.name);
-    if (r === undefined || this.dirty === null || r.id !== id || r.withRecord !== (record !== null)) {
-      r = fullRead(this.idx, ch, id, record, this.observed.hosts);
+    if (r === undefined || this.full || r.id !== id || r.withRecord !== (record !== null)) {
+      if (this.reads.marked[k]! > 0) marks.fill(0);
+      r = fullRead(this.idx, ch, id, recHosts, this.observed.hosts, this.reads.plain[k]!);
       this.reads.channels.set(ch.name, r);
-      return r;
+    } else if (this.reads.marked[k]! > 0) {
+      patch(r, ch, marks, recHosts, this.observed.hosts, this.reads.plain[k]!);
+      if (Number.isNaN(r.lastEnteredAtMs)) r.lastEnteredAtMs = newestEntered(r.recs);
     }
-    const list = this.dirty.get(ch);
-    if (list !== undefined) {
-      const hosts = this.observed.hosts;
-      for (let k = 0; k < list.length; k++) if (k === 0 || list[k] !== list[k - 1]) readHost(r, ch, list[k]!, record, hosts);
-    }
-    if (Number.isNaN(r.lastEnteredAtMs)) r.lastEnteredAtMs = newestEntered(r.recs);
+    this.reads.marked[k] = 0;
     return r;
   }
 
   /** The cache now describes `observed` (channels not read this tick are dropped). */
   close(): void {
     for (const name of [...this.reads.channels.keys()]) if (!this.used.has(name)) this.reads.channels.delete(name);
+    clearMarks(this.reads);
     this.reads.stamp = this.stamp;
     this.stamp?.log.release(this.stamp.step);
   }
 }
 
-/** The changed member indexes per channel, sorted: the patch then walks the aligned arrays in order, as a full read does (at 100,000 hosts random order costs a cache miss per array). */
-function byChannel(idx: FleetIndex, changed: string[]): Map<ChannelIndex, Int32Array> {
-  const lists = new Map<ChannelIndex, number[]>();
-  for (const h of changed) {
-    const at = idx.memberAt.get(h);
-    if (at === undefined) continue;
-    const [ch, i] = at;
-    const list = lists.get(ch);
-    if (list === undefined) lists.set(ch, [i]);
-    else list.push(i);
+/** `FleetReads.marks`: re-read the observation only (its records are the same objects), or everything. */
+const READ_OBSERVATION = 1;
+const READ_ALL = 3;
+
+/** Marks the member slot of every changed host (names that are no member are skipped). */
+function markChanged(idx: FleetIndex, reads: FleetReads, changed: JournalChanges): void {
+  const n = idx.memberChannels.length;
+  const at = idx.memberAt;
+  const { names, kinds } = changed;
+  reads.pending = true;
+  for (let j = 0; j < names.length; j++) {
+    const code = at.get(names[j]!);
+    if (code === undefined) continue;
+    const k = code % n;
+    const m = reads.marks[k]!;
+    const i = (code - k) / n;
+    if (m[i] === 0) reads.marked[k]!++;
+    m[i] = m[i]! | (kinds[j] === OBSERVATION_ONLY ? READ_OBSERVATION : READ_ALL);
   }
-  const out = new Map<ChannelIndex, Int32Array>();
-  for (const [ch, list] of lists) out.set(ch, Int32Array.from(list).sort());
-  return out;
 }
 
-function fullRead(idx: FleetIndex, ch: ChannelIndex, id: string, record: Rollout | null, hosts: Observed['hosts']): ChannelReads {
+function clearMarks(reads: FleetReads): void {
+  for (let k = 0; k < reads.marks.length; k++) {
+    if (reads.marked[k]! > 0) reads.marks[k]!.fill(0);
+    reads.marked[k] = 0;
+  }
+  reads.pending = false;
+}
+
+/** Re-reads the marked members in member order (as a full read walks the aligned arrays: at 100,000 hosts random order costs a cache miss per array), clearing the marks. */
+function patch(r: ChannelReads, ch: ChannelIndex, marks: Uint8Array, recHosts: Rollout['hosts'] | null, hosts: Observed['hosts'], plain: boolean): void {
+  for (let i = 0; i < marks.length; i++) {
+    const m = marks[i]!;
+    if (m === 0) continue;
+    marks[i] = 0;
+    if (m === READ_ALL) readRecord(r, ch, i, recHosts, plain);
+    readObservation(r, ch, i, hosts, plain);
+  }
+}
+
+/** Every member read (the loop of `readRecord` without a previous slot to move from; observations through `readObservation`). */
+function fullRead(idx: FleetIndex, ch: ChannelIndex, id: string, recHosts: Rollout['hosts'] | null, hosts: Observed['hosts'], plain: boolean): ChannelReads {
   const n = ch.members.length;
   const r: ChannelReads = {
     id,
-    withRecord: record !== null,
+    withRecord: recHosts !== null,
     recs: new Array<RolloutHost | undefined>(n),
     obs: new Array<HostObservation | undefined>(n),
     states: new Array<HostRolloutState>(n),
@@ -142,52 +197,67 @@ function fullRead(idx: FleetIndex, ch: ChannelIndex, id: string, record: Rollout
   };
   for (let i = 0; i < n; i++) {
     const h = ch.members[i]!;
-    const rh = record === null ? undefined : own(record.hosts, h);
+    const rh = recHosts === null ? undefined : plain ? recHosts[h] : own(recHosts, h);
     r.recs[i] = rh;
-    const s = rh?.state ?? 'Queued';
+    const s = rh === undefined ? 'Queued' : rh.state;
     r.states[i] = s;
     if (rh !== undefined && rh.enteredAtMs > r.lastEnteredAtMs) r.lastEnteredAtMs = rh.enteredAtMs;
     if (isInFlight(s)) {
       const list = ch.budgetsAt[i];
-      if (list !== undefined) for (const b of list) r.inFlight[b]!++;
+      if (list !== undefined) for (let b = 0; b < list.length; b++) r.inFlight[list[b]!]!++;
     }
-    observe(r, ch, i, own(hosts, h));
+    readObservation(r, ch, i, hosts, plain);
   }
   return r;
 }
 
-/** Re-reads member i (noted as changed). */
-function readHost(r: ChannelReads, ch: ChannelIndex, i: number, record: Rollout | null, hosts: Observed['hosts']): void {
+/**
+ * (Re-)reads member i's record (`recHosts` null: the rollout opens this tick, no record): its
+ * state and in-flight counts move from what the slot held. `plain`: no member name is an
+ * `Object.prototype` name, so a plain lookup is an own lookup.
+ */
+function readRecord(r: ChannelReads, ch: ChannelIndex, i: number, recHosts: Rollout['hosts'] | null, plain: boolean): void {
   const h = ch.members[i]!;
-  const rh = record === null ? undefined : own(record.hosts, h);
+  const rh = recHosts === null ? undefined : plain ? recHosts[h] : own(recHosts, h);
   const from = r.states[i]!;
-  const to = rh?.state ?? 'Queued';
-  const delta = (isInFlight(to) ? 1 : 0) - (isInFlight(from) ? 1 : 0);
-  if (delta !== 0) {
-    const list = ch.budgetsAt[i];
-    if (list !== undefined) for (const b of list) r.inFlight[b]! += delta;
+  const to = rh === undefined ? 'Queued' : rh.state;
+  if (from !== to) {
+    const delta = (isInFlight(to) ? 1 : 0) - (isInFlight(from) ? 1 : 0);
+    if (delta !== 0) {
+      const list = ch.budgetsAt[i];
+      if (list !== undefined) for (let b = 0; b < list.length; b++) r.inFlight[list[b]!]! += delta;
+    }
+    r.states[i] = to;
   }
-  r.states[i] = to;
   const before = r.recs[i];
-  r.recs[i] = rh;
-  // Records are replaced, never changed in place (apply.ts copies them): the same object, the same time.
-  const now = rh?.enteredAtMs ?? -Infinity;
-  if (now >= r.lastEnteredAtMs) r.lastEnteredAtMs = now;
-  else if (rh !== before && (before?.enteredAtMs ?? -Infinity) >= r.lastEnteredAtMs) r.lastEnteredAtMs = NaN; // the newest may have gone: recompute
-  observe(r, ch, i, own(hosts, h));
+  if (rh !== before) {
+    r.recs[i] = rh;
+    // Records are replaced, never changed in place (apply.ts copies them): the same object, the same time.
+    const now = rh === undefined ? -Infinity : rh.enteredAtMs;
+    if (now >= r.lastEnteredAtMs) r.lastEnteredAtMs = now;
+    else if ((before === undefined ? -Infinity : before.enteredAtMs) >= r.lastEnteredAtMs) r.lastEnteredAtMs = NaN; // the newest may have gone: recompute
+  }
 }
 
-function observe(r: ChannelReads, ch: ChannelIndex, i: number, o: HostObservation | undefined): void {
+/** (Re-)reads member i's observation and the facts of it a tick uses. */
+function readObservation(r: ChannelReads, ch: ChannelIndex, i: number, hosts: Observed['hosts'], plain: boolean): void {
+  const h = ch.members[i]!;
+  const o = plain ? hosts[h] : own(hosts, h);
   r.obs[i] = o;
-  const last = o?.lastCheckinMs ?? null;
-  r.seenAt[i] = last === null ? NaN : last;
   let f = 0;
-  if (last !== null) {
-    const c = o!.currentClosure;
-    if (c === ch.closureAt[i]) f |= RUNS_TARGET;
-    else if (c !== null) f |= RUNS_OTHER;
+  let seen = NaN;
+  if (o !== undefined) {
+    const last = o.lastCheckinMs;
+    if (last !== null) {
+      seen = last;
+      const c = o.currentClosure;
+      if (c === ch.closureAt[i]) f |= RUNS_TARGET;
+      else if (c !== null) f |= RUNS_OTHER;
+    }
+    const cf = o.complianceFailures;
+    if (cf !== undefined && cf.length > 0) f |= COMPLIANCE_FAILING;
   }
-  if ((o?.complianceFailures?.length ?? 0) > 0) f |= COMPLIANCE_FAILING;
+  r.seenAt[i] = seen;
   r.flags[i] = f;
 }
 

@@ -23,6 +23,12 @@ import type { Observed } from './types.ts';
 /** Past this many noted names (no reader for a long while) the oldest half of the steps is dropped. */
 const MAX_NAMES = 1 << 18;
 
+/** A noted host whose observation changed and none of its rollout records (`JournalChanges.kinds`). */
+export const OBSERVATION_ONLY = 1;
+
+/** The hosts noted between two steps (duplicates possible), each with its kind: OBSERVATION_ONLY, or 0 (its records may have changed too). */
+export type JournalChanges = { names: string[]; kinds: number[] };
+
 /** One lineage's notes: the names changed by each step, in order. */
 export class JournalLog {
   /** Absolute step number of `marks[0]`. */
@@ -30,6 +36,8 @@ export class JournalLog {
   /** `marks[k]`: `names.length` when the lineage was at step `base + k`. */
   private marks: number[] = [0];
   private names: string[] = [];
+  /** Aligned with `names`: OBSERVATION_ONLY or 0. */
+  private kinds: number[] = [];
   /** Steps that may have changed any host (a rollout record replaced whole). */
   private wholesale: number[] = [];
   /** The newest step that changed a value in place (older values may share its maps). */
@@ -42,9 +50,12 @@ export class JournalLog {
     return this.base + this.marks.length - 1;
   }
 
-  /** Notes one step (its changed hosts; null: any host); returns its number. */
-  append(hosts: Iterable<string> | null, inPlace: boolean): number {
-    if (hosts !== null) for (const h of hosts) this.names.push(h);
+  /** Notes one step (its changed hosts, and hosts of which only the observation changed; null: any host); returns its number. */
+  append(hosts: Iterable<string> | null, inPlace: boolean, observationsOnly: Iterable<string> = []): number {
+    if (hosts !== null) {
+      for (const h of hosts) this.push(h, 0);
+      for (const h of observationsOnly) this.push(h, OBSERVATION_ONLY);
+    }
     this.marks.push(this.names.length);
     const step = this.head;
     if (hosts === null) this.wholesale.push(step);
@@ -53,17 +64,24 @@ export class JournalLog {
     return step;
   }
 
+  private push(h: string, kind: number): void {
+    this.names.push(h);
+    this.kinds.push(kind);
+  }
+
   poison(): void {
     this.poisoned = true;
   }
 
   /** The hosts changed from step `from` to step `to` (duplicates possible); null when that is not known. */
-  between(from: number, to: number): string[] | null {
+  between(from: number, to: number): JournalChanges | null {
     if (this.poisoned || from < this.base || from > to || to > this.head) return null;
     // A value older than an in-place change of its lineage may share the changed maps.
     if (this.lastInPlace > to) return null;
     if (this.wholesale.some((s) => s > from && s <= to)) return null;
-    return this.names.slice(this.marks[from - this.base]!, this.marks[to - this.base]!);
+    const a = this.marks[from - this.base]!;
+    const b = this.marks[to - this.base]!;
+    return { names: this.names.slice(a, b), kinds: this.kinds.slice(a, b) };
   }
 
   /**
@@ -75,6 +93,7 @@ export class JournalLog {
     const k = step - this.base;
     const cut = this.marks[k]!;
     this.names = this.names.slice(cut);
+    this.kinds = this.kinds.slice(cut);
     this.marks = this.marks.slice(k).map((m) => m - cut);
     this.base = step;
     this.wholesale = this.wholesale.filter((s) => s > step);
@@ -107,12 +126,14 @@ export function ensureJournal(o: Observed): void {
 
 /**
  * `next` was derived from `base` (a new object; `base` is left as it was) and differs from it at
- * most in the hosts `hosts` (null: possibly any host). When `base` is not journaled, or is not the
- * newest value of its lineage (a fork), `next` is not journaled either: it is read in full.
+ * most in the hosts `hosts` (null: possibly any host) and in the observations of the hosts
+ * `observationsOnly` (their rollout records are the same objects). When `base` is not journaled,
+ * or is not the newest value of its lineage (a fork), `next` is not journaled either: it is read
+ * in full.
  */
-export function noteDerived(next: Observed, base: Observed, hosts: Iterable<string> | null): void {
+export function noteDerived(next: Observed, base: Observed, hosts: Iterable<string> | null, observationsOnly: Iterable<string> = []): void {
   if (next === base) {
-    noteInPlace(next, hosts);
+    noteInPlace(next, hosts === null ? null : [...hosts, ...observationsOnly]);
     return;
   }
   const s = stamps.get(base);
@@ -120,7 +141,7 @@ export function noteDerived(next: Observed, base: Observed, hosts: Iterable<stri
     stamps.delete(next);
     return;
   }
-  stamps.set(next, { log: s.log, step: s.log.append(hosts, false) });
+  stamps.set(next, { log: s.log, step: s.log.append(hosts, false, observationsOnly) });
 }
 
 /**
@@ -141,6 +162,11 @@ export function noteInPlace(o: Observed, hosts: Iterable<string> | null): void {
 
 /** The hosts that may differ between the values stamped `from` and `to` (null: unknown, read in full). */
 export function changedBetween(from: JournalStamp | undefined, to: JournalStamp | undefined): string[] | null {
+  return changesBetween(from, to)?.names ?? null;
+}
+
+/** The same, with each host's kind (host-view.ts re-reads only the observation of an OBSERVATION_ONLY host). */
+export function changesBetween(from: JournalStamp | undefined, to: JournalStamp | undefined): JournalChanges | null {
   if (from === undefined || to === undefined || from.log !== to.log) return null;
   return to.log.between(from.step, to.step);
 }
