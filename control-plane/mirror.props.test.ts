@@ -21,6 +21,7 @@ const T0 = Date.UTC(2026, 0, 1);
 
 type Op =
   | { k: 'checkin'; host: number; kind: number; c: number }
+  | { k: 'quiet'; host: number }
   | { k: 'pass'; expire: number[] }
   | { k: 'time'; ms: number }
   | { k: 'reload' | 'invalidate' | 'pause' }
@@ -28,6 +29,7 @@ type Op =
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 8, arbitrary: fc.record({ k: fc.constant('checkin' as const), host: fc.nat(), kind: fc.nat(), c: fc.nat() }) },
+  { weight: 4, arbitrary: fc.record({ k: fc.constant('quiet' as const), host: fc.nat() }) },
   { weight: 5, arbitrary: fc.record({ k: fc.constant('pass' as const), expire: fc.array(fc.nat(), { maxLength: 3 }) }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('time' as const), ms: fc.constantFrom(10_000, 60_000, 5 * 60_000, 31 * 60_000) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constantFrom('reload' as const, 'invalidate' as const, 'pause' as const) }) },
@@ -59,6 +61,12 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
         const slice = ObservedMirror.slice(mirror.peek() ?? (await mirror.get()), host);
         const after = restorer.apply(applyHostEvents(slice, [{ host, event: eventOf(fleet, host, op.kind, op.c) }], now), now, host);
         mirror.merge(host, after);
+        break;
+      }
+      case 'quiet': {
+        // quiet-checkins.ts: only the check-in time of a host that checked in before.
+        const o = (mirror.peek() ?? (await mirror.get())).hosts[host];
+        if (o !== undefined && o.lastCheckinMs !== null) mirror.touch(host, { ...o, lastCheckinMs: now });
         break;
       }
       case 'pass': {

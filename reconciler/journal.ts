@@ -146,18 +146,18 @@ export function noteDerived(next: Observed, base: Observed, hosts: Iterable<stri
 
 /**
  * `o` itself was changed in place in the hosts `hosts` (null: any; the CP's mirror after a
- * check-in). Values of its lineage derived before may share the changed maps, so they are read in
+ * check-in), and in the observations only of `observationsOnly` (a quiet check-in). Values of its lineage derived before may share the changed maps, so they are read in
  * full from now on. When `o` is not the newest value of its lineage, the lineage is dropped.
  */
-export function noteInPlace(o: Observed, hosts: Iterable<string> | null): void {
+export function noteInPlace(o: Observed, hosts: Iterable<string> | null, observationsOnly: readonly string[] = []): void {
   const s = stamps.get(o);
-  if (s === undefined || (Array.isArray(hosts) && hosts.length === 0)) return;
+  if (s === undefined || (Array.isArray(hosts) && hosts.length === 0 && observationsOnly.length === 0)) return;
   if (s.step !== s.log.head) {
     s.log.poison();
     stamps.delete(o);
     return;
   }
-  stamps.set(o, { log: s.log, step: s.log.append(hosts, true) });
+  stamps.set(o, { log: s.log, step: s.log.append(hosts, true, observationsOnly) });
 }
 
 /** The hosts that may differ between the values stamped `from` and `to` (null: unknown, read in full). */
