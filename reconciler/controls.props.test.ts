@@ -186,4 +186,14 @@ laws('pinned: a dispatch withdrawn from a host gone offline is progress, so no s
   assert.equal(runLaws(decorate(randomFleet(p), c), ch, 900), []);
 });
 
+laws('pinned: a wave promoted because its last host went offline past the grace is progress; the stall clock starts again from the promotion (seed 1285730185)', () => {
+  // c1's wave 0 waits on h004, offline from the start: stalled at 3 min, promoted at 33 min when
+  // h004 passes its grace (no host changes state), then held by the budget until stalled again at
+  // 36 min. The law read idle time from host transitions only and saw 33 min without a stall.
+  const p: RandomFleetParams = { hosts: 37, channels: 2, maxWaves: 2, edgeRate: 0.3, channelEdges: false, budgets: 2, nullClosureRate: 0, maxSoakMinutes: 0, seed: -924379712 };
+  const c: Controls = { windowRate: 0, approvalRate: 0, pinRate: 0, redeploy: false, deadlineMinutes: 3, seed: 0 };
+  const ch: Chaos = { failRate: 0, offlineRate: 0.3, rebootRate: 0.2, driftRate: 0, seed: -1 };
+  assert.equal(runLaws(decorate(randomFleet(p), c), ch, 900), []);
+});
+
 laws.run();

@@ -165,8 +165,29 @@ export function lawWindowsAndPins(fleet: FleetResolved, t: SimTick): string[] {
 }
 
 /**
+ * When the rollout last promoted a wave (-Infinity: never), read from its history: a
+ * rollout-level Executing → Executing entry that raises the wave (stall and window entries carry
+ * the wave they were recorded in, so they never raise it). A reopened rollout keeps the history
+ * of its earlier run: each opening (→ Pending) starts the count again.
+ */
+function lastPromotionMs(r: Rollout): number {
+  let wave = -Infinity;
+  let atMs = -Infinity;
+  for (const e of r.history) {
+    if (e.host !== null) continue;
+    if (e.to === 'Pending') wave = e.wave;
+    else if (e.from === 'Executing' && e.to === 'Executing' && e.wave > wave) atMs = e.atMs;
+    if (e.wave > wave) wave = e.wave;
+  }
+  return atMs;
+}
+
+/**
  * Issue 14: a rollout never sits silently. After any tick, an Executing rollout whose window is
- * open and that has not moved for its channel's progress deadline is reported stalled.
+ * open and that has not moved for its channel's progress deadline is reported stalled. It moved
+ * when it started, when a host changed state, and when a wave was promoted: the wave whose last
+ * hosts were passed over for being offline past the grace promotes with no host changing state,
+ * and that is progress (controls.ts `lastProgressMs`).
  */
 export function lawStallReported(fleet: FleetResolved, t: SimTick): string[] {
   const out: string[] = [];
@@ -175,7 +196,7 @@ export function lawStallReported(fleet: FleetResolved, t: SimTick): string[] {
     const ch = fleet.channels[r.channel];
     if (!changeWindowAt(ch?.changeWindow, t.nowMs).open) continue;
     const deadlineMs = (ch?.progressDeadlineMinutes ?? 30) * 60_000;
-    const last = Math.max(r.startedAtMs ?? r.openedAtMs, ...Object.values(r.hosts).map((h) => h.enteredAtMs));
+    const last = Math.max(r.startedAtMs ?? r.openedAtMs, lastPromotionMs(r), ...Object.values(r.hosts).map((h) => h.enteredAtMs));
     if (t.nowMs - last >= deadlineMs && (t.after.controls?.[r.id]?.stall ?? null) === null) out.push(`stall: ${r.id} idle for ${(t.nowMs - last) / 60_000} min and not reported stalled (tick ${t.tick})`);
   }
   return out;
