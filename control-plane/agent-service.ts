@@ -22,7 +22,6 @@ import type {
   RollbackInstruction,
   Target,
 } from '../protocol/api.ts';
-import type { ArtifactManager } from './artifacts.ts';
 import type { ServedSlice } from './slices.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
@@ -30,13 +29,11 @@ import { checkEvidence } from './evidence.ts';
 import type { PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
 import { ReportQuota } from './report-quota.ts';
-import type { CpMetrics } from './metrics.ts';
 import { WitnessKeeper } from './witnesses.ts';
-import { certNotAfter, QuietCheckins } from './quiet-checkins.ts';
+import { certNotAfter, QuietCheckins, type QuietDeps } from './quiet-checkins.ts';
 import { HostStatements } from './host-statements.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
-import type { SoakRestorer } from './soak-restore.ts';
 import { StoreConflictError, type DispatchRow, type RolloutOrigin, type RolloutRow, type Store, type Write } from './store/types.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -53,14 +50,8 @@ export type ServedArtifact = {
   gzip?: Uint8Array;
 };
 
-export type AgentServiceDeps = {
-  config: Pick<Config, 'offlineAfterSecs' | 'confirmDeadlineSecs' | 'agentPollIntervalSecs' | 'reportQuotaPerHour' | 'quietCheckins'>;
-  store: Store;
-  mirror: ObservedMirror;
-  restorer: SoakRestorer;
-  artifacts: ArtifactManager;
-  metrics: CpMetrics;
-  now: () => number;
+export type AgentServiceDeps = QuietDeps & {
+  config: Pick<Config, 'confirmDeadlineSecs' | 'reportQuotaPerHour'>;
   log: Logger;
   /** Ask the reconcile loop for a (debounced) pass. */
   requestReconcile: () => void;
