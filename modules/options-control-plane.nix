@@ -167,6 +167,11 @@
       default = 86400;
       description = "Compliance evidence older than this shows as stale in the compliance view.";
     };
+    quietCheckins = {
+      type = "bool";
+      default = true;
+      description = "A check-in that changes nothing the CP decides on is answered without a new decision; its check-in time is written in batches (at most 2 s later). false: every check-in is decided and written before its answer. A store shared by replicas always decides in full.";
+    };
     offlineGraceSecs = {
       type = "ints.unsigned";
       default = 1800;

@@ -130,7 +130,8 @@ export class HostsTable {
 
   /**
    * Write the pending touches in one transaction (at most `TOUCH_FLUSH_MS` after the first, and
-   * when the store closes). A row written since with a later check-in keeps its own. When the write
+   * when the store closes). A host row written after a touch drops it (`put`, `putObservation`);
+   * the SQL condition keeps a later check-in's time as a second guard. When the write
    * fails (disk full, a busy lock past its timeout) they stay pending and the next flush tries again.
    */
   flushTouches(): void {
@@ -156,6 +157,7 @@ export class HostsTable {
   }
 
   put(h: HostRow): void {
+    this.touches.delete(h.hostname); // the row written now is newer than a pending touch
     this.upsert.run({
       hostname: h.hostname,
       lastCheckinMs: h.lastCheckinMs,
@@ -174,6 +176,7 @@ export class HostsTable {
   }
 
   putObservation(hostname: string, o: HostObservation): void {
+    this.touches.delete(hostname);
     this.obsUpsert.run({
       hostname,
       lastCheckinMs: o.lastCheckinMs,

@@ -307,6 +307,13 @@ t('issue 19: a quiet check-in (touchCheckin) is read at once, written in one bat
   assert.is(store.getHost('a')?.lastCheckinMs, 10, 'still read after the failed write');
   store.hostsT.flushTouches();
   assert.equal(raw(), [{ hostname: 'a', ms: 10 }, { hostname: 'b', ms: 20 }], 'written; b keeps its later check-in');
+  // A full check-in in the same millisecond as a quiet one (seed -1981328183 of
+  // quiet-checkins.props): the row written last wins, probes and all.
+  store.touchCheckin('b', 20, '[{"ok":true}]');
+  store.putHost({ ...hostRow('b', 20), probesJson: '[{"ok":false}]' });
+  assert.is(store.getHost('b')?.probesJson, '[{"ok":false}]', 'read: the full row');
+  store.hostsT.flushTouches();
+  assert.is(store.getHost('b')?.probesJson, '[{"ok":false}]', 'written: the full row');
   store.touchCheckin('a', 30, '[]');
   store.close();
   const again = new Store(path);
