@@ -115,15 +115,15 @@ export class QuietCheckins {
     const mirror = this.d.mirror.peek();
     if (fleet === null || mirror === null || this.d.restorer.pending(h)) return null;
     const nowMs = this.d.now();
-    const obs = this.match(h, key, certNotAfter(peer), fleet, mirror, nowMs, this.d.config.offlineAfterSecs * 1000);
-    if (obs === null) return null;
+    const e = this.match(h, key, certNotAfter(peer), fleet, mirror, nowMs, this.d.config.offlineAfterSecs * 1000);
+    if (e === null) return null;
     const reads = this.d.store.checkinReads(h);
     if (reads instanceof Promise || reads.pending !== null || reads.rollback !== null) return null;
     const head = this.d.store.auditHead();
     if (head instanceof Promise) return null;
-    const next: HostObservation = { ...obs, lastCheckinMs: nowMs };
+    const next: HostObservation = { ...e.obs, lastCheckinMs: nowMs };
     this.d.mirror.touch(h, next);
-    this.byHost.get(h)!.obs = next;
+    e.obs = next;
     this.d.store.touchCheckin!(h, nowMs, JSON.stringify(req.probes));
     this.answered.inc();
     this.d.metrics.quietCheckins.inc();
@@ -148,14 +148,14 @@ export class QuietCheckins {
   }
 
   /**
-   * The host's observation as the last full decision left it, when a check-in with `key` decides
-   * nothing new against `mirror` now (the caller checks the store's dispatches and the restorer).
+   * The host's entry (its `obs` is the mirror's observation now), when a check-in with `key`
+   * decides nothing new against `mirror` (the caller checks the store's dispatches and the restorer).
    */
-  private match(h: string, key: string, certNotAfterMs: number | null, fleet: object, mirror: Observed, nowMs: number, offlineAfterMs: number): HostObservation | null {
+  private match(h: string, key: string, certNotAfterMs: number | null, fleet: object, mirror: Observed, nowMs: number, offlineAfterMs: number): Entry | null {
     const e = this.byHost.get(h);
     if (e === undefined || e.key !== key || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet) return null;
     const obs = mirror.hosts[h];
     if (obs === undefined || obs !== e.obs || obs.lastCheckinMs === null || nowMs - obs.lastCheckinMs > offlineAfterMs || nowMs < obs.lastCheckinMs) return null;
-    return recordsOf(mirror, h, null, e.records) ? obs : null;
+    return recordsOf(mirror, h, null, e.records) ? e : null;
   }
 }
