@@ -30,7 +30,7 @@ import type { PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
 import { ReportQuota } from './report-quota.ts';
 import { WitnessKeeper } from './witnesses.ts';
-import { certNotAfter, QuietCheckins, type QuietDeps } from './quiet-checkins.ts';
+import { certNotAfter, QuietCheckins, type DecisionInputs, type QuietDeps } from './quiet-checkins.ts';
 import { HostStatements } from './host-statements.ts';
 import { ObservedMirror } from './mirror.ts';
 import { planWrites, toHostEvent } from './plan.ts';
@@ -137,14 +137,19 @@ export class AgentService {
    * commit for every check-in that arrived together) and is answered once that commit is done.
    */
   checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse> {
-    // Issue 19: one that changes nothing the CP decides on is answered at once (quiet-checkins.ts).
-    const key = this.quiet.keyOf(req);
-    const quiet = key === null ? null : this.quiet.answer(peer, req, key);
-    if (quiet !== null) return Promise.resolve(quiet);
-    return this.retryOnConflict(() => this.checkinOnce(peer, req, key));
+    return Promise.resolve(this.checkinNow(peer, req));
   }
 
-  private async checkinOnce(peer: PeerIdentity, req: CheckinRequest, key: string | null): Promise<CheckinResponse> {
+  /** `checkin`, with a quiet check-in's answer given at once rather than in a promise (hot-checkin.ts). */
+  checkinNow(peer: PeerIdentity, req: CheckinRequest): CheckinResponse | Promise<CheckinResponse> {
+    // Issue 19: one that changes nothing the CP decides on is answered at once (quiet-checkins.ts).
+    const inputs = this.quiet.inputsOf(req);
+    const quiet = inputs === null ? null : this.quiet.answer(peer, req, inputs);
+    if (quiet !== null) return quiet;
+    return this.retryOnConflict(() => this.checkinOnce(peer, req, inputs));
+  }
+
+  private async checkinOnce(peer: PeerIdentity, req: CheckinRequest, inputs: DecisionInputs | null): Promise<CheckinResponse> {
     const fleet = this.requireFleetHost(req.hostname);
     const h = req.hostname;
     const nowMs = this.d.now();
@@ -235,13 +240,13 @@ export class AgentService {
     const firstContact = before === null || before.lastCheckinMs === null;
     if (firstContact && handed === null && this.d.reconcileNow !== undefined) handed = await this.firstContactTarget(h);
     else if (relevant) this.d.requestReconcile();
-    this.d.metrics.checkins.inc({ result: handed !== null ? 'target' : 'none' });
+    this.d.metrics.checkin(handed !== null ? 'target' : 'none').inc();
     const res: CheckinResponse = { target: handed, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: iso(nowMs) };
     const rollback = toRollback(rollbackRow);
     if (rollback !== null) res.rollback = rollback;
     // Only the host row written, nothing handed over: the next such check-in may be quiet.
-    const quietNext = key !== null && writes.length === 1 && handed === null && rollback === null && outcome === null && !restoring && !firstContact;
-    if (quietNext && !this.d.restorer.pending(h) && this.d.mirror.peek()?.hosts[h] === o) this.quiet.remember(h, key, certNotAfter(peer), inForce, slice, o);
+    const quietNext = inputs !== null && writes.length === 1 && handed === null && rollback === null && outcome === null && !restoring && !firstContact;
+    if (quietNext && !this.d.restorer.pending(h) && this.d.mirror.peek()?.hosts[h] === o) this.quiet.remember(h, inputs, certNotAfter(peer), inForce, slice, o);
     else this.quiet.forget(h);
     if (refused !== null) res.outcomeRefused = refused;
     // Issue 15: the head the host signs into its next check-in (its witness of this chain).

@@ -28,6 +28,8 @@ export type { AppEnv };
 /** What the open routes and the `/v1/*` gate need. */
 export interface OpenApi {
   readiness(): ReadyzResponse;
+  /** `readiness().ready`, cheaper (the check-in route asks it for every check-in); absent: readiness() is read. */
+  isReady?(): boolean;
   isRevoked(peer: PeerIdentity): boolean;
   metricsText(): Promise<{ contentType: string; body: string }>;
   /** Called for every request that reached a handler or failed, for the metrics. */

@@ -52,6 +52,7 @@ export type ArtifactManagerOptions = {
 };
 
 const KINDS: readonly ArtifactKind[] = ['fleet', 'revocations'];
+const FLEET_ONLY: readonly ArtifactKind[] = ['fleet'];
 /** Verification codes that a trust.json change can newly produce for an accepted artefact. */
 const TRUST_CODES: readonly string[] = ['BAD_SIGNATURE', 'NO_ACTIVE_KEY', 'REJECTED_BEFORE'];
 
@@ -80,7 +81,7 @@ export class ArtifactManager {
   }
 
   get kinds(): readonly ArtifactKind[] {
-    return this.o.requireRevocations ? KINDS : ['fleet'];
+    return this.o.requireRevocations ? KINDS : FLEET_ONLY;
   }
 
   fleet(): InForce | null {
@@ -101,6 +102,12 @@ export class ArtifactManager {
   }
 
   /** Why not ready (empty when ready). */
+  /** No reason not to be ready (`notReadyReasons()` is empty), without building the reasons. */
+  allInForce(): boolean {
+    for (const k of this.kinds) if (!this.inForce.has(k)) return false;
+    return true;
+  }
+
   notReadyReasons(): string[] {
     const out: string[] = [];
     for (const k of this.kinds) {

@@ -43,6 +43,11 @@ export function readiness(p: Pick<CpApiParts, 'store' | 'artifacts' | 'leadershi
   };
 }
 
+/** `readiness(p).ready`, without building the answer (the check-in route asks it every time). */
+export function isReady(p: Pick<CpApiParts, 'artifacts' | 'leadership'>): boolean {
+  return p.artifacts.allInForce() && p.leadership.storeOk;
+}
+
 function isRevoked(artifacts: ArtifactManager, peer: PeerIdentity): boolean {
   const nb = artifacts.revokedBeforeMs(peer.cn);
   // Issue 16: a certificate renewed from an identity proven before notBefore is covered too.
@@ -69,6 +74,7 @@ export function createCpApi(p: CpApiParts): CpService {
   return {
     // Open routes and the /v1/* gate.
     readiness: () => readiness(p),
+    isReady: () => isReady(p),
     isRevoked: (peer) => isRevoked(p.artifacts, peer),
     metricsText: () => p.metrics.text(),
     observeRequest: (route, status) => p.metrics.request(route, status),
@@ -78,6 +84,7 @@ export function createCpApi(p: CpApiParts): CpService {
     artifact: (kind) => agent.artifact(kind),
     slice: (hostname) => agent.slice(hostname),
     checkin: (peer, req) => agent.checkin(peer, req),
+    checkinNow: (peer, req) => agent.checkinNow(peer, req),
     confirm: (peer, req) => agent.confirm(peer, req),
     report: (peer, req, rawReport) => agent.report(peer, req, rawReport),
     // Operator routes.

@@ -16,7 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/api.ts';
 import { parseCheckinRequest } from '../protocol/api-parse.ts';
 import type { CpService } from './app.ts';
-import { peerIdentity } from './identity.ts';
+import { peerIdentity, type PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
 import { errorResponse, issuerAccepted, parseJsonBody, protocolRefusal, requireSelf, validated, type ErrorPolicy, type IssuerPins } from './middleware.ts';
 
@@ -24,10 +24,49 @@ import { errorResponse, issuerAccepted, parseJsonBody, protocolRefusal, requireS
 export type NodeRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 const PROTOCOL = PROTOCOL_HEADER.toLowerCase();
+const EMPTY = Buffer.alloc(0);
 
-export function hotCheckinRoute(o: { service: CpService; pins: IssuerPins | undefined; maxBodyBytes: number; errors: ErrorPolicy; requestLog: Logger | null }): NodeRoute {
+type Options = { service: CpService; pins: IssuerPins | undefined; maxBodyBytes: number; errors: ErrorPolicy; requestLog: Logger | null };
+
+/** One request taken by the route, once its body is read. */
+type Taken = { req: IncomingMessage; res: ServerResponse; peer: PeerIdentity; started: number };
+
+export function hotCheckinRoute(o: Options): NodeRoute {
   const { service, pins, maxBodyBytes, errors, requestLog } = o;
   const observe = service.observeRequest?.bind(service);
+  // Cheaper forms of `readiness().ready` and `checkin` (issue 19), when the service has them.
+  const ready = service.isReady?.bind(service) ?? ((): boolean => service.readiness().ready);
+  const decide = service.checkinNow?.bind(service) ?? service.checkin.bind(service);
+
+  const reply = (t: Taken, status: number, body: unknown, extra: Record<string, string> | null): void => {
+    const text = JSON.stringify(body);
+    const length = Buffer.byteLength(text);
+    t.res.writeHead(status, extra === null ? { 'content-type': 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VERSION, 'content-length': length } : { 'content-type': 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VERSION, ...extra, 'content-length': length });
+    t.res.end(text);
+    observe?.(ROUTES.checkin, status);
+    // The request line is at debug: its fields are built only when that level is on.
+    if (requestLog !== null && requestLog.enabled?.('debug') !== false) {
+      requestLog.debug('http.request', { method: 'POST', route: ROUTES.checkin, status, ms: Math.round((performance.now() - t.started) * 10) / 10, peer: t.peer.cn, remote: t.req.socket.remoteAddress ?? null });
+    }
+  };
+  const fail = (t: Taken, e: unknown): void => {
+    const r = errorResponse(e, { method: 'POST', path: ROUTES.checkin, peer: t.peer.cn }, errors);
+    reply(t, r.status, r.body, r.headers);
+  };
+  const answer = (t: Taken, raw: Buffer): void => {
+    let answered: ReturnType<typeof decide>;
+    try {
+      const body = validated(parseCheckinRequest(parseJsonBody(raw, t.req.headers['content-type'], false)));
+      requireSelf(t.peer, body.hostname);
+      answered = decide(t.peer, body);
+    } catch (e) {
+      return fail(t, e);
+    }
+    // A quiet check-in is answered at once; one decided in full once its commit is done.
+    if (answered instanceof Promise) answered.then((a) => reply(t, 200, a, null), (e: unknown) => fail(t, e));
+    else reply(t, 200, answered, null);
+  };
+
   return (req, res) => {
     if (req.method !== 'POST' || req.url !== ROUTES.checkin) return false;
     const headers = req.headers;
@@ -36,30 +75,15 @@ export function hotCheckinRoute(o: { service: CpService; pins: IssuerPins | unde
     const proto = headers[PROTOCOL];
     if (Array.isArray(proto) || protocolRefusal(proto) !== null) return false;
     const peer = peerIdentity(req.socket as TLSSocket);
-    if (peer === null || peer.role !== 'host' || (pins !== undefined && !issuerAccepted(pins, peer)) || service.isRevoked(peer) || !service.readiness().ready) return false;
-    const started = performance.now();
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const reply = (status: number, body: unknown, extra: Record<string, string>): void => {
-        const text = JSON.stringify(body);
-        res.writeHead(status, { 'content-type': 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VERSION, ...extra, 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-        observe?.(ROUTES.checkin, status);
-        requestLog?.debug('http.request', { method: 'POST', route: ROUTES.checkin, status, ms: Math.round((performance.now() - started) * 10) / 10, peer: peer.cn, remote: req.socket.remoteAddress ?? null });
-      };
-      const fail = (e: unknown): void => {
-        const r = errorResponse(e, { method: 'POST', path: ROUTES.checkin, peer: peer.cn }, errors);
-        reply(r.status, r.body, r.headers);
-      };
-      try {
-        const body = validated(parseCheckinRequest(parseJsonBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), headers['content-type'], false)));
-        requireSelf(peer, body.hostname);
-        service.checkin(peer, body).then((answer) => reply(200, answer, {}), fail);
-      } catch (e) {
-        fail(e);
-      }
+    if (peer === null || peer.role !== 'host' || (pins !== undefined && !issuerAccepted(pins, peer)) || service.isRevoked(peer) || !ready()) return false;
+    const t: Taken = { req, res, peer, started: performance.now() };
+    let first: Buffer | null = null;
+    let chunks: Buffer[] | null = null;
+    req.on('data', (c: Buffer) => {
+      if (first === null) first = c;
+      else (chunks ??= [first]).push(c);
     });
+    req.on('end', () => answer(t, chunks !== null ? Buffer.concat(chunks) : (first ?? EMPTY)));
     return true;
   };
 }

@@ -96,6 +96,11 @@ export class Leadership {
     return this.epoch !== null && performance.now() < this.validUntil ? { holder: this.holder, epoch: this.epoch } : null;
   }
 
+  /** `status().storeOk`, without building the status. */
+  get storeOk(): boolean {
+    return this.storeError === null;
+  }
+
   status(): LeadershipStatus {
     const f = this.current();
     return { role: f !== null ? 'leader' : 'follower', holder: this.holder, epoch: f?.epoch ?? null, storeOk: this.storeError === null, storeError: this.storeError };

@@ -41,6 +41,41 @@ export type SeenCertificate = { cn: string; role: string; notAfterMs: number };
 /** Computed at scrape time (from the store: possibly asynchronous). */
 export type StateCounts = () => Counts | Promise<Counts>;
 
+/** A counter's child for one set of labels, on a path taken for every check-in. */
+export type Tally = { inc(): void };
+
+/**
+ * Counts in a plain number, added to its prom-client counter when that is scraped (its `collect`).
+ * prom-client's own `inc` hashes and validates the labels and allocates on every call: at 10,000
+ * hosts, a measurable part of a check-in (issue 19). Reads go through prom-client (`get`,
+ * `registry.metrics()`), which call `collect` first, so they always see every count.
+ */
+class Tallies {
+  private readonly list: { labels: Record<string, string>; t: { n: number; inc(): void } }[] = [];
+  private readonly byKey = new Map<string, Tally>();
+
+  /** The tally of `labels`, known by `key` (one key per set of labels). */
+  of(key: string, labels: Record<string, string>): Tally {
+    let t = this.byKey.get(key);
+    if (t === undefined) {
+      const entry = { labels, t: { n: 0, inc(): void { this.n++; } } };
+      this.list.push(entry);
+      t = entry.t;
+      this.byKey.set(key, t);
+    }
+    return t;
+  }
+
+  /** Into `counter` (from its `collect`). */
+  flush(counter: Counter<string>): void {
+    for (const e of this.list) {
+      if (e.t.n === 0) continue;
+      counter.inc(e.labels, e.t.n);
+      e.t.n = 0;
+    }
+  }
+}
+
 export class CpMetrics {
   readonly registry = new Registry();
   readonly checkins: Counter<'result'>;
@@ -68,7 +103,10 @@ export class CpMetrics {
   readonly certificateExpiry: Gauge<'cert'>;
   /** Newest notAfter seen per client certificate CN (role → cn → ms). */
   private readonly clientExpiry = new Map<string, Map<string, number>>();
-  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly requestChildren = new Map<string, Tally>();
+  private readonly requestTallies = new Tallies();
+  private readonly checkinTallies = new Tallies();
+  private readonly quietTally = new Tallies();
   /** notAfter (ms) of this CP's own certificates (`server`, `ca`), for `GET /v1/certificates`. */
   private readonly ownExpiry = new Map<'server' | 'ca', number>();
 
@@ -132,8 +170,25 @@ export class CpMetrics {
       },
     });
 
-    this.checkins = new Counter({ name: 'nixfleet_checkins_total', help: 'Agent check-ins handled', labelNames: ['result'], registers });
-    this.quietCheckins = new Counter({ name: 'nixfleet_checkins_quiet_total', help: 'Check-ins that changed nothing the CP decides on, answered without a new decision', registers });
+    const checkinTallies = this.checkinTallies;
+    this.checkins = new Counter({
+      name: 'nixfleet_checkins_total',
+      help: 'Agent check-ins handled',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        checkinTallies.flush(this);
+      },
+    });
+    const quietTally = this.quietTally;
+    this.quietCheckins = new Counter({
+      name: 'nixfleet_checkins_quiet_total',
+      help: 'Check-ins that changed nothing the CP decides on, answered without a new decision',
+      registers,
+      collect() {
+        quietTally.flush(this);
+      },
+    });
     this.verifyFailures = new Counter({
       name: 'nixfleet_artifact_verification_failures_total',
       help: 'Artefacts from the source that failed verification, by kind and error code',
@@ -148,7 +203,16 @@ export class CpMetrics {
       registers,
     });
     this.reconcileRuns = new Counter({ name: 'nixfleet_reconcile_runs_total', help: 'Reconcile passes by trigger', labelNames: ['trigger'], registers });
-    this.requests = new Counter({ name: 'nixfleet_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
+    const requestTallies = this.requestTallies;
+    this.requests = new Counter({
+      name: 'nixfleet_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['route', 'status'],
+      registers,
+      collect() {
+        requestTallies.flush(this);
+      },
+    });
     this.certificates = new Counter({ name: 'nixfleet_certificates_total', help: 'Host certificates issued or refused (enrolment, renewal) by outcome', labelNames: ['what', 'outcome'], registers });
     this.enrolRefusalsUnaudited = new Counter({ name: 'nixfleet_enrol_refusals_unaudited_total', help: 'Unauthenticated enrolment refusals not audited one by one (same source and code within enrolment.refusalAuditWindowSecs), by code', labelNames: ['code'], registers });
     this.reports = new Counter({ name: 'nixfleet_agent_reports_total', help: 'Agent reports by event and signature verdict', labelNames: ['event', 'verdict'], registers });
@@ -270,11 +334,21 @@ export class CpMetrics {
   }
 
   /** One HTTP request by matched route pattern (bounded) and status; label children cached (the check-in path). */
+  /** A check-in handled, by result (`nixfleet_checkins_total`). */
+  checkin(result: 'target' | 'none'): Tally {
+    return this.checkinTallies.of(result, { result });
+  }
+
+  /** A quiet check-in (`nixfleet_checkins_quiet_total`). */
+  quietCheckin(): Tally {
+    return this.quietTally.of('', {});
+  }
+
   request(route: string, status: number): void {
     const k = `${status} ${route}`;
     let child = this.requestChildren.get(k);
     if (child === undefined) {
-      child = this.requests.labels({ route, status: String(status) });
+      child = this.requestTallies.of(k, { route, status: String(status) });
       this.requestChildren.set(k, child);
     }
     child.inc();

@@ -6,7 +6,7 @@
  * verdict, failed units, signed statements. Only its check-in time and its probes' times and
  * messages move. After a check-in decided in full that wrote nothing but the host row (no target,
  * no rollback, no statement to keep, no transition), the next one whose *decision inputs* are the
- * same (`decisionKey`) is quiet when everything that decision read is still the very same object:
+ * same (`decisionInputs`) is quiet when everything that decision read is still the very same object:
  * the fleet artefact in force, the host's observation in the mirror, and its record in every
  * rollout that holds it (any pass, confirm, report or reload that moves the host replaces them),
  * plus, read again each time, no pending dispatch or rollback instruction (the store), no soak to
@@ -23,7 +23,7 @@ import type { HostObservation, Observed, RolloutHost } from '../reconciler/types
 import type { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
 import type { PeerIdentity } from './identity.ts';
-import type { CpMetrics } from './metrics.ts';
+import type { CpMetrics, Tally } from './metrics.ts';
 import type { ObservedMirror } from './mirror.ts';
 import type { SoakRestorer } from './soak-restore.ts';
 import type { Store } from './store/types.ts';
@@ -40,7 +40,7 @@ export type QuietDeps = {
 
 /** What a host's last full check-in read, kept when it could have been quiet. */
 type Entry = {
-  key: string;
+  inputs: DecisionInputs;
   certNotAfterMs: number | null;
   fleet: object;
   obs: HostObservation;
@@ -49,28 +49,40 @@ type Entry = {
 };
 
 /**
- * What a check-in says that the CP decides on or keeps in its own right (a digest): everything
- * but the probes' times and messages (only their verdict counts, SPEC §4), which are kept as the
- * row's probe details. A check-in with compliance evidence is never quiet (`null`).
+ * What a check-in says that the CP decides on or keeps in its own right: everything but the
+ * probes' times and messages (only their verdict counts, SPEC §4), which are kept as the row's
+ * probe details; the hostname is the certificate's (the entry is the host's). The fields every
+ * check-in has are kept as they are and compared one by one (no digest to compute for each
+ * check-in); the rare ones (a last outcome and its signature, a pending reboot, a confirmation,
+ * an audit witness) as one SHA-256 digest, '' when all are absent.
  */
-export function decisionKey(req: CheckinRequest): string | null {
+export type DecisionInputs = {
+  readonly closure: string | null;
+  readonly bootId: string;
+  readonly agentVersion: string | null;
+  readonly passing: boolean;
+  readonly failedUnits: readonly string[];
+  readonly rest: string;
+};
+
+/** A check-in's decision inputs; null when it carries compliance evidence (never quiet). */
+export function decisionInputs(req: CheckinRequest): DecisionInputs | null {
   if (req.compliance !== undefined && req.compliance.length > 0) return null;
   let passing = true;
   for (const p of req.probes) if (!p.ok) passing = false;
-  const s = JSON.stringify([
-    req.hostname,
-    req.currentClosure,
-    req.bootId,
-    req.agentVersion ?? null,
-    passing,
-    req.failedUnits,
-    req.lastOutcome,
-    req.lastOutcomeSignature ?? null,
-    req.pendingReboot === true,
-    req.lastConfirmed ?? null,
-    req.auditWitness ?? null,
-  ]);
-  return hash('sha256', s, 'base64');
+  const rare = req.lastOutcome !== null || (req.lastOutcomeSignature ?? null) !== null || req.pendingReboot === true || (req.lastConfirmed ?? null) !== null || req.auditWitness !== undefined;
+  const rest = rare ? hash('sha256', JSON.stringify([req.lastOutcome, req.lastOutcomeSignature ?? null, req.pendingReboot === true, req.lastConfirmed ?? null, req.auditWitness ?? null]), 'base64') : '';
+  return { closure: req.currentClosure, bootId: req.bootId, agentVersion: req.agentVersion ?? null, passing, failedUnits: req.failedUnits, rest };
+}
+
+/** Whether two check-ins' decision inputs are the same. */
+export function sameInputs(a: DecisionInputs, b: DecisionInputs): boolean {
+  if (a.closure !== b.closure || a.bootId !== b.bootId || a.agentVersion !== b.agentVersion || a.passing !== b.passing || a.rest !== b.rest) return false;
+  const x = a.failedUnits;
+  const y = b.failedUnits;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 /** The host's rollout records a check-in decision reads (ObservedMirror.slice's rollouts). */
@@ -94,28 +106,30 @@ export const certNotAfter = (peer: PeerIdentity): number | null => (Number.isFin
 export class QuietCheckins {
   private readonly byHost = new Map<string, Entry>();
 
-  private readonly answered: { inc(): void };
+  private readonly answered: Tally;
+  private readonly quietTally: Tally;
 
   constructor(private readonly d: QuietDeps) {
-    this.answered = d.metrics.checkins.labels({ result: 'none' });
+    this.answered = d.metrics.checkin('none');
+    this.quietTally = d.metrics.quietCheckin();
   }
 
-  /** The key of a check-in that may be quiet (null: decide it in full: a shared store, evidence). */
-  keyOf(req: CheckinRequest): string | null {
-    return !this.d.config.quietCheckins || this.d.store.shared || this.d.store.touchCheckin === undefined ? null : decisionKey(req);
+  /** The decision inputs of a check-in that may be quiet (null: decide it in full: a shared store, evidence). */
+  inputsOf(req: CheckinRequest): DecisionInputs | null {
+    return !this.d.config.quietCheckins || this.d.store.shared || this.d.store.touchCheckin === undefined ? null : decisionInputs(req);
   }
 
   /**
    * The answer to a quiet check-in, with its effects done (the check-in time in the mirror and in
    * the store's next batch); null: decide it in full.
    */
-  answer(peer: PeerIdentity, req: CheckinRequest, key: string): CheckinResponse | null {
+  answer(peer: PeerIdentity, req: CheckinRequest, inputs: DecisionInputs): CheckinResponse | null {
     const h = req.hostname;
     const fleet = this.d.artifacts.fleet();
     const mirror = this.d.mirror.peek();
     if (fleet === null || mirror === null || this.d.restorer.pending(h)) return null;
     const nowMs = this.d.now();
-    const e = this.match(h, key, certNotAfter(peer), fleet, mirror, nowMs, this.d.config.offlineAfterSecs * 1000);
+    const e = this.match(h, inputs, certNotAfter(peer), fleet, mirror, nowMs, this.d.config.offlineAfterSecs * 1000);
     if (e === null) return null;
     const reads = this.d.store.checkinReads(h);
     if (reads instanceof Promise || reads.pending !== null || reads.rollback !== null) return null;
@@ -126,7 +140,7 @@ export class QuietCheckins {
     e.obs = next;
     this.d.store.touchCheckin!(h, nowMs, JSON.stringify(req.probes));
     this.answered.inc();
-    this.d.metrics.quietCheckins.inc();
+    this.quietTally.inc();
     const res: CheckinResponse = { target: null, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: new Date(nowMs).toISOString() };
     if (head !== null && head.seq > 0) res.auditHead = head;
     return res;
@@ -136,10 +150,10 @@ export class QuietCheckins {
    * After a full check-in decision on `slice` (the mirror's, not a store read) whose only write was
    * the host row and which answered no target and no rollback: its inputs, for the next one.
    */
-  remember(h: string, key: string, certNotAfterMs: number | null, fleet: object, slice: Observed, obs: HostObservation): void {
+  remember(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, slice: Observed, obs: HostObservation): void {
     const records: RolloutHost[] = [];
     recordsOf(slice, h, records, null);
-    this.byHost.set(h, { key, certNotAfterMs, fleet, obs, records });
+    this.byHost.set(h, { inputs, certNotAfterMs, fleet, obs, records });
   }
 
   /** A full decision that was not quiet-eligible: the next check-in decides in full too. */
@@ -148,12 +162,12 @@ export class QuietCheckins {
   }
 
   /**
-   * The host's entry (its `obs` is the mirror's observation now), when a check-in with `key`
+   * The host's entry (its `obs` is the mirror's observation now), when a check-in with `inputs`
    * decides nothing new against `mirror` (the caller checks the store's dispatches and the restorer).
    */
-  private match(h: string, key: string, certNotAfterMs: number | null, fleet: object, mirror: Observed, nowMs: number, offlineAfterMs: number): Entry | null {
+  private match(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, mirror: Observed, nowMs: number, offlineAfterMs: number): Entry | null {
     const e = this.byHost.get(h);
-    if (e === undefined || e.key !== key || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet) return null;
+    if (e === undefined || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet || !sameInputs(e.inputs, inputs)) return null;
     const obs = mirror.hosts[h];
     if (obs === undefined || obs !== e.obs || obs.lastCheckinMs === null || nowMs - obs.lastCheckinMs > offlineAfterMs || nowMs < obs.lastCheckinMs) return null;
     return recordsOf(mirror, h, null, e.records) ? e : null;

@@ -23,6 +23,8 @@ export interface AgentApi {
   /** The host's own signed slice (issue 19); null when none is available. */
   slice(hostname: string): ServedSlice | null;
   checkin(peer: PeerIdentity, req: CheckinRequest): Promise<CheckinResponse>;
+  /** The same, answered at once when the check-in is quiet (quiet-checkins.ts); hot-checkin.ts uses it. */
+  checkinNow?(peer: PeerIdentity, req: CheckinRequest): CheckinResponse | Promise<CheckinResponse>;
   confirm(peer: PeerIdentity, req: ConfirmRequest): Awaitable<void>;
   /** `rawReport` is the `report` value exactly as received (the signature covers its JCS bytes). */
   report(peer: PeerIdentity, req: ReportRequest, rawReport: unknown): Awaitable<ReportResponse>;

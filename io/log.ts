@@ -28,6 +28,8 @@ export interface Logger {
   info(event: string, fields?: LogFields): void;
   warn(event: string, fields?: LogFields): void;
   error(event: string, fields?: LogFields): void;
+  /** Whether lines at `level` are written (a caller on a hot path builds its fields only then); absent: assume so. */
+  enabled?(level: 'debug' | 'info' | 'warn' | 'error'): boolean;
 }
 
 /** Keys whose values never reach a log line (at any depth up to two). */
@@ -85,11 +87,11 @@ export function createLogger(o: LoggerOptions): Logger {
       if (!p.isLevelEnabled(lvl)) return;
       p[lvl](fields === undefined ? {} : clean(fields), event);
     };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), enabled: (lvl) => p.isLevelEnabled(lvl) };
 }
 
 /** A logger that writes nothing (tests, and code paths given no logger). */
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, enabled: () => false };
 
 /** A thrown value for a log line: its message at error level; the stack only for `debug`. */
 export function errorFields(e: unknown): { error: string; stack?: string } {

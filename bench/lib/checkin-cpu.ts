@@ -83,6 +83,9 @@ function steadyBodies(fleet: BenchFleet, n: number): string[] {
   );
 }
 
+/** Extra Node options from the environment (an experiment: `CHECKIN_CP_ARGS='--max-semi-space-size=64'`). */
+const nodeArgs = (name: string): string[] => (process.env[name] ?? '').split(' ').filter((x) => x !== '');
+
 async function startVariant(label: string, root: string, dir: string, pki: BenchPki, o: CheckinCpuOptions, publish: (files: ReturnType<typeof writeCpFiles>) => void, request: RequestTemplate, prof: string[]): Promise<Running> {
   const port = await freePort();
   const vdir = join(dir, label);
@@ -99,7 +102,7 @@ async function startVariant(label: string, root: string, dir: string, pki: Bench
     port,
     pki,
     cpRoot: root,
-    execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...prof],
+    execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...prof, ...(label === 'cp' ? nodeArgs('CHECKIN_CP_ARGS') : [])],
     env: { NIXFLEET_BENCH_MEMLOG: memLog, NIXFLEET_BENCH_MEMGC: '1' },
   });
   try {
@@ -138,7 +141,7 @@ export async function runCheckinCpu(o: CheckinCpuOptions): Promise<CheckinCpuRes
     }
     const sample = await sampleCheckin(running[0]!.cp.origin, pki, bodies[0]!);
     if (sample.status !== 200) throw new Error(`sample check-in: ${sample.status} ${sample.text}`);
-    bare = await startBareServer({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, caPem: pki.ca.certPem, responseBody: sample.text }, prof);
+    bare = await startBareServer({ certPem: pki.server.certPem, keyPem: pki.server.keyPem, caPem: pki.ca.certPem, responseBody: sample.text }, [...prof, ...nodeArgs('CHECKIN_BARE_ARGS')]);
     lcBare = await startLoadClient(writeLoadClientInit(dir, `https://127.0.0.1:${bare.port}`, pki, o.liveHosts));
     const phase = { kind: 'closed' as const, request, connections: Math.min(o.connections, o.liveHosts), checkinsPerConnection: 100, warmupMs: o.warmupMs, durationMs: o.durationMs };
     for (let i = 0; i < o.rounds; i++) {
