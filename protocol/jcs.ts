@@ -79,51 +79,12 @@ export function parseJsonStrict(input: Uint8Array | string, opts: ParseOptions =
       return err({ code: 'PARSE_ERROR', message: 'input is not valid UTF-8' });
     }
   }
-  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
-  if (opts.integersOnly !== true) {
-    const v = asWritten(text, maxDepth);
-    if (v !== NOT_AS_WRITTEN) return ok(v);
-  }
   try {
-    const p = new Parser(text, maxDepth, opts.integersOnly ?? false, typeof input === 'string');
+    const p = new Parser(text, opts.maxDepth ?? DEFAULT_MAX_DEPTH, opts.integersOnly ?? false, typeof input === 'string');
     return ok(p.parseDocument());
   } catch (e) {
     if (e instanceof Refusal) return err(e.error);
     throw e;
-  }
-}
-
-const NOT_AS_WRITTEN: unique symbol = Symbol('not as JSON.stringify writes it');
-
-/**
- * The common case, read by V8's own parser: a document exactly as `JSON.stringify` writes it.
- * `JSON.parse` then gives the very value the strict parser gives, and a refusal of the strict
- * parser cannot hide in it: it is re-serialised and compared with the text, which differs for a
- * duplicate key (`JSON.parse` keeps the last one only), a number that overflows (`null`) or is not
- * in ECMAScript form, a raw lone surrogate (written as an escape), whitespace, and member names
- * that `JSON.parse` orders differently. What is left is refused here before parsing: any `\u`
- * escape (a lone surrogate may hide in one) and nesting that could be deeper than `maxDepth`.
- * Anything else goes to the strict parser (a request typed by hand, a document with escapes), so
- * that the outcome, and each refusal's code and message, is the strict parser's. Not used for
- * integers-only documents (signed artefacts), whose numbers the strict parser checks.
- */
-function asWritten(text: string, maxDepth: number): unknown {
-  if (text.indexOf('\\u') !== -1) return NOT_AS_WRITTEN;
-  // Each level of nesting takes two characters at least: a short text cannot be too deep.
-  if (text.length > 2 * maxDepth) {
-    let open = 0;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 0x7b || c === 0x5b) open++;
-    }
-    if (open > maxDepth) return NOT_AS_WRITTEN;
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-    return JSON.stringify(v) === text ? v : NOT_AS_WRITTEN;
-  } catch {
-    return NOT_AS_WRITTEN;
   }
 }
 
