@@ -103,7 +103,7 @@ export class CpMetrics {
   readonly certificateExpiry: Gauge<'cert'>;
   /** Newest notAfter seen per client certificate CN (role → cn → ms). */
   private readonly clientExpiry = new Map<string, Map<string, number>>();
-  private readonly requestChildren = new Map<string, Tally>();
+  private readonly requestChildren = new Map<string, Map<number, Tally>>();
   private readonly requestTallies = new Tallies();
   private readonly checkinTallies = new Tallies();
   private readonly quietTally = new Tallies();
@@ -333,7 +333,6 @@ export class CpMetrics {
     socket.once('close', () => this.tlsConnectionsOpen.dec());
   }
 
-  /** One HTTP request by matched route pattern (bounded) and status; label children cached (the check-in path). */
   /** A check-in handled, by result (`nixfleet_checkins_total`). */
   checkin(result: 'target' | 'none'): Tally {
     return this.checkinTallies.of(result, { result });
@@ -344,13 +343,12 @@ export class CpMetrics {
     return this.quietTally.of('', {});
   }
 
+  /** One HTTP request by matched route pattern (bounded) and status; a tally each (the check-in path: no allocation). */
   request(route: string, status: number): void {
-    const k = `${status} ${route}`;
-    let child = this.requestChildren.get(k);
-    if (child === undefined) {
-      child = this.requestTallies.of(k, { route, status: String(status) });
-      this.requestChildren.set(k, child);
-    }
+    let byStatus = this.requestChildren.get(route);
+    if (byStatus === undefined) this.requestChildren.set(route, (byStatus = new Map()));
+    let child = byStatus.get(status);
+    if (child === undefined) byStatus.set(status, (child = this.requestTallies.of(`${status} ${route}`, { route, status: String(status) })));
     child.inc();
   }
 

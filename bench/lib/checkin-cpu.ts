@@ -44,7 +44,8 @@ export type CheckinCpuOptions = {
   cpConfig?: Record<string, unknown>;
 };
 
-export type CheckinCpuRound = { loadAvg1: number; cpMs: number; bareMs: number; ratio: number; cpRate: number; bareRate: number; cpErrors: number };
+/** Per request: CPU of the whole process (`cpMs`, `bareMs`), of its JavaScript thread alone (`…MainMs`), in the kernel (`…SysMs`). */
+export type CheckinCpuRound = { loadAvg1: number; cpMs: number; bareMs: number; ratio: number; cpMainMs: number; bareMainMs: number; cpSysMs: number; bareSysMs: number; cpRate: number; bareRate: number; cpErrors: number };
 
 export type VariantResult = {
   label: string;
@@ -152,7 +153,11 @@ export async function runCheckinCpu(o: CheckinCpuOptions): Promise<CheckinCpuRes
         const b = await lcBare.run({ ...phase, serverPid: bare.pid, hostOffset });
         const cpMs = c.server?.cpuMsPerRequest ?? Number.NaN;
         const bareMs = b.server?.cpuMsPerRequest ?? Number.NaN;
-        v.rounds.push({ loadAvg1, cpMs, bareMs, ratio: r3(cpMs / bareMs), cpRate: c.ratePerSec, bareRate: b.ratePerSec, cpErrors: c.errors + b.errors });
+        const cpMainMs = c.server?.mainThreadCpuMsPerRequest ?? Number.NaN;
+        const bareMainMs = b.server?.mainThreadCpuMsPerRequest ?? Number.NaN;
+        const cpSysMs = c.server?.systemCpuMsPerRequest ?? Number.NaN;
+        const bareSysMs = b.server?.systemCpuMsPerRequest ?? Number.NaN;
+        v.rounds.push({ loadAvg1, cpMs, bareMs, ratio: r3(cpMs / bareMs), cpMainMs, bareMainMs, cpSysMs, bareSysMs, cpRate: c.ratePerSec, bareRate: b.ratePerSec, cpErrors: c.errors + b.errors });
       }
     }
     const variants: VariantResult[] = running.map((v) => {

@@ -123,7 +123,7 @@ export type PhaseResult = {
    * `closed` / `open` with `serverPid`: the server's CPU inside the measured window exactly
    * (read from /proc by the client at the window's start and end), and per completed request.
    */
-  server?: { cpuMs: number; cores: number; cpuMsPerRequest: number };
+  server?: { cpuMs: number; cores: number; cpuMsPerRequest: number; mainThreadCpuMsPerRequest: number; systemCpuMsPerRequest: number };
   /** `fetch` only: bytes received per request, headers + body (HTTP/1.1, before TLS framing). */
   bytesPerRequest?: Summary;
   /** First few non-2xx bodies, for diagnosis. */
@@ -233,6 +233,10 @@ class Runner {
             cpuMs: acc.serverCpu1 - acc.serverCpu0,
             cores: Math.round(((acc.serverCpu1 - acc.serverCpu0) / windowMs) * 100) / 100,
             cpuMsPerRequest: Math.round(((acc.serverCpu1 - acc.serverCpu0) / Math.max(1, acc.latencies.length)) * 1000) / 1000,
+            // The JavaScript thread alone; the rest is V8's helper threads (GC), libuv's pool, etc.
+            mainThreadCpuMsPerRequest: Math.round(((acc.serverMain1! - acc.serverMain0!) / Math.max(1, acc.latencies.length)) * 1000) / 1000,
+            // In the kernel (system time), all threads: TLS records written and read, the database file.
+            systemCpuMsPerRequest: Math.round(((acc.serverSys1! - acc.serverSys0!) / Math.max(1, acc.latencies.length)) * 1000) / 1000,
           }
         : undefined;
     return {
@@ -260,8 +264,15 @@ class Runner {
     acc.marks.push(
       new Promise<void>((resolve) => {
         setTimeout(() => {
-          if (which === 'start') acc.serverCpu0 = procCpuMs(pid);
-          else acc.serverCpu1 = procCpuMs(pid);
+          if (which === 'start') {
+            acc.serverCpu0 = procCpuMs(pid);
+            acc.serverMain0 = procCpuMs(pid, pid);
+            acc.serverSys0 = procCpuMs(pid, undefined, 'system');
+          } else {
+            acc.serverCpu1 = procCpuMs(pid);
+            acc.serverMain1 = procCpuMs(pid, pid);
+            acc.serverSys1 = procCpuMs(pid, undefined, 'system');
+          }
           resolve();
         }, Math.max(0, at - performance.now()));
       }),
@@ -638,6 +649,10 @@ class Acc {
   sampleErrors: string[] = [];
   serverCpu0: number | null = null;
   serverCpu1: number | null = null;
+  serverMain0: number | null = null;
+  serverMain1: number | null = null;
+  serverSys0: number | null = null;
+  serverSys1: number | null = null;
   /** Pending reads of the server's CPU at the window's start and end. */
   readonly marks: Promise<void>[] = [];
   status(key: string, errorText: string | null): void {

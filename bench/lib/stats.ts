@@ -35,14 +35,14 @@ export function summarize(values: ArrayLike<number>): Summary {
 const USER_HZ = 100;
 
 /** User + system CPU time of a process, milliseconds (Linux /proc; 10 ms resolution). */
-export function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+export function procCpuMs(pid: number, thread?: number, part: 'all' | 'system' = 'all'): number {
+  const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may contain spaces.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); utime is field 14, stime field 15.
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);
-  return ((utime + stime) * 1000) / USER_HZ;
+  return ((part === 'system' ? stime : utime + stime) * 1000) / USER_HZ;
 }
 
 /** Resident set size now and its peak (VmHWM), bytes. */
