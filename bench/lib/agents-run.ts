@@ -99,6 +99,21 @@ export type MemoryBreakdown = {
   liveHeapAfterGcMiB: number | null;
 };
 
+/**
+ * Ask a process running mem-probe.ts with NIXFLEET_BENCH_MEMGC=signal for a sample after a full
+ * GC, and wait until it is in `file` (at most `timeoutMs`).
+ */
+export async function liveHeapSample(pid: number, file: string, timeoutMs = 60_000): Promise<void> {
+  const count = (): number => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"gc":true')).length : 0);
+  const before = count();
+  process.kill(pid, 'SIGUSR2');
+  const until = performance.now() + timeoutMs;
+  while (count() === before) {
+    if (performance.now() > until) throw new Error(`no live-heap sample from process ${pid} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function memoryBreakdown(file: string, fromMs: number): MemoryBreakdown | null {
   if (!existsSync(file)) return null;
   type Sample = { t: number; gc: boolean; rss: number; heapTotal: number; heapUsed: number; external: number };

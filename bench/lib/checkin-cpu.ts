@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { memoryBreakdown, type MemoryBreakdown } from './agents-run.ts';
+import { liveHeapSample, memoryBreakdown, type MemoryBreakdown } from './agents-run.ts';
 import { startBareServer, type BareServer } from './bare-server.ts';
 import { loadBenchPki, type BenchPki } from './certs.ts';
 import { freePort, startCp, type RunningCp } from './cp.ts';
@@ -58,7 +58,7 @@ export type VariantResult = {
     afterFirstContact: { rssMiB: number };
     /** After the rounds; peak over the CP's life (VmHWM). */
     end: { rssMiB: number; peakRssMiB: number };
-    /** From the CP's own samples (bench/lib/mem-probe.ts); live heap after a forced full GC every 10 s. */
+    /** From the CP's own samples (bench/lib/mem-probe.ts); live heap after a full GC forced after the first contacts and after the rounds, outside the measured windows. */
     breakdown: MemoryBreakdown | null;
   };
 };
@@ -104,7 +104,7 @@ async function startVariant(label: string, root: string, dir: string, pki: Bench
     pki,
     cpRoot: root,
     execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...prof, ...(label === 'cp' ? nodeArgs('CHECKIN_CP_ARGS') : [])],
-    env: { NIXFLEET_BENCH_MEMLOG: memLog, NIXFLEET_BENCH_MEMGC: '1' },
+    env: { NIXFLEET_BENCH_MEMLOG: memLog, NIXFLEET_BENCH_MEMGC: 'signal' },
   });
   try {
     const readyMs = Math.round(await cp.waitReady(600_000));
@@ -115,7 +115,10 @@ async function startVariant(label: string, root: string, dir: string, pki: Bench
     // already seen only check in again), so that no host's first contact falls into a window.
     if (first.errors > 0) first = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
     if (first.errors > 0) throw new Error(`${label}: first contact: ${first.errors} errors: ${first.sampleErrors.join(' | ')}`);
-    return { label, cp, lc, memLog, readyMs, firstContact: { wallMs: Math.round(performance.now() - t0), errors: first.errors }, afterFirstRss: procMemory(cp.pid).rssBytes, rounds: [] };
+    const firstContact = { wallMs: Math.round(performance.now() - t0), errors: first.errors };
+    const afterFirstRss = procMemory(cp.pid).rssBytes;
+    await liveHeapSample(cp.pid, memLog);
+    return { label, cp, lc, memLog, readyMs, firstContact, afterFirstRss, rounds: [] };
   } catch (e) {
     const err = new Error(`${e instanceof Error ? e.message : String(e)}\nCP stderr: ${cp.stderr().slice(-3000)}`);
     await cp.stop();
@@ -160,6 +163,7 @@ export async function runCheckinCpu(o: CheckinCpuOptions): Promise<CheckinCpuRes
         v.rounds.push({ loadAvg1, cpMs, bareMs, ratio: r3(cpMs / bareMs), cpMainMs, bareMainMs, cpSysMs, bareSysMs, cpRate: c.ratePerSec, bareRate: b.ratePerSec, cpErrors: c.errors + b.errors });
       }
     }
+    for (const v of running) await liveHeapSample(v.cp.pid, v.memLog);
     const variants: VariantResult[] = running.map((v) => {
       const end = procMemory(v.cp.pid);
       return {
