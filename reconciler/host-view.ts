@@ -116,7 +116,7 @@ export class TickReads {
     // Until `close`, the cache is being moved to `observed`: a tick that throws leaves no stamp.
     reads.stamp = undefined;
     if (reads.pending) clearMarks(reads);
-    this.full = changed === null || changed.end - changed.start > idx.memberAt.size;
+    this.full = changed === null || changed.end - changed.start > idx.memberCount;
     if (!this.full) markChanged(idx, reads, changed!);
   }
 
@@ -159,7 +159,7 @@ function markChanged(idx: FleetIndex, reads: FleetReads, changed: JournalChanges
   const { names, kinds, values, end } = changed;
   reads.pending = true;
   for (let j = changed.start; j < end; j++) {
-    const code = at.get(names[j]!);
+    const code = at[names[j]!];
     if (code === undefined) continue;
     const k = code % n;
     const m = reads.marks[k]!;
