@@ -11,7 +11,7 @@ import { applyActions, applyHostEvents, approveRollout, clearQuarantine, pauseCh
 import { indexFleet } from './fleet-index.ts';
 import { changedBetween, changesBetween, noteDerived, noteInPlace, OBSERVATION_ONLY, startJournal, stampOf } from './journal.ts';
 import { reconcile } from './reconcile.ts';
-import { closureFor, makeObserved, oneChannelFleet, onlineHosts, randomFleet, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
+import { closureFor, makeFleet, makeObserved, oneChannelFleet, onlineHosts, randomFleet, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
 import { eventOf, fleetVariants, fullRead, paramsArb } from '../fixtures/journal-testkit.ts';
 import type { Observed, ReconcileOptions } from './types.ts';
 
@@ -172,6 +172,28 @@ props('an observation carried by a note is used until a later note without one (
     got.some((a) => a.kind === 'soak_host' && a.host === 'h2'),
     'h2 already runs its target: soaked, not dispatched (the carried observation said otherwise)',
   );
+});
+
+props('hosts named like Object.prototype members, members or not, are re-read as any other', () => {
+  // More members than a tick's notes name: the ticks after the first read only the noted hosts.
+  const others = Array.from({ length: 8 }, (_, i) => `h${i}`);
+  const fleet = makeFleet({
+    hosts: { constructor: { channel: 'stable', closure: null }, toString: { channel: 'stable' }, valueOf: { channel: 'stable' }, ...Object.fromEntries(others.map((h) => [h, { channel: 'stable' }])) },
+    channels: { stable: { waves: [['toString', ...others], ['valueOf']] } },
+  });
+  let o = makeObserved({ hosts: onlineHosts(['toString', 'valueOf', ...others], T0 - 10_000) });
+  startJournal(o);
+  for (let k = 0; k < 4; k++) {
+    const now = T0 + k * 60_000;
+    o = applyHostEvents(
+      o,
+      ['constructor', 'toString', 'valueOf'].map((host) => ({ host, event: { kind: 'checkin' as const, currentClosure: k >= 2 ? closureFor(host) : 'old', probes: { observed: true, passing: true } } })),
+      now,
+    );
+    const got = reconcile(fleet, o, now);
+    assert.equal(got, fullRead(fleet, o, now, {}), `tick ${k}`);
+    o = applyActions(o, got, now);
+  }
 });
 
 props.run();
