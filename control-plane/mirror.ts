@@ -82,7 +82,7 @@ export class ObservedMirror {
     const c = this.cache;
     if (c === null) return;
     c.hosts[h] = obs;
-    noteInPlace(c, [], [h]); // its observation only: the next pass re-reads no rollout record for it
+    noteInPlace(c, [], [[h, obs]]); // its observation only, with its value: the next pass re-reads no rollout record for it, nor looks the observation up
   }
 
   /** Fold a one-host slice back into the mirror (host events change nothing else). No-op when not loaded. */

@@ -42,7 +42,8 @@ class Draft {
   private hostsCopied = false;
   private mapsCopied = new Set<string>();
   private readonly touched = new Set<string>(); // hosts whose rollout record this draft replaced (journal.ts)
-  private readonly observedOnly = new Set<string>(); // hosts whose observation it replaced (a record too if in `touched`)
+  /** Hosts whose observation it replaced, with the new one (a record too if in `touched`): the journal carries the value. */
+  private readonly observedOnly = new Map<string, HostObservation>();
   /** A rollout record was put whole: any host may differ. */
   private wholesale = false;
 
@@ -88,7 +89,7 @@ class Draft {
       this.hostsCopied = true;
     }
     this.out.hosts[host] = o;
-    this.observedOnly.add(host);
+    this.observedOnly.set(host, o);
   }
 
   map<K extends 'quarantinedClosures' | 'pausedChannels' | 'lastConverged' | 'deferrals'>(key: K): Observed[K] {

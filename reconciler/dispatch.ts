@@ -21,8 +21,17 @@ export function dispatchEligible(t: Tick, plan: Plan, out: Action[]): void {
   const blockedBy = new Map<number, number>(); // budget index → hosts blocked
   let deadlock: string | null = null;
   const n = ch.members.length;
+  // Most Queued hosts are in a later wave than the open one. When no gate before wave order can
+  // hold such a host (no quarantine, a started rollout, no operator release) and it has no pin,
+  // its first block is wave order, which is not reported: skip the gate chain (at 100,000 hosts,
+  // ≈ 90,000 calls per tick).
+  const open = Math.min(plan.currentWave, plan.minIncompleteWave);
+  const laterWaveBlocked = plan.quarantine.size === 0 && plan.state !== 'Pending' && plan.controls?.released === undefined;
+  const waveAt = ch.waveAt;
+  const pinUntilAt = ch.pinUntilAt;
   for (let i = 0; i < n; i++) {
     if (plan.states[i] !== 'Queued') continue;
+    if (laterWaveBlocked && waveAt[i]! > open && pinUntilAt[i] === undefined) continue;
     const block = firstBlock(t, plan, i);
     if (block !== null) {
       switch (block.gate) {

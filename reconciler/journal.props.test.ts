@@ -9,9 +9,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { applyActions, applyHostEvents, approveRollout, clearQuarantine, pauseChannel, releaseHost, resumeChannel, emptyObserved } from './apply.ts';
 import { indexFleet } from './fleet-index.ts';
-import { changedBetween, changesBetween, noteDerived, OBSERVATION_ONLY, startJournal, stampOf } from './journal.ts';
+import { changedBetween, changesBetween, noteDerived, noteInPlace, OBSERVATION_ONLY, startJournal, stampOf } from './journal.ts';
 import { reconcile } from './reconcile.ts';
-import { randomFleet, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
+import { closureFor, makeFleet, makeObserved, oneChannelFleet, onlineHosts, randomFleet, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
 import { eventOf, fleetVariants, fullRead, paramsArb } from '../fixtures/journal-testkit.ts';
 import type { Observed, ReconcileOptions } from './types.ts';
 
@@ -140,7 +140,9 @@ props('journal: steps of one lineage, forks, in-place notes', () => {
   assert.is(changedBetween(stampOf(c), stampOf(a)), null, 'backwards: unknown');
   const d = { ...c };
   noteDerived(d, c, ['h3'], ['h4', 'h3']);
-  assert.equal(changesBetween(stampOf(b), stampOf(d)), { names: ['h2', 'h1', 'h3', 'h4', 'h3'], kinds: [0, 0, 0, OBSERVATION_ONLY, OBSERVATION_ONLY] });
+  const bd = changesBetween(stampOf(b), stampOf(d))!;
+  assert.equal(bd.names.slice(bd.start, bd.end), ['h2', 'h1', 'h3', 'h4', 'h3']);
+  assert.equal(bd.kinds.slice(bd.start, bd.end), [0, 0, 0, OBSERVATION_ONLY, OBSERVATION_ONLY]);
   const fork = { ...a };
   noteDerived(fork, a, []);
   assert.is(stampOf(fork), undefined, 'derived from a value that is not the newest: not journaled');
@@ -149,6 +151,49 @@ props('journal: steps of one lineage, forks, in-place notes', () => {
   assert.is(changedBetween(stampOf(c), stampOf(whole)), null, 'any host may have changed');
   const plain = { ...whole };
   assert.is(changedBetween(stampOf(whole), stampOf(plain)), null, 'not journaled: full read');
+});
+
+props('an observation carried by a note is used until a later note without one (in place, as the mirror merges a check-in) replaces it', () => {
+  const fleet = oneChannelFleet([['h1'], ['h2']]);
+  const o = makeObserved({ hosts: onlineHosts(['h1', 'h2'], T0 - 10_000) });
+  startJournal(o);
+  const first = reconcile(fleet, o, T0);
+  const next = applyActions(o, first, T0);
+  reconcile(fleet, next, T0); // the views now describe `next`
+  // A quiet check-in of h2 (old closure), then a full one merged in place: h2 runs its target.
+  const quiet = { ...next.hosts['h2']!, lastCheckinMs: T0 + 1_000 };
+  next.hosts['h2'] = quiet;
+  noteInPlace(next, [], [['h2', quiet]]);
+  next.hosts['h2'] = { ...quiet, currentClosure: closureFor('h2') };
+  noteInPlace(next, ['h2']);
+  const got = reconcile(fleet, next, T0 + 2_000);
+  assert.equal(got, fullRead(fleet, next, T0 + 2_000, {}));
+  assert.ok(
+    got.some((a) => a.kind === 'soak_host' && a.host === 'h2'),
+    'h2 already runs its target: soaked, not dispatched (the carried observation said otherwise)',
+  );
+});
+
+props('hosts named like Object.prototype members, members or not, are re-read as any other', () => {
+  // More members than a tick's notes name: the ticks after the first read only the noted hosts.
+  const others = Array.from({ length: 8 }, (_, i) => `h${i}`);
+  const fleet = makeFleet({
+    hosts: { constructor: { channel: 'stable', closure: null }, toString: { channel: 'stable' }, valueOf: { channel: 'stable' }, ...Object.fromEntries(others.map((h) => [h, { channel: 'stable' }])) },
+    channels: { stable: { waves: [['toString', ...others], ['valueOf']] } },
+  });
+  let o = makeObserved({ hosts: onlineHosts(['toString', 'valueOf', ...others], T0 - 10_000) });
+  startJournal(o);
+  for (let k = 0; k < 4; k++) {
+    const now = T0 + k * 60_000;
+    o = applyHostEvents(
+      o,
+      ['constructor', 'toString', 'valueOf'].map((host) => ({ host, event: { kind: 'checkin' as const, currentClosure: k >= 2 ? closureFor(host) : 'old', probes: { observed: true, passing: true } } })),
+      now,
+    );
+    const got = reconcile(fleet, o, now);
+    assert.equal(got, fullRead(fleet, o, now, {}), `tick ${k}`);
+    o = applyActions(o, got, now);
+  }
 });
 
 props.run();

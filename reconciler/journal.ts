@@ -18,7 +18,7 @@
  * Pure module: no I/O. The WeakMap is memoisation beside the data: reconciling with or without a
  * stamp gives the same actions.
  */
-import type { Observed } from './types.ts';
+import type { HostObservation, Observed } from './types.ts';
 
 /** Past this many noted names (no reader for a long while) the oldest half of the steps is dropped. */
 const MAX_NAMES = 1 << 18;
@@ -26,8 +26,28 @@ const MAX_NAMES = 1 << 18;
 /** A noted host whose observation changed and none of its rollout records (`JournalChanges.kinds`). */
 export const OBSERVATION_ONLY = 1;
 
-/** The hosts noted between two steps (duplicates possible), each with its kind: OBSERVATION_ONLY, or 0 (its records may have changed too). */
-export type JournalChanges = { names: string[]; kinds: number[] };
+/**
+ * A host whose observation changed (none of its rollout records): its name, or its name and its
+ * new observation (`hosts[name]` from that step on). With the value, a reader takes the object from
+ * the note instead of looking it up in a map of 100,000 hosts.
+ */
+export type ObservationNote = string | readonly [host: string, observation: HostObservation];
+
+/**
+ * The hosts noted between two steps (duplicates possible): `names[start..end)`, each with its kind
+ * `kinds[j]`, OBSERVATION_ONLY or 0 (its records may have changed too), and `values[j]`: the
+ * observation an OBSERVATION_ONLY note carried (undefined: none, look it up). A view into the log,
+ * not a copy (at 100,000 hosts a tick's notes are 17,000 names, and copying arrays of that size is
+ * a large-object allocation that costs about a millisecond each): read it before the log moves on,
+ * do not mutate it.
+ */
+export type JournalChanges = {
+  readonly names: readonly string[];
+  readonly kinds: readonly number[];
+  readonly values: readonly (HostObservation | undefined)[];
+  readonly start: number;
+  readonly end: number;
+};
 
 /** One lineage's notes: the names changed by each step, in order. */
 export class JournalLog {
@@ -38,6 +58,8 @@ export class JournalLog {
   private names: string[] = [];
   /** Aligned with `names`: OBSERVATION_ONLY or 0. */
   private kinds: number[] = [];
+  /** Aligned with `names`: the observation an OBSERVATION_ONLY note carried, if any. */
+  private values: (HostObservation | undefined)[] = [];
   /** Steps that may have changed any host (a rollout record replaced whole). */
   private wholesale: number[] = [];
   /** The newest step that changed a value in place (older values may share its maps). */
@@ -51,10 +73,13 @@ export class JournalLog {
   }
 
   /** Notes one step (its changed hosts, and hosts of which only the observation changed; null: any host); returns its number. */
-  append(hosts: Iterable<string> | null, inPlace: boolean, observationsOnly: Iterable<string> = []): number {
+  append(hosts: Iterable<string> | null, inPlace: boolean, observationsOnly: Iterable<ObservationNote> = []): number {
     if (hosts !== null) {
-      for (const h of hosts) this.push(h, 0);
-      for (const h of observationsOnly) this.push(h, OBSERVATION_ONLY);
+      for (const h of hosts) this.push(h, 0, undefined);
+      for (const x of observationsOnly) {
+        if (typeof x === 'string') this.push(x, OBSERVATION_ONLY, undefined);
+        else this.push(x[0], OBSERVATION_ONLY, x[1]);
+      }
     }
     this.marks.push(this.names.length);
     const step = this.head;
@@ -64,9 +89,10 @@ export class JournalLog {
     return step;
   }
 
-  private push(h: string, kind: number): void {
+  private push(h: string, kind: number, value: HostObservation | undefined): void {
     this.names.push(h);
     this.kinds.push(kind);
+    this.values.push(value);
   }
 
   poison(): void {
@@ -79,9 +105,7 @@ export class JournalLog {
     // A value older than an in-place change of its lineage may share the changed maps.
     if (this.lastInPlace > to) return null;
     if (this.wholesale.some((s) => s > from && s <= to)) return null;
-    const a = this.marks[from - this.base]!;
-    const b = this.marks[to - this.base]!;
-    return { names: this.names.slice(a, b), kinds: this.kinds.slice(a, b) };
+    return { names: this.names, kinds: this.kinds, values: this.values, start: this.marks[from - this.base]!, end: this.marks[to - this.base]! };
   }
 
   /**
@@ -94,6 +118,7 @@ export class JournalLog {
     const cut = this.marks[k]!;
     this.names = this.names.slice(cut);
     this.kinds = this.kinds.slice(cut);
+    this.values = this.values.slice(cut);
     this.marks = this.marks.slice(k).map((m) => m - cut);
     this.base = step;
     this.wholesale = this.wholesale.filter((s) => s > step);
@@ -127,13 +152,13 @@ export function ensureJournal(o: Observed): void {
 /**
  * `next` was derived from `base` (a new object; `base` is left as it was) and differs from it at
  * most in the hosts `hosts` (null: possibly any host) and in the observations of the hosts
- * `observationsOnly` (their rollout records are the same objects). When `base` is not journaled,
- * or is not the newest value of its lineage (a fork), `next` is not journaled either: it is read
- * in full.
+ * `observationsOnly` (their rollout records are the same objects; a note with a value says what
+ * `next.hosts[host]` is). When `base` is not journaled, or is not the newest value of its lineage
+ * (a fork), `next` is not journaled either: it is read in full.
  */
-export function noteDerived(next: Observed, base: Observed, hosts: Iterable<string> | null, observationsOnly: Iterable<string> = []): void {
+export function noteDerived(next: Observed, base: Observed, hosts: Iterable<string> | null, observationsOnly: Iterable<ObservationNote> = []): void {
   if (next === base) {
-    noteInPlace(next, hosts === null ? null : [...hosts, ...observationsOnly]);
+    noteInPlace(next, hosts === null ? null : [...hosts, ...[...observationsOnly].map((x) => (typeof x === 'string' ? x : x[0]))]);
     return;
   }
   const s = stamps.get(base);
@@ -146,10 +171,12 @@ export function noteDerived(next: Observed, base: Observed, hosts: Iterable<stri
 
 /**
  * `o` itself was changed in place in the hosts `hosts` (null: any; the CP's mirror after a
- * check-in), and in the observations only of `observationsOnly` (a quiet check-in). Values of its lineage derived before may share the changed maps, so they are read in
- * full from now on. When `o` is not the newest value of its lineage, the lineage is dropped.
+ * check-in), and in the observations only of `observationsOnly` (a quiet check-in; with a value:
+ * what `o.hosts[host]` now is). Values of its lineage derived before may share the changed maps,
+ * so they are read in full from now on. When `o` is not the newest value of its lineage, the
+ * lineage is dropped.
  */
-export function noteInPlace(o: Observed, hosts: Iterable<string> | null, observationsOnly: readonly string[] = []): void {
+export function noteInPlace(o: Observed, hosts: Iterable<string> | null, observationsOnly: readonly ObservationNote[] = []): void {
   const s = stamps.get(o);
   if (s === undefined || (Array.isArray(hosts) && hosts.length === 0 && observationsOnly.length === 0)) return;
   if (s.step !== s.log.head) {
@@ -162,7 +189,8 @@ export function noteInPlace(o: Observed, hosts: Iterable<string> | null, observa
 
 /** The hosts that may differ between the values stamped `from` and `to` (null: unknown, read in full). */
 export function changedBetween(from: JournalStamp | undefined, to: JournalStamp | undefined): string[] | null {
-  return changesBetween(from, to)?.names ?? null;
+  const c = changesBetween(from, to);
+  return c === null ? null : c.names.slice(c.start, c.end);
 }
 
 /** The same, with each host's kind (host-view.ts re-reads only the observation of an OBSERVATION_ONLY host). */

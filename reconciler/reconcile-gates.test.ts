@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { reconcile } from './reconcile.ts';
-import { applyActions } from './apply.ts';
+import { applyActions, releaseHost } from './apply.ts';
 import { budgetLimit } from './fleet-index.ts';
 import {
   actionsOf as of,
@@ -39,6 +39,23 @@ gates('quarantine: a quarantined closure is skipped, other hosts proceed', () =>
   const after = applyActions(obs, actions, T0);
   assert.is(after.rollouts[r.id]!.hosts['h1']!.skip?.code, 'quarantined');
   assert.equal(skipped(reconcile(fleet, after, T0 + MIN)), {}, 'skip_host is debounced');
+});
+
+gates('pin and quarantine come before wave order: a host of a later wave is reported pinned or quarantined, one without either is not reported', () => {
+  const fleet = oneChannel([['h1'], ['h2', 'h3', 'h4']]);
+  fleet.hosts['h2']!.pin = { commit: 'abc123', reason: 'hold', expiresAt: null };
+  const r = makeRollout(fleet, 'stable', { atMs: T0 - MIN, hosts: { h1: 'Dispatched' } });
+  const hosts = online(['h1', 'h2', 'h3', 'h4']);
+  // Each alone: no quarantine for the pin, no pin for the quarantine.
+  assert.equal(skipped(reconcile(fleet, makeObserved({ hosts, rolloutList: [r] }), T0)), { h2: 'pinned' });
+  delete fleet.hosts['h2']!.pin;
+  const unpinned = { ...fleet, hosts: { ...fleet.hosts } }; // a new fleet object: a new index, without the pin
+  const actions = reconcile(unpinned, makeObserved({ hosts, rolloutList: [r], quarantinedClosures: { stable: [closureFor('h3')] } }), T0);
+  assert.equal(skipped(actions), { h3: 'quarantined' });
+  assert.equal(dispatched(actions), []);
+  // Released from ordering by the operator: not held by wave order.
+  const released = releaseHost(makeObserved({ hosts, rolloutList: [r] }), r.id, 'h4', 'test', null, T0)!;
+  assert.equal(dispatched(reconcile(unpinned, released, T0)), ['h4']);
 });
 
 gates('quarantine wins over every later gate (offline, host edge, budget)', () => {
