@@ -44,8 +44,12 @@ export type CheckinCpuOptions = {
   cpConfig?: Record<string, unknown>;
 };
 
-/** Per request: CPU of the whole process (`cpMs`, `bareMs`), of its JavaScript thread alone (`…MainMs`), in the kernel (`…SysMs`). */
-export type CheckinCpuRound = { loadAvg1: number; cpMs: number; bareMs: number; ratio: number; cpMainMs: number; bareMainMs: number; cpSysMs: number; bareSysMs: number; cpRate: number; bareRate: number; cpErrors: number };
+/**
+ * Per request: CPU of the whole process (`cpMs`, `bareMs`), of its JavaScript thread alone
+ * (`…MainMs`), in the kernel (`…SysMs`). `quietShare`: the CP's check-ins in the window and its
+ * warm-up answered without a decision (control-plane/quiet-checkins.ts), from its /metrics.
+ */
+export type CheckinCpuRound = { loadAvg1: number; cpMs: number; bareMs: number; ratio: number; cpMainMs: number; bareMainMs: number; cpSysMs: number; bareSysMs: number; quietShare: number; cpRate: number; bareRate: number; cpErrors: number };
 
 export type VariantResult = {
   label: string;
@@ -70,6 +74,18 @@ export type CheckinCpuResult = {
   checkinResponseBytes: number;
   variants: VariantResult[];
 };
+
+/** Check-ins handled and quiet ones so far (the CP's /metrics). */
+async function checkinCounts(cp: RunningCp): Promise<{ all: number; quiet: number }> {
+  const text = await cp.metricsText();
+  let all = 0;
+  let quiet = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('nixfleet_checkins_total{')) all += Number(line.slice(line.lastIndexOf(' ') + 1));
+    else if (line.startsWith('nixfleet_checkins_quiet_total ')) quiet = Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return { all, quiet };
+}
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -152,7 +168,11 @@ export async function runCheckinCpu(o: CheckinCpuOptions): Promise<CheckinCpuRes
       const hostOffset = (i * 997) % o.liveHosts;
       for (const v of running) {
         const loadAvg1 = Math.round(loadavg()[0]! * 100) / 100;
+        const before = await checkinCounts(v.cp);
         const c = await v.lc.run({ ...phase, serverPid: v.cp.pid, hostOffset });
+        const after = await checkinCounts(v.cp);
+        const handled = after.all - before.all;
+        const quietShare = handled > 0 ? r3((after.quiet - before.quiet) / handled) : Number.NaN;
         const b = await lcBare.run({ ...phase, serverPid: bare.pid, hostOffset });
         const cpMs = c.server?.cpuMsPerRequest ?? Number.NaN;
         const bareMs = b.server?.cpuMsPerRequest ?? Number.NaN;
@@ -160,7 +180,7 @@ export async function runCheckinCpu(o: CheckinCpuOptions): Promise<CheckinCpuRes
         const bareMainMs = b.server?.mainThreadCpuMsPerRequest ?? Number.NaN;
         const cpSysMs = c.server?.systemCpuMsPerRequest ?? Number.NaN;
         const bareSysMs = b.server?.systemCpuMsPerRequest ?? Number.NaN;
-        v.rounds.push({ loadAvg1, cpMs, bareMs, ratio: r3(cpMs / bareMs), cpMainMs, bareMainMs, cpSysMs, bareSysMs, cpRate: c.ratePerSec, bareRate: b.ratePerSec, cpErrors: c.errors + b.errors });
+        v.rounds.push({ loadAvg1, cpMs, bareMs, ratio: r3(cpMs / bareMs), cpMainMs, bareMainMs, cpSysMs, bareSysMs, quietShare, cpRate: c.ratePerSec, bareRate: b.ratePerSec, cpErrors: c.errors + b.errors });
       }
     }
     for (const v of running) await liveHeapSample(v.cp.pid, v.memLog);
