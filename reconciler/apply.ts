@@ -42,8 +42,7 @@ class Draft {
   private hostsCopied = false;
   private mapsCopied = new Set<string>();
   private readonly touched = new Set<string>(); // hosts whose rollout record this draft replaced (journal.ts)
-  /** Hosts whose observation it replaced, with the new one (a record too if in `touched`): the journal carries the value. */
-  private readonly observedOnly = new Map<string, HostObservation>();
+  private readonly observedOnly = new Map<string, HostObservation>(); // hosts whose observation it replaced, with the new one for the journal (a record too if in `touched`)
   /** A rollout record was put whole: any host may differ. */
   private wholesale = false;
 
