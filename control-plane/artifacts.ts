@@ -101,13 +101,13 @@ export class ArtifactManager {
     return this.trust;
   }
 
-  /** Why not ready (empty when ready). */
   /** No reason not to be ready (`notReadyReasons()` is empty), without building the reasons. */
   allInForce(): boolean {
     for (const k of this.kinds) if (!this.inForce.has(k)) return false;
     return true;
   }
 
+  /** Why not ready (empty when ready). */
   notReadyReasons(): string[] {
     const out: string[] = [];
     for (const k of this.kinds) {

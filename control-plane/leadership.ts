@@ -103,6 +103,6 @@ export class Leadership {
 
   status(): LeadershipStatus {
     const f = this.current();
-    return { role: f !== null ? 'leader' : 'follower', holder: this.holder, epoch: f?.epoch ?? null, storeOk: this.storeError === null, storeError: this.storeError };
+    return { role: f !== null ? 'leader' : 'follower', holder: this.holder, epoch: f?.epoch ?? null, storeOk: this.storeOk, storeError: this.storeError };
   }
 }

@@ -52,18 +52,12 @@ export type Tally = { inc(): void };
  */
 class Tallies {
   private readonly list: { labels: Record<string, string>; t: { n: number; inc(): void } }[] = [];
-  private readonly byKey = new Map<string, Tally>();
 
-  /** The tally of `labels`, known by `key` (one key per set of labels). */
-  of(key: string, labels: Record<string, string>): Tally {
-    let t = this.byKey.get(key);
-    if (t === undefined) {
-      const entry = { labels, t: { n: 0, inc(): void { this.n++; } } };
-      this.list.push(entry);
-      t = entry.t;
-      this.byKey.set(key, t);
-    }
-    return t;
+  /** A new tally for `labels` (the caller keeps it: one per set of labels). */
+  add(labels: Record<string, string>): Tally {
+    const entry = { labels, t: { n: 0, inc(): void { this.n++; } } };
+    this.list.push(entry);
+    return entry.t;
   }
 
   /** Into `counter` (from its `collect`). */
@@ -106,7 +100,9 @@ export class CpMetrics {
   private readonly requestChildren = new Map<string, Map<number, Tally>>();
   private readonly requestTallies = new Tallies();
   private readonly checkinTallies = new Tallies();
-  private readonly quietTally = new Tallies();
+  private readonly checkinResults = { target: this.checkinTallies.add({ result: 'target' }), none: this.checkinTallies.add({ result: 'none' }) };
+  private readonly quietTallies = new Tallies();
+  private readonly quiet = this.quietTallies.add({});
   /** notAfter (ms) of this CP's own certificates (`server`, `ca`), for `GET /v1/certificates`. */
   private readonly ownExpiry = new Map<'server' | 'ca', number>();
 
@@ -180,13 +176,13 @@ export class CpMetrics {
         checkinTallies.flush(this);
       },
     });
-    const quietTally = this.quietTally;
+    const quietTallies = this.quietTallies;
     this.quietCheckins = new Counter({
       name: 'nixfleet_checkins_quiet_total',
       help: 'Check-ins that changed nothing the CP decides on, answered without a new decision',
       registers,
       collect() {
-        quietTally.flush(this);
+        quietTallies.flush(this);
       },
     });
     this.verifyFailures = new Counter({
@@ -335,12 +331,12 @@ export class CpMetrics {
 
   /** A check-in handled, by result (`nixfleet_checkins_total`). */
   checkin(result: 'target' | 'none'): Tally {
-    return this.checkinTallies.of(result, { result });
+    return this.checkinResults[result];
   }
 
   /** A quiet check-in (`nixfleet_checkins_quiet_total`). */
   quietCheckin(): Tally {
-    return this.quietTally.of('', {});
+    return this.quiet;
   }
 
   /** One HTTP request by matched route pattern (bounded) and status; a tally each (the check-in path: no allocation). */
@@ -348,7 +344,7 @@ export class CpMetrics {
     let byStatus = this.requestChildren.get(route);
     if (byStatus === undefined) this.requestChildren.set(route, (byStatus = new Map()));
     let child = byStatus.get(status);
-    if (child === undefined) byStatus.set(status, (child = this.requestTallies.of(`${status} ${route}`, { route, status: String(status) })));
+    if (child === undefined) byStatus.set(status, (child = this.requestTallies.add({ route, status: String(status) })));
     child.inc();
   }
 

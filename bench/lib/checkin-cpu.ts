@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { liveHeapSample, memoryBreakdown, type MemoryBreakdown } from './agents-run.ts';
 import { startBareServer, type BareServer } from './bare-server.ts';
 import { loadBenchPki, type BenchPki } from './certs.ts';
-import { freePort, startCp, type RunningCp } from './cp.ts';
+import { counterTotal, freePort, startCp, type RunningCp } from './cp.ts';
 import { benchFleet, fleetNames, hostKeys, writeCpFiles, type BenchFleet } from './fleet.ts';
 import { MAX_HOSTS, sampleCheckin, writeLoadClientInit } from './load.ts';
 import { startLoadClient, type LoadClient, type RequestTemplate } from './load-client.ts';
@@ -78,13 +78,7 @@ export type CheckinCpuResult = {
 /** Check-ins handled and quiet ones so far (the CP's /metrics). */
 async function checkinCounts(cp: RunningCp): Promise<{ all: number; quiet: number }> {
   const text = await cp.metricsText();
-  let all = 0;
-  let quiet = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('nixfleet_checkins_total{')) all += Number(line.slice(line.lastIndexOf(' ') + 1));
-    else if (line.startsWith('nixfleet_checkins_quiet_total ')) quiet = Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return { all, quiet };
+  return { all: counterTotal(text, 'nixfleet_checkins_total'), quiet: counterTotal(text, 'nixfleet_checkins_quiet_total') };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
