@@ -48,7 +48,8 @@ export function protocolHeader(opts: { observe?: ((route: string, status: number
 
 /** 400 UNSUPPORTED_PROTOCOL for another major in the `X-Nixfleet-Protocol` header (absent: accepted). */
 export function protocolRefusal(proto: string | undefined): ApiError | null {
-  if (proto === undefined || proto.trim().split('.')[0] === PROTOCOL_VERSION) return null;
+  // The exact version (what every agent sends) without the split's allocations.
+  if (proto === undefined || proto === PROTOCOL_VERSION || proto.trim().split('.')[0] === PROTOCOL_VERSION) return null;
   return new ApiError('UNSUPPORTED_PROTOCOL', `${PROTOCOL_HEADER}: ${JSON.stringify(proto)} is not supported; this control plane speaks protocol ${PROTOCOL_VERSION}`);
 }
 

@@ -108,6 +108,9 @@ export class QuietCheckins {
 
   private readonly answered: Tally;
   private readonly quietTally: Tally;
+  /** The last answer's `serverTime` and its millisecond: check-ins answered in the same one share it. */
+  private timeMs = Number.NaN;
+  private timeIso = '';
 
   constructor(private readonly d: QuietDeps) {
     this.answered = d.metrics.checkin('none');
@@ -138,10 +141,14 @@ export class QuietCheckins {
     const next: HostObservation = { ...e.obs, lastCheckinMs: nowMs };
     this.d.mirror.touch(h, next);
     e.obs = next;
-    this.d.store.touchCheckin!(h, nowMs, JSON.stringify(req.probes));
+    this.d.store.touchCheckin!(h, nowMs, req.probes);
     this.answered.inc();
     this.quietTally.inc();
-    const res: CheckinResponse = { target: null, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: new Date(nowMs).toISOString() };
+    if (nowMs !== this.timeMs) {
+      this.timeIso = new Date(nowMs).toISOString();
+      this.timeMs = nowMs;
+    }
+    const res: CheckinResponse = { target: null, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: this.timeIso };
     if (head !== null && head.seq > 0) res.auditHead = head;
     return res;
   }

@@ -88,7 +88,8 @@ export function parseJsonStrict(input: Uint8Array | string, opts: ParseOptions =
   }
 }
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+/** JSON whitespace (RFC 8259 §2): space, tab, line feed, carriage return. */
+const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 class Parser {
   private i = 0;
@@ -112,7 +113,7 @@ class Parser {
 
   private ws(): void {
     const s = this.s;
-    while (this.i < s.length && WS.has(s.charCodeAt(this.i))) this.i++;
+    while (this.i < s.length && isWs(s.charCodeAt(this.i))) this.i++;
   }
 
   parseDocument(): unknown {

@@ -78,7 +78,8 @@ export class HostsTable {
    * Issue 19 (quiet-checkins.ts): check-in times and probe details of quiet check-ins not written
    * yet. Reads of a row see them (the newer check-in wins); `flushTouches` writes them.
    */
-  private touches = new Map<string, { lastCheckinMs: number; probesJson: string }>();
+  /** Pending touches; `probes` as the check-in had it, serialised once when written or read. */
+  private touches = new Map<string, { lastCheckinMs: number; probes: readonly unknown[] }>();
 
   private touchTimer: NodeJS.Timeout | null = null;
 
@@ -118,8 +119,8 @@ export class HostsTable {
   }
 
   /** A quiet check-in's time and probe details, written by the next `flushTouches`. */
-  touch(hostname: string, lastCheckinMs: number, probesJson: string): void {
-    this.touches.set(hostname, { lastCheckinMs, probesJson });
+  touch(hostname: string, lastCheckinMs: number, probes: readonly unknown[]): void {
+    this.touches.set(hostname, { lastCheckinMs, probes });
     this.touchTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
   }
 
@@ -142,7 +143,7 @@ export class HostsTable {
     this.touches = new Map();
     try {
       this.inTx(() => {
-        for (const [h, t] of batch) this.touchStmt.run(t.lastCheckinMs, t.probesJson, h, t.lastCheckinMs);
+        for (const [h, t] of batch) this.touchStmt.run(t.lastCheckinMs, JSON.stringify(t.probes), h, t.lastCheckinMs);
       });
     } catch {
       for (const [h, t] of batch) if (!this.touches.has(h)) this.touches.set(h, t);
@@ -153,7 +154,7 @@ export class HostsTable {
   private touched(h: HostRow): HostRow {
     const t = this.touches.get(h.hostname);
     if (t === undefined || (h.lastCheckinMs !== null && h.lastCheckinMs > t.lastCheckinMs)) return h;
-    return { ...h, lastCheckinMs: t.lastCheckinMs, probesJson: t.probesJson };
+    return { ...h, lastCheckinMs: t.lastCheckinMs, probesJson: JSON.stringify(t.probes) };
   }
 
   put(h: HostRow): void {

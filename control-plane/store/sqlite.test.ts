@@ -286,8 +286,8 @@ t('issue 19: a quiet check-in (touchCheckin) is read at once, written in one bat
   const { store, path } = fresh();
   store.putHost(hostRow('a', 1));
   store.putHost(hostRow('b', 1));
-  store.touchCheckin('a', 10, '[{"name":"http","ok":true,"observedAt":"2026-01-01T00:00:10Z"}]');
-  store.touchCheckin('b', 10, '[]');
+  store.touchCheckin('a', 10, [{ name: 'http', ok: true, observedAt: '2026-01-01T00:00:10Z' }]);
+  store.touchCheckin('b', 10, []);
   assert.is(store.getHost('a')?.lastCheckinMs, 10, 'read at once');
   assert.is(store.getHost('a')?.probesJson, '[{"name":"http","ok":true,"observedAt":"2026-01-01T00:00:10Z"}]');
   assert.equal(store.allHosts().map((h) => h.lastCheckinMs), [10, 10]);
@@ -309,12 +309,12 @@ t('issue 19: a quiet check-in (touchCheckin) is read at once, written in one bat
   assert.equal(raw(), [{ hostname: 'a', ms: 10 }, { hostname: 'b', ms: 20 }], 'written; b keeps its later check-in');
   // A full check-in in the same millisecond as a quiet one (seed -1981328183 of
   // quiet-checkins.props): the row written last wins, probes and all.
-  store.touchCheckin('b', 20, '[{"ok":true}]');
+  store.touchCheckin('b', 20, [{ ok: true }]);
   store.putHost({ ...hostRow('b', 20), probesJson: '[{"ok":false}]' });
   assert.is(store.getHost('b')?.probesJson, '[{"ok":false}]', 'read: the full row');
   store.hostsT.flushTouches();
   assert.is(store.getHost('b')?.probesJson, '[{"ok":false}]', 'written: the full row');
-  store.touchCheckin('a', 30, '[]');
+  store.touchCheckin('a', 30, []);
   store.close();
   const again = new Store(path);
   assert.is(again.getHost('a')?.lastCheckinMs, 30, 'close writes what is pending');

@@ -325,8 +325,8 @@ export class SqliteStore implements Store {
   // Direct writes (tests and tools; the control plane goes through `apply`)
 
   /** Issue 19 (quiet-checkins.ts): written with the next batch (hosts.ts); read at once. */
-  touchCheckin(hostname: string, lastCheckinMs: number, probesJson: string): void {
-    this.hostsT.touch(hostname, lastCheckinMs, probesJson);
+  touchCheckin(hostname: string, lastCheckinMs: number, probes: readonly unknown[]): void {
+    this.hostsT.touch(hostname, lastCheckinMs, probes);
   }
 
   putHost(h: HostRow): void {

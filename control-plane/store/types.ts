@@ -275,10 +275,12 @@ export interface Store {
   checkinReads(hostname: string): Awaitable<{ pending: DispatchRow | null; rollback: DispatchRow | null }>;
   /**
    * Issue 19 (control-plane/quiet-checkins.ts): a quiet check-in's time and probe details, kept in
-   * memory and written in batches; every read of the host row sees them at once. Absent: every
-   * check-in is decided and written in full (a store shared by replicas).
+   * memory and written in batches; every read of the host row sees them at once. `probes` is the
+   * check-in's array, serialised when the batch is written or the row read (a host that checks in
+   * several times within a batch is serialised once); the caller does not change it afterwards.
+   * Absent: every check-in is decided and written in full (a store shared by replicas).
    */
-  touchCheckin?(hostname: string, lastCheckinMs: number, probesJson: string): void;
+  touchCheckin?(hostname: string, lastCheckinMs: number, probes: readonly unknown[]): void;
   getDispatch(rolloutId: string, hostname: string): Awaitable<DispatchRow | null>;
   pendingDispatchFor(hostname: string): Awaitable<DispatchRow | null>;
   /** The newest cancelled dispatch of the host that carries a rollback instruction. */
