@@ -13,6 +13,9 @@ import { ensureJournal, noteDerived, noteInPlace, startJournal } from '../reconc
 import type { HostObservation, Observed } from '../reconciler/types.ts';
 import type { Awaitable } from './store/types.ts';
 
+/** No host changed beyond its observation (`touch`). */
+const NO_HOSTS: readonly string[] = Object.freeze([]);
+
 export class ObservedMirror {
   private cache: Observed | null = null;
 
@@ -82,7 +85,7 @@ export class ObservedMirror {
     const c = this.cache;
     if (c === null) return;
     c.hosts[h] = obs;
-    noteInPlace(c, [], [[h, obs]]); // its observation only, with its value: the next pass re-reads no rollout record for it, nor looks the observation up
+    noteInPlace(c, NO_HOSTS, [[h, obs]]); // its observation only, with its value: the next pass re-reads no rollout record for it, nor looks the observation up
   }
 
   /** Fold a one-host slice back into the mirror (host events change nothing else). No-op when not loaded. */

@@ -52,7 +52,9 @@ function safely(log: Logger, writes: readonly Write[]): void {
 
 /**
  * `store` with its three apply methods logging what they committed. Every other member is the
- * store's own (methods bound to it, so private fields keep working).
+ * store's own: its methods bound to it (so private fields keep working), its other properties read
+ * and written through to it. A plain object, not a Proxy: the check-in path reads several members
+ * per request, and each read through a Proxy trap cost about as much as the call it led to.
  */
 export function withWriteLog(store: Store, log: Logger): Store {
   const wrap =
@@ -63,22 +65,20 @@ export function withWriteLog(store: Store, log: Logger): Store {
       safely(log, writes);
       return r;
     };
-  const wrapped: Partial<Record<keyof Store, unknown>> = {
+  const out: Record<string, unknown> = {
     apply: wrap(store.apply.bind(store)),
     applyFenced: wrap(store.applyFenced.bind(store)),
     applyGrouped: wrap(store.applyGrouped.bind(store)),
   };
-  // One bound function per method (the check-in path reads several per request).
-  const bound = new WeakMap<(...a: unknown[]) => unknown, unknown>();
-  return new Proxy(store, {
-    get(target, prop) {
-      if (typeof prop === 'string' && prop in wrapped) return wrapped[prop as keyof Store];
-      const v: unknown = Reflect.get(target, prop);
-      if (typeof v !== 'function') return v;
-      const f = v as (...a: unknown[]) => unknown;
-      let b = bound.get(f);
-      if (b === undefined) bound.set(f, (b = f.bind(target)));
-      return b;
-    },
-  });
+  const target = store as unknown as Record<string, unknown>;
+  // The store's own properties, then its class's methods up the prototype chain (nearest first).
+  for (let o: object | null = store; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    for (const k of Object.getOwnPropertyNames(o)) {
+      if (k === 'constructor' || Object.prototype.hasOwnProperty.call(out, k)) continue;
+      const v = Object.getOwnPropertyDescriptor(o, k)?.value as unknown;
+      if (o !== store && typeof v === 'function') out[k] = (v as (...a: unknown[]) => unknown).bind(store);
+      else Object.defineProperty(out, k, { get: () => target[k], set: (x: unknown) => void (target[k] = x), enumerable: true });
+    }
+  }
+  return out as unknown as Store;
 }

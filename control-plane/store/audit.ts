@@ -24,6 +24,8 @@ export const toAudit = (r: AuditRecord): AuditEntry => ({
 export class AuditTable {
   private lastHash: string = GENESIS_HASH;
   private lastSeq = 0;
+  /** The last `head()` answer, handed out again while the head stays (every quiet check-in asks). */
+  private headSeen: Readonly<{ seq: number; hash: string }> | null = null;
   private readonly last: Database.Statement<[], { seq: number; hash: string }>;
   private readonly insert: Database.Statement<[{ seq: number; at: string; kind: string; actor: string; subject: string; dataJson: string; prevHash: string; hash: string }]>;
   private readonly page_: Database.Statement<[number, number], AuditRecord>;
@@ -61,7 +63,10 @@ export class AuditTable {
    * anchor once every entry was pruned, would read), from memory: null for an empty chain.
    */
   head(): { seq: number; hash: string } | null {
-    return this.lastSeq === 0 ? null : { seq: this.lastSeq, hash: this.lastHash };
+    if (this.lastSeq === 0) return null;
+    const h = this.headSeen;
+    if (h !== null && h.seq === this.lastSeq && h.hash === this.lastHash) return h;
+    return (this.headSeen = Object.freeze({ seq: this.lastSeq, hash: this.lastHash }));
   }
 
   /** Re-read the chain head (after a rolled-back transaction). */

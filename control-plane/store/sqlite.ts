@@ -41,6 +41,9 @@ import type {
   Write,
 } from './types.ts';
 
+/** `checkinReads` of a host with neither a pending dispatch nor a rollback (one object for all). */
+const NO_DISPATCH = Object.freeze({ pending: null, rollback: null });
+
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   /** Public for `flushTouches` (issue 19: quiet check-ins written in batches). */
@@ -425,7 +428,7 @@ export class SqliteStore implements Store {
   /** Read inside the grouped transaction the check-in's writes then join (opened here if needed). */
   checkinReads(hostname: string): { pending: DispatchRow | null; rollback: DispatchRow | null } {
     // A host with neither (the steady state) is answered from memory: no read, no transaction.
-    if (this.dispatchesT.isQuiet(hostname)) return { pending: null, rollback: null };
+    if (this.dispatchesT.isQuiet(hostname)) return NO_DISPATCH;
     if (this.depth === 0) this.openGroup();
     return this.dispatchesT.checkinRows(hostname);
   }
