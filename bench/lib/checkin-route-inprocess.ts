@@ -31,9 +31,11 @@ const ALLOC = process.env['ALLOC'] === '1';
 const env = await makeEnv('route-');
 const fleet = sampleFleet({ hosts: N, channels: ['stable', 'beta', 'edge', 'lts'], waves: 5, closures: true });
 env.publish(fleet);
-const rc = await startCp(env, { maxArtifactBytes: 256 * 2 ** 20 }, { now: () => Date.now() });
-// As main.ts: a logger at info (the request line is at debug), lines dropped.
-const app = createApp({ service: rc.cp.api, maxBodyBytes: rc.config.maxBodyBytes, retryAfterSecs: rc.config.retryAfterSecs, log: createLogger({ program: 'bench', level: 'info', write: () => {} }) });
+// As main.ts: a logger at info (the request line is at debug), lines dropped. The CP gets it too:
+// with a logger, its store is the write-logging one (write-log.ts), as in production.
+const log = createLogger({ program: 'bench', level: 'info', write: () => {} });
+const rc = await startCp(env, { maxArtifactBytes: 256 * 2 ** 20 }, { now: () => Date.now(), log });
+const app = createApp({ service: rc.cp.api, maxBodyBytes: rc.config.maxBodyBytes, retryAfterSecs: rc.config.retryAfterSecs, log });
 const route = app.nodeRoute;
 
 const observedAt = new Date().toISOString();
