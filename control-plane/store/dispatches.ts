@@ -32,6 +32,9 @@ export const toDispatch = (r: DispatchRecord): DispatchRow => ({
   rollbackReason: r.rollback_reason,
 });
 
+/** What a check-in reads for a host with neither a pending dispatch nor a rollback (one object for all). */
+export const NO_DISPATCH = Object.freeze({ pending: null, rollback: null });
+
 export class DispatchesTable {
   private readonly get_: Database.Statement<[string, string], DispatchRecord>;
   private readonly pendingForHost: Database.Statement<[string], DispatchRecord>;
@@ -91,7 +94,7 @@ export class DispatchesTable {
 
   /** The host's pending dispatch and its rollback instruction (issue 14), as `pendingFor` / `rollbackFor`. */
   checkinRows(hostname: string): { pending: DispatchRow | null; rollback: DispatchRow | null } {
-    if (this.quiet.has(hostname)) return { pending: null, rollback: null };
+    if (this.quiet.has(hostname)) return NO_DISPATCH;
     const pending = this.pendingFor(hostname);
     const rollback = this.rollbackFor(hostname);
     if (pending === null && rollback === null) this.quiet.add(hostname);

@@ -13,7 +13,7 @@ import { anchorSqlite, prunedAnything, prunedEntry, pruneSqlite, type AuditAncho
 import type { HostRolloutState, Observed } from '../../reconciler/types.ts';
 import { AuditTable } from './audit.ts';
 import { ChannelStateTables } from './channel-state.ts';
-import { DispatchesTable } from './dispatches.ts';
+import { DispatchesTable, NO_DISPATCH } from './dispatches.ts';
 import { EvidenceTables } from './evidence.ts';
 import { HostsTable, toObservation } from './hosts.ts';
 import { migrate } from './migrations.ts';
@@ -40,9 +40,6 @@ import type {
   TransitionRow,
   Write,
 } from './types.ts';
-
-/** `checkinReads` of a host with neither a pending dispatch nor a rollback (one object for all). */
-const NO_DISPATCH = Object.freeze({ pending: null, rollback: null });
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
