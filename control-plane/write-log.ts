@@ -52,8 +52,8 @@ function safely(log: Logger, writes: readonly Write[]): void {
 
 /**
  * `store` with its three apply methods logging what they committed. Every other member is the
- * store's own: its methods bound to it (so private fields keep working), its other properties read
- * and written through to it. A plain object, not a Proxy: the check-in path reads several members
+ * store's own: its methods bound to it (so private fields keep working), its other properties (those
+ * it has when wrapped) read and written through to it. A plain object, not a Proxy: the check-in path reads several members
  * per request, and each read through a Proxy trap cost about as much as the call it led to.
  */
 export function withWriteLog(store: Store, log: Logger): Store {

@@ -119,21 +119,24 @@ async function startVariant(label: string, root: string, dir: string, pki: Bench
   try {
     const readyMs = Math.round(await cp.waitReady(600_000));
     const lc = await startLoadClient(writeLoadClientInit(vdir, cp.origin, pki, o.liveHosts));
+    // Every live host checks in once. On a machine loaded by others a few connections time out:
+    // once more over every host then (those already seen only check in again), so that none of
+    // these check-ins falls into a window.
+    const sweep = async (what: string): Promise<{ errors: number }> => {
+      let r = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
+      if (r.errors > 0) r = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
+      if (r.errors > 0) throw new Error(`${label}: ${what}: ${r.errors} errors: ${r.sampleErrors.join(' | ')}`);
+      return r;
+    };
     const t0 = performance.now();
-    let first = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
-    // On a machine loaded by others a few connections time out: once more over every host (those
-    // already seen only check in again), so that no host's first contact falls into a window.
-    if (first.errors > 0) first = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
-    if (first.errors > 0) throw new Error(`${label}: first contact: ${first.errors} errors: ${first.sampleErrors.join(' | ')}`);
+    const first = await sweep('first contact');
     const firstContact = { wallMs: Math.round(performance.now() - t0), errors: first.errors };
     const afterFirstRss = procMemory(cp.pid).rssBytes;
     // The steady state: a first contact asks for a pass, so the host's next check-in is decided in
     // full, and only the one after it can be quiet (quiet-checkins.ts). Without this second sweep,
     // every host's second check-in fell into a window: 1.1–1.4 % of the windows' check-ins, each a
     // full decision with a commit (quietShare 0.986–0.989 in session 9).
-    let second = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
-    if (second.errors > 0) second = await lc.run({ kind: 'sweep', request, from: 0, to: o.liveHosts, concurrency: 32 });
-    if (second.errors > 0) throw new Error(`${label}: second check-in: ${second.errors} errors: ${second.sampleErrors.join(' | ')}`);
+    await sweep('second check-in');
     await liveHeapSample(cp.pid, memLog);
     return { label, cp, lc, memLog, readyMs, firstContact, afterFirstRss, rounds: [] };
   } catch (e) {

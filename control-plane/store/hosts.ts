@@ -76,9 +76,9 @@ export class HostsTable {
   private readonly touchStmt: Database.Statement<[number, string, string, number]>;
   /**
    * Issue 19 (quiet-checkins.ts): check-in times and probe details of quiet check-ins not written
-   * yet. Reads of a row see them (the newer check-in wins); `flushTouches` writes them.
+   * yet. Reads of a row see them (the newer check-in wins); `flushTouches` writes them. `probes`
+   * is the check-in's array, serialised when written or read.
    */
-  /** Pending touches; `probes` as the check-in had it, serialised once when written or read. */
   private touches = new Map<string, { lastCheckinMs: number; probes: readonly unknown[] }>();
 
   private touchTimer: NodeJS.Timeout | null = null;
