@@ -38,9 +38,19 @@ export function hotCheckinRoute(o: Options): NodeRoute {
   const ready = service.isReady?.bind(service) ?? ((): boolean => service.readiness().ready);
   const decide = service.checkinNow?.bind(service) ?? service.checkin.bind(service);
 
+  // The last answer serialised: quiet check-ins answered in the same millisecond share one answer
+  // object (quiet-checkins.ts), serialised once.
+  let lastBody: unknown = null;
+  let lastText = '';
+  let lastLength = 0;
   const reply = (t: Taken, status: number, body: unknown, extra: Record<string, string> | null): void => {
-    const text = JSON.stringify(body);
-    const length = Buffer.byteLength(text);
+    if (body !== lastBody) {
+      lastText = JSON.stringify(body);
+      lastLength = Buffer.byteLength(lastText);
+      lastBody = body;
+    }
+    const text = lastText;
+    const length = lastLength;
     t.res.writeHead(status, extra === null ? { 'content-type': 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VERSION, 'content-length': length } : { 'content-type': 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VERSION, ...extra, 'content-length': length });
     t.res.end(text);
     observe?.(ROUTES.checkin, status);

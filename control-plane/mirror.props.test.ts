@@ -3,7 +3,9 @@
  * sequences of what the control plane does to its mirror — check-ins merged in place, reconcile
  * passes as reconcile-loop.ts runs them (channel maps, confirm expiries, soak restoration,
  * reconcile, apply, replace), operator releases, reloads and invalidations — every reconcile that
- * re-reads only the journaled changes equals a full read of the same state.
+ * re-reads only the journaled changes equals a full read of the same state; and while the mirror's
+ * epoch stays, every host's observation and rollout records are the objects they were (but for
+ * the observations `touch` replaced), as quiet-checkins.ts relies on.
  */
 import fc from 'fast-check';
 import { suite } from 'uvu';
@@ -11,7 +13,7 @@ import { applyActions, applyHostEvents, emptyObserved, releaseHost } from '../re
 import { indexFleet } from '../reconciler/fleet-index.ts';
 import { noteDerived } from '../reconciler/journal.ts';
 import { reconcile } from '../reconciler/reconcile.ts';
-import type { Observed } from '../reconciler/types.ts';
+import type { HostObservation, Observed, RolloutHost } from '../reconciler/types.ts';
 import { eventOf, fullRead, paramsArb } from '../fixtures/journal-testkit.ts';
 import { randomFleet, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
 import { ObservedMirror } from './mirror.ts';
@@ -46,6 +48,9 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
   const restorer = new SoakRestorer();
   let paused = false;
   let now = T0;
+  // As quiet-checkins.ts keeps them: a host's observation and records as found in some epoch.
+  const kept = new Map<string, { epoch: number; obs: HostObservation | undefined; records: RolloutHost[] }>();
+  const recordsIn = (o: Observed, h: string): RolloutHost[] => Object.values(o.rollouts).flatMap((r) => (r.state === 'Superseded' || r.hosts[h] === undefined ? [] : [r.hosts[h]!]));
   const differs = (o: Observed, what: string): string | null => {
     const got = JSON.stringify(reconcile(fleet, o, now));
     const want = JSON.stringify(fullRead(fleet, o, now, {}));
@@ -66,7 +71,12 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
       case 'quiet': {
         // quiet-checkins.ts: only the check-in time of a host that checked in before.
         const o = (mirror.peek() ?? (await mirror.get())).hosts[host];
-        if (o !== undefined && o.lastCheckinMs !== null) mirror.touch(host, { ...o, lastCheckinMs: now });
+        if (o !== undefined && o.lastCheckinMs !== null) {
+          const next = { ...o, lastCheckinMs: now };
+          mirror.touch(host, next);
+          const k = kept.get(host);
+          if (k !== undefined) k.obs = next;
+        }
         break;
       }
       case 'pass': {
@@ -109,6 +119,15 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
       stored = structuredClone(m);
       const bad = differs(m, `step ${step} (mirror after ${op.k})`);
       if (bad !== null) return bad;
+      // Within an epoch, every host's observation and records are the very objects kept.
+      for (const h of names) {
+        const k = kept.get(h);
+        const records = recordsIn(m, h);
+        if (k !== undefined && k.epoch === mirror.epoch) {
+          const same = m.hosts[h] === k.obs && records.length === k.records.length && records.every((r, i) => r === k.records[i]);
+          if (!same) return `step ${step} (${op.k}): ${h} changed within epoch ${mirror.epoch}`;
+        } else kept.set(h, { epoch: mirror.epoch, obs: m.hosts[h], records });
+      }
     }
   }
   return null;

@@ -9,15 +9,22 @@
  * hosts changed since the last one (issue 19): a load or reload starts a new one (the next pass
  * reads every host), `merge` notes its host, `replace` carries on the journal of the pass's result.
  */
-import { ensureJournal, noteDerived, noteInPlace, startJournal } from '../reconciler/journal.ts';
+import { ensureJournal, noteDerived, noteInPlace, noteObservationInPlace, startJournal } from '../reconciler/journal.ts';
 import type { HostObservation, Observed } from '../reconciler/types.ts';
 import type { Awaitable } from './store/types.ts';
 
-/** No host changed beyond its observation (`touch`). */
-const NO_HOSTS: readonly string[] = Object.freeze([]);
-
 export class ObservedMirror {
   private cache: Observed | null = null;
+  private epochN = 0;
+
+  /**
+   * Moves on with every change but `touch`: a load, `merge`, `replace`, `invalidate`. While it stays
+   * the same, every host's observation and rollout records are the very objects they were, except
+   * the observations `touch` replaced (quiet-checkins.ts checks a host's once per epoch).
+   */
+  get epoch(): number {
+    return this.epochN;
+  }
 
   constructor(private readonly load: () => Awaitable<Observed>) {}
 
@@ -29,6 +36,7 @@ export class ObservedMirror {
     if (this.cache === null) {
       startJournal(loaded);
       this.cache = loaded;
+      this.epochN++;
     }
     return this.cache;
   }
@@ -41,6 +49,7 @@ export class ObservedMirror {
   /** Drop it: the next `get` reloads from the store (after a rolled-back group commit). */
   invalidate(): void {
     this.cache = null;
+    this.epochN++;
   }
 
   /**
@@ -51,6 +60,7 @@ export class ObservedMirror {
     const loaded = toMirror(await this.load());
     startJournal(loaded);
     this.cache = loaded;
+    this.epochN++;
     return loaded;
   }
 
@@ -60,6 +70,7 @@ export class ObservedMirror {
     noteDerived(next, after, []); // the same hosts (histories dropped)
     ensureJournal(next); // `after` had no journal (or forked): the next pass reads every host
     this.cache = next;
+    this.epochN++;
   }
 
   /**
@@ -85,13 +96,14 @@ export class ObservedMirror {
     const c = this.cache;
     if (c === null) return;
     c.hosts[h] = obs;
-    noteInPlace(c, NO_HOSTS, [[h, obs]]); // its observation only, with its value: the next pass re-reads no rollout record for it, nor looks the observation up
+    noteObservationInPlace(c, h, obs); // its observation only, with its value: the next pass re-reads no rollout record for it, nor looks the observation up
   }
 
   /** Fold a one-host slice back into the mirror (host events change nothing else). No-op when not loaded. */
   merge(h: string, after: Observed): void {
     const c = this.cache;
     if (c === null) return;
+    this.epochN++;
     const o = after.hosts[h];
     if (o !== undefined) c.hosts[h] = o;
     for (const r of Object.values(after.rollouts)) {

@@ -40,12 +40,20 @@ export type QuietDeps = {
 
 /** What a host's last full check-in read, kept when it could have been quiet. */
 type Entry = {
+  /**
+   * The hostname as first kept (the map's key): the effects of a quiet check-in keep this string,
+   * not the one just parsed from the body, so what outlives the request (the journal's note, the
+   * store's pending touch) holds no new string and the parsed one dies young.
+   */
+  host: string;
   inputs: DecisionInputs;
   certNotAfterMs: number | null;
   fleet: object;
   obs: HostObservation;
   /** The host's record in each rollout that holds it and is not Superseded, in mirror order. */
   records: RolloutHost[];
+  /** The mirror's epoch when `obs` and `records` were last found in it (-1: not yet). */
+  epoch: number;
 };
 
 /**
@@ -108,9 +116,13 @@ export class QuietCheckins {
 
   private readonly answered: Tally;
   private readonly quietTally: Tally;
-  /** The last answer's `serverTime` and its millisecond: check-ins answered in the same one share it. */
+  /**
+   * The last answer, its millisecond and the audit head it carries: check-ins answered in the same
+   * millisecond with the same head get the very same object (hot-checkin.ts then serialises it once).
+   */
   private timeMs = Number.NaN;
-  private timeIso = '';
+  private lastHead: { seq: number; hash: string } | null = null;
+  private last: CheckinResponse | null = null;
 
   constructor(private readonly d: QuietDeps) {
     this.answered = d.metrics.checkin('none');
@@ -124,7 +136,8 @@ export class QuietCheckins {
 
   /**
    * The answer to a quiet check-in, with its effects done (the check-in time in the mirror and in
-   * the store's next batch); null: decide it in full.
+   * the store's next batch); null: decide it in full. Answers in the same millisecond may be one
+   * object: do not mutate it.
    */
   answer(peer: PeerIdentity, req: CheckinRequest, inputs: DecisionInputs): CheckinResponse | null {
     const h = req.hostname;
@@ -132,24 +145,24 @@ export class QuietCheckins {
     const mirror = this.d.mirror.peek();
     if (fleet === null || mirror === null || this.d.restorer.pending(h)) return null;
     const nowMs = this.d.now();
-    const e = this.match(h, inputs, certNotAfter(peer), fleet, mirror, nowMs, this.d.config.offlineAfterSecs * 1000);
+    const e = this.match(h, inputs, certNotAfter(peer), fleet, mirror, this.d.mirror.epoch, nowMs, this.d.config.offlineAfterSecs * 1000);
     if (e === null) return null;
     const reads = this.d.store.checkinReads(h);
     if (reads instanceof Promise || reads.pending !== null || reads.rollback !== null) return null;
     const head = this.d.store.auditHead();
     if (head instanceof Promise) return null;
     const next: HostObservation = { ...e.obs, lastCheckinMs: nowMs };
-    this.d.mirror.touch(h, next);
+    this.d.mirror.touch(e.host, next);
     e.obs = next;
-    this.d.store.touchCheckin!(h, nowMs, req.probes);
+    this.d.store.touchCheckin!(e.host, nowMs, req.probes);
     this.answered.inc();
     this.quietTally.inc();
-    if (nowMs !== this.timeMs) {
-      this.timeIso = new Date(nowMs).toISOString();
-      this.timeMs = nowMs;
-    }
-    const res: CheckinResponse = { target: null, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: this.timeIso };
+    if (this.last !== null && nowMs === this.timeMs && head === this.lastHead) return this.last;
+    const res: CheckinResponse = { target: null, nextCheckinSecs: this.d.config.agentPollIntervalSecs, serverTime: new Date(nowMs).toISOString() };
     if (head !== null && head.seq > 0) res.auditHead = head;
+    this.timeMs = nowMs;
+    this.lastHead = head;
+    this.last = res;
     return res;
   }
 
@@ -160,7 +173,7 @@ export class QuietCheckins {
   remember(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, slice: Observed, obs: HostObservation): void {
     const records: RolloutHost[] = [];
     recordsOf(slice, h, records, null);
-    this.byHost.set(h, { inputs, certNotAfterMs, fleet, obs, records });
+    this.byHost.set(h, { host: h, inputs, certNotAfterMs, fleet, obs, records, epoch: -1 });
   }
 
   /** A full decision that was not quiet-eligible: the next check-in decides in full too. */
@@ -171,12 +184,17 @@ export class QuietCheckins {
   /**
    * The host's entry (its `obs` is the mirror's observation now), when a check-in with `inputs`
    * decides nothing new against `mirror` (the caller checks the store's dispatches and the restorer).
+   * The observation and the records are looked up in the mirror once per mirror epoch: within one,
+   * only this class's `touch` replaces an observation, and it keeps the entry's in step.
    */
-  private match(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, mirror: Observed, nowMs: number, offlineAfterMs: number): Entry | null {
+  private match(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, mirror: Observed, epoch: number, nowMs: number, offlineAfterMs: number): Entry | null {
     const e = this.byHost.get(h);
     if (e === undefined || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet || !sameInputs(e.inputs, inputs)) return null;
-    const obs = mirror.hosts[h];
-    if (obs === undefined || obs !== e.obs || obs.lastCheckinMs === null || nowMs - obs.lastCheckinMs > offlineAfterMs || nowMs < obs.lastCheckinMs) return null;
-    return recordsOf(mirror, h, null, e.records) ? e : null;
+    const obs = e.obs;
+    if (obs.lastCheckinMs === null || nowMs - obs.lastCheckinMs > offlineAfterMs || nowMs < obs.lastCheckinMs) return null;
+    if (e.epoch === epoch) return e;
+    if (mirror.hosts[h] !== obs || !recordsOf(mirror, h, null, e.records)) return null;
+    e.epoch = epoch;
+    return e;
   }
 }

@@ -89,6 +89,16 @@ export class JournalLog {
     return step;
   }
 
+  /** `append([], true, [[h, obs]])` without the arrays: one host's observation changed in place (a quiet check-in). */
+  appendObservationInPlace(h: string, obs: HostObservation): number {
+    this.push(h, OBSERVATION_ONLY, obs);
+    this.marks.push(this.names.length);
+    const step = this.head;
+    this.lastInPlace = step;
+    if (this.names.length > MAX_NAMES) this.trim();
+    return step;
+  }
+
   private push(h: string, kind: number, value: HostObservation | undefined): void {
     this.names.push(h);
     this.kinds.push(kind);
@@ -185,6 +195,18 @@ export function noteInPlace(o: Observed, hosts: Iterable<string> | null, observa
     return;
   }
   stamps.set(o, { log: s.log, step: s.log.append(hosts, true, observationsOnly) });
+}
+
+/** `noteInPlace(o, [], [[h, obs]])` on the check-in path: no arrays built for the one note. */
+export function noteObservationInPlace(o: Observed, h: string, obs: HostObservation): void {
+  const s = stamps.get(o);
+  if (s === undefined) return;
+  if (s.step !== s.log.head) {
+    s.log.poison();
+    stamps.delete(o);
+    return;
+  }
+  stamps.set(o, { log: s.log, step: s.log.appendObservationInPlace(h, obs) });
 }
 
 /** The hosts that may differ between the values stamped `from` and `to` (null: unknown, read in full). */

@@ -120,7 +120,12 @@ export class HostsTable {
 
   /** A quiet check-in's time and probe details, written by the next `flushTouches`. */
   touch(hostname: string, lastCheckinMs: number, probes: readonly unknown[]): void {
-    this.touches.set(hostname, { lastCheckinMs, probes });
+    // A host already waiting in this batch: its entry is updated, not replaced (nothing new to keep).
+    const t = this.touches.get(hostname);
+    if (t !== undefined) {
+      t.lastCheckinMs = lastCheckinMs;
+      t.probes = probes;
+    } else this.touches.set(hostname, { lastCheckinMs, probes });
     this.touchTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
   }
 
