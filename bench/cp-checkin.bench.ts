@@ -12,7 +12,7 @@
  * costs ≈ 0.5 s of CPU while hosts change (docs/performance.md), so 10,000 first contacts take
  * longer than the load client's 10-minute limit; `CHECKIN_AB=DIR` also runs the control plane
  * of another checkout (e.g. `git archive` of an older commit with this node_modules) in the same
- * rounds, labelled `base`; `CHECKIN_CPU_PROF=DIR` writes V8 CPU profiles of the servers there.
+ * rounds, labelled `base` (`CHECKIN_AB=DIR1,DIR2`: `base`, `base2`); `CHECKIN_CPU_PROF=DIR` writes V8 CPU profiles of the servers there.
  */
 import { loadavg } from 'node:os';
 import { loadBenchPki } from './lib/certs.ts';
@@ -34,7 +34,9 @@ export default async function bench(): Promise<object> {
   const liveLarge = Number(env['CHECKIN_LIVE_LARGE'] ?? 2000);
   const prof = env['CHECKIN_CPU_PROF'];
   const ab = env['CHECKIN_AB'];
-  const variants = [{ label: 'cp', root: process.cwd() }, ...(ab !== undefined && ab !== '' ? [{ label: 'base', root: ab }] : [])];
+  // Several checkouts, comma-separated: `base`, `base2`, … in the same rounds.
+  const abRoots = (ab ?? '').split(',').filter((x) => x !== '');
+  const variants = [{ label: 'cp', root: process.cwd() }, ...abRoots.map((root, i) => ({ label: i === 0 ? 'base' : `base${i + 1}`, root }))];
   const runs: CheckinCpuResult[] = [];
   for (const fleetHosts of fleets) {
     runs.push(
