@@ -8,7 +8,8 @@
  * no rollback, no statement to keep, no transition), the next one whose *decision inputs* are the
  * same (`decisionInputs`) is quiet when everything that decision read is still the very same object:
  * the fleet artefact in force, the host's observation in the mirror, and its record in every
- * rollout that holds it (any pass, confirm, report or reload that moves the host replaces them),
+ * rollout that holds it (any pass, confirm, report or reload that moves the host replaces them;
+ * looked up once per mirror epoch, mirror.ts: within one, only a quiet check-in's touch moves them),
  * plus, read again each time, no pending dispatch or rollback instruction (the store), no soak to
  * restore, the same client certificate, and not back from offline. The answer is then what the
  * full decision would give (no target, no rollback), and the only changes are the check-in time
