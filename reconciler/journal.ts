@@ -81,20 +81,21 @@ export class JournalLog {
         else this.push(x[0], OBSERVATION_ONLY, x[1]);
       }
     }
-    this.marks.push(this.names.length);
-    const step = this.head;
-    if (hosts === null) this.wholesale.push(step);
-    if (inPlace) this.lastInPlace = step;
-    if (this.names.length > MAX_NAMES) this.trim();
-    return step;
+    return this.endStep(inPlace, hosts === null);
   }
 
   /** `append([], true, [[h, obs]])` without the arrays: one host's observation changed in place (a quiet check-in). */
   appendObservationInPlace(h: string, obs: HostObservation): number {
     this.push(h, OBSERVATION_ONLY, obs);
+    return this.endStep(true, false);
+  }
+
+  /** Closes the step whose names were just pushed; returns its number. */
+  private endStep(inPlace: boolean, wholesale: boolean): number {
     this.marks.push(this.names.length);
     const step = this.head;
-    this.lastInPlace = step;
+    if (wholesale) this.wholesale.push(step);
+    if (inPlace) this.lastInPlace = step;
     if (this.names.length > MAX_NAMES) this.trim();
     return step;
   }
@@ -187,26 +188,24 @@ export function noteDerived(next: Observed, base: Observed, hosts: Iterable<stri
  * lineage is dropped.
  */
 export function noteInPlace(o: Observed, hosts: Iterable<string> | null, observationsOnly: readonly ObservationNote[] = []): void {
-  const s = stamps.get(o);
-  if (s === undefined || (Array.isArray(hosts) && hosts.length === 0 && observationsOnly.length === 0)) return;
-  if (s.step !== s.log.head) {
-    s.log.poison();
-    stamps.delete(o);
-    return;
-  }
-  stamps.set(o, { log: s.log, step: s.log.append(hosts, true, observationsOnly) });
+  if (Array.isArray(hosts) && hosts.length === 0 && observationsOnly.length === 0) return;
+  const s = newestStamp(o);
+  if (s !== undefined) stamps.set(o, { log: s.log, step: s.log.append(hosts, true, observationsOnly) });
 }
 
 /** `noteInPlace(o, [], [[h, obs]])` on the check-in path: no arrays built for the one note. */
 export function noteObservationInPlace(o: Observed, h: string, obs: HostObservation): void {
+  const s = newestStamp(o);
+  if (s !== undefined) stamps.set(o, { log: s.log, step: s.log.appendObservationInPlace(h, obs) });
+}
+
+/** The stamp of `o` when `o` is the newest value of its lineage; otherwise the lineage is dropped (undefined). */
+function newestStamp(o: Observed): JournalStamp | undefined {
   const s = stamps.get(o);
-  if (s === undefined) return;
-  if (s.step !== s.log.head) {
-    s.log.poison();
-    stamps.delete(o);
-    return;
-  }
-  stamps.set(o, { log: s.log, step: s.log.appendObservationInPlace(h, obs) });
+  if (s === undefined || s.step === s.log.head) return s;
+  s.log.poison();
+  stamps.delete(o);
+  return undefined;
 }
 
 /** The hosts that may differ between the values stamped `from` and `to` (null: unknown, read in full). */
