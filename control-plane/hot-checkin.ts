@@ -9,16 +9,17 @@
  * every request one of those checks refuses is handed to Hono untouched, before its body is read:
  * each such refusal is Hono's (logged, counted, answered). Once the body is read, parsing,
  * validation, the identity match and the service fail as routes-agent.ts does, through the same
- * `errorResponse`. hot-checkin.test.ts sends each case to both and compares the answers.
+ * `errorResponse`. hot-checkin.test.ts sends each case to both and compares the answers. The body
+ * is read in one pass when protocol/decode.ts decides it, with the same value (decode.props.test.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION, ROUTES } from '../protocol/api.ts';
-import { parseCheckinRequest } from '../protocol/api-parse.ts';
+import { decodeCheckinRequest, parseCheckinRequest } from '../protocol/api-parse.ts';
 import type { CpService } from './app.ts';
 import { peerIdentity, type PeerIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
-import { errorResponse, issuerAccepted, parseJsonBody, protocolRefusal, requireSelf, validated, type ErrorPolicy, type IssuerPins } from './middleware.ts';
+import { decodeJsonBody, errorResponse, issuerAccepted, parseJsonBody, protocolRefusal, requireSelf, validated, type ErrorPolicy, type IssuerPins } from './middleware.ts';
 
 /** A route below Hono: true when it took the request (it answers it), false to hand it to Hono. */
 export type NodeRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -66,7 +67,10 @@ export function hotCheckinRoute(o: Options): NodeRoute {
   const answer = (t: Taken, raw: Buffer): void => {
     let answered: ReturnType<typeof decide>;
     try {
-      const body = validated(parseCheckinRequest(parseJsonBody(raw, t.req.headers['content-type'], false)));
+      // One pass when the decoder decides (protocol/decode.ts); else the strict parse and the
+      // schema's check, which also give every refusal its code and issues.
+      const type = t.req.headers['content-type'];
+      const body = decodeJsonBody(decodeCheckinRequest, raw, type) ?? validated(parseCheckinRequest(parseJsonBody(raw, type, false)));
       requireSelf(t.peer, body.hostname);
       answered = decide(t.peer, body);
     } catch (e) {

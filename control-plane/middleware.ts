@@ -10,6 +10,7 @@ import { routePath } from 'hono/route';
 import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '../protocol/api.ts';
 import { parseJsonStrict } from '../protocol/jcs.ts';
 import type { ValidationError } from '../protocol/api-parse.ts';
+import type { Decoder } from '../protocol/decode.ts';
 import type { Result } from '../protocol/result.ts';
 import { ApiError } from './errors.ts';
 import type { Logger } from './log.ts';
@@ -250,11 +251,21 @@ export function parseJsonBody(buf: Uint8Array, contentType: string | undefined, 
     if (optional) return undefined;
     throw new ApiError('MALFORMED_JSON', 'request body is empty; a JSON object is required');
   }
-  const ct = contentType ?? '';
-  if (!/^application\/json\s*(;|$)/i.test(ct)) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json');
+  if (!isJsonType(contentType)) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'request body must be application/json');
   const parsed = parseJsonStrict(buf, { maxBytes: buf.length });
   if (!parsed.ok) throw new ApiError('MALFORMED_JSON', `request body is not valid JSON: ${parsed.error.message}`);
   return parsed.value;
+}
+
+const isJsonType = (contentType: string | undefined): boolean => /^application\/json\s*(;|$)/i.test(contentType ?? '');
+
+/**
+ * A body's value read in one pass (protocol/decode.ts), when the decoder decides: a non-empty JSON
+ * body. `undefined`: `parseJsonBody` and the schema's parser give the value or the refusal. Bytes
+ * are read as latin1: any byte past ASCII is outside what the decoder decides, so it steps aside.
+ */
+export function decodeJsonBody<T>(decode: Decoder<T>, buf: Buffer, contentType: string | undefined): T | undefined {
+  return buf.length === 0 || !isJsonType(contentType) ? undefined : decode(buf.toString('latin1'));
 }
 
 /** The parsed body, or 400 INVALID_BODY with every bad field. */

@@ -49,6 +49,7 @@ import {
   type ReportRequest,
 } from './api.ts';
 import { CertificateResponseSchema, EnrolRequestSchema, RenewRequestSchema, WhoamiResponseSchema, type EnrolRequest, type RenewRequest } from './enrol.ts';
+import { compileDecoder, type Decoder } from './decode.ts';
 import { compile, compileProjection, type Issue } from './validate.ts';
 
 export type { Issue } from './validate.ts';
@@ -77,6 +78,11 @@ function requestParser<S extends TSchema>(schema: S): (u: unknown) => Result<Sta
 }
 
 export const parseCheckinRequest: (u: unknown) => Result<CheckinRequest, ValidationError> = requestParser(CheckinRequestSchema);
+/**
+ * Issue 19: a check-in body's text in one pass (decode.ts); `undefined` when it does not decide, and
+ * then `parseJsonStrict` + `parseCheckinRequest` give the value or the refusal.
+ */
+export const decodeCheckinRequest: Decoder<CheckinRequest> = compileDecoder(CheckinRequestSchema);
 export const parseConfirmRequest: (u: unknown) => Result<ConfirmRequest, ValidationError> = requestParser(ConfirmRequestSchema);
 export const parseReportRequest: (u: unknown) => Result<ReportRequest, ValidationError> = requestParser(ReportRequestSchema);
 export const parseQuarantineClearRequest: (u: unknown) => Result<QuarantineClearRequest, ValidationError> = requestParser(QuarantineClearRequestSchema);
