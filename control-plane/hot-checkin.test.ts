@@ -100,6 +100,9 @@ t('good check-ins: first contact, then steady ones, answered the same', async ()
   const first = await same('first contact', { host: H0 }, post(checkin(H0)), true);
   assert.is(first.status, 200, JSON.stringify(first.body));
   for (let i = 0; i < 3; i++) assert.is((await same(`steady ${i}`, { host: H0 }, post(checkin(H0)), true)).status, 200);
+  // A body the one-pass decoder leaves to the strict parser (protocol/decode.ts): an escape and a member it does not know.
+  const escaped = JSON.stringify({ ...checkin(H0), newerAgentField: [1] }).replace('"bootId"', '"boot\\u0049d"');
+  assert.is((await same('an escaped member name and an unknown member', { host: H0 }, post(escaped), true)).status, 200);
 });
 
 t('refusals before the body (handed to Hono by the route below it) and after it: the same answers, logs and metrics', async () => {
