@@ -110,7 +110,7 @@ function word(w, v) {
   return v;
 }
 function format(name, v) {
-  const f = formats.Has(name) ? formats.Get(name) : undefined;
+  const f = formats.Get(name);
   return f !== undefined && f(v) === true;
 }
 `;
