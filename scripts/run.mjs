@@ -36,6 +36,8 @@ const DEBIAN = [
   { command: 'promtool', pkg: 'prometheus' },
   // The dashboard's tests drive Debian's Chromium with playwright-core (cli/dashboard).
   { command: 'chromium', pkg: 'chromium' },
+  // Instructions counted under callgrind (bench/cp-checkin-ir; bench/lib/callgrind.test.ts).
+  { command: 'callgrind_control', pkg: 'valgrind' },
 ];
 
 /** /usr/lib/postgresql/VERSION/bin holding initdb, newest first (fixtures/postgres.ts looks there too). */

@@ -24,8 +24,8 @@ export type BareServerOptions = {
 export type BareServer = { readonly port: number; readonly pid: number; close(): Promise<void> };
 
 /** Start the bare server in a child process on 127.0.0.1 (ephemeral port). */
-export async function startBareServer(opts: BareServerOptions, execArgv: string[] = []): Promise<BareServer> {
-  const f: Forked = forkTs(fileURLToPath(import.meta.url), { execArgv });
+export async function startBareServer(opts: BareServerOptions, execArgv: string[] = [], execPath?: string): Promise<BareServer> {
+  const f: Forked = forkTs(fileURLToPath(import.meta.url), { execArgv, ...(execPath !== undefined ? { execPath } : {}) });
   const port = await f.call<number>({ cmd: 'start', opts });
   return { port, pid: f.pid, close: () => f.close() };
 }

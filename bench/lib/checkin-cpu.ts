@@ -76,7 +76,7 @@ export type CheckinCpuResult = {
 };
 
 /** Check-ins handled and quiet ones so far (the CP's /metrics). */
-async function checkinCounts(cp: RunningCp): Promise<{ all: number; quiet: number }> {
+export async function checkinCounts(cp: RunningCp): Promise<{ all: number; quiet: number }> {
   const text = await cp.metricsText();
   return { all: counterTotal(text, 'nixfleet_checkins_total'), quiet: counterTotal(text, 'nixfleet_checkins_quiet_total') };
 }
@@ -84,10 +84,10 @@ async function checkinCounts(cp: RunningCp): Promise<{ all: number; quiet: numbe
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-type Running = { label: string; cp: RunningCp; lc: LoadClient; memLog: string; readyMs: number; firstContact: VariantResult['firstContact']; afterFirstRss: number; rounds: CheckinCpuRound[] };
+export type Running = { label: string; cp: RunningCp; lc: LoadClient; memLog: string; readyMs: number; firstContact: VariantResult['firstContact']; afterFirstRss: number; rounds: CheckinCpuRound[] };
 
 /** Steady check-in bodies of hosts 0 … n-1 (the holders of bench certificates, in that order). */
-function steadyBodies(fleet: BenchFleet, n: number): string[] {
+export function steadyBodies(fleet: BenchFleet, n: number): string[] {
   const observedAt = new Date().toISOString();
   return fleetNames(n).map((name) =>
     JSON.stringify({ hostname: name, currentClosure: fleet.closure(name, 1), bootId: `boot-${name}`, agentVersion: 'bench', probes: [{ name: 'http', ok: true, observedAt }], failedUnits: [], lastOutcome: null }),
@@ -97,7 +97,15 @@ function steadyBodies(fleet: BenchFleet, n: number): string[] {
 /** Extra Node options from the environment (an experiment: `CHECKIN_CP_ARGS='--max-semi-space-size=64'`). */
 const nodeArgs = (name: string): string[] => (process.env[name] ?? '').split(' ').filter((x) => x !== '');
 
-async function startVariant(label: string, root: string, dir: string, pki: BenchPki, o: CheckinCpuOptions, publish: (files: ReturnType<typeof writeCpFiles>) => void, request: RequestTemplate, prof: string[]): Promise<Running> {
+/** How to run a server's Node: a wrapper program and its flags (bench/lib/callgrind.ts). */
+export type NodeRunner = { execPath: string; execArgv: string[] };
+
+/**
+ * Start the CP of checkout `root` with the bench fleet published, and bring every live host to the
+ * steady state (two sweeps: first contact, then the full decision after it). Exported for
+ * bench/lib/checkin-ir.ts.
+ */
+export async function startVariant(label: string, root: string, dir: string, pki: BenchPki, o: Pick<CheckinCpuOptions, 'liveHosts' | 'cpConfig'>, publish: (files: ReturnType<typeof writeCpFiles>) => void, request: RequestTemplate, prof: string[], runner?: NodeRunner): Promise<Running> {
   const port = await freePort();
   const vdir = join(dir, label);
   const memLog = join(vdir, 'cp-memory.jsonl');
@@ -113,7 +121,8 @@ async function startVariant(label: string, root: string, dir: string, pki: Bench
     port,
     pki,
     cpRoot: root,
-    execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...prof, ...(label === 'cp' ? nodeArgs('CHECKIN_CP_ARGS') : [])],
+    execArgv: ['--expose-gc', '--import', fileURLToPath(new URL('./mem-probe.ts', import.meta.url)), ...prof, ...(label === 'cp' ? nodeArgs('CHECKIN_CP_ARGS') : []), ...(runner?.execArgv ?? [])],
+    ...(runner !== undefined ? { execPath: runner.execPath } : {}),
     env: { NIXFLEET_BENCH_MEMLOG: memLog, NIXFLEET_BENCH_MEMGC: 'signal' },
   });
   try {

@@ -16,8 +16,9 @@ export type Forked = {
 type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
 
 /** Fork `file` (a .ts module that calls {@link serveChild}) with tsx's loader. */
-export function forkTs(file: string, opts: { execArgv?: string[]; env?: NodeJS.ProcessEnv } = {}): Forked {
+export function forkTs(file: string, opts: { execArgv?: string[]; env?: NodeJS.ProcessEnv; execPath?: string } = {}): Forked {
   const child = fork(file, [], {
+    ...(opts.execPath !== undefined ? { execPath: opts.execPath } : {}),
     execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: opts.env ?? process.env,

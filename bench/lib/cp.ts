@@ -46,13 +46,15 @@ export type StartCpOptions = {
   env?: Record<string, string>;
   /** Run the control plane of another checkout (A/B against an older commit); default this one. */
   cpRoot?: string;
+  /** The program that runs Node (default Node itself): a wrapper that execs Node under a tool (bench/lib/callgrind.ts). */
+  execPath?: string;
 };
 
 export async function startCp(opts: StartCpOptions): Promise<RunningCp> {
   const execArgv = ['--import', 'tsx'];
   if (opts.cpuProfDir !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   execArgv.push(...(opts.execArgv ?? []));
-  const child: ChildProcess = spawn(process.execPath, [...execArgv, join(opts.cpRoot ?? process.cwd(), 'control-plane', 'main.ts'), 'serve', '--config', opts.configFile], {
+  const child: ChildProcess = spawn(opts.execPath ?? process.execPath, [...execArgv, join(opts.cpRoot ?? process.cwd(), 'control-plane', 'main.ts'), 'serve', '--config', opts.configFile], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...(opts.env ?? {}) },
   });

@@ -15,6 +15,9 @@
  *   the maximum rate (latency here is mostly queueing: Little's law, connections / rate);
  * - `open`: check-ins are scheduled at a fixed rate whatever the answers do, and latency is
  *   measured from the scheduled time (no coordinated omission): the latency at a given load;
+ * - `count`: `connections` new connections at once, each to its own host, each making exactly
+ *   `checkinsPerConnection` check-ins and closing: a fixed number of requests, with one handshake
+ *   in `checkinsPerConnection` as in `closed` (bench/cp-checkin-ir: instructions per check-in);
  * - `handshake`: sequential bare TLS handshakes (connect → secureConnect), no HTTP;
  * - `fetch`: GET a path once per host over a new connection, with and without `If-None-Match`,
  *   counting the bytes the server sent.
@@ -56,6 +59,7 @@ export type PhaseSpec =
   | { kind: 'sweep'; request: RequestTemplate; from: number; to: number; concurrency: number; keepOpen?: boolean }
   | { kind: 'closed'; request: RequestTemplate; connections: number; checkinsPerConnection: number; warmupMs: number; durationMs: number; hostOffset?: number; serverPid?: number }
   | { kind: 'open'; request: RequestTemplate; connections: number; checkinsPerConnection: number; ratePerSec: number; warmupMs: number; durationMs: number; hostOffset?: number; serverPid?: number }
+  | { kind: 'count'; request: RequestTemplate; connections: number; checkinsPerConnection: number; hostOffset?: number }
   | { kind: 'handshake'; count: number; hostOffset?: number }
   | { kind: 'fetch'; path: string; count: number; ifNoneMatch: string | null; hostOffset?: number }
   | AgentsSpec;
@@ -184,7 +188,9 @@ class Runner {
   private client(i: number): Client {
     return new Client(this.init.origin, {
       // As agent/client.ts: the connector keeps the TLS session ticket, so a reconnect resumes.
-      connect: resumingConnector({ secureContext: this.secureContext(i), servername: this.init.servername }),
+      // A long connect timeout: under callgrind (bench/cp-checkin-ir) 64 handshakes at once take
+      // longer than undici's 10 s.
+      connect: resumingConnector({ secureContext: this.secureContext(i), servername: this.init.servername, timeout: 300_000 }),
       keepAliveTimeout: 60_000,
       pipelining: 1,
     });
@@ -215,6 +221,9 @@ class Runner {
         break;
       case 'open':
         windowMs = await this.open(spec, acc);
+        break;
+      case 'count':
+        windowMs = await this.count(spec, acc);
         break;
       case 'handshake':
         windowMs = await this.handshakes(spec, acc);
@@ -510,6 +519,26 @@ class Runner {
     await Promise.all(slots.map(run));
     for (const s of slots) void s.client?.destroy();
     return spec.durationMs;
+  }
+
+  private async count(spec: Extract<PhaseSpec, { kind: 'count' }>, acc: Acc): Promise<number> {
+    const t0 = performance.now();
+    const offset = spec.hostOffset ?? 0;
+    const run = async (k: number): Promise<void> => {
+      const host = offset + k;
+      const client = this.client(host);
+      acc.connections++;
+      for (let n = 0; n < spec.checkinsPerConnection; n++) {
+        const s = performance.now();
+        const status = await this.request(client, spec.request, host, acc, true);
+        if (status < 0) break;
+        acc.latencies.push(performance.now() - s);
+        if (n > 0) acc.reused.push(performance.now() - s);
+      }
+      await client.close();
+    };
+    await Promise.all(Array.from({ length: spec.connections }, (_, k) => run(k)));
+    return performance.now() - t0;
   }
 
   private async open(spec: Extract<PhaseSpec, { kind: 'open' }>, acc: Acc): Promise<number> {

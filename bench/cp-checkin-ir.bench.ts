@@ -1,0 +1,35 @@
+/**
+ * Instructions per steady check-in against the bare Node mTLS server, both under callgrind
+ * (bench/lib/checkin-ir.ts): issue 19's ≤ 1.5× counted in instructions, which repeat from run to
+ * run where this VM's CPU time does not (docs/performance.md). Skipped when Valgrind is missing.
+ *
+ * `IR_ROUNDS` (default 3), `IR_LIVE` (hosts that check in, default 2,000 — every first contact is a
+ * TLS handshake under Valgrind), `IR_FLEET` (hosts the artefact declares, default 10,000),
+ * `IR_CONNECTIONS` (default 64), `IR_PER_CONNECTION` (default 100), `IR_WARMUP` (uncounted phases first, default 10), `IR_AB=DIR[,DIR2]` (another
+ * checkout's CP in the same rounds, labelled `base`, `base2`), `IR_DUMP=DIR` (one more count per
+ * server written there as a callgrind profile, for callgrind_annotate).
+ */
+import { callgrindAvailable } from './lib/callgrind.ts';
+import { runCheckinIr } from './lib/checkin-ir.ts';
+import { MAX_HOSTS } from './lib/load.ts';
+
+const TARGET_RATIO = 1.5;
+
+export default async function bench(): Promise<object> {
+  if (!callgrindAvailable()) return { skipped: 'valgrind (callgrind_control) is not installed: apt-get install -y valgrind' };
+  const env = process.env;
+  const num = (name: string, dflt: number): number => Number(env[name] ?? dflt);
+  const ab = (env['IR_AB'] ?? '').split(',').filter((x) => x !== '');
+  const r = await runCheckinIr({
+    liveHosts: Math.min(num('IR_LIVE', 2000), MAX_HOSTS),
+    fleetHosts: num('IR_FLEET', MAX_HOSTS),
+    rounds: num('IR_ROUNDS', 3),
+    connections: num('IR_CONNECTIONS', 64),
+    checkinsPerConnection: num('IR_PER_CONNECTION', 100),
+    warmupPhases: num('IR_WARMUP', 10),
+    ...(env['IR_DUMP'] !== undefined && env['IR_DUMP'] !== '' ? { dumpDir: env['IR_DUMP'] } : {}),
+    variants: [{ label: 'cp', root: process.cwd() }, ...ab.map((root, i) => ({ label: i === 0 ? 'base' : `base${i + 1}`, root }))],
+  });
+  const cp = r.variants[0]!;
+  return { acceptance: { irRatioToBare: { value: cp.median.ratio, target: `≤ ${TARGET_RATIO}`, ok: cp.median.ratio <= TARGET_RATIO } }, ...r };
+}
