@@ -76,10 +76,13 @@ export class HostsTable {
   private readonly touchStmt: Database.Statement<[number, string, string, number]>;
   /**
    * Issue 19 (quiet-checkins.ts): check-in times and probe details of quiet check-ins not written
-   * yet. Reads of a row see them (the newer check-in wins); `flushTouches` writes them. `probes`
-   * is the check-in's array, serialised when written or read.
+   * yet. Reads of a row see them (the newer check-in wins); `flushTouches` writes them. `probesJson`
+   * is the check-in's probes serialised at once: a string of its own, where the array would keep
+   * alive, until the write, the strings parsed from the body — slices of the whole body's text
+   * (protocol/decode.ts) — and with them the body, about 450 bytes per host moved into V8's old
+   * generation and marked by its major GCs (docs/performance.md, session 13).
    */
-  private touches = new Map<string, { lastCheckinMs: number; probes: readonly unknown[] }>();
+  private touches = new Map<string, { lastCheckinMs: number; probesJson: string }>();
 
   private touchTimer: NodeJS.Timeout | null = null;
 
@@ -122,10 +125,11 @@ export class HostsTable {
   touch(hostname: string, lastCheckinMs: number, probes: readonly unknown[]): void {
     // A host already waiting in this batch: its entry is updated, not replaced (nothing new to keep).
     const t = this.touches.get(hostname);
+    const probesJson = JSON.stringify(probes);
     if (t !== undefined) {
       t.lastCheckinMs = lastCheckinMs;
-      t.probes = probes;
-    } else this.touches.set(hostname, { lastCheckinMs, probes });
+      t.probesJson = probesJson;
+    } else this.touches.set(hostname, { lastCheckinMs, probesJson });
     this.touchTimer ??= setTimeout(() => this.flushTouches(), TOUCH_FLUSH_MS).unref();
   }
 
@@ -148,7 +152,7 @@ export class HostsTable {
     this.touches = new Map();
     try {
       this.inTx(() => {
-        for (const [h, t] of batch) this.touchStmt.run(t.lastCheckinMs, JSON.stringify(t.probes), h, t.lastCheckinMs);
+        for (const [h, t] of batch) this.touchStmt.run(t.lastCheckinMs, t.probesJson, h, t.lastCheckinMs);
       });
     } catch {
       for (const [h, t] of batch) if (!this.touches.has(h)) this.touches.set(h, t);
@@ -159,7 +163,7 @@ export class HostsTable {
   private touched(h: HostRow): HostRow {
     const t = this.touches.get(h.hostname);
     if (t === undefined || (h.lastCheckinMs !== null && h.lastCheckinMs > t.lastCheckinMs)) return h;
-    return { ...h, lastCheckinMs: t.lastCheckinMs, probesJson: JSON.stringify(t.probes) };
+    return { ...h, lastCheckinMs: t.lastCheckinMs, probesJson: t.probesJson };
   }
 
   put(h: HostRow): void {
