@@ -1,7 +1,9 @@
 /**
  * Instructions per steady check-in against the bare Node mTLS server, both under callgrind
- * (bench/lib/checkin-ir.ts): issue 19's ≤ 1.5× counted in instructions, which repeat from run to
- * run where this VM's CPU time does not (docs/performance.md). Skipped when Valgrind is missing.
+ * (bench/lib/checkin-ir.ts): a way to compare versions of the CP in counts that do not move with
+ * the machine's load. Not issue 19's ≤ 1.5× figure: no kernel time is counted, so the shared TLS
+ * work weighs less and the ratio is higher than in CPU time (docs/performance.md, session 13).
+ * Skipped when Valgrind is missing.
  *
  * `IR_ROUNDS` (default 3), `IR_LIVE` (hosts that check in, default 2,000 — every first contact is a
  * TLS handshake under Valgrind), `IR_FLEET` (hosts the artefact declares, default 10,000),
@@ -12,8 +14,6 @@
 import { callgrindAvailable } from './lib/callgrind.ts';
 import { runCheckinIr } from './lib/checkin-ir.ts';
 import { MAX_HOSTS } from './lib/load.ts';
-
-const TARGET_RATIO = 1.5;
 
 export default async function bench(): Promise<object> {
   if (!callgrindAvailable()) return { skipped: 'valgrind (callgrind_control) is not installed: apt-get install -y valgrind' };
@@ -31,5 +31,6 @@ export default async function bench(): Promise<object> {
     variants: [{ label: 'cp', root: process.cwd() }, ...ab.map((root, i) => ({ label: i === 0 ? 'base' : `base${i + 1}`, root }))],
   });
   const cp = r.variants[0]!;
-  return { acceptance: { irRatioToBare: { value: cp.median.ratio, target: `≤ ${TARGET_RATIO}`, ok: cp.median.ratio <= TARGET_RATIO } }, ...r };
+  // Not an acceptance figure: user-space instructions only, no kernel time (docs/performance.md).
+  return { irRatioToBare: cp.median.ratio, ...r };
 }

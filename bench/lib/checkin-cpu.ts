@@ -214,12 +214,17 @@ export async function runCheckinCpu(o: CheckinCpuOptions): Promise<CheckinCpuRes
     });
     return { liveHosts: o.liveHosts, fleetHosts: o.fleetHosts, artifactBytes, checkinResponseBytes: Buffer.byteLength(sample.text), variants };
   } finally {
-    await lcBare?.close();
-    await bare?.close();
-    for (const v of running) {
-      await v.lc.close();
-      await v.cp.stop();
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await stopServers(lcBare, bare, running, dir);
   }
+}
+
+/** Stop the bare server, the CPs and their load clients; remove the run's directory. */
+export async function stopServers(lcBare: LoadClient | null, bare: BareServer | null, running: Running[], dir: string): Promise<void> {
+  await lcBare?.close();
+  await bare?.close();
+  for (const v of running) {
+    await v.lc.close();
+    await v.cp.stop();
+  }
+  rmSync(dir, { recursive: true, force: true });
 }

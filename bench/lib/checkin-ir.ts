@@ -16,13 +16,13 @@
  * timers run on wall time, which Valgrind stretches ≈ 50×: their intervals are stretched alike
  * (`TIMERS`), and `cpIdleIr` shows what is left of them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBareServer, type BareServer } from './bare-server.ts';
 import { CALLGRIND_NODE_ARGS, callgrindWrapper, dump, instructions, instrument, zero } from './callgrind.ts';
 import { loadBenchPki } from './certs.ts';
-import { checkinCounts, startVariant, steadyBodies, type Running } from './checkin-cpu.ts';
+import { checkinCounts, startVariant, steadyBodies, stopServers, type Running } from './checkin-cpu.ts';
 import { benchFleet, fleetNames, hostKeys } from './fleet.ts';
 import { MAX_HOSTS, sampleCheckin, writeLoadClientInit } from './load.ts';
 import { startLoadClient, type LoadClient, type PhaseSpec, type RequestTemplate } from './load-client.ts';
@@ -159,12 +159,6 @@ export async function runCheckinIr(o: CheckinIrOptions): Promise<CheckinIrResult
     });
     return { liveHosts: o.liveHosts, fleetHosts: o.fleetHosts, checkinsPerRound: o.connections * o.checkinsPerConnection, nodeArgs: CALLGRIND_NODE_ARGS, variants, wallMs: Math.round(performance.now() - started) };
   } finally {
-    await lcBare?.close();
-    await bare?.close();
-    for (const v of running) {
-      await v.lc.close();
-      await v.cp.stop();
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await stopServers(lcBare, bare, running, dir);
   }
 }
