@@ -1,7 +1,8 @@
 /**
  * Instructions per steady check-in against the bare Node mTLS server, both under callgrind
- * (bench/lib/checkin-ir.ts): a way to compare versions of the CP in counts that do not move with
- * the machine's load. Not issue 19's ≤ 1.5× figure: no kernel time is counted, so the shared TLS
+ * (bench/lib/checkin-ir.ts): counts that do not move with the machine's load — the bare server's
+ * repeat within 2–5 % — though the CP's still move with its own wall-clock work (reconcile pass,
+ * batched writes, V8's GC heuristics), which Valgrind stretches 50×. Not issue 19's ≤ 1.5× figure: no kernel time is counted, so the shared TLS
  * work weighs less and the ratio is higher than in CPU time (docs/performance.md, session 13).
  * Skipped when Valgrind is missing.
  *
