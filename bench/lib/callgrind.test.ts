@@ -28,8 +28,9 @@ test('output without totals or threads is refused, not read as zero', () => {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // Valgrind is on these machines; where it is not, this reports itself skipped, by name.
-const withValgrind = callgrindAvailable() ? test : test.skip;
-if (!callgrindAvailable()) console.log('skipped: a Node process under callgrind (valgrind is not installed)');
+const valgrind = callgrindAvailable();
+const withValgrind = valgrind ? test : test.skip;
+if (!valgrind) console.log('skipped: a Node process under callgrind (valgrind is not installed)');
 
 withValgrind('a Node process under the wrapper counts only while instrumented, from zero', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-callgrind-test-'));

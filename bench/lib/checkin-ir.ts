@@ -51,7 +51,7 @@ export type CheckinIrOptions = {
  * Per check-in: `cpIr`, `bareIr` and their ratio; `cpIdleIr`: what the CP counts idle for as long as
  * its window took, per check-in of the window (its timers; included in `cpIr`).
  */
-export type CheckinIrRound = { cpIr: number; bareIr: number; ratio: number; cpIdleIr: number; quietShare: number; cpErrors: number; bareErrors: number };
+export type CheckinIrRound = { cpIr: number; bareIr: number; ratio: number; cpIdleIr: number; quietShare: number };
 
 export type CheckinIrVariant = {
   label: string;
@@ -77,15 +77,17 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const spread = (xs: number[]): number => Math.round(((Math.max(...xs) - Math.min(...xs)) / median(xs)) * 1000) / 1000;
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Instructions of `pid` over one `count` phase of `lc`; the closes are let through before the read. */
-async function counted(pid: number, lc: LoadClient, phase: Extract<PhaseSpec, { kind: 'count' }>): Promise<{ ir: number; completed: number; errors: number; wallMs: number }> {
+/**
+ * One `count` phase of `lc` from zeroed counters, the closes let through; then `read` (the counts,
+ * or a dump). A phase with errors fails the run: the count would cover fewer check-ins.
+ */
+async function counted<T>(pid: number, lc: LoadClient, phase: Extract<PhaseSpec, { kind: 'count' }>, read: (pid: number) => T): Promise<{ read: T; completed: number; wallMs: number }> {
   zero(pid);
   const t0 = performance.now();
   const r = await lc.run(phase);
   if (r.errors > 0) throw new Error(`count phase: ${r.errors} errors: ${r.sampleErrors.join(' | ')}`);
   await pause(500);
-  const ir = instructions(pid);
-  return { ir, completed: r.completed, errors: r.errors, wallMs: performance.now() - t0 };
+  return { read: read(pid), completed: r.completed, wallMs: performance.now() - t0 };
 }
 
 /** Instructions of `pid` while no request comes, for up to 10 s, scaled to `ms`: its timers. */
@@ -130,23 +132,18 @@ export async function runCheckinIr(o: CheckinIrOptions): Promise<CheckinIrResult
     for (let i = 1; i <= o.rounds; i++) {
       for (const v of running) {
         const before = await checkinCounts(v.cp);
-        const c = await counted(v.cp.pid, v.lc, count(i));
+        const c = await counted(v.cp.pid, v.lc, count(i), instructions);
         const after = await checkinCounts(v.cp);
         const handled = after.all - before.all;
         const cpIdle = await idle(v.cp.pid, c.wallMs);
-        const b = await counted(bare.pid, lcBare, count(i));
-        const cpIr = Math.round(c.ir / Math.max(1, c.completed));
-        const bareIr = Math.round(b.ir / Math.max(1, b.completed));
-        rounds.get(v.label)!.push({ cpIr, bareIr, ratio: Math.round((cpIr / bareIr) * 1000) / 1000, cpIdleIr: Math.round(cpIdle / Math.max(1, c.completed)), quietShare: handled > 0 ? Math.round(((after.quiet - before.quiet) / handled) * 1000) / 1000 : Number.NaN, cpErrors: c.errors, bareErrors: b.errors });
+        const b = await counted(bare.pid, lcBare, count(i), instructions);
+        const cpIr = Math.round(c.read / Math.max(1, c.completed));
+        const bareIr = Math.round(b.read / Math.max(1, b.completed));
+        rounds.get(v.label)!.push({ cpIr, bareIr, ratio: Math.round((cpIr / bareIr) * 1000) / 1000, cpIdleIr: Math.round(cpIdle / Math.max(1, c.completed)), quietShare: handled > 0 ? Math.round(((after.quiet - before.quiet) / handled) * 1000) / 1000 : Number.NaN });
       }
     }
     if (o.dumpDir !== undefined) {
-      for (const s of servers) {
-        zero(s.pid);
-        await s.lc.run(count(o.rounds + 1));
-        await pause(500);
-        dump(s.pid, 'count');
-      }
+      for (const s of servers) await counted(s.pid, s.lc, count(o.rounds + 1), (pid) => dump(pid, 'count'));
     }
     const variants: CheckinIrVariant[] = running.map((v) => {
       const rs = rounds.get(v.label)!;

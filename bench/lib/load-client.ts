@@ -532,8 +532,9 @@ class Runner {
         const s = performance.now();
         const status = await this.request(client, spec.request, host, acc, true);
         if (status < 0) break;
-        acc.latencies.push(performance.now() - s);
-        if (n > 0) acc.reused.push(performance.now() - s);
+        const ms = performance.now() - s;
+        acc.latencies.push(ms);
+        if (n > 0) acc.reused.push(ms);
       }
       await client.close();
     };

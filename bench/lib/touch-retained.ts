@@ -7,15 +7,20 @@
  *
  * `node --expose-gc --import tsx bench/lib/touch-retained.ts`
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../control-plane/store/sqlite.ts';
 import { decodeCheckinRequest } from '../../protocol/api-parse.ts';
 import { fakeClosure, hostName } from '../../fixtures/artifacts.ts';
 const N = 10000;
-const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'ret-')), 'db.sqlite'));
-const heap = (): number => { (globalThis as any).gc(); (globalThis as any).gc(); return process.memoryUsage().heapUsed; };
+const dir = mkdtempSync(join(tmpdir(), 'nixfleet-touch-retained-'));
+const store = new SqliteStore(join(dir, 'db.sqlite'));
+const heap = (): number => {
+  globalThis.gc!();
+  globalThis.gc!();
+  return process.memoryUsage().heapUsed;
+};
 const bodies = Array.from({ length: N }, (_, i) => JSON.stringify({ hostname: hostName(i), currentClosure: fakeClosure(hostName(i), 1), bootId: `boot-${i}-0123456789abcdef`, agentVersion: 'bench', probes: [{ name: 'http', ok: true, observedAt: new Date().toISOString() }], failedUnits: [], lastOutcome: null }));
 const h0 = heap();
 for (let i = 0; i < N; i++) {
@@ -25,3 +30,4 @@ for (let i = 0; i < N; i++) {
 const h1 = heap();
 console.log(`retained per pending touch: ${Math.round((h1 - h0) / N)} B (body ${bodies[0]!.length} chars)`);
 store.close();
+rmSync(dir, { recursive: true, force: true });
