@@ -5,7 +5,8 @@
  * reconcile, apply, replace), operator releases, reloads and invalidations — every reconcile that
  * re-reads only the journaled changes equals a full read of the same state; and while the mirror's
  * epoch stays, every host's observation and rollout records are the objects they were (but for
- * the observations `touch` replaced), as quiet-checkins.ts relies on.
+ * the observations a fold of quiet check-ins' times replaced, each with its `PendingTouch.obs`), as
+ * quiet-checkins.ts relies on.
  */
 import fc from 'fast-check';
 import { suite } from 'uvu';
@@ -16,7 +17,7 @@ import { reconcile } from '../reconciler/reconcile.ts';
 import type { HostObservation, Observed, RolloutHost } from '../reconciler/types.ts';
 import { eventOf, fullRead, paramsArb } from '../fixtures/journal-testkit.ts';
 import { randomFleet, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
-import { ObservedMirror } from './mirror.ts';
+import { ObservedMirror, type PendingTouch } from './mirror.ts';
 import { SoakRestorer } from './soak-restore.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -50,6 +51,8 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
   let now = T0;
   // As quiet-checkins.ts keeps them: a host's observation and records as found in some epoch.
   const kept = new Map<string, { epoch: number; obs: HostObservation | undefined; records: RolloutHost[] }>();
+  // As quiet-checkins.ts keeps them: each host's quiet check-in time for the mirror.
+  const touches = new Map<string, PendingTouch>();
   const recordsIn = (o: Observed, h: string): RolloutHost[] => Object.values(o.rollouts).flatMap((r) => (r.state === 'Superseded' || r.hosts[h] === undefined ? [] : [r.hosts[h]!]));
   const differs = (o: Observed, what: string): string | null => {
     const got = JSON.stringify(reconcile(fleet, o, now));
@@ -58,6 +61,9 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
   };
   for (let step = 0; step < ops.length; step++) {
     const op = ops[step]!;
+    // Each touch's observation before the step: any fold in it (a pass, a check-in, a release, the
+    // last `peek`) may replace it.
+    const queued = new Map([...touches].map(([h, t]) => [h, t.obs]));
     const host = 'host' in op ? names[op.host % names.length]! : names[0]!;
     const rolloutId = idx.channels.get(fleet.hosts[host]!.channel)?.rolloutId ?? null;
     switch (op.k) {
@@ -69,13 +75,17 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
         break;
       }
       case 'quiet': {
-        // quiet-checkins.ts: only the check-in time of a host that checked in before.
-        const o = (mirror.peek() ?? (await mirror.get())).hosts[host];
+        // quiet-checkins.ts: only the check-in time of a host that checked in before, folded in later.
+        const o = (mirror.peekUnfolded() ?? (await mirror.get())).hosts[host];
+        let t = touches.get(host);
+        if (t !== undefined && t.obs !== o) t = undefined; // replaced since: quiet-checkins.ts decides in full again
         if (o !== undefined && o.lastCheckinMs !== null) {
-          const next = { ...o, lastCheckinMs: now };
-          mirror.touch(host, next);
-          const k = kept.get(host);
-          if (k !== undefined) k.obs = next;
+          if (t === undefined) {
+            touches.set(host, (t = { host, obs: o, atMs: now, queued: false }));
+            queued.set(host, o);
+          }
+          t.atMs = now;
+          mirror.touchLater(t);
         }
         break;
       }
@@ -114,8 +124,16 @@ async function play(p: RandomFleetParams, ops: Op[]): Promise<string | null> {
         break;
       }
     }
-    const m = mirror.peek();
+    const m = mirror.peek(); // folds the quiet check-ins' times in
     if (m !== null) {
+      // A fold replaces a host's observation with one carrying its latest time, and the touch's with it.
+      for (const [h, t] of touches) {
+        const was = queued.get(h)!;
+        if (t.obs === was) continue;
+        if (m.hosts[h] !== t.obs || t.obs.lastCheckinMs !== t.atMs || JSON.stringify({ ...was, lastCheckinMs: t.atMs }) !== JSON.stringify(t.obs)) return `step ${step}: ${h} folded wrong`;
+        const k = kept.get(h);
+        if (k !== undefined && k.epoch === mirror.epoch && k.obs === was) k.obs = t.obs;
+      }
       stored = structuredClone(m);
       const bad = differs(m, `step ${step} (mirror after ${op.k})`);
       if (bad !== null) return bad;

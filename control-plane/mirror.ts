@@ -9,18 +9,29 @@
  * hosts changed since the last one (issue 19): a load or reload starts a new one (the next pass
  * reads every host), `merge` notes its host, `replace` carries on the journal of the pass's result.
  */
-import { ensureJournal, noteDerived, noteInPlace, noteObservationInPlace, startJournal } from '../reconciler/journal.ts';
+import { ensureJournal, noteDerived, noteInPlace, startJournal, type ObservationNote } from '../reconciler/journal.ts';
 import type { HostObservation, Observed } from '../reconciler/types.ts';
 import type { Awaitable } from './store/types.ts';
+
+/**
+ * A quiet check-in's time not yet in the mirror (`touchLater`), in an object its owner keeps per
+ * host (quiet-checkins.ts) and updates in place: a quiet check-in allocates nothing here. `obs` is
+ * the host's observation in the mirror; `atMs` its latest check-in time; `queued` whether it waits
+ * in the mirror's queue.
+ */
+export type PendingTouch = { readonly host: string; obs: HostObservation; atMs: number; queued: boolean };
 
 export class ObservedMirror {
   private cache: Observed | null = null;
   private epochN = 0;
+  /** Quiet check-ins' times waiting to be folded in (`touchLater`), each host at most once. */
+  private queue: PendingTouch[] = [];
 
   /**
-   * Moves on with every change but `touch`: a load, `merge`, `replace`, `invalidate`. While it stays
-   * the same, every host's observation and rollout records are the very objects they were, except
-   * the observations `touch` replaced (quiet-checkins.ts checks a host's once per epoch).
+   * Moves on with every change but a quiet check-in's: a load, `merge`, `replace`, `invalidate`.
+   * While it stays the same, every host's observation and rollout records are the very objects they
+   * were, except the observations of `touchLater`'s hosts replaced when folded in, each with its
+   * `PendingTouch.obs` (quiet-checkins.ts checks a host's once per epoch).
    */
   get epoch(): number {
     return this.epochN;
@@ -30,7 +41,7 @@ export class ObservedMirror {
 
   /** The mirror (loaded from the store when empty). Do not mutate: use `merge` / `replace`. */
   async get(): Promise<Observed> {
-    if (this.cache !== null) return this.cache;
+    if (this.cache !== null) return this.peek()!;
     const loaded = toMirror(await this.load());
     // A concurrent load may have finished first: keep the one already in place.
     if (this.cache === null) {
@@ -41,8 +52,18 @@ export class ObservedMirror {
     return this.cache;
   }
 
-  /** The mirror if loaded, else null (the hot path: no await once warm). */
+  /** The mirror if loaded, else null (no await once warm), with every quiet check-in's time in it. */
   peek(): Observed | null {
+    const c = this.cache;
+    if (c !== null && this.queue.length > 0) this.fold(c);
+    return c;
+  }
+
+  /**
+   * The mirror as it is, the times `touchLater` queued not folded in: for the quiet check-in path
+   * only, which reads a host's time from its own `PendingTouch`.
+   */
+  peekUnfolded(): Observed | null {
     return this.cache;
   }
 
@@ -91,12 +112,36 @@ export class ObservedMirror {
     return { hosts, rollouts, quarantinedClosures: {}, pausedChannels: {}, lastConverged: {}, deferrals: {} };
   }
 
-  /** A quiet check-in (quiet-checkins.ts): the host's new observation, nothing else. No-op when not loaded. */
-  touch(h: string, obs: HostObservation): void {
-    const c = this.cache;
-    if (c === null) return;
-    c.hosts[h] = obs;
-    noteObservationInPlace(c, h, obs); // its observation only, with its value: the next pass re-reads no rollout record for it, nor looks the observation up
+  /**
+   * A quiet check-in at `t.atMs` (quiet-checkins.ts), folded in by the next `peek` or `get` — the
+   * next reconcile pass, full check-in or view: the host's observation with that check-in time, in
+   * one journal note (observations only) for all hosts folded at once. One new observation per host
+   * per fold, however often it checked in meanwhile (a
+   * host polling every second and a pass every 10 s: a tenth of the objects, none of them made on
+   * the request path). Skipped at the fold when the host's observation is no longer `t.obs` (a
+   * full check-in, a pass or a reload replaced it: the quiet path then decides in full again).
+   * Within an epoch, folding replaces only the observations of queued hosts, and `t.obs` with them.
+   */
+  touchLater(t: PendingTouch): void {
+    if (t.queued) return;
+    t.queued = true;
+    this.queue.push(t);
+  }
+
+  private fold(c: Observed): void {
+    const q = this.queue;
+    this.queue = [];
+    const notes: ObservationNote[] = [];
+    for (const t of q) {
+      t.queued = false;
+      const o = t.obs;
+      if (c.hosts[t.host] !== o || o.lastCheckinMs === t.atMs) continue;
+      const next: HostObservation = { ...o, lastCheckinMs: t.atMs };
+      c.hosts[t.host] = next;
+      t.obs = next;
+      notes.push([t.host, next]);
+    }
+    noteInPlace(c, [], notes); // observations only, with their values: the next pass re-reads no rollout record for them
   }
 
   /** Fold a one-host slice back into the mirror (host events change nothing else). No-op when not loaded. */

@@ -13,7 +13,9 @@
  * plus, read again each time, no pending dispatch or rollback instruction (the store), no soak to
  * restore, the same client certificate, and not back from offline. The answer is then what the
  * full decision would give (no target, no rollback), and the only changes are the check-in time
- * (in the mirror at once; a journal note for the next reconcile pass) and the row's check-in time
+ * in the mirror (kept in the host's entry and folded in by the mirror's next read other than this
+ * path's — the next pass, full check-in or view — with one journal note per host: `touchLater`)
+ * and the row's check-in time
  * and probe details, which the store keeps in memory and writes in batches (`Store.touchCheckin`):
  * reads see them at once; a crash loses at most the last batch's check-in times, far less than
  * `offlineAfterSecs`. A store shared by replicas (PostgreSQL) decides every check-in in full.
@@ -25,7 +27,7 @@ import type { ArtifactManager } from './artifacts.ts';
 import type { Config } from './config.ts';
 import type { PeerIdentity } from './identity.ts';
 import type { CpMetrics, Tally } from './metrics.ts';
-import type { ObservedMirror } from './mirror.ts';
+import type { ObservedMirror, PendingTouch } from './mirror.ts';
 import type { SoakRestorer } from './soak-restore.ts';
 import type { Store } from './store/types.ts';
 
@@ -39,8 +41,11 @@ export type QuietDeps = {
   now: () => number;
 };
 
-/** What a host's last full check-in read, kept when it could have been quiet. */
-type Entry = {
+/**
+ * What a host's last full check-in read, kept when it could have been quiet; also its quiet
+ * check-ins' time for the mirror (`PendingTouch`: `obs`, `atMs`, `queued`).
+ */
+type Entry = PendingTouch & {
   /**
    * The hostname as first kept (the map's key): the effects of a quiet check-in keep this string,
    * not the one just parsed from the body, so what outlives the request (the journal's note, the
@@ -50,7 +55,6 @@ type Entry = {
   inputs: DecisionInputs;
   certNotAfterMs: number | null;
   fleet: object;
-  obs: HostObservation;
   /** The host's record in each rollout that holds it and is not Superseded, in mirror order. */
   records: RolloutHost[];
   /** The mirror's epoch when `obs` and `records` were last found in it (-1: not yet). */
@@ -143,7 +147,7 @@ export class QuietCheckins {
   answer(peer: PeerIdentity, req: CheckinRequest, inputs: DecisionInputs): CheckinResponse | null {
     const h = req.hostname;
     const fleet = this.d.artifacts.fleet();
-    const mirror = this.d.mirror.peek();
+    const mirror = this.d.mirror.peekUnfolded();
     if (fleet === null || mirror === null || this.d.restorer.pending(h)) return null;
     const nowMs = this.d.now();
     const e = this.match(h, inputs, certNotAfter(peer), fleet, mirror, this.d.mirror.epoch, nowMs, this.d.config.offlineAfterSecs * 1000);
@@ -152,9 +156,8 @@ export class QuietCheckins {
     if (reads instanceof Promise || reads.pending !== null || reads.rollback !== null) return null;
     const head = this.d.store.auditHead();
     if (head instanceof Promise) return null;
-    const next: HostObservation = { ...e.obs, lastCheckinMs: nowMs };
-    this.d.mirror.touch(e.host, next);
-    e.obs = next;
+    e.atMs = nowMs;
+    this.d.mirror.touchLater(e);
     this.d.store.touchCheckin!(e.host, nowMs, req.probes);
     this.answered.inc();
     this.quietTally.inc();
@@ -174,7 +177,8 @@ export class QuietCheckins {
   remember(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, slice: Observed, obs: HostObservation): void {
     const records: RolloutHost[] = [];
     recordsOf(slice, h, records, null);
-    this.byHost.set(h, { host: h, inputs, certNotAfterMs, fleet, obs, records, epoch: -1 });
+    // A host that never checked in is not quiet (`match`): NaN fails every time comparison.
+    this.byHost.set(h, { host: h, obs, atMs: obs.lastCheckinMs ?? Number.NaN, queued: false, inputs, certNotAfterMs, fleet, records, epoch: -1 });
   }
 
   /** A full decision that was not quiet-eligible: the next check-in decides in full too. */
@@ -183,18 +187,19 @@ export class QuietCheckins {
   }
 
   /**
-   * The host's entry (its `obs` is the mirror's observation now), when a check-in with `inputs`
-   * decides nothing new against `mirror` (the caller checks the store's dispatches and the restorer).
-   * The observation and the records are looked up in the mirror once per mirror epoch: within one,
-   * only this class's `touch` replaces an observation, and it keeps the entry's in step.
+   * The host's entry (its `obs` is the mirror's observation now, its `atMs` its last check-in time),
+   * when a check-in with `inputs` decides nothing new against `mirror` (the caller checks the store's
+   * dispatches and the restorer). The observation and the records are looked up in the mirror once
+   * per mirror epoch: within one, only the folding of this class's `touchLater` replaces an
+   * observation, and it keeps the entry's in step.
    */
   private match(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, mirror: Observed, epoch: number, nowMs: number, offlineAfterMs: number): Entry | null {
     const e = this.byHost.get(h);
     if (e === undefined || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet || !sameInputs(e.inputs, inputs)) return null;
-    const obs = e.obs;
-    if (obs.lastCheckinMs === null || nowMs - obs.lastCheckinMs > offlineAfterMs || nowMs < obs.lastCheckinMs) return null;
+    const last = e.atMs;
+    if (!(nowMs - last <= offlineAfterMs) || nowMs < last) return null;
     if (e.epoch === epoch) return e;
-    if (mirror.hosts[h] !== obs || !recordsOf(mirror, h, null, e.records)) return null;
+    if (mirror.hosts[h] !== e.obs || !recordsOf(mirror, h, null, e.records)) return null;
     e.epoch = epoch;
     return e;
   }

@@ -9,11 +9,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { applyActions, applyHostEvents, approveRollout, clearQuarantine, pauseChannel, releaseHost, resumeChannel, emptyObserved } from './apply.ts';
 import { indexFleet } from './fleet-index.ts';
-import { changedBetween, changesBetween, noteDerived, type JournalChanges, noteInPlace, noteObservationInPlace, OBSERVATION_ONLY, startJournal, stampOf } from './journal.ts';
+import { changedBetween, changesBetween, noteDerived, noteInPlace, OBSERVATION_ONLY, startJournal, stampOf } from './journal.ts';
 import { reconcile } from './reconcile.ts';
 import { closureFor, makeFleet, makeObserved, oneChannelFleet, onlineHosts, randomFleet, type RandomFleetParams } from '../fixtures/reconciler-testkit.ts';
 import { eventOf, fleetVariants, fullRead, paramsArb } from '../fixtures/journal-testkit.ts';
-import type { HostObservation, Observed, ReconcileOptions } from './types.ts';
+import type { Observed, ReconcileOptions } from './types.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -172,33 +172,6 @@ props('an observation carried by a note is used until a later note without one (
     got.some((a) => a.kind === 'soak_host' && a.host === 'h2'),
     'h2 already runs its target: soaked, not dispatched (the carried observation said otherwise)',
   );
-});
-
-props('noteObservationInPlace notes what noteInPlace with one observation does, and drops a lineage it is not the newest of', () => {
-  const mk = (): Observed => makeObserved({ hosts: onlineHosts(['h1', 'h2'], T0) });
-  const [a, b] = [mk(), mk()];
-  startJournal(a);
-  startJournal(b);
-  const [a0, b0] = [stampOf(a), stampOf(b)];
-  const noted: HostObservation[] = [];
-  for (const [h, ms] of [['h2', 1], ['h1', 2], ['h2', 3]] as const) {
-    const obs = { ...a.hosts[h]!, lastCheckinMs: T0 + ms };
-    noted.push(obs);
-    a.hosts[h] = obs;
-    b.hosts[h] = obs;
-    noteInPlace(a, [], [[h, obs]]);
-    noteObservationInPlace(b, h, obs);
-  }
-  const [ca, cb] = [changesBetween(a0, stampOf(a))!, changesBetween(b0, stampOf(b))!];
-  const view = (c: JournalChanges): unknown => ({ names: c.names.slice(c.start, c.end), kinds: c.kinds.slice(c.start, c.end), values: c.values.slice(c.start, c.end) });
-  assert.equal(view(cb), view(ca));
-  assert.equal(view(cb), { names: ['h2', 'h1', 'h2'], kinds: [OBSERVATION_ONLY, OBSERVATION_ONLY, OBSERVATION_ONLY], values: noted });
-  assert.is(stampOf(b)!.step, stampOf(a)!.step);
-  const derived = { ...b };
-  noteDerived(derived, b, ['h1']);
-  noteObservationInPlace(b, 'h1', b.hosts['h1']!); // b is no longer the newest of its lineage
-  assert.is(stampOf(b), undefined, 'dropped');
-  assert.is(changedBetween(b0, stampOf(derived)), null, 'the lineage is poisoned: read in full');
 });
 
 props('hosts named like Object.prototype members, members or not, are re-read as any other', () => {

@@ -84,12 +84,6 @@ export class JournalLog {
     return this.endStep(inPlace, hosts === null);
   }
 
-  /** `append([], true, [[h, obs]])` without the arrays: one host's observation changed in place (a quiet check-in). */
-  appendObservationInPlace(h: string, obs: HostObservation): number {
-    this.push(h, OBSERVATION_ONLY, obs);
-    return this.endStep(true, false);
-  }
-
   /** Closes the step whose names were just pushed; returns its number. */
   private endStep(inPlace: boolean, wholesale: boolean): number {
     this.marks.push(this.names.length);
@@ -191,12 +185,6 @@ export function noteInPlace(o: Observed, hosts: Iterable<string> | null, observa
   if (Array.isArray(hosts) && hosts.length === 0 && observationsOnly.length === 0) return;
   const s = newestStamp(o);
   if (s !== undefined) stamps.set(o, { log: s.log, step: s.log.append(hosts, true, observationsOnly) });
-}
-
-/** `noteInPlace(o, [], [[h, obs]])` on the check-in path: no arrays built for the one note. */
-export function noteObservationInPlace(o: Observed, h: string, obs: HostObservation): void {
-  const s = newestStamp(o);
-  if (s !== undefined) stamps.set(o, { log: s.log, step: s.log.appendObservationInPlace(h, obs) });
 }
 
 /** The stamp of `o` when `o` is the newest value of its lineage; otherwise the lineage is dropped (undefined). */
