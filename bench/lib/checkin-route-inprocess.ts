@@ -13,8 +13,10 @@
  * included) in bytes per check-in.
  *
  * `HOSTS=10000 BATCH=8 ITERS=200000 node --expose-gc --import tsx bench/lib/checkin-route-inprocess.ts`
+ * (`PROF=FILE.cpuprofile`: a V8 CPU profile of the measured runs).
  */
 import { EventEmitter } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { makeEnv, startCp } from '../../fixtures/cp-testing.ts';
@@ -27,6 +29,8 @@ const N = Number(process.env['HOSTS'] ?? 10000);
 const BATCH = Number(process.env['BATCH'] ?? 8);
 const ITERS = Number(process.env['ITERS'] ?? 200000);
 const ALLOC = process.env['ALLOC'] === '1';
+/** Write a V8 CPU profile of the measured runs (not the first contacts nor the warm-up) here. */
+const PROF = process.env['PROF'];
 
 const env = await makeEnv('route-');
 const fleet = sampleFleet({ hosts: N, channels: ['stable', 'beta', 'edge', 'lts'], waves: 5, closures: true });
@@ -58,7 +62,9 @@ class Req extends EventEmitter {
     readonly socket: object,
   ) {
     super();
+    this.rawHeaders = Object.entries(headers).flat();
   }
+  readonly rawHeaders: string[];
 }
 
 function one(i: number): Promise<number> {
@@ -125,7 +131,18 @@ if (ALLOC) {
   console.log(JSON.stringify({ bytesPerCheckin: Math.round(total / iters), bySelf: top(byFn), byOwnFrame: top(byOurs) }, null, 1));
 } else {
   const rs: { wallUs: number; cpuUs: number }[] = [];
+  const s = PROF === undefined ? null : new Session();
+  if (s !== null) {
+    s.connect();
+    await post(s, 'Profiler.enable');
+    await post(s, 'Profiler.start');
+  }
   for (let r = 0; r < 5; r++) rs.push(await run(ITERS / 5));
+  if (s !== null) {
+    const { profile } = await post<{ profile: object }>(s, 'Profiler.stop');
+    s.disconnect();
+    writeFileSync(PROF!, JSON.stringify(profile));
+  }
   const quiet = /^nixfleet_checkins_quiet_total (\d+)/m.exec((await rc.cp.metrics.text()).body);
   console.log(JSON.stringify({ perCheckin: rs.map((x) => [Math.round(x.wallUs * 10) / 10, Math.round(x.cpuUs * 10) / 10]), quietCheckins: quiet === null ? null : Number(quiet[1]), notOk: bad }));
 }
