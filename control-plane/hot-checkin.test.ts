@@ -103,11 +103,15 @@ t('good check-ins: first contact, then steady ones, answered the same', async ()
   // A body the one-pass decoder leaves to the strict parser (protocol/decode.ts): an escape and a member it does not know.
   const escaped = JSON.stringify({ ...checkin(H0), newerAgentField: [1] }).replace('"bootId"', '"boot\\u0049d"');
   assert.is((await same('an escaped member name and an unknown member', { host: H0 }, post(escaped), true)).status, 200);
+  // The route reads its headers from rawHeaders: names in any case are the same headers.
+  assert.is((await same('header names in upper and mixed case', { host: H0 }, post(checkin(H0), { 'CONTENT-TYPE': 'application/json', 'X-NixFleet-Protocol': '1' }), true)).status, 200);
 });
 
 t('refusals before the body (handed to Hono by the route below it) and after it: the same answers, logs and metrics', async () => {
   const cases: [string, Parameters<typeof client>[1], (c: Client) => Promise<Reply>, string, boolean][] = [
     ['another protocol major', { host: H0 }, post(checkin(H0), { 'x-nixfleet-protocol': '2' }), 'UNSUPPORTED_PROTOCOL', false],
+    // Given twice, a header the route reads goes to Hono, which sees them joined ("1, 1").
+    ['the protocol header twice', { host: H0 }, post(checkin(H0), { 'x-nixfleet-protocol': ['1', '1'] } as unknown as Record<string, string>), 'UNSUPPORTED_PROTOCOL', false],
     ['an operator certificate', { operator: 'alice' }, post(checkin(H0)), 'FORBIDDEN_ROLE', false],
     ['a revoked certificate', { revokedHost: 'host-0003' }, post(checkin('host-0003')), 'CERT_REVOKED', false],
     ['a body over the limit', { host: H0 }, post(JSON.stringify({ ...checkin(H0), bootId: 'x'.repeat(5000) })), 'BODY_TOO_LARGE', false],
