@@ -42,7 +42,7 @@ import { planControlWrites, planObservedWrites } from './plan.ts';
 import type { OperatorApi } from './routes-operator.ts';
 import type { Observed } from '../reconciler/types.ts';
 import { parseTimestamp } from '../protocol/vocab.ts';
-import type { RolloutRow, Store } from './store/types.ts';
+import type { HostRow, RolloutRow, Store } from './store/types.ts';
 import { operatorCheckpoint, witnessesResponse } from './witnesses.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -280,9 +280,10 @@ export class OperatorService implements OperatorApi {
   }
 
   /** Issue 15: per host, the status of every runtime control of its channel's frameworks. */
-  async compliance(): Promise<ComplianceResponse> {
+  /** `rows`: the host rows when the caller read them already (a metrics scrape reads them once). */
+  async compliance(rows?: readonly HostRow[]): Promise<ComplianceResponse> {
     const fleet = this.fleet();
-    return complianceView(fleet, await this.d.store.allHosts(), await this.d.store.latestEvidence(), this.d.now(), this.d.config.complianceStaleAfterSecs);
+    return complianceView(fleet, rows ?? (await this.d.store.allHosts()), await this.d.store.latestEvidence(), this.d.now(), this.d.config.complianceStaleAfterSecs);
   }
 
   certificates(): CertificatesResponse {
