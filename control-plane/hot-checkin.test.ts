@@ -103,7 +103,7 @@ t('good check-ins: first contact, then steady ones, answered the same', async ()
   // A body the one-pass decoder leaves to the strict parser (protocol/decode.ts): an escape and a member it does not know.
   const escaped = JSON.stringify({ ...checkin(H0), newerAgentField: [1] }).replace('"bootId"', '"boot\\u0049d"');
   assert.is((await same('an escaped member name and an unknown member', { host: H0 }, post(escaped), true)).status, 200);
-  // The route reads its headers from rawHeaders: names in any case are the same headers.
+  // Header names in any case are the same headers (Node lower-cases them in req.headers).
   assert.is((await same('header names in upper and mixed case', { host: H0 }, post(checkin(H0), { 'CONTENT-TYPE': 'application/json', 'X-NixFleet-Protocol': '1' }), true)).status, 200);
 });
 

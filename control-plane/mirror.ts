@@ -116,9 +116,8 @@ export class ObservedMirror {
    * A quiet check-in at `t.atMs` (quiet-checkins.ts), folded in by the next `peek` or `get` — the
    * next reconcile pass, full check-in or view: the host's observation with that check-in time, in
    * one journal note (observations only) for all hosts folded at once. One new observation per host
-   * per fold, however often it checked in meanwhile (a
-   * host polling every second and a pass every 10 s: a tenth of the objects, none of them made on
-   * the request path). Skipped at the fold when the host's observation is no longer `t.obs` (a
+   * per fold, however often it checked in meanwhile (a host polling every second and a pass every
+   * 10 s: a tenth of the objects, none of them made on the request path). Skipped at the fold when the host's observation is no longer `t.obs` (a
    * full check-in, a pass or a reload replaced it: the quiet path then decides in full again).
    * Within an epoch, folding replaces only the observations of queued hosts, and `t.obs` with them.
    */

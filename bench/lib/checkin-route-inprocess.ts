@@ -62,9 +62,7 @@ class Req extends EventEmitter {
     readonly socket: object,
   ) {
     super();
-    this.rawHeaders = Object.entries(headers).flat();
   }
-  readonly rawHeaders: string[];
 }
 
 function one(i: number): Promise<number> {
