@@ -1,9 +1,11 @@
 /**
  * Instructions per steady check-in against the bare Node mTLS server, both under callgrind
  * (bench/lib/checkin-ir.ts): counts that do not move with the machine's load — the bare server's
- * repeat within 2–5 % — though the CP's still move with its own wall-clock work (reconcile pass,
- * batched writes, V8's GC heuristics), which Valgrind stretches 50×. Not issue 19's ≤ 1.5× figure: no kernel time is counted, so the shared TLS
- * work weighs less and the ratio is higher than in CPU time (docs/performance.md, session 13).
+ * repeat within 2–5 %. The CP's timers are stretched as Valgrind stretches wall time (50×), so its
+ * rounds repeat too: in an A/A run (session 15) two checkouts of the same code counted within
+ * 0.1–2 % of each other round by round. Compare versions round by round (`IR_AB`), not across
+ * runs. Not issue 19's ≤ 1.5× figure: no kernel time is counted, so the shared TLS work weighs
+ * less and the ratio is higher than in CPU time (docs/performance.md, session 13).
  * Skipped when Valgrind is missing.
  *
  * `IR_ROUNDS` (default 3), `IR_LIVE` (hosts that check in, default 2,000 — every first contact is a
