@@ -143,9 +143,9 @@ export class AgentService {
   /** `checkin`, with a quiet check-in's answer given at once rather than in a promise (hot-checkin.ts). */
   checkinNow(peer: PeerIdentity, req: CheckinRequest): CheckinResponse | Promise<CheckinResponse> {
     // Issue 19: one that changes nothing the CP decides on is answered at once (quiet-checkins.ts).
-    const inputs = this.quiet.inputsOf(req);
-    const quiet = inputs === null ? null : this.quiet.answer(peer, req, inputs);
+    const quiet = this.quiet.answer(peer, req);
     if (quiet !== null) return quiet;
+    const inputs = this.quiet.inputsOf(req);
     return this.retryOnConflict(() => this.checkinOnce(peer, req, inputs));
   }
 

@@ -34,6 +34,8 @@ export interface OpenApi {
   metricsText(): Promise<{ contentType: string; body: string }>;
   /** Called for every request that reached a handler or failed, for the metrics. */
   observeRequest?(route: string, status: number): void;
+  /** What `observeRequest(route, status)` counts into, kept by a route that answers that pair often. */
+  requestTally?(route: string, status: number): { inc(): void };
 }
 
 /** Everything the HTTP layer needs from the control plane (control-plane/service.ts). */

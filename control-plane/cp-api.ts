@@ -78,6 +78,7 @@ export function createCpApi(p: CpApiParts): CpService {
     isRevoked: (peer) => isRevoked(p.artifacts, peer),
     metricsText: () => p.metrics.text(),
     observeRequest: (route, status) => p.metrics.request(route, status),
+    requestTally: (route, status) => p.metrics.requestTally(route, status),
     whoami: (peer) => whoami(p.artifacts, peer, p.now()),
     enrolment: () => p.enrol,
     // Agent routes.

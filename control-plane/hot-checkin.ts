@@ -25,16 +25,22 @@ import { decodeJsonBody, errorResponse, issuerAccepted, parseJsonBody, protocolR
 export type NodeRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 const PROTOCOL = PROTOCOL_HEADER.toLowerCase();
+/** The answer's header names are written out in `reply`; this fails to compile if PROTOCOL_HEADER changes. */
+const HEADER_NAME: typeof PROTOCOL_HEADER = 'X-Nixfleet-Protocol';
 const EMPTY = Buffer.alloc(0);
 
 type Options = { service: CpService; pins: IssuerPins | undefined; maxBodyBytes: number; errors: ErrorPolicy; requestLog: Logger | null };
 
 /** One request taken by the route, once its body is read. */
-type Taken = { req: IncomingMessage; res: ServerResponse; peer: PeerIdentity; started: number };
+type Taken = { req: IncomingMessage; res: ServerResponse; peer: PeerIdentity; /** performance.now() when taken; -1: debug was off. */ started: number };
 
 export function hotCheckinRoute(o: Options): NodeRoute {
   const { service, pins, maxBodyBytes, errors, requestLog } = o;
   const observe = service.observeRequest?.bind(service);
+  // The answer nearly every check-in gets, counted without looking its tally up each time.
+  const ok = service.requestTally?.(ROUTES.checkin, 200) ?? null;
+  // The request line's fields, its time included, are only read when debug is on.
+  const debugOn = (): boolean => requestLog !== null && requestLog.enabled?.('debug') !== false;
   // Cheaper forms of `readiness().ready` and `checkin` (issue 19), when the service has them.
   const ready = service.isReady?.bind(service) ?? ((): boolean => service.readiness().ready);
   const decide = service.checkinNow?.bind(service) ?? service.checkin.bind(service);
@@ -52,12 +58,14 @@ export function hotCheckinRoute(o: Options): NodeRoute {
     }
     const text = lastText;
     const length = lastLength;
-    t.res.writeHead(status, extra === null ? { 'content-type': 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VERSION, 'content-length': length } : { 'content-type': 'application/json', [PROTOCOL_HEADER]: PROTOCOL_VERSION, ...extra, 'content-length': length });
+    // Literals without a computed name (PROTOCOL_HEADER's value, held to it by `HEADER_NAME`): V8
+    // builds them from a template.
+    t.res.writeHead(status, extra === null ? { 'content-type': 'application/json', 'X-Nixfleet-Protocol': PROTOCOL_VERSION, 'content-length': length } : { 'content-type': 'application/json', 'X-Nixfleet-Protocol': PROTOCOL_VERSION, ...extra, 'content-length': length });
     t.res.end(text);
-    observe?.(ROUTES.checkin, status);
-    // The request line is at debug: its fields are built only when that level is on.
-    if (requestLog !== null && requestLog.enabled?.('debug') !== false) {
-      requestLog.debug('http.request', { method: 'POST', route: ROUTES.checkin, status, ms: Math.round((performance.now() - t.started) * 10) / 10, peer: t.peer.cn, remote: t.req.socket.remoteAddress ?? null });
+    if (status === 200 && ok !== null) ok.inc();
+    else observe?.(ROUTES.checkin, status);
+    if (t.started >= 0 && debugOn()) {
+      requestLog!.debug('http.request', { method: 'POST', route: ROUTES.checkin, status, ms: Math.round((performance.now() - t.started) * 10) / 10, peer: t.peer.cn, remote: t.req.socket.remoteAddress ?? null });
     }
   };
   const fail = (t: Taken, e: unknown): void => {
@@ -90,7 +98,7 @@ export function hotCheckinRoute(o: Options): NodeRoute {
     if (Array.isArray(proto) || protocolRefusal(proto) !== null) return false;
     const peer = peerIdentity(req.socket as TLSSocket);
     if (peer === null || peer.role !== 'host' || (pins !== undefined && !issuerAccepted(pins, peer)) || service.isRevoked(peer) || !ready()) return false;
-    const t: Taken = { req, res, peer, started: performance.now() };
+    const t: Taken = { req, res, peer, started: debugOn() ? performance.now() : -1 };
     let first: Buffer | null = null;
     let chunks: Buffer[] | null = null;
     req.on('data', (c: Buffer) => {

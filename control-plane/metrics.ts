@@ -341,11 +341,16 @@ export class CpMetrics {
 
   /** One HTTP request by matched route pattern (bounded) and status; a tally each (the check-in path: no allocation). */
   request(route: string, status: number): void {
+    this.requestTally(route, status).inc();
+  }
+
+  /** The tally `request(route, status)` adds to, for a caller that counts one pair often (hot-checkin.ts). */
+  requestTally(route: string, status: number): Tally {
     let byStatus = this.requestChildren.get(route);
     if (byStatus === undefined) this.requestChildren.set(route, (byStatus = new Map()));
     let child = byStatus.get(status);
     if (child === undefined) byStatus.set(status, (child = this.requestTallies.add({ route, status: String(status) })));
-    child.inc();
+    return child;
   }
 
   /** A failed TLS handshake (server.ts `onTlsClientError`, via tls-failures.ts). */

@@ -91,11 +91,28 @@ export function decisionInputs(req: CheckinRequest): DecisionInputs | null {
 /** Whether two check-ins' decision inputs are the same. */
 export function sameInputs(a: DecisionInputs, b: DecisionInputs): boolean {
   if (a.closure !== b.closure || a.bootId !== b.bootId || a.agentVersion !== b.agentVersion || a.passing !== b.passing || a.rest !== b.rest) return false;
-  const x = a.failedUnits;
-  const y = b.failedUnits;
+  return sameUnits(a.failedUnits, b.failedUnits);
+}
+
+function sameUnits(x: readonly string[], y: readonly string[]): boolean {
   if (x.length !== y.length) return false;
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
+}
+
+/**
+ * `sameInputs(a, decisionInputs(req))`, false when `req` has none, without building them: the
+ * quiet path asks it for every check-in, and nearly every one is the same.
+ */
+export function sameAsInputs(a: DecisionInputs, req: CheckinRequest): boolean {
+  if (req.compliance !== undefined && req.compliance.length > 0) return false;
+  if (a.closure !== req.currentClosure || a.bootId !== req.bootId || a.agentVersion !== (req.agentVersion ?? null)) return false;
+  let passing = true;
+  for (const p of req.probes) if (!p.ok) passing = false;
+  if (a.passing !== passing || !sameUnits(a.failedUnits, req.failedUnits)) return false;
+  // The rare fields: absent in both, or the same digest.
+  const rare = req.lastOutcome !== null || (req.lastOutcomeSignature ?? null) !== null || req.pendingReboot === true || (req.lastConfirmed ?? null) !== null || req.auditWitness !== undefined;
+  return rare ? a.rest !== '' && a.rest === decisionInputs(req)!.rest : a.rest === '';
 }
 
 /** The host's rollout records a check-in decision reads (ObservedMirror.slice's rollouts). */
@@ -134,9 +151,14 @@ export class QuietCheckins {
     this.quietTally = d.metrics.quietCheckin();
   }
 
+  /** Whether any check-in may be quiet (not with a shared store, nor when switched off). */
+  private get enabled(): boolean {
+    return this.d.config.quietCheckins && !this.d.store.shared && this.d.store.touchCheckin !== undefined;
+  }
+
   /** The decision inputs of a check-in that may be quiet (null: decide it in full: a shared store, evidence). */
   inputsOf(req: CheckinRequest): DecisionInputs | null {
-    return !this.d.config.quietCheckins || this.d.store.shared || this.d.store.touchCheckin === undefined ? null : decisionInputs(req);
+    return this.enabled ? decisionInputs(req) : null;
   }
 
   /**
@@ -144,13 +166,14 @@ export class QuietCheckins {
    * the store's next batch); null: decide it in full. Answers in the same millisecond may be one
    * object: do not mutate it.
    */
-  answer(peer: PeerIdentity, req: CheckinRequest, inputs: DecisionInputs): CheckinResponse | null {
+  answer(peer: PeerIdentity, req: CheckinRequest): CheckinResponse | null {
+    if (!this.enabled) return null;
     const h = req.hostname;
     const fleet = this.d.artifacts.fleet();
     const mirror = this.d.mirror.peekUnfolded();
     if (fleet === null || mirror === null || this.d.restorer.pending(h)) return null;
     const nowMs = this.d.now();
-    const e = this.match(h, inputs, certNotAfter(peer), fleet, mirror, this.d.mirror.epoch, nowMs, this.d.config.offlineAfterSecs * 1000);
+    const e = this.match(h, req, certNotAfter(peer), fleet, mirror, this.d.mirror.epoch, nowMs, this.d.config.offlineAfterSecs * 1000);
     if (e === null) return null;
     const reads = this.d.store.checkinReads(h);
     if (reads instanceof Promise || reads.pending !== null || reads.rollback !== null) return null;
@@ -188,14 +211,14 @@ export class QuietCheckins {
 
   /**
    * The host's entry (its `obs` is the mirror's observation now, its `atMs` its last check-in time),
-   * when a check-in with `inputs` decides nothing new against `mirror` (the caller checks the store's
+   * when check-in `req` decides nothing new against `mirror` (the caller checks the store's
    * dispatches and the restorer). The observation and the records are looked up in the mirror once
    * per mirror epoch: within one, only the folding of this class's `touchLater` replaces an
    * observation, and it keeps the entry's in step.
    */
-  private match(h: string, inputs: DecisionInputs, certNotAfterMs: number | null, fleet: object, mirror: Observed, epoch: number, nowMs: number, offlineAfterMs: number): Entry | null {
+  private match(h: string, req: CheckinRequest, certNotAfterMs: number | null, fleet: object, mirror: Observed, epoch: number, nowMs: number, offlineAfterMs: number): Entry | null {
     const e = this.byHost.get(h);
-    if (e === undefined || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet || !sameInputs(e.inputs, inputs)) return null;
+    if (e === undefined || e.certNotAfterMs !== certNotAfterMs || e.fleet !== fleet || !sameAsInputs(e.inputs, req)) return null;
     const last = e.atMs;
     if (!(nowMs - last <= offlineAfterMs) || nowMs < last) return null;
     if (e.epoch === epoch) return e;
