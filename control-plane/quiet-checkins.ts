@@ -78,14 +78,28 @@ export type DecisionInputs = {
   readonly rest: string;
 };
 
-/** A check-in's decision inputs; null when it carries compliance evidence (never quiet). */
-export function decisionInputs(req: CheckinRequest): DecisionInputs | null {
-  if (req.compliance !== undefined && req.compliance.length > 0) return null;
+/** Whether a check-in carries compliance evidence (never quiet). */
+const hasEvidence = (req: CheckinRequest): boolean => req.compliance !== undefined && req.compliance.length > 0;
+
+/** The probes' verdict: every one ok. */
+function probesPassing(req: CheckinRequest): boolean {
   let passing = true;
   for (const p of req.probes) if (!p.ok) passing = false;
-  const rare = req.lastOutcome !== null || (req.lastOutcomeSignature ?? null) !== null || req.pendingReboot === true || (req.lastConfirmed ?? null) !== null || req.auditWitness !== undefined;
-  const rest = rare ? hash('sha256', JSON.stringify([req.lastOutcome, req.lastOutcomeSignature ?? null, req.pendingReboot === true, req.lastConfirmed ?? null, req.auditWitness ?? null]), 'base64') : '';
-  return { closure: req.currentClosure, bootId: req.bootId, agentVersion: req.agentVersion ?? null, passing, failedUnits: req.failedUnits, rest };
+  return passing;
+}
+
+/** Whether a check-in has any of the rare fields (kept as one digest, `DecisionInputs.rest`). */
+const hasRare = (req: CheckinRequest): boolean =>
+  req.lastOutcome !== null || (req.lastOutcomeSignature ?? null) !== null || req.pendingReboot === true || (req.lastConfirmed ?? null) !== null || req.auditWitness !== undefined;
+
+/** The digest of the rare fields ('' when all are absent). */
+const rareDigest = (req: CheckinRequest): string =>
+  hasRare(req) ? hash('sha256', JSON.stringify([req.lastOutcome, req.lastOutcomeSignature ?? null, req.pendingReboot === true, req.lastConfirmed ?? null, req.auditWitness ?? null]), 'base64') : '';
+
+/** A check-in's decision inputs; null when it carries compliance evidence (never quiet). */
+export function decisionInputs(req: CheckinRequest): DecisionInputs | null {
+  if (hasEvidence(req)) return null;
+  return { closure: req.currentClosure, bootId: req.bootId, agentVersion: req.agentVersion ?? null, passing: probesPassing(req), failedUnits: req.failedUnits, rest: rareDigest(req) };
 }
 
 /** Whether two check-ins' decision inputs are the same. */
@@ -105,14 +119,11 @@ function sameUnits(x: readonly string[], y: readonly string[]): boolean {
  * quiet path asks it for every check-in, and nearly every one is the same.
  */
 export function sameAsInputs(a: DecisionInputs, req: CheckinRequest): boolean {
-  if (req.compliance !== undefined && req.compliance.length > 0) return false;
+  if (hasEvidence(req)) return false;
   if (a.closure !== req.currentClosure || a.bootId !== req.bootId || a.agentVersion !== (req.agentVersion ?? null)) return false;
-  let passing = true;
-  for (const p of req.probes) if (!p.ok) passing = false;
-  if (a.passing !== passing || !sameUnits(a.failedUnits, req.failedUnits)) return false;
-  // The rare fields: absent in both, or the same digest.
-  const rare = req.lastOutcome !== null || (req.lastOutcomeSignature ?? null) !== null || req.pendingReboot === true || (req.lastConfirmed ?? null) !== null || req.auditWitness !== undefined;
-  return rare ? a.rest !== '' && a.rest === decisionInputs(req)!.rest : a.rest === '';
+  if (a.passing !== probesPassing(req) || !sameUnits(a.failedUnits, req.failedUnits)) return false;
+  // The rare fields: absent in both, or the same digest (computed only when the kept inputs have one).
+  return a.rest === '' ? !hasRare(req) : a.rest === rareDigest(req);
 }
 
 /** The host's rollout records a check-in decision reads (ObservedMirror.slice's rollouts). */
